@@ -1,0 +1,42 @@
+//! Owns the command line: argument parsing (clap), dispatch to the
+//! subcommands, how diagnostics and results are printed, and the mapping of
+//! outcomes to exit codes. Nothing below this module knows about clap.
+
+mod args;
+mod check;
+mod render;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command};
+
+use crate::exit_code;
+
+/// Runs conductor with the process's arguments; returns the exit code.
+pub fn run() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit_code::INVALID } else { exit_code::OK };
+        }
+    };
+    init_tracing();
+    match cli.command {
+        Command::Validate(a) => check::validate(&a),
+        Command::Plan(a) => check::plan(&a),
+        Command::Schema => {
+            print!("{}", crate::schema::workflow_schema_text());
+            exit_code::OK
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "conductor", &mut std::io::stdout());
+            exit_code::OK
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,215 @@
+//! Compiles one agent or gate node: merges its defaults, resolves its agents,
+//! registers and checks its prompt, and checks its fan-out source, globs and
+//! output schema.
+
+use std::path::Path;
+
+use super::builder::Builder;
+use super::program::{Action, DEFAULT_MAX_ITEMS, Node};
+use crate::diagnostic::{Code, Diagnostic, suggestion_help};
+use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prompt, Spanned};
+
+impl Builder {
+    /// Adds the node to the arena; `None` when it is too broken to plan.
+    #[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+    pub(super) fn node(
+        &mut self,
+        scope: usize,
+        local: &model::Node,
+        defaults: &Defaults,
+        needs: Vec<usize>,
+        needs_by_name: Vec<(String, usize)>,
+        fan_out_source: Option<usize>,
+        groups: &[usize],
+        siblings: &[model::Node],
+    ) -> Option<Node> {
+        let id = format!("{}{}", self.scopes[scope].prefix, local.id.value);
+        let stop = match (&local.stop, &defaults.stop) {
+            (Some(own), Some(base)) => own.merged_over(base),
+            (own, base) => own.clone().or_else(|| base.clone()).unwrap_or_default(),
+        };
+        let mut env = defaults.env.clone();
+        for (k, v) in &local.env {
+            env.retain(|(pk, _)| pk.value != k.value);
+            env.push((k.clone(), v.clone()));
+        }
+        let agent = local.agent.clone().or_else(|| defaults.agent.clone());
+        let fallback_agents = local.fallback_agents.clone().or_else(|| defaults.fallback_agents.clone()).unwrap_or_default();
+        let names: Vec<String> = needs_by_name.iter().map(|(n, _)| n.clone()).collect();
+        let action = if let Some(gate) = &local.gate {
+            self.check_gate(scope, gate, &names);
+            Action::Gate { expr: gate.clone() }
+        } else {
+            match &agent {
+                Some(a) => self.check_agent_name(scope, a),
+                None => self.diags.push(
+                    Diagnostic::error(Code::MissingKey, format!("node `{}` has no agent", local.id.value))
+                        .label(local.id.span, "no `agent` here or in the defaults")
+                        .help("set `agent` on the node, or in `[defaults]` for every node"),
+                ),
+            }
+            for f in &fallback_agents {
+                self.check_agent_name(scope, f);
+            }
+            for (axis, values) in &local.matrix {
+                if axis.value == "agent" {
+                    for v in values {
+                        if let Some(s) = v.value.as_str() {
+                            self.check_agent_name(scope, &Spanned::new(s.to_string(), v.span));
+                        }
+                    }
+                }
+            }
+            let prompt = local.prompt.as_ref()?;
+            let template = self.register_prompt(scope, &local.id.value, prompt)?;
+            let vars = match prompt {
+                Prompt::Template { vars, .. } => vars.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+                Prompt::Inline(_) => serde_json::Map::new(),
+            };
+            let has_item = local.for_each.is_some();
+            let has_matrix = !local.matrix.is_empty();
+            self.check_prompt_variables(scope, &template, &vars, &names, has_item, has_matrix);
+            Action::Prompt { template, vars }
+        };
+        if let Some(expr) = &stop.expr {
+            self.check_expression(scope, expr, None);
+        }
+        self.check_fan_out(local, siblings);
+        let workdir = local.workdir.clone().or_else(|| defaults.workdir.clone());
+        let inputs = local.inputs.clone().or_else(|| defaults.inputs.clone()).unwrap_or_default();
+        for g in &inputs {
+            self.check_glob(g);
+        }
+        if let Some(schema) = local.output.as_ref().and_then(|o| o.schema.as_ref()) {
+            self.check_schema_file(scope, schema);
+        }
+        Some(Node {
+            id,
+            scope,
+            span: local.id.span,
+            description: local.description.as_ref().map(|d| d.value.clone()),
+            needs,
+            needs_by_name,
+            action,
+            agent,
+            fallback_agents,
+            for_each: local.for_each.clone(),
+            fan_out_source,
+            matrix: local.matrix.clone(),
+            workdir,
+            inputs,
+            env,
+            on_failure: local.on_failure.as_ref().or(defaults.on_failure.as_ref()).map_or(OnFailure::Fail, |o| o.value),
+            stop,
+            output: local.output.clone(),
+            max_parallel: local.max_parallel.as_ref().or(defaults.max_parallel.as_ref()).map(|m| m.value),
+            max_items: local.max_items.as_ref().or(defaults.max_items.as_ref()).map_or(DEFAULT_MAX_ITEMS, |m| m.value),
+            groups: groups.to_vec(),
+        })
+    }
+
+    /// An agent name must be declared, or be a built-in preset. Templated
+    /// names are checked per instance when planning.
+    pub(super) fn check_agent_name(&mut self, scope: usize, name: &Spanned<String>) {
+        if is_templated(&name.value) || self.scopes[scope].agent(&name.value).is_some() || Agent::builtin(&name.value, name.span).is_some() {
+            return;
+        }
+        let declared: Vec<&str> = self.scopes[scope].agents.iter().map(|(n, _)| n.as_str()).chain(["claude", "codex", "gemini"]).collect();
+        self.diags.push(
+            Diagnostic::error(Code::UnknownAgent, format!("unknown agent `{}`", name.value))
+                .label(name.span, "not declared under `agents`")
+                .maybe_help(suggestion_help(&name.value, declared.iter().copied(), "the agents are")),
+        );
+    }
+
+    fn check_fan_out(&mut self, local: &model::Node, siblings: &[model::Node]) {
+        let sibling = |id: &str| siblings.iter().find(|n| n.id.value == id);
+        match &local.for_each {
+            Some(ForEach::Glob { glob }) => self.check_glob(glob),
+            Some(ForEach::From { from, path, lines }) => {
+                let lines_on = lines.as_ref().is_some_and(|l| l.value);
+                match (path, lines_on) {
+                    (Some(p), true) => self.diags.push(
+                        Diagnostic::error(Code::FanOut, "`for_each` sets both `path` and `lines`")
+                            .label(p.span, "take items from this JSON path")
+                            .help("keep `path` to read items from the JSON answer, or `lines = true` to read one item per line"),
+                    ),
+                    (None, false) => self.diags.push(
+                        Diagnostic::error(Code::FanOut, format!("`for_each` from `{}` says neither where the items are", from.value))
+                            .label(from.span, "items from this node's answer")
+                            .help("add `path = \"json.items\"` (a JSON answer) or `lines = true` (one item per line)"),
+                    ),
+                    (Some(p), false) => {
+                        if p.value != "json" && !p.value.starts_with("json.") {
+                            self.diags.push(
+                                Diagnostic::error(Code::FanOut, format!("`path` \"{}\" does not start with `json`", p.value))
+                                    .label(p.span, "not a path into the JSON answer")
+                                    .help("write a dotted path into the upstream node's JSON answer, such as `json.tasks` or `json.items.0.files`"),
+                            );
+                        }
+                        if let Some(src) = sibling(&from.value)
+                            && src.output.as_ref().is_none_or(|o| o.format.value != OutputFormat::Json)
+                        {
+                            self.diags.push(
+                                Diagnostic::error(Code::FanOut, format!("node `{}` does not produce JSON, so `path` cannot read items from it", from.value))
+                                    .label(p.span, "needs a JSON answer")
+                                    .label(src.id.span, "this node's answer is text")
+                                    .help(format!("add `output = {{ format = \"json\" }}` to node `{}`, or use `lines = true`", from.value)),
+                            );
+                        }
+                    }
+                    (None, true) => {}
+                }
+            }
+            Some(ForEach::EachOf { each_of }) => {
+                if let Some(src) = sibling(&each_of.value)
+                    && src.for_each.is_none()
+                    && src.matrix.is_empty()
+                {
+                    self.diags.push(
+                        Diagnostic::error(Code::FanOut, format!("node `{}` is not fanned out, so there is nothing to mirror", each_of.value))
+                            .label(each_of.span, "mirrors this node's instances")
+                            .label(src.id.span, "this node has one instance")
+                            .help("`each_of` mirrors a node that has `for_each` or `matrix`; to just wait for it, use `needs`"),
+                    );
+                }
+            }
+            Some(ForEach::Items(_)) | None => {}
+        }
+    }
+
+    pub(super) fn check_glob(&mut self, glob: &Spanned<String>) {
+        if is_templated(&glob.value) {
+            return;
+        }
+        if let Err(e) = globset::Glob::new(&glob.value) {
+            self.diags.push(
+                Diagnostic::error(Code::BadGlob, format!("`{}` is not a valid glob", glob.value))
+                    .label(glob.span, e.kind().to_string())
+                    .help("globs use `*`, `**`, `?`, `[abc]` and `{a,b}`, such as \"src/**/*.rs\""),
+            );
+        }
+    }
+
+    fn check_schema_file(&mut self, scope: usize, schema: &Spanned<String>) {
+        let path = self.scopes[scope].dir.join(&schema.value);
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read it: {e}"))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| format!("it is not JSON: {e}")));
+        if let Err(why) = parsed {
+            self.diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("output schema `{}`: {why}", schema.value))
+                    .label(schema.span, "this schema file")
+                    .help(format!("the path is relative to the workflow file's folder ({})", display_dir(&self.scopes[scope].dir))),
+            );
+        }
+    }
+}
+
+pub(super) fn is_templated(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+fn display_dir(dir: &Path) -> String {
+    crate::source::display_name(dir)
+}

@@ -1,0 +1,105 @@
+//! The compiled program: every node of the workflow and its sub-workflows in
+//! one arena, in dependency order, with defaults merged and names resolved.
+//! This is what `plan` expands into instances.
+
+use std::path::PathBuf;
+
+use crate::model::{Agent, ForEach, OnFailure, OutputSpec, Spanned, Stop, UserMap};
+use crate::prompt::Library;
+use crate::source::{FileId, Span};
+
+/// One workflow file as instantiated in this compile (the entry file, or a
+/// sub-workflow with its `with` params).
+#[derive(Debug)]
+pub struct Scope {
+    pub file: FileId,
+    /// The file's folder (absolute): paths written in the file are relative to it.
+    pub dir: PathBuf,
+    pub workflow: String,
+    /// `outer/` prefix of node ids in this scope; empty for the entry file.
+    pub prefix: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Agents visible here: the file's own, then the parent's.
+    pub agents: Vec<(String, Agent)>,
+    pub library: Library,
+    pub templates: minijinja::Environment<'static>,
+}
+
+impl Scope {
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+}
+
+/// What a node does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Run `agent` on the prompt template registered under this name in the scope's environment.
+    Prompt { template: String, vars: serde_json::Map<String, serde_json::Value> },
+    /// Evaluate this expression over `needs`.
+    Gate { expr: Spanned<String> },
+}
+
+/// One node of the flattened DAG.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Full id: `outer/inner` for sub-workflow nodes.
+    pub id: String,
+    pub scope: usize,
+    pub span: Span,
+    pub description: Option<String>,
+    /// Arena indices of the nodes this one waits for.
+    pub needs: Vec<usize>,
+    /// `needs["x"]` in templates: local name to the arena index of x's result.
+    pub needs_by_name: Vec<(String, usize)>,
+    pub action: Action,
+    pub agent: Option<Spanned<String>>,
+    pub fallback_agents: Vec<Spanned<String>>,
+    pub for_each: Option<ForEach>,
+    /// For `from`/`each_of` fan-out: the arena index of the source.
+    pub fan_out_source: Option<usize>,
+    pub matrix: UserMap<Vec<Spanned<serde_json::Value>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub inputs: Vec<Spanned<String>>,
+    pub env: UserMap<Spanned<String>>,
+    pub on_failure: OnFailure,
+    pub stop: Stop,
+    pub output: Option<OutputSpec>,
+    pub max_parallel: Option<u32>,
+    pub max_items: u32,
+    /// The sub-workflow node this node belongs to, innermost first.
+    pub groups: Vec<usize>,
+}
+
+/// A sub-workflow node: its inner nodes loop together under its `stop`.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    /// The sub-workflow file, relative to the entry file's folder.
+    pub file: String,
+    /// The arena index of the node whose result is the group's result.
+    pub result: usize,
+    pub stop: Option<Stop>,
+    pub success: Vec<String>,
+}
+
+/// A compiled workflow.
+#[derive(Debug)]
+pub struct Program {
+    pub name: String,
+    pub project: String,
+    pub root: Option<String>,
+    pub scopes: Vec<Scope>,
+    pub nodes: Vec<Node>,
+    pub groups: Vec<Group>,
+    pub success: Vec<String>,
+    pub budget_usd: Option<f64>,
+    pub max_agents: Option<u32>,
+    /// Inline prompt templates: (scope, template name) to the span of their text.
+    pub inline: std::collections::HashMap<(usize, String), crate::source::Span>,
+}
+
+/// Built-in limits (DESIGN §9.9).
+pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_600_000;
+pub const DEFAULT_MAX_ITEMS: u32 = 100;

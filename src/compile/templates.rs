@@ -1,0 +1,368 @@
+//! Template checks at compile time: registering prompts, following
+//! `include`/`import`/`extends` to missing files, the static check of the
+//! variables a template reads against the context it will get, gate and stop
+//! expressions, and turning minijinja errors into diagnostics that point into
+//! the right file.
+
+use std::collections::HashSet;
+
+use minijinja::ErrorKind;
+
+use super::builder::Builder;
+use super::paths::{display_rel, relative_to};
+use crate::diagnostic::{Code, Diagnostic, suggestion_help};
+use crate::model::{Prompt, Spanned};
+use crate::prompt::{self, PROMPT_GLOBALS, STRING_GLOBALS};
+use crate::source::{Span, Syntax};
+
+/// Names minijinja itself provides.
+const BUILTINS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self", "super", "caller", "varargs", "kwargs", "true", "false", "none"];
+
+/// What a template may read.
+#[derive(Debug)]
+pub(crate) struct Allowed<'a> {
+    pub globals: Vec<&'a str>,
+    pub params: Vec<&'a str>,
+    pub vars: Vec<&'a str>,
+    pub needs: Vec<&'a str>,
+}
+
+impl Builder {
+    /// Registers the node's prompt in its scope's environment and returns the
+    /// template name; reports syntax errors and missing files.
+    pub(super) fn register_prompt(&mut self, scope: usize, node: &str, prompt: &Prompt) -> Option<String> {
+        match prompt {
+            Prompt::Inline(text) => {
+                let name = format!("<{node} prompt>");
+                self.inline.insert((scope, name.clone()), text.span);
+                let result = self.scopes[scope].templates.add_template_owned(name.clone(), text.value.clone());
+                if let Err(e) = result {
+                    let d = self.template_error(scope, &e, text.span);
+                    self.diags.push(d);
+                    return None;
+                }
+                Some(name)
+            }
+            Prompt::Template { template, .. } => {
+                if self.scopes[scope].library.resolve(&template.value).is_none() {
+                    self.diags.push(self.not_found(scope, &template.value, template.span));
+                    return None;
+                }
+                let result = self.scopes[scope].templates.get_template(&template.value).map(|_| ());
+                if let Err(e) = result {
+                    let d = self.template_error(scope, &e, template.span);
+                    self.diags.push(d);
+                    return None;
+                }
+                Some(template.value.clone())
+            }
+        }
+    }
+
+    fn not_found(&self, scope: usize, name: &str, at: Span) -> Diagnostic {
+        let search: Vec<String> = self.scopes[scope]
+            .library
+            .search_path()
+            .iter()
+            .map(|d| format!("{}/", display_rel(&relative_to(d, &self.entry_dir))))
+            .collect();
+        Diagnostic::error(Code::TemplateNotFound, format!("template `{name}` not found"))
+            .label(at, "no such template")
+            .help(format!(
+                "templates are looked up in: {}; add the folder holding it to `[prompts] library`",
+                search.join(", ")
+            ))
+    }
+
+    /// Checks the variables of the prompt template and of every template it
+    /// pulls in, and that those templates exist.
+    pub(super) fn check_prompt_variables(
+        &mut self,
+        scope: usize,
+        template: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+        needs: &[String],
+        has_item: bool,
+        has_matrix: bool,
+    ) {
+        let params: Vec<String> = self.scopes[scope].params.keys().cloned().collect();
+        let mut globals: Vec<&str> = PROMPT_GLOBALS.to_vec();
+        if has_item {
+            globals.push("item");
+        }
+        if has_matrix {
+            globals.push("matrix");
+        }
+        let allowed = Allowed {
+            globals,
+            params: params.iter().map(String::as_str).collect(),
+            vars: vars.keys().map(String::as_str).collect(),
+            needs: needs.iter().map(String::as_str).collect(),
+        };
+        let mut seen = HashSet::new();
+        let mut queue = vec![(template.to_string(), None::<Span>)];
+        while let Some((name, named_at)) = queue.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let loaded = self.scopes[scope].templates.get_template(&name).map(|t| (prompt::undeclared(&t), t.source().to_string()));
+            let (names, source) = match loaded {
+                Ok(found) => found,
+                Err(e) => {
+                    let d = if e.kind() == ErrorKind::TemplateNotFound {
+                        self.not_found(scope, &name, named_at.unwrap_or_else(|| self.fallback_span(scope)))
+                    } else {
+                        self.template_error(scope, &e, named_at.unwrap_or_else(|| self.fallback_span(scope)))
+                    };
+                    self.diags.push(d);
+                    continue;
+                }
+            };
+            for var in names {
+                if let Some((message, help)) = undefined(&var, &allowed) {
+                    let span = self.span_in_template(scope, &name, &source, &var);
+                    self.diags.push(
+                        Diagnostic::error(Code::UndefinedVariable, message)
+                            .label(span, "undefined")
+                            .maybe_help(help),
+                    );
+                }
+            }
+            for referenced in prompt::referenced_templates(&source) {
+                let at = self.span_in_template(scope, &name, &source, &referenced);
+                queue.push((referenced, Some(at)));
+            }
+        }
+    }
+
+    /// A gate is an expression over `needs`, params and env.
+    pub(super) fn check_gate(&mut self, scope: usize, gate: &Spanned<String>, needs: &[String]) {
+        let params: Vec<String> = self.scopes[scope].params.keys().cloned().collect();
+        let allowed = Allowed {
+            globals: STRING_GLOBALS.iter().copied().chain(["needs"]).collect(),
+            params: params.iter().map(String::as_str).collect(),
+            vars: Vec::new(),
+            needs: needs.iter().map(String::as_str).collect(),
+        };
+        self.check_expression(scope, gate, Some(&allowed));
+    }
+
+    /// Syntax of an expression, and its variables when `allowed` is given.
+    pub(super) fn check_expression(&mut self, scope: usize, expr: &Spanned<String>, allowed: Option<&Allowed<'_>>) {
+        let compiled = self.scopes[scope].templates.compile_expression_owned(expr.value.clone()).map(|e| {
+            let mut v: Vec<String> = e.undeclared_variables(true).into_iter().collect();
+            v.sort();
+            v
+        });
+        match compiled {
+            Err(e) => {
+                let detail = e.detail().unwrap_or("invalid expression").to_string();
+                self.diags.push(
+                    Diagnostic::error(Code::BadExpression, format!("invalid expression: {detail}"))
+                        .label(expr.span, "in this expression")
+                        .help("write a minijinja expression, such as `needs.review.status == \"done\"`"),
+                );
+            }
+            Ok(names) => {
+                let Some(allowed) = allowed else { return };
+                for var in names {
+                    if let Some((message, help)) = undefined(&var, allowed) {
+                        self.diags.push(Diagnostic::error(Code::UndefinedVariable, message).label(expr.span, "in this expression").maybe_help(help));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renders a templated string of a node (not a prompt) over the string
+    /// context; reports errors at `span`.
+    pub(super) fn render_string(&mut self, scope: usize, node: &str, text: &str, span: Span, item: Option<&serde_json::Value>) -> Option<String> {
+        let ctx = string_context(&self.scopes[scope], node, item);
+        match self.scopes[scope].templates.render_str(text, prompt::context(&ctx)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let detail = e.detail().unwrap_or("cannot render").to_string();
+                let code = if e.kind() == ErrorKind::UndefinedError { Code::UndefinedVariable } else { Code::TemplateRender };
+                self.diags.push(
+                    Diagnostic::error(code, format!("cannot render `{text}`: {detail}"))
+                        .label(span, "in this value")
+                        .help(format!("strings may use {}", STRING_GLOBALS.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn template_error(&mut self, scope: usize, e: &minijinja::Error, fallback: Span) -> Diagnostic {
+        let mut locator = Locator { sources: &mut self.sources, scopes: &self.scopes, inline: &self.inline };
+        locator.template_error(scope, e, fallback)
+    }
+
+    fn locate(&mut self, scope: usize, name: &str, range: Option<std::ops::Range<usize>>, fallback: Span) -> Span {
+        let mut locator = Locator { sources: &mut self.sources, scopes: &self.scopes, inline: &self.inline };
+        locator.locate(scope, name, range, fallback)
+    }
+
+    /// Where `needle` (a variable or template name) first appears in a template.
+    fn span_in_template(&mut self, scope: usize, name: &str, source: &str, needle: &str) -> Span {
+        let fallback = self.fallback_span(scope);
+        let range = find_reference(source, needle);
+        self.locate(scope, name, range, fallback)
+    }
+
+    fn fallback_span(&self, scope: usize) -> Span {
+        Span::new(self.scopes[scope].file, 0..0)
+    }
+}
+
+/// The context of templated strings other than prompts.
+pub(crate) fn string_context(scope: &super::Scope, node: &str, item: Option<&serde_json::Value>) -> serde_json::Value {
+    let mut ctx = serde_json::Map::new();
+    ctx.insert("params".into(), serde_json::Value::Object(scope.params.clone()));
+    ctx.insert("vars".into(), serde_json::Value::Object(serde_json::Map::new()));
+    ctx.insert("env".into(), env_json());
+    ctx.insert("node".into(), serde_json::Value::from(node));
+    ctx.insert("workflow".into(), serde_json::Value::from(scope.workflow.as_str()));
+    if let Some(item) = item {
+        ctx.insert("item".into(), item.clone());
+    }
+    serde_json::Value::Object(ctx)
+}
+
+/// The process environment as a template value.
+pub(crate) fn env_json() -> serde_json::Value {
+    serde_json::Value::Object(std::env::vars().map(|(k, v)| (k, serde_json::Value::from(v))).collect())
+}
+
+/// Why a variable is not available, with a suggestion; `None` when it is.
+fn undefined(var: &str, allowed: &Allowed<'_>) -> Option<(String, Option<String>)> {
+    let mut parts = var.splitn(3, '.');
+    let top = parts.next().unwrap_or_default();
+    let second = parts.next();
+    if BUILTINS.contains(&top) {
+        return None;
+    }
+    if !allowed.globals.contains(&top) {
+        let help = suggestion_help(top, allowed.globals.iter().copied(), "a prompt can use");
+        let help = match top {
+            "item" => Some("`item` exists only in nodes with `for_each`".to_string()),
+            "matrix" => Some("`matrix` exists only in nodes with a `matrix`".to_string()),
+            _ => help,
+        };
+        return Some((format!("undefined variable `{top}`"), help));
+    }
+    let (list, what): (&[&str], &str) = match top {
+        "params" => (&allowed.params, "param"),
+        "vars" => (&allowed.vars, "var"),
+        "needs" => (&allowed.needs, "need"),
+        _ => return None,
+    };
+    let key = second?;
+    if list.contains(&key) {
+        return None;
+    }
+    let help = suggestion_help(key, list.iter().copied(), &format!("the {what}s are"))
+        .or_else(|| Some(format!("there are no {what}s here")));
+    let message = if top == "needs" {
+        format!("`needs.{key}` is not a need of this node")
+    } else {
+        format!("undefined {what} `{key}`")
+    };
+    let help = if top == "needs" { help.map(|h| format!("{h}; add `{key}` to the node's `needs` to use its result")) } else { help };
+    Some((message, help))
+}
+
+/// The first place `needle` (a dotted path like `params.repo`) is written.
+fn find_reference(source: &str, needle: &str) -> Option<std::ops::Range<usize>> {
+    if let Some(at) = source.find(needle) {
+        return Some(at..at + needle.len());
+    }
+    let mut parts = needle.split('.');
+    let top = parts.next()?;
+    let last = parts.next_back();
+    let at = last.and_then(|l| source.find(l)).or_else(|| source.find(top))?;
+    let len = last.map_or(top.len(), str::len);
+    Some(at..at + len)
+}
+
+fn line_range(source: &str, line: usize) -> Option<std::ops::Range<usize>> {
+    let start: usize = source.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let len = source.get(start..)?.lines().next().map_or(0, str::len);
+    Some(start..start + len)
+}
+
+/// Finds the file and span a template error points at. Shared by the compile
+/// checks and the plan-time renders.
+#[derive(Debug)]
+pub(crate) struct Locator<'a> {
+    pub sources: &'a mut crate::source::Sources,
+    pub scopes: &'a [super::Scope],
+    pub inline: &'a std::collections::HashMap<(usize, String), Span>,
+}
+
+impl Locator<'_> {
+    /// A minijinja error as a diagnostic in the file the error is in.
+    pub(crate) fn template_error(&mut self, scope: usize, e: &minijinja::Error, fallback: Span) -> Diagnostic {
+        let code = match e.kind() {
+            ErrorKind::SyntaxError => Code::TemplateSyntax,
+            ErrorKind::UndefinedError => Code::UndefinedVariable,
+            ErrorKind::TemplateNotFound => Code::TemplateNotFound,
+            _ => Code::TemplateRender,
+        };
+        let detail = e.detail().unwrap_or("template error").to_string();
+        let what = match code {
+            Code::TemplateSyntax => "template syntax error",
+            Code::UndefinedVariable => "undefined variable in template",
+            _ => "template error",
+        };
+        let span = e
+            .name()
+            .map(|name| {
+                let range = e.range().or_else(|| e.line().and_then(|l| line_range(e.template_source().unwrap_or(""), l)));
+                self.locate(scope, name, range, fallback)
+            })
+            .unwrap_or(fallback);
+        let help = match code {
+            Code::TemplateSyntax => "templates use minijinja (Jinja2) syntax: `{{ value }}`, `{% if .. %}..{% endif %}`",
+            Code::UndefinedVariable => "guard optional values with `{% if x is defined %}`; see docs/workflow-format.md for the template context",
+            _ => "see docs/workflow-format.md for templates",
+        };
+        Diagnostic::error(code, format!("{what}: {detail}")).label(span, detail).help(help)
+    }
+
+    /// The span of `range` within the template called `name`.
+    pub(crate) fn locate(&mut self, scope: usize, name: &str, range: Option<std::ops::Range<usize>>, fallback: Span) -> Span {
+        if let Some(&text_span) = self.inline.get(&(scope, name.to_string())) {
+            let Some(range) = range else { return text_span };
+            return self.inline_span(scope, name, text_span, range);
+        }
+        let Some(path) = self.scopes[scope].library.resolve(name) else {
+            return fallback;
+        };
+        let file = match self.sources.find(&path) {
+            Some(f) => f,
+            None => {
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    return fallback;
+                };
+                self.sources.add(path.clone(), crate::source::display_name(&path), text, Syntax::Text)
+            }
+        };
+        range.map_or(Span::new(file, 0..0), |r| Span::new(file, r))
+    }
+
+    /// Maps a range in an inline prompt's text to the workflow file, when the
+    /// text appears verbatim there (no escapes); else the whole string.
+    fn inline_span(&self, scope: usize, name: &str, text_span: Span, range: std::ops::Range<usize>) -> Span {
+        let raw = self.sources.slice(text_span);
+        let value = self.scopes[scope].templates.get_template(name).map(|t| t.source().to_string()).unwrap_or_default();
+        match raw.find(value.as_str()) {
+            Some(at) if !value.is_empty() => {
+                let base = text_span.offset() + at;
+                Span::new(text_span.file, base + range.start..base + range.end)
+            }
+            _ => text_span,
+        }
+    }
+
+}

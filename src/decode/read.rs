@@ -1,0 +1,301 @@
+//! The reading primitives the decoders share: typed reads of one value, and a
+//! table reader that reports the keys nobody asked for, with "did you mean".
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
+use crate::model::{Duration, Spanned, UserMap};
+use crate::schema;
+use crate::source::Syntax;
+use crate::syntax::{Key, Table, Value, ValueKind};
+
+/// Decoding context: where diagnostics go and how the file spells keys.
+#[derive(Debug)]
+pub struct Cx<'a> {
+    pub diags: &'a mut Diagnostics,
+    pub syntax: Syntax,
+}
+
+/// Reads a table whose allowed keys come from the schema definition `def`.
+#[derive(Debug)]
+pub(crate) struct Fields<'t> {
+    table: &'t Table,
+    allowed: Vec<&'t str>,
+    used: Vec<bool>,
+    what: String,
+}
+
+impl<'t> Fields<'t> {
+    pub(crate) fn new(table: &'t Table, def: &'static str, what: impl Into<String>) -> Self {
+        Self::with_keys(table, schema::keys(def).iter().map(String::as_str).collect(), what)
+    }
+
+    pub(crate) fn with_keys(table: &'t Table, allowed: Vec<&'t str>, what: impl Into<String>) -> Self {
+        Self {
+            table,
+            allowed,
+            used: vec![false; table.entries.len()],
+            what: what.into(),
+        }
+    }
+
+    /// The entry for `name`, marking it read.
+    pub(crate) fn get(&mut self, name: &str) -> Option<(&'t Key, &'t Value)> {
+        debug_assert!(self.allowed.contains(&name), "{name} is not in the schema of {}", self.what);
+        let i = self.table.entries.iter().position(|(k, _)| k.name == name)?;
+        self.used[i] = true;
+        let (k, v) = &self.table.entries[i];
+        Some((k, v))
+    }
+
+    /// Reports every key that was not read.
+    pub(crate) fn finish(self, cx: &mut Cx<'_>) {
+        for (i, (key, _)) in self.table.entries.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            let spelled: Vec<String> = self.allowed.iter().map(|k| cx.syntax.spell(k)).collect();
+            let help = suggestion_help(&key.spelled, spelled.iter().map(String::as_str), "allowed keys are");
+            cx.diags.push(
+                Diagnostic::error(
+                    Code::UnknownKey,
+                    format!("unknown key `{}` in {}", key.spelled, self.what),
+                )
+                .label(key.span, "not a key here")
+                .maybe_help(help),
+            );
+        }
+    }
+}
+
+impl Cx<'_> {
+    pub(crate) fn spell(&self, key: &str) -> String {
+        self.syntax.spell(key)
+    }
+
+    pub(crate) fn wrong_type(&mut self, key: &Key, value: &Value, expected: &str) {
+        self.diags.push(
+            Diagnostic::error(
+                Code::WrongType,
+                format!("`{}` must be {expected}, not {}", key.spelled, value.type_name()),
+            )
+            .label(value.span, format!("expected {expected}")),
+        );
+    }
+
+    pub(crate) fn invalid(&mut self, value: &Value, message: String, help: Option<String>) {
+        self.diags.push(
+            Diagnostic::error(Code::InvalidValue, message)
+                .label(value.span, "invalid value")
+                .maybe_help(help),
+        );
+    }
+
+    pub(crate) fn missing(&mut self, table: &Table, key: &str, what: &str, help: &str) {
+        let spelled = self.spell(key);
+        self.diags.push(
+            Diagnostic::error(Code::MissingKey, format!("{what} has no `{spelled}`"))
+                .label(table.span, format!("`{spelled}` is required here"))
+                .help(help.to_string()),
+        );
+    }
+
+    pub(crate) fn table<'v>(&mut self, key: &Key, value: &'v Value) -> Option<&'v Table> {
+        if let ValueKind::Table(t) = &value.kind {
+            Some(t)
+        } else {
+            self.wrong_type(key, value, "a table");
+            None
+        }
+    }
+
+    pub(crate) fn string(&mut self, key: &Key, value: &Value) -> Option<Spanned<String>> {
+        if let ValueKind::String(s) = &value.kind {
+            Some(Spanned::new(s.clone(), value.span))
+        } else {
+            self.wrong_type(key, value, "a string");
+            None
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, key: &Key, value: &Value) -> Option<Spanned<bool>> {
+        if let ValueKind::Bool(b) = value.kind {
+            Some(Spanned::new(b, value.span))
+        } else {
+            self.wrong_type(key, value, "a boolean (`true` or `false`)");
+            None
+        }
+    }
+
+    pub(crate) fn integer(&mut self, key: &Key, value: &Value) -> Option<Spanned<i64>> {
+        if let ValueKind::Integer(i) = value.kind {
+            Some(Spanned::new(i, value.span))
+        } else {
+            self.wrong_type(key, value, "an integer");
+            None
+        }
+    }
+
+    /// A count of at least 1 (iterations, parallelism, items).
+    pub(crate) fn count(&mut self, key: &Key, value: &Value) -> Option<Spanned<u32>> {
+        let i = self.integer(key, value)?;
+        match u32::try_from(i.value) {
+            Ok(n) if n >= 1 => Some(Spanned::new(n, i.span)),
+            _ => {
+                self.invalid(
+                    value,
+                    format!("`{}` must be a whole number of at least 1, not {}", key.spelled, i.value),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn big_count(&mut self, key: &Key, value: &Value) -> Option<Spanned<u64>> {
+        let i = self.integer(key, value)?;
+        match u64::try_from(i.value) {
+            Ok(n) if n >= 1 => Some(Spanned::new(n, i.span)),
+            _ => {
+                self.invalid(
+                    value,
+                    format!("`{}` must be a whole number of at least 1, not {}", key.spelled, i.value),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A positive amount of money (integers allowed: `budget_usd = 5`).
+    pub(crate) fn money(&mut self, key: &Key, value: &Value) -> Option<Spanned<f64>> {
+        #[expect(clippy::cast_precision_loss, reason = "budgets are small numbers")]
+        let n = match value.kind {
+            ValueKind::Float(f) => f,
+            ValueKind::Integer(i) => i as f64,
+            _ => {
+                self.wrong_type(key, value, "a number");
+                return None;
+            }
+        };
+        if n.is_finite() && n > 0.0 {
+            Some(Spanned::new(n, value.span))
+        } else {
+            self.invalid(
+                value,
+                format!("`{}` must be a number greater than 0", key.spelled),
+                None,
+            );
+            None
+        }
+    }
+
+    pub(crate) fn string_list(&mut self, key: &Key, value: &Value) -> Option<Vec<Spanned<String>>> {
+        let ValueKind::Array(items) = &value.kind else {
+            self.wrong_type(key, value, "a list of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match &item.kind {
+                ValueKind::String(s) => out.push(Spanned::new(s.clone(), item.span)),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::WrongType,
+                            format!(
+                                "every item of `{}` must be a string, not {}",
+                                key.spelled,
+                                item.type_name()
+                            ),
+                        )
+                        .label(item.span, "expected a string"),
+                    );
+                }
+            }
+        }
+        Some(out)
+    }
+
+    pub(crate) fn duration(&mut self, key: &Key, value: &Value) -> Option<Spanned<Duration>> {
+        let text = self.string(key, value)?;
+        match Duration::parse(&text.value) {
+            Ok(d) => Some(Spanned::new(d, value.span)),
+            Err(why) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::BadDuration,
+                        format!("`{}` is not a valid duration: {why}", key.spelled),
+                    )
+                    .label(value.span, "not a duration")
+                    .help("write a duration such as \"90s\", \"30m\" or \"1h 30m\""),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn regex(&mut self, key: &Key, value: &Value) -> Option<Spanned<String>> {
+        let text = self.string(key, value)?;
+        match regex::Regex::new(&text.value) {
+            Ok(_) => Some(text),
+            Err(e) => {
+                let why = e.to_string();
+                let last = why.lines().last().unwrap_or("invalid regex").trim().to_string();
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::BadRegex,
+                        format!("`{}` is not a valid regular expression", key.spelled),
+                    )
+                    .label(value.span, last)
+                    .help("the syntax is Rust's `regex` crate; escape literal characters such as `(` as `\\(`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        key: &Key,
+        value: &Value,
+        all: &[(&'static str, T)],
+    ) -> Option<Spanned<T>> {
+        let text = self.string(key, value)?;
+        if let Some((_, v)) = all.iter().find(|(n, _)| *n == text.value) {
+            return Some(Spanned::new(*v, value.span));
+        }
+        let names = all.iter().map(|(n, _)| *n);
+        let help = suggestion_help(&text.value, names, "choose one of");
+        self.invalid(
+            value,
+            format!("`{}` cannot be \"{}\"", key.spelled, text.value),
+            help,
+        );
+        None
+    }
+
+    /// A table of user-chosen keys to strings (env).
+    pub(crate) fn string_map(&mut self, key: &Key, value: &Value) -> UserMap<Spanned<String>> {
+        let Some(t) = self.table(key, value) else {
+            return Vec::new();
+        };
+        t.entries
+            .iter()
+            .filter_map(|(k, v)| {
+                let s = self.string(k, v)?;
+                Some((Spanned::new(k.name.clone(), k.span), s))
+            })
+            .collect()
+    }
+
+    /// A table of user-chosen keys to any values (vars, with).
+    pub(crate) fn value_map(&mut self, key: &Key, value: &Value) -> UserMap<Spanned<serde_json::Value>> {
+        let Some(t) = self.table(key, value) else {
+            return Vec::new();
+        };
+        t.entries
+            .iter()
+            .map(|(k, v)| (Spanned::new(k.name.clone(), k.span), Spanned::new(v.to_json(), v.span)))
+            .collect()
+    }
+}

@@ -1,0 +1,86 @@
+//! Small value types shared by the model: a value with its span, a parsed
+//! duration that remembers how it was written, and user-keyed maps.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::source::Span;
+
+/// A value and where the user wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Self { value, span }
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A duration such as `30m`, `1h 30m` or `10s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration {
+    pub millis: u64,
+}
+
+impl Duration {
+    /// Parses the friendly forms (`90s`, `30m`, `1h 30m`, `2 hours`), and plain
+    /// ISO 8601 (`PT30M`). Zero and negative durations are refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parsed: jiff::SignedDuration = text
+            .trim()
+            .parse()
+            .map_err(|e: jiff::Error| e.to_string())?;
+        if parsed.is_negative() || parsed.is_zero() {
+            return Err("a duration must be greater than zero".to_string());
+        }
+        let millis = u64::try_from(parsed.as_millis()).map_err(|_| "duration too long".to_string())?;
+        Ok(Self { millis })
+    }
+
+    /// Canonical text (`1h 30m`), so that equal durations print the same
+    /// whichever way they were written.
+    pub fn to_text(self) -> String {
+        let d = jiff::SignedDuration::from_millis(i64::try_from(self.millis).unwrap_or(i64::MAX));
+        format!("{d:#}")
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as `90s`, `30m` or `1h 30m`.",
+            "examples": ["30m", "1h 30m", "10s"]
+        })
+    }
+}
+
+/// A map whose keys the user chose (params, vars, env, with): kept in the
+/// order written, keys never converted between syntaxes.
+pub type UserMap<T> = Vec<(Spanned<String>, T)>;

@@ -1,0 +1,461 @@
+//! Expands a program into instances, node by node in dependency order.
+
+use std::collections::HashSet;
+
+use minijinja::{Value, context};
+use petgraph::graph::DiGraph;
+
+use super::expand::{glob_items, instance_key, matrix_combos};
+use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, WorstCase};
+use crate::compile::paths::{normalize, rebase};
+use crate::compile::{Action, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Locator, Node, Program, env_json};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
+use crate::model::{Agent, Duration, ForEach, OutputFormat, Spanned, Stop};
+use crate::prompt::{self, Placeholder};
+use crate::source::{Sources, Span};
+
+/// What to include.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Render each instance's first prompt into the plan.
+    pub show_prompts: bool,
+}
+
+/// One static or run-time instance of a node, before it is written out.
+#[derive(Debug, Clone)]
+struct Slot {
+    item: Option<serde_json::Value>,
+    /// Index into the plan's instances.
+    at: usize,
+}
+
+#[derive(Debug)]
+struct Planner<'a> {
+    program: &'a Program,
+    sources: &'a mut Sources,
+    diags: Diagnostics,
+    seen: HashSet<(Code, String, u32, u32)>,
+    instances: Vec<Instance>,
+    slots: Vec<Vec<Slot>>,
+    runtime: Vec<bool>,
+    env: Value,
+    show_prompts: bool,
+}
+
+/// Expands `program`; diagnostics are the problems only visible per instance
+/// (templated agent names, render errors, empty globs).
+pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (Plan, Diagnostics) {
+    let mut p = Planner {
+        program,
+        sources,
+        diags: Diagnostics::new(),
+        seen: HashSet::new(),
+        instances: Vec::new(),
+        slots: Vec::with_capacity(program.nodes.len()),
+        runtime: Vec::with_capacity(program.nodes.len()),
+        env: prompt::context(&env_json()),
+        show_prompts: options.show_prompts,
+    };
+    for (i, node) in program.nodes.iter().enumerate() {
+        p.node(i, node);
+    }
+    let mut graph = DiGraph::with_capacity(p.instances.len(), 0);
+    let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
+    let by_key: std::collections::HashMap<&str, usize> = p.instances.iter().enumerate().map(|(i, inst)| (inst.key.as_str(), i)).collect();
+    for (i, inst) in p.instances.iter().enumerate() {
+        for need in &inst.needs {
+            if let Some(&j) = by_key.get(need.as_str()) {
+                graph.add_edge(idx[j], idx[i], ());
+            }
+        }
+    }
+    let worst_case = worst_case(program, &p.instances);
+    let sub_workflows = program
+        .groups
+        .iter()
+        .map(|g| GroupPlan {
+            id: g.id.clone(),
+            file: g.file.clone(),
+            result: program.nodes.get(g.result).map(|n| n.id.clone()).unwrap_or_default(),
+            max_iterations: group_iterations(g.stop.as_ref()),
+            success: g.success.clone(),
+        })
+        .collect();
+    let plan = Plan {
+        format_version: 1,
+        workflow: program.name.clone(),
+        project: program.project.clone(),
+        params: program.scopes.first().map(|s| s.params.clone()).unwrap_or_default(),
+        instances: p.instances,
+        sub_workflows,
+        success: program.success.clone(),
+        worst_case,
+        graph,
+    };
+    (plan, p.diags)
+}
+
+fn group_iterations(stop: Option<&Stop>) -> u32 {
+    stop.map_or(1, |s| s.max_iterations.as_ref().map_or(DEFAULT_MAX_ITERATIONS, |m| m.value))
+}
+
+impl Planner<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        let span = d.labels.first().map_or((0, 0), |l| (l.span.file.0, l.span.start));
+        if self.seen.insert((d.code, d.message.clone(), span.0, span.1)) {
+            self.diags.push(d);
+        }
+    }
+
+    fn node(&mut self, i: usize, node: &Node) {
+        let scope = &self.program.scopes[node.scope];
+        let entry_dir = self.program.scopes.first().map(|s| s.dir.clone()).unwrap_or_default();
+        let workdir_local = match &node.workdir {
+            Some(w) => self.render(node, &w.value, w.span, None, None).unwrap_or_else(|| w.value.clone()),
+            None => ".".to_string(),
+        };
+        let workdir = rebase(&workdir_local, &scope.dir, &entry_dir);
+        let mut runtime = false;
+        let items: Vec<Option<serde_json::Value>> = match &node.for_each {
+            None => vec![None],
+            Some(ForEach::Items(list)) => list
+                .iter()
+                .map(|v| match v.value.as_str() {
+                    Some(s) if s.contains("{{") => Some(serde_json::Value::from(self.render(node, s, v.span, None, None).unwrap_or_else(|| s.to_string()))),
+                    _ => Some(v.value.clone()),
+                })
+                .collect(),
+            Some(ForEach::Glob { glob }) => {
+                let pattern = self.render(node, &glob.value, glob.span, None, None).unwrap_or_else(|| glob.value.clone());
+                let base = normalize(&scope.dir.join(&workdir_local));
+                match glob_items(&base, &pattern) {
+                    Ok(found) if !found.is_empty() => found.into_iter().map(|f| Some(serde_json::Value::from(f))).collect(),
+                    Ok(_) => {
+                        self.push(
+                            Diagnostic::warning(Code::EmptyFanOut, format!("`{pattern}` matches no file in {workdir}: node `{}` has no instances", node.id))
+                                .label(glob.span, "matches nothing")
+                                .help("the glob is relative to the node's workdir; check both"),
+                        );
+                        Vec::new()
+                    }
+                    Err(why) => {
+                        self.push(Diagnostic::error(Code::FanOut, format!("cannot expand `{pattern}`: {why}")).label(glob.span, "this glob"));
+                        Vec::new()
+                    }
+                }
+            }
+            Some(ForEach::From { .. }) => {
+                runtime = true;
+                Vec::new()
+            }
+            Some(ForEach::EachOf { .. }) => match node.fan_out_source {
+                Some(src) if !self.runtime[src] => self.slots[src].iter().map(|s| s.item.clone()).collect(),
+                _ => {
+                    runtime = true;
+                    Vec::new()
+                }
+            },
+        };
+        let axes: Vec<(String, Vec<serde_json::Value>)> = node.matrix.iter().map(|(k, vs)| (k.value.clone(), vs.iter().map(|v| v.value.clone()).collect())).collect();
+        let combos = matrix_combos(&axes);
+        let mut slots = Vec::new();
+        if runtime {
+            let at = self.instances.len();
+            let inst = self.instance(node, None, None, &workdir, true);
+            self.instances.push(inst);
+            slots.push(Slot { item: None, at });
+        } else {
+            for item in &items {
+                for combo in &combos {
+                    let matrix = (!combo.is_empty()).then(|| combo.clone());
+                    let at = self.instances.len();
+                    let inst = self.instance(node, item.as_ref(), matrix.as_ref(), &workdir, false);
+                    self.instances.push(inst);
+                    slots.push(Slot { item: item.clone(), at });
+                }
+            }
+        }
+        debug_assert_eq!(self.slots.len(), i);
+        self.slots.push(slots);
+        self.runtime.push(runtime);
+    }
+
+    fn instance(&mut self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>, workdir: &str, runtime: bool) -> Instance {
+        let key = if runtime { format!("{}[*]", node.id) } else { instance_key(&node.id, item, matrix) };
+        let needs = self.needs_keys(node, item);
+        let stop = match &node.action {
+            Action::Gate { .. } => None,
+            Action::Prompt { .. } => Some(node.stop.clone()),
+        };
+        let agent = stop.as_ref().map(|_| self.agent_for(node, item, matrix));
+        let kind = match (&node.action, agent) {
+            (Action::Gate { expr }, _) => InstanceKind::Gate { expr: expr.value.clone() },
+            (Action::Prompt { .. }, Some((agent, kind_is_process))) => {
+                let stop = stop_plan(&node.stop, kind_is_process, |s| self.render_opt(node, s, item));
+                if runtime {
+                    let (from, path, lines) = match &node.for_each {
+                        Some(ForEach::From { from, path, lines }) => (from.value.clone(), path.as_ref().map(|p| p.value.clone()), lines.as_ref().is_some_and(|l| l.value)),
+                        Some(ForEach::EachOf { each_of }) => (each_of.value.clone(), None, false),
+                        _ => (String::new(), None, false),
+                    };
+                    InstanceKind::FanOut { from, path, lines, max_items: node.max_items, agent, stop }
+                } else {
+                    let fallback_agents = node
+                        .fallback_agents
+                        .iter()
+                        .filter_map(|f| {
+                            let name = self.render(node, &f.value, f.span, item, matrix)?;
+                            self.resolve_agent(node, &name, f.span, None).map(|(a, _)| a)
+                        })
+                        .collect();
+                    InstanceKind::Agent { agent, fallback_agents, stop }
+                }
+            }
+            (Action::Prompt { .. }, None) => InstanceKind::Gate { expr: String::new() },
+        };
+        let inputs = node.inputs.iter().map(|g| self.render(node, &g.value, g.span, item, matrix).unwrap_or_else(|| g.value.clone())).collect();
+        let env = node
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), serde_json::Value::from(self.render(node, &v.value, v.span, item, matrix).unwrap_or_else(|| v.value.clone()))))
+            .collect();
+        let prompt = match &node.action {
+            Action::Prompt { template, vars } if !runtime => self.render_prompt(node, template, vars, item, matrix),
+            _ => None,
+        };
+        Instance {
+            key,
+            node: node.id.clone(),
+            description: node.description.clone(),
+            item: item.cloned(),
+            matrix: matrix.cloned(),
+            needs,
+            kind,
+            workdir: workdir.to_string(),
+            inputs,
+            env,
+            on_failure: node.on_failure.as_str(),
+            max_parallel: node.max_parallel,
+            groups: node.groups.iter().map(|&g| self.program.groups[g].id.clone()).collect(),
+            prompt: prompt.filter(|_| self.show_prompts),
+        }
+    }
+
+    /// Upstream instance keys; a mirrored (`each_of`) source contributes only
+    /// the instance with the same item.
+    fn needs_keys(&self, node: &Node, item: Option<&serde_json::Value>) -> Vec<String> {
+        let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
+        let mut keys = Vec::new();
+        for &j in &node.needs {
+            for s in &self.slots[j] {
+                if mirrored && Some(j) == node.fan_out_source && !self.runtime[j] && s.item.as_ref() != item {
+                    continue;
+                }
+                keys.push(self.instances[s.at].key.clone());
+            }
+        }
+        keys
+    }
+
+    /// The agent of one instance: a matrix `agent` wins over the node's.
+    fn agent_for(&mut self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> (AgentRef, bool) {
+        let model = matrix.and_then(|m| m.get("model")).and_then(|v| v.as_str()).map(str::to_string);
+        let from_matrix = matrix.and_then(|m| m.get("agent")).and_then(|v| v.as_str()).map(str::to_string);
+        let span = node.agent.as_ref().map_or(node.span, |a| a.span);
+        let name = from_matrix.or_else(|| node.agent.as_ref().map(|a| self.render(node, &a.value, a.span, item, matrix).unwrap_or_else(|| a.value.clone())));
+        let unknown = AgentRef { name: name.clone().unwrap_or_default(), kind: "command", model: model.clone() };
+        match name.and_then(|n| self.resolve_agent(node, &n, span, model)) {
+            Some(found) => found,
+            None => (unknown, true),
+        }
+    }
+
+    fn resolve_agent(&mut self, node: &Node, name: &str, span: Span, model: Option<String>) -> Option<(AgentRef, bool)> {
+        let scope = &self.program.scopes[node.scope];
+        let agent = scope.agent(name).cloned().or_else(|| Agent::builtin(name, span));
+        let Some(agent) = agent else {
+            let names: Vec<&str> = scope.agents.iter().map(|(n, _)| n.as_str()).chain(["claude", "codex", "gemini"]).collect();
+            let help = suggestion_help(name, names.iter().copied(), "the agents are");
+            self.push(
+                Diagnostic::error(Code::UnknownAgent, format!("unknown agent `{name}` (node `{}`)", node.id))
+                    .label(span, "renders to an undeclared agent")
+                    .maybe_help(help),
+            );
+            return None;
+        };
+        Some((
+            AgentRef {
+                name: name.to_string(),
+                kind: agent.kind.value.as_str(),
+                model: model.or_else(|| agent.model.as_ref().map(|m| m.value.clone())),
+            },
+            agent.kind.value.is_process(),
+        ))
+    }
+
+    fn context(&self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Value {
+        let scope = &self.program.scopes[node.scope];
+        context! {
+            params => prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            vars => Value::from(()),
+            env => self.env.clone(),
+            node => node.id.as_str(),
+            workflow => scope.workflow.as_str(),
+            item => item.map(prompt::context),
+            matrix => matrix.map(|m| prompt::context(&serde_json::Value::Object(m.clone()))),
+        }
+    }
+
+    /// Renders a templated string; plain strings are returned as they are.
+    fn render(&mut self, node: &Node, text: &str, span: Span, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Some(text.to_string());
+        }
+        let ctx = self.context(node, item, matrix);
+        match self.program.scopes[node.scope].templates.render_str(text, ctx) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let detail = e.detail().unwrap_or("cannot render").to_string();
+                self.push(
+                    Diagnostic::error(Code::UndefinedVariable, format!("cannot render `{text}` for node `{}`: {detail}", node.id))
+                        .label(span, "in this value")
+                        .help("strings other than prompts may use `params`, `vars`, `item`, `matrix`, `env`, `node` and `workflow`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn render_opt(&mut self, node: &Node, s: &Spanned<String>, item: Option<&serde_json::Value>) -> String {
+        self.render(node, &s.value, s.span, item, None).unwrap_or_else(|| s.value.clone())
+    }
+
+    /// The first iteration's prompt, rendered strictly; `needs` results are
+    /// placeholders since nothing has run.
+    fn render_prompt(&mut self, node: &Node, template: &str, vars: &serde_json::Map<String, serde_json::Value>, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+        let mut needs = std::collections::BTreeMap::new();
+        for (name, j) in &node.needs_by_name {
+            let results: Vec<Value> = self.slots[*j]
+                .iter()
+                .filter(|s| !(Some(*j) == node.fan_out_source && matches!(node.for_each, Some(ForEach::EachOf { .. })) && s.item.as_ref() != item))
+                .map(|s| self.result_placeholder(*j, s))
+                .collect();
+            let many = self.runtime[*j] || self.program.nodes[*j].for_each.is_some() || !self.program.nodes[*j].matrix.is_empty();
+            let mirrored = Some(*j) == node.fan_out_source && matches!(node.for_each, Some(ForEach::EachOf { .. }));
+            let value = if many && !mirrored { Value::from(results) } else { results.into_iter().next().unwrap_or_default() };
+            needs.insert(name.clone(), value);
+        }
+        let base = self.context(node, item, matrix);
+        let ctx = context! {
+            iteration => 1,
+            needs => Value::from(needs),
+            vars => prompt::context(&serde_json::Value::Object(vars.clone())),
+            ..base
+        };
+        let scope = &self.program.scopes[node.scope];
+        let rendered = scope.templates.get_template(template).and_then(|t| t.render(ctx));
+        match rendered {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let mut locator = Locator { sources: self.sources, scopes: &self.program.scopes, inline: &self.program.inline };
+                let d = locator.template_error(node.scope, &e, node.span);
+                let d = Diagnostic { message: format!("{} (node `{}`)", d.message, node.id), ..d };
+                self.push(d);
+                None
+            }
+        }
+    }
+
+    fn result_placeholder(&self, j: usize, slot: &Slot) -> Value {
+        let key = &self.instances[slot.at].key;
+        let json = self.program.nodes[j].output.as_ref().is_some_and(|o| o.format.value == OutputFormat::Json);
+        context! {
+            output => format!("<output of {key}>"),
+            json => if json { Placeholder::value(format!("<json of {key}>")) } else { Value::UNDEFINED },
+            status => "done",
+            stop_reason => "done",
+            iterations => 1,
+            item => slot.item.as_ref().map(prompt::context),
+            cost_usd => 0.0,
+            task_dir => format!("<task folder of {key}>"),
+        }
+    }
+}
+
+fn stop_plan(stop: &Stop, process: bool, mut render: impl FnMut(&Spanned<String>) -> String) -> StopPlan {
+    let mut success = serde_json::Map::new();
+    if let Some(v) = &stop.done_file {
+        success.insert("done_file".into(), v.value.into());
+    }
+    if let Some(v) = &stop.promise {
+        success.insert("promise".into(), render(v).into());
+    }
+    if let Some(v) = &stop.output_matches {
+        success.insert("output_matches".into(), v.value.clone().into());
+    }
+    if let Some(v) = &stop.command {
+        success.insert("command".into(), render(v).into());
+    }
+    if let Some(v) = &stop.expr {
+        success.insert("expr".into(), v.value.clone().into());
+    }
+    if let Some(v) = &stop.exit_zero {
+        success.insert("exit_zero".into(), v.value.into());
+    }
+    if success.is_empty() {
+        // DESIGN §9.2: the default success condition depends on the agent kind.
+        let key = if process { "done_file" } else { "exit_zero" };
+        success.insert(key.into(), true.into());
+    }
+    let text = |d: &Option<Spanned<Duration>>| d.as_ref().map(|d| d.value.to_text());
+    StopPlan {
+        success,
+        all: stop.all.as_ref().is_some_and(|a| a.value),
+        max_iterations: stop.max_iterations.as_ref().map_or(DEFAULT_MAX_ITERATIONS, |m| m.value),
+        timeout: stop.timeout.as_ref().map_or(Duration { millis: DEFAULT_TIMEOUT_MS }, |t| t.value).to_text(),
+        idle_timeout: text(&stop.idle_timeout),
+        deadline: text(&stop.deadline),
+        budget_usd: stop.budget_usd.as_ref().map(|b| b.value),
+        budget_tokens: stop.budget_tokens.as_ref().map(|b| b.value),
+        stall: stop.stall.as_ref().map(|s| s.value),
+    }
+}
+
+fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase {
+    let mut runs: u64 = 0;
+    let mut usd: Option<f64> = Some(0.0);
+    let mut tokens: Option<u64> = Some(0);
+    for inst in instances {
+        let (stop, copies) = match &inst.kind {
+            InstanceKind::Agent { stop, .. } => (stop, 1),
+            InstanceKind::FanOut { stop, max_items, .. } => (stop, u64::from(*max_items)),
+            InstanceKind::Gate { .. } => continue,
+        };
+        let loops: u64 = inst
+            .groups
+            .iter()
+            .filter_map(|g| program.groups.iter().find(|pg| &pg.id == g))
+            .map(|g| u64::from(group_iterations(g.stop.as_ref())))
+            .product();
+        runs = runs.saturating_add(copies * loops * u64::from(stop.max_iterations));
+        #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+        let factor = (copies * loops) as f64;
+        usd = usd.zip(stop.budget_usd).map(|(a, b)| a + b * factor);
+        tokens = tokens.zip(stop.budget_tokens).map(|(a, b)| a.saturating_add(b.saturating_mul(copies * loops)));
+    }
+    let budget_usd = match (usd, program.budget_usd) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    WorstCase {
+        instances: instances.len(),
+        agent_runs: Some(match program.max_agents {
+            Some(cap) => runs.min(u64::from(cap)),
+            None => runs,
+        }),
+        budget_usd,
+        budget_tokens: tokens,
+        max_agents: program.max_agents,
+    }
+}
+

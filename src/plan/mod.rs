@@ -1,0 +1,16 @@
+//! Owns the last stage of the front end: expanding a compiled [`Program`]
+//! into node instances (static fan-out and matrices expanded, run-time fan-out
+//! as placeholders), resolving each instance's agent, limits and needs,
+//! rendering its first prompt strictly, and the worst case before anything
+//! runs. The instances form a petgraph DAG; [`json`], [`dot`] and [`text`]
+//! print it.
+
+mod build;
+pub mod dot;
+mod expand;
+pub mod json;
+mod model;
+pub mod text;
+
+pub use build::{PlanOptions, plan};
+pub use model::{AgentRef, Instance, InstanceKind, Plan, StopPlan, WorstCase};

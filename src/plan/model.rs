@@ -1,0 +1,116 @@
+//! The plan's data: what `plan --json` prints (DESIGN §9.15). No spans and no
+//! absolute paths, so a TOML file and its KDL twin give the same bytes.
+
+use petgraph::graph::DiGraph;
+use serde::Serialize;
+
+/// The agent an instance runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentRef {
+    pub name: String,
+    pub kind: &'static str,
+    pub model: Option<String>,
+}
+
+/// When an instance's loop ends.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StopPlan {
+    /// Success conditions in force (the default one when none is written).
+    pub success: serde_json::Map<String, serde_json::Value>,
+    /// Whether every success condition must hold.
+    pub all: bool,
+    pub max_iterations: u32,
+    pub timeout: String,
+    pub idle_timeout: Option<String>,
+    pub deadline: Option<String>,
+    pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    pub stall: Option<u32>,
+}
+
+/// What an instance is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InstanceKind {
+    /// An agent on a prompt, in a Ralph loop.
+    Agent {
+        agent: AgentRef,
+        fallback_agents: Vec<AgentRef>,
+        stop: StopPlan,
+    },
+    /// An expression over `needs`.
+    Gate { expr: String },
+    /// Instances that appear at run time, from an upstream answer.
+    FanOut {
+        from: String,
+        path: Option<String>,
+        lines: bool,
+        max_items: u32,
+        agent: AgentRef,
+        stop: StopPlan,
+    },
+}
+
+/// One node instance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Instance {
+    /// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`; `node[*]` for run-time fan-out.
+    pub key: String,
+    pub node: String,
+    pub description: Option<String>,
+    pub item: Option<serde_json::Value>,
+    pub matrix: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Instance keys this one waits for.
+    pub needs: Vec<String>,
+    #[serde(flatten)]
+    pub kind: InstanceKind,
+    /// Relative to the entry workflow file's folder.
+    pub workdir: String,
+    pub inputs: Vec<String>,
+    pub env: serde_json::Map<String, serde_json::Value>,
+    pub on_failure: &'static str,
+    pub max_parallel: Option<u32>,
+    /// Sub-workflow nodes this instance belongs to, innermost first.
+    pub groups: Vec<String>,
+    /// The rendered first-iteration prompt (with `--show-prompts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+/// The most that can run before anything runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WorstCase {
+    pub instances: usize,
+    /// Instances x max_iterations (run-time fan-out at `max_items`); null when unbounded.
+    pub agent_runs: Option<u64>,
+    /// The sum of per-instance budgets, capped by `[limits] budget_usd`; null when some instance has none.
+    pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    pub max_agents: Option<u32>,
+}
+
+/// A sub-workflow node.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupPlan {
+    pub id: String,
+    pub file: String,
+    pub result: String,
+    pub max_iterations: u32,
+    pub success: Vec<String>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub workflow: String,
+    pub project: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub instances: Vec<Instance>,
+    pub sub_workflows: Vec<GroupPlan>,
+    pub success: Vec<String>,
+    pub worst_case: WorstCase,
+    /// Edges from each instance to the ones that need it (indices into `instances`).
+    #[serde(skip)]
+    pub graph: DiGraph<usize, ()>,
+}
