@@ -237,6 +237,9 @@ impl miette::Diagnostic for Report {
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// A shared template or a fanned-out node can raise one problem many
+    /// times; it is reported once.
+    seen: std::collections::HashSet<(Code, String, Option<(u32, u32)>)>,
 }
 
 impl Diagnostics {
@@ -245,7 +248,10 @@ impl Diagnostics {
     }
 
     pub fn push(&mut self, d: Diagnostic) {
-        self.items.push(d);
+        let at = d.labels.first().map(|l| (l.span.file.0, l.span.start));
+        if self.seen.insert((d.code, d.message.clone(), at)) {
+            self.items.push(d);
+        }
     }
 
     pub fn has_errors(&self) -> bool {

@@ -140,10 +140,10 @@ impl Builder {
         });
 
         let deps = dependencies(&wf.nodes, syntax, &mut self.diags);
-        if !check_cycles(&wf.nodes, &deps, &mut self.diags) {
-            return None;
-        }
-        let order = topo_order(&wf.nodes, &deps);
+        // With a cycle there is no order and no program, but every node is
+        // still checked so that the user sees all problems at once.
+        let cyclic = !check_cycles(&wf.nodes, &deps, &mut self.diags);
+        let order = if cyclic { (0..wf.nodes.len()).collect() } else { topo_order(&wf.nodes, &deps) };
         let mut exports: Vec<Option<Export>> = vec![None; wf.nodes.len()];
         for &i in &order {
             let local = &wf.nodes[i];
@@ -176,6 +176,9 @@ impl Builder {
             };
         }
 
+        if cyclic {
+            return None;
+        }
         let needed: std::collections::HashSet<usize> = deps.iter().flatten().map(|d| d.to).collect();
         let sinks: Vec<usize> = (0..wf.nodes.len()).filter(|i| !needed.contains(i)).collect();
         let result = self.result_node(wf, &sinks, &exports)?;

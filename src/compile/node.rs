@@ -38,7 +38,7 @@ impl Builder {
         let names: Vec<String> = needs_by_name.iter().map(|(n, _)| n.clone()).collect();
         let action = if let Some(gate) = &local.gate {
             self.check_gate(scope, gate, &names);
-            Action::Gate { expr: gate.clone() }
+            Some(Action::Gate { expr: gate.clone() })
         } else {
             match &agent {
                 Some(a) => self.check_agent_name(scope, a),
@@ -61,15 +61,19 @@ impl Builder {
                 }
             }
             let prompt = local.prompt.as_ref()?;
-            let template = self.register_prompt(scope, &local.id.value, prompt)?;
+            let template = self.register_prompt(scope, &local.id.value, prompt);
             let vars = match prompt {
                 Prompt::Template { vars, .. } => vars.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
                 Prompt::Inline(_) => serde_json::Map::new(),
             };
-            let has_item = local.for_each.is_some();
-            let has_matrix = !local.matrix.is_empty();
-            self.check_prompt_variables(scope, &template, &vars, &names, has_item, has_matrix);
-            Action::Prompt { template, vars }
+            if let Some(template) = &template {
+                let has_item = local.for_each.is_some();
+                let has_matrix = !local.matrix.is_empty();
+                self.check_prompt_variables(scope, template, &vars, &names, has_item, has_matrix);
+            }
+            // Without a usable template the node is not planned, but its other
+            // keys are still checked below.
+            template.map(|template| Action::Prompt { template, vars })
         };
         if let Some(expr) = &stop.expr {
             self.check_expression(scope, expr, None);
@@ -84,13 +88,13 @@ impl Builder {
             self.check_schema_file(scope, schema);
         }
         Some(Node {
+            action: action?,
             id,
             scope,
             span: local.id.span,
             description: local.description.as_ref().map(|d| d.value.clone()),
             needs,
             needs_by_name,
-            action,
             agent,
             fallback_agents,
             for_each: local.for_each.clone(),

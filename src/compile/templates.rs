@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use minijinja::ErrorKind;
 
 use super::builder::Builder;
-use super::paths::{display_rel, relative_to};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
 use crate::model::{Prompt, Spanned};
 use crate::prompt::{self, PROMPT_GLOBALS, STRING_GLOBALS};
@@ -64,7 +63,7 @@ impl Builder {
             .library
             .search_path()
             .iter()
-            .map(|d| format!("{}/", display_rel(&relative_to(d, &self.entry_dir))))
+            .map(|d| format!("{}/", crate::source::display_name(d)))
             .collect();
         Diagnostic::error(Code::TemplateNotFound, format!("template `{name}` not found"))
             .label(at, "no such template")
@@ -119,6 +118,9 @@ impl Builder {
                 }
             };
             for var in names {
+                if is_guarded(&source, &var) {
+                    continue;
+                }
                 if let Some((message, help)) = undefined(&var, &allowed) {
                     let span = self.span_in_template(scope, &name, &source, &var);
                     self.diags.push(
@@ -270,6 +272,25 @@ fn undefined(var: &str, allowed: &Allowed<'_>) -> Option<(String, Option<String>
     };
     let help = if top == "needs" { help.map(|h| format!("{h}; add `{key}` to the node's `needs` to use its result")) } else { help };
     Some((message, help))
+}
+
+/// Whether the template tests the variable with `is defined` / `is
+/// undefined` somewhere: then it is optional by design and rendering, not the
+/// static check, judges it.
+fn is_guarded(source: &str, var: &str) -> bool {
+    let top = var.split('.').next().unwrap_or(var);
+    [var, top].iter().any(|name| {
+        let mut rest = source;
+        while let Some(at) = rest.find(name) {
+            let before_ok = rest[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '.');
+            let after = rest[at + name.len()..].trim_start();
+            if before_ok && (after.starts_with("is defined") || after.starts_with("is undefined") || after.starts_with("is not defined")) {
+                return true;
+            }
+            rest = &rest[at + name.len()..];
+        }
+        false
+    })
 }
 
 /// The first place `needle` (a dotted path like `params.repo`) is written.

@@ -29,8 +29,12 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
     let api_key_env = f.get("api_key_env").and_then(|(k, v)| cx.string(k, v));
     let price = f.get("price").and_then(|(k, v)| decode_price(cx, k, v));
     f.finish(cx);
-    let kind = kind?;
-    check_kind_keys(cx, key, &kind, command.as_ref(), base_url.as_ref());
+    // A bad or missing kind is already reported; the agent still counts as
+    // declared so that nodes naming it get no second, misleading error.
+    let kind = kind.unwrap_or_else(|| Spanned::new(AgentKind::Command, key.span));
+    if table.get("kind").and_then(|k| k.as_str()).and_then(AgentKind::parse).is_some() {
+        check_kind_keys(cx, key, &kind, command.as_ref(), base_url.as_ref());
+    }
     Some(Agent {
         kind,
         model,

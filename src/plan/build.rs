@@ -1,7 +1,5 @@
 //! Expands a program into instances, node by node in dependency order.
 
-use std::collections::HashSet;
-
 use minijinja::{Value, context};
 use petgraph::graph::DiGraph;
 
@@ -34,7 +32,6 @@ struct Planner<'a> {
     program: &'a Program,
     sources: &'a mut Sources,
     diags: Diagnostics,
-    seen: HashSet<(Code, String, u32, u32)>,
     instances: Vec<Instance>,
     slots: Vec<Vec<Slot>>,
     runtime: Vec<bool>,
@@ -49,7 +46,6 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         program,
         sources,
         diags: Diagnostics::new(),
-        seen: HashSet::new(),
         instances: Vec::new(),
         slots: Vec::with_capacity(program.nodes.len()),
         runtime: Vec::with_capacity(program.nodes.len()),
@@ -101,10 +97,7 @@ fn group_iterations(stop: Option<&Stop>) -> u32 {
 
 impl Planner<'_> {
     fn push(&mut self, d: Diagnostic) {
-        let span = d.labels.first().map_or((0, 0), |l| (l.span.file.0, l.span.start));
-        if self.seen.insert((d.code, d.message.clone(), span.0, span.1)) {
-            self.diags.push(d);
-        }
+        self.diags.push(d);
     }
 
     fn node(&mut self, i: usize, node: &Node) {
