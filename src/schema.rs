@@ -11,13 +11,41 @@ use crate::model::Workflow;
 /// The schema as JSON.
 pub fn workflow_schema() -> serde_json::Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(Workflow)).unwrap_or_default();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert(
-            "$id".to_string(),
-            serde_json::Value::from("https://conductor.dev/schemas/workflow.schema.json"),
-        );
-    }
+    drop_null(&mut schema);
     schema
+}
+
+/// TOML and KDL have no null: an optional key is one that is left out. The
+/// schema derived from `Option<T>` allows null; take that out.
+fn drop_null(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".to_string(), only);
+                }
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(serde_json::Value::Array(options)) = map.get_mut(key) {
+                    options.retain(|o| o.get("type").is_none_or(|t| t != "null"));
+                    if options.len() == 1 {
+                        let only = options.remove(0);
+                        map.remove(key);
+                        if let serde_json::Value::Object(inner) = only {
+                            for (k, val) in inner {
+                                map.entry(k).or_insert(val);
+                            }
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
 }
 
 /// The schema as the pretty text that is checked in.

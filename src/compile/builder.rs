@@ -19,6 +19,8 @@ use crate::source::{FileId, Sources, Span};
 pub(super) struct Inherited<'a> {
     pub agents: &'a [(String, Agent)],
     pub defaults: &'a Defaults,
+    /// The workdir inner nodes inherit, with the scope it is written in.
+    pub workdir: Option<(Spanned<String>, usize)>,
     /// Arena indices the scope's root nodes wait for (the sub-workflow node's needs).
     pub needs: &'a [usize],
     pub prefix: String,
@@ -87,6 +89,7 @@ impl Builder {
         let inherited = Inherited {
             agents: &[],
             defaults: &Defaults::default(),
+            workdir: None,
             needs: &[],
             prefix: String::new(),
             named_at: None,
@@ -165,9 +168,9 @@ impl Builder {
                 .find(|d| is_source(local, &wf.nodes[d.to].id.value))
                 .and_then(|d| exports[d.to].as_ref().map(|e| e.result));
             exports[i] = if let Some(sub) = &local.workflow {
-                self.sub_workflow(scope, local, sub, &needs, up)
+                self.sub_workflow(scope, local, sub, &needs, up, &defaults)
             } else {
-                let idx = self.node(scope, local, &defaults, needs, by_name, fan_source, up.groups, &wf.nodes);
+                let idx = self.node(scope, local, &defaults, needs, by_name, fan_source, up, &wf.nodes);
                 idx.map(|node| {
                     let at = self.nodes.len();
                     self.nodes.push(node);
@@ -227,7 +230,7 @@ impl Builder {
         }
     }
 
-    fn sub_workflow(&mut self, scope: usize, local: &model::Node, sub: &Spanned<String>, needs: &[usize], up: &Inherited<'_>) -> Option<Export> {
+    fn sub_workflow(&mut self, scope: usize, local: &model::Node, sub: &Spanned<String>, needs: &[usize], up: &Inherited<'_>, defaults: &Defaults) -> Option<Export> {
         let dir = self.scopes[scope].dir.clone();
         let path = normalize(&dir.join(&sub.value));
         if up.stack.contains(&path) {
@@ -265,11 +268,15 @@ impl Builder {
         });
         let stack: Vec<PathBuf> = up.stack.iter().cloned().chain(std::iter::once(path)).collect();
         let groups: Vec<usize> = std::iter::once(group).chain(up.groups.iter().copied()).collect();
-        let parent_defaults = merge_defaults(None, up.defaults);
+        // Inner nodes inherit the parent's defaults, but a workdir is relative
+        // to the file that wrote it, so it travels separately with its scope.
+        let parent_defaults = Defaults { workdir: None, ..defaults.clone() };
+        let workdir = local.workdir.clone().map(|w| (w, scope)).or_else(|| defaults.workdir.clone().map(|w| (w, scope))).or_else(|| up.workdir.clone());
         let agents = self.scopes[scope].agents.clone();
         let inner = Inherited {
             agents: &agents,
             defaults: &parent_defaults,
+            workdir,
             needs,
             prefix: format!("{}{}/", up.prefix, local.id.value),
             named_at: Some(sub.span),

@@ -20,7 +20,7 @@ impl Builder {
         needs: Vec<usize>,
         needs_by_name: Vec<(String, usize)>,
         fan_out_source: Option<usize>,
-        groups: &[usize],
+        up: &super::builder::Inherited<'_>,
         siblings: &[model::Node],
     ) -> Option<Node> {
         let id = format!("{}{}", self.scopes[scope].prefix, local.id.value);
@@ -79,7 +79,7 @@ impl Builder {
             self.check_expression(scope, expr, None);
         }
         self.check_fan_out(local, siblings);
-        let workdir = local.workdir.clone().or_else(|| defaults.workdir.clone());
+        let workdir = local.workdir.clone().or_else(|| defaults.workdir.clone()).map(|w| (w, scope)).or_else(|| up.workdir.clone());
         let inputs = local.inputs.clone().or_else(|| defaults.inputs.clone()).unwrap_or_default();
         for g in &inputs {
             self.check_glob(g);
@@ -108,7 +108,7 @@ impl Builder {
             output: local.output.clone(),
             max_parallel: local.max_parallel.as_ref().or(defaults.max_parallel.as_ref()).map(|m| m.value),
             max_items: local.max_items.as_ref().or(defaults.max_items.as_ref()).map_or(DEFAULT_MAX_ITEMS, |m| m.value),
-            groups: groups.to_vec(),
+            groups: up.groups.to_vec(),
         })
     }
 

@@ -59,7 +59,8 @@ pub struct Node {
     /// For `from`/`each_of` fan-out: the arena index of the source.
     pub fan_out_source: Option<usize>,
     pub matrix: UserMap<Vec<Spanned<serde_json::Value>>>,
-    pub workdir: Option<Spanned<String>>,
+    /// The workdir as written, and the scope whose folder and params it is relative to.
+    pub workdir: Option<(Spanned<String>, usize)>,
     pub inputs: Vec<Spanned<String>>,
     pub env: UserMap<Spanned<String>>,
     pub on_failure: OnFailure,

@@ -103,11 +103,18 @@ impl Planner<'_> {
     fn node(&mut self, i: usize, node: &Node) {
         let scope = &self.program.scopes[node.scope];
         let entry_dir = self.program.scopes.first().map(|s| s.dir.clone()).unwrap_or_default();
-        let workdir_local = match &node.workdir {
-            Some(w) => self.render(node, &w.value, w.span, None, None).unwrap_or_else(|| w.value.clone()),
-            None => ".".to_string(),
+        // The workdir is relative to the file that wrote it (a sub-workflow
+        // may inherit its parent's); without one it is the entry file's folder.
+        let (workdir_text, origin) = match &node.workdir {
+            Some((w, origin)) => {
+                let ctx_node = Node { scope: *origin, ..node.clone() };
+                (self.render(&ctx_node, &w.value, w.span, None, None).unwrap_or_else(|| w.value.clone()), *origin)
+            }
+            None => (".".to_string(), 0),
         };
-        let workdir = rebase(&workdir_local, &scope.dir, &entry_dir);
+        let origin_dir = self.program.scopes[origin].dir.clone();
+        let workdir = rebase(&workdir_text, &origin_dir, &entry_dir);
+        let workdir_local = rebase(&workdir_text, &origin_dir, &scope.dir);
         let mut runtime = false;
         let items: Vec<Option<serde_json::Value>> = match &node.for_each {
             None => vec![None],
@@ -149,7 +156,17 @@ impl Planner<'_> {
                 }
             },
         };
-        let axes: Vec<(String, Vec<serde_json::Value>)> = node.matrix.iter().map(|(k, vs)| (k.value.clone(), vs.iter().map(|v| v.value.clone()).collect())).collect();
+        let mut axes: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+        for (k, vs) in &node.matrix {
+            let values = vs
+                .iter()
+                .map(|v| match v.value.as_str() {
+                    Some(s) => serde_json::Value::from(self.render(node, s, v.span, None, None).unwrap_or_else(|| s.to_string())),
+                    None => v.value.clone(),
+                })
+                .collect();
+            axes.push((k.value.clone(), values));
+        }
         let combos = matrix_combos(&axes);
         let mut slots = Vec::new();
         if runtime {
