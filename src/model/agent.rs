@@ -77,7 +77,7 @@ pub struct Agent {
     /// Appended to the preset's arguments.
     pub extra_args: Option<Vec<Spanned<String>>>,
     /// Environment variables for the agent.
-    #[schemars(with = "BTreeMap<String, String>")]
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,
     /// Base URL of an HTTP backend.
     pub base_url: Option<Spanned<String>>,

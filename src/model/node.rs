@@ -45,7 +45,7 @@ pub enum Prompt {
         /// Template name, looked up next to the workflow and in `[prompts] library`.
         template: Spanned<String>,
         /// Variables the template sees as `vars`.
-        #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+        #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
         vars: UserMap<Spanned<serde_json::Value>>,
     },
 }

@@ -230,7 +230,7 @@ impl Planner<'_> {
             .map(|(k, v)| (k.value.clone(), serde_json::Value::from(self.render(node, &v.value, v.span, item, matrix).unwrap_or_else(|| v.value.clone()))))
             .collect();
         let prompt = match &node.action {
-            Action::Prompt { template, vars } if !runtime => self.render_prompt(node, template, vars, item, matrix),
+            Action::Prompt { template, vars } => self.render_prompt(node, template, vars, item, matrix, runtime),
             _ => None,
         };
         Instance {
@@ -342,7 +342,16 @@ impl Planner<'_> {
 
     /// The first iteration's prompt, rendered strictly; `needs` results are
     /// placeholders since nothing has run.
-    fn render_prompt(&mut self, node: &Node, template: &str, vars: &serde_json::Map<String, serde_json::Value>, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+    #[expect(clippy::too_many_arguments, reason = "the instance's coordinates")]
+    fn render_prompt(
+        &mut self,
+        node: &Node,
+        template: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+        runtime: bool,
+    ) -> Option<String> {
         let mut needs = std::collections::BTreeMap::new();
         for (name, j) in &node.needs_by_name {
             let results: Vec<Value> = self.slots[*j]
@@ -356,8 +365,11 @@ impl Planner<'_> {
             needs.insert(name.clone(), value);
         }
         let base = self.context(node, item, matrix);
+        // A run-time fan-out's items are not known yet: `item` is a stand-in.
+        let item_value = if runtime { Placeholder::value("<item>") } else { item.map(prompt::context).unwrap_or_default() };
         let ctx = context! {
             iteration => 1,
+            item => item_value,
             needs => Value::from(needs),
             vars => prompt::context(&serde_json::Value::Object(vars.clone())),
             ..base
