@@ -7,9 +7,17 @@ use crate::support::{root, run, stderr, stdout, workflow_files};
 fn every_committed_workflow_validates() {
     let mut files = workflow_files(&root().join("examples"));
     files.extend(workflow_files(&root().join("workflows")));
-    assert!(files.len() >= 4, "expected the examples and the session workflow, found {files:?}");
+    assert!(
+        files.len() >= 4,
+        "expected the examples and the session workflow, found {files:?}"
+    );
     for f in files {
-        let rel = f.strip_prefix(root()).unwrap().to_str().unwrap().to_string();
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let out = run(&["validate", &rel]);
         assert!(out.status.success(), "{rel} is invalid:\n{}", stderr(&out));
         assert!(stderr(&out).contains("valid ("), "{rel}: {}", stderr(&out));
@@ -20,7 +28,10 @@ fn every_committed_workflow_validates() {
 fn toml_and_kdl_twins_plan_byte_for_byte() {
     let mut pairs = 0;
     for dir in ["examples", "workflows"] {
-        for toml in workflow_files(&root().join(dir)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+        for toml in workflow_files(&root().join(dir))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
             let kdl = toml.with_extension("kdl");
             if !kdl.exists() {
                 continue;
@@ -30,8 +41,16 @@ fn toml_and_kdl_twins_plan_byte_for_byte() {
             let b = run(&["plan", "--json", "--show-prompts", kdl.to_str().unwrap()]);
             assert!(a.status.success(), "{}", stderr(&a));
             assert!(b.status.success(), "{}", stderr(&b));
-            assert_eq!(stdout(&a), stdout(&b), "{} and its KDL twin plan differently", toml.display());
+            assert_eq!(
+                stdout(&a),
+                stdout(&b),
+                "{} and its KDL twin plan differently",
+                toml.display()
+            );
         }
     }
-    assert!(pairs >= 2, "expected the hello example and the session workflow to have KDL twins");
+    assert!(
+        pairs >= 2,
+        "expected the hello example and the session workflow to have KDL twins"
+    );
 }

@@ -26,19 +26,35 @@ fn conductor_lines(text: &str) -> Vec<String> {
 #[test]
 fn readme_names_install_and_test_commands() {
     let text = readme();
-    assert!(text.contains("cargo install --path ."), "the README must give the install command");
-    assert!(text.contains("cargo test"), "the README must name the test command");
+    assert!(
+        text.contains("cargo install --path ."),
+        "the README must give the install command"
+    );
+    assert!(
+        text.contains("cargo test"),
+        "the README must name the test command"
+    );
 }
 
 #[test]
 fn readme_conductor_commands_run() {
     let lines = conductor_lines(&readme());
     assert!(!lines.is_empty(), "the README shows no conductor command");
-    assert!(lines.iter().any(|l| l.contains("examples/hello")), "the README runs the hello example");
+    assert!(
+        lines.iter().any(|l| l.contains("examples/hello")),
+        "the README runs the hello example"
+    );
     for line in lines {
         let args: Vec<&str> = line.split_whitespace().collect();
         let out = run(&args);
-        assert!(out.status.success(), "`conductor {line}` failed:\n{}", stderr(&out));
-        assert!(!stdout(&out).is_empty() || !stderr(&out).is_empty(), "`conductor {line}` printed nothing");
+        assert!(
+            out.status.success(),
+            "`conductor {line}` failed:\n{}",
+            stderr(&out)
+        );
+        assert!(
+            !stdout(&out).is_empty() || !stderr(&out).is_empty(),
+            "`conductor {line}` printed nothing"
+        );
     }
 }

@@ -11,8 +11,12 @@ pub fn root() -> PathBuf {
 
 /// The `conductor` binary cargo built for the tests.
 pub fn conductor() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("conductor").expect("the conductor binary is built");
-    cmd.current_dir(root()).env("NO_COLOR", "1").env_remove("COLUMNS").env_remove("RUST_LOG");
+    let mut cmd =
+        assert_cmd::Command::cargo_bin("conductor").expect("the conductor binary is built");
+    cmd.current_dir(root())
+        .env("NO_COLOR", "1")
+        .env_remove("COLUMNS")
+        .env_remove("RUST_LOG");
     cmd
 }
 
@@ -35,11 +39,16 @@ pub fn workflow_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
-                if !matches!(p.file_name().and_then(|n| n.to_str()), Some("prompts" | "lib" | "partials" | "roles")) {
+                if !matches!(
+                    p.file_name().and_then(|n| n.to_str()),
+                    Some("prompts" | "lib" | "partials" | "roles")
+                ) {
                     stack.push(p);
                 }
             } else if matches!(p.extension().and_then(|x| x.to_str()), Some("toml" | "kdl")) {

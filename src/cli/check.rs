@@ -13,7 +13,11 @@ use crate::exit_code;
 use crate::plan::{self, Plan, PlanOptions};
 
 /// Compiles and plans one file; all diagnostics of both stages.
-fn check(file: &Path, sets: &[String], options: PlanOptions) -> (Compilation, Vec<Diagnostic>, Option<Plan>) {
+fn check(
+    file: &Path,
+    sets: &[String],
+    options: PlanOptions,
+) -> (Compilation, Vec<Diagnostic>, Option<Plan>) {
     let mut c = compile(file, sets);
     let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
     let plan = c.program.as_ref().map(|program| {
@@ -49,7 +53,10 @@ pub fn validate(args: &ValidateArgs) -> u8 {
                 valid,
                 nodes: c.program.as_ref().map(|p| p.nodes.len()),
                 instances: plan.as_ref().map(|p| p.instances.len()),
-                diagnostics: diags.iter().map(|d| render::to_json(d, &c.sources)).collect(),
+                diagnostics: diags
+                    .iter()
+                    .map(|d| render::to_json(d, &c.sources))
+                    .collect(),
             });
             continue;
         }
@@ -57,22 +64,43 @@ pub fn validate(args: &ValidateArgs) -> u8 {
         let mut err = std::io::stderr().lock();
         match (&plan, &c.program) {
             (Some(plan), Some(program)) => {
-                let _ = writeln!(err, "{}: valid ({} nodes, {} instances)", file.display(), program.nodes.len(), plan.instances.len());
+                let _ = writeln!(
+                    err,
+                    "{}: valid ({} nodes, {} instances)",
+                    file.display(),
+                    program.nodes.len(),
+                    plan.instances.len()
+                );
             }
             _ => {
                 let n = diags.iter().filter(|d| d.is_error()).count();
-                let _ = writeln!(err, "{}: {n} {}", file.display(), if n == 1 { "error" } else { "errors" });
+                let _ = writeln!(
+                    err,
+                    "{}: {n} {}",
+                    file.display(),
+                    if n == 1 { "error" } else { "errors" }
+                );
             }
         }
     }
     if args.json {
-        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
     }
-    if failed > 0 { exit_code::INVALID } else { exit_code::OK }
+    if failed > 0 {
+        exit_code::INVALID
+    } else {
+        exit_code::OK
+    }
 }
 
 pub fn plan(args: &PlanArgs) -> u8 {
-    let options = PlanOptions { show_prompts: args.show_prompts };
+    let options = PlanOptions {
+        show_prompts: args.show_prompts,
+    };
     let (c, diags, plan) = check(&args.file, &args.sets, options);
     render::print_all(&diags, &c.sources);
     let Some(plan) = plan else {

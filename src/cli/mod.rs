@@ -18,7 +18,11 @@ pub fn run() -> u8 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit_code::INVALID } else { exit_code::OK };
+            return if e.use_stderr() {
+                exit_code::INVALID
+            } else {
+                exit_code::OK
+            };
         }
     };
     init_tracing();
@@ -30,13 +34,22 @@ pub fn run() -> u8 {
             exit_code::OK
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "conductor", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "conductor",
+                &mut std::io::stdout(),
+            );
             exit_code::OK
         }
     }
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

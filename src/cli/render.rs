@@ -12,18 +12,34 @@ use crate::source::Sources;
 /// Renders one diagnostic as text, the way a user sees it.
 pub fn to_text(d: &Diagnostic, sources: &Sources) -> String {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let width = if std::io::stderr().is_terminal() { terminal_width() } else { 100 };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(width).with_links(false);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let width = if std::io::stderr().is_terminal() {
+        terminal_width()
+    } else {
+        100
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(width)
+        .with_links(false);
     let mut out = String::new();
-    if handler.render_report(&mut out, &d.to_report(sources)).is_err() {
+    if handler
+        .render_report(&mut out, &d.to_report(sources))
+        .is_err()
+    {
         out = format!("{}: {}\n", d.code, d.message);
     }
     out
 }
 
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
 }
 
 /// Prints every diagnostic to stderr.

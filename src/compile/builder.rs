@@ -81,7 +81,8 @@ impl Builder {
         let file = match load::read(path, &mut self.sources) {
             Ok(f) => f,
             Err(e) => {
-                self.diags.push(load_error(path, &e, None, Code::WorkflowNotFound));
+                self.diags
+                    .push(load_error(path, &e, None, Code::WorkflowNotFound));
                 return None;
             }
         };
@@ -98,7 +99,10 @@ impl Builder {
         };
         let out = self.scope(file, &wf, given, &inherited);
         let name = wf.name.value.clone();
-        let project = wf.project.as_ref().map_or_else(|| slug(&name), |p| p.value.clone());
+        let project = wf
+            .project
+            .as_ref()
+            .map_or_else(|| slug(&name), |p| p.value.clone());
         let limits = wf.limits.clone().unwrap_or_default();
         out.map(|out| Program {
             name,
@@ -115,13 +119,23 @@ impl Builder {
     }
 
     /// Compiles one file's nodes into the arena.
-    pub(super) fn scope(&mut self, file: FileId, wf: &Workflow, given: &[Given], up: &Inherited<'_>) -> Option<ScopeOut> {
+    pub(super) fn scope(
+        &mut self,
+        file: FileId,
+        wf: &Workflow,
+        given: &[Given],
+        up: &Inherited<'_>,
+    ) -> Option<ScopeOut> {
         let path = self.sources.get(file).path.clone();
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let syntax = self.sources.get(file).syntax;
         let missing_at = up.named_at.unwrap_or(wf.name.span);
         let params = params::resolve(&wf.params, given, &dir, missing_at, &mut self.diags);
-        let mut agents: Vec<(String, Agent)> = wf.agents.iter().map(|(n, a)| (n.value.clone(), a.clone())).collect();
+        let mut agents: Vec<(String, Agent)> = wf
+            .agents
+            .iter()
+            .map(|(n, a)| (n.value.clone(), a.clone()))
+            .collect();
         for (n, a) in up.agents {
             if !agents.iter().any(|(m, _)| m == n) {
                 agents.push((n.clone(), a.clone()));
@@ -146,7 +160,11 @@ impl Builder {
         // With a cycle there is no order and no program, but every node is
         // still checked so that the user sees all problems at once.
         let cyclic = !check_cycles(&wf.nodes, &deps, &mut self.diags);
-        let order = if cyclic { (0..wf.nodes.len()).collect() } else { topo_order(&wf.nodes, &deps) };
+        let order = if cyclic {
+            (0..wf.nodes.len()).collect()
+        } else {
+            topo_order(&wf.nodes, &deps)
+        };
         let mut exports: Vec<Option<Export>> = vec![None; wf.nodes.len()];
         for &i in &order {
             let local = &wf.nodes[i];
@@ -170,11 +188,16 @@ impl Builder {
             exports[i] = if let Some(sub) = &local.workflow {
                 self.sub_workflow(scope, local, sub, &needs, up, &defaults)
             } else {
-                let idx = self.node(scope, local, &defaults, needs, by_name, fan_source, up, &wf.nodes);
+                let idx = self.node(
+                    scope, local, &defaults, needs, by_name, fan_source, up, &wf.nodes,
+                );
                 idx.map(|node| {
                     let at = self.nodes.len();
                     self.nodes.push(node);
-                    Export { result: at, all: vec![at] }
+                    Export {
+                        result: at,
+                        all: vec![at],
+                    }
                 })
             };
         }
@@ -182,12 +205,27 @@ impl Builder {
         if cyclic {
             return None;
         }
-        let needed: std::collections::HashSet<usize> = deps.iter().flatten().map(|d| d.to).collect();
-        let sinks: Vec<usize> = (0..wf.nodes.len()).filter(|i| !needed.contains(i)).collect();
+        let needed: std::collections::HashSet<usize> =
+            deps.iter().flatten().map(|d| d.to).collect();
+        let sinks: Vec<usize> = (0..wf.nodes.len())
+            .filter(|i| !needed.contains(i))
+            .collect();
         let result = self.result_node(wf, &sinks, &exports)?;
-        let sinks = sinks.iter().filter_map(|&i| exports[i].as_ref()).flat_map(|e| e.all.clone()).collect();
-        let success = wf.success.as_ref().map(|s| s.commands.iter().map(|c| c.value.clone()).collect()).unwrap_or_default();
-        Some(ScopeOut { result, sinks, success })
+        let sinks = sinks
+            .iter()
+            .filter_map(|&i| exports[i].as_ref())
+            .flat_map(|e| e.all.clone())
+            .collect();
+        let success = wf
+            .success
+            .as_ref()
+            .map(|s| s.commands.iter().map(|c| c.value.clone()).collect())
+            .unwrap_or_default();
+        Some(ScopeOut {
+            result,
+            sinks,
+            success,
+        })
     }
 
     /// The template search path: the file's folder, then `[prompts] library`.
@@ -199,9 +237,15 @@ impl Builder {
                 search.push(p);
             } else {
                 self.diags.push(
-                    Diagnostic::error(Code::TemplateNotFound, format!("prompt library folder `{}` does not exist", l.value))
-                        .label(l.span, "no such folder")
-                        .help(format!("library folders are relative to the workflow file's folder, {}", display_rel(&relative_to(dir, &self.entry_dir)))),
+                    Diagnostic::error(
+                        Code::TemplateNotFound,
+                        format!("prompt library folder `{}` does not exist", l.value),
+                    )
+                    .label(l.span, "no such folder")
+                    .help(format!(
+                        "library folders are relative to the workflow file's folder, {}",
+                        display_rel(&relative_to(dir, &self.entry_dir))
+                    )),
                 );
             }
         }
@@ -209,14 +253,29 @@ impl Builder {
     }
 
     /// The node whose result is this scope's result: `output`, else the single sink.
-    fn result_node(&mut self, wf: &Workflow, sinks: &[usize], exports: &[Option<Export>]) -> Option<usize> {
+    fn result_node(
+        &mut self,
+        wf: &Workflow,
+        sinks: &[usize],
+        exports: &[Option<Export>],
+    ) -> Option<usize> {
         if let Some(out) = &wf.output {
             let Some(i) = wf.nodes.iter().position(|n| n.id.value == out.value) else {
-                let help = suggestion_help(&out.value, wf.nodes.iter().map(|n| n.id.value.as_str()), "the nodes are");
+                let help = suggestion_help(
+                    &out.value,
+                    wf.nodes.iter().map(|n| n.id.value.as_str()),
+                    "the nodes are",
+                );
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownNeed, format!("`output` names `{}`, which is not a node of this workflow", out.value))
-                        .label(out.span, "no such node")
-                        .maybe_help(help),
+                    Diagnostic::error(
+                        Code::UnknownNeed,
+                        format!(
+                            "`output` names `{}`, which is not a node of this workflow",
+                            out.value
+                        ),
+                    )
+                    .label(out.span, "no such node")
+                    .maybe_help(help),
                 );
                 return None;
             };
@@ -226,15 +285,30 @@ impl Builder {
             [one] => exports[*one].as_ref().map(|e| e.result),
             // An entry workflow with several final nodes is fine; only a
             // sub-workflow needs a single result, and it asks below.
-            _ => sinks.last().and_then(|&i| exports[i].as_ref().map(|e| e.result)),
+            _ => sinks
+                .last()
+                .and_then(|&i| exports[i].as_ref().map(|e| e.result)),
         }
     }
 
-    fn sub_workflow(&mut self, scope: usize, local: &model::Node, sub: &Spanned<String>, needs: &[usize], up: &Inherited<'_>, defaults: &Defaults) -> Option<Export> {
+    fn sub_workflow(
+        &mut self,
+        scope: usize,
+        local: &model::Node,
+        sub: &Spanned<String>,
+        needs: &[usize],
+        up: &Inherited<'_>,
+        defaults: &Defaults,
+    ) -> Option<Export> {
         let dir = self.scopes[scope].dir.clone();
         let path = normalize(&dir.join(&sub.value));
         if up.stack.contains(&path) {
-            let chain: Vec<String> = up.stack.iter().chain(std::iter::once(&path)).map(|p| display_rel(&relative_to(p, &self.entry_dir))).collect();
+            let chain: Vec<String> = up
+                .stack
+                .iter()
+                .chain(std::iter::once(&path))
+                .map(|p| display_rel(&relative_to(p, &self.entry_dir)))
+                .collect();
             self.diags.push(
                 Diagnostic::error(Code::WorkflowRecursion, format!("workflow `{}` includes itself: {}", sub.value, chain.join(" -> ")))
                     .label(sub.span, "included again here")
@@ -244,15 +318,23 @@ impl Builder {
         }
         if local.for_each.is_some() || !local.matrix.is_empty() {
             self.diags.push(
-                Diagnostic::error(Code::FanOut, format!("sub-workflow node `{}` cannot fan out", local.id.value))
-                    .label(local.id.span, "has `for_each` or `matrix` and `workflow`")
-                    .help("fan out inside the sub-workflow instead, with a param for the items"),
+                Diagnostic::error(
+                    Code::FanOut,
+                    format!("sub-workflow node `{}` cannot fan out", local.id.value),
+                )
+                .label(local.id.span, "has `for_each` or `matrix` and `workflow`")
+                .help("fan out inside the sub-workflow instead, with a param for the items"),
             );
         }
         let file = match load::read(&path, &mut self.sources) {
             Ok(f) => f,
             Err(e) => {
-                self.diags.push(load_error(&path, &e, Some(sub.span), Code::WorkflowNotFound));
+                self.diags.push(load_error(
+                    &path,
+                    &e,
+                    Some(sub.span),
+                    Code::WorkflowNotFound,
+                ));
                 return None;
             }
         };
@@ -266,12 +348,27 @@ impl Builder {
             stop: local.stop.clone(),
             success: Vec::new(),
         });
-        let stack: Vec<PathBuf> = up.stack.iter().cloned().chain(std::iter::once(path)).collect();
-        let groups: Vec<usize> = std::iter::once(group).chain(up.groups.iter().copied()).collect();
+        let stack: Vec<PathBuf> = up
+            .stack
+            .iter()
+            .cloned()
+            .chain(std::iter::once(path))
+            .collect();
+        let groups: Vec<usize> = std::iter::once(group)
+            .chain(up.groups.iter().copied())
+            .collect();
         // Inner nodes inherit the parent's defaults, but a workdir is relative
         // to the file that wrote it, so it travels separately with its scope.
-        let parent_defaults = Defaults { workdir: None, ..defaults.clone() };
-        let workdir = local.workdir.clone().map(|w| (w, scope)).or_else(|| defaults.workdir.clone().map(|w| (w, scope))).or_else(|| up.workdir.clone());
+        let parent_defaults = Defaults {
+            workdir: None,
+            ..defaults.clone()
+        };
+        let workdir = local
+            .workdir
+            .clone()
+            .map(|w| (w, scope))
+            .or_else(|| defaults.workdir.clone().map(|w| (w, scope)))
+            .or_else(|| up.workdir.clone());
         let agents = self.scopes[scope].agents.clone();
         let inner = Inherited {
             agents: &agents,
@@ -291,17 +388,33 @@ impl Builder {
         all.push(out.result);
         all.sort_unstable();
         all.dedup();
-        Some(Export { result: out.result, all })
+        Some(Export {
+            result: out.result,
+            all,
+        })
     }
 
     fn check_single_result(&mut self, wf: &Workflow, out: &ScopeOut, sub: &Spanned<String>) {
         if wf.output.is_none() && out.sinks.len() > 1 {
-            let names: Vec<String> = out.sinks.iter().map(|&i| format!("`{}`", self.nodes[i].id)).collect();
+            let names: Vec<String> = out
+                .sinks
+                .iter()
+                .map(|&i| format!("`{}`", self.nodes[i].id))
+                .collect();
             self.diags.push(
-                Diagnostic::error(Code::MissingKey, format!("sub-workflow `{}` has several final nodes ({}) and no `output`", sub.value, names.join(", ")))
-                    .label(sub.span, "used as a node here")
-                    .label(wf.name.span, "in this workflow")
-                    .help("set `output = \"NODE\"` at the top of the sub-workflow to name the node whose result it returns"),
+                Diagnostic::error(
+                    Code::MissingKey,
+                    format!(
+                        "sub-workflow `{}` has several final nodes ({}) and no `output`",
+                        sub.value,
+                        names.join(", ")
+                    ),
+                )
+                .label(sub.span, "used as a node here")
+                .label(wf.name.span, "in this workflow")
+                .help(
+                    "set `output = \"NODE\"` at the top of the sub-workflow to name the node whose result it returns",
+                ),
             );
         }
     }
@@ -312,7 +425,8 @@ impl Builder {
         for (k, v) in &local.with {
             let value = match v.value.as_str() {
                 Some(s) if s.contains("{{") || s.contains("{%") => {
-                    let Some(text) = self.render_string(scope, &local.id.value, s, v.span, None) else {
+                    let Some(text) = self.render_string(scope, &local.id.value, s, v.span, None)
+                    else {
                         continue;
                     };
                     serde_json::Value::from(text)
@@ -356,8 +470,14 @@ fn merge_defaults(own: Option<&Defaults>, parent: &Defaults) -> Defaults {
         env,
         inputs: own.inputs.clone().or_else(|| parent.inputs.clone()),
         on_failure: own.on_failure.clone().or_else(|| parent.on_failure.clone()),
-        fallback_agents: own.fallback_agents.clone().or_else(|| parent.fallback_agents.clone()),
-        max_parallel: own.max_parallel.clone().or_else(|| parent.max_parallel.clone()),
+        fallback_agents: own
+            .fallback_agents
+            .clone()
+            .or_else(|| parent.fallback_agents.clone()),
+        max_parallel: own
+            .max_parallel
+            .clone()
+            .or_else(|| parent.max_parallel.clone()),
         max_items: own.max_items.clone().or_else(|| parent.max_items.clone()),
         stop: match (&own.stop, &parent.stop) {
             (Some(a), Some(b)) => Some(a.merged_over(b)),
@@ -377,5 +497,9 @@ pub(super) fn slug(name: &str) -> String {
         }
     }
     let trimmed = out.trim_end_matches('-');
-    if trimmed.is_empty() { "workflow".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "workflow".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }

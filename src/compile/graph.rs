@@ -22,7 +22,11 @@ pub struct Dep {
 /// Resolves every node's `needs` and fan-out source to local indices,
 /// reporting unknown names. The fan-out source is an implicit need.
 pub fn dependencies(nodes: &[Node], syntax: Syntax, diags: &mut Diagnostics) -> Vec<Vec<Dep>> {
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.value.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.value.as_str(), i))
+        .collect();
     let ids = || nodes.iter().map(|n| n.id.value.as_str());
     nodes
         .iter()
@@ -38,18 +42,36 @@ pub fn dependencies(nodes: &[Node], syntax: Syntax, diags: &mut Diagnostics) -> 
                 match index.get(name.value.as_str()) {
                     Some(&to) => {
                         if !deps.iter().any(|d| d.to == to) {
-                            deps.push(Dep { to, at: name.clone() });
+                            deps.push(Dep {
+                                to,
+                                at: name.clone(),
+                            });
                         }
                     }
                     None => diags.push(
                         Diagnostic::error(
                             Code::UnknownNeed,
-                            format!("node `{}` {} `{}`, which is not a node of this workflow", n.id.value, if via == "needs" { "needs" } else { "fans out from" }, name.value),
+                            format!(
+                                "node `{}` {} `{}`, which is not a node of this workflow",
+                                n.id.value,
+                                if via == "needs" {
+                                    "needs"
+                                } else {
+                                    "fans out from"
+                                },
+                                name.value
+                            ),
                         )
                         .label(name.span, "no such node")
-                        .maybe_help(suggestion_help(&name.value, ids(), "the nodes are").map(|h| {
-                            if via == "needs" { h } else { format!("{h} ({} is `{}`)", "the key", syntax.spell(via)) }
-                        })),
+                        .maybe_help(
+                            suggestion_help(&name.value, ids(), "the nodes are").map(|h| {
+                                if via == "needs" {
+                                    h
+                                } else {
+                                    format!("{h} ({} is `{}`)", "the key", syntax.spell(via))
+                                }
+                            }),
+                        ),
                     ),
                 }
             }
@@ -77,10 +99,19 @@ pub fn check_cycles(nodes: &[Node], deps: &[Vec<Dep>], diags: &mut Diagnostics) 
         let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
         let path = cycle_path(deps, &members);
         let names: Vec<&str> = path.iter().map(|&i| nodes[i].id.value.as_str()).collect();
-        let mut d = Diagnostic::error(Code::Cycle, format!("dependency cycle: {}", names.join(" -> ")));
+        let mut d = Diagnostic::error(
+            Code::Cycle,
+            format!("dependency cycle: {}", names.join(" -> ")),
+        );
         for w in path.windows(2) {
             if let Some(dep) = deps[w[0]].iter().find(|d| d.to == w[1]) {
-                d = d.label(dep.at.span, format!("`{}` needs `{}`", nodes[w[0]].id.value, nodes[w[1]].id.value));
+                d = d.label(
+                    dep.at.span,
+                    format!(
+                        "`{}` needs `{}`",
+                        nodes[w[0]].id.value, nodes[w[1]].id.value
+                    ),
+                );
             }
         }
         diags.push(d.help("a node cannot wait for itself: remove one of these needs"));

@@ -51,8 +51,9 @@ pub fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: Code) ->
         )
         .help("rename the file, or point at the .toml or .kdl file"),
         LoadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Diagnostic::error(code, format!("workflow file {shown} does not exist"))
-                .help("check the path; paths in a workflow are relative to the file that names them")
+            Diagnostic::error(code, format!("workflow file {shown} does not exist")).help(
+                "check the path; paths in a workflow are relative to the file that names them",
+            )
         }
         LoadError::Io(e) => Diagnostic::error(Code::Io, format!("cannot read {shown}: {e}")),
     };

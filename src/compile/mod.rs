@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 pub(crate) use templates::{Locator, env_json};
 
 pub use program::{
-    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, Node, Program, Scope,
+    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, Node, Program,
+    Scope,
 };
 
 use crate::diagnostic::Diagnostics;
@@ -39,7 +40,12 @@ pub fn compile(entry: &Path, sets: &[String]) -> Compilation {
     let mut sources = Sources::new();
     let mut diagnostics = Diagnostics::new();
     let line: Vec<String> = sets.iter().map(|s| format!("--set {s}")).collect();
-    let line_file = sources.add(PathBuf::new(), "<command line>".to_string(), line.join(" "), Syntax::Text);
+    let line_file = sources.add(
+        PathBuf::new(),
+        "<command line>".to_string(),
+        line.join(" "),
+        Syntax::Text,
+    );
     let given = params::parse_sets(sets, line_file, &cwd, &mut diagnostics);
     let abs = paths::normalize(&cwd.join(entry));
     let mut b = builder::Builder::new(sources, diagnostics);

@@ -11,7 +11,10 @@ use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prom
 
 impl Builder {
     /// Adds the node to the arena; `None` when it is too broken to plan.
-    #[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
     pub(super) fn node(
         &mut self,
         scope: usize,
@@ -34,7 +37,11 @@ impl Builder {
             env.push((k.clone(), v.clone()));
         }
         let agent = local.agent.clone().or_else(|| defaults.agent.clone());
-        let fallback_agents = local.fallback_agents.clone().or_else(|| defaults.fallback_agents.clone()).unwrap_or_default();
+        let fallback_agents = local
+            .fallback_agents
+            .clone()
+            .or_else(|| defaults.fallback_agents.clone())
+            .unwrap_or_default();
         let names: Vec<String> = needs_by_name.iter().map(|(n, _)| n.clone()).collect();
         let action = if let Some(gate) = &local.gate {
             self.check_gate(scope, gate, &names);
@@ -43,9 +50,12 @@ impl Builder {
             match &agent {
                 Some(a) => self.check_agent_name(scope, a),
                 None => self.diags.push(
-                    Diagnostic::error(Code::MissingKey, format!("node `{}` has no agent", local.id.value))
-                        .label(local.id.span, "no `agent` here or in the defaults")
-                        .help("set `agent` on the node, or in `[defaults]` for every node"),
+                    Diagnostic::error(
+                        Code::MissingKey,
+                        format!("node `{}` has no agent", local.id.value),
+                    )
+                    .label(local.id.span, "no `agent` here or in the defaults")
+                    .help("set `agent` on the node, or in `[defaults]` for every node"),
                 ),
             }
             for f in &fallback_agents {
@@ -63,7 +73,10 @@ impl Builder {
             let prompt = local.prompt.as_ref()?;
             let template = self.register_prompt(scope, &local.id.value, prompt);
             let vars = match prompt {
-                Prompt::Template { vars, .. } => vars.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+                Prompt::Template { vars, .. } => vars
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                    .collect(),
                 Prompt::Inline(_) => serde_json::Map::new(),
             };
             if let Some(template) = &template {
@@ -79,8 +92,17 @@ impl Builder {
             self.check_expression(scope, expr, None);
         }
         self.check_fan_out(local, siblings);
-        let workdir = local.workdir.clone().or_else(|| defaults.workdir.clone()).map(|w| (w, scope)).or_else(|| up.workdir.clone());
-        let inputs = local.inputs.clone().or_else(|| defaults.inputs.clone()).unwrap_or_default();
+        let workdir = local
+            .workdir
+            .clone()
+            .or_else(|| defaults.workdir.clone())
+            .map(|w| (w, scope))
+            .or_else(|| up.workdir.clone());
+        let inputs = local
+            .inputs
+            .clone()
+            .or_else(|| defaults.inputs.clone())
+            .unwrap_or_default();
         for g in &inputs {
             self.check_glob(g);
         }
@@ -103,11 +125,23 @@ impl Builder {
             workdir,
             inputs,
             env,
-            on_failure: local.on_failure.as_ref().or(defaults.on_failure.as_ref()).map_or(OnFailure::Fail, |o| o.value),
+            on_failure: local
+                .on_failure
+                .as_ref()
+                .or(defaults.on_failure.as_ref())
+                .map_or(OnFailure::Fail, |o| o.value),
             stop,
             output: local.output.clone(),
-            max_parallel: local.max_parallel.as_ref().or(defaults.max_parallel.as_ref()).map(|m| m.value),
-            max_items: local.max_items.as_ref().or(defaults.max_items.as_ref()).map_or(DEFAULT_MAX_ITEMS, |m| m.value),
+            max_parallel: local
+                .max_parallel
+                .as_ref()
+                .or(defaults.max_parallel.as_ref())
+                .map(|m| m.value),
+            max_items: local
+                .max_items
+                .as_ref()
+                .or(defaults.max_items.as_ref())
+                .map_or(DEFAULT_MAX_ITEMS, |m| m.value),
             groups: up.groups.to_vec(),
         })
     }
@@ -115,14 +149,29 @@ impl Builder {
     /// An agent name must be declared, or be a built-in preset. Templated
     /// names are checked per instance when planning.
     pub(super) fn check_agent_name(&mut self, scope: usize, name: &Spanned<String>) {
-        if is_templated(&name.value) || self.scopes[scope].agent(&name.value).is_some() || Agent::builtin(&name.value, name.span).is_some() {
+        if is_templated(&name.value)
+            || self.scopes[scope].agent(&name.value).is_some()
+            || Agent::builtin(&name.value, name.span).is_some()
+        {
             return;
         }
-        let declared: Vec<&str> = self.scopes[scope].agents.iter().map(|(n, _)| n.as_str()).chain(["claude", "codex", "gemini"]).collect();
+        let declared: Vec<&str> = self.scopes[scope]
+            .agents
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(["claude", "codex", "gemini"])
+            .collect();
         self.diags.push(
-            Diagnostic::error(Code::UnknownAgent, format!("unknown agent `{}`", name.value))
-                .label(name.span, "not declared under `agents`")
-                .maybe_help(suggestion_help(&name.value, declared.iter().copied(), "the agents are")),
+            Diagnostic::error(
+                Code::UnknownAgent,
+                format!("unknown agent `{}`", name.value),
+            )
+            .label(name.span, "not declared under `agents`")
+            .maybe_help(suggestion_help(
+                &name.value,
+                declared.iter().copied(),
+                "the agents are",
+            )),
         );
     }
 
@@ -188,9 +237,12 @@ impl Builder {
         }
         if let Err(e) = globset::Glob::new(&glob.value) {
             self.diags.push(
-                Diagnostic::error(Code::BadGlob, format!("`{}` is not a valid glob", glob.value))
-                    .label(glob.span, e.kind().to_string())
-                    .help("globs use `*`, `**`, `?`, `[abc]` and `{a,b}`, such as \"src/**/*.rs\""),
+                Diagnostic::error(
+                    Code::BadGlob,
+                    format!("`{}` is not a valid glob", glob.value),
+                )
+                .label(glob.span, e.kind().to_string())
+                .help("globs use `*`, `**`, `?`, `[abc]` and `{a,b}`, such as \"src/**/*.rs\""),
             );
         }
     }
@@ -199,12 +251,21 @@ impl Builder {
         let path = self.scopes[scope].dir.join(&schema.value);
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| format!("it is not JSON: {e}")));
+            .and_then(|t| {
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| format!("it is not JSON: {e}"))
+            });
         if let Err(why) = parsed {
             self.diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("output schema `{}`: {why}", schema.value))
-                    .label(schema.span, "this schema file")
-                    .help(format!("the path is relative to the workflow file's folder ({})", display_dir(&self.scopes[scope].dir))),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("output schema `{}`: {why}", schema.value),
+                )
+                .label(schema.span, "this schema file")
+                .help(format!(
+                    "the path is relative to the workflow file's folder ({})",
+                    display_dir(&self.scopes[scope].dir)
+                )),
             );
         }
     }

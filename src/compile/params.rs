@@ -91,9 +91,12 @@ pub fn resolve(
             let help = suggestion_help(&g.name, names, "this workflow's params are")
                 .or_else(|| Some("this workflow declares no params".to_string()));
             diags.push(
-                Diagnostic::error(Code::UnknownParam, format!("`{}` is not a param of this workflow", g.name))
-                    .label(g.name_span, "unknown param")
-                    .maybe_help(help),
+                Diagnostic::error(
+                    Code::UnknownParam,
+                    format!("`{}` is not a param of this workflow", g.name),
+                )
+                .label(g.name_span, "unknown param")
+                .maybe_help(help),
             );
         }
     }
@@ -111,10 +114,15 @@ pub fn resolve(
             d.value.clone()
         } else {
             diags.push(
-                Diagnostic::error(Code::ParamType, format!("param `{name}` has no default and no value was given"))
-                    .label(p.name.span, "required param")
-                    .label(missing_at, "no value given here")
-                    .help(format!("give it a value with `--set {name}=...` (or `with` for a sub-workflow), or add a `default`")),
+                Diagnostic::error(
+                    Code::ParamType,
+                    format!("param `{name}` has no default and no value was given"),
+                )
+                .label(p.name.span, "required param")
+                .label(missing_at, "no value given here")
+                .help(format!(
+                    "give it a value with `--set {name}=...` (or `with` for a sub-workflow), or add a `default`"
+                )),
             );
             continue;
         };
@@ -125,13 +133,24 @@ pub fn resolve(
 
 /// Type and enum check of a given value. Strings given for `int`, `bool` or
 /// `list` params are not coerced: `--set n=3` already reads `3` as an integer.
-fn check(p: &Param, value: &serde_json::Value, span: Span, via: &str, diags: &mut Diagnostics) -> Option<serde_json::Value> {
+fn check(
+    p: &Param,
+    value: &serde_json::Value,
+    span: Span,
+    via: &str,
+    diags: &mut Diagnostics,
+) -> Option<serde_json::Value> {
     let ty = p.ty.value;
     if !ty.accepts(value) {
         diags.push(
             Diagnostic::error(
                 Code::ParamType,
-                format!("param `{}` is of type {} but {via} gave {}", p.name.value, ty.as_str(), json_type_name(value)),
+                format!(
+                    "param `{}` is of type {} but {via} gave {}",
+                    p.name.value,
+                    ty.as_str(),
+                    json_type_name(value)
+                ),
             )
             .label(span, format!("expected {}", ty.as_str()))
             .label(p.ty.span, "the type is declared here")
@@ -143,7 +162,9 @@ fn check(p: &Param, value: &serde_json::Value, span: Span, via: &str, diags: &mu
         && !choices.iter().any(|c| &c.value == value)
     {
         let allowed: Vec<String> = choices.iter().map(|c| c.value.to_string()).collect();
-        let given = value.as_str().map_or_else(|| value.to_string(), ToString::to_string);
+        let given = value
+            .as_str()
+            .map_or_else(|| value.to_string(), ToString::to_string);
         let help = suggestion_help(
             &given,
             choices.iter().filter_map(|c| c.value.as_str()),
@@ -151,10 +172,16 @@ fn check(p: &Param, value: &serde_json::Value, span: Span, via: &str, diags: &mu
         )
         .unwrap_or_else(|| format!("choose one of {}", allowed.join(", ")));
         diags.push(
-            Diagnostic::error(Code::ParamType, format!("{value} is not an allowed value of param `{}`", p.name.value))
-                .label(span, "not in the enum")
-                .label(p.name.span, "param declared here")
-                .help(help),
+            Diagnostic::error(
+                Code::ParamType,
+                format!(
+                    "{value} is not an allowed value of param `{}`",
+                    p.name.value
+                ),
+            )
+            .label(span, "not in the enum")
+            .label(p.name.span, "param declared here")
+            .help(help),
         );
         return None;
     }

@@ -54,7 +54,10 @@ pub fn rebase(value: &str, from_dir: &Path, to_dir: &Path) -> String {
     if p.is_absolute() {
         return value.to_string();
     }
-    display_rel(&relative_to(&normalize(&from_dir.join(p)), &normalize(to_dir)))
+    display_rel(&relative_to(
+        &normalize(&from_dir.join(p)),
+        &normalize(to_dir),
+    ))
 }
 
 #[cfg(test)]

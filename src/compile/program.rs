@@ -35,7 +35,10 @@ impl Scope {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Run `agent` on the prompt template registered under this name in the scope's environment.
-    Prompt { template: String, vars: serde_json::Map<String, serde_json::Value> },
+    Prompt {
+        template: String,
+        vars: serde_json::Map<String, serde_json::Value>,
+    },
     /// Evaluate this expression over `needs`.
     Gate { expr: Spanned<String> },
 }

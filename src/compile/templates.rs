@@ -15,7 +15,21 @@ use crate::prompt::{self, PROMPT_GLOBALS, STRING_GLOBALS};
 use crate::source::{Span, Syntax};
 
 /// Names minijinja itself provides.
-const BUILTINS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self", "super", "caller", "varargs", "kwargs", "true", "false", "none"];
+const BUILTINS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+    "true",
+    "false",
+    "none",
+];
 
 /// What a template may read.
 #[derive(Debug)]
@@ -29,12 +43,19 @@ pub(crate) struct Allowed<'a> {
 impl Builder {
     /// Registers the node's prompt in its scope's environment and returns the
     /// template name; reports syntax errors and missing files.
-    pub(super) fn register_prompt(&mut self, scope: usize, node: &str, prompt: &Prompt) -> Option<String> {
+    pub(super) fn register_prompt(
+        &mut self,
+        scope: usize,
+        node: &str,
+        prompt: &Prompt,
+    ) -> Option<String> {
         match prompt {
             Prompt::Inline(text) => {
                 let name = format!("<{node} prompt>");
                 self.inline.insert((scope, name.clone()), text.span);
-                let result = self.scopes[scope].templates.add_template_owned(name.clone(), text.value.clone());
+                let result = self.scopes[scope]
+                    .templates
+                    .add_template_owned(name.clone(), text.value.clone());
                 if let Err(e) = result {
                     let d = self.template_error(scope, &e, text.span);
                     self.diags.push(d);
@@ -43,11 +64,19 @@ impl Builder {
                 Some(name)
             }
             Prompt::Template { template, .. } => {
-                if self.scopes[scope].library.resolve(&template.value).is_none() {
-                    self.diags.push(self.not_found(scope, &template.value, template.span));
+                if self.scopes[scope]
+                    .library
+                    .resolve(&template.value)
+                    .is_none()
+                {
+                    self.diags
+                        .push(self.not_found(scope, &template.value, template.span));
                     return None;
                 }
-                let result = self.scopes[scope].templates.get_template(&template.value).map(|_| ());
+                let result = self.scopes[scope]
+                    .templates
+                    .get_template(&template.value)
+                    .map(|_| ());
                 if let Err(e) = result {
                     let d = self.template_error(scope, &e, template.span);
                     self.diags.push(d);
@@ -65,12 +94,15 @@ impl Builder {
             .iter()
             .map(|d| format!("{}/", crate::source::display_name(d)))
             .collect();
-        Diagnostic::error(Code::TemplateNotFound, format!("template `{name}` not found"))
-            .label(at, "no such template")
-            .help(format!(
-                "templates are looked up in: {}; add the folder holding it to `[prompts] library`",
-                search.join(", ")
-            ))
+        Diagnostic::error(
+            Code::TemplateNotFound,
+            format!("template `{name}` not found"),
+        )
+        .label(at, "no such template")
+        .help(format!(
+            "templates are looked up in: {}; add the folder holding it to `[prompts] library`",
+            search.join(", ")
+        ))
     }
 
     /// Checks the variables of the prompt template and of every template it
@@ -104,14 +136,25 @@ impl Builder {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let loaded = self.scopes[scope].templates.get_template(&name).map(|t| (prompt::undeclared(&t), t.source().to_string()));
+            let loaded = self.scopes[scope]
+                .templates
+                .get_template(&name)
+                .map(|t| (prompt::undeclared(&t), t.source().to_string()));
             let (names, source) = match loaded {
                 Ok(found) => found,
                 Err(e) => {
                     let d = if e.kind() == ErrorKind::TemplateNotFound {
-                        self.not_found(scope, &name, named_at.unwrap_or_else(|| self.fallback_span(scope)))
+                        self.not_found(
+                            scope,
+                            &name,
+                            named_at.unwrap_or_else(|| self.fallback_span(scope)),
+                        )
                     } else {
-                        self.template_error(scope, &e, named_at.unwrap_or_else(|| self.fallback_span(scope)))
+                        self.template_error(
+                            scope,
+                            &e,
+                            named_at.unwrap_or_else(|| self.fallback_span(scope)),
+                        )
                     };
                     self.diags.push(d);
                     continue;
@@ -150,12 +193,20 @@ impl Builder {
     }
 
     /// Syntax of an expression, and its variables when `allowed` is given.
-    pub(super) fn check_expression(&mut self, scope: usize, expr: &Spanned<String>, allowed: Option<&Allowed<'_>>) {
-        let compiled = self.scopes[scope].templates.compile_expression_owned(expr.value.clone()).map(|e| {
-            let mut v: Vec<String> = e.undeclared_variables(true).into_iter().collect();
-            v.sort();
-            v
-        });
+    pub(super) fn check_expression(
+        &mut self,
+        scope: usize,
+        expr: &Spanned<String>,
+        allowed: Option<&Allowed<'_>>,
+    ) {
+        let compiled = self.scopes[scope]
+            .templates
+            .compile_expression_owned(expr.value.clone())
+            .map(|e| {
+                let mut v: Vec<String> = e.undeclared_variables(true).into_iter().collect();
+                v.sort();
+                v
+            });
         match compiled {
             Err(e) => {
                 let detail = e.detail().unwrap_or("invalid expression").to_string();
@@ -169,7 +220,11 @@ impl Builder {
                 let Some(allowed) = allowed else { return };
                 for var in names {
                     if let Some((message, help)) = undefined(&var, allowed) {
-                        self.diags.push(Diagnostic::error(Code::UndefinedVariable, message).label(expr.span, "in this expression").maybe_help(help));
+                        self.diags.push(
+                            Diagnostic::error(Code::UndefinedVariable, message)
+                                .label(expr.span, "in this expression")
+                                .maybe_help(help),
+                        );
                     }
                 }
             }
@@ -178,30 +233,70 @@ impl Builder {
 
     /// Renders a templated string of a node (not a prompt) over the string
     /// context; reports errors at `span`.
-    pub(super) fn render_string(&mut self, scope: usize, node: &str, text: &str, span: Span, item: Option<&serde_json::Value>) -> Option<String> {
+    pub(super) fn render_string(
+        &mut self,
+        scope: usize,
+        node: &str,
+        text: &str,
+        span: Span,
+        item: Option<&serde_json::Value>,
+    ) -> Option<String> {
         let ctx = string_context(&self.scopes[scope], node, item);
-        match self.scopes[scope].templates.render_str(text, prompt::context(&ctx)) {
+        match self.scopes[scope]
+            .templates
+            .render_str(text, prompt::context(&ctx))
+        {
             Ok(s) => Some(s),
             Err(e) => {
                 let detail = e.detail().unwrap_or("cannot render").to_string();
-                let code = if e.kind() == ErrorKind::UndefinedError { Code::UndefinedVariable } else { Code::TemplateRender };
+                let code = if e.kind() == ErrorKind::UndefinedError {
+                    Code::UndefinedVariable
+                } else {
+                    Code::TemplateRender
+                };
                 self.diags.push(
                     Diagnostic::error(code, format!("cannot render `{text}`: {detail}"))
                         .label(span, "in this value")
-                        .help(format!("strings may use {}", STRING_GLOBALS.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))),
+                        .help(format!(
+                            "strings may use {}",
+                            STRING_GLOBALS
+                                .iter()
+                                .map(|g| format!("`{g}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                 );
                 None
             }
         }
     }
 
-    pub(crate) fn template_error(&mut self, scope: usize, e: &minijinja::Error, fallback: Span) -> Diagnostic {
-        let mut locator = Locator { sources: &mut self.sources, scopes: &self.scopes, inline: &self.inline };
+    pub(crate) fn template_error(
+        &mut self,
+        scope: usize,
+        e: &minijinja::Error,
+        fallback: Span,
+    ) -> Diagnostic {
+        let mut locator = Locator {
+            sources: &mut self.sources,
+            scopes: &self.scopes,
+            inline: &self.inline,
+        };
         locator.template_error(scope, e, fallback)
     }
 
-    fn locate(&mut self, scope: usize, name: &str, range: Option<std::ops::Range<usize>>, fallback: Span) -> Span {
-        let mut locator = Locator { sources: &mut self.sources, scopes: &self.scopes, inline: &self.inline };
+    fn locate(
+        &mut self,
+        scope: usize,
+        name: &str,
+        range: Option<std::ops::Range<usize>>,
+        fallback: Span,
+    ) -> Span {
+        let mut locator = Locator {
+            sources: &mut self.sources,
+            scopes: &self.scopes,
+            inline: &self.inline,
+        };
         locator.locate(scope, name, range, fallback)
     }
 
@@ -218,13 +313,26 @@ impl Builder {
 }
 
 /// The context of templated strings other than prompts.
-pub(crate) fn string_context(scope: &super::Scope, node: &str, item: Option<&serde_json::Value>) -> serde_json::Value {
+pub(crate) fn string_context(
+    scope: &super::Scope,
+    node: &str,
+    item: Option<&serde_json::Value>,
+) -> serde_json::Value {
     let mut ctx = serde_json::Map::new();
-    ctx.insert("params".into(), serde_json::Value::Object(scope.params.clone()));
-    ctx.insert("vars".into(), serde_json::Value::Object(serde_json::Map::new()));
+    ctx.insert(
+        "params".into(),
+        serde_json::Value::Object(scope.params.clone()),
+    );
+    ctx.insert(
+        "vars".into(),
+        serde_json::Value::Object(serde_json::Map::new()),
+    );
     ctx.insert("env".into(), env_json());
     ctx.insert("node".into(), serde_json::Value::from(node));
-    ctx.insert("workflow".into(), serde_json::Value::from(scope.workflow.as_str()));
+    ctx.insert(
+        "workflow".into(),
+        serde_json::Value::from(scope.workflow.as_str()),
+    );
     if let Some(item) = item {
         ctx.insert("item".into(), item.clone());
     }
@@ -233,7 +341,11 @@ pub(crate) fn string_context(scope: &super::Scope, node: &str, item: Option<&ser
 
 /// The process environment as a template value.
 pub(crate) fn env_json() -> serde_json::Value {
-    serde_json::Value::Object(std::env::vars().map(|(k, v)| (k, serde_json::Value::from(v))).collect())
+    serde_json::Value::Object(
+        std::env::vars()
+            .map(|(k, v)| (k, serde_json::Value::from(v)))
+            .collect(),
+    )
 }
 
 /// Why a variable is not available, with a suggestion; `None` when it is.
@@ -270,7 +382,11 @@ fn undefined(var: &str, allowed: &Allowed<'_>) -> Option<(String, Option<String>
     } else {
         format!("undefined {what} `{key}`")
     };
-    let help = if top == "needs" { help.map(|h| format!("{h}; add `{key}` to the node's `needs` to use its result")) } else { help };
+    let help = if top == "needs" {
+        help.map(|h| format!("{h}; add `{key}` to the node's `needs` to use its result"))
+    } else {
+        help
+    };
     Some((message, help))
 }
 
@@ -282,9 +398,16 @@ fn is_guarded(source: &str, var: &str) -> bool {
     [var, top].iter().any(|name| {
         let mut rest = source;
         while let Some(at) = rest.find(name) {
-            let before_ok = rest[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '.');
+            let before_ok = rest[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '.');
             let after = rest[at + name.len()..].trim_start();
-            if before_ok && (after.starts_with("is defined") || after.starts_with("is undefined") || after.starts_with("is not defined")) {
+            if before_ok
+                && (after.starts_with("is defined")
+                    || after.starts_with("is undefined")
+                    || after.starts_with("is not defined"))
+            {
                 return true;
             }
             rest = &rest[at + name.len()..];
@@ -301,13 +424,19 @@ fn find_reference(source: &str, needle: &str) -> Option<std::ops::Range<usize>> 
     let mut parts = needle.split('.');
     let top = parts.next()?;
     let last = parts.next_back();
-    let at = last.and_then(|l| source.find(l)).or_else(|| source.find(top))?;
+    let at = last
+        .and_then(|l| source.find(l))
+        .or_else(|| source.find(top))?;
     let len = last.map_or(top.len(), str::len);
     Some(at..at + len)
 }
 
 fn line_range(source: &str, line: usize) -> Option<std::ops::Range<usize>> {
-    let start: usize = source.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let start: usize = source
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     let len = source.get(start..)?.lines().next().map_or(0, str::len);
     Some(start..start + len)
 }
@@ -323,7 +452,12 @@ pub(crate) struct Locator<'a> {
 
 impl Locator<'_> {
     /// A minijinja error as a diagnostic in the file the error is in.
-    pub(crate) fn template_error(&mut self, scope: usize, e: &minijinja::Error, fallback: Span) -> Diagnostic {
+    pub(crate) fn template_error(
+        &mut self,
+        scope: usize,
+        e: &minijinja::Error,
+        fallback: Span,
+    ) -> Diagnostic {
         let code = match e.kind() {
             ErrorKind::SyntaxError => Code::TemplateSyntax,
             ErrorKind::UndefinedError => Code::UndefinedVariable,
@@ -339,20 +473,35 @@ impl Locator<'_> {
         let span = e
             .name()
             .map(|name| {
-                let range = e.range().or_else(|| e.line().and_then(|l| line_range(e.template_source().unwrap_or(""), l)));
+                let range = e.range().or_else(|| {
+                    e.line()
+                        .and_then(|l| line_range(e.template_source().unwrap_or(""), l))
+                });
                 self.locate(scope, name, range, fallback)
             })
             .unwrap_or(fallback);
         let help = match code {
-            Code::TemplateSyntax => "templates use minijinja (Jinja2) syntax: `{{ value }}`, `{% if .. %}..{% endif %}`",
-            Code::UndefinedVariable => "guard optional values with `{% if x is defined %}`; see docs/workflow-format.md for the template context",
+            Code::TemplateSyntax => {
+                "templates use minijinja (Jinja2) syntax: `{{ value }}`, `{% if .. %}..{% endif %}`"
+            }
+            Code::UndefinedVariable => {
+                "guard optional values with `{% if x is defined %}`; see docs/workflow-format.md for the template context"
+            }
             _ => "see docs/workflow-format.md for templates",
         };
-        Diagnostic::error(code, format!("{what}: {detail}")).label(span, detail).help(help)
+        Diagnostic::error(code, format!("{what}: {detail}"))
+            .label(span, detail)
+            .help(help)
     }
 
     /// The span of `range` within the template called `name`.
-    pub(crate) fn locate(&mut self, scope: usize, name: &str, range: Option<std::ops::Range<usize>>, fallback: Span) -> Span {
+    pub(crate) fn locate(
+        &mut self,
+        scope: usize,
+        name: &str,
+        range: Option<std::ops::Range<usize>>,
+        fallback: Span,
+    ) -> Span {
         if let Some(&text_span) = self.inline.get(&(scope, name.to_string())) {
             let Some(range) = range else { return text_span };
             return self.inline_span(scope, name, text_span, range);
@@ -366,7 +515,12 @@ impl Locator<'_> {
                 let Ok(text) = std::fs::read_to_string(&path) else {
                     return fallback;
                 };
-                self.sources.add(path.clone(), crate::source::display_name(&path), text, Syntax::Text)
+                self.sources.add(
+                    path.clone(),
+                    crate::source::display_name(&path),
+                    text,
+                    Syntax::Text,
+                )
             }
         };
         range.map_or(Span::new(file, 0..0), |r| Span::new(file, r))
@@ -374,9 +528,19 @@ impl Locator<'_> {
 
     /// Maps a range in an inline prompt's text to the workflow file, when the
     /// text appears verbatim there (no escapes); else the whole string.
-    fn inline_span(&self, scope: usize, name: &str, text_span: Span, range: std::ops::Range<usize>) -> Span {
+    fn inline_span(
+        &self,
+        scope: usize,
+        name: &str,
+        text_span: Span,
+        range: std::ops::Range<usize>,
+    ) -> Span {
         let raw = self.sources.slice(text_span);
-        let value = self.scopes[scope].templates.get_template(name).map(|t| t.source().to_string()).unwrap_or_default();
+        let value = self.scopes[scope]
+            .templates
+            .get_template(name)
+            .map(|t| t.source().to_string())
+            .unwrap_or_default();
         match raw.find(value.as_str()) {
             Some(at) if !value.is_empty() => {
                 let base = text_span.offset() + at;
@@ -385,5 +549,4 @@ impl Locator<'_> {
             _ => text_span,
         }
     }
-
 }

@@ -24,7 +24,10 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
     let command = f.get("command").and_then(|(k, v)| cx.string_list(k, v));
     let args = f.get("args").and_then(|(k, v)| cx.string_list(k, v));
     let extra_args = f.get("extra_args").and_then(|(k, v)| cx.string_list(k, v));
-    let env = f.get("env").map(|(k, v)| cx.string_map(k, v)).unwrap_or_default();
+    let env = f
+        .get("env")
+        .map(|(k, v)| cx.string_map(k, v))
+        .unwrap_or_default();
     let base_url = f.get("base_url").and_then(|(k, v)| cx.string(k, v));
     let api_key_env = f.get("api_key_env").and_then(|(k, v)| cx.string(k, v));
     let price = f.get("price").and_then(|(k, v)| decode_price(cx, k, v));
@@ -32,7 +35,12 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
     // A bad or missing kind is already reported; the agent still counts as
     // declared so that nodes naming it get no second, misleading error.
     let kind = kind.unwrap_or_else(|| Spanned::new(AgentKind::Command, key.span));
-    if table.get("kind").and_then(|k| k.as_str()).and_then(AgentKind::parse).is_some() {
+    if table
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .and_then(AgentKind::parse)
+        .is_some()
+    {
         check_kind_keys(cx, key, &kind, command.as_ref(), base_url.as_ref());
     }
     Some(Agent {
@@ -65,16 +73,22 @@ fn check_kind_keys(
             .help("add the program and its arguments, such as `command = [\"cat\"]`"),
         ),
         (AgentKind::Command, Some(argv)) if argv.is_empty() => cx.diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("agent `{}` has an empty `command`", key.name))
-                .label(kind.span, "this agent")
-                .help("name the program to run, such as `command = [\"cat\"]`"),
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("agent `{}` has an empty `command`", key.name),
+            )
+            .label(kind.span, "this agent")
+            .help("name the program to run, such as `command = [\"cat\"]`"),
         ),
         (k, Some(argv)) if k != AgentKind::Command => {
             if let Some(first) = argv.first() {
                 cx.diags.push(
                     Diagnostic::error(
                         Code::ConflictingKeys,
-                        format!("`command` is only for agents of kind \"command\", not \"{}\"", k.as_str()),
+                        format!(
+                            "`command` is only for agents of kind \"command\", not \"{}\"",
+                            k.as_str()
+                        ),
                     )
                     .label(first.span, "not used by this kind")
                     .help("use `args` or `extra_args` to change a preset's arguments"),
@@ -89,7 +103,10 @@ fn check_kind_keys(
         cx.diags.push(
             Diagnostic::error(
                 Code::ConflictingKeys,
-                format!("`base_url` is only for HTTP agents, not \"{}\"", kind.value.as_str()),
+                format!(
+                    "`base_url` is only for HTTP agents, not \"{}\"",
+                    kind.value.as_str()
+                ),
             )
             .label(url.span, "not used by this kind")
             .help("HTTP agents have kind \"openai\" or \"anthropic\""),

@@ -20,9 +20,12 @@ pub(crate) fn valid_id(id: &str) -> bool {
 pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Node> {
     if !valid_id(&key.name) {
         cx.diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid node id", key.name))
-                .label(key.span, "invalid id")
-                .help("node ids use letters, digits, `-`, `_` and `.`, and do not start with `.`"),
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{}` is not a valid node id", key.name),
+            )
+            .label(key.span, "invalid id")
+            .help("node ids use letters, digits, `-`, `_` and `.`, and do not start with `.`"),
         );
     }
     let table = cx.table(key, value)?;
@@ -30,21 +33,39 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
     let node = Node {
         id: Spanned::new(key.name.clone(), key.span),
         description: f.get("description").and_then(|(k, v)| cx.string(k, v)),
-        needs: f.get("needs").and_then(|(k, v)| cx.string_list(k, v)).unwrap_or_default(),
+        needs: f
+            .get("needs")
+            .and_then(|(k, v)| cx.string_list(k, v))
+            .unwrap_or_default(),
         agent: f.get("agent").and_then(|(k, v)| cx.string(k, v)),
         prompt: f.get("prompt").and_then(|(k, v)| decode_prompt(cx, k, v)),
         workflow: f.get("workflow").and_then(|(k, v)| cx.string(k, v)),
-        with: f.get("with").map(|(k, v)| cx.value_map(k, v)).unwrap_or_default(),
+        with: f
+            .get("with")
+            .map(|(k, v)| cx.value_map(k, v))
+            .unwrap_or_default(),
         gate: f.get("gate").and_then(|(k, v)| cx.string(k, v)),
-        for_each: f.get("for_each").and_then(|(k, v)| decode_for_each(cx, k, v)),
-        matrix: f.get("matrix").map(|(k, v)| decode_matrix(cx, k, v)).unwrap_or_default(),
+        for_each: f
+            .get("for_each")
+            .and_then(|(k, v)| decode_for_each(cx, k, v)),
+        matrix: f
+            .get("matrix")
+            .map(|(k, v)| decode_matrix(cx, k, v))
+            .unwrap_or_default(),
         max_parallel: f.get("max_parallel").and_then(|(k, v)| cx.count(k, v)),
         max_items: f.get("max_items").and_then(|(k, v)| cx.count(k, v)),
         inputs: f.get("inputs").and_then(|(k, v)| cx.string_list(k, v)),
         workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
-        env: f.get("env").map(|(k, v)| cx.string_map(k, v)).unwrap_or_default(),
-        on_failure: f.get("on_failure").and_then(|(k, v)| cx.choice(k, v, &OnFailure::ALL)),
-        fallback_agents: f.get("fallback_agents").and_then(|(k, v)| cx.string_list(k, v)),
+        env: f
+            .get("env")
+            .map(|(k, v)| cx.string_map(k, v))
+            .unwrap_or_default(),
+        on_failure: f
+            .get("on_failure")
+            .and_then(|(k, v)| cx.choice(k, v, &OnFailure::ALL)),
+        fallback_agents: f
+            .get("fallback_agents")
+            .and_then(|(k, v)| cx.string_list(k, v)),
         stop: f.get("stop").and_then(|(k, v)| decode_stop(cx, k, v)),
         output: f.get("output").and_then(|(k, v)| decode_output(cx, k, v)),
     };
@@ -58,7 +79,11 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
     let prompt = table.entries.iter().find(|(k, _)| k.name == "prompt");
     let workflow = table.entries.iter().find(|(k, _)| k.name == "workflow");
     let gate = table.entries.iter().find(|(k, _)| k.name == "gate");
-    let present: Vec<&Key> = [prompt, workflow, gate].into_iter().flatten().map(|(k, _)| k).collect();
+    let present: Vec<&Key> = [prompt, workflow, gate]
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
     if present.is_empty() {
         cx.diags.push(
             Diagnostic::error(Code::NodeKind, format!("node `{}` has nothing to do", key.name))
@@ -72,20 +97,28 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
         let names: Vec<String> = present.iter().map(|k| format!("`{}`", k.spelled)).collect();
         let mut d = Diagnostic::error(
             Code::ConflictingKeys,
-            format!("node `{}` sets {}: a node has only one of them", key.name, names.join(" and ")),
+            format!(
+                "node `{}` sets {}: a node has only one of them",
+                key.name,
+                names.join(" and ")
+            ),
         );
         for k in &present {
             d = d.label(k.span, "");
         }
-        cx.diags.push(d.help("split it into two nodes, the second one needing the first"));
+        cx.diags
+            .push(d.help("split it into two nodes, the second one needing the first"));
     }
     if node.workflow.is_none()
         && let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == "with")
     {
         cx.diags.push(
-            Diagnostic::error(Code::ConflictingKeys, format!("`{}` is only for sub-workflow nodes", k.spelled))
-                .label(k.span, "no `workflow` in this node")
-                .help("pass values to the prompt with `vars` instead"),
+            Diagnostic::error(
+                Code::ConflictingKeys,
+                format!("`{}` is only for sub-workflow nodes", k.spelled),
+            )
+            .label(k.span, "no `workflow` in this node")
+            .help("pass values to the prompt with `vars` instead"),
         );
     }
     if node.gate.is_some() {
@@ -97,7 +130,9 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
                         format!("a gate node has no `{}`", k.spelled),
                     )
                     .label(k.span, "not used by a gate")
-                    .help("a gate is evaluated once, when every need is finished; it runs no agent"),
+                    .help(
+                        "a gate is evaluated once, when every need is finished; it runs no agent",
+                    ),
                 );
             }
         }
@@ -110,10 +145,17 @@ pub(crate) fn decode_defaults(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Opti
     let defaults = Defaults {
         agent: f.get("agent").and_then(|(k, v)| cx.string(k, v)),
         workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
-        env: f.get("env").map(|(k, v)| cx.string_map(k, v)).unwrap_or_default(),
+        env: f
+            .get("env")
+            .map(|(k, v)| cx.string_map(k, v))
+            .unwrap_or_default(),
         inputs: f.get("inputs").and_then(|(k, v)| cx.string_list(k, v)),
-        on_failure: f.get("on_failure").and_then(|(k, v)| cx.choice(k, v, &OnFailure::ALL)),
-        fallback_agents: f.get("fallback_agents").and_then(|(k, v)| cx.string_list(k, v)),
+        on_failure: f
+            .get("on_failure")
+            .and_then(|(k, v)| cx.choice(k, v, &OnFailure::ALL)),
+        fallback_agents: f
+            .get("fallback_agents")
+            .and_then(|(k, v)| cx.string_list(k, v)),
         max_parallel: f.get("max_parallel").and_then(|(k, v)| cx.count(k, v)),
         max_items: f.get("max_items").and_then(|(k, v)| cx.count(k, v)),
         stop: f.get("stop").and_then(|(k, v)| decode_stop(cx, k, v)),
@@ -126,14 +168,26 @@ fn decode_prompt(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompt> {
     match &value.kind {
         ValueKind::String(s) => Some(Prompt::Inline(Spanned::new(s.clone(), value.span))),
         ValueKind::Table(t) => {
-            let mut f = Fields::with_keys(t, vec!["template", "vars"], format!("`{}`", key.spelled));
+            let mut f =
+                Fields::with_keys(t, vec!["template", "vars"], format!("`{}`", key.spelled));
             let template = f.get("template").and_then(|(k, v)| cx.string(k, v));
-            let vars = f.get("vars").map(|(k, v)| cx.value_map(k, v)).unwrap_or_default();
+            let vars = f
+                .get("vars")
+                .map(|(k, v)| cx.value_map(k, v))
+                .unwrap_or_default();
             f.finish(cx);
             if template.is_none() {
-                cx.missing(t, "template", &format!("`{}`", key.spelled), "name a template file, or write the prompt inline as a string");
+                cx.missing(
+                    t,
+                    "template",
+                    &format!("`{}`", key.spelled),
+                    "name a template file, or write the prompt inline as a string",
+                );
             }
-            Some(Prompt::Template { template: template?, vars })
+            Some(Prompt::Template {
+                template: template?,
+                vars,
+            })
         }
         _ => {
             cx.wrong_type(key, value, "a string or a table with `template`");
@@ -145,11 +199,18 @@ fn decode_prompt(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompt> {
 fn decode_for_each(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<ForEach> {
     match &value.kind {
         ValueKind::Array(items) => Some(ForEach::Items(
-            items.iter().map(|v| Spanned::new(v.to_json(), v.span)).collect(),
+            items
+                .iter()
+                .map(|v| Spanned::new(v.to_json(), v.span))
+                .collect(),
         )),
         ValueKind::Table(t) => decode_for_each_table(cx, key, t),
         _ => {
-            cx.wrong_type(key, value, "a list of items or a table (`glob`, `from` or `each_of`)");
+            cx.wrong_type(
+                key,
+                value,
+                "a list of items or a table (`glob`, `from` or `each_of`)",
+            );
             None
         }
     }
@@ -170,7 +231,11 @@ fn decode_for_each_table(cx: &mut Cx<'_>, key: &Key, t: &Table) -> Option<ForEac
         let path = f.get("path").and_then(|(k, v)| cx.string(k, v));
         let lines = f.get("lines").and_then(|(k, v)| cx.boolean(k, v));
         f.finish(cx);
-        return Some(ForEach::From { from: from?, path, lines });
+        return Some(ForEach::From {
+            from: from?,
+            path,
+            lines,
+        });
     }
     if has("each_of") {
         let mut f = Fields::with_keys(t, vec!["each_of"], what);
@@ -191,7 +256,11 @@ fn decode_for_each_table(cx: &mut Cx<'_>, key: &Key, t: &Table) -> Option<ForEac
     None
 }
 
-fn decode_matrix(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Vec<(Spanned<String>, Vec<Spanned<serde_json::Value>>)> {
+fn decode_matrix(
+    cx: &mut Cx<'_>,
+    key: &Key,
+    value: &Value,
+) -> Vec<(Spanned<String>, Vec<Spanned<serde_json::Value>>)> {
     let Some(t) = cx.table(key, value) else {
         return Vec::new();
     };
@@ -200,9 +269,16 @@ fn decode_matrix(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Vec<(Spanned<Stri
         match &v.kind {
             ValueKind::Array(items) if !items.is_empty() => out.push((
                 Spanned::new(k.name.clone(), k.span),
-                items.iter().map(|i| Spanned::new(i.to_json(), i.span)).collect(),
+                items
+                    .iter()
+                    .map(|i| Spanned::new(i.to_json(), i.span))
+                    .collect(),
             )),
-            ValueKind::Array(_) => cx.invalid(v, format!("matrix axis `{}` has no values", k.spelled), Some("give it at least one value, or remove it".to_string())),
+            ValueKind::Array(_) => cx.invalid(
+                v,
+                format!("matrix axis `{}` has no values", k.spelled),
+                Some("give it at least one value, or remove it".to_string()),
+            ),
             _ => cx.wrong_type(k, v, "a list of values"),
         }
     }
@@ -212,13 +288,25 @@ fn decode_matrix(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Vec<(Spanned<Stri
 fn decode_output(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<OutputSpec> {
     let table = cx.table(key, value)?;
     let mut f = Fields::new(table, "OutputSpec", format!("`{}`", key.spelled));
-    let format = f
-        .get("format")
-        .and_then(|(k, v)| cx.choice(k, v, &[("text", OutputFormat::Text), ("json", OutputFormat::Json)]));
+    let format = f.get("format").and_then(|(k, v)| {
+        cx.choice(
+            k,
+            v,
+            &[("text", OutputFormat::Text), ("json", OutputFormat::Json)],
+        )
+    });
     let schema = f.get("schema").and_then(|(k, v)| cx.string(k, v));
     f.finish(cx);
     if table.get("format").is_none() {
-        cx.missing(table, "format", &format!("`{}`", key.spelled), "add `format = \"json\"` or `format = \"text\"`");
+        cx.missing(
+            table,
+            "format",
+            &format!("`{}`", key.spelled),
+            "add `format = \"json\"` or `format = \"text\"`",
+        );
     }
-    Some(OutputSpec { format: format?, schema })
+    Some(OutputSpec {
+        format: format?,
+        schema,
+    })
 }

@@ -25,10 +25,18 @@ pub(crate) struct Fields<'t> {
 
 impl<'t> Fields<'t> {
     pub(crate) fn new(table: &'t Table, def: &'static str, what: impl Into<String>) -> Self {
-        Self::with_keys(table, schema::keys(def).iter().map(String::as_str).collect(), what)
+        Self::with_keys(
+            table,
+            schema::keys(def).iter().map(String::as_str).collect(),
+            what,
+        )
     }
 
-    pub(crate) fn with_keys(table: &'t Table, allowed: Vec<&'t str>, what: impl Into<String>) -> Self {
+    pub(crate) fn with_keys(
+        table: &'t Table,
+        allowed: Vec<&'t str>,
+        what: impl Into<String>,
+    ) -> Self {
         Self {
             table,
             allowed,
@@ -39,8 +47,16 @@ impl<'t> Fields<'t> {
 
     /// The entry for `name`, marking it read.
     pub(crate) fn get(&mut self, name: &str) -> Option<(&'t Key, &'t Value)> {
-        debug_assert!(self.allowed.contains(&name), "{name} is not in the schema of {}", self.what);
-        let i = self.table.entries.iter().position(|(k, _)| k.name == name)?;
+        debug_assert!(
+            self.allowed.contains(&name),
+            "{name} is not in the schema of {}",
+            self.what
+        );
+        let i = self
+            .table
+            .entries
+            .iter()
+            .position(|(k, _)| k.name == name)?;
         self.used[i] = true;
         let (k, v) = &self.table.entries[i];
         Some((k, v))
@@ -53,7 +69,11 @@ impl<'t> Fields<'t> {
                 continue;
             }
             let spelled: Vec<String> = self.allowed.iter().map(|k| cx.syntax.spell(k)).collect();
-            let help = suggestion_help(&key.spelled, spelled.iter().map(String::as_str), "allowed keys are");
+            let help = suggestion_help(
+                &key.spelled,
+                spelled.iter().map(String::as_str),
+                "allowed keys are",
+            );
             cx.diags.push(
                 Diagnostic::error(
                     Code::UnknownKey,
@@ -75,7 +95,11 @@ impl Cx<'_> {
         self.diags.push(
             Diagnostic::error(
                 Code::WrongType,
-                format!("`{}` must be {expected}, not {}", key.spelled, value.type_name()),
+                format!(
+                    "`{}` must be {expected}, not {}",
+                    key.spelled,
+                    value.type_name()
+                ),
             )
             .label(value.span, format!("expected {expected}")),
         );
@@ -142,7 +166,10 @@ impl Cx<'_> {
             _ => {
                 self.invalid(
                     value,
-                    format!("`{}` must be a whole number of at least 1, not {}", key.spelled, i.value),
+                    format!(
+                        "`{}` must be a whole number of at least 1, not {}",
+                        key.spelled, i.value
+                    ),
                     None,
                 );
                 None
@@ -157,7 +184,10 @@ impl Cx<'_> {
             _ => {
                 self.invalid(
                     value,
-                    format!("`{}` must be a whole number of at least 1, not {}", key.spelled, i.value),
+                    format!(
+                        "`{}` must be a whole number of at least 1, not {}",
+                        key.spelled, i.value
+                    ),
                     None,
                 );
                 None
@@ -239,7 +269,12 @@ impl Cx<'_> {
             Ok(_) => Some(text),
             Err(e) => {
                 let why = e.to_string();
-                let last = why.lines().last().unwrap_or("invalid regex").trim().to_string();
+                let last = why
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid regex")
+                    .trim()
+                    .to_string();
                 self.diags.push(
                     Diagnostic::error(
                         Code::BadRegex,
@@ -289,13 +324,22 @@ impl Cx<'_> {
     }
 
     /// A table of user-chosen keys to any values (vars, with).
-    pub(crate) fn value_map(&mut self, key: &Key, value: &Value) -> UserMap<Spanned<serde_json::Value>> {
+    pub(crate) fn value_map(
+        &mut self,
+        key: &Key,
+        value: &Value,
+    ) -> UserMap<Spanned<serde_json::Value>> {
         let Some(t) = self.table(key, value) else {
             return Vec::new();
         };
         t.entries
             .iter()
-            .map(|(k, v)| (Spanned::new(k.name.clone(), k.span), Spanned::new(v.to_json(), v.span)))
+            .map(|(k, v)| {
+                (
+                    Spanned::new(k.name.clone(), k.span),
+                    Spanned::new(v.to_json(), v.span),
+                )
+            })
             .collect()
     }
 }

@@ -21,22 +21,35 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
                 Some(ver)
             } else {
                 cx.diags.push(
-                    Diagnostic::error(Code::UnsupportedVersion, format!("workflow format version {} is not supported", ver.value))
-                        .label(ver.span, "unsupported version")
-                        .help("this conductor reads version 1; write `version = 1`"),
+                    Diagnostic::error(
+                        Code::UnsupportedVersion,
+                        format!("workflow format version {} is not supported", ver.value),
+                    )
+                    .label(ver.span, "unsupported version")
+                    .help("this conductor reads version 1; write `version = 1`"),
                 );
                 None
             }
         }),
         None => {
-            cx.missing(root, "version", "the workflow", "add `version = 1` at the top of the file");
+            cx.missing(
+                root,
+                "version",
+                "the workflow",
+                "add `version = 1` at the top of the file",
+            );
             None
         }
     };
     let name = match f.get("name") {
         Some((k, v)) => cx.string(k, v),
         None => {
-            cx.missing(root, "name", "the workflow", "add a name, such as `name = \"my-workflow\"`");
+            cx.missing(
+                root,
+                "name",
+                "the workflow",
+                "add a name, such as `name = \"my-workflow\"`",
+            );
             None
         }
     };
@@ -44,15 +57,25 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
     let project = f.get("project").and_then(|(k, v)| cx.string(k, v));
     let root_dir = f.get("root").and_then(|(k, v)| cx.string(k, v));
     let output = f.get("output").and_then(|(k, v)| cx.string(k, v));
-    let params = f.get("params").map(|(k, v)| decode_params(cx, k, v)).unwrap_or_default();
-    let defaults = f.get("defaults").and_then(|(k, v)| decode_defaults(cx, k, v));
+    let params = f
+        .get("params")
+        .map(|(k, v)| decode_params(cx, k, v))
+        .unwrap_or_default();
+    let defaults = f
+        .get("defaults")
+        .and_then(|(k, v)| decode_defaults(cx, k, v));
     let agents = f
         .get("agents")
         .and_then(|(k, v)| cx.table(k, v))
         .map(|t| {
             t.entries
                 .iter()
-                .filter_map(|(k, v)| Some((Spanned::new(k.name.clone(), k.span), decode_agent(cx, k, v)?)))
+                .filter_map(|(k, v)| {
+                    Some((
+                        Spanned::new(k.name.clone(), k.span),
+                        decode_agent(cx, k, v)?,
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -60,10 +83,20 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
     let nodes = match f.get("nodes") {
         Some((k, v)) => cx
             .table(k, v)
-            .map(|t| t.entries.iter().filter_map(|(k, v)| decode_node(cx, k, v)).collect())
+            .map(|t| {
+                t.entries
+                    .iter()
+                    .filter_map(|(k, v)| decode_node(cx, k, v))
+                    .collect()
+            })
             .unwrap_or_default(),
         None => {
-            cx.missing(root, "nodes", "the workflow", "add at least one node, such as `[nodes.hello]` with a `prompt`");
+            cx.missing(
+                root,
+                "nodes",
+                "the workflow",
+                "add at least one node, such as `[nodes.hello]` with a `prompt`",
+            );
             Vec::new()
         }
     };
@@ -91,15 +124,23 @@ fn decode_params(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Vec<Param> {
     let Some(t) = cx.table(key, value) else {
         return Vec::new();
     };
-    t.entries.iter().filter_map(|(k, v)| decode_param(cx, k, v)).collect()
+    t.entries
+        .iter()
+        .filter_map(|(k, v)| decode_param(cx, k, v))
+        .collect()
 }
 
 fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
     if !valid_id(&key.name) || key.name.contains(['-', '.']) {
         cx.diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid param name", key.name))
-                .label(key.span, "invalid name")
-                .help("param names are used in templates as `params.NAME`: use letters, digits and `_`"),
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{}` is not a valid param name", key.name),
+            )
+            .label(key.span, "invalid name")
+            .help(
+                "param names are used in templates as `params.NAME`: use letters, digits and `_`",
+            ),
         );
     }
     let table = cx.table(key, value)?;
@@ -107,13 +148,25 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
     let ty = match f.get("type") {
         Some((k, v)) => cx.choice(k, v, &ParamType::ALL),
         None => {
-            cx.missing(table, "type", &format!("param `{}`", key.name), "add `type`: one of string, int, bool, path, list");
+            cx.missing(
+                table,
+                "type",
+                &format!("param `{}`", key.name),
+                "add `type`: one of string, int, bool, path, list",
+            );
             None
         }
     };
-    let default = f.get("default").map(|(_, v)| Spanned::new(v.to_json(), v.span));
+    let default = f
+        .get("default")
+        .map(|(_, v)| Spanned::new(v.to_json(), v.span));
     let choices = f.get("enum").and_then(|(k, v)| match &v.kind {
-        ValueKind::Array(items) => Some(items.iter().map(|i| Spanned::new(i.to_json(), i.span)).collect::<Vec<_>>()),
+        ValueKind::Array(items) => Some(
+            items
+                .iter()
+                .map(|i| Spanned::new(i.to_json(), i.span))
+                .collect::<Vec<_>>(),
+        ),
         _ => {
             cx.wrong_type(k, v, "a list of values");
             None
@@ -127,11 +180,20 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
             cx.diags.push(
                 Diagnostic::error(
                     Code::ParamType,
-                    format!("param `{}` is of type {} but this value is {}", key.name, ty.value.as_str(), json_type_name(&v.value)),
+                    format!(
+                        "param `{}` is of type {} but this value is {}",
+                        key.name,
+                        ty.value.as_str(),
+                        json_type_name(&v.value)
+                    ),
                 )
                 .label(v.span, format!("expected {}", ty.value.as_str()))
                 .label(ty.span, "the type is declared here")
-                .help(format!("write a {} such as {}", ty.value.as_str(), ty.value.example())),
+                .help(format!(
+                    "write a {} such as {}",
+                    ty.value.as_str(),
+                    ty.value.example()
+                )),
             );
         }
     }
@@ -140,9 +202,15 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
     {
         let allowed: Vec<String> = choices.iter().map(|c| c.value.to_string()).collect();
         cx.diags.push(
-            Diagnostic::error(Code::ParamType, format!("the default of param `{}` is not one of its `enum` values", key.name))
-                .label(d.span, "not in the enum")
-                .help(format!("choose one of {}", allowed.join(", "))),
+            Diagnostic::error(
+                Code::ParamType,
+                format!(
+                    "the default of param `{}` is not one of its `enum` values",
+                    key.name
+                ),
+            )
+            .label(d.span, "not in the enum")
+            .help(format!("choose one of {}", allowed.join(", "))),
         );
     }
     Some(Param {
@@ -157,7 +225,10 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
 fn decode_prompts(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompts> {
     let table = cx.table(key, value)?;
     let mut f = Fields::new(table, "Prompts", format!("`{}`", key.spelled));
-    let library = f.get("library").and_then(|(k, v)| cx.string_list(k, v)).unwrap_or_default();
+    let library = f
+        .get("library")
+        .and_then(|(k, v)| cx.string_list(k, v))
+        .unwrap_or_default();
     f.finish(cx);
     Some(Prompts { library })
 }
@@ -165,7 +236,10 @@ fn decode_prompts(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompts> 
 fn decode_success(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Success> {
     let table = cx.table(key, value)?;
     let mut f = Fields::new(table, "Success", format!("`{}`", key.spelled));
-    let commands = f.get("commands").and_then(|(k, v)| cx.string_list(k, v)).unwrap_or_default();
+    let commands = f
+        .get("commands")
+        .and_then(|(k, v)| cx.string_list(k, v))
+        .unwrap_or_default();
     f.finish(cx);
     Some(Success { commands })
 }

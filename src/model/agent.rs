@@ -48,7 +48,10 @@ impl AgentKind {
 
     /// Agents that run as a local process (and so can create `DONE`).
     pub fn is_process(self) -> bool {
-        matches!(self, Self::Command | Self::Claude | Self::Codex | Self::Gemini)
+        matches!(
+            self,
+            Self::Command | Self::Claude | Self::Codex | Self::Gemini
+        )
     }
 }
 

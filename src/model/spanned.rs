@@ -55,7 +55,8 @@ impl Duration {
         if parsed.is_negative() || parsed.is_zero() {
             return Err("a duration must be greater than zero".to_string());
         }
-        let millis = u64::try_from(parsed.as_millis()).map_err(|_| "duration too long".to_string())?;
+        let millis =
+            u64::try_from(parsed.as_millis()).map_err(|_| "duration too long".to_string())?;
         Ok(Self { millis })
     }
 

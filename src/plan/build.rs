@@ -6,7 +6,9 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, WorstCase};
 use crate::compile::paths::{normalize, rebase};
-use crate::compile::{Action, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Locator, Node, Program, env_json};
+use crate::compile::{
+    Action, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Locator, Node, Program, env_json,
+};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, Duration, ForEach, OutputFormat, Spanned, Stop};
 use crate::prompt::{self, Placeholder};
@@ -57,7 +59,12 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
     }
     let mut graph = DiGraph::with_capacity(p.instances.len(), 0);
     let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
-    let by_key: std::collections::HashMap<&str, usize> = p.instances.iter().enumerate().map(|(i, inst)| (inst.key.as_str(), i)).collect();
+    let by_key: std::collections::HashMap<&str, usize> = p
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| (inst.key.as_str(), i))
+        .collect();
     for (i, inst) in p.instances.iter().enumerate() {
         for need in &inst.needs {
             if let Some(&j) = by_key.get(need.as_str()) {
@@ -72,7 +79,11 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         .map(|g| GroupPlan {
             id: g.id.clone(),
             file: g.file.clone(),
-            result: program.nodes.get(g.result).map(|n| n.id.clone()).unwrap_or_default(),
+            result: program
+                .nodes
+                .get(g.result)
+                .map(|n| n.id.clone())
+                .unwrap_or_default(),
             max_iterations: group_iterations(g.stop.as_ref()),
             success: g.success.clone(),
         })
@@ -81,7 +92,11 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         format_version: 1,
         workflow: program.name.clone(),
         project: program.project.clone(),
-        params: program.scopes.first().map(|s| s.params.clone()).unwrap_or_default(),
+        params: program
+            .scopes
+            .first()
+            .map(|s| s.params.clone())
+            .unwrap_or_default(),
         instances: p.instances,
         sub_workflows,
         success: program.success.clone(),
@@ -92,7 +107,11 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
 }
 
 fn group_iterations(stop: Option<&Stop>) -> u32 {
-    stop.map_or(1, |s| s.max_iterations.as_ref().map_or(DEFAULT_MAX_ITERATIONS, |m| m.value))
+    stop.map_or(1, |s| {
+        s.max_iterations
+            .as_ref()
+            .map_or(DEFAULT_MAX_ITERATIONS, |m| m.value)
+    })
 }
 
 impl Planner<'_> {
@@ -102,13 +121,25 @@ impl Planner<'_> {
 
     fn node(&mut self, i: usize, node: &Node) {
         let scope = &self.program.scopes[node.scope];
-        let entry_dir = self.program.scopes.first().map(|s| s.dir.clone()).unwrap_or_default();
+        let entry_dir = self
+            .program
+            .scopes
+            .first()
+            .map(|s| s.dir.clone())
+            .unwrap_or_default();
         // The workdir is relative to the file that wrote it (a sub-workflow
         // may inherit its parent's); without one it is the entry file's folder.
         let (workdir_text, origin) = match &node.workdir {
             Some((w, origin)) => {
-                let ctx_node = Node { scope: *origin, ..node.clone() };
-                (self.render(&ctx_node, &w.value, w.span, None, None).unwrap_or_else(|| w.value.clone()), *origin)
+                let ctx_node = Node {
+                    scope: *origin,
+                    ..node.clone()
+                };
+                (
+                    self.render(&ctx_node, &w.value, w.span, None, None)
+                        .unwrap_or_else(|| w.value.clone()),
+                    *origin,
+                )
             }
             None => (".".to_string(), 0),
         };
@@ -121,25 +152,45 @@ impl Planner<'_> {
             Some(ForEach::Items(list)) => list
                 .iter()
                 .map(|v| match v.value.as_str() {
-                    Some(s) if s.contains("{{") => Some(serde_json::Value::from(self.render(node, s, v.span, None, None).unwrap_or_else(|| s.to_string()))),
+                    Some(s) if s.contains("{{") => Some(serde_json::Value::from(
+                        self.render(node, s, v.span, None, None)
+                            .unwrap_or_else(|| s.to_string()),
+                    )),
                     _ => Some(v.value.clone()),
                 })
                 .collect(),
             Some(ForEach::Glob { glob }) => {
-                let pattern = self.render(node, &glob.value, glob.span, None, None).unwrap_or_else(|| glob.value.clone());
+                let pattern = self
+                    .render(node, &glob.value, glob.span, None, None)
+                    .unwrap_or_else(|| glob.value.clone());
                 let base = normalize(&scope.dir.join(&workdir_local));
                 match glob_items(&base, &pattern) {
-                    Ok(found) if !found.is_empty() => found.into_iter().map(|f| Some(serde_json::Value::from(f))).collect(),
+                    Ok(found) if !found.is_empty() => found
+                        .into_iter()
+                        .map(|f| Some(serde_json::Value::from(f)))
+                        .collect(),
                     Ok(_) => {
                         self.push(
-                            Diagnostic::warning(Code::EmptyFanOut, format!("`{pattern}` matches no file in {workdir}: node `{}` has no instances", node.id))
-                                .label(glob.span, "matches nothing")
-                                .help("the glob is relative to the node's workdir; check both"),
+                            Diagnostic::warning(
+                                Code::EmptyFanOut,
+                                format!(
+                                    "`{pattern}` matches no file in {workdir}: node `{}` has no instances",
+                                    node.id
+                                ),
+                            )
+                            .label(glob.span, "matches nothing")
+                            .help("the glob is relative to the node's workdir; check both"),
                         );
                         Vec::new()
                     }
                     Err(why) => {
-                        self.push(Diagnostic::error(Code::FanOut, format!("cannot expand `{pattern}`: {why}")).label(glob.span, "this glob"));
+                        self.push(
+                            Diagnostic::error(
+                                Code::FanOut,
+                                format!("cannot expand `{pattern}`: {why}"),
+                            )
+                            .label(glob.span, "this glob"),
+                        );
                         Vec::new()
                     }
                 }
@@ -149,7 +200,9 @@ impl Planner<'_> {
                 Vec::new()
             }
             Some(ForEach::EachOf { .. }) => match node.fan_out_source {
-                Some(src) if !self.runtime[src] => self.slots[src].iter().map(|s| s.item.clone()).collect(),
+                Some(src) if !self.runtime[src] => {
+                    self.slots[src].iter().map(|s| s.item.clone()).collect()
+                }
                 _ => {
                     runtime = true;
                     Vec::new()
@@ -161,7 +214,10 @@ impl Planner<'_> {
             let values = vs
                 .iter()
                 .map(|v| match v.value.as_str() {
-                    Some(s) => serde_json::Value::from(self.render(node, s, v.span, None, None).unwrap_or_else(|| s.to_string())),
+                    Some(s) => serde_json::Value::from(
+                        self.render(node, s, v.span, None, None)
+                            .unwrap_or_else(|| s.to_string()),
+                    ),
                     None => v.value.clone(),
                 })
                 .collect();
@@ -181,7 +237,10 @@ impl Planner<'_> {
                     let at = self.instances.len();
                     let inst = self.instance(node, item.as_ref(), matrix.as_ref(), &workdir, false);
                     self.instances.push(inst);
-                    slots.push(Slot { item: item.clone(), at });
+                    slots.push(Slot {
+                        item: item.clone(),
+                        at,
+                    });
                 }
             }
         }
@@ -190,8 +249,19 @@ impl Planner<'_> {
         self.runtime.push(runtime);
     }
 
-    fn instance(&mut self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>, workdir: &str, runtime: bool) -> Instance {
-        let key = if runtime { format!("{}[*]", node.id) } else { instance_key(&node.id, item, matrix) };
+    fn instance(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+        workdir: &str,
+        runtime: bool,
+    ) -> Instance {
+        let key = if runtime {
+            format!("{}[*]", node.id)
+        } else {
+            instance_key(&node.id, item, matrix)
+        };
         let needs = self.needs_keys(node, item);
         let stop = match &node.action {
             Action::Gate { .. } => None,
@@ -199,38 +269,77 @@ impl Planner<'_> {
         };
         let agent = stop.as_ref().map(|_| self.agent_for(node, item, matrix));
         let kind = match (&node.action, agent) {
-            (Action::Gate { expr }, _) => InstanceKind::Gate { expr: expr.value.clone() },
+            (Action::Gate { expr }, _) => InstanceKind::Gate {
+                expr: expr.value.clone(),
+            },
             (Action::Prompt { .. }, Some((agent, kind_is_process))) => {
-                let stop = stop_plan(&node.stop, kind_is_process, |s| self.render_opt(node, s, item));
+                let stop = stop_plan(&node.stop, kind_is_process, |s| {
+                    self.render_opt(node, s, item)
+                });
                 if runtime {
                     let (from, path, lines) = match &node.for_each {
-                        Some(ForEach::From { from, path, lines }) => (from.value.clone(), path.as_ref().map(|p| p.value.clone()), lines.as_ref().is_some_and(|l| l.value)),
+                        Some(ForEach::From { from, path, lines }) => (
+                            from.value.clone(),
+                            path.as_ref().map(|p| p.value.clone()),
+                            lines.as_ref().is_some_and(|l| l.value),
+                        ),
                         Some(ForEach::EachOf { each_of }) => (each_of.value.clone(), None, false),
                         _ => (String::new(), None, false),
                     };
-                    InstanceKind::FanOut { from, path, lines, max_items: node.max_items, agent, stop }
+                    InstanceKind::FanOut {
+                        from,
+                        path,
+                        lines,
+                        max_items: node.max_items,
+                        agent,
+                        stop,
+                    }
                 } else {
                     let fallback_agents = node
                         .fallback_agents
                         .iter()
                         .filter_map(|f| {
                             let name = self.render(node, &f.value, f.span, item, matrix)?;
-                            self.resolve_agent(node, &name, f.span, None).map(|(a, _)| a)
+                            self.resolve_agent(node, &name, f.span, None)
+                                .map(|(a, _)| a)
                         })
                         .collect();
-                    InstanceKind::Agent { agent, fallback_agents, stop }
+                    InstanceKind::Agent {
+                        agent,
+                        fallback_agents,
+                        stop,
+                    }
                 }
             }
-            (Action::Prompt { .. }, None) => InstanceKind::Gate { expr: String::new() },
+            (Action::Prompt { .. }, None) => InstanceKind::Gate {
+                expr: String::new(),
+            },
         };
-        let inputs = node.inputs.iter().map(|g| self.render(node, &g.value, g.span, item, matrix).unwrap_or_else(|| g.value.clone())).collect();
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|g| {
+                self.render(node, &g.value, g.span, item, matrix)
+                    .unwrap_or_else(|| g.value.clone())
+            })
+            .collect();
         let env = node
             .env
             .iter()
-            .map(|(k, v)| (k.value.clone(), serde_json::Value::from(self.render(node, &v.value, v.span, item, matrix).unwrap_or_else(|| v.value.clone()))))
+            .map(|(k, v)| {
+                (
+                    k.value.clone(),
+                    serde_json::Value::from(
+                        self.render(node, &v.value, v.span, item, matrix)
+                            .unwrap_or_else(|| v.value.clone()),
+                    ),
+                )
+            })
             .collect();
         let prompt = match &node.action {
-            Action::Prompt { template, vars } => self.render_prompt(node, template, vars, item, matrix, runtime),
+            Action::Prompt { template, vars } => {
+                self.render_prompt(node, template, vars, item, matrix, runtime)
+            }
             _ => None,
         };
         Instance {
@@ -246,7 +355,11 @@ impl Planner<'_> {
             env,
             on_failure: node.on_failure.as_str(),
             max_parallel: node.max_parallel,
-            groups: node.groups.iter().map(|&g| self.program.groups[g].id.clone()).collect(),
+            groups: node
+                .groups
+                .iter()
+                .map(|&g| self.program.groups[g].id.clone())
+                .collect(),
             prompt: prompt.filter(|_| self.show_prompts),
         }
     }
@@ -258,7 +371,11 @@ impl Planner<'_> {
         let mut keys = Vec::new();
         for &j in &node.needs {
             for s in &self.slots[j] {
-                if mirrored && Some(j) == node.fan_out_source && !self.runtime[j] && s.item.as_ref() != item {
+                if mirrored
+                    && Some(j) == node.fan_out_source
+                    && !self.runtime[j]
+                    && s.item.as_ref() != item
+                {
                     continue;
                 }
                 keys.push(self.instances[s.at].key.clone());
@@ -268,28 +385,65 @@ impl Planner<'_> {
     }
 
     /// The agent of one instance: a matrix `agent` wins over the node's.
-    fn agent_for(&mut self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> (AgentRef, bool) {
-        let model = matrix.and_then(|m| m.get("model")).and_then(|v| v.as_str()).map(str::to_string);
-        let from_matrix = matrix.and_then(|m| m.get("agent")).and_then(|v| v.as_str()).map(str::to_string);
+    fn agent_for(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> (AgentRef, bool) {
+        let model = matrix
+            .and_then(|m| m.get("model"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let from_matrix = matrix
+            .and_then(|m| m.get("agent"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         let span = node.agent.as_ref().map_or(node.span, |a| a.span);
-        let name = from_matrix.or_else(|| node.agent.as_ref().map(|a| self.render(node, &a.value, a.span, item, matrix).unwrap_or_else(|| a.value.clone())));
-        let unknown = AgentRef { name: name.clone().unwrap_or_default(), kind: "command", model: model.clone() };
+        let name = from_matrix.or_else(|| {
+            node.agent.as_ref().map(|a| {
+                self.render(node, &a.value, a.span, item, matrix)
+                    .unwrap_or_else(|| a.value.clone())
+            })
+        });
+        let unknown = AgentRef {
+            name: name.clone().unwrap_or_default(),
+            kind: "command",
+            model: model.clone(),
+        };
         match name.and_then(|n| self.resolve_agent(node, &n, span, model)) {
             Some(found) => found,
             None => (unknown, true),
         }
     }
 
-    fn resolve_agent(&mut self, node: &Node, name: &str, span: Span, model: Option<String>) -> Option<(AgentRef, bool)> {
+    fn resolve_agent(
+        &mut self,
+        node: &Node,
+        name: &str,
+        span: Span,
+        model: Option<String>,
+    ) -> Option<(AgentRef, bool)> {
         let scope = &self.program.scopes[node.scope];
-        let agent = scope.agent(name).cloned().or_else(|| Agent::builtin(name, span));
+        let agent = scope
+            .agent(name)
+            .cloned()
+            .or_else(|| Agent::builtin(name, span));
         let Some(agent) = agent else {
-            let names: Vec<&str> = scope.agents.iter().map(|(n, _)| n.as_str()).chain(["claude", "codex", "gemini"]).collect();
+            let names: Vec<&str> = scope
+                .agents
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(["claude", "codex", "gemini"])
+                .collect();
             let help = suggestion_help(name, names.iter().copied(), "the agents are");
             self.push(
-                Diagnostic::error(Code::UnknownAgent, format!("unknown agent `{name}` (node `{}`)", node.id))
-                    .label(span, "renders to an undeclared agent")
-                    .maybe_help(help),
+                Diagnostic::error(
+                    Code::UnknownAgent,
+                    format!("unknown agent `{name}` (node `{}`)", node.id),
+                )
+                .label(span, "renders to an undeclared agent")
+                .maybe_help(help),
             );
             return None;
         };
@@ -303,7 +457,12 @@ impl Planner<'_> {
         ))
     }
 
-    fn context(&self, node: &Node, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Value {
+    fn context(
+        &self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Value {
         let scope = &self.program.scopes[node.scope];
         context! {
             params => prompt::context(&serde_json::Value::Object(scope.params.clone())),
@@ -317,12 +476,22 @@ impl Planner<'_> {
     }
 
     /// Renders a templated string; plain strings are returned as they are.
-    fn render(&mut self, node: &Node, text: &str, span: Span, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+    fn render(
+        &mut self,
+        node: &Node,
+        text: &str,
+        span: Span,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<String> {
         if !text.contains("{{") && !text.contains("{%") {
             return Some(text.to_string());
         }
         let ctx = self.context(node, item, matrix);
-        match self.program.scopes[node.scope].templates.render_str(text, ctx) {
+        match self.program.scopes[node.scope]
+            .templates
+            .render_str(text, ctx)
+        {
             Ok(s) => Some(s),
             Err(e) => {
                 let detail = e.detail().unwrap_or("cannot render").to_string();
@@ -336,8 +505,14 @@ impl Planner<'_> {
         }
     }
 
-    fn render_opt(&mut self, node: &Node, s: &Spanned<String>, item: Option<&serde_json::Value>) -> String {
-        self.render(node, &s.value, s.span, item, None).unwrap_or_else(|| s.value.clone())
+    fn render_opt(
+        &mut self,
+        node: &Node,
+        s: &Spanned<String>,
+        item: Option<&serde_json::Value>,
+    ) -> String {
+        self.render(node, &s.value, s.span, item, None)
+            .unwrap_or_else(|| s.value.clone())
     }
 
     /// The first iteration's prompt, rendered strictly; `needs` results are
@@ -356,17 +531,32 @@ impl Planner<'_> {
         for (name, j) in &node.needs_by_name {
             let results: Vec<Value> = self.slots[*j]
                 .iter()
-                .filter(|s| !(Some(*j) == node.fan_out_source && matches!(node.for_each, Some(ForEach::EachOf { .. })) && s.item.as_ref() != item))
+                .filter(|s| {
+                    !(Some(*j) == node.fan_out_source
+                        && matches!(node.for_each, Some(ForEach::EachOf { .. }))
+                        && s.item.as_ref() != item)
+                })
                 .map(|s| self.result_placeholder(*j, s))
                 .collect();
-            let many = self.runtime[*j] || self.program.nodes[*j].for_each.is_some() || !self.program.nodes[*j].matrix.is_empty();
-            let mirrored = Some(*j) == node.fan_out_source && matches!(node.for_each, Some(ForEach::EachOf { .. }));
-            let value = if many && !mirrored { Value::from(results) } else { results.into_iter().next().unwrap_or_default() };
+            let many = self.runtime[*j]
+                || self.program.nodes[*j].for_each.is_some()
+                || !self.program.nodes[*j].matrix.is_empty();
+            let mirrored = Some(*j) == node.fan_out_source
+                && matches!(node.for_each, Some(ForEach::EachOf { .. }));
+            let value = if many && !mirrored {
+                Value::from(results)
+            } else {
+                results.into_iter().next().unwrap_or_default()
+            };
             needs.insert(name.clone(), value);
         }
         let base = self.context(node, item, matrix);
         // A run-time fan-out's items are not known yet: `item` is a stand-in.
-        let item_value = if runtime { Placeholder::value("<item>") } else { item.map(prompt::context).unwrap_or_default() };
+        let item_value = if runtime {
+            Placeholder::value("<item>")
+        } else {
+            item.map(prompt::context).unwrap_or_default()
+        };
         let ctx = context! {
             iteration => 1,
             item => item_value,
@@ -375,13 +565,23 @@ impl Planner<'_> {
             ..base
         };
         let scope = &self.program.scopes[node.scope];
-        let rendered = scope.templates.get_template(template).and_then(|t| t.render(ctx));
+        let rendered = scope
+            .templates
+            .get_template(template)
+            .and_then(|t| t.render(ctx));
         match rendered {
             Ok(s) => Some(s),
             Err(e) => {
-                let mut locator = Locator { sources: self.sources, scopes: &self.program.scopes, inline: &self.program.inline };
+                let mut locator = Locator {
+                    sources: self.sources,
+                    scopes: &self.program.scopes,
+                    inline: &self.program.inline,
+                };
                 let d = locator.template_error(node.scope, &e, node.span);
-                let d = Diagnostic { message: format!("{} (node `{}`)", d.message, node.id), ..d };
+                let d = Diagnostic {
+                    message: format!("{} (node `{}`)", d.message, node.id),
+                    ..d
+                };
                 self.push(d);
                 None
             }
@@ -390,7 +590,10 @@ impl Planner<'_> {
 
     fn result_placeholder(&self, j: usize, slot: &Slot) -> Value {
         let key = &self.instances[slot.at].key;
-        let json = self.program.nodes[j].output.as_ref().is_some_and(|o| o.format.value == OutputFormat::Json);
+        let json = self.program.nodes[j]
+            .output
+            .as_ref()
+            .is_some_and(|o| o.format.value == OutputFormat::Json);
         context! {
             output => format!("<output of {key}>"),
             json => if json { Placeholder::value(format!("<json of {key}>")) } else { Value::UNDEFINED },
@@ -404,7 +607,11 @@ impl Planner<'_> {
     }
 }
 
-fn stop_plan(stop: &Stop, process: bool, mut render: impl FnMut(&Spanned<String>) -> String) -> StopPlan {
+fn stop_plan(
+    stop: &Stop,
+    process: bool,
+    mut render: impl FnMut(&Spanned<String>) -> String,
+) -> StopPlan {
     let mut success = serde_json::Map::new();
     if let Some(v) = &stop.done_file {
         success.insert("done_file".into(), v.value.into());
@@ -433,8 +640,20 @@ fn stop_plan(stop: &Stop, process: bool, mut render: impl FnMut(&Spanned<String>
     StopPlan {
         success,
         all: stop.all.as_ref().is_some_and(|a| a.value),
-        max_iterations: stop.max_iterations.as_ref().map_or(DEFAULT_MAX_ITERATIONS, |m| m.value),
-        timeout: stop.timeout.as_ref().map_or(Duration { millis: DEFAULT_TIMEOUT_MS }, |t| t.value).to_text(),
+        max_iterations: stop
+            .max_iterations
+            .as_ref()
+            .map_or(DEFAULT_MAX_ITERATIONS, |m| m.value),
+        timeout: stop
+            .timeout
+            .as_ref()
+            .map_or(
+                Duration {
+                    millis: DEFAULT_TIMEOUT_MS,
+                },
+                |t| t.value,
+            )
+            .to_text(),
         idle_timeout: text(&stop.idle_timeout),
         deadline: text(&stop.deadline),
         budget_usd: stop.budget_usd.as_ref().map(|b| b.value),
@@ -450,7 +669,9 @@ fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase {
     for inst in instances {
         let (stop, copies) = match &inst.kind {
             InstanceKind::Agent { stop, .. } => (stop, 1),
-            InstanceKind::FanOut { stop, max_items, .. } => (stop, u64::from(*max_items)),
+            InstanceKind::FanOut {
+                stop, max_items, ..
+            } => (stop, u64::from(*max_items)),
             InstanceKind::Gate { .. } => continue,
         };
         let loops: u64 = inst
@@ -463,7 +684,9 @@ fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase {
         #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
         let factor = (copies * loops) as f64;
         usd = usd.zip(stop.budget_usd).map(|(a, b)| a + b * factor);
-        tokens = tokens.zip(stop.budget_tokens).map(|(a, b)| a.saturating_add(b.saturating_mul(copies * loops)));
+        tokens = tokens
+            .zip(stop.budget_tokens)
+            .map(|(a, b)| a.saturating_add(b.saturating_mul(copies * loops)));
     }
     let budget_usd = match (usd, program.budget_usd) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -480,4 +703,3 @@ fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase {
         max_agents: program.max_agents,
     }
 }
-

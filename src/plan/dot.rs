@@ -11,17 +11,36 @@ use super::{InstanceKind, Plan};
 pub fn to_dot(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", quote(&plan.workflow));
-    let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];");
+    let _ = writeln!(
+        out,
+        "  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];"
+    );
     for (i, inst) in plan.instances.iter().enumerate() {
         let (shape, label) = match &inst.kind {
-            InstanceKind::Agent { agent, stop, .. } => ("box", format!("{}\\n{} · max {}", inst.key, agent.name, stop.max_iterations)),
+            InstanceKind::Agent { agent, stop, .. } => (
+                "box",
+                format!(
+                    "{}\\n{} · max {}",
+                    inst.key, agent.name, stop.max_iterations
+                ),
+            ),
             InstanceKind::Gate { .. } => ("diamond", inst.key.clone()),
-            InstanceKind::FanOut { from, max_items, .. } => ("box, style=dashed", format!("{}\\nfrom {from} (≤ {max_items})", inst.key)),
+            InstanceKind::FanOut {
+                from, max_items, ..
+            } => (
+                "box, style=dashed",
+                format!("{}\\nfrom {from} (≤ {max_items})", inst.key),
+            ),
         };
         let _ = writeln!(out, "  n{i} [label={}, shape={shape}];", quote(&label));
     }
     for e in plan.graph.edge_references() {
-        let _ = writeln!(out, "  n{} -> n{};", plan.graph[e.source()], plan.graph[e.target()]);
+        let _ = writeln!(
+            out,
+            "  n{} -> n{};",
+            plan.graph[e.source()],
+            plan.graph[e.target()]
+        );
     }
     out.push_str("}\n");
     out

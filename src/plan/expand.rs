@@ -15,7 +15,10 @@ pub(super) fn glob_items(base: &Path, glob: &str) -> Result<Vec<String>, String>
         .map_err(|e| e.kind().to_string())?
         .compile_matcher();
     if !base.is_dir() {
-        return Err(format!("the folder {} does not exist", crate::source::display_name(base)));
+        return Err(format!(
+            "the folder {} does not exist",
+            crate::source::display_name(base)
+        ));
     }
     let walker = ignore::WalkBuilder::new(base)
         .hidden(false)
@@ -27,7 +30,9 @@ pub(super) fn glob_items(base: &Path, glob: &str) -> Result<Vec<String>, String>
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
         .filter_map(|e| {
             let rel = e.path().strip_prefix(base).ok()?;
-            matcher.is_match(rel).then(|| rel.to_string_lossy().replace('\\', "/"))
+            matcher
+                .is_match(rel)
+                .then(|| rel.to_string_lossy().replace('\\', "/"))
         })
         .collect();
     out.sort();
@@ -35,7 +40,9 @@ pub(super) fn glob_items(base: &Path, glob: &str) -> Result<Vec<String>, String>
 }
 
 /// Every combination of the matrix axes, in axis order.
-pub(super) fn matrix_combos(axes: &[(String, Vec<serde_json::Value>)]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+pub(super) fn matrix_combos(
+    axes: &[(String, Vec<serde_json::Value>)],
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let mut combos = vec![serde_json::Map::new()];
     for (axis, values) in axes {
         combos = combos
@@ -73,7 +80,11 @@ fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), canonicalize(&m[k]))).collect())
+            serde_json::Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonicalize(&m[k])))
+                    .collect(),
+            )
         }
         serde_json::Value::Array(a) => a.iter().map(canonicalize).collect(),
         other => other.clone(),
@@ -81,7 +92,11 @@ fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
 }
 
 /// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`.
-pub(super) fn instance_key(node: &str, item: Option<&serde_json::Value>, matrix: Option<&serde_json::Map<String, serde_json::Value>>) -> String {
+pub(super) fn instance_key(
+    node: &str,
+    item: Option<&serde_json::Value>,
+    matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> String {
     let mut key = node.to_string();
     if let Some(item) = item {
         key.push('[');
@@ -89,7 +104,10 @@ pub(super) fn instance_key(node: &str, item: Option<&serde_json::Value>, matrix:
         key.push(']');
     }
     if let Some(m) = matrix.filter(|m| !m.is_empty()) {
-        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", item_key(v))).collect();
+        let parts: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", item_key(v)))
+            .collect();
         key.push('[');
         key.push_str(&parts.join(","));
         key.push(']');
@@ -104,9 +122,15 @@ mod tests {
     #[test]
     fn keys_follow_the_design() {
         let item = serde_json::json!("docs/a.md");
-        assert_eq!(instance_key("review", Some(&item), None), "review[docs/a.md]");
+        assert_eq!(
+            instance_key("review", Some(&item), None),
+            "review[docs/a.md]"
+        );
         let m = serde_json::json!({"agent": "claude", "model": "x"});
-        assert_eq!(instance_key("n", None, m.as_object()), "n[agent=claude,model=x]");
+        assert_eq!(
+            instance_key("n", None, m.as_object()),
+            "n[agent=claude,model=x]"
+        );
         let a = serde_json::json!({"b": 1, "a": 2});
         let b = serde_json::json!({"a": 2, "b": 1});
         assert_eq!(item_key(&a), item_key(&b));
@@ -116,8 +140,14 @@ mod tests {
     #[test]
     fn matrix_crosses_in_axis_order() {
         let axes = vec![
-            ("agent".to_string(), vec![serde_json::json!("a"), serde_json::json!("b")]),
-            ("model".to_string(), vec![serde_json::json!("x"), serde_json::json!("y")]),
+            (
+                "agent".to_string(),
+                vec![serde_json::json!("a"), serde_json::json!("b")],
+            ),
+            (
+                "model".to_string(),
+                vec![serde_json::json!("x"), serde_json::json!("y")],
+            ),
         ];
         let combos = matrix_combos(&axes);
         assert_eq!(combos.len(), 4);

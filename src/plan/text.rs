@@ -10,7 +10,11 @@ pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "workflow {} (project {})", plan.workflow, plan.project);
     if !plan.params.is_empty() {
-        let params: Vec<String> = plan.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let params: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
         let _ = writeln!(out, "params: {}", params.join(", "));
     }
     let _ = writeln!(out);
@@ -20,10 +24,19 @@ pub fn to_text(plan: &Plan) -> String {
             let _ = writeln!(out, "     {d}");
         }
         match &inst.kind {
-            InstanceKind::Agent { agent, fallback_agents, stop } => {
-                let _ = writeln!(out, "     agent:  {}", agent_text(&agent.name, agent.kind, agent.model.as_deref()));
+            InstanceKind::Agent {
+                agent,
+                fallback_agents,
+                stop,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "     agent:  {}",
+                    agent_text(&agent.name, agent.kind, agent.model.as_deref())
+                );
                 if !fallback_agents.is_empty() {
-                    let names: Vec<&str> = fallback_agents.iter().map(|a| a.name.as_str()).collect();
+                    let names: Vec<&str> =
+                        fallback_agents.iter().map(|a| a.name.as_str()).collect();
                     let _ = writeln!(out, "     fallback: {}", names.join(", "));
                 }
                 stop_text(&mut out, stop);
@@ -31,10 +44,33 @@ pub fn to_text(plan: &Plan) -> String {
             InstanceKind::Gate { expr } => {
                 let _ = writeln!(out, "     gate:   {expr}");
             }
-            InstanceKind::FanOut { from, path, lines, max_items, agent, stop } => {
-                let source = path.as_deref().map_or_else(|| if *lines { "lines".to_string() } else { "instances".to_string() }, str::to_string);
-                let _ = writeln!(out, "     fan-out at run time: one instance per item of {from} ({source}), at most {max_items}");
-                let _ = writeln!(out, "     agent:  {}", agent_text(&agent.name, agent.kind, agent.model.as_deref()));
+            InstanceKind::FanOut {
+                from,
+                path,
+                lines,
+                max_items,
+                agent,
+                stop,
+            } => {
+                let source = path.as_deref().map_or_else(
+                    || {
+                        if *lines {
+                            "lines".to_string()
+                        } else {
+                            "instances".to_string()
+                        }
+                    },
+                    str::to_string,
+                );
+                let _ = writeln!(
+                    out,
+                    "     fan-out at run time: one instance per item of {from} ({source}), at most {max_items}"
+                );
+                let _ = writeln!(
+                    out,
+                    "     agent:  {}",
+                    agent_text(&agent.name, agent.kind, agent.model.as_deref())
+                );
                 stop_text(&mut out, stop);
             }
         }
@@ -53,8 +89,14 @@ pub fn to_text(plan: &Plan) -> String {
     }
     let w = &plan.worst_case;
     let _ = writeln!(out);
-    let runs = w.agent_runs.map_or_else(|| "unbounded".to_string(), |r| r.to_string());
-    let _ = writeln!(out, "worst case: {} instances, {runs} agent runs", w.instances);
+    let runs = w
+        .agent_runs
+        .map_or_else(|| "unbounded".to_string(), |r| r.to_string());
+    let _ = writeln!(
+        out,
+        "worst case: {} instances, {runs} agent runs",
+        w.instances
+    );
     let budget = match (w.budget_usd, w.budget_tokens) {
         (None, None) => "no budget set".to_string(),
         (usd, tokens) => {
@@ -94,7 +136,10 @@ fn stop_text(out: &mut String, stop: &StopPlan) {
         })
         .collect();
     let joiner = if stop.all { " and " } else { " or " };
-    let mut limits = vec![format!("max {} iterations", stop.max_iterations), format!("timeout {}", stop.timeout)];
+    let mut limits = vec![
+        format!("max {} iterations", stop.max_iterations),
+        format!("timeout {}", stop.timeout),
+    ];
     if let Some(d) = &stop.idle_timeout {
         limits.push(format!("idle {d}"));
     }

@@ -38,7 +38,10 @@ impl Library {
 
     /// Every template file loaded so far.
     pub fn loaded(&self) -> Vec<LoadedTemplate> {
-        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn loader(

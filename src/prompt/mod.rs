@@ -13,7 +13,16 @@ use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Names every prompt may use, whether or not the node is fanned out.
-pub const PROMPT_GLOBALS: &[&str] = &["params", "vars", "env", "node", "workflow", "iteration", "previous", "needs"];
+pub const PROMPT_GLOBALS: &[&str] = &[
+    "params",
+    "vars",
+    "env",
+    "node",
+    "workflow",
+    "iteration",
+    "previous",
+    "needs",
+];
 
 /// Names the other templated strings (agent, workdir, inputs...) may use.
 pub const STRING_GLOBALS: &[&str] = &["params", "vars", "env", "node", "workflow"];
@@ -54,7 +63,9 @@ pub fn undeclared(template: &minijinja::Template<'_, '_>) -> Vec<String> {
 pub fn referenced_templates(source: &str) -> Vec<String> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(re) = RE
-        .get_or_init(|| regex::Regex::new(r#"\{%-?\s*(?:include|import|from|extends)\s+["']([^"']+)["']"#).ok())
+        .get_or_init(|| {
+            regex::Regex::new(r#"\{%-?\s*(?:include|import|from|extends)\s+["']([^"']+)["']"#).ok()
+        })
         .as_ref()
     else {
         return Vec::new();

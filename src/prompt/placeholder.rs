@@ -14,13 +14,17 @@ pub struct Placeholder {
 
 impl Placeholder {
     pub fn value(label: impl Into<String>) -> Value {
-        Value::from_object(Self { label: label.into() })
+        Value::from_object(Self {
+            label: label.into(),
+        })
     }
 }
 
 impl Object for Placeholder {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(Self::value(format!("{}.{key}", self.label.trim_end_matches('>')) + ">"))
+        Some(Self::value(
+            format!("{}.{key}", self.label.trim_end_matches('>')) + ">",
+        ))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
