@@ -104,14 +104,19 @@ impl Builder {
             .as_ref()
             .map_or_else(|| slug(&name), |p| p.value.clone());
         let limits = wf.limits.clone().unwrap_or_default();
-        out.map(|out| Program {
+        out.map(|_| Program {
             name,
             project,
             root: wf.root.as_ref().map(|r| r.value.clone()),
             scopes: std::mem::take(&mut self.scopes),
             nodes: std::mem::take(&mut self.nodes),
             groups: std::mem::take(&mut self.groups),
-            success: out.success,
+            success: wf
+                .success
+                .as_ref()
+                .map(|s| s.commands.clone())
+                .unwrap_or_default(),
+            success_workdir: wf.defaults.as_ref().and_then(|d| d.workdir.clone()),
             budget_usd: limits.budget_usd.map(|b| b.value),
             max_agents: limits.max_agents.map(|m| m.value),
             inline: std::mem::take(&mut self.inline),

@@ -96,7 +96,9 @@ pub struct Program {
     pub scopes: Vec<Scope>,
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
-    pub success: Vec<String>,
+    pub success: Vec<Spanned<String>>,
+    /// Where `[success]` commands run: the entry file's `[defaults] workdir`, else its folder.
+    pub success_workdir: Option<Spanned<String>>,
     pub budget_usd: Option<f64>,
     pub max_agents: Option<u32>,
     /// Inline prompt templates: (scope, template name) to the span of their text.

@@ -83,6 +83,15 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
     let nodes = match f.get("nodes") {
         Some((k, v)) => cx
             .table(k, v)
+            .inspect(|t| {
+                if t.entries.is_empty() {
+                    cx.diags.push(
+                        Diagnostic::error(Code::MissingKey, "the workflow has no nodes")
+                            .label(k.span, "empty")
+                            .help("add at least one node, such as `[nodes.hello]` with a `prompt`"),
+                    );
+                }
+            })
             .map(|t| {
                 t.entries
                     .iter()

@@ -85,7 +85,7 @@ pub struct Prompts {
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Success {
-    /// Shell commands that must all exit 0, run in this file's folder.
+    /// Shell commands that must all exit 0, run in `[defaults] workdir` (else this file's folder); `{{ params }}` may be used.
     #[serde(default)]
     pub commands: Vec<Spanned<String>>,
 }

@@ -4,8 +4,10 @@ use minijinja::{Value, context};
 use petgraph::graph::DiGraph;
 
 use super::expand::{glob_items, instance_key, matrix_combos};
-use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, WorstCase};
-use crate::compile::paths::{normalize, rebase};
+use super::model::{
+    AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand, WorstCase,
+};
+use crate::compile::paths::{display_rel, normalize, rebase};
 use crate::compile::{
     Action, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Locator, Node, Program, env_json,
 };
@@ -73,6 +75,7 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         }
     }
     let worst_case = worst_case(program, &p.instances);
+    let success = p.success_commands();
     let sub_workflows = program
         .groups
         .iter()
@@ -99,7 +102,7 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
             .unwrap_or_default(),
         instances: p.instances,
         sub_workflows,
-        success: program.success.clone(),
+        success,
         worst_case,
         graph,
     };
@@ -115,6 +118,37 @@ fn group_iterations(stop: Option<&Stop>) -> u32 {
 }
 
 impl Planner<'_> {
+    /// `[success]` commands rendered over the entry file's params, run in its
+    /// default workdir so that `go test ./...` tests the project, not the
+    /// folder the workflow file sits in.
+    fn success_commands(&mut self) -> Vec<SuccessCommand> {
+        let Some(entry) = self.program.nodes.first().map(|n| Node {
+            scope: 0,
+            ..n.clone()
+        }) else {
+            return Vec::new();
+        };
+        let workdir = match &self.program.success_workdir {
+            Some(w) => {
+                let text = self
+                    .render(&entry, &w.value, w.span, None, None)
+                    .unwrap_or_else(|| w.value.clone());
+                display_rel(&normalize(std::path::Path::new(&text)))
+            }
+            None => ".".to_string(),
+        };
+        self.program
+            .success
+            .iter()
+            .map(|c| SuccessCommand {
+                command: self
+                    .render(&entry, &c.value, c.span, None, None)
+                    .unwrap_or_else(|| c.value.clone()),
+                workdir: workdir.clone(),
+            })
+            .collect()
+    }
+
     fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }

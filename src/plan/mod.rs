@@ -13,4 +13,4 @@ mod model;
 pub mod text;
 
 pub use build::{PlanOptions, plan};
-pub use model::{AgentRef, Instance, InstanceKind, Plan, StopPlan, WorstCase};
+pub use model::{AgentRef, Instance, InstanceKind, Plan, StopPlan, SuccessCommand, WorstCase};

@@ -99,6 +99,14 @@ pub struct GroupPlan {
     pub success: Vec<String>,
 }
 
+/// A `[success]` command and where it runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SuccessCommand {
+    pub command: String,
+    /// Relative to the entry workflow file's folder.
+    pub workdir: String,
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -108,7 +116,7 @@ pub struct Plan {
     pub params: serde_json::Map<String, serde_json::Value>,
     pub instances: Vec<Instance>,
     pub sub_workflows: Vec<GroupPlan>,
-    pub success: Vec<String>,
+    pub success: Vec<SuccessCommand>,
     pub worst_case: WorstCase,
     /// Edges from each instance to the ones that need it (indices into `instances`).
     #[serde(skip)]

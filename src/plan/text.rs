@@ -111,8 +111,8 @@ pub fn to_text(plan: &Plan) -> String {
         }
     };
     let _ = writeln!(out, "budget: {budget}");
-    if !plan.success.is_empty() {
-        let _ = writeln!(out, "success: {}", plan.success.join("; "));
+    for s in &plan.success {
+        let _ = writeln!(out, "success: `{}` in {}", s.command, s.workdir);
     }
     out
 }

@@ -72,7 +72,11 @@ impl Ctx {
     /// The context of a table that a key of this context holds without
     /// declaring it: user data stays user data.
     pub(super) fn undeclared(self) -> Self {
-        if self.converts() { Self::Generic } else { Self::User }
+        if self.converts() {
+            Self::Generic
+        } else {
+            Self::User
+        }
     }
 
     /// The shape of canonical key `key` here.
@@ -94,9 +98,9 @@ impl Ctx {
             }),
             (Self::Root, "prompts") => Shape::Table(Self::Prompts),
             (Self::Root, "success") => Shape::Table(Self::Success),
-            (Self::Root, "limits")
-            | (Self::Node, "stop" | "output")
-            | (Self::Agent, "price") => Shape::Table(Self::Generic),
+            (Self::Root, "limits") | (Self::Node, "stop" | "output") | (Self::Agent, "price") => {
+                Shape::Table(Self::Generic)
+            }
             (Self::Params, _) => Shape::Param,
             (Self::Param, "enum")
             | (Self::ListParam, "enum" | "default")
