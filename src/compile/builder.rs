@@ -429,7 +429,7 @@ impl Builder {
         let mut out = Vec::new();
         for (k, v) in &local.with {
             let value = match v.value.as_str() {
-                Some(s) if s.contains("{{") || s.contains("{%") => {
+                Some(s) if crate::prompt::is_templated(s) => {
                     let Some(text) = self.render_string(scope, &local.id.value, s, v.span, None)
                     else {
                         continue;

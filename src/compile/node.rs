@@ -8,6 +8,7 @@ use super::builder::Builder;
 use super::program::{Action, DEFAULT_MAX_ITEMS, Node};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
 use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prompt, Spanned};
+use crate::prompt::is_templated;
 
 impl Builder {
     /// Adds the node to the arena; `None` when it is too broken to plan.
@@ -269,10 +270,6 @@ impl Builder {
             );
         }
     }
-}
-
-pub(super) fn is_templated(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%")
 }
 
 fn display_dir(dir: &Path) -> String {

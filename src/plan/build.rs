@@ -1,5 +1,7 @@
 //! Expands a program into instances, node by node in dependency order.
 
+use std::sync::Arc;
+
 use minijinja::{Value, context};
 use petgraph::graph::DiGraph;
 
@@ -13,7 +15,7 @@ use crate::compile::{
 };
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, Duration, ForEach, OutputFormat, Spanned, Stop};
-use crate::prompt::{self, Placeholder};
+use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
 
 /// What to include.
@@ -40,6 +42,12 @@ struct Planner<'a> {
     slots: Vec<Vec<Slot>>,
     runtime: Vec<bool>,
     env: Value,
+    /// Each scope's params as a template value, converted once.
+    params: Vec<Value>,
+    needs_cache: std::collections::HashMap<usize, Value>,
+    /// The agent and stop plan every instance of the current node shares.
+    shared: Option<(Arc<AgentRef>, bool, Arc<StopPlan>)>,
+    node_id: Arc<str>,
     show_prompts: bool,
 }
 
@@ -54,6 +62,14 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         slots: Vec::with_capacity(program.nodes.len()),
         runtime: Vec::with_capacity(program.nodes.len()),
         env: prompt::context(&env_json()),
+        params: program
+            .scopes
+            .iter()
+            .map(|s| prompt::context(&serde_json::Value::Object(s.params.clone())))
+            .collect(),
+        needs_cache: std::collections::HashMap::new(),
+        shared: None,
+        node_id: Arc::from(""),
         show_prompts: options.show_prompts,
     };
     for (i, node) in program.nodes.iter().enumerate() {
@@ -65,11 +81,11 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         .instances
         .iter()
         .enumerate()
-        .map(|(i, inst)| (inst.key.as_str(), i))
+        .map(|(i, inst)| (&*inst.key, i))
         .collect();
     for (i, inst) in p.instances.iter().enumerate() {
         for need in &inst.needs {
-            if let Some(&j) = by_key.get(need.as_str()) {
+            if let Some(&j) = by_key.get(&**need) {
                 graph.add_edge(idx[j], idx[i], ());
             }
         }
@@ -154,6 +170,8 @@ impl Planner<'_> {
     }
 
     fn node(&mut self, i: usize, node: &Node) {
+        self.shared = None;
+        self.node_id = Arc::from(node.id.as_str());
         let scope = &self.program.scopes[node.scope];
         let entry_dir = self
             .program
@@ -178,7 +196,7 @@ impl Planner<'_> {
             None => (".".to_string(), 0),
         };
         let origin_dir = self.program.scopes[origin].dir.clone();
-        let workdir = rebase(&workdir_text, &origin_dir, &entry_dir);
+        let workdir: Arc<str> = rebase(&workdir_text, &origin_dir, &entry_dir).into();
         let workdir_local = rebase(&workdir_text, &origin_dir, &scope.dir);
         let mut runtime = false;
         let items: Vec<Option<serde_json::Value>> = match &node.for_each {
@@ -186,7 +204,7 @@ impl Planner<'_> {
             Some(ForEach::Items(list)) => list
                 .iter()
                 .map(|v| match v.value.as_str() {
-                    Some(s) if s.contains("{{") => Some(serde_json::Value::from(
+                    Some(s) if is_templated(s) => Some(serde_json::Value::from(
                         self.render(node, s, v.span, None, None)
                             .unwrap_or_else(|| s.to_string()),
                     )),
@@ -288,28 +306,47 @@ impl Planner<'_> {
         node: &Node,
         item: Option<&serde_json::Value>,
         matrix: Option<&serde_json::Map<String, serde_json::Value>>,
-        workdir: &str,
+        workdir: &Arc<str>,
         runtime: bool,
     ) -> Instance {
-        let key = if runtime {
-            format!("{}[*]", node.id)
+        let key: Arc<str> = if runtime {
+            format!("{}[*]", node.id).into()
         } else {
-            instance_key(&node.id, item, matrix)
+            instance_key(&node.id, item, matrix).into()
         };
         let needs = self.needs_keys(node, item);
-        let stop = match &node.action {
+        // Agent and stop plan are shared by every instance of a node unless
+        // they depend on the item or the matrix.
+        let shared = !node.agent.as_ref().is_some_and(|a| is_templated(&a.value))
+            && node.matrix.is_empty()
+            && ![&node.stop.command, &node.stop.promise]
+                .into_iter()
+                .flatten()
+                .any(|s| is_templated(&s.value));
+        let agent = match &node.action {
             Action::Gate { .. } => None,
-            Action::Prompt { .. } => Some(node.stop.clone()),
+            Action::Prompt { .. } => match &self.shared {
+                Some((a, p, _)) if shared => Some((Arc::clone(a), *p)),
+                _ => {
+                    let (a, p) = self.agent_for(node, item, matrix);
+                    Some((Arc::new(a), p))
+                }
+            },
         };
-        let agent = stop.as_ref().map(|_| self.agent_for(node, item, matrix));
         let kind = match (&node.action, agent) {
             (Action::Gate { expr }, _) => InstanceKind::Gate {
                 expr: expr.value.clone(),
             },
             (Action::Prompt { .. }, Some((agent, kind_is_process))) => {
-                let stop = stop_plan(&node.stop, kind_is_process, |s| {
-                    self.render_opt(node, s, item)
-                });
+                let stop = match &self.shared {
+                    Some((_, _, stop)) if shared => Arc::clone(stop),
+                    _ => Arc::new(stop_plan(&node.stop, kind_is_process, |s| {
+                        self.render_opt(node, s, item)
+                    })),
+                };
+                if shared && self.shared.is_none() {
+                    self.shared = Some((Arc::clone(&agent), kind_is_process, Arc::clone(&stop)));
+                }
                 if runtime {
                     let (from, path, lines) = match &node.for_each {
                         Some(ForEach::From { from, path, lines }) => (
@@ -335,7 +372,7 @@ impl Planner<'_> {
                         .filter_map(|f| {
                             let name = self.render(node, &f.value, f.span, item, matrix)?;
                             self.resolve_agent(node, &name, f.span, None)
-                                .map(|(a, _)| a)
+                                .map(|(a, _)| Arc::new(a))
                         })
                         .collect();
                     InstanceKind::Agent {
@@ -378,13 +415,13 @@ impl Planner<'_> {
         };
         Instance {
             key,
-            node: node.id.clone(),
-            description: node.description.clone(),
+            node: Arc::clone(&self.node_id),
+            description: node.description.as_deref().map(Arc::from),
             item: item.cloned(),
             matrix: matrix.cloned(),
             needs,
             kind,
-            workdir: workdir.to_string(),
+            workdir: Arc::clone(workdir),
             inputs,
             env,
             on_failure: node.on_failure.as_str(),
@@ -400,7 +437,7 @@ impl Planner<'_> {
 
     /// Upstream instance keys; a mirrored (`each_of`) source contributes only
     /// the instance with the same item.
-    fn needs_keys(&self, node: &Node, item: Option<&serde_json::Value>) -> Vec<String> {
+    fn needs_keys(&self, node: &Node, item: Option<&serde_json::Value>) -> Vec<Arc<str>> {
         let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
         let mut keys = Vec::new();
         for &j in &node.needs {
@@ -412,7 +449,7 @@ impl Planner<'_> {
                 {
                     continue;
                 }
-                keys.push(self.instances[s.at].key.clone());
+                keys.push(Arc::clone(&self.instances[s.at].key));
             }
         }
         keys
@@ -499,7 +536,7 @@ impl Planner<'_> {
     ) -> Value {
         let scope = &self.program.scopes[node.scope];
         context! {
-            params => prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            params => self.params[node.scope].clone(),
             vars => Value::from(()),
             env => self.env.clone(),
             node => node.id.as_str(),
@@ -518,7 +555,7 @@ impl Planner<'_> {
         item: Option<&serde_json::Value>,
         matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<String> {
-        if !text.contains("{{") && !text.contains("{%") {
+        if !is_templated(text) {
             return Some(text.to_string());
         }
         let ctx = self.context(node, item, matrix);
@@ -563,28 +600,20 @@ impl Planner<'_> {
     ) -> Option<String> {
         let mut needs = std::collections::BTreeMap::new();
         for (name, j) in &node.needs_by_name {
-            let results: Vec<Value> = self.slots[*j]
-                .iter()
-                .filter(|s| {
-                    !(Some(*j) == node.fan_out_source
-                        && matches!(node.for_each, Some(ForEach::EachOf { .. }))
-                        && s.item.as_ref() != item)
-                })
-                .map(|s| self.result_placeholder(*j, s))
-                .collect();
-            let many = self.runtime[*j]
-                || self.program.nodes[*j].for_each.is_some()
-                || !self.program.nodes[*j].matrix.is_empty();
             let mirrored = Some(*j) == node.fan_out_source
                 && matches!(node.for_each, Some(ForEach::EachOf { .. }));
-            let value = if many && !mirrored {
-                Value::from(results)
+            let value = if mirrored {
+                // `needs.X` is the one instance of X with the same item.
+                self.slots[*j]
+                    .iter()
+                    .find(|s| s.item.as_ref() == item)
+                    .map(|s| self.result_placeholder(*j, s))
+                    .unwrap_or_default()
             } else {
-                results.into_iter().next().unwrap_or_default()
+                self.needs_value(*j)
             };
             needs.insert(name.clone(), value);
         }
-        let base = self.context(node, item, matrix);
         // A run-time fan-out's items are not known yet: `item` is a stand-in.
         let item_value = if runtime {
             Placeholder::value("<item>")
@@ -592,11 +621,15 @@ impl Planner<'_> {
             item.map(prompt::context).unwrap_or_default()
         };
         let ctx = context! {
-            iteration => 1,
-            item => item_value,
-            needs => Value::from(needs),
+            params => self.params[node.scope].clone(),
             vars => prompt::context(&serde_json::Value::Object(vars.clone())),
-            ..base
+            env => self.env.clone(),
+            node => Value::from(Arc::clone(&self.node_id)),
+            workflow => self.program.scopes[node.scope].workflow.as_str(),
+            item => item_value,
+            matrix => matrix.map(|m| prompt::context(&serde_json::Value::Object(m.clone()))),
+            iteration => 1,
+            needs => Value::from(needs),
         };
         let scope = &self.program.scopes[node.scope];
         let rendered = scope
@@ -620,6 +653,28 @@ impl Planner<'_> {
                 None
             }
         }
+    }
+
+    /// `needs.X` as every dependent of X sees it: X's result, or the list of
+    /// its instances' results when X fans out. Built once per X.
+    fn needs_value(&mut self, j: usize) -> Value {
+        if let Some(v) = self.needs_cache.get(&j) {
+            return v.clone();
+        }
+        let results: Vec<Value> = self.slots[j]
+            .iter()
+            .map(|s| self.result_placeholder(j, s))
+            .collect();
+        let many = self.runtime[j]
+            || self.program.nodes[j].for_each.is_some()
+            || !self.program.nodes[j].matrix.is_empty();
+        let value = if many {
+            Value::from(results)
+        } else {
+            results.into_iter().next().unwrap_or_default()
+        };
+        self.needs_cache.insert(j, value.clone());
+        value
     }
 
     fn result_placeholder(&self, j: usize, slot: &Slot) -> Value {

@@ -24,7 +24,7 @@ pub fn to_dot(plan: &Plan) -> String {
                     inst.key, agent.name, stop.max_iterations
                 ),
             ),
-            InstanceKind::Gate { .. } => ("diamond", inst.key.clone()),
+            InstanceKind::Gate { .. } => ("diamond", inst.key.to_string()),
             InstanceKind::FanOut {
                 from, max_items, ..
             } => (

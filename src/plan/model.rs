@@ -1,6 +1,8 @@
 //! The plan's data: what `plan --json` prints (DESIGN §9.15). No spans and no
 //! absolute paths, so a TOML file and its KDL twin give the same bytes.
 
+use std::sync::Arc;
+
 use petgraph::graph::DiGraph;
 use serde::Serialize;
 
@@ -34,9 +36,9 @@ pub struct StopPlan {
 pub enum InstanceKind {
     /// An agent on a prompt, in a Ralph loop.
     Agent {
-        agent: AgentRef,
-        fallback_agents: Vec<AgentRef>,
-        stop: StopPlan,
+        agent: Arc<AgentRef>,
+        fallback_agents: Vec<Arc<AgentRef>>,
+        stop: Arc<StopPlan>,
     },
     /// An expression over `needs`.
     Gate { expr: String },
@@ -46,8 +48,8 @@ pub enum InstanceKind {
         path: Option<String>,
         lines: bool,
         max_items: u32,
-        agent: AgentRef,
-        stop: StopPlan,
+        agent: Arc<AgentRef>,
+        stop: Arc<StopPlan>,
     },
 }
 
@@ -55,17 +57,17 @@ pub enum InstanceKind {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Instance {
     /// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`; `node[*]` for run-time fan-out.
-    pub key: String,
-    pub node: String,
-    pub description: Option<String>,
+    pub key: Arc<str>,
+    pub node: Arc<str>,
+    pub description: Option<Arc<str>>,
     pub item: Option<serde_json::Value>,
     pub matrix: Option<serde_json::Map<String, serde_json::Value>>,
     /// Instance keys this one waits for.
-    pub needs: Vec<String>,
+    pub needs: Vec<Arc<str>>,
     #[serde(flatten)]
     pub kind: InstanceKind,
     /// Relative to the entry workflow file's folder.
-    pub workdir: String,
+    pub workdir: Arc<str>,
     pub inputs: Vec<String>,
     pub env: serde_json::Map<String, serde_json::Value>,
     pub on_failure: &'static str,

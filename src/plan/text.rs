@@ -74,7 +74,7 @@ pub fn to_text(plan: &Plan) -> String {
                 stop_text(&mut out, stop);
             }
         }
-        if inst.workdir != "." {
+        if &*inst.workdir != "." {
             let _ = writeln!(out, "     workdir: {}", inst.workdir);
         }
         if !inst.needs.is_empty() {

@@ -44,6 +44,11 @@ pub fn environment(library: &Library) -> Environment<'static> {
     env
 }
 
+/// Whether a string is a template rather than plain text.
+pub fn is_templated(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
 /// Converts a JSON context into a template value.
 pub fn context(json: &serde_json::Value) -> minijinja::Value {
     minijinja::Value::from(Serde(json))
