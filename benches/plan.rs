@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         std::fs::write(&path, workflow(size)).expect("write the workflow");
         assert_eq!(compile_and_plan(&path), size);
         group.bench_with_input(BenchmarkId::from_parameter(size), &path, |b, p| {
-            b.iter(|| compile_and_plan(p))
+            b.iter(|| compile_and_plan(p));
         });
     }
     group.finish();

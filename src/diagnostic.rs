@@ -232,6 +232,9 @@ impl miette::Diagnostic for Report {
     }
 }
 
+/// What makes two diagnostics the same: code, message and where.
+type SeenKey = (Code, String, Option<(u32, u32)>);
+
 /// Collects diagnostics across stages; a stage goes on after a problem so that
 /// a user sees every problem in one run.
 #[derive(Debug, Default)]
@@ -239,7 +242,7 @@ pub struct Diagnostics {
     items: Vec<Diagnostic>,
     /// A shared template or a fanned-out node can raise one problem many
     /// times; it is reported once.
-    seen: std::collections::HashSet<(Code, String, Option<(u32, u32)>)>,
+    seen: std::collections::HashSet<SeenKey>,
 }
 
 impl Diagnostics {

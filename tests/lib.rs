@@ -1,6 +1,9 @@
 //! The one integration-test binary: it drives the real `conductor` binary
 //! (and, for property tests, the library) the way a user does.
 
+// A failed unwrap is a failed test, with the location; that is what tests want.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod examples;

@@ -2,6 +2,8 @@
 //! compiler panic, and random workflows written in TOML and in KDL compile
 //! to the same plan.
 
+use std::fmt::Write;
+
 use proptest::prelude::*;
 
 fn compile_text(ext: &str, text: &str) -> bool {
@@ -46,17 +48,17 @@ proptest! {
         let mut kdl = String::from("version 1\nname \"gen\"\nagent \"echo\" kind=\"command\" {\n    command \"cat\"\n}\n");
         for (i, id) in ids.iter().enumerate() {
             let needs: Vec<&String> = ids[..i].iter().rev().take(2).collect();
-            toml.push_str(&format!("[nodes.{id}]\nagent = \"echo\"\nprompt = \"do {{{{ node }}}}\"\nstop = {{ max_iterations = {iters}, timeout = \"5m\" }}\n"));
-            kdl.push_str(&format!("node \"{id}\" agent=\"echo\" {{\n    prompt \"do {{{{ node }}}}\"\n    stop max-iterations={iters} timeout=\"5m\"\n"));
+            let _ = write!(toml, "[nodes.{id}]\nagent = \"echo\"\nprompt = \"do {{{{ node }}}}\"\nstop = {{ max_iterations = {iters}, timeout = \"5m\" }}\n");
+            let _ = write!(kdl, "node \"{id}\" agent=\"echo\" {{\n    prompt \"do {{{{ node }}}}\"\n    stop max-iterations={iters} timeout=\"5m\"\n");
             if !needs.is_empty() {
                 let list: Vec<String> = needs.iter().map(|n| format!("\"{n}\"")).collect();
-                toml.push_str(&format!("needs = [{}]\n", list.join(", ")));
-                kdl.push_str(&format!("    needs {}\n", list.join(" ")));
+                let _ = writeln!(toml, "needs = [{}]", list.join(", "));
+                let _ = writeln!(kdl, "    needs {}", list.join(" "));
             }
             if i == 0 && !items.is_empty() {
                 let list: Vec<String> = items.iter().map(|n| format!("\"{n}\"")).collect();
-                toml.push_str(&format!("for_each = [{}]\n", list.join(", ")));
-                kdl.push_str(&format!("    for-each {}\n", list.join(" ")));
+                let _ = writeln!(toml, "for_each = [{}]", list.join(", "));
+                let _ = writeln!(kdl, "    for-each {}", list.join(" "));
             }
             kdl.push_str("}\n");
         }

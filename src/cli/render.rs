@@ -1,5 +1,5 @@
 //! Prints diagnostics: miette's graphical report on stderr (colour only on a
-//! terminal and without NO_COLOR), or JSON records for `--json`.
+//! terminal and without `NO_COLOR`), or JSON records for `--json`.
 
 use std::io::{IsTerminal, Write};
 

@@ -470,16 +470,13 @@ impl Locator<'_> {
             Code::UndefinedVariable => "undefined variable in template",
             _ => "template error",
         };
-        let span = e
-            .name()
-            .map(|name| {
-                let range = e.range().or_else(|| {
-                    e.line()
-                        .and_then(|l| line_range(e.template_source().unwrap_or(""), l))
-                });
-                self.locate(scope, name, range, fallback)
-            })
-            .unwrap_or(fallback);
+        let span = e.name().map_or(fallback, |name| {
+            let range = e.range().or_else(|| {
+                e.line()
+                    .and_then(|l| line_range(e.template_source().unwrap_or(""), l))
+            });
+            self.locate(scope, name, range, fallback)
+        });
         let help = match code {
             Code::TemplateSyntax => {
                 "templates use minijinja (Jinja2) syntax: `{{ value }}`, `{% if .. %}..{% endif %}`"

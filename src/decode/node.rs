@@ -1,5 +1,5 @@
 //! Reads `[nodes.ID]` and `[defaults]` tables, with their unions: `prompt`
-//! (text or template) and `for_each` (items, glob, from, each_of).
+//! (text or template) and `for_each` (items, `glob`, `from`, `each_of`).
 
 use super::read::{Cx, Fields};
 use super::stop::decode_stop;

@@ -411,7 +411,7 @@ impl Planner<'_> {
             Action::Prompt { template, vars } => {
                 self.render_prompt(node, template, vars, item, matrix, runtime)
             }
-            _ => None,
+            Action::Gate { .. } => None,
         };
         Instance {
             key,
@@ -588,7 +588,6 @@ impl Planner<'_> {
 
     /// The first iteration's prompt, rendered strictly; `needs` results are
     /// placeholders since nothing has run.
-    #[expect(clippy::too_many_arguments, reason = "the instance's coordinates")]
     fn render_prompt(
         &mut self,
         node: &Node,

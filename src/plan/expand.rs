@@ -1,6 +1,7 @@
 //! Static fan-out: glob items found on disk, matrix crosses, and the instance
 //! keys of DESIGN §9.4.
 
+use std::fmt::Write;
 use std::path::Path;
 
 use globset::GlobBuilder;
@@ -69,7 +70,10 @@ pub(super) fn item_key(item: &serde_json::Value) -> String {
         other => {
             let canonical = serde_json::to_string(&canonicalize(other)).unwrap_or_default();
             let digest = Sha256::digest(canonical.as_bytes());
-            digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+            digest.iter().take(4).fold(String::new(), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
         }
     }
 }

@@ -83,7 +83,7 @@ pub struct Instance {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WorstCase {
     pub instances: usize,
-    /// Instances x max_iterations (run-time fan-out at `max_items`); null when unbounded.
+    /// Instances x `max_iterations` (run-time fan-out at `max_items`); null when unbounded.
     pub agent_runs: Option<u64>,
     /// The sum of per-instance budgets, capped by `[limits] budget_usd`; null when some instance has none.
     pub budget_usd: Option<f64>,
