@@ -158,26 +158,66 @@ impl Diagnostic {
     }
 
     /// Binds the diagnostic to the text it points into, for rendering.
+    /// Labels in another file than the first label's (a `--set` value and the
+    /// param it sets) become related reports, each with its own excerpt.
     pub fn to_report(&self, sources: &Sources) -> Report {
-        let file = self.labels.first().map(|l| sources.get(l.span.file));
-        let source = file.map(|f| NamedSource::new(f.name.clone(), Arc::clone(&f.text)));
-        let primary = self.labels.first().map(|l| l.span.file);
-        let labels = self
-            .labels
-            .iter()
-            .filter(|l| Some(l.span.file) == primary)
-            .map(|l| {
-                let text = (!l.text.is_empty()).then(|| l.text.clone());
-                LabeledSpan::new_with_span(text, SourceSpan::from((l.span.offset(), l.span.len())))
+        let mut files: Vec<crate::source::FileId> = Vec::new();
+        for l in &self.labels {
+            if !files.contains(&l.span.file) {
+                files.push(l.span.file);
+            }
+        }
+        let part = |file: crate::source::FileId| {
+            let f = sources.get(file);
+            let labels: Vec<LabeledSpan> = self
+                .labels
+                .iter()
+                .filter(|l| l.span.file == file)
+                .map(|l| {
+                    let text = (!l.text.is_empty()).then(|| l.text.clone());
+                    LabeledSpan::new_with_span(
+                        text,
+                        SourceSpan::from((l.span.offset(), l.span.len())),
+                    )
+                })
+                .collect();
+            (
+                NamedSource::new(f.name.clone(), Arc::clone(&f.text)),
+                labels,
+            )
+        };
+        let mut parts = files.into_iter().map(part);
+        let (source, labels) = parts
+            .next()
+            .map_or((None, Vec::new()), |(s, l)| (Some(s), l));
+        let related = parts
+            .map(|(source, labels)| {
+                let message = labels
+                    .first()
+                    .and_then(|l| l.label().map(str::to_string))
+                    .unwrap_or_default();
+                Report {
+                    code: None,
+                    severity: miette::Severity::Advice,
+                    message,
+                    help: None,
+                    source: Some(source),
+                    labels,
+                    related: Vec::new(),
+                }
             })
             .collect();
         Report {
-            code: self.code,
-            severity: self.severity,
+            code: Some(self.code),
+            severity: match self.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
             message: self.message.clone(),
             help: self.help.clone(),
             source,
             labels,
+            related,
         }
     }
 }
@@ -185,12 +225,13 @@ impl Diagnostic {
 /// A diagnostic bound to its source text; renders through miette.
 #[derive(Debug)]
 pub struct Report {
-    code: Code,
-    severity: Severity,
+    code: Option<Code>,
+    severity: miette::Severity,
     message: String,
     help: Option<String>,
     source: Option<NamedSource<Arc<str>>>,
     labels: Vec<LabeledSpan>,
+    related: Vec<Report>,
 }
 
 impl fmt::Display for Report {
@@ -203,14 +244,11 @@ impl std::error::Error for Report {}
 
 impl miette::Diagnostic for Report {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        self.code.map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        })
+        Some(self.severity)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -221,6 +259,16 @@ impl miette::Diagnostic for Report {
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {

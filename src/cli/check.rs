@@ -66,10 +66,10 @@ pub fn validate(args: &ValidateArgs) -> u8 {
             (Some(plan), Some(program)) => {
                 let _ = writeln!(
                     err,
-                    "{}: valid ({} nodes, {} instances)",
+                    "{}: valid ({}, {})",
                     file.display(),
-                    program.nodes.len(),
-                    plan.instances.len()
+                    count(program.nodes.len(), "node"),
+                    count(plan.instances.len(), "instance")
                 );
             }
             _ => {
@@ -115,4 +115,13 @@ pub fn plan(args: &PlanArgs) -> u8 {
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     exit_code::OK
+}
+
+/// "1 node", "3 nodes".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

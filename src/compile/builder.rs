@@ -8,7 +8,7 @@ use super::graph::{check_cycles, dependencies, topo_order};
 use super::load::{self, load_error};
 use super::params::{self, Given};
 use super::paths::{display_rel, normalize, relative_to};
-use super::program::{Group, Node, Program, Scope};
+use super::program::{Group, InlineTemplate, Node, Program, Scope};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{self, Agent, Defaults, Spanned, Workflow};
 use crate::prompt::{self, Library};
@@ -55,7 +55,7 @@ pub(super) struct Builder {
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
     /// Inline prompt templates: (scope, template name) to the span of the text.
-    pub inline: HashMap<(usize, String), Span>,
+    pub inline: HashMap<(usize, String), InlineTemplate>,
     pub entry_dir: PathBuf,
 }
 

@@ -9,6 +9,7 @@ use super::program::{Action, DEFAULT_MAX_ITEMS, Node};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
 use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prompt, Spanned};
 use crate::prompt::is_templated;
+use crate::source::Syntax;
 
 impl Builder {
     /// Adds the node to the arena; `None` when it is too broken to plan.
@@ -92,7 +93,7 @@ impl Builder {
         if let Some(expr) = &stop.expr {
             self.check_expression(scope, expr, None);
         }
-        self.check_fan_out(local, siblings);
+        self.check_fan_out(scope, local, siblings);
         let workdir = local
             .workdir
             .clone()
@@ -167,7 +168,14 @@ impl Builder {
                 Code::UnknownAgent,
                 format!("unknown agent `{}`", name.value),
             )
-            .label(name.span, "not declared under `agents`")
+            .label(
+                name.span,
+                if self.syntax(scope) == Syntax::Kdl {
+                    "no `agent` node declares it"
+                } else {
+                    "not declared under `[agents]`"
+                },
+            )
             .maybe_help(suggestion_help(
                 &name.value,
                 declared.iter().copied(),
@@ -176,22 +184,48 @@ impl Builder {
         );
     }
 
-    fn check_fan_out(&mut self, local: &model::Node, siblings: &[model::Node]) {
+    /// The syntax of a scope's file, so that help lines quote the user's own form.
+    pub(super) fn syntax(&self, scope: usize) -> Syntax {
+        self.sources.get(self.scopes[scope].file).syntax
+    }
+
+    fn check_fan_out(&mut self, scope: usize, local: &model::Node, siblings: &[model::Node]) {
         let sibling = |id: &str| siblings.iter().find(|n| n.id.value == id);
+        let kdl = self.syntax(scope) == Syntax::Kdl;
+        let (for_each, each_of_key) = if kdl {
+            ("for-each", "each-of")
+        } else {
+            ("for_each", "each_of")
+        };
+        let lines_true = if kdl {
+            "`lines=#true`"
+        } else {
+            "`lines = true`"
+        };
+        let path_example = if kdl {
+            "`path=\"json.items\"`"
+        } else {
+            "`path = \"json.items\"`"
+        };
+        let json_output = if kdl {
+            "`output format=\"json\"`"
+        } else {
+            "`output = { format = \"json\" }`"
+        };
         match &local.for_each {
             Some(ForEach::Glob { glob }) => self.check_glob(glob),
             Some(ForEach::From { from, path, lines }) => {
                 let lines_on = lines.as_ref().is_some_and(|l| l.value);
                 match (path, lines_on) {
                     (Some(p), true) => self.diags.push(
-                        Diagnostic::error(Code::FanOut, "`for_each` sets both `path` and `lines`")
+                        Diagnostic::error(Code::FanOut, format!("`{for_each}` sets both `path` and `lines`"))
                             .label(p.span, "take items from this JSON path")
-                            .help("keep `path` to read items from the JSON answer, or `lines = true` to read one item per line"),
+                            .help(format!("keep `path` to read items from the JSON answer, or {lines_true} to read one item per line")),
                     ),
                     (None, false) => self.diags.push(
-                        Diagnostic::error(Code::FanOut, format!("`for_each` from `{}` says neither where the items are", from.value))
+                        Diagnostic::error(Code::FanOut, format!("`{for_each}` from `{}` does not say where the items are", from.value))
                             .label(from.span, "items from this node's answer")
-                            .help("add `path = \"json.items\"` (a JSON answer) or `lines = true` (one item per line)"),
+                            .help(format!("add {path_example} (a JSON answer) or {lines_true} (one item per line)")),
                     ),
                     (Some(p), false) => {
                         if p.value != "json" && !p.value.starts_with("json.") {
@@ -208,7 +242,7 @@ impl Builder {
                                 Diagnostic::error(Code::FanOut, format!("node `{}` does not produce JSON, so `path` cannot read items from it", from.value))
                                     .label(p.span, "needs a JSON answer")
                                     .label(src.id.span, "this node's answer is text")
-                                    .help(format!("add `output = {{ format = \"json\" }}` to node `{}`, or use `lines = true`", from.value)),
+                                    .help(format!("add {json_output} to node `{}`, or use {lines_true}", from.value)),
                             );
                         }
                     }
@@ -224,7 +258,7 @@ impl Builder {
                         Diagnostic::error(Code::FanOut, format!("node `{}` is not fanned out, so there is nothing to mirror", each_of.value))
                             .label(each_of.span, "mirrors this node's instances")
                             .label(src.id.span, "this node has one instance")
-                            .help("`each_of` mirrors a node that has `for_each` or `matrix`; to just wait for it, use `needs`"),
+                            .help(format!("`{each_of_key}` mirrors a node that has `{for_each}` or `matrix`; to just wait for it, use `needs`")),
                     );
                 }
             }

@@ -103,9 +103,10 @@ pub fn resolve(
     for p in params {
         let name = &p.name.value;
         let value = if let Some(g) = given.iter().rev().find(|g| &g.name == name) {
-            let Some(v) = check(p, &g.value, g.value_span, g.via, diags) else {
-                continue;
-            };
+            // A rejected value is reported; the param still exists, so the
+            // templates that read it are not reported a second time.
+            let v =
+                check(p, &g.value, g.value_span, g.via, diags).unwrap_or_else(|| g.value.clone());
             match (p.ty.value, v.as_str()) {
                 (ParamType::Path, Some(s)) => serde_json::Value::from(rebase(s, &g.base_dir, dir)),
                 _ => v,
@@ -154,7 +155,11 @@ fn check(
             )
             .label(span, format!("expected {}", ty.as_str()))
             .label(p.ty.span, "the type is declared here")
-            .help(format!("write a {} such as {}", ty.as_str(), ty.example())),
+            .help(format!(
+                "write {} such as {}",
+                ty.with_article(),
+                ty.example()
+            )),
         );
         return None;
     }

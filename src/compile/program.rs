@@ -102,7 +102,14 @@ pub struct Program {
     pub budget_usd: Option<f64>,
     pub max_agents: Option<u32>,
     /// Inline prompt templates: (scope, template name) to the span of their text.
-    pub inline: std::collections::HashMap<(usize, String), crate::source::Span>,
+    pub inline: std::collections::HashMap<(usize, String), InlineTemplate>,
+}
+
+/// An inline prompt: where its text is written, and the text itself.
+#[derive(Debug, Clone)]
+pub struct InlineTemplate {
+    pub span: Span,
+    pub text: String,
 }
 
 /// Built-in limits (DESIGN §9.9).

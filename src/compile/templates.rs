@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use minijinja::ErrorKind;
 
 use super::builder::Builder;
+use super::program::InlineTemplate;
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
 use crate::model::{Prompt, Spanned};
 use crate::prompt::{self, PROMPT_GLOBALS, STRING_GLOBALS};
@@ -52,12 +53,24 @@ impl Builder {
         match prompt {
             Prompt::Inline(text) => {
                 let name = format!("<{node} prompt>");
-                self.inline.insert((scope, name.clone()), text.span);
+                self.inline.insert(
+                    (scope, name.clone()),
+                    InlineTemplate {
+                        span: text.span,
+                        text: text.value.clone(),
+                    },
+                );
                 let result = self.scopes[scope]
                     .templates
                     .add_template_owned(name.clone(), text.value.clone());
                 if let Err(e) = result {
-                    let d = self.template_error(scope, &e, text.span);
+                    let mut locator = Locator {
+                        sources: &mut self.sources,
+                        scopes: &self.scopes,
+                        inline: &self.inline,
+                    };
+                    let d =
+                        locator.template_error_in(scope, &e, text.span, Some((&name, &text.value)));
                     self.diags.push(d);
                     return None;
                 }
@@ -447,7 +460,7 @@ fn line_range(source: &str, line: usize) -> Option<std::ops::Range<usize>> {
 pub(crate) struct Locator<'a> {
     pub sources: &'a mut crate::source::Sources,
     pub scopes: &'a [super::Scope],
-    pub inline: &'a std::collections::HashMap<(usize, String), Span>,
+    pub inline: &'a std::collections::HashMap<(usize, String), InlineTemplate>,
 }
 
 impl Locator<'_> {
@@ -458,6 +471,20 @@ impl Locator<'_> {
         e: &minijinja::Error,
         fallback: Span,
     ) -> Diagnostic {
+        self.template_error_in(scope, e, fallback, None)
+    }
+
+    /// As [`Self::template_error`], for errors raised while a template is
+    /// added, which carry neither its name nor its source: `hint` gives both.
+    pub(crate) fn template_error_in(
+        &mut self,
+        scope: usize,
+        e: &minijinja::Error,
+        fallback: Span,
+        hint: Option<(&str, &str)>,
+    ) -> Diagnostic {
+        let name = e.name().or(hint.map(|h| h.0));
+        let source = e.template_source().or(hint.map(|h| h.1)).unwrap_or("");
         let code = match e.kind() {
             ErrorKind::SyntaxError => Code::TemplateSyntax,
             ErrorKind::UndefinedError => Code::UndefinedVariable,
@@ -470,13 +497,23 @@ impl Locator<'_> {
             Code::UndefinedVariable => "undefined variable in template",
             _ => "template error",
         };
-        let span = e.name().map_or(fallback, |name| {
-            let range = e.range().or_else(|| {
-                e.line()
-                    .and_then(|l| line_range(e.template_source().unwrap_or(""), l))
-            });
+        // "Unexpected end of input" is best shown at the block left open.
+        let unclosed = (code == Code::TemplateSyntax && detail.contains("end of input"))
+            .then(|| unclosed_block(source))
+            .flatten();
+        let span = name.map_or(fallback, |name| {
+            let range = unclosed
+                .as_ref()
+                .map(|(r, _)| r.clone())
+                .or_else(|| e.range())
+                .or_else(|| e.line().and_then(|l| line_range(source, l)));
             self.locate(scope, name, range, fallback)
         });
+        if let Some((_, tag)) = unclosed {
+            return Diagnostic::error(code, format!("{what}: `{{% {tag} %}}` is never closed"))
+                .label(span, "this block is not closed")
+                .help(format!("add `{{% end{tag} %}}` where the block ends"));
+        }
         let help = match code {
             Code::TemplateSyntax => {
                 "templates use minijinja (Jinja2) syntax: `{{ value }}`, `{% if .. %}..{% endif %}`"
@@ -499,9 +536,11 @@ impl Locator<'_> {
         range: Option<std::ops::Range<usize>>,
         fallback: Span,
     ) -> Span {
-        if let Some(&text_span) = self.inline.get(&(scope, name.to_string())) {
-            let Some(range) = range else { return text_span };
-            return self.inline_span(scope, name, text_span, range);
+        if let Some(inline) = self.inline.get(&(scope, name.to_string())) {
+            let Some(range) = range else {
+                return inline.span;
+            };
+            return self.inline_span(inline, range);
         }
         let Some(path) = self.scopes[scope].library.resolve(name) else {
             return fallback;
@@ -525,25 +564,69 @@ impl Locator<'_> {
 
     /// Maps a range in an inline prompt's text to the workflow file, when the
     /// text appears verbatim there (no escapes); else the whole string.
-    fn inline_span(
-        &self,
-        scope: usize,
-        name: &str,
-        text_span: Span,
-        range: std::ops::Range<usize>,
-    ) -> Span {
+    fn inline_span(&self, inline: &InlineTemplate, range: std::ops::Range<usize>) -> Span {
+        let text_span = inline.span;
         let raw = self.sources.slice(text_span);
-        let value = self.scopes[scope]
-            .templates
-            .get_template(name)
-            .map(|t| t.source().to_string())
-            .unwrap_or_default();
-        match raw.find(value.as_str()) {
-            Some(at) if !value.is_empty() => {
-                let base = text_span.offset() + at;
-                Span::new(text_span.file, base + range.start..base + range.end)
-            }
+        let value = &inline.text;
+        let start = raw_offset(raw, value, range.start);
+        let end = raw_offset(raw, value, range.end.max(range.start));
+        match (start, end) {
+            (Some(a), Some(b)) => Span::new(
+                text_span.file,
+                text_span.offset() + a..text_span.offset() + b.max(a),
+            ),
             _ => text_span,
         }
     }
+}
+
+/// The last block tag (`for`, `if`, ...) in `source` that has no end tag,
+/// with its range.
+fn unclosed_block(source: &str) -> Option<(std::ops::Range<usize>, String)> {
+    const BLOCKS: &[&str] = &[
+        "for", "if", "block", "macro", "call", "filter", "with", "raw",
+    ];
+    let mut open: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut rest = 0;
+    while let Some(at) = source.get(rest..)?.find("{%") {
+        let start = rest + at;
+        let end = source[start..]
+            .find("%}")
+            .map_or(source.len(), |e| start + e + 2);
+        let inner = source[start + 2..end.saturating_sub(2).max(start + 2)]
+            .trim_matches(['-', '+', ' ', '\n', '\t']);
+        let word = inner.split_whitespace().next().unwrap_or("");
+        if BLOCKS.contains(&word) {
+            open.push((start..end, word.to_string()));
+        } else if let Some(closed) = word.strip_prefix("end")
+            && let Some(i) = open.iter().rposition(|(_, w)| w == closed)
+        {
+            open.truncate(i);
+        }
+        rest = end;
+    }
+    open.pop()
+}
+
+/// Where byte `offset` of a string's value lies in its source text. Lines are
+/// found one after the other, so a KDL multi-line string (whose indentation
+/// is stripped) and a TOML one (whose first newline is dropped) both map; a
+/// line with escapes does not, and then there is no answer.
+fn raw_offset(raw: &str, value: &str, offset: usize) -> Option<usize> {
+    let mut cursor = 0;
+    let mut line_start = 0;
+    for line in value.split_inclusive('\n') {
+        let text = line.trim_end_matches('\n');
+        let found = if text.is_empty() {
+            cursor
+        } else {
+            cursor + raw.get(cursor..)?.find(text)?
+        };
+        if offset <= line_start + text.len() {
+            return Some(found + (offset - line_start));
+        }
+        cursor = found + text.len();
+        line_start += line.len();
+    }
+    (offset == value.len()).then_some(cursor)
 }

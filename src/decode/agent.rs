@@ -12,7 +12,7 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
         Some((k, v)) => cx.choice(k, v, &AgentKind::ALL),
         None => {
             cx.missing(
-                table,
+                key.span,
                 "kind",
                 &format!("agent `{}`", key.name),
                 "add `kind`: one of command, claude, codex, gemini, openai, anthropic",
@@ -70,7 +70,10 @@ fn check_kind_keys(
                 format!("agent `{}` has kind \"command\" but no `command`", key.name),
             )
             .label(kind.span, "needs a `command`")
-            .help("add the program and its arguments, such as `command = [\"cat\"]`"),
+            .help(format!(
+                "add the program and its arguments, such as `{}`",
+                cx.example("command = [\"cat\"]", "command \"cat\"")
+            )),
         ),
         (AgentKind::Command, Some(argv)) if argv.is_empty() => cx.diags.push(
             Diagnostic::error(

@@ -84,7 +84,13 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
         .flatten()
         .map(|(k, _)| k)
         .collect();
-    if present.is_empty() {
+    let near_miss = table.entries.iter().any(|(k, _)| {
+        !crate::schema::keys("Node").contains(&k.name)
+            && crate::diagnostic::did_you_mean(&k.name, ["prompt", "workflow", "gate"]).is_some()
+    });
+    if present.is_empty() && near_miss {
+        // The misspelt key is reported as unknown, with "did you mean".
+    } else if present.is_empty() {
         cx.diags.push(
             Diagnostic::error(Code::NodeKind, format!("node `{}` has nothing to do", key.name))
                 .label(key.span, "this node")
@@ -178,7 +184,7 @@ fn decode_prompt(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompt> {
             f.finish(cx);
             if template.is_none() {
                 cx.missing(
-                    t,
+                    key.span,
                     "template",
                     &format!("`{}`", key.spelled),
                     "name a template file, or write the prompt inline as a string",
@@ -298,12 +304,14 @@ fn decode_output(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<OutputSpec
     let schema = f.get("schema").and_then(|(k, v)| cx.string(k, v));
     f.finish(cx);
     if table.get("format").is_none() {
-        cx.missing(
-            table,
-            "format",
-            &format!("`{}`", key.spelled),
-            "add `format = \"json\"` or `format = \"text\"`",
+        let help = format!(
+            "add {}",
+            cx.example(
+                "`format = \"json\"` or `format = \"text\"`",
+                "`format=\"json\"` or `format=\"text\"`"
+            )
         );
+        cx.missing(key.span, "format", &format!("`{}`", key.spelled), &help);
     }
     Some(OutputSpec {
         format: format?,

@@ -4,7 +4,7 @@
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Duration, Spanned, UserMap};
 use crate::schema;
-use crate::source::Syntax;
+use crate::source::{Span, Syntax};
 use crate::syntax::{Key, Table, Value, ValueKind};
 
 /// Decoding context: where diagnostics go and how the file spells keys.
@@ -92,6 +92,14 @@ impl Cx<'_> {
     }
 
     pub(crate) fn wrong_type(&mut self, key: &Key, value: &Value, expected: &str) {
+        // A quoted number or boolean is the usual slip: say so.
+        let help = value.as_str().and_then(|s| {
+            let bare = s.trim();
+            let number = expected.starts_with("an integer") || expected.starts_with("a number");
+            let fits = (number && bare.parse::<f64>().is_ok())
+                || (expected.starts_with("a boolean") && matches!(bare, "true" | "false"));
+            fits.then(|| format!("remove the quotes: write {bare}, not \"{s}\""))
+        });
         self.diags.push(
             Diagnostic::error(
                 Code::WrongType,
@@ -101,7 +109,8 @@ impl Cx<'_> {
                     value.type_name()
                 ),
             )
-            .label(value.span, format!("expected {expected}")),
+            .label(value.span, format!("expected {expected}"))
+            .maybe_help(help),
         );
     }
 
@@ -113,13 +122,23 @@ impl Cx<'_> {
         );
     }
 
-    pub(crate) fn missing(&mut self, table: &Table, key: &str, what: &str, help: &str) {
+    /// A required key is absent; `at` is the table's own key (or the start of
+    /// the file for the top level), not the whole table.
+    pub(crate) fn missing(&mut self, at: Span, key: &str, what: &str, help: &str) {
         let spelled = self.spell(key);
         self.diags.push(
             Diagnostic::error(Code::MissingKey, format!("{what} has no `{spelled}`"))
-                .label(table.span, format!("`{spelled}` is required here"))
+                .label(at, format!("`{spelled}` is required here"))
                 .help(help.to_string()),
         );
+    }
+
+    /// Picks the example written in the file's own syntax, for help lines.
+    pub(crate) fn example<'s>(&self, toml: &'s str, kdl: &'s str) -> &'s str {
+        match self.syntax {
+            Syntax::Kdl => kdl,
+            Syntax::Toml | Syntax::Text => toml,
+        }
     }
 
     pub(crate) fn table<'v>(&mut self, key: &Key, value: &'v Value) -> Option<&'v Table> {
@@ -250,12 +269,20 @@ impl Cx<'_> {
         match Duration::parse(&text.value) {
             Ok(d) => Some(Spanned::new(d, value.span)),
             Err(why) => {
+                // jiff explains at length; the last clause is the useful part.
+                let last = why.rsplit(": ").next().unwrap_or(&why).trim();
+                let short = if last.len() <= 48 {
+                    last
+                } else {
+                    "not a duration"
+                }
+                .to_string();
                 self.diags.push(
                     Diagnostic::error(
                         Code::BadDuration,
-                        format!("`{}` is not a valid duration: {why}", key.spelled),
+                        format!("`{}` is not a valid duration", key.spelled),
                     )
-                    .label(value.span, "not a duration")
+                    .label(value.span, short)
                     .help("write a duration such as \"90s\", \"30m\" or \"1h 30m\""),
                 );
                 None
@@ -269,12 +296,8 @@ impl Cx<'_> {
             Ok(_) => Some(text),
             Err(e) => {
                 let why = e.to_string();
-                let last = why
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid regex")
-                    .trim()
-                    .to_string();
+                let last = why.lines().last().unwrap_or("invalid regex").trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
                 self.diags.push(
                     Diagnostic::error(
                         Code::BadRegex,

@@ -5,7 +5,7 @@ use super::node::{decode_defaults, decode_node, valid_id};
 use super::read::{Cx, Fields};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::{Limits, Param, ParamType, Prompts, Spanned, Success, Workflow, json_type_name};
-use crate::source::Syntax;
+use crate::source::{Span, Syntax};
 use crate::syntax::{Key, Table, Value, ValueKind};
 
 /// Reads a whole file's tree. Returns `None` only when the file is too broken
@@ -32,24 +32,22 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
             }
         }),
         None => {
-            cx.missing(
-                root,
-                "version",
-                "the workflow",
-                "add `version = 1` at the top of the file",
+            let help = format!(
+                "add `{}` at the top of the file",
+                cx.example("version = 1", "version 1")
             );
+            cx.missing(file_start(root), "version", "the workflow", &help);
             None
         }
     };
     let name = match f.get("name") {
         Some((k, v)) => cx.string(k, v),
         None => {
-            cx.missing(
-                root,
-                "name",
-                "the workflow",
-                "add a name, such as `name = \"my-workflow\"`",
+            let help = format!(
+                "add a name, such as `{}`",
+                cx.example("name = \"my-workflow\"", "name \"my-workflow\"")
             );
+            cx.missing(file_start(root), "name", "the workflow", &help);
             None
         }
     };
@@ -100,12 +98,11 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
             })
             .unwrap_or_default(),
         None => {
-            cx.missing(
-                root,
-                "nodes",
-                "the workflow",
-                "add at least one node, such as `[nodes.hello]` with a `prompt`",
+            let help = format!(
+                "add at least one node, such as `{}` with a `prompt`",
+                cx.example("[nodes.hello]", "node \"hello\" { .. }")
             );
+            cx.missing(file_start(root), "nodes", "the workflow", &help);
             Vec::new()
         }
     };
@@ -127,6 +124,14 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
         success,
         limits,
     })
+}
+
+/// A point at the very start of the file, for what the whole file lacks.
+fn file_start(root: &Table) -> Span {
+    Span {
+        end: root.span.start,
+        ..root.span
+    }
 }
 
 fn decode_params(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Vec<Param> {
@@ -158,7 +163,7 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
         Some((k, v)) => cx.choice(k, v, &ParamType::ALL),
         None => {
             cx.missing(
-                table,
+                key.span,
                 "type",
                 &format!("param `{}`", key.name),
                 "add `type`: one of string, int, bool, path, list",
@@ -199,8 +204,8 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
                 .label(v.span, format!("expected {}", ty.value.as_str()))
                 .label(ty.span, "the type is declared here")
                 .help(format!(
-                    "write a {} such as {}",
-                    ty.value.as_str(),
+                    "write {} such as {}",
+                    ty.value.with_article(),
                     ty.value.example()
                 )),
             );

@@ -146,6 +146,17 @@ impl ParamType {
         }
     }
 
+    /// The type's name with its article: "an int", "a string".
+    pub fn with_article(self) -> String {
+        let name = self.as_str();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+
     /// How a value of this type is written, for help lines.
     pub fn example(self) -> &'static str {
         match self {

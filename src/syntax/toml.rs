@@ -9,22 +9,98 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
 /// Parses `text`; on syntax errors returns them all and no tree.
-pub fn parse(file: FileId, text: &str) -> Result<Table, Vec<Diagnostic>> {
+pub(super) fn parse(file: FileId, text: &str) -> Result<Table, Vec<Diagnostic>> {
     let (root, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
-        return Err(errors
-            .iter()
-            .map(|e| {
-                let span = e.span().unwrap_or(0..0);
-                let message = e.message().trim().to_string();
-                Diagnostic::error(Code::TomlSyntax, format!("invalid TOML: {message}"))
-                    .label(Span::new(file, span), "here")
-                    .help("fix the TOML syntax; see https://toml.io/en/v1.0.0")
-            })
-            .collect());
+        return Err(syntax_errors(file, text, &errors));
     }
     let span = Span::new(file, 0..text.len());
     Ok(table(file, root.get_ref(), span))
+}
+
+/// The parser's errors as diagnostics. A table written twice (`[nodes.x]`)
+/// is one problem, not one per key inside it: it is reported once, naming
+/// both places, and the knock-on "duplicate key" errors in its body dropped.
+fn syntax_errors(file: FileId, text: &str, errors: &[toml::de::Error]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut swallow: Option<std::ops::Range<usize>> = None;
+    for e in errors {
+        let range = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        if swallow.as_ref().is_some_and(|b| b.contains(&range.start)) && message == "duplicate key"
+        {
+            continue;
+        }
+        if message == "duplicate key"
+            && let Some(d) = duplicate_table(file, text, &range)
+        {
+            swallow = Some(table_body(text, range.start));
+            out.push(d);
+            continue;
+        }
+        out.push(
+            Diagnostic::error(Code::TomlSyntax, format!("invalid TOML: {message}"))
+                .label(Span::new(file, range), "here")
+                .help("fix the TOML syntax; see https://toml.io/en/v1.0.0"),
+        );
+    }
+    out
+}
+
+/// When `range` is in a `[table]` header that appeared before, the
+/// diagnostic saying so.
+fn duplicate_table(file: FileId, text: &str, range: &std::ops::Range<usize>) -> Option<Diagnostic> {
+    let line_start = text.get(..range.start)?.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text
+        .get(range.start..)?
+        .find('\n')
+        .map_or(text.len(), |i| range.start + i);
+    let header = text.get(line_start..line_end)?.trim();
+    if !header.starts_with('[') || header.starts_with("[[") {
+        return None;
+    }
+    let first = text.get(..line_start)?.lines().scan(0usize, |pos, line| {
+        let at = *pos;
+        *pos += line.len() + 1;
+        Some((at, line))
+    });
+    let (first_at, first_line) = first.filter(|(_, l)| l.trim() == header).last()?;
+    let first_at = first_at + first_line.find('[').unwrap_or(0);
+    let second_at = line_start + text.get(line_start..line_end)?.find('[').unwrap_or(0);
+    let name = header.trim_start_matches('[').trim_end_matches(']').trim();
+    let (code, message) = match name.strip_prefix("nodes.") {
+        Some(id) => (
+            Code::DuplicateNode,
+            format!("node `{}` is defined twice", id.trim_matches('"')),
+        ),
+        None => (
+            Code::DuplicateKey,
+            format!("table `[{name}]` is defined twice"),
+        ),
+    };
+    Some(
+        Diagnostic::error(code, message)
+            .label(
+                Span::new(file, first_at..first_at + header.len()),
+                "first defined here",
+            )
+            .label(
+                Span::new(file, second_at..second_at + header.len()),
+                "defined again here",
+            )
+            .help("give one of them another name, or merge them into one table"),
+    )
+}
+
+/// From a header to the next header (or the end of the file).
+fn table_body(text: &str, start: usize) -> std::ops::Range<usize> {
+    let after_header = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = text[after_header..]
+        .match_indices('\n')
+        .map(|(i, _)| after_header + i + 1)
+        .find(|&i| text[i..].trim_start().starts_with('['))
+        .unwrap_or(text.len());
+    start..end
 }
 
 fn table(file: FileId, t: &DeTable<'_>, span: Span) -> Table {
