@@ -444,7 +444,7 @@ impl Builder {
                 value,
                 value_span: v.span,
                 base_dir: dir.to_path_buf(),
-                via: "with",
+                via: "`with`",
             });
         }
         out

@@ -60,7 +60,7 @@ pub fn parse_sets(
             value: toml_or_string(raw),
             value_span,
             base_dir: cwd.to_path_buf(),
-            via: "--set",
+            via: "`--set`",
         });
     }
     out
