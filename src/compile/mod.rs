@@ -7,6 +7,7 @@
 mod builder;
 mod graph;
 mod load;
+mod locate;
 mod node;
 mod params;
 pub mod paths;
@@ -15,7 +16,8 @@ mod templates;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use templates::{Locator, env_json};
+pub(crate) use locate::Locator;
+pub(crate) use templates::env_json;
 
 pub use program::{
     Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, Node, Program,

@@ -6,15 +6,12 @@ use minijinja::{Value, context};
 use petgraph::graph::DiGraph;
 
 use super::expand::{glob_items, instance_key, matrix_combos};
-use super::model::{
-    AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand, WorstCase,
-};
+use super::limits::{group_iterations, stop_plan, worst_case};
+use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
 use crate::compile::paths::{display_rel, normalize, rebase};
-use crate::compile::{
-    Action, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Locator, Node, Program, env_json,
-};
+use crate::compile::{Action, Locator, Node, Program, env_json};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
-use crate::model::{Agent, Duration, ForEach, OutputFormat, Spanned, Stop};
+use crate::model::{Agent, ForEach, OutputFormat, Spanned};
 use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
 
@@ -123,14 +120,6 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         graph,
     };
     (plan, p.diags)
-}
-
-fn group_iterations(stop: Option<&Stop>) -> u32 {
-    stop.map_or(1, |s| {
-        s.max_iterations
-            .as_ref()
-            .map_or(DEFAULT_MAX_ITERATIONS, |m| m.value)
-    })
 }
 
 impl Planner<'_> {
@@ -692,102 +681,5 @@ impl Planner<'_> {
             cost_usd => 0.0,
             task_dir => format!("<task folder of {key}>"),
         }
-    }
-}
-
-fn stop_plan(
-    stop: &Stop,
-    process: bool,
-    mut render: impl FnMut(&Spanned<String>) -> String,
-) -> StopPlan {
-    let mut success = serde_json::Map::new();
-    if let Some(v) = &stop.done_file {
-        success.insert("done_file".into(), v.value.into());
-    }
-    if let Some(v) = &stop.promise {
-        success.insert("promise".into(), render(v).into());
-    }
-    if let Some(v) = &stop.output_matches {
-        success.insert("output_matches".into(), v.value.clone().into());
-    }
-    if let Some(v) = &stop.command {
-        success.insert("command".into(), render(v).into());
-    }
-    if let Some(v) = &stop.expr {
-        success.insert("expr".into(), v.value.clone().into());
-    }
-    if let Some(v) = &stop.exit_zero {
-        success.insert("exit_zero".into(), v.value.into());
-    }
-    if success.is_empty() {
-        // DESIGN §9.2: the default success condition depends on the agent kind.
-        let key = if process { "done_file" } else { "exit_zero" };
-        success.insert(key.into(), true.into());
-    }
-    let text = |d: &Option<Spanned<Duration>>| d.as_ref().map(|d| d.value.to_text());
-    StopPlan {
-        success,
-        all: stop.all.as_ref().is_some_and(|a| a.value),
-        max_iterations: stop
-            .max_iterations
-            .as_ref()
-            .map_or(DEFAULT_MAX_ITERATIONS, |m| m.value),
-        timeout: stop
-            .timeout
-            .as_ref()
-            .map_or(
-                Duration {
-                    millis: DEFAULT_TIMEOUT_MS,
-                },
-                |t| t.value,
-            )
-            .to_text(),
-        idle_timeout: text(&stop.idle_timeout),
-        deadline: text(&stop.deadline),
-        budget_usd: stop.budget_usd.as_ref().map(|b| b.value),
-        budget_tokens: stop.budget_tokens.as_ref().map(|b| b.value),
-        stall: stop.stall.as_ref().map(|s| s.value),
-    }
-}
-
-fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase {
-    let mut runs: u64 = 0;
-    let mut usd: Option<f64> = Some(0.0);
-    let mut tokens: Option<u64> = Some(0);
-    for inst in instances {
-        let (stop, copies) = match &inst.kind {
-            InstanceKind::Agent { stop, .. } => (stop, 1),
-            InstanceKind::FanOut {
-                stop, max_items, ..
-            } => (stop, u64::from(*max_items)),
-            InstanceKind::Gate { .. } => continue,
-        };
-        let loops: u64 = inst
-            .groups
-            .iter()
-            .filter_map(|g| program.groups.iter().find(|pg| &pg.id == g))
-            .map(|g| u64::from(group_iterations(g.stop.as_ref())))
-            .product();
-        runs = runs.saturating_add(copies * loops * u64::from(stop.max_iterations));
-        #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
-        let factor = (copies * loops) as f64;
-        usd = usd.zip(stop.budget_usd).map(|(a, b)| a + b * factor);
-        tokens = tokens
-            .zip(stop.budget_tokens)
-            .map(|(a, b)| a.saturating_add(b.saturating_mul(copies * loops)));
-    }
-    let budget_usd = match (usd, program.budget_usd) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    WorstCase {
-        instances: instances.len(),
-        agent_runs: Some(match program.max_agents {
-            Some(cap) => runs.min(u64::from(cap)),
-            None => runs,
-        }),
-        budget_usd,
-        budget_tokens: tokens,
-        max_agents: program.max_agents,
     }
 }

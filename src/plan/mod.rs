@@ -9,6 +9,7 @@ mod build;
 pub mod dot;
 mod expand;
 pub mod json;
+mod limits;
 mod model;
 pub mod text;
 
