@@ -45,6 +45,8 @@ struct Planner<'a> {
     /// The agent and stop plan every instance of the current node shares.
     shared: Option<(Arc<AgentRef>, bool, Arc<StopPlan>)>,
     node_id: Arc<str>,
+    /// DAG edges, from a needed instance to the one waiting for it.
+    edges: Vec<(usize, usize)>,
     show_prompts: bool,
 }
 
@@ -67,25 +69,16 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         needs_cache: std::collections::HashMap::new(),
         shared: None,
         node_id: Arc::from(""),
+        edges: Vec::new(),
         show_prompts: options.show_prompts,
     };
     for (i, node) in program.nodes.iter().enumerate() {
         p.node(i, node);
     }
-    let mut graph = DiGraph::with_capacity(p.instances.len(), 0);
+    let mut graph = DiGraph::with_capacity(p.instances.len(), p.edges.len());
     let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
-    let by_key: std::collections::HashMap<&str, usize> = p
-        .instances
-        .iter()
-        .enumerate()
-        .map(|(i, inst)| (&*inst.key, i))
-        .collect();
-    for (i, inst) in p.instances.iter().enumerate() {
-        for need in &inst.needs {
-            if let Some(&j) = by_key.get(&**need) {
-                graph.add_edge(idx[j], idx[i], ());
-            }
-        }
+    for &(from, to) in &p.edges {
+        graph.add_edge(idx[from], idx[to], ());
     }
     let worst_case = worst_case(program, &p.instances);
     let success = p.success_commands();
@@ -303,7 +296,7 @@ impl Planner<'_> {
         } else {
             instance_key(&node.id, item, matrix).into()
         };
-        let needs = self.needs_keys(node, item);
+        let needs = self.needs_keys(node, item, self.instances.len());
         // Agent and stop plan are shared by every instance of a node unless
         // they depend on the item or the matrix.
         let shared = !node.agent.as_ref().is_some_and(|a| is_templated(&a.value))
@@ -426,7 +419,13 @@ impl Planner<'_> {
 
     /// Upstream instance keys; a mirrored (`each_of`) source contributes only
     /// the instance with the same item.
-    fn needs_keys(&self, node: &Node, item: Option<&serde_json::Value>) -> Vec<Arc<str>> {
+    /// Also records the DAG edges into instance `me`.
+    fn needs_keys(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        me: usize,
+    ) -> Vec<Arc<str>> {
         let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
         let mut keys = Vec::new();
         for &j in &node.needs {
@@ -439,6 +438,7 @@ impl Planner<'_> {
                     continue;
                 }
                 keys.push(Arc::clone(&self.instances[s.at].key));
+                self.edges.push((s.at, me));
             }
         }
         keys
