@@ -65,13 +65,12 @@ impl Builder {
                     .templates
                     .add_template_owned(name.clone(), text.value.clone());
                 if let Err(e) = result {
-                    let mut locator = Locator {
-                        sources: &mut self.sources,
-                        scopes: &self.scopes,
-                        inline: &self.inline,
-                    };
-                    let d =
-                        locator.template_error_in(scope, &e, text.span, Some((&name, &text.value)));
+                    let d = self.locator().template_error_in(
+                        scope,
+                        &e,
+                        text.span,
+                        Some((&name, &text.value)),
+                    );
                     self.diags.push(d);
                     return None;
                 }
@@ -296,12 +295,15 @@ impl Builder {
         e: &minijinja::Error,
         fallback: Span,
     ) -> Diagnostic {
-        let mut locator = Locator {
+        self.locator().template_error(scope, e, fallback)
+    }
+
+    fn locator(&mut self) -> Locator<'_> {
+        Locator {
             sources: &mut self.sources,
             scopes: &self.scopes,
             inline: &self.inline,
-        };
-        locator.template_error(scope, e, fallback)
+        }
     }
 
     fn locate(
@@ -311,12 +313,7 @@ impl Builder {
         range: Option<std::ops::Range<usize>>,
         fallback: Span,
     ) -> Span {
-        let mut locator = Locator {
-            sources: &mut self.sources,
-            scopes: &self.scopes,
-            inline: &self.inline,
-        };
-        locator.locate(scope, name, range, fallback)
+        self.locator().locate(scope, name, range, fallback)
     }
 
     /// Where `needle` (a variable or template name) first appears in a template.

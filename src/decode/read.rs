@@ -177,29 +177,15 @@ impl Cx<'_> {
         }
     }
 
-    /// A count of at least 1 (iterations, parallelism, items).
-    pub(crate) fn count(&mut self, key: &Key, value: &Value) -> Option<Spanned<u32>> {
+    /// A count of at least 1 (iterations, parallelism, items, tokens).
+    pub(crate) fn count<T: TryFrom<i64>>(
+        &mut self,
+        key: &Key,
+        value: &Value,
+    ) -> Option<Spanned<T>> {
         let i = self.integer(key, value)?;
-        match u32::try_from(i.value) {
-            Ok(n) if n >= 1 => Some(Spanned::new(n, i.span)),
-            _ => {
-                self.invalid(
-                    value,
-                    format!(
-                        "`{}` must be a whole number of at least 1, not {}",
-                        key.spelled, i.value
-                    ),
-                    None,
-                );
-                None
-            }
-        }
-    }
-
-    pub(crate) fn big_count(&mut self, key: &Key, value: &Value) -> Option<Spanned<u64>> {
-        let i = self.integer(key, value)?;
-        match u64::try_from(i.value) {
-            Ok(n) if n >= 1 => Some(Spanned::new(n, i.span)),
+        match T::try_from(i.value) {
+            Ok(n) if i.value >= 1 => Some(Spanned::new(n, i.span)),
             _ => {
                 self.invalid(
                     value,

@@ -45,7 +45,7 @@ pub(crate) fn decode_stop(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<S
         stop.budget_usd = cx.money(k, v);
     }
     if let Some((k, v)) = f.get("budget_tokens") {
-        stop.budget_tokens = cx.big_count(k, v);
+        stop.budget_tokens = cx.count(k, v);
     }
     if let Some((k, v)) = f.get("stall") {
         stop.stall = cx.count(k, v);
