@@ -192,3 +192,18 @@ fn show_prompts_prints_rendered_prompts() {
         "{text}"
     );
 }
+
+#[test]
+fn prompt_libraries_extend_import_and_include() {
+    let out = run(&["plan", "--show-prompts", "examples/library/workflow.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // `extends "base.md"`: the base layout's heading around the child's block.
+    assert!(text.contains("| ## Task"), "{text}");
+    // `import "macros.md"`: the checklist macro rendered the outline's sections.
+    assert!(text.contains("| - [ ] overview"), "{text}");
+    // `include "partials/house-rules.md"`.
+    assert!(text.contains("| - Every code example must run as written."), "{text}");
+    // The sub-workflow's nodes are namespaced under the node that uses it.
+    assert!(text.contains("review/"), "{text}");
+}
