@@ -131,5 +131,9 @@ pub fn display_name(path: &Path) -> String {
         .as_deref()
         .and_then(|cwd| path.strip_prefix(cwd).ok())
         .unwrap_or(path);
-    shown.display().to_string()
+    if shown.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        shown.display().to_string()
+    }
 }

@@ -203,7 +203,10 @@ fn prompt_libraries_extend_import_and_include() {
     // `import "macros.md"`: the checklist macro rendered the outline's sections.
     assert!(text.contains("| - [ ] overview"), "{text}");
     // `include "partials/house-rules.md"`.
-    assert!(text.contains("| - Every code example must run as written."), "{text}");
+    assert!(
+        text.contains("| - Every code example must run as written."),
+        "{text}"
+    );
     // The sub-workflow's nodes are namespaced under the node that uses it.
     assert!(text.contains("review/"), "{text}");
 }

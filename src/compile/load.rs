@@ -45,6 +45,11 @@ pub fn decode(file: FileId, sources: &Sources, diags: &mut Diagnostics) -> Optio
 pub fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: Code) -> Diagnostic {
     let shown = display_name(path);
     let d = match err {
+        LoadError::UnknownSyntax if path.is_dir() => Diagnostic::error(
+            Code::Io,
+            format!("{shown} is a folder, not a workflow file"),
+        )
+        .help("name the workflow file itself, such as workflows/session.toml"),
         LoadError::UnknownSyntax => Diagnostic::error(
             Code::Io,
             format!("{shown}: a workflow file must end in .toml or .kdl"),
@@ -52,7 +57,11 @@ pub fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: Code) ->
         .help("rename the file, or point at the .toml or .kdl file"),
         LoadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Diagnostic::error(code, format!("workflow file {shown} does not exist")).help(
-                "check the path; paths in a workflow are relative to the file that names them",
+                if at.is_some() {
+                    "check the path; paths in a workflow are relative to the file that names them"
+                } else {
+                    "check the path; it is relative to the current directory"
+                },
             )
         }
         LoadError::Io(e) => Diagnostic::error(Code::Io, format!("cannot read {shown}: {e}")),

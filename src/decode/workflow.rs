@@ -102,7 +102,11 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
                 "add at least one node, such as `{}` with a `prompt`",
                 cx.example("[nodes.hello]", "node \"hello\" { .. }")
             );
-            cx.missing(file_start(root), "nodes", "the workflow", &help);
+            cx.diags.push(
+                Diagnostic::error(Code::MissingKey, "the workflow has no nodes")
+                    .label(file_start(root), "no nodes in this file")
+                    .help(help),
+            );
             Vec::new()
         }
     };
