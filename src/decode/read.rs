@@ -257,7 +257,7 @@ impl Cx<'_> {
             Err(why) => {
                 // jiff explains at length; the last clause is the useful part.
                 let last = why.rsplit(": ").next().unwrap_or(&why).trim();
-                let short = if last.len() <= 48 {
+                let short = if last.len() <= 64 {
                     last
                 } else {
                     "not a duration"

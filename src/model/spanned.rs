@@ -48,10 +48,18 @@ impl Duration {
     /// Parses the friendly forms (`90s`, `30m`, `1h 30m`, `2 hours`), and plain
     /// ISO 8601 (`PT30M`). Zero and negative durations are refused.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let parsed: jiff::SignedDuration = text
-            .trim()
-            .parse()
-            .map_err(|e: jiff::Error| e.to_string())?;
+        let parsed: jiff::SignedDuration = text.trim().parse().map_err(|e: jiff::Error| {
+            // A fixed duration has no calendar units; say how to write one.
+            let lower = text.to_ascii_lowercase();
+            let calendar = lower
+                .split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+                .any(|unit| matches!(unit, "d" | "day" | "days" | "w" | "wk" | "week" | "weeks"));
+            if calendar {
+                "days and weeks are not accepted; write hours, such as \"48h\"".to_string()
+            } else {
+                e.to_string()
+            }
+        })?;
         if parsed.is_negative() || parsed.is_zero() {
             return Err("a duration must be greater than zero".to_string());
         }
