@@ -7,6 +7,7 @@
 //! node instances on a petgraph DAG. [`prompt`] renders templates for both.
 //! Every problem is a [`diagnostic::Diagnostic`] with a stable code and a span.
 
+pub mod bus;
 pub mod cli;
 pub mod compile;
 pub mod decode;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod bus;
 mod examples;
 mod invalid;
 mod plan;

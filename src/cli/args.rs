@@ -20,11 +20,82 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the JSON Schema of the workflow format.
     Schema,
+    /// Post to and read the file bus.
+    #[command(subcommand)]
+    Bus(BusCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `conductor bus ...`
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Append a message to a bus.
+    Post(BusPostArgs),
+    /// Print the messages of a bus.
+    Read(BusReadArgs),
+}
+
+/// Which bus: `--bus FILE`, else `--project` (and `--task`) under the runs
+/// root, else `$JRUN_MESSAGE_BUS`.
+#[derive(Debug, Args)]
+pub struct BusLocation {
+    /// The bus file itself.
+    #[arg(long, value_name = "FILE")]
+    pub bus: Option<PathBuf>,
+    /// The project (its PROJECT-MESSAGE-BUS.md, or with --task that task's bus).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// The task, within --project.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root [default: $CONDUCTOR_ROOT, else .conductor/runs]"
+    )]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BusPostArgs {
+    #[command(flatten)]
+    pub location: BusLocation,
+    /// The message type, such as PROGRESS, FACT, DECISION, ERROR or QUESTION.
+    #[arg(long = "type", default_value = "INFO")]
+    pub kind: String,
+    /// The message body [default: read from stdin].
+    #[arg(long, allow_hyphen_values = true)]
+    pub body: Option<String>,
+    #[arg(long, help = "The run the message is about [default: $JRUN_ID]")]
+    pub run: Option<String>,
+    /// Metadata, KEY=VALUE. Repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Post the message this many times, numbering the bodies (for tests).
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub repeat: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct BusReadArgs {
+    #[command(flatten)]
+    pub location: BusLocation,
+    /// Only the messages after the one with this id.
+    #[arg(long, value_name = "MSG_ID")]
+    pub since: Option<String>,
+    /// Only the last N messages.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Keep printing new messages as they are posted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// One JSON object per message, per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

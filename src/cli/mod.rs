@@ -3,6 +3,7 @@
 //! outcomes to exit codes. Nothing below this module knows about clap.
 
 mod args;
+mod bus_cmd;
 mod check;
 mod render;
 
@@ -33,6 +34,7 @@ pub fn run() -> u8 {
             print!("{}", crate::schema::workflow_schema_text());
             exit_code::OK
         }
+        Command::Bus(cmd) => bus_cmd::run(&cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

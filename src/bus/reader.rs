@@ -1,0 +1,300 @@
+//! Reading a bus without locks: a line state machine (`---`, header, `---`,
+//! body) that skips what it cannot parse and resynchronises on the next
+//! record, drops a torn last record, and reads only the end of the file for
+//! a tail, so that showing the last records costs the same on any size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::record::{Message, unescape_body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the bus {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no message `{id}` in {}", path.display())]
+    SinceNotFound { id: String, path: PathBuf },
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Header {
+    msg_id: String,
+    #[serde(default)]
+    ts: String,
+    #[serde(rename = "type")]
+    kind: String,
+    project_id: String,
+    #[serde(default)]
+    task_id: String,
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    issue_id: Option<String>,
+    #[serde(default)]
+    parents: Vec<serde_json::Value>,
+    #[serde(default)]
+    links: Vec<serde_json::Value>,
+    #[serde(default)]
+    meta: BTreeMap<String, serde_json::Value>,
+}
+
+fn is_fence(line: &str) -> bool {
+    line.trim_end_matches(['\n', '\r']) == "---"
+}
+
+/// Parses every complete record in `text`. Returns them and the offset just
+/// past the last complete one, where reading can go on when more is written.
+pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
+    enum State {
+        Seek,
+        Header(usize),
+        Body(Box<Header>, usize),
+    }
+    let mut out = Vec::new();
+    let mut state = State::Seek;
+    let mut consumed = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let start = pos;
+        pos += line.len();
+        if !is_fence(line) {
+            continue;
+        }
+        state = match state {
+            State::Seek => State::Header(pos),
+            State::Header(from) => match serde_saphyr::from_str::<Header>(&text[from..start]) {
+                Ok(h) => State::Body(Box::new(h), pos),
+                // Not a header (a torn record, or we started mid-record):
+                // this fence may open the next one.
+                Err(_) => State::Header(pos),
+            },
+            State::Body(h, from) => {
+                // The blank line before this fence separates the records.
+                let body = &text[from..start];
+                let body = body.strip_suffix('\n').unwrap_or(body);
+                out.push(message(h, body));
+                consumed = start;
+                State::Header(pos)
+            }
+        };
+    }
+    // The last record counts only when it is whole: a writer that died in
+    // the middle of its one write leaves no final newline.
+    if let State::Body(h, from) = state {
+        // The writer always puts at least a newline after the closing `---`.
+        if text.ends_with('\n') && text.len() > from {
+            out.push(message(h, &text[from..]));
+            consumed = text.len();
+        } else {
+            // A partial `---` after a blank line is the torn start of the
+            // next record: the one before it was whole.
+            let cut = text.rfind('\n').map_or(0, |i| i + 1).max(from);
+            let partial = &text[cut..];
+            let before = &text[from..cut];
+            if "---".starts_with(partial) && before.ends_with("\n\n") {
+                out.push(message(h, &before[..before.len() - 1]));
+                consumed = cut - 1;
+            }
+        }
+    }
+    (out, consumed)
+}
+
+fn message(h: Box<Header>, body: &str) -> Message {
+    let h = *h;
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    Message {
+        msg_id: h.msg_id,
+        ts: h.ts,
+        kind: h.kind,
+        project_id: h.project_id,
+        task_id: h.task_id,
+        run_id: h.run_id,
+        issue_id: h.issue_id,
+        parents: h.parents,
+        links: h.links,
+        meta: h
+            .meta
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        body: unescape_body(body),
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ReadError + '_ {
+    move |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads the bytes from `offset` to the end; a missing file is empty.
+fn read_range(path: &Path, offset: u64) -> Result<String, ReadError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io(path))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every message; a missing bus has none.
+pub fn read_all(path: &Path) -> Result<Vec<Message>, ReadError> {
+    Ok(parse(&read_range(path, 0)?).0)
+}
+
+/// Complete messages from byte `offset` on, and the offset to continue from.
+pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Message>, u64), ReadError> {
+    let text = read_range(path, offset)?;
+    let (messages, consumed) = parse(&text);
+    Ok((messages, offset + consumed as u64))
+}
+
+/// The messages after the one with id `since`, in file order (a cursor is a
+/// position, not a comparison of ids).
+pub fn read_since(path: &Path, since: &str) -> Result<Vec<Message>, ReadError> {
+    let all = read_all(path)?;
+    match all.iter().position(|m| m.msg_id == since) {
+        Some(i) => Ok(all[i + 1..].to_vec()),
+        None => Err(ReadError::SinceNotFound {
+            id: since.to_string(),
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// The last `n` messages, reading a window from the end of the file that
+/// doubles until it holds `n` records or the whole file.
+pub fn tail(path: &Path, n: usize) -> Result<Vec<Message>, ReadError> {
+    tail_with_offset(path, n).map(|(messages, _)| messages)
+}
+
+/// As [`tail`], with the offset just past the last complete record, where a
+/// follower goes on reading.
+pub fn tail_with_offset(path: &Path, n: usize) -> Result<(Vec<Message>, u64), ReadError> {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut window = (n as u64 * 512).max(64 * 1024);
+    loop {
+        let start = size.saturating_sub(window);
+        let text = read_range(path, start)?;
+        // Start at a record boundary: a fence line whose next line opens a header.
+        let from = if start == 0 {
+            0
+        } else {
+            record_start(&text).unwrap_or(text.len())
+        };
+        let (mut messages, consumed) = parse(&text[from..]);
+        if messages.len() >= n || start == 0 {
+            let keep = messages.len().saturating_sub(n);
+            messages.drain(..keep);
+            let offset = if consumed == 0 {
+                start + from as u64
+            } else {
+                start + (from + consumed) as u64
+            };
+            return Ok((messages, offset));
+        }
+        window *= 2;
+    }
+}
+
+/// The offset of the first `---` line that is followed by a `msg_id:` line.
+fn record_start(text: &str) -> Option<usize> {
+    let mut pos = 0;
+    let mut lines = text.split_inclusive('\n').peekable();
+    // The first line may be cut in the middle.
+    if let Some(first) = lines.next() {
+        pos += first.len();
+    }
+    while let Some(line) = lines.next() {
+        if is_fence(line) && lines.peek().is_some_and(|next| next.starts_with("msg_id:")) {
+            return Some(pos);
+        }
+        pos += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::NewMessage;
+
+    fn record(id: &str, body: &str) -> String {
+        NewMessage {
+            kind: "FACT".into(),
+            project_id: "p".into(),
+            body: body.into(),
+            ..NewMessage::default()
+        }
+        .render(id, "2026-01-01T00:00:00Z")
+    }
+
+    #[test]
+    fn bodies_round_trip_between_records() {
+        let text = format!(
+            "{}\n{}\n{}\n{}",
+            record("a", "one"),
+            record("b", "two\n---\nthree"),
+            record("c", ""),
+            record("d", "trailing\n\n")
+        );
+        let (msgs, consumed) = parse(&text);
+        let bodies: Vec<&str> = msgs.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["one", "two\n---\nthree", "", "trailing\n\n"]);
+        assert_eq!(consumed, text.len());
+    }
+
+    #[test]
+    fn a_torn_last_record_is_skipped() {
+        let whole = format!("{}\n{}", record("a", "one"), record("b", "two"));
+        for cut in (record("a", "one").len() + 1)..whole.len() {
+            let (msgs, consumed) = parse(&whole[..cut]);
+            assert_eq!(msgs.len(), 1, "cut at {cut}: {:?}", &whole[..cut]);
+            assert_eq!(msgs[0].msg_id, "a");
+            assert!(consumed <= cut);
+        }
+    }
+
+    #[test]
+    fn reading_from_the_middle_resynchronises() {
+        let text = format!("{}\n{}", record("a", "one"), record("b", "two"));
+        let from = record_start(&text[5..]).unwrap() + 5;
+        let (msgs, _) = parse(&text[from..]);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].msg_id, "b");
+    }
+
+    #[test]
+    fn go_style_headers_are_read() {
+        let text = "---\nmsg_id: MSG-1\nts: 2026-03-01T10:15:02.123456789Z\ntype: DECISION\nproject_id: payments\ntask_id: task-1\nrun_id: \"\"\nparents:\n    - msg_id: MSG-0\n      kind: depends_on\nmeta:\n    stage: review\n    n: 3\n---\nChose optimistic locking.\n";
+        let (msgs, _) = parse(text);
+        assert_eq!(msgs.len(), 1);
+        let m = &msgs[0];
+        assert_eq!(m.ts, "2026-03-01T10:15:02.123456789Z");
+        assert_eq!(m.meta["stage"], "review");
+        assert_eq!(m.meta["n"], "3");
+        assert_eq!(m.parents[0]["kind"], "depends_on");
+        assert_eq!(m.body, "Chose optimistic locking.");
+    }
+}

@@ -1,0 +1,197 @@
+//! One bus record: the message as read back, the message to append, and the
+//! exact text written for it. The header is written by hand (it is a fixed,
+//! flat shape, and this is the hot path of every append); it is read with a
+//! real YAML parser, so any valid indentation or quoting the Go seed writes
+//! is accepted.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// A message as read from a bus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Message {
+    pub msg_id: String,
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub project_id: String,
+    pub task_id: String,
+    pub run_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// A message to append; the writer gives it its id and time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewMessage {
+    pub kind: String,
+    pub project_id: String,
+    pub task_id: String,
+    pub run_id: String,
+    /// Parent message ids (written as `- msg_id: ..` items).
+    pub parents: Vec<String>,
+    /// Flat string metadata, as the seed reads it.
+    pub meta: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl NewMessage {
+    /// The record's text, starting with its `---` line and ending with a newline.
+    pub(crate) fn render(&self, msg_id: &str, ts: &str) -> String {
+        let mut out = String::with_capacity(160 + self.body.len());
+        out.push_str("---\nmsg_id: ");
+        out.push_str(&scalar(msg_id));
+        out.push_str("\nts: ");
+        out.push_str(ts);
+        out.push_str("\ntype: ");
+        out.push_str(&scalar(&self.kind));
+        out.push_str("\nproject_id: ");
+        out.push_str(&scalar(&self.project_id));
+        out.push_str("\ntask_id: ");
+        out.push_str(&scalar(&self.task_id));
+        out.push_str("\nrun_id: ");
+        out.push_str(&scalar(&self.run_id));
+        out.push('\n');
+        if self.kind == "ISSUE" {
+            let _ = writeln!(out, "issue_id: {}", scalar(msg_id));
+        }
+        if !self.parents.is_empty() {
+            out.push_str("parents:\n");
+            for p in &self.parents {
+                let _ = writeln!(out, "    - msg_id: {}", scalar(p));
+            }
+        }
+        if !self.meta.is_empty() {
+            out.push_str("meta:\n");
+            for (k, v) in &self.meta {
+                let _ = writeln!(out, "    {}: {}", scalar(k), scalar(v));
+            }
+        }
+        out.push_str("---\n");
+        out.push_str(&escape_body(&self.body));
+        // Always one newline more than the body has, which the reader takes
+        // off: every body, trailing newlines included, reads back exactly.
+        out.push('\n');
+        out
+    }
+}
+
+/// A YAML scalar: plain when that cannot be misread, else double-quoted
+/// (JSON string syntax is valid YAML).
+fn scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./@+-".contains(&b))
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+    }
+}
+
+/// Whether a line would be read as a record separator (`---`, maybe with
+/// backslashes in front from an earlier escape).
+fn is_fence(line: &str, min_backslashes: usize) -> bool {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let rest = line.trim_start_matches('\\');
+    rest == "---" && line.len() - rest.len() >= min_backslashes
+}
+
+/// Escapes body lines that would end the record: `---` becomes `\---`, and a
+/// line that already starts with backslashes before `---` gets one more, so
+/// that [`unescape_body`] restores every body exactly.
+pub fn escape_body(body: &str) -> String {
+    if !body.contains("---") {
+        return body.to_string();
+    }
+    body.split_inclusive('\n')
+        .map(|line| {
+            if is_fence(line.trim_end_matches('\n'), 0) {
+                format!("\\{line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Reverses [`escape_body`].
+pub fn unescape_body(body: &str) -> String {
+    if !body.contains("\\---") {
+        return body.to_string();
+    }
+    body.split_inclusive('\n')
+        .map(|line| {
+            if is_fence(line.trim_end_matches('\n'), 1) {
+                line[1..].to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_in_bodies_round_trip() {
+        for body in [
+            "---",
+            "a\n---\nb",
+            "\\---",
+            "\\\\---\n",
+            "--- not a fence",
+            "x---",
+            "---\r\n",
+            "end\n\n",
+        ] {
+            let escaped = escape_body(body);
+            assert!(
+                escaped.lines().all(|l| l.trim_end_matches('\r') != "---"),
+                "{escaped:?}"
+            );
+            assert_eq!(unescape_body(&escaped), body);
+        }
+    }
+
+    #[test]
+    fn scalars_quote_what_yaml_would_misread() {
+        assert_eq!(scalar("PROGRESS"), "PROGRESS");
+        assert_eq!(scalar("task-20260301-100000-x"), "task-20260301-100000-x");
+        assert_eq!(scalar(""), "\"\"");
+        assert_eq!(scalar("yes"), "\"yes\"");
+        assert_eq!(scalar("0001-x"), "\"0001-x\"");
+        assert_eq!(scalar("a: b"), "\"a: b\"");
+    }
+
+    #[test]
+    fn records_have_the_seed_layout() {
+        let m = NewMessage {
+            kind: "DECISION".into(),
+            project_id: "payments".into(),
+            task_id: "task-1".into(),
+            meta: BTreeMap::from([("stage".to_string(), "review".to_string())]),
+            body: "Chose optimistic locking.".into(),
+            ..NewMessage::default()
+        };
+        let text = m.render("MSG-1", "2026-03-01T10:15:02.123Z");
+        assert_eq!(
+            text,
+            "---\nmsg_id: MSG-1\nts: 2026-03-01T10:15:02.123Z\ntype: DECISION\nproject_id: payments\ntask_id: task-1\nrun_id: \"\"\nmeta:\n    stage: review\n---\nChose optimistic locking.\n"
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! Appending to a bus: one `write` with `O_APPEND`, under an exclusive
+//! `flock` (the call the Go seed uses, so the two lock each other out), so
+//! that concurrent writers never interleave and a crashed writer never
+//! blocks the next one (the kernel drops its lock).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use super::id::{IdGenerator, format_ts};
+use super::record::NewMessage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("cannot write the bus {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a regular file; a bus must be one", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("a message needs a {0}")]
+    Missing(&'static str),
+}
+
+/// An open bus file that messages are appended to.
+#[derive(Debug)]
+pub struct BusWriter {
+    path: PathBuf,
+    file: File,
+    ids: IdGenerator,
+}
+
+impl BusWriter {
+    /// Opens (creating it and its folders) the bus at `path`. A symlink or
+    /// other non-regular file is refused, as the seed does.
+    pub fn open(path: &Path) -> Result<Self, AppendError> {
+        let io = |source| AppendError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.file_type().is_file()
+        {
+            return Err(AppendError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            ids: IdGenerator::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `msg`, stamped now; returns its id.
+    pub fn append(&mut self, msg: &NewMessage) -> Result<String, AppendError> {
+        self.append_at(msg, Timestamp::now())
+    }
+
+    /// Appends `msg` stamped `now`.
+    pub fn append_at(&mut self, msg: &NewMessage, now: Timestamp) -> Result<String, AppendError> {
+        if msg.kind.trim().is_empty() {
+            return Err(AppendError::Missing("type"));
+        }
+        if msg.project_id.trim().is_empty() {
+            return Err(AppendError::Missing("project id"));
+        }
+        let id = self.ids.next(now);
+        let record = msg.render(&id, &format_ts(now));
+        let io = |source| AppendError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.lock().map_err(io)?;
+        let result = (|| {
+            // Records are separated by a blank line, as the seed writes them.
+            let empty = self.file.metadata()?.len() == 0;
+            let mut buf = Vec::with_capacity(record.len() + 1);
+            if !empty {
+                buf.push(b'\n');
+            }
+            buf.extend_from_slice(record.as_bytes());
+            self.file.write_all(&buf)
+        })();
+        let unlocked = self.file.unlock();
+        result.map_err(io)?;
+        unlocked.map_err(io)?;
+        Ok(id)
+    }
+}
