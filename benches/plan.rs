@@ -8,10 +8,6 @@ use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
-/// The allocator the `conductor` binary uses, so the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn workflow(instances: usize) -> String {
     let mut w = String::from(
         "version = 1\nname = \"bench\"\n[params]\nrepo = { type = \"path\", default = \".\" }\n\

@@ -44,6 +44,80 @@ struct Header {
     meta: BTreeMap<String, serde_json::Value>,
 }
 
+/// Decodes a header: our own flat headers by a fast path, anything else
+/// (nesting, other quoting, the Go seed's indentation) by the YAML parser.
+fn decode_header(text: &str) -> Result<Header, ()> {
+    if let Some(h) = flat_header(text) {
+        return Ok(h);
+    }
+    serde_saphyr::from_str::<Header>(text).map_err(|_| ())
+}
+
+/// A header of only `key: value` lines with values the writer emits plain or
+/// JSON-quoted; `None` for anything else, so that YAML decides.
+fn flat_header(text: &str) -> Option<Header> {
+    // The bits of msg_id, type and project_id: the keys a header must have.
+    const REQUIRED: u8 = 0b1101;
+    let mut h = Header {
+        msg_id: String::new(),
+        ts: String::new(),
+        kind: String::new(),
+        project_id: String::new(),
+        task_id: String::new(),
+        run_id: String::new(),
+        issue_id: None,
+        parents: Vec::new(),
+        links: Vec::new(),
+        meta: BTreeMap::new(),
+    };
+    let mut seen = 0u8;
+    for line in text.lines() {
+        let (key, raw) = line.split_once(": ")?;
+        let value = if let Some(inner) = raw.strip_prefix('"') {
+            inner.strip_suffix('"')?;
+            serde_json::from_str::<String>(raw).ok()?
+        } else {
+            let safe = raw
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b.is_ascii_digit())
+                && raw
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_./@+:-".contains(&b));
+            // Words YAML reads as booleans, nulls or numbers go to the parser.
+            if !safe
+                || raw.parse::<f64>().is_ok()
+                || matches!(
+                    raw.to_ascii_lowercase().as_str(),
+                    "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null"
+                )
+            {
+                return None;
+            }
+            raw.to_string()
+        };
+        let (slot, bit) = match key {
+            "msg_id" => (&mut h.msg_id, 1),
+            "ts" => (&mut h.ts, 2),
+            "type" => (&mut h.kind, 4),
+            "project_id" => (&mut h.project_id, 8),
+            "task_id" => (&mut h.task_id, 16),
+            "run_id" => (&mut h.run_id, 32),
+            "issue_id" => {
+                h.issue_id = Some(value);
+                continue;
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        *slot = value;
+    }
+    (seen & REQUIRED == REQUIRED).then_some(h)
+}
+
 fn is_fence(line: &str) -> bool {
     line.trim_end_matches(['\n', '\r']) == "---"
 }
@@ -68,11 +142,11 @@ pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
         }
         state = match state {
             State::Seek => State::Header(pos),
-            State::Header(from) => match serde_saphyr::from_str::<Header>(&text[from..start]) {
+            State::Header(from) => match decode_header(&text[from..start]) {
                 Ok(h) => State::Body(Box::new(h), pos),
                 // Not a header (a torn record, or we started mid-record):
                 // this fence may open the next one.
-                Err(_) => State::Header(pos),
+                Err(()) => State::Header(pos),
             },
             State::Body(h, from) => {
                 // The blank line before this fence separates the records.
@@ -283,6 +357,46 @@ mod tests {
         let (msgs, _) = parse(&text[from..]);
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].msg_id, "b");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_yaml() {
+        let headers = [
+            "msg_id: MSG-1\nts: 2026-03-01T10:15:02.123Z\ntype: FACT\nproject_id: p\ntask_id: \"\"\nrun_id: \"0001-x\"",
+            "msg_id: MSG-2\ntype: \"a: b\"\nproject_id: p\ntask_id: t-1\nrun_id: r",
+            "msg_id: MSG-3\ntype: FACT\nproject_id: p\nissue_id: MSG-3",
+        ];
+        for h in headers {
+            let fast = flat_header(h).expect("flat");
+            let yaml: Header = serde_saphyr::from_str(h).unwrap();
+            assert_eq!(
+                (
+                    fast.msg_id,
+                    fast.ts,
+                    fast.kind,
+                    fast.project_id,
+                    fast.task_id,
+                    fast.run_id,
+                    fast.issue_id
+                ),
+                (
+                    yaml.msg_id,
+                    yaml.ts,
+                    yaml.kind,
+                    yaml.project_id,
+                    yaml.task_id,
+                    yaml.run_id,
+                    yaml.issue_id
+                )
+            );
+        }
+        for not_flat in [
+            "msg_id: 12\ntype: T\nproject_id: p",
+            "msg_id: a\ntype: yes\nproject_id: p",
+            "msg_id: a\nmeta:\n    k: v\ntype: T\nproject_id: p",
+        ] {
+            assert!(flat_header(not_flat).is_none(), "{not_flat}");
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct BusWriter {
     path: PathBuf,
     file: File,
     ids: IdGenerator,
+    /// Once the file has content it keeps it (it is only appended to), so
+    /// the size need not be asked for again.
+    has_content: bool,
 }
 
 impl BusWriter {
@@ -61,6 +64,7 @@ impl BusWriter {
             path: path.to_path_buf(),
             file,
             ids: IdGenerator::new(),
+            has_content: false,
         })
     }
 
@@ -90,15 +94,20 @@ impl BusWriter {
         self.file.lock().map_err(io)?;
         let result = (|| {
             // Records are separated by a blank line, as the seed writes them.
-            let empty = self.file.metadata()?.len() == 0;
+            if !self.has_content {
+                self.has_content = self.file.metadata()?.len() > 0;
+            }
             let mut buf = Vec::with_capacity(record.len() + 1);
-            if !empty {
+            if self.has_content {
                 buf.push(b'\n');
             }
             buf.extend_from_slice(record.as_bytes());
             self.file.write_all(&buf)
         })();
         let unlocked = self.file.unlock();
+        if result.is_ok() {
+            self.has_content = true;
+        }
         result.map_err(io)?;
         unlocked.map_err(io)?;
         Ok(id)
