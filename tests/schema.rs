@@ -66,3 +66,14 @@ fn schema_rejects_unknown_keys() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn completions_cover_every_subcommand() {
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = stdout(&out);
+    for sub in ["validate", "plan", "schema", "bus"] {
+        assert!(script.contains(sub), "no {sub} in the bash completions");
+    }
+    assert!(!script.contains("__fake"), "hidden commands stay hidden");
+}
