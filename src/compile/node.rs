@@ -49,8 +49,11 @@ impl Builder {
             self.check_gate(scope, gate, &names);
             Some(Action::Gate { expr: gate.clone() })
         } else {
+            let matrix_agent = local.matrix.iter().any(|(axis, _)| axis.value == "agent");
             match &agent {
                 Some(a) => self.check_agent_name(scope, a),
+                // A matrix `agent` axis names the agent of every instance.
+                None if matrix_agent => {}
                 None => self.diags.push(
                     Diagnostic::error(
                         Code::MissingKey,
