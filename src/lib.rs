@@ -13,6 +13,7 @@ pub mod compile;
 pub mod decode;
 pub mod diagnostic;
 pub mod exit_code;
+pub mod fake_agent;
 pub mod model;
 pub mod plan;
 pub mod prompt;

@@ -8,6 +8,7 @@ mod support;
 
 mod bus;
 mod examples;
+mod fake_agent;
 mod invalid;
 mod plan;
 mod properties;

@@ -23,6 +23,9 @@ pub enum Command {
     /// Post to and read the file bus.
     #[command(subcommand)]
     Bus(BusCommand),
+    /// The fake agent the tests run (not for users).
+    #[command(name = "__fake-agent", hide = true)]
+    FakeAgent(crate::fake_agent::FakeAgent),
     /// Print shell completions.
     Completions {
         /// The shell.
