@@ -110,7 +110,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             ),
         );
         for k in &present {
-            d = d.label(k.span, "");
+            d = d.label(k.span, format!("`{}` here", k.spelled));
         }
         cx.diags
             .push(d.help("split it into two nodes, the second one needing the first"));

@@ -79,6 +79,12 @@ fn syntax_errors(file: FileId, text: &str, error: &KdlError) -> Vec<Diagnostic> 
             continue;
         }
         seen.push((range.clone(), message));
+        // kdl capitalises its messages; ours continue a sentence.
+        let mut chars = message.chars();
+        let message: String = chars
+            .next()
+            .map(|c| c.to_lowercase().chain(chars).collect())
+            .unwrap_or_default();
         out.push(
             Diagnostic::error(Code::KdlSyntax, format!("invalid KDL: {message}"))
                 .label(Span::new(file, range), d.label.as_deref().unwrap_or("here"))
