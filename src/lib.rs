@@ -19,4 +19,5 @@ pub mod plan;
 pub mod prompt;
 pub mod schema;
 pub mod source;
+pub mod store;
 pub mod syntax;

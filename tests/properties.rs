@@ -40,6 +40,19 @@ proptest! {
         compile_text(if kdl { "kdl" } else { "toml" }, &text);
     }
 
+    /// Whatever a node id or item is, its task id has the seed's shape and is
+    /// one plain folder name: it cannot lead out of the runs root.
+    #[test]
+    fn task_ids_stay_inside_the_runs_root(key in "\\PC{0,120}", apply in "[a-z0-9-]{1,20}") {
+        let now: jiff::Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        let id = conductor::store::task_id(now, &apply, &key);
+        prop_assert!(conductor::store::is_task_id(&id), "{}", id);
+        let root = std::path::Path::new("/runs/project");
+        let joined = root.join(&id);
+        prop_assert_eq!(joined.parent(), Some(root));
+        prop_assert!(!id.contains(".."));
+    }
+
     /// A generated workflow written in both syntaxes plans identically.
     #[test]
     fn toml_and_kdl_agree(ids in prop::collection::btree_set("[a-z][a-z0-9]{0,6}", 1..6), iters in 1u32..20, items in prop::collection::vec("[a-z]{1,5}", 0..4)) {

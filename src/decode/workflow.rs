@@ -52,7 +52,17 @@ pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) ->
         }
     };
     let description = f.get("description").and_then(|(k, v)| cx.string(k, v));
-    let project = f.get("project").and_then(|(k, v)| cx.string(k, v));
+    let project = f.get("project").and_then(|(k, v)| cx.string(k, v)).filter(|p| {
+        let ok = crate::store::is_project_id(&p.value);
+        if !ok {
+            cx.diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid project id", p.value))
+                    .label(p.span, "not a project id")
+                    .help("a project id is lower-case letters, digits and `-`, such as \"conductor-loop\"; it names a folder of the run store"),
+            );
+        }
+        ok
+    });
     let root_dir = f.get("root").and_then(|(k, v)| cx.string(k, v));
     let output = f.get("output").and_then(|(k, v)| cx.string(k, v));
     let params = f

@@ -1,11 +1,9 @@
 //! Static fan-out: glob items found on disk, matrix crosses, and the instance
 //! keys of DESIGN §9.4.
 
-use std::fmt::Write;
 use std::path::Path;
 
 use globset::GlobBuilder;
-use sha2::{Digest, Sha256};
 
 /// Files under `base` matching `glob` (relative, `/`-separated, sorted),
 /// respecting `.gitignore` and never entering `.git` or `.conductor`.
@@ -69,11 +67,7 @@ pub(super) fn item_key(item: &serde_json::Value) -> String {
         serde_json::Value::Bool(b) => b.to_string(),
         other => {
             let canonical = serde_json::to_string(&canonicalize(other)).unwrap_or_default();
-            let digest = Sha256::digest(canonical.as_bytes());
-            digest.iter().take(4).fold(String::new(), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            })
+            crate::store::short_hash(&canonical, 4)
         }
     }
 }

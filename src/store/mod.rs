@@ -1,0 +1,11 @@
+//! Owns the run store's names and writes: task and run ids in formats the Go
+//! seed accepts (and that sort in creation order, unlike its run ids), and
+//! whole-file writes that are atomic. The layout is DESIGN §4:
+//! `<root>/<project>/<task>/runs/<run>/`.
+
+mod atomic;
+mod ids;
+
+pub use atomic::write_atomic;
+pub(crate) use ids::short_hash;
+pub use ids::{is_project_id, is_task_id, run_id, task_id};
