@@ -18,6 +18,7 @@ pub mod model;
 pub mod plan;
 pub mod prompt;
 pub mod schema;
+pub mod secrets;
 pub mod source;
 pub mod store;
 pub mod syntax;
