@@ -16,6 +16,7 @@ pub mod exit_code;
 pub mod fake_agent;
 pub mod model;
 pub mod plan;
+pub mod preamble;
 pub mod prompt;
 pub mod schema;
 pub mod secrets;

@@ -11,6 +11,7 @@ mod examples;
 mod fake_agent;
 mod invalid;
 mod plan;
+mod preamble;
 mod properties;
 mod readme;
 mod schema;
