@@ -30,6 +30,7 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
     }
     let table = cx.table(key, value)?;
     let mut f = Fields::new(table, "Node", format!("node `{}`", key.name));
+    let shared = read_settings(cx, &mut f);
     let node = Node {
         id: Spanned::new(key.name.clone(), key.span),
         description: f.get("description").and_then(|(k, v)| cx.string(k, v)),
@@ -37,7 +38,7 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
             .get("needs")
             .and_then(|(k, v)| cx.string_list(k, v))
             .unwrap_or_default(),
-        agent: f.get("agent").and_then(|(k, v)| cx.string(k, v)),
+        agent: shared.agent,
         prompt: f.get("prompt").and_then(|(k, v)| decode_prompt(cx, k, v)),
         workflow: f.get("workflow").and_then(|(k, v)| cx.string(k, v)),
         with: f
@@ -52,21 +53,14 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
             .get("matrix")
             .map(|(k, v)| decode_matrix(cx, k, v))
             .unwrap_or_default(),
-        max_parallel: f.get("max_parallel").and_then(|(k, v)| cx.count(k, v)),
-        max_items: f.get("max_items").and_then(|(k, v)| cx.count(k, v)),
-        inputs: f.get("inputs").and_then(|(k, v)| cx.string_list(k, v)),
-        workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
-        env: f
-            .get("env")
-            .map(|(k, v)| cx.string_map(k, v))
-            .unwrap_or_default(),
-        on_failure: f
-            .get("on_failure")
-            .and_then(|(k, v)| cx.choice(k, v, &OnFailure::ALL)),
-        fallback_agents: f
-            .get("fallback_agents")
-            .and_then(|(k, v)| cx.string_list(k, v)),
-        stop: f.get("stop").and_then(|(k, v)| decode_stop(cx, k, v)),
+        max_parallel: shared.max_parallel,
+        max_items: shared.max_items,
+        inputs: shared.inputs,
+        workdir: shared.workdir,
+        env: shared.env,
+        on_failure: shared.on_failure,
+        fallback_agents: shared.fallback_agents,
+        stop: shared.stop,
         output: f.get("output").and_then(|(k, v)| decode_output(cx, k, v)),
     };
     f.finish(cx);
@@ -148,7 +142,14 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
 pub(crate) fn decode_defaults(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Defaults> {
     let table = cx.table(key, value)?;
     let mut f = Fields::new(table, "Defaults", format!("`{}`", key.spelled));
-    let defaults = Defaults {
+    let defaults = read_settings(cx, &mut f);
+    f.finish(cx);
+    Some(defaults)
+}
+
+/// The settings a node shares with `[defaults]`, read the same way in both.
+fn read_settings(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Defaults {
+    Defaults {
         agent: f.get("agent").and_then(|(k, v)| cx.string(k, v)),
         workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
         env: f
@@ -165,9 +166,7 @@ pub(crate) fn decode_defaults(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Opti
         max_parallel: f.get("max_parallel").and_then(|(k, v)| cx.count(k, v)),
         max_items: f.get("max_items").and_then(|(k, v)| cx.count(k, v)),
         stop: f.get("stop").and_then(|(k, v)| decode_stop(cx, k, v)),
-    };
-    f.finish(cx);
-    Some(defaults)
+    }
 }
 
 fn decode_prompt(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompt> {
