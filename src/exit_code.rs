@@ -10,5 +10,7 @@ pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;
 /// The environment is wrong: an agent binary is missing, the runs root is not writable.
 pub const ENVIRONMENT: u8 = 3;
-/// Interrupted by Ctrl-C.
+/// Interrupted by Ctrl-C (or SIGHUP).
 pub const INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM (gracefully, like a first Ctrl-C).
+pub const TERMINATED: u8 = 143;

@@ -18,6 +18,8 @@ pub mod model;
 pub mod plan;
 pub mod preamble;
 pub mod prompt;
+pub mod report;
+pub mod runner;
 pub mod schema;
 pub mod secrets;
 pub mod source;

@@ -6,6 +6,9 @@
 
 mod support;
 
+mod apply_process;
+mod apply_stop;
+mod apply_support;
 mod bus;
 mod examples;
 mod fake_agent;

@@ -18,6 +18,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a workflow would run, without running anything.
     Plan(PlanArgs),
+    /// Run a workflow: every node a Ralph loop, recorded to the run store and the bus.
+    Apply(ApplyArgs),
+    /// Show the latest apply's instances, states, iterations and stop reasons.
+    Status(StatusArgs),
+    /// Print an instance's agent output (the latest run), or follow it live.
+    Logs(LogsArgs),
     /// Print the JSON Schema of the workflow format.
     Schema,
     /// Post to and read the file bus.
@@ -26,6 +32,9 @@ pub enum Command {
     /// The fake agent the tests run (not for users).
     #[command(name = "__fake-agent", hide = true)]
     FakeAgent(crate::fake_agent::FakeAgent),
+    /// Kills agents' process groups when conductor exits (not for users).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -130,4 +139,79 @@ pub struct PlanArgs {
     /// Include each instance's rendered first-iteration prompt.
     #[arg(long)]
     pub show_prompts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The workflow file (.toml or .kdl).
+    pub file: PathBuf,
+    /// Set a param: NAME=VALUE (a TOML value, else a string). Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Run at most N agents at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: u32,
+    /// Run only these nodes or instances (and what they need). Repeatable.
+    #[arg(long, value_name = "NODE")]
+    pub only: Vec<String>,
+    /// Stop everything at the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root [default: $CONDUCTOR_ROOT, else the workflow's `root`, else .conductor/runs]"
+    )]
+    pub root: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a JUnit XML report (one testcase per instance) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// How long agents get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
+    pub grace: std::time::Duration,
+}
+
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = text.parse().map_err(|e: jiff::Error| e.to_string())?;
+    std::time::Duration::try_from(d).map_err(|e| e.to_string())
+}
+
+/// Where to look for applies.
+#[derive(Debug, Args)]
+pub struct StoreLocation {
+    /// The workflow whose latest apply to show [default: the latest apply under the root].
+    #[arg(long, value_name = "FILE")]
+    pub workflow: Option<PathBuf>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root [default: $CONDUCTOR_ROOT, else .conductor/runs]"
+    )]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub location: StoreLocation,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The node or instance key (such as `review` or `review[docs/a.md]`).
+    pub instance: String,
+    #[command(flatten)]
+    pub location: StoreLocation,
+    /// Keep printing as the agent writes, across iterations, until the instance ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
 }

@@ -2,10 +2,14 @@
 //! subcommands, how diagnostics and results are printed, and the mapping of
 //! outcomes to exit codes. Nothing below this module knows about clap.
 
+mod applies;
+mod apply;
 mod args;
 mod bus_cmd;
 mod check;
+mod logs;
 mod render;
+mod status;
 
 use clap::{CommandFactory, Parser};
 
@@ -30,6 +34,10 @@ pub fn run() -> u8 {
     match cli.command {
         Command::Validate(a) => check::validate(&a),
         Command::Plan(a) => check::plan(&a),
+        Command::Apply(a) => apply::apply(&a),
+        Command::Status(a) => status::status(&a),
+        Command::Logs(a) => logs::logs(&a),
+        Command::Watchdog => crate::runner::watchdog::run(),
         Command::Schema => {
             print!("{}", crate::schema::workflow_schema_text());
             exit_code::OK

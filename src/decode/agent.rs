@@ -83,18 +83,20 @@ fn check_kind_keys(
             .label(kind.span, "this agent")
             .help("name the program to run, such as `command = [\"cat\"]`"),
         ),
-        (k, Some(argv)) if k != AgentKind::Command => {
+        // A CLI kind may name its program (`["npx", "claude"]`, a path);
+        // an HTTP kind runs no program.
+        (k, Some(argv)) if !k.is_process() => {
             if let Some(first) = argv.first() {
                 cx.diags.push(
                     Diagnostic::error(
                         Code::ConflictingKeys,
                         format!(
-                            "`command` is only for agents of kind \"command\", not \"{}\"",
+                            "`command` is only for process agents, not \"{}\"",
                             k.as_str()
                         ),
                     )
                     .label(first.span, "not used by this kind")
-                    .help("use `args` or `extra_args` to change a preset's arguments"),
+                    .help("HTTP agents are reached at `base_url`"),
                 );
             }
         }

@@ -73,7 +73,8 @@ pub struct Agent {
     pub kind: Spanned<AgentKind>,
     /// Model name passed to the CLI or the HTTP API.
     pub model: Option<Spanned<String>>,
-    /// For `kind = "command"`: the program and its arguments.
+    /// For `kind = "command"`: the program and its arguments. For the CLI
+    /// kinds: the program to run instead of the preset's (such as `["npx", "claude"]`).
     pub command: Option<Vec<Spanned<String>>>,
     /// Replaces the preset's arguments.
     pub args: Option<Vec<Spanned<String>>>,

@@ -90,7 +90,7 @@ fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
 }
 
 /// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`.
-pub(super) fn instance_key(
+pub(crate) fn instance_key(
     node: &str,
     item: Option<&serde_json::Value>,
     matrix: Option<&serde_json::Map<String, serde_json::Value>>,

@@ -7,7 +7,7 @@
 
 mod build;
 pub mod dot;
-mod expand;
+pub(crate) mod expand;
 pub mod json;
 mod limits;
 mod model;

@@ -1,0 +1,132 @@
+//! Finds "the latest apply" for `status` and `logs`, from the project bus
+//! alone (no index to go stale): its `WORKFLOW_START` record and every
+//! NODE_* record carrying the same apply id.
+
+use std::path::{Path, PathBuf};
+
+use super::args::StoreLocation;
+use crate::bus::{Message, read_all};
+
+/// One apply, as its records tell it.
+#[derive(Debug)]
+pub struct Apply {
+    pub project_dir: PathBuf,
+    pub start: Message,
+    pub stop: Option<Message>,
+    /// NODE_* records in order.
+    pub records: Vec<Message>,
+}
+
+impl Apply {
+    pub fn apply_id(&self) -> &str {
+        self.start.meta.get("apply_id").map_or("", String::as_str)
+    }
+
+    /// Whether the conductor that ran it is gone without a `WORKFLOW_STOP`.
+    pub fn abandoned(&self) -> bool {
+        self.stop.is_none()
+            && self
+                .start
+                .meta
+                .get("pid")
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    }
+}
+
+/// Why no apply could be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("no apply found under {0}\n  help: run `conductor apply FILE`, or pass --root")]
+    None(String),
+    #[error("{0}")]
+    Workflow(String),
+    #[error(transparent)]
+    Read(#[from] crate::bus::ReadError),
+}
+
+/// The latest apply under the location's root (of its workflow, if given).
+pub fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (root, project, workflow) = match &location.workflow {
+        Some(file) => {
+            let c = crate::compile::compile(file, &[]);
+            let Some(program) = c.program else {
+                return Err(FindError::Workflow(format!(
+                    "{} is not a valid workflow; run `conductor validate` on it",
+                    file.display()
+                )));
+            };
+            let root = crate::runner::runs_root(&program, location.root.as_deref());
+            (
+                root,
+                Some(program.project.clone()),
+                Some(program.name.clone()),
+            )
+        }
+        None => {
+            let root = location
+                .root
+                .clone()
+                .or_else(|| {
+                    std::env::var_os("CONDUCTOR_ROOT")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                })
+                .unwrap_or_else(|| PathBuf::from(".conductor/runs"));
+            (cwd.join(root), None, None)
+        }
+    };
+    let buses: Vec<PathBuf> = match &project {
+        Some(p) => vec![root.join(p).join("PROJECT-MESSAGE-BUS.md")],
+        None => std::fs::read_dir(&root)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path().join("PROJECT-MESSAGE-BUS.md"))
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut best: Option<Apply> = None;
+    for bus in buses {
+        if !bus.is_file() {
+            continue;
+        }
+        let messages = read_all(&bus)?;
+        let Some(at) = messages.iter().rposition(|m| {
+            m.kind == "WORKFLOW_START"
+                && workflow
+                    .as_ref()
+                    .is_none_or(|w| m.meta.get("workflow") == Some(w))
+        }) else {
+            continue;
+        };
+        if best.as_ref().is_some_and(|b| b.start.ts >= messages[at].ts) {
+            continue;
+        }
+        let id = messages[at]
+            .meta
+            .get("apply_id")
+            .cloned()
+            .unwrap_or_default();
+        let mine = |m: &&Message| m.meta.get("apply_id") == Some(&id);
+        let rest = &messages[at + 1..];
+        best = Some(Apply {
+            project_dir: bus.parent().map(Path::to_path_buf).unwrap_or_default(),
+            start: messages[at].clone(),
+            stop: rest
+                .iter()
+                .filter(mine)
+                .find(|m| m.kind == "WORKFLOW_STOP")
+                .cloned(),
+            records: rest
+                .iter()
+                .filter(mine)
+                .filter(|m| m.kind.starts_with("NODE_"))
+                .cloned()
+                .collect(),
+        });
+    }
+    best.ok_or_else(|| FindError::None(root.display().to_string()))
+}

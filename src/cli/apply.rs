@@ -1,0 +1,63 @@
+//! `conductor apply`: compile and plan (exit 2 on any error, nothing runs),
+//! run, report (console, `--json`, `--junit`), and map the outcome to the
+//! exit code.
+
+use std::io::{IsTerminal, Write};
+
+use super::args::ApplyArgs;
+use super::render;
+use crate::compile::compile;
+use crate::diagnostic::Diagnostic;
+use crate::exit_code;
+use crate::plan::{self, PlanOptions};
+use crate::report::{Console, write_junit};
+use crate::runner::{self, ApplyError, ApplyOptions};
+
+pub fn apply(args: &ApplyArgs) -> u8 {
+    let mut c = compile(&args.file, &args.sets);
+    let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
+    let Some(program) = c.program.take() else {
+        render::print_all(&diags, &c.sources);
+        return exit_code::INVALID;
+    };
+    let (plan, more) = plan::plan(&program, &mut c.sources, PlanOptions::default());
+    diags.extend(more.into_vec());
+    render::print_all(&diags, &c.sources);
+    if diags.iter().any(Diagnostic::is_error) {
+        return exit_code::INVALID;
+    }
+    let options = ApplyOptions {
+        root: args.root.clone(),
+        max_parallel: args.max_parallel as usize,
+        only: args.only.clone(),
+        fail_fast: args.fail_fast,
+        grace: args.grace,
+    };
+    let mut console = Console::new(std::io::stderr().is_terminal());
+    let summary = match runner::apply(program, &plan, &options, &mut console) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            return match e {
+                ApplyError::Invalid(_) => exit_code::INVALID,
+                ApplyError::Environment(_) => exit_code::ENVIRONMENT,
+            };
+        }
+    };
+    console.finish(&summary);
+    if let Some(path) = &args.junit
+        && let Err(e) = write_junit(&summary, path)
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: cannot write {}: {e}",
+            path.display()
+        );
+        return exit_code::ENVIRONMENT;
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        let _ = writeln!(std::io::stdout(), "{text}");
+    }
+    summary.exit_code
+}

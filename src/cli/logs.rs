@@ -1,0 +1,150 @@
+//! `conductor logs INSTANCE [-f]`: an instance's agent output from its
+//! latest run; with `--follow`, printed as it is written, moving on to each
+//! new iteration's run, until the instance ends.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::applies::{Apply, latest};
+use super::args::LogsArgs;
+use crate::exit_code;
+
+pub fn logs(args: &LogsArgs) -> u8 {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            exit_code::ENVIRONMENT
+        }
+    }
+}
+
+fn run(args: &LogsArgs) -> Result<u8, String> {
+    let mut apply = latest(&args.location).map_err(|e| e.to_string())?;
+    let Some(task_id) = task_of(&apply, &args.instance)? else {
+        let known: Vec<String> = instances(&apply);
+        return Err(format!(
+            "no instance `{}` has started in apply {}; instances: {}",
+            args.instance,
+            apply.apply_id(),
+            if known.is_empty() {
+                "none yet".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    let task_dir = apply.project_dir.join(&task_id);
+    let file = if args.stderr {
+        "agent-stderr.txt"
+    } else {
+        "agent-stdout.txt"
+    };
+    let mut out = std::io::stdout().lock();
+    if !args.follow {
+        let Some(run) = latest_run(&task_dir) else {
+            return Ok(exit_code::OK);
+        };
+        let mut f = std::fs::File::open(run.join(file)).map_err(|e| e.to_string())?;
+        std::io::copy(&mut f, &mut out).map_err(|e| e.to_string())?;
+        return Ok(exit_code::OK);
+    }
+    // Follow: poll the run's file for growth (a file that is being appended
+    // to raises no event notify reports reliably across new run folders).
+    let mut current: Option<(PathBuf, u64)> = None;
+    loop {
+        let newest = latest_run(&task_dir);
+        if let Some(run) = newest
+            && current.as_ref().is_none_or(|(c, _)| *c != run)
+        {
+            if let Some((old, offset)) = &current {
+                copy_from(&old.join(file), *offset, &mut out);
+            }
+            let _ = writeln!(out, "==> {} <==", run.display());
+            current = Some((run, 0));
+        }
+        if let Some((run, offset)) = current.as_mut() {
+            *offset = copy_from(&run.join(file), *offset, &mut out);
+        }
+        let _ = out.flush();
+        if ended(&apply, &args.instance) {
+            if let Some((run, offset)) = current.as_mut() {
+                copy_from(&run.join(file), *offset, &mut out);
+            }
+            return Ok(exit_code::OK);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        apply = latest(&args.location).map_err(|e| e.to_string())?;
+    }
+}
+
+fn instances(apply: &Apply) -> Vec<String> {
+    let mut v: Vec<String> = apply
+        .records
+        .iter()
+        .filter_map(|m| m.meta.get("instance").cloned())
+        .collect();
+    v.dedup();
+    v
+}
+
+/// The task of the instance named `name` (its key, or a node with one instance).
+fn task_of(apply: &Apply, name: &str) -> Result<Option<String>, String> {
+    let starts = apply.records.iter().filter(|m| m.kind == "NODE_START");
+    let exact = starts
+        .clone()
+        .find(|m| m.meta.get("instance").map(String::as_str) == Some(name));
+    if let Some(m) = exact {
+        return Ok(Some(m.task_id.clone()));
+    }
+    let by_node: Vec<_> = starts
+        .filter(|m| m.meta.get("node").map(String::as_str) == Some(name))
+        .collect();
+    match by_node.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.task_id.clone())),
+        many => Err(format!(
+            "node `{name}` has {} instances; name one: {}",
+            many.len(),
+            many.iter()
+                .filter_map(|m| m.meta.get("instance").cloned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn ended(apply: &Apply, name: &str) -> bool {
+    apply.stop.is_some()
+        || apply.abandoned()
+        || apply.records.iter().any(|m| {
+            m.kind != "NODE_START"
+                && (m.meta.get("instance").map(String::as_str) == Some(name)
+                    || m.meta.get("node").map(String::as_str) == Some(name))
+        })
+}
+
+/// The newest run folder of a task (run ids sort in creation order).
+fn latest_run(task_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(task_dir.join("runs"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .max()
+}
+
+/// Copies `path` from `offset` to `out`; returns the new offset.
+fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut buf = Vec::new();
+    let n = f.read_to_end(&mut buf).unwrap_or(0);
+    let _ = out.write_all(&buf[..n]);
+    offset + n as u64
+}

@@ -1,0 +1,9 @@
+//! Owns how an apply is shown: live on the console (indicatif progress on a
+//! TTY, plain timestamped lines otherwise), and at the end as a summary
+//! table, a JSON document, or a JUnit XML file.
+
+mod console;
+mod junit;
+
+pub use console::Console;
+pub use junit::write_junit;

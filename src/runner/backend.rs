@@ -1,0 +1,232 @@
+//! Owns what differs between agent kinds: the argv each process kind starts
+//! with, the API keys it may see, and how its final answer, usage and
+//! failure are read back from its stdout (a JSON event stream for the CLI
+//! kinds, plain text for `command`). HTTP kinds slot in here too.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use crate::model::AgentKind;
+
+/// The argv of a process agent. `command` runs what it names; the CLI kinds
+/// get their non-interactive preset, `args` replacing it, `extra_args`
+/// appended, `model` passed with the CLI's own flag.
+pub fn argv(
+    kind: AgentKind,
+    command: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    extra_args: Vec<String>,
+    model: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut full: Vec<String> = match kind {
+        AgentKind::Command => {
+            let cmd = command
+                .filter(|c| !c.is_empty())
+                .ok_or("a `command` agent needs `command = [\"program\", ..]`")?;
+            let mut cmd = cmd;
+            if let Some(args) = args {
+                cmd.extend(args);
+            }
+            cmd
+        }
+        AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini => {
+            let (program, preset, model_flag): (&str, &[&str], &str) = match kind {
+                AgentKind::Claude => (
+                    "claude",
+                    &[
+                        "-p",
+                        "--output-format",
+                        "stream-json",
+                        "--verbose",
+                        "--dangerously-skip-permissions",
+                    ],
+                    "--model",
+                ),
+                AgentKind::Codex => (
+                    "codex",
+                    &[
+                        "exec",
+                        "--json",
+                        "--skip-git-repo-check",
+                        "--dangerously-bypass-approvals-and-sandbox",
+                    ],
+                    "--model",
+                ),
+                _ => (
+                    "gemini",
+                    &["--output-format", "stream-json", "--yolo"],
+                    "--model",
+                ),
+            };
+            // `command` replaces the program (`["npx", "claude"]`), keeping the preset.
+            let mut cli = command
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| vec![program.to_string()]);
+            match args {
+                Some(args) => cli.extend(args),
+                None => {
+                    cli.extend(preset.iter().map(|s| (*s).to_string()));
+                    if let Some(m) = model {
+                        cli.push(model_flag.to_string());
+                        cli.push(m.to_string());
+                    }
+                }
+            }
+            cli
+        }
+        AgentKind::Openai | AgentKind::Anthropic => {
+            return Err(format!(
+                "kind `{}` (HTTP) cannot run in this version of conductor; use a CLI kind or `command`",
+                kind.as_str()
+            ));
+        }
+    };
+    full.extend(extra_args);
+    Ok(full)
+}
+
+/// The vendor key variables an agent of this kind may see.
+pub fn vendor_keys(kind: AgentKind) -> &'static [&'static str] {
+    match kind {
+        AgentKind::Claude | AgentKind::Anthropic => &["ANTHROPIC_API_KEY"],
+        AgentKind::Codex | AgentKind::Openai => &["OPENAI_API_KEY"],
+        AgentKind::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        AgentKind::Command => &[],
+    }
+}
+
+/// What an agent's stdout says about its run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamReport {
+    /// The final answer, when the stream carries one.
+    pub answer: Option<String>,
+    /// The agent reported failure although it may have exited 0.
+    pub failed: bool,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
+
+/// Lines longer than this are an error rather than a memory blow-up (DESIGN §9.10).
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Reads a CLI kind's JSON event stream; `command` agents have none.
+pub fn read_stream(kind: AgentKind, stdout: &Path) -> std::io::Result<StreamReport> {
+    let mut report = StreamReport::default();
+    if !matches!(
+        kind,
+        AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini
+    ) {
+        return Ok(report);
+    }
+    let file = std::fs::File::open(stdout)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    let mut gemini_text = String::new();
+    loop {
+        line.clear();
+        let n =
+            std::io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE {
+            return Err(std::io::Error::other(format!(
+                "a line of {} is longer than 16 MiB",
+                stdout.display()
+            )));
+        }
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let kind_of = event.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        match kind {
+            AgentKind::Claude => claude_event(&event, kind_of, &mut report),
+            AgentKind::Codex => codex_event(&event, kind_of, &mut report),
+            _ => gemini_event(&event, kind_of, &mut report, &mut gemini_text),
+        }
+    }
+    if kind == AgentKind::Gemini && !gemini_text.is_empty() {
+        report.answer = Some(gemini_text);
+    }
+    Ok(report)
+}
+
+fn u64_at(v: &serde_json::Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(serde_json::Value::as_u64)
+}
+
+fn claude_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport) {
+    if kind != "result" {
+        return;
+    }
+    report.answer = event
+        .get("result")
+        .and_then(|r| r.as_str())
+        .map(str::to_string);
+    report.failed = event.get("is_error").and_then(serde_json::Value::as_bool) == Some(true);
+    report.cost_usd = event
+        .get("total_cost_usd")
+        .and_then(serde_json::Value::as_f64);
+    if let Some(u) = event.get("usage") {
+        let input = [
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ]
+        .iter()
+        .filter_map(|k| u64_at(u, k))
+        .sum();
+        report.input_tokens = Some(input);
+        report.output_tokens = u64_at(u, "output_tokens");
+    }
+}
+
+fn codex_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport) {
+    match kind {
+        "item.completed" => {
+            let item = event.get("item");
+            if item.and_then(|i| i.get("type")).and_then(|t| t.as_str()) == Some("agent_message") {
+                report.answer = item
+                    .and_then(|i| i.get("text"))
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string);
+            }
+        }
+        "turn.completed" => {
+            if let Some(u) = event.get("usage") {
+                report.input_tokens =
+                    Some(report.input_tokens.unwrap_or(0) + u64_at(u, "input_tokens").unwrap_or(0));
+                report.output_tokens = Some(
+                    report.output_tokens.unwrap_or(0) + u64_at(u, "output_tokens").unwrap_or(0),
+                );
+            }
+        }
+        "turn.failed" => report.failed = true,
+        _ => {}
+    }
+}
+
+fn gemini_event(
+    event: &serde_json::Value,
+    kind: &str,
+    report: &mut StreamReport,
+    text: &mut String,
+) {
+    match kind {
+        "tool_result" => text.clear(),
+        "message" if event.get("role").and_then(|r| r.as_str()) == Some("assistant") => {
+            if let Some(c) = event.get("content").and_then(|c| c.as_str()) {
+                text.push_str(c);
+            }
+        }
+        "result" => {
+            report.failed = event.get("status").and_then(|s| s.as_str()) == Some("error");
+            if let Some(stats) = event.get("stats") {
+                report.input_tokens = u64_at(stats, "input_tokens");
+                report.output_tokens = u64_at(stats, "output_tokens");
+            }
+        }
+        _ => {}
+    }
+}

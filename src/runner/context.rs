@@ -1,0 +1,143 @@
+//! Owns what every unit of one apply shares: the program (for templates),
+//! the apply's identity and folders, the base environment and secrets, the
+//! grace period, the watchdog, and the stop signal.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::job::{AgentSpec, Job};
+use super::watchdog::Watchdog;
+use crate::compile::Program;
+use crate::secrets::Redactor;
+
+/// How hard the apply is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    Running,
+    /// SIGTERM to agents, SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL now (a second Ctrl-C).
+    Now,
+}
+
+/// Shared by the dispatcher and every unit.
+#[derive(Debug)]
+pub struct Shared {
+    pub program: Arc<Program>,
+    pub workflow: String,
+    pub apply_id: String,
+    pub apply_start: Timestamp,
+    pub project: String,
+    /// `<root>/<project>`.
+    pub project_dir: PathBuf,
+    pub runs_root: PathBuf,
+    /// Conductor's environment, without secrets sorted out yet.
+    pub base_env: Vec<(String, String)>,
+    /// Every variable that holds an API key.
+    pub secrets: Vec<String>,
+    pub redactor: Redactor,
+    /// PATH for agents: conductor's own folder first.
+    pub agent_path: String,
+    pub grace: Duration,
+    pub watchdog: Mutex<Option<Watchdog>>,
+    pub stop: watch::Receiver<StopLevel>,
+}
+
+/// The paths of one run, as the agent is told them.
+#[derive(Debug)]
+pub struct RunPaths<'a> {
+    pub task_id: &'a str,
+    pub run_id: &'a str,
+    pub task_dir: &'a Path,
+    pub run_dir: &'a Path,
+    pub iteration: u32,
+    pub previous_run: Option<&'a str>,
+}
+
+impl Shared {
+    /// The environment one agent starts with (DESIGN §4): conductor's own
+    /// without other agents' keys, the agent's and node's `env`, then the
+    /// variables the runner owns, applied last so nothing overrides them.
+    pub fn agent_env(
+        &self,
+        job: &Job,
+        agent: &AgentSpec,
+        run: &RunPaths<'_>,
+    ) -> Vec<(String, String)> {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        let own: Vec<&str> = agent.own_keys.iter().map(String::as_str).collect();
+        let mut env =
+            crate::secrets::agent_environment(self.base_env.iter().cloned(), &secrets, &own);
+        let mut set = |k: &str, v: String| {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_string(), v));
+        };
+        for (k, v) in agent.env.iter().chain(&job.env) {
+            set(k, v.clone());
+        }
+        let node = &self.program.nodes[job.node].id;
+        set("PATH", self.agent_path.clone());
+        set("JRUN_PROJECT_ID", self.project.clone());
+        set("JRUN_TASK_ID", run.task_id.to_string());
+        set("JRUN_ID", run.run_id.to_string());
+        set(
+            "JRUN_PARENT_ID",
+            run.previous_run.unwrap_or_default().to_string(),
+        );
+        set("JRUN_RUNS_DIR", self.runs_root.display().to_string());
+        set(
+            "JRUN_MESSAGE_BUS",
+            run.task_dir
+                .join("TASK-MESSAGE-BUS.md")
+                .display()
+                .to_string(),
+        );
+        set("JRUN_TASK_FOLDER", run.task_dir.display().to_string());
+        set("JRUN_RUN_FOLDER", run.run_dir.display().to_string());
+        set("CONDUCTOR_WORKFLOW", self.workflow.clone());
+        set("CONDUCTOR_NODE", node.clone());
+        set("CONDUCTOR_INSTANCE", job.key.to_string());
+        set("CONDUCTOR_ITEM", item_text(job.item.as_ref()));
+        set("CONDUCTOR_ITERATION", run.iteration.to_string());
+        set("CONDUCTOR_APPLY_ID", self.apply_id.clone());
+        env
+    }
+
+    pub fn stop_level(&self) -> StopLevel {
+        *self.stop.borrow()
+    }
+
+    pub fn watch_group(&self, pgid: i32, start: Option<u64>) {
+        if let Ok(mut w) = self.watchdog.lock()
+            && let Some(w) = w.as_mut()
+        {
+            w.watch(pgid, start);
+        }
+    }
+
+    pub fn release_group(&self, pgid: i32) {
+        if let Ok(mut w) = self.watchdog.lock()
+            && let Some(w) = w.as_mut()
+        {
+            w.release(pgid);
+        }
+    }
+}
+
+/// An item as text: strings as they are, anything else as JSON.
+pub fn item_text(item: Option<&serde_json::Value>) -> String {
+    match item {
+        None => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Resolves when the stop level reaches `level`.
+pub async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
+    let _ = stop.wait_for(|l| *l >= level).await;
+}

@@ -1,0 +1,634 @@
+//! Owns all run state of an apply (reference/anchors.md: one owner, units
+//! talk to it by messages). It starts each instance when its needs are
+//! terminal and a slot is free (globally and per node), evaluates gates,
+//! expands run-time fan-out when its source is done, skips the dependents
+//! of failures, stops everything on Ctrl-C or `--fail-fast`, and turns every
+//! event into a project-bus record and a reporter call.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use minijinja::{Value, context};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::context::{Shared, StopLevel, item_text};
+use super::event::Event;
+use super::job::{Job, JobKind};
+use super::outcome::{Outcome, Status, at_path};
+use super::summary::InstanceSummary;
+use crate::bus::{BusWriter, NewMessage};
+use crate::model::{ForEach, OnFailure};
+
+/// Receives every event, in order (the console reporter).
+pub trait Observer {
+    fn event(&mut self, event: &Event);
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Waiting,
+    Running,
+    /// A run-time fan-out that became these jobs.
+    Expanded(Vec<usize>),
+    Finished(Arc<Outcome>),
+}
+
+/// Options of one execution.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_parallel: usize,
+    pub fail_fast: bool,
+}
+
+pub struct Dispatcher<'a> {
+    shared: Arc<Shared>,
+    jobs: Vec<Arc<Job>>,
+    state: Vec<State>,
+    dependents: Vec<Vec<usize>>,
+    waiting: Vec<usize>,
+    /// For each program node, its jobs in item order.
+    by_node: Vec<Vec<usize>>,
+    /// The fan-out placeholder each expanded job belongs to.
+    parent: HashMap<usize, usize>,
+    /// The jobs each run-time fan-out became.
+    expanded: HashMap<usize, Vec<usize>>,
+    ready: BTreeSet<usize>,
+    running: usize,
+    per_node: HashMap<usize, u32>,
+    limits: Limits,
+    units: JoinSet<(usize, Outcome)>,
+    events: mpsc::UnboundedReceiver<Event>,
+    sender: mpsc::UnboundedSender<Event>,
+    stop: Arc<watch::Sender<StopLevel>>,
+    observer: &'a mut dyn Observer,
+    bus: Option<BusWriter>,
+    stop_reason: Option<String>,
+}
+
+impl std::fmt::Debug for Dispatcher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("jobs", &self.jobs.len())
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Dispatcher<'a> {
+    pub fn new(
+        shared: Arc<Shared>,
+        jobs: Vec<Job>,
+        limits: Limits,
+        stop: Arc<watch::Sender<StopLevel>>,
+        observer: &'a mut dyn Observer,
+    ) -> Self {
+        let n = jobs.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut by_node = vec![Vec::new(); shared.program.nodes.len()];
+        for (i, job) in jobs.iter().enumerate() {
+            for &need in &job.needs {
+                dependents[need].push(i);
+            }
+            by_node[job.node].push(i);
+        }
+        let waiting = jobs.iter().map(|j| j.needs.len()).collect::<Vec<_>>();
+        let ready = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let (sender, events) = mpsc::unbounded_channel();
+        let bus = match BusWriter::open(&shared.project_dir.join("PROJECT-MESSAGE-BUS.md")) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
+        Self {
+            shared,
+            jobs: jobs.into_iter().map(Arc::new).collect(),
+            state: vec![State::Waiting; n],
+            dependents,
+            waiting,
+            by_node,
+            parent: HashMap::new(),
+            expanded: HashMap::new(),
+            ready,
+            running: 0,
+            per_node: HashMap::new(),
+            limits,
+            units: JoinSet::new(),
+            events,
+            sender,
+            stop,
+            observer,
+            bus,
+            stop_reason: None,
+        }
+    }
+
+    /// Runs every job to a terminal state; returns their summaries in plan order.
+    pub async fn run(mut self, root: &std::path::Path) -> (Vec<InstanceSummary>, Option<String>) {
+        self.emit(Event::WorkflowStarted {
+            apply_id: self.shared.apply_id.clone(),
+            workflow: self.shared.workflow.clone(),
+            instances: self.jobs.len(),
+            root: root.to_path_buf(),
+        });
+        let mut stop_rx = self.shared.stop.clone();
+        loop {
+            self.launch();
+            if self.running == 0 && self.ready.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = self.units.join_next() => match joined {
+                    Ok((i, outcome)) => {
+                        self.running -= 1;
+                        if let Some(c) = self.per_node.get_mut(&self.jobs[i].node) {
+                            *c = c.saturating_sub(1);
+                        }
+                        self.drain_events();
+                        self.finish(i, outcome);
+                    }
+                    Err(e) => tracing::error!("a unit panicked: {e}"),
+                },
+                Some(event) = self.events.recv() => self.emit(event),
+                Ok(()) = stop_rx.changed() => {
+                    let level = *stop_rx.borrow();
+                    if level > StopLevel::Running && self.stop_reason.is_none() {
+                        self.stopping("interrupted");
+                    }
+                }
+            }
+        }
+        self.drain_events();
+        let summaries = self.summaries();
+        (summaries, self.stop_reason)
+    }
+
+    fn stopping(&mut self, reason: &str) {
+        self.stop_reason = Some(reason.to_string());
+        self.emit(Event::Stopping {
+            reason: reason.to_string(),
+        });
+        self.stop.send_if_modified(|l| {
+            if *l == StopLevel::Running {
+                *l = StopLevel::Graceful;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn drain_events(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            self.emit(e);
+        }
+    }
+
+    /// Starts what can start.
+    fn launch(&mut self) {
+        let mut deferred = Vec::new();
+        while let Some(i) = self.ready.pop_first() {
+            if let Some(reason) = self.stop_reason.clone() {
+                self.finish(i, Outcome::skipped(reason));
+                continue;
+            }
+            match self.jobs[i].kind.clone() {
+                JobKind::Gate(expr) => {
+                    let outcome = self.gate(i, &expr);
+                    self.finish(i, outcome);
+                }
+                JobKind::FanOut { .. } => self.expand(i),
+                JobKind::Agent(agent) => {
+                    let node = self.jobs[i].node;
+                    let cap = self.shared.program.nodes[node].max_parallel;
+                    let busy = self.per_node.get(&node).copied().unwrap_or(0);
+                    if self.running >= self.limits.max_parallel || cap.is_some_and(|c| busy >= c) {
+                        deferred.push(i);
+                        if self.running >= self.limits.max_parallel {
+                            break;
+                        }
+                        continue;
+                    }
+                    self.running += 1;
+                    *self.per_node.entry(node).or_default() += 1;
+                    self.state[i] = State::Running;
+                    let needs = self.needs_value(i);
+                    let shared = Arc::clone(&self.shared);
+                    let job = Arc::clone(&self.jobs[i]);
+                    let sender = self.sender.clone();
+                    self.units.spawn(async move {
+                        (i, super::unit::run(shared, job, agent, needs, sender).await)
+                    });
+                }
+            }
+        }
+        self.ready.extend(deferred);
+    }
+
+    /// Marks `i` terminal and releases (or skips) its dependents.
+    fn finish(&mut self, i: usize, outcome: Outcome) {
+        let outcome = Arc::new(outcome);
+        self.state[i] = State::Finished(Arc::clone(&outcome));
+        self.emit(Event::InstanceFinished {
+            key: Arc::clone(&self.jobs[i].key),
+            outcome: Arc::clone(&outcome),
+        });
+        if outcome.status == Status::Failed
+            && self.jobs[i].on_failure != OnFailure::Ignore
+            && self.limits.fail_fast
+            && self.stop_reason.is_none()
+        {
+            self.stopping("fail_fast");
+        }
+        if let Some(&p) = self.parent.get(&i)
+            && let State::Expanded(children) = &self.state[p]
+            && children
+                .iter()
+                .all(|c| matches!(self.state[*c], State::Finished(_)))
+        {
+            let failed = children.iter().any(
+                |c| matches!(&self.state[*c], State::Finished(o) if o.status == Status::Failed),
+            );
+            let whole = if failed {
+                Outcome::ended(Status::Failed, "instance_failed")
+            } else {
+                Outcome::ended(Status::Done, "done")
+            };
+            self.settle_parent(p, whole);
+        }
+        for d in self.dependents[i].clone() {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.resolve(d);
+            }
+        }
+    }
+
+    /// A fan-out whose instances all ended: terminal without an event of its own.
+    fn settle_parent(&mut self, p: usize, outcome: Outcome) {
+        self.state[p] = State::Finished(Arc::new(outcome));
+        for d in self.dependents[p].clone() {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.resolve(d);
+            }
+        }
+    }
+
+    /// All of `d`'s needs are terminal: skip it, or make it ready.
+    fn resolve(&mut self, d: usize) {
+        let gate = matches!(self.jobs[d].kind, JobKind::Gate(_));
+        let blocked = self.jobs[d]
+            .needs
+            .iter()
+            .find_map(|&n| match &self.state[n] {
+                State::Finished(o)
+                    if o.status == Status::Skipped
+                        || (o.status == Status::Failed
+                            && self.jobs[n].on_failure == OnFailure::Fail) =>
+                {
+                    Some(self.jobs[n].key.clone())
+                }
+                _ => None,
+            });
+        match blocked {
+            Some(key) if !gate => {
+                self.finish(
+                    d,
+                    Outcome::skipped(format!("needs `{key}`, which did not finish")),
+                );
+            }
+            _ => {
+                self.ready.insert(d);
+            }
+        }
+    }
+
+    fn gate(&self, i: usize, expr: &str) -> Outcome {
+        let node = &self.shared.program.nodes[self.jobs[i].node];
+        let scope = &self.shared.program.scopes[node.scope];
+        let ctx = context! {
+            needs => self.needs_value(i),
+            params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            item => self.jobs[i].item.as_ref().map(crate::prompt::context),
+        };
+        match scope
+            .templates
+            .compile_expression(expr)
+            .and_then(|e| e.eval(ctx))
+        {
+            Ok(v) if v.is_true() => Outcome::ended(Status::Done, "gate_true"),
+            Ok(_) => Outcome::ended(Status::Failed, "gate_false"),
+            Err(e) => {
+                let mut o = Outcome::ended(Status::Failed, "gate_error");
+                o.output = format!("{e:#}");
+                o
+            }
+        }
+    }
+
+    /// Turns a run-time fan-out into one job per item of its source's answer.
+    fn expand(&mut self, p: usize) {
+        let JobKind::FanOut {
+            from,
+            path,
+            lines,
+            max_items,
+            mirror,
+            agent,
+        } = self.jobs[p].kind.clone()
+        else {
+            return;
+        };
+        let sources = self.instances_of(from);
+        let mut items: Vec<(serde_json::Value, Option<usize>)> = Vec::new();
+        for &s in &sources {
+            let State::Finished(o) = &self.state[s] else {
+                continue;
+            };
+            if mirror {
+                if let Some(item) = &self.jobs[s].item {
+                    items.push((item.clone(), Some(s)));
+                }
+                continue;
+            }
+            if o.status != Status::Done {
+                continue;
+            }
+            if lines {
+                items.extend(
+                    o.output
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| (serde_json::Value::from(l), None)),
+                );
+            } else if let Some(path) = &path {
+                let root = serde_json::json!({
+                    "json": o.json.clone().unwrap_or(serde_json::Value::Null),
+                    "output": o.output,
+                });
+                match at_path(&root, path) {
+                    Some(serde_json::Value::Array(a)) => {
+                        items.extend(a.iter().cloned().map(|v| (v, None)));
+                    }
+                    other => {
+                        let mut out = Outcome::ended(Status::Failed, "fan_out_source");
+                        out.output = format!(
+                            "`{path}` of `{}` is {}, not a list",
+                            self.jobs[s].key,
+                            other.map_or("missing".to_string(), ToString::to_string)
+                        );
+                        self.finish(p, out);
+                        return;
+                    }
+                }
+            }
+        }
+        if items.len() > max_items as usize {
+            let mut out = Outcome::ended(Status::Failed, "max_items");
+            out.output = format!("{} items, more than max_items = {max_items}", items.len());
+            self.finish(p, out);
+            return;
+        }
+        let base = Arc::clone(&self.jobs[p]);
+        let node_id = self.shared.program.nodes[base.node].id.clone();
+        self.emit_expanded(p, &items, &node_id);
+        if items.is_empty() {
+            self.finish(p, Outcome::ended(Status::Done, "no_items"));
+            return;
+        }
+        let mut children = Vec::new();
+        for (item, source) in items {
+            let idx = self.jobs.len();
+            let mut needs = base.needs.clone();
+            if let Some(s) = source {
+                needs.push(s);
+            }
+            let key: Arc<str> =
+                crate::plan::expand::instance_key(&node_id, Some(&item), None).into();
+            self.jobs.push(Arc::new(Job {
+                key,
+                needs,
+                item: Some(item),
+                kind: JobKind::Agent(Arc::clone(&agent)),
+                ..(*base).clone()
+            }));
+            self.state.push(State::Waiting);
+            self.waiting.push(0);
+            self.dependents.push(Vec::new());
+            self.parent.insert(idx, p);
+            self.ready.insert(idx);
+            children.push(idx);
+        }
+        self.expanded.insert(p, children.clone());
+        self.state[p] = State::Expanded(children);
+    }
+
+    fn emit_expanded(
+        &mut self,
+        p: usize,
+        items: &[(serde_json::Value, Option<usize>)],
+        node_id: &str,
+    ) {
+        let instances = items
+            .iter()
+            .map(|(item, _)| crate::plan::expand::instance_key(node_id, Some(item), None).into())
+            .collect();
+        self.emit(Event::Expanded {
+            key: Arc::clone(&self.jobs[p].key),
+            instances,
+        });
+    }
+
+    /// The instances of `node`: an expanded fan-out counts as the jobs it became.
+    fn instances_of(&self, node: usize) -> Vec<usize> {
+        self.by_node[node]
+            .iter()
+            .flat_map(|&s| self.expanded.get(&s).cloned().unwrap_or_else(|| vec![s]))
+            .collect()
+    }
+
+    /// `needs` as job `i`'s templates see it.
+    fn needs_value(&self, i: usize) -> Value {
+        let job = &self.jobs[i];
+        let node = &self.shared.program.nodes[job.node];
+        let mut map = std::collections::BTreeMap::new();
+        for (name, j) in &node.needs_by_name {
+            let instances = self.instances_of(*j);
+            let value_of = |s: usize| match &self.state[s] {
+                State::Finished(o) => o.to_value(self.jobs[s].item.as_ref()),
+                _ => Value::UNDEFINED,
+            };
+            let source = &self.shared.program.nodes[*j];
+            let mirrored = Some(*j) == node.fan_out_source
+                && matches!(node.for_each, Some(ForEach::EachOf { .. }));
+            let value = if mirrored {
+                instances
+                    .iter()
+                    .find(|&&s| self.jobs[s].item == job.item)
+                    .map_or(Value::UNDEFINED, |&s| value_of(s))
+            } else if source.for_each.is_some() || !source.matrix.is_empty() {
+                Value::from(instances.iter().map(|&s| value_of(s)).collect::<Vec<_>>())
+            } else {
+                instances.first().map_or(Value::UNDEFINED, |&s| value_of(s))
+            };
+            map.insert(name.clone(), value);
+        }
+        Value::from(map)
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.record(&event);
+        self.observer.event(&event);
+        drop(event);
+    }
+
+    /// The project-bus record of an event.
+    fn record(&mut self, event: &Event) {
+        let apply = ("apply_id", self.shared.apply_id.clone());
+        let workflow = ("workflow", self.shared.workflow.clone());
+        let (kind, task_id, meta, body): (&str, String, Vec<(&str, String)>, String) = match event {
+            Event::WorkflowStarted { instances, .. } => (
+                "WORKFLOW_START",
+                String::new(),
+                vec![
+                    apply,
+                    workflow,
+                    ("instances", instances.to_string()),
+                    ("pid", std::process::id().to_string()),
+                ],
+                format!(
+                    "workflow {} started ({instances} instances)",
+                    self.shared.workflow
+                ),
+            ),
+            Event::InstanceStarted { key, task_id } => {
+                let i = self.index_of(key);
+                (
+                    "NODE_START",
+                    task_id.clone(),
+                    self.node_meta(i, vec![apply, workflow]),
+                    format!("{key} started"),
+                )
+            }
+            Event::InstanceFinished { key, outcome } => {
+                let i = self.index_of(key);
+                let kind = match outcome.status {
+                    Status::Done => "NODE_DONE",
+                    Status::Failed => "NODE_FAILED",
+                    Status::Skipped => "NODE_SKIPPED",
+                };
+                let mut meta = self.node_meta(i, vec![apply, workflow]);
+                meta.push(("status", outcome.status.as_str().into()));
+                meta.push(("stop_reason", outcome.stop_reason.clone()));
+                meta.push(("iterations", outcome.iterations.to_string()));
+                meta.push(("duration_ms", outcome.duration.as_millis().to_string()));
+                if let Some(c) = outcome.exit_code {
+                    meta.push(("exit_code", c.to_string()));
+                }
+                if outcome.usage.tokens() > 0 || outcome.usage.cost_usd > 0.0 {
+                    meta.push(("input_tokens", outcome.usage.input_tokens.to_string()));
+                    meta.push(("output_tokens", outcome.usage.output_tokens.to_string()));
+                    meta.push(("cost_usd", format!("{:.6}", outcome.usage.cost_usd)));
+                }
+                let mut body =
+                    format!("{key} {}: {}", outcome.status.as_str(), outcome.stop_reason);
+                if outcome.status != Status::Done
+                    && !outcome.output.is_empty()
+                    && outcome.iterations == 0
+                {
+                    body.push('\n');
+                    body.push_str(&outcome.output);
+                }
+                (
+                    kind,
+                    outcome.task_id.clone().unwrap_or_default(),
+                    meta,
+                    body,
+                )
+            }
+            Event::Stopping { reason } => (
+                "INFO",
+                String::new(),
+                vec![apply, workflow, ("stop_reason", reason.clone())],
+                format!("stopping: {reason}"),
+            ),
+            _ => return,
+        };
+        self.post(kind, &task_id, meta, &body);
+    }
+
+    pub(super) fn post(
+        &mut self,
+        kind: &str,
+        task_id: &str,
+        meta: Vec<(&str, String)>,
+        body: &str,
+    ) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        let msg = NewMessage {
+            kind: kind.to_string(),
+            project_id: self.shared.project.clone(),
+            task_id: task_id.to_string(),
+            run_id: String::new(),
+            parents: Vec::new(),
+            meta: meta
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), self.shared.redactor.redact(&v).into_owned()))
+                .collect(),
+            body: self.shared.redactor.redact(body).into_owned(),
+        };
+        if let Err(e) = bus.append(&msg) {
+            tracing::warn!("cannot post {kind}: {e}");
+        }
+    }
+
+    fn index_of(&self, key: &str) -> Option<usize> {
+        self.jobs.iter().rposition(|j| &*j.key == key)
+    }
+
+    fn node_meta<'k>(
+        &self,
+        i: Option<usize>,
+        mut meta: Vec<(&'k str, String)>,
+    ) -> Vec<(&'k str, String)> {
+        if let Some(i) = i {
+            let job = &self.jobs[i];
+            meta.push(("node", self.shared.program.nodes[job.node].id.clone()));
+            meta.push(("instance", job.key.to_string()));
+            if let Some(item) = &job.item {
+                meta.push(("item", item_text(Some(item))));
+            }
+        }
+        meta
+    }
+
+    /// Every instance that ran or was skipped, in plan order; an expanded
+    /// fan-out is shown as its instances.
+    fn summaries(&self) -> Vec<InstanceSummary> {
+        let mut out = Vec::new();
+        for i in 0..self.jobs.len() {
+            if self.parent.contains_key(&i) {
+                continue;
+            }
+            let list = self.expanded.get(&i).cloned().unwrap_or_else(|| vec![i]);
+            for j in list {
+                let State::Finished(o) = &self.state[j] else {
+                    continue;
+                };
+                let job = &self.jobs[j];
+                out.push(InstanceSummary::new(
+                    &job.key,
+                    &self.shared.program.nodes[job.node].id,
+                    job.item.as_ref(),
+                    o,
+                    job.on_failure != OnFailure::Ignore,
+                ));
+            }
+        }
+        out
+    }
+}

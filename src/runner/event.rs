@@ -1,0 +1,52 @@
+//! Owns the one event type of a run. The dispatcher turns each event into a
+//! project-bus record and hands the same event to the console reporter, and
+//! the summary the JSON and JUnit reports print is built from them too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::outcome::Outcome;
+
+/// Something that happened in an apply.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The apply started; `instances` counts the plan's (run-time fan-outs once).
+    WorkflowStarted {
+        apply_id: String,
+        workflow: String,
+        instances: usize,
+        root: std::path::PathBuf,
+    },
+    /// An instance's task folder exists and its loop begins.
+    InstanceStarted { key: Arc<str>, task_id: String },
+    /// One iteration's agent is running.
+    IterationStarted {
+        key: Arc<str>,
+        iteration: u32,
+        max_iterations: u32,
+        run_id: String,
+        agent: String,
+    },
+    /// One iteration's agent exited; `verdict` says what the loop made of it.
+    IterationFinished {
+        key: Arc<str>,
+        iteration: u32,
+        exit_code: i32,
+        verdict: String,
+        duration: Duration,
+    },
+    /// A run-time fan-out became these instances.
+    Expanded {
+        key: Arc<str>,
+        instances: Vec<Arc<str>>,
+    },
+    /// An instance ended (done, failed or skipped).
+    InstanceFinished {
+        key: Arc<str>,
+        outcome: Arc<Outcome>,
+    },
+    /// A `[success]` command finished.
+    SuccessChecked { command: String, exit_code: i32 },
+    /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
+    Stopping { reason: String },
+}

@@ -1,0 +1,410 @@
+//! Owns one iteration of a Ralph loop: one run folder, one agent process.
+//! It writes prompt.md and run-info.yaml, starts the agent, waits for it
+//! while watching the timeout, idle timeout, deadline and stop signal,
+//! stops its group when one fires, and collects the final answer with the
+//! seed's precedence (output.md written by the agent > the answer in its
+//! stream > its stdout), usage and the terminal run record.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::time::Instant as TokioInstant;
+
+use super::backend::{self, StreamReport};
+use super::context::{RunPaths, Shared, StopLevel, reached};
+use super::job::{AgentSpec, Job};
+use super::outcome::{Usage, cap};
+use super::process::{self, Stdio3};
+use crate::bus::{BusWriter, NewMessage};
+use crate::store::{NOT_ENDED, RunInfo};
+
+/// Why an agent was stopped before it exited by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    Timeout,
+    IdleTimeout,
+    Deadline,
+    Interrupted,
+}
+
+impl Cut {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Deadline => "deadline",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What one run left behind.
+#[derive(Debug)]
+pub struct Ran {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub exit_code: i32,
+    pub cut: Option<Cut>,
+    /// The agent reported failure in its stream (claude's `is_error`, codex's `turn.failed`).
+    pub reported_failure: bool,
+    /// The final answer, capped for templates.
+    pub answer: String,
+    pub usage: Usage,
+    pub duration: Duration,
+}
+
+/// The run could not start: the agent's program is missing or not executable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Everything one iteration needs.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub job: &'a Job,
+    pub agent: &'a AgentSpec,
+    pub task_id: &'a str,
+    pub task_dir: &'a Path,
+    pub run_id: &'a str,
+    pub iteration: u32,
+    pub previous_run: Option<&'a str>,
+    /// The prompt.md text (preamble and prompt).
+    pub prompt: &'a str,
+    pub timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    /// When the node's deadline passes, if it has one.
+    pub deadline: Option<Instant>,
+}
+
+fn io_context(what: &str, path: &Path) -> impl Fn(std::io::Error) -> StartError {
+    let text = format!("cannot {what} {}", path.display());
+    move |e| StartError(format!("{text}: {e}"))
+}
+
+/// Runs one iteration; `on_start` is told the run id once the agent runs.
+pub async fn run(
+    shared: &Shared,
+    bus: &mut Option<BusWriter>,
+    req: &Request<'_>,
+    on_start: impl FnOnce(&str),
+) -> Result<Ran, StartError> {
+    let run_id = req.run_id.to_string();
+    let run_dir = req.task_dir.join("runs").join(&run_id);
+    std::fs::create_dir_all(&run_dir).map_err(io_context("create", &run_dir))?;
+    let prompt_path = run_dir.join("prompt.md");
+    let stdout_path = run_dir.join("agent-stdout.txt");
+    let stderr_path = run_dir.join("agent-stderr.txt");
+    let output_path = run_dir.join("output.md");
+    std::fs::write(&prompt_path, shared.redactor.redact(req.prompt).as_bytes())
+        .map_err(io_context("write", &prompt_path))?;
+    let paths = RunPaths {
+        task_id: req.task_id,
+        run_id: &run_id,
+        task_dir: req.task_dir,
+        run_dir: &run_dir,
+        iteration: req.iteration,
+        previous_run: req.previous_run,
+    };
+    let env = shared.agent_env(req.job, req.agent, &paths);
+    let (program, args) = req
+        .agent
+        .argv
+        .split_first()
+        .ok_or_else(|| StartError("the agent has no program".into()))?;
+    let Some(resolved) = process::resolve(program, &shared.agent_path, &req.job.workdir) else {
+        return Err(StartError(format!(
+            "agent `{}`: `{program}` is not an executable file on PATH",
+            req.agent.name
+        )));
+    };
+    let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+    let stdio = Stdio3 {
+        stdin: File::open(&prompt_path).map_err(io_context("open", &prompt_path))?,
+        stdout: append(&stdout_path).map_err(io_context("create", &stdout_path))?,
+        stderr: append(&stderr_path).map_err(io_context("create", &stderr_path))?,
+    };
+    let started = Instant::now();
+    let start_time = jiff::Timestamp::now();
+    let mut agent = process::spawn(&resolved, args, &req.job.workdir, &env, stdio)
+        .map_err(|e| StartError(format!("cannot start `{}`: {e}", resolved.display())))?;
+    shared.watch_group(agent.pid, agent.start_ticks);
+    let node = &shared.program.nodes[req.job.node].id;
+    let info_path = run_dir.join("run-info.yaml");
+    let info = RunInfo {
+        version: 1,
+        run_id: run_id.clone(),
+        parent_run_id: None,
+        previous_run_id: req.previous_run.map(str::to_string),
+        project_id: shared.project.clone(),
+        task_id: req.task_id.to_string(),
+        agent: req.agent.kind.as_str().to_string(),
+        process_ownership: Some("managed".into()),
+        pid: i64::from(agent.pid),
+        pgid: i64::from(agent.pid),
+        start_time: crate::bus::format_ts(start_time),
+        end_time: NOT_ENDED.into(),
+        exit_code: -1,
+        status: "running".into(),
+        cwd: Some(req.job.workdir.display().to_string()),
+        prompt_path: Some(prompt_path.display().to_string()),
+        output_path: Some(output_path.display().to_string()),
+        stdout_path: Some(stdout_path.display().to_string()),
+        stderr_path: Some(stderr_path.display().to_string()),
+        commandline: Some(
+            shared
+                .redactor
+                .redact(&format!(
+                    "{} < {}",
+                    req.agent.argv.join(" "),
+                    prompt_path.display()
+                ))
+                .into_owned(),
+        ),
+        error_summary: None,
+        agent_version: String::new(),
+        workflow: Some(shared.workflow.clone()),
+        node: Some(node.clone()),
+        item: req
+            .job
+            .item
+            .as_ref()
+            .map(|i| super::context::item_text(Some(i))),
+        iteration: Some(req.iteration),
+        stop_reason: None,
+        fingerprint: None,
+        input_tokens: None,
+        output_tokens: None,
+        cost_usd: None,
+    };
+    if let Err(e) = info.write(&info_path) {
+        tracing::warn!("{e}");
+    }
+    post(
+        shared,
+        bus,
+        "RUN_START",
+        req.task_id,
+        &run_id,
+        Vec::new(),
+        &format!(
+            "run started\nrun_dir: {}\nprompt: {}\nstdout: {}\nstderr: {}\noutput: {}",
+            run_dir.display(),
+            prompt_path.display(),
+            stdout_path.display(),
+            stderr_path.display(),
+            output_path.display()
+        ),
+    );
+    on_start(&run_id);
+
+    let cut = wait(shared, &mut agent, req, started, &stdout_path, &stderr_path).await;
+    let status = match cut {
+        None => agent.child.wait().await,
+        Some(cut) => {
+            let now = reached(shared.stop.clone(), StopLevel::Now);
+            let grace = if cut == Cut::Interrupted && shared.stop_level() == StopLevel::Now {
+                Duration::ZERO
+            } else {
+                shared.grace
+            };
+            process::stop(&mut agent, grace, now).await
+        }
+    };
+    process::sweep(&agent);
+    shared.release_group(agent.pid);
+    let exit_code = status.map_or(-1, process::exit_code);
+    let duration = started.elapsed();
+
+    let report = backend::read_stream(req.agent.kind, &stdout_path).unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        StreamReport {
+            failed: true,
+            ..StreamReport::default()
+        }
+    });
+    let answer = final_answer(&report, &output_path, &stdout_path);
+    let usage = Usage {
+        input_tokens: report.input_tokens.unwrap_or(0),
+        output_tokens: report.output_tokens.unwrap_or(0),
+        cost_usd: report.cost_usd.unwrap_or(0.0),
+    };
+    Ok(Ran {
+        run_id,
+        run_dir,
+        exit_code,
+        cut,
+        reported_failure: report.failed,
+        answer,
+        usage,
+        duration,
+    })
+}
+
+/// Waits for the agent to exit, or for the first limit or stop to fire.
+async fn wait(
+    shared: &Shared,
+    agent: &mut process::Agent,
+    req: &Request<'_>,
+    started: Instant,
+    stdout: &Path,
+    stderr: &Path,
+) -> Option<Cut> {
+    let timeout = tokio::time::sleep(req.timeout);
+    let deadline = async {
+        match req.deadline {
+            Some(d) => tokio::time::sleep_until(TokioInstant::from_std(d)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let idle = async {
+        let Some(limit) = req.idle_timeout else {
+            return std::future::pending().await;
+        };
+        // Output goes straight to files, so activity is their growth.
+        let every = (limit / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let size = || {
+            [stdout, stderr]
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        };
+        let mut last = size();
+        let mut quiet_since = started;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = size();
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= limit {
+                return;
+            }
+        }
+    };
+    let stop = reached(shared.stop.clone(), StopLevel::Graceful);
+    tokio::select! {
+        _ = agent.child.wait() => None,
+        () = timeout => Some(Cut::Timeout),
+        () = deadline => Some(Cut::Deadline),
+        () = idle => Some(Cut::IdleTimeout),
+        () = stop => Some(Cut::Interrupted),
+    }
+}
+
+/// output.md written by the agent wins; else the stream's answer; else stdout.
+/// output.md is made to exist either way, as the seed guarantees.
+fn final_answer(report: &StreamReport, output: &Path, stdout: &Path) -> String {
+    if !output.exists() {
+        let written = match &report.answer {
+            Some(a) => std::fs::write(output, a),
+            None => std::fs::copy(stdout, output).map(|_| ()),
+        };
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}", output.display());
+            return cap(report.answer.clone().unwrap_or_default());
+        }
+    }
+    read_capped(output)
+}
+
+/// The first [`super::outcome::TEMPLATE_TEXT_CAP`] bytes of a file (and a marker past them).
+pub fn read_capped(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(f) = File::open(path) {
+        let _ = f
+            .take(super::outcome::TEMPLATE_TEXT_CAP as u64 + 4)
+            .read_to_end(&mut bytes);
+    }
+    cap(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Appends to a task bus; a bus failure is logged, never fatal to the loop.
+pub fn post(
+    shared: &Shared,
+    bus: &mut Option<BusWriter>,
+    kind: &str,
+    task_id: &str,
+    run_id: &str,
+    meta: Vec<(&str, String)>,
+    body: &str,
+) {
+    let Some(writer) = bus.as_mut() else { return };
+    let msg = NewMessage {
+        kind: kind.to_string(),
+        project_id: shared.project.clone(),
+        task_id: task_id.to_string(),
+        run_id: run_id.to_string(),
+        parents: Vec::new(),
+        meta: meta
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), shared.redactor.redact(&v).into_owned()))
+            .collect(),
+        body: shared.redactor.redact(body).into_owned(),
+    };
+    if let Err(e) = writer.append(&msg) {
+        tracing::warn!("cannot post {kind} to {}: {e}", writer.path().display());
+    }
+}
+
+/// The run's terminal record in run-info.yaml.
+pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
+    let path = run.run_dir.join("run-info.yaml");
+    let result = RunInfo::update(&path, |i| {
+        i.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+        i.exit_code = i64::from(run.exit_code);
+        i.status = if run.exit_code == 0 && !run.reported_failure {
+            "completed".into()
+        } else {
+            "failed".into()
+        };
+        i.error_summary = error;
+        i.stop_reason = Some(verdict.to_string());
+        if run.usage != Usage::default() {
+            i.input_tokens = Some(run.usage.input_tokens);
+            i.output_tokens = Some(run.usage.output_tokens);
+            i.cost_usd = Some(run.usage.cost_usd);
+        }
+    });
+    if let Err(e) = result {
+        tracing::warn!("{e}");
+    }
+}
+
+/// The seed's error summary for an exit code.
+pub fn error_summary(run: &Ran) -> Option<String> {
+    if let Some(cut) = run.cut {
+        return Some(match cut {
+            Cut::Interrupted => "stopped by conductor".to_string(),
+            other => format!("timed out ({})", other.as_str()),
+        });
+    }
+    match run.exit_code {
+        0 if run.reported_failure => Some("agent reported failure".into()),
+        0 => None,
+        1 => Some("agent reported failure".into()),
+        2 => Some("agent usage error".into()),
+        137 => Some("agent killed (OOM or signal)".into()),
+        143 => Some("agent terminated (SIGTERM)".into()),
+        n => Some(format!("agent exited with code {n}")),
+    }
+}
+
+/// The last `n` lines of a file, read from its end.
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(64 * 1024);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

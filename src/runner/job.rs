@@ -1,0 +1,292 @@
+//! Owns what the runner knows about each node instance before it runs: the
+//! plan's instance joined with its program node, its agents resolved to
+//! argv and environment, its stop plan turned into typed limits, and its
+//! `needs` turned into job indices. Built once per apply, read-only after.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::compile::paths::normalize;
+use crate::compile::{Action, Program};
+use crate::model::{Agent, AgentKind, Duration as ModelDuration, OnFailure};
+use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
+
+/// One agent an instance may run, resolved.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub name: String,
+    pub kind: AgentKind,
+    /// Program and arguments; the program as written (resolved against PATH at spawn).
+    pub argv: Vec<String>,
+    /// The agent's own `env`.
+    pub env: Vec<(String, String)>,
+    /// Secret variables this agent may see (its kind's vendor key, its `api_key_env`).
+    pub own_keys: Vec<String>,
+}
+
+/// The success conditions and limits of one Ralph loop, typed.
+#[derive(Debug, Clone)]
+pub struct StopSpec {
+    pub done_file: bool,
+    pub promise: Option<String>,
+    pub output_matches: Option<regex::Regex>,
+    pub command: Option<String>,
+    pub expr: Option<String>,
+    pub exit_zero: bool,
+    pub all: bool,
+    pub max_iterations: u32,
+    pub timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub deadline: Option<Duration>,
+    pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    pub stall: Option<u32>,
+}
+
+/// An agent instance's loop: its agents (the first, then `fallback_agents`) and stop.
+#[derive(Debug)]
+pub struct AgentJob {
+    pub agents: Vec<AgentSpec>,
+    pub stop: StopSpec,
+    /// The prompt template's name in its scope's environment, and its `vars`.
+    pub template: String,
+    pub vars: serde_json::Value,
+    /// Whether the prompt reads `previous` itself (then no restart prefix).
+    pub uses_previous: bool,
+}
+
+/// What an instance does.
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    Agent(Arc<AgentJob>),
+    Gate(String),
+    /// Placeholder of a run-time fan-out; replaced by agent jobs when its source is done.
+    FanOut {
+        from: usize,
+        path: Option<String>,
+        lines: bool,
+        max_items: u32,
+        /// Mirrors (`each_of`) its source's instances rather than reading its answer.
+        mirror: bool,
+        agent: Arc<AgentJob>,
+    },
+}
+
+/// One node instance.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: Arc<str>,
+    /// Index of the program node.
+    pub node: usize,
+    pub item: Option<serde_json::Value>,
+    pub matrix: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Job indices this one waits for.
+    pub needs: Vec<usize>,
+    pub kind: JobKind,
+    /// Absolute.
+    pub workdir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub on_failure: OnFailure,
+}
+
+/// A workflow that cannot run as written, found before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("node `{node}`: {message}")]
+    Agent { node: String, message: String },
+}
+
+/// Builds every job of the plan, in plan order (which is dependency order).
+pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
+    let entry_dir = program
+        .scopes
+        .first()
+        .map_or_else(PathBuf::new, |s| s.dir.clone());
+    let by_key: std::collections::HashMap<&str, usize> = plan
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| (&*inst.key, i))
+        .collect();
+    let node_index: std::collections::HashMap<&str, usize> = program
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    plan.instances
+        .iter()
+        .map(|inst| {
+            let node = node_index.get(&*inst.node).copied().unwrap_or(0);
+            let needs = inst
+                .needs
+                .iter()
+                .filter_map(|k| by_key.get(&**k).copied())
+                .collect();
+            Ok(Job {
+                key: Arc::clone(&inst.key),
+                node,
+                item: inst.item.clone(),
+                matrix: inst.matrix.clone(),
+                needs,
+                kind: kind(program, node, inst, &node_index)?,
+                workdir: normalize(&entry_dir.join(&*inst.workdir)),
+                env: inst
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+                on_failure: program.nodes[node].on_failure,
+            })
+        })
+        .collect()
+}
+
+fn kind(
+    program: &Program,
+    node: usize,
+    inst: &Instance,
+    node_index: &std::collections::HashMap<&str, usize>,
+) -> Result<JobKind, JobError> {
+    let n = &program.nodes[node];
+    let prompt = || match &n.action {
+        Action::Prompt { template, vars } => {
+            let source = program.scopes[n.scope]
+                .templates
+                .get_template(template)
+                .map(|t| t.source().to_string())
+                .unwrap_or_default();
+            (
+                template.clone(),
+                serde_json::Value::Object(vars.clone()),
+                source.contains("previous"),
+            )
+        }
+        Action::Gate { .. } => (String::new(), serde_json::Value::Null, false),
+    };
+    let agent_job = |agents: Vec<&AgentRef>, stop: &StopPlan| -> Result<Arc<AgentJob>, JobError> {
+        let (template, vars, uses_previous) = prompt();
+        Ok(Arc::new(AgentJob {
+            agents: agents
+                .into_iter()
+                .map(|a| agent_spec(program, node, a))
+                .collect::<Result<_, _>>()?,
+            stop: stop_spec(stop).map_err(|message| JobError::Agent {
+                node: n.id.clone(),
+                message,
+            })?,
+            template,
+            vars,
+            uses_previous,
+        }))
+    };
+    Ok(match &inst.kind {
+        InstanceKind::Gate { expr } => JobKind::Gate(expr.clone()),
+        InstanceKind::Agent {
+            agent,
+            fallback_agents,
+            stop,
+        } => JobKind::Agent(agent_job(
+            std::iter::once(&**agent)
+                .chain(fallback_agents.iter().map(|a| &**a))
+                .collect(),
+            stop,
+        )?),
+        InstanceKind::FanOut {
+            from,
+            path,
+            lines,
+            max_items,
+            agent,
+            stop,
+        } => JobKind::FanOut {
+            from: n
+                .fan_out_source
+                .or_else(|| node_index.get(from.as_str()).copied())
+                .unwrap_or(0),
+            path: path.clone(),
+            lines: *lines,
+            max_items: *max_items,
+            mirror: matches!(n.for_each, Some(crate::model::ForEach::EachOf { .. })),
+            agent: agent_job(vec![&**agent], stop)?,
+        },
+    })
+}
+
+fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentSpec, JobError> {
+    let n = &program.nodes[node];
+    let scope = &program.scopes[n.scope];
+    let found = scope
+        .agent(&agent.name)
+        .cloned()
+        .or_else(|| Agent::builtin(&agent.name, n.span));
+    let Some(def) = found else {
+        return Err(JobError::Agent {
+            node: n.id.clone(),
+            message: format!("unknown agent `{}`", agent.name),
+        });
+    };
+    let kind = def.kind.value;
+    let strings = |v: &Option<Vec<crate::model::Spanned<String>>>| -> Option<Vec<String>> {
+        v.as_ref()
+            .map(|v| v.iter().map(|s| s.value.clone()).collect())
+    };
+    let argv = super::backend::argv(
+        kind,
+        strings(&def.command),
+        strings(&def.args),
+        strings(&def.extra_args).unwrap_or_default(),
+        agent.model.as_deref(),
+    )
+    .map_err(|message| JobError::Agent {
+        node: n.id.clone(),
+        message: format!("agent `{}`: {message}", agent.name),
+    })?;
+    let mut own_keys: Vec<String> = super::backend::vendor_keys(kind)
+        .iter()
+        .map(|k| (*k).to_string())
+        .collect();
+    if let Some(k) = &def.api_key_env {
+        own_keys.push(k.value.clone());
+    }
+    Ok(AgentSpec {
+        name: agent.name.clone(),
+        kind,
+        argv,
+        env: def
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        own_keys,
+    })
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    ModelDuration::parse(text).map(|d| Duration::from_millis(d.millis))
+}
+
+fn stop_spec(plan: &StopPlan) -> Result<StopSpec, String> {
+    let s = &plan.success;
+    let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let flag = |k: &str| s.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    Ok(StopSpec {
+        done_file: flag("done_file"),
+        promise: text("promise"),
+        output_matches: text("output_matches")
+            .map(|r| regex::Regex::new(&r).map_err(|e| e.to_string()))
+            .transpose()?,
+        command: text("command"),
+        expr: text("expr"),
+        exit_zero: flag("exit_zero"),
+        all: plan.all,
+        max_iterations: plan.max_iterations,
+        timeout: duration(&plan.timeout)?,
+        idle_timeout: plan.idle_timeout.as_deref().map(duration).transpose()?,
+        deadline: plan.deadline.as_deref().map(duration).transpose()?,
+        budget_usd: plan.budget_usd,
+        budget_tokens: plan.budget_tokens,
+        stall: plan.stall,
+    })
+}

@@ -1,0 +1,329 @@
+//! Owns execution (DESIGN §3 step 3-4): from a checked plan to a finished
+//! apply. It resolves the runs root and checks the environment before
+//! anything starts, runs the dispatcher on a tokio runtime with the stop
+//! signals wired in, runs the `[success]` commands, and returns the summary.
+
+mod backend;
+mod context;
+mod dispatcher;
+pub mod event;
+mod iteration;
+mod job;
+pub mod outcome;
+mod process;
+mod select;
+mod signals;
+mod stall;
+mod success;
+pub mod summary;
+mod unit;
+pub mod watchdog;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use dispatcher::Observer;
+pub use summary::Summary;
+
+use crate::compile::Program;
+use crate::plan::Plan;
+use context::{Shared, StopLevel};
+use summary::SuccessSummary;
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// `--root`, relative to the current directory.
+    pub root: Option<PathBuf>,
+    pub max_parallel: usize,
+    pub only: Vec<String>,
+    pub fail_fast: bool,
+    /// SIGTERM-to-SIGKILL grace period for agents.
+    pub grace: Duration,
+}
+
+/// An apply that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Bad invocation (`--only` names nothing): exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// The machine is not ready (runs root not writable, agent missing): exit 3.
+    #[error("{0}")]
+    Environment(String),
+}
+
+/// The runs root (DESIGN §4): `--root`, else `CONDUCTOR_ROOT`, else the
+/// workflow's `root`, else `.conductor/runs` under the current directory.
+pub fn runs_root(program: &Program, flag: Option<&Path>) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let entry_dir = program
+        .scopes
+        .first()
+        .map_or_else(|| cwd.clone(), |s| s.dir.clone());
+    let chosen = flag
+        .map(|r| cwd.join(r))
+        .or_else(|| {
+            std::env::var_os("CONDUCTOR_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(|r| cwd.join(r))
+        })
+        .or_else(|| program.root.as_ref().map(|r| entry_dir.join(r)))
+        .unwrap_or_else(|| cwd.join(".conductor").join("runs"));
+    crate::compile::paths::normalize(&chosen)
+}
+
+/// Runs `plan`; `observer` sees every event as it happens.
+pub fn apply(
+    program: Program,
+    plan: &Plan,
+    options: &ApplyOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary, ApplyError> {
+    let started = Instant::now();
+    let jobs = job::build(&program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+    let jobs = select::only(jobs, &options.only, &program).map_err(ApplyError::Invalid)?;
+    let root = runs_root(&program, options.root.as_deref());
+    let project_dir = root.join(&program.project);
+    prepare_root(&root, &project_dir, options.root.is_some())?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ApplyError::Environment(format!("cannot find conductor's own binary: {e}")))?;
+    let agent_path = agent_path(&exe);
+    preflight(&jobs, &agent_path, &program)?;
+
+    let base_env: Vec<(String, String)> = std::env::vars().collect();
+    let mut secrets: Vec<String> = crate::secrets::VENDOR_KEYS
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+    for scope in &program.scopes {
+        for (_, a) in &scope.agents {
+            if let Some(k) = &a.api_key_env {
+                secrets.push(k.value.clone());
+            }
+        }
+    }
+    let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let redactor = crate::secrets::Redactor::new(
+        base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &secret_refs,
+    );
+    let apply_start = jiff::Timestamp::now();
+    let apply_id = format!(
+        "apply-{}-{}",
+        apply_start.strftime("%Y%m%d-%H%M%S"),
+        crate::store::short_hash(
+            &format!("{}{}", std::process::id(), apply_start.as_nanosecond()),
+            3
+        )
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(StopLevel::Running);
+    let stop_tx = Arc::new(stop_tx);
+    let watchdog = watchdog::Watchdog::start(&exe)
+        .map_err(|e| ApplyError::Environment(format!("cannot start the process watchdog: {e}")))?;
+    let shared = Arc::new(Shared {
+        workflow: program.name.clone(),
+        project: program.project.clone(),
+        program: Arc::new(program),
+        apply_id,
+        apply_start,
+        project_dir,
+        runs_root: root.clone(),
+        base_env,
+        secrets,
+        redactor,
+        agent_path,
+        grace: options.grace,
+        watchdog: Mutex::new(Some(watchdog)),
+        stop: stop_rx,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ApplyError::Environment(format!("cannot start the async runtime: {e}")))?;
+    let limits = dispatcher::Limits {
+        max_parallel: options.max_parallel.max(1),
+        fail_fast: options.fail_fast,
+    };
+    let entry_dir = shared
+        .program
+        .scopes
+        .first()
+        .map(|s| s.dir.clone())
+        .unwrap_or_default();
+    let (instances, success, signal) = runtime.block_on(async {
+        let signals = signals::listen(Arc::clone(&stop_tx))
+            .map_err(|e| ApplyError::Environment(format!("cannot install signal handlers: {e}")))?;
+        let d = dispatcher::Dispatcher::new(
+            Arc::clone(&shared),
+            jobs,
+            limits,
+            Arc::clone(&stop_tx),
+            observer,
+        );
+        let (instances, stop_reason) = d.run(&root).await;
+        let mut success = Vec::new();
+        let failed = instances
+            .iter()
+            .any(|i| i.status == outcome::Status::Failed && i.counts);
+        if stop_reason.is_none() && !failed {
+            for c in &plan.success {
+                if shared.stop_level() > StopLevel::Running {
+                    break;
+                }
+                let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
+                let code = signals::run_success(&c.command, &workdir, &shared).await;
+                observer_success(&mut success, &c.command, code);
+            }
+        }
+        Ok::<_, ApplyError>((instances, success, signals.received()))
+    })?;
+    if let Ok(mut w) = shared.watchdog.lock()
+        && let Some(w) = w.take()
+    {
+        w.finish();
+    }
+    let mut summary = Summary {
+        workflow: shared.workflow.clone(),
+        apply_id: shared.apply_id.clone(),
+        project: shared.project.clone(),
+        root: root.display().to_string(),
+        status: String::new(),
+        exit_code: 0,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        counts: summary::Counts::default(),
+        usage: outcome::Usage::default(),
+        instances,
+        success,
+    };
+    summary.settle(signal);
+    record_stop(&shared, &summary);
+    Ok(summary)
+}
+
+fn observer_success(list: &mut Vec<SuccessSummary>, command: &str, exit_code: i32) {
+    list.push(SuccessSummary {
+        command: command.to_string(),
+        exit_code,
+    });
+}
+
+/// `WORKFLOW_STOP` on the project bus.
+fn record_stop(shared: &Shared, summary: &Summary) {
+    let path = shared.project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let Ok(mut bus) = crate::bus::BusWriter::open(&path) else {
+        return;
+    };
+    let meta = [
+        ("apply_id", shared.apply_id.clone()),
+        ("workflow", shared.workflow.clone()),
+        ("status", summary.status.clone()),
+        ("exit_code", summary.exit_code.to_string()),
+        ("done", summary.counts.done.to_string()),
+        ("failed", summary.counts.failed.to_string()),
+        ("skipped", summary.counts.skipped.to_string()),
+        ("duration_ms", summary.duration_ms.to_string()),
+        ("cost_usd", format!("{:.6}", summary.usage.cost_usd)),
+    ];
+    let msg = crate::bus::NewMessage {
+        kind: "WORKFLOW_STOP".into(),
+        project_id: shared.project.clone(),
+        meta: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        body: format!(
+            "workflow {} {}: {} done, {} failed, {} skipped",
+            shared.workflow,
+            summary.status,
+            summary.counts.done,
+            summary.counts.failed,
+            summary.counts.skipped
+        ),
+        ..crate::bus::NewMessage::default()
+    };
+    if let Err(e) = bus.append(&msg) {
+        tracing::warn!("cannot post WORKFLOW_STOP: {e}");
+    }
+}
+
+/// Creates the root and project folders, and `.conductor/.gitignore` for
+/// the default root; any failure is an environment error.
+fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), ApplyError> {
+    let fail = |what: &Path, e: std::io::Error| {
+        ApplyError::Environment(format!(
+            "the runs root is not writable: cannot create {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
+            what.display()
+        ))
+    };
+    std::fs::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
+    let probe = project_dir.join(".conductor-write-probe");
+    std::fs::write(&probe, b"").map_err(|e| fail(&probe, e))?;
+    let _ = std::fs::remove_file(&probe);
+    if !explicit && let Some(dot) = root.parent().filter(|p| p.ends_with(".conductor")) {
+        let ignore = dot.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+    }
+    Ok(())
+}
+
+/// PATH for agents: conductor's own folder first, so `conductor bus post` works.
+fn agent_path(exe: &Path) -> String {
+    let own = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(own).chain(std::env::split_paths(&rest));
+    std::env::join_paths(dirs).map_or_else(
+        |_| rest.to_string_lossy().into_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    )
+}
+
+/// Every agent program and workdir exists before anything starts.
+fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), ApplyError> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        let node = &program.nodes[job.node].id;
+        let agents = match &job.kind {
+            job::JobKind::Agent(a) | job::JobKind::FanOut { agent: a, .. } => &a.agents,
+            job::JobKind::Gate(_) => continue,
+        };
+        if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
+            problems.push(format!(
+                "node `{node}`: workdir {} does not exist",
+                job.workdir.display()
+            ));
+        }
+        for a in agents {
+            let Some(program_name) = a.argv.first() else {
+                continue;
+            };
+            if !seen.insert(("agent", a.name.clone() + program_name)) {
+                continue;
+            }
+            if process::resolve(program_name, path, &job.workdir).is_none() {
+                let how = match a.kind {
+                    crate::model::AgentKind::Claude => {
+                        "\n  help: install it with `npm install -g @anthropic-ai/claude-code`"
+                    }
+                    crate::model::AgentKind::Codex => {
+                        "\n  help: install it with `npm install -g @openai/codex`"
+                    }
+                    crate::model::AgentKind::Gemini => {
+                        "\n  help: install it with `npm install -g @google/gemini-cli`"
+                    }
+                    _ => "\n  help: install it, or fix the agent's `command`",
+                };
+                problems.push(format!(
+                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH{how}",
+                    a.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Environment(problems.join("\n")))
+    }
+}

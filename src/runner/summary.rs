@@ -1,0 +1,121 @@
+//! Owns the summary of an apply: every instance's final state in plan
+//! order, the `[success]` checks, totals, and the exit code (DESIGN §6).
+//! The JSON report is this struct; the console table and JUnit read it.
+
+use serde::Serialize;
+
+use super::outcome::{Outcome, Status, Usage};
+use crate::exit_code;
+
+/// One instance, finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceSummary {
+    pub key: String,
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
+    pub status: Status,
+    pub stop_reason: String,
+    pub iterations: u32,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_dir: Option<String>,
+    /// Whether this instance's failure fails the apply (`on_failure` is not `ignore`).
+    #[serde(skip)]
+    pub counts: bool,
+    /// The answer's head, for the JUnit failure text.
+    #[serde(skip)]
+    pub output: String,
+}
+
+impl InstanceSummary {
+    pub fn new(
+        key: &str,
+        node: &str,
+        item: Option<&serde_json::Value>,
+        outcome: &Outcome,
+        counts: bool,
+    ) -> Self {
+        Self {
+            key: key.to_string(),
+            node: node.to_string(),
+            item: item.cloned(),
+            status: outcome.status,
+            stop_reason: outcome.stop_reason.clone(),
+            iterations: outcome.iterations,
+            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+            exit_code: outcome.exit_code,
+            usage: outcome.usage,
+            task_id: outcome.task_id.clone(),
+            task_dir: outcome.task_dir.as_ref().map(|d| d.display().to_string()),
+            counts,
+            output: outcome.output.chars().take(4000).collect(),
+        }
+    }
+}
+
+/// A `[success]` command's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuccessSummary {
+    pub command: String,
+    pub exit_code: i32,
+}
+
+/// The whole apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub workflow: String,
+    pub apply_id: String,
+    pub project: String,
+    pub root: String,
+    /// `done`, `failed` or `interrupted`.
+    pub status: String,
+    pub exit_code: u8,
+    pub duration_ms: u64,
+    pub counts: Counts,
+    pub usage: Usage,
+    pub instances: Vec<InstanceSummary>,
+    pub success: Vec<SuccessSummary>,
+}
+
+/// How many instances ended how.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Fills in counts, usage, status and exit code from the instances.
+    pub fn settle(&mut self, interrupted_by: Option<i32>) {
+        let mut counts = Counts::default();
+        let mut usage = Usage::default();
+        for i in &self.instances {
+            match i.status {
+                Status::Done => counts.done += 1,
+                Status::Failed => counts.failed += 1,
+                Status::Skipped => counts.skipped += 1,
+            }
+            usage.add(i.usage);
+        }
+        self.counts = counts;
+        self.usage = usage;
+        let failed = self
+            .instances
+            .iter()
+            .any(|i| i.status == Status::Failed && i.counts)
+            || self.success.iter().any(|s| s.exit_code != 0);
+        (self.status, self.exit_code) = match interrupted_by {
+            Some(15) => ("interrupted".into(), exit_code::TERMINATED),
+            Some(_) => ("interrupted".into(), exit_code::INTERRUPTED),
+            None if failed => ("failed".into(), exit_code::FAILED),
+            None => ("done".into(), exit_code::OK),
+        };
+    }
+}

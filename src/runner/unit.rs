@@ -1,0 +1,408 @@
+//! Owns one node instance's Ralph loop: its task folder, TASK.md and task
+//! bus, and the iterations, each rendered afresh (with `iteration`,
+//! `previous` and `needs`), run, and judged by the success conditions,
+//! until one holds or a limit (`max_iterations`, `timeout`, `idle_timeout`,
+//! deadline, budgets, stall) fails the instance. Agent errors rotate to
+//! the next of `fallback_agents`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use minijinja::{Value, context};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::context::{Shared, item_text};
+use super::event::Event;
+use super::iteration::{self, Cut, Ran, Request};
+use super::job::{AgentJob, Job};
+use super::outcome::{Outcome, Status, Usage, extract_json};
+use super::stall::Stall;
+use super::success::{Evidence, Verdict, evaluate};
+use crate::bus::BusWriter;
+use crate::model::OutputFormat;
+use crate::preamble::{PreambleOptions, RunPlace, prompt_file};
+
+/// The previous iteration, as templates see it.
+#[derive(Debug, Default)]
+struct Previous {
+    output: String,
+    exit_code: i32,
+    stop_reason: String,
+    error: Option<String>,
+}
+
+/// Runs `job`'s loop to its end.
+pub async fn run(
+    shared: Arc<Shared>,
+    job: Arc<Job>,
+    agent: Arc<AgentJob>,
+    needs: Value,
+    events: UnboundedSender<Event>,
+) -> Outcome {
+    let started = Instant::now();
+    let task_id = crate::store::task_id(shared.apply_start, &shared.apply_id, &job.key);
+    let task_dir = shared.project_dir.join(&task_id);
+    let mut out = Outcome {
+        task_id: Some(task_id.clone()),
+        task_dir: Some(task_dir.clone()),
+        ..Outcome::ended(Status::Failed, "")
+    };
+    if let Err(e) = std::fs::create_dir_all(task_dir.join("runs")) {
+        out.stop_reason = "store_error".into();
+        out.output = format!("cannot create {}: {e}", task_dir.display());
+        return out;
+    }
+    let mut bus = match BusWriter::open(&task_dir.join("TASK-MESSAGE-BUS.md")) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
+    let _ = events.send(Event::InstanceStarted {
+        key: Arc::clone(&job.key),
+        task_id: task_id.clone(),
+    });
+    let mut looper = Looper {
+        shared: &shared,
+        job: &job,
+        agent: &agent,
+        needs,
+        task_id: &task_id,
+        task_dir: &task_dir,
+        bus: &mut bus,
+        events: &events,
+    };
+    looper.run(&mut out, started).await;
+    out.duration = started.elapsed();
+    out
+}
+
+struct Looper<'a> {
+    shared: &'a Shared,
+    job: &'a Arc<Job>,
+    agent: &'a AgentJob,
+    needs: Value,
+    task_id: &'a str,
+    task_dir: &'a std::path::Path,
+    bus: &'a mut Option<BusWriter>,
+    events: &'a UnboundedSender<Event>,
+}
+
+impl Looper<'_> {
+    async fn run(&mut self, out: &mut Outcome, started: Instant) {
+        let stop = &self.agent.stop;
+        let deadline = stop.deadline.map(|d| started + d);
+        let mut previous: Option<Previous> = None;
+        let mut previous_run: Option<String> = None;
+        let mut agent_index = 0;
+        let mut usage = Usage::default();
+        let mut stall = stop
+            .stall
+            .map(|n| Stall::new(n, self.job.workdir.clone(), self.shared.runs_root.clone()));
+        let wants_json = self.shared.program.nodes[self.job.node]
+            .output
+            .as_ref()
+            .is_some_and(|o| o.format.value == OutputFormat::Json);
+        for iteration in 1..=stop.max_iterations {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return fail(out, "deadline");
+            }
+            if self.shared.stop_level() > super::context::StopLevel::Running {
+                return fail(out, "interrupted");
+            }
+            let agent = &self.agent.agents[agent_index];
+            let prompt = match self.render(iteration, previous.as_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.output = e;
+                    return fail(out, "render_error");
+                }
+            };
+            if iteration == 1 {
+                let task_md = self.task_dir.join("TASK.md");
+                if !task_md.exists() {
+                    let _ =
+                        std::fs::write(&task_md, self.shared.redactor.redact(&prompt).as_bytes());
+                }
+            }
+            let run_id = crate::store::run_id(iteration, jiff::Timestamp::now());
+            let text = self.prompt_text(&run_id, iteration, &prompt);
+            let req = Request {
+                job: self.job,
+                agent,
+                task_id: self.task_id,
+                task_dir: self.task_dir,
+                run_id: &run_id,
+                iteration,
+                previous_run: previous_run.as_deref(),
+                prompt: &text,
+                timeout: stop.timeout,
+                idle_timeout: stop.idle_timeout,
+                deadline,
+            };
+            let key = Arc::clone(&self.job.key);
+            let events = self.events.clone();
+            let max = stop.max_iterations;
+            let agent_name = agent.name.clone();
+            let ran = iteration::run(self.shared, self.bus, &req, move |run_id| {
+                let _ = events.send(Event::IterationStarted {
+                    key,
+                    iteration,
+                    max_iterations: max,
+                    run_id: run_id.to_string(),
+                    agent: agent_name,
+                });
+            })
+            .await;
+            let ran = match ran {
+                Ok(r) => r,
+                Err(e) => {
+                    iteration::post(
+                        self.shared,
+                        self.bus,
+                        "ERROR",
+                        self.task_id,
+                        "",
+                        Vec::new(),
+                        &e.0,
+                    );
+                    out.output = e.0;
+                    out.iterations = iteration;
+                    return fail(out, "agent_missing");
+                }
+            };
+            out.iterations = iteration;
+            out.exit_code = Some(ran.exit_code);
+            usage.add(ran.usage);
+            out.usage = usage;
+            let json = if wants_json {
+                extract_json(&ran.answer)
+            } else {
+                None
+            };
+            let agent_error = ran.exit_code != 0 || ran.reported_failure;
+            let mut verdict = match ran.cut {
+                Some(cut) => cut.as_str().to_string(),
+                None => {
+                    self.judge(&ran, iteration, json.as_ref(), agent_error)
+                        .await
+                }
+            };
+            let mut json_error = None;
+            if wants_json && json.is_none() && ran.cut.is_none() {
+                json_error = Some("the answer holds no JSON".to_string());
+                if verdict.starts_with("done:") {
+                    verdict = "no_json".into();
+                }
+            }
+            self.record(&ran, iteration, &verdict);
+            out.output.clone_from(&ran.answer);
+            out.json = json;
+            if let Some(reason) = verdict.strip_prefix("done:") {
+                out.status = Status::Done;
+                out.stop_reason = reason.to_string();
+                return;
+            }
+            if let Some(reason) = verdict.strip_prefix("error:") {
+                out.output = reason.to_string();
+                return fail(out, "stop_error");
+            }
+            let rotate = self.agent.agents.len() > 1
+                && (agent_error || matches!(ran.cut, Some(Cut::Timeout | Cut::IdleTimeout)));
+            match ran.cut {
+                Some(Cut::Interrupted) => return fail(out, "interrupted"),
+                Some(Cut::Deadline) => return fail(out, "deadline"),
+                Some(cut) if !rotate => return fail(out, cut.as_str()),
+                _ => {}
+            }
+            if stop.budget_usd.is_some_and(|b| usage.cost_usd > b) {
+                return fail(out, "budget_usd");
+            }
+            if stop.budget_tokens.is_some_and(|b| usage.tokens() > b) {
+                return fail(out, "budget_tokens");
+            }
+            if let Some(s) = stall.as_mut()
+                && s.observe(&ran.answer)
+            {
+                return fail(out, "stall");
+            }
+            if rotate {
+                agent_index = (agent_index + 1) % self.agent.agents.len();
+            }
+            previous_run = Some(ran.run_id.clone());
+            previous = Some(Previous {
+                output: ran.answer,
+                exit_code: ran.exit_code,
+                stop_reason: verdict,
+                error: json_error,
+            });
+        }
+        fail(out, "max_iterations");
+    }
+
+    /// `done:<condition>`, `error:<why>`, or why the loop goes on.
+    async fn judge(
+        &self,
+        ran: &Ran,
+        iteration: u32,
+        json: Option<&serde_json::Value>,
+        agent_error: bool,
+    ) -> String {
+        let scope = &self.shared.program.scopes[self.shared.program.nodes[self.job.node].scope];
+        let ctx = context! {
+            output => ran.answer.as_str(),
+            json => json.map(crate::prompt::context),
+            iteration => iteration,
+            exit_code => ran.exit_code,
+            item => self.job.item.as_ref().map(crate::prompt::context),
+            params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            needs => self.needs.clone(),
+        };
+        let env: Vec<(String, String)> = self.shared.agent_env(
+            self.job,
+            &self.agent.agents[0],
+            &super::context::RunPaths {
+                task_id: self.task_id,
+                run_id: &ran.run_id,
+                task_dir: self.task_dir,
+                run_dir: &ran.run_dir,
+                iteration,
+                previous_run: None,
+            },
+        );
+        let ev = Evidence {
+            task_dir: self.task_dir,
+            workdir: &self.job.workdir,
+            answer: &ran.answer,
+            exit_code: ran.exit_code,
+            agent_failed: ran.reported_failure,
+            context: ctx,
+            env: &env,
+        };
+        match evaluate(&self.agent.stop, &scope.templates, &ev, self.shared.grace).await {
+            Verdict::Done(name) => format!("done:{name}"),
+            Verdict::Error(e) => format!("error:{e}"),
+            Verdict::NotDone if agent_error => "agent_error".into(),
+            Verdict::NotDone => "not_done".into(),
+        }
+    }
+
+    fn render(&self, iteration: u32, previous: Option<&Previous>) -> Result<String, String> {
+        let node = &self.shared.program.nodes[self.job.node];
+        let scope = &self.shared.program.scopes[node.scope];
+        // Undefined on iteration 1, so `{% if previous is defined %}` works.
+        let previous = previous.map_or(Value::UNDEFINED, |p| {
+            context! {
+                output => p.output.as_str(),
+                exit_code => p.exit_code,
+                stop_reason => p.stop_reason.as_str(),
+                error => p.error.as_deref(),
+            }
+        });
+        let ctx = context! {
+            params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            vars => crate::prompt::context(&self.agent.vars),
+            env => crate::prompt::context(&crate::compile::env_json()),
+            node => node.id.as_str(),
+            workflow => scope.workflow.as_str(),
+            item => self.job.item.as_ref().map(crate::prompt::context),
+            matrix => self.job.matrix.as_ref().map(|m| crate::prompt::context(&serde_json::Value::Object(m.clone()))),
+            iteration => iteration,
+            previous => previous,
+            needs => self.needs.clone(),
+        };
+        scope
+            .templates
+            .get_template(&self.agent.template)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| format!("cannot render the prompt of `{}`: {e:#}", self.job.key))
+    }
+
+    fn prompt_text(&self, run_id: &str, iteration: u32, prompt: &str) -> String {
+        let run_dir = self.task_dir.join("runs").join(run_id);
+        let bus = self.task_dir.join("TASK-MESSAGE-BUS.md");
+        let place = RunPlace {
+            project_id: &self.shared.project,
+            task_id: self.task_id,
+            run_id,
+            task_folder: self.task_dir,
+            run_folder: &run_dir,
+            bus: &bus,
+        };
+        prompt_file(
+            &place,
+            PreambleOptions {
+                done_file: self.agent.stop.done_file,
+                iteration,
+                prompt_uses_previous: self.agent.uses_previous,
+            },
+            prompt,
+        )
+    }
+
+    /// The run's terminal record, on disk and on the task bus.
+    fn record(&mut self, ran: &Ran, iteration: u32, verdict: &str) {
+        let error = iteration::error_summary(ran);
+        iteration::finish_record(ran, verdict.trim_start_matches("done:"), error.clone());
+        let node = &self.shared.program.nodes[self.job.node].id;
+        let kind = if ran.exit_code == 0 {
+            "RUN_STOP"
+        } else {
+            "RUN_CRASH"
+        };
+        let mut body = format!(
+            "run stopped with code {}\nrun_dir: {}\noutput: {}",
+            ran.exit_code,
+            ran.run_dir.display(),
+            ran.run_dir.join("output.md").display()
+        );
+        if ran.exit_code != 0 {
+            let tail = iteration::tail_lines(&ran.run_dir.join("agent-stderr.txt"), 50);
+            if !tail.is_empty() {
+                body.push_str("\nstderr tail:\n");
+                body.push_str(&tail);
+            }
+        }
+        let mut meta = vec![
+            ("node", node.clone()),
+            ("instance", self.job.key.to_string()),
+            ("iteration", iteration.to_string()),
+            ("exit_code", ran.exit_code.to_string()),
+            (
+                "stop_reason",
+                verdict.trim_start_matches("done:").to_string(),
+            ),
+            ("duration_ms", ran.duration.as_millis().to_string()),
+        ];
+        if let Some(item) = &self.job.item {
+            meta.push(("item", item_text(Some(item))));
+        }
+        if ran.usage != Usage::default() {
+            meta.push(("input_tokens", ran.usage.input_tokens.to_string()));
+            meta.push(("output_tokens", ran.usage.output_tokens.to_string()));
+            meta.push(("cost_usd", format!("{:.6}", ran.usage.cost_usd)));
+        }
+        iteration::post(
+            self.shared,
+            self.bus,
+            kind,
+            self.task_id,
+            &ran.run_id,
+            meta,
+            &body,
+        );
+        let _ = self.events.send(Event::IterationFinished {
+            key: Arc::clone(&self.job.key),
+            iteration,
+            exit_code: ran.exit_code,
+            verdict: verdict.trim_start_matches("done:").to_string(),
+            duration: ran.duration,
+        });
+    }
+}
+
+fn fail(out: &mut Outcome, reason: &str) {
+    out.status = Status::Failed;
+    out.stop_reason = reason.to_string();
+}

@@ -1,0 +1,91 @@
+//! Owns the guarantee that agents die with conductor, even when conductor
+//! is killed with SIGKILL (DESIGN §9.13). One small `conductor __watchdog`
+//! process per apply, in its own process group and deaf to terminal
+//! signals, is told each agent's group and start time over a pipe. When
+//! the pipe closes (conductor exited, however it exited) it kills every
+//! group still registered. `PR_SET_PDEATHSIG` is not used: it fires when the
+//! spawning thread exits and never reaches grandchildren.
+
+use std::io::{BufRead, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use rustix::process::Signal;
+
+use super::process::signal_group;
+
+/// Conductor's end of the pipe.
+#[derive(Debug)]
+pub struct Watchdog {
+    child: Child,
+    pipe: ChildStdin,
+}
+
+impl Watchdog {
+    /// Starts the watchdog; `exe` is conductor's own binary.
+    pub fn start(exe: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new(exe)
+            .arg("__watchdog")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()?;
+        let pipe = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("the watchdog has no stdin"))?;
+        Ok(Self { child, pipe })
+    }
+
+    /// Hands an agent's group to the watchdog.
+    pub fn watch(&mut self, pgid: i32, start: Option<u64>) {
+        let _ = writeln!(self.pipe, "+{pgid} {}", start.unwrap_or(0));
+    }
+
+    /// Takes a group back once its agent is gone.
+    pub fn release(&mut self, pgid: i32) {
+        let _ = writeln!(self.pipe, "-{pgid}");
+    }
+
+    /// Closes the pipe and waits for the watchdog to finish.
+    pub fn finish(self) {
+        let Self { mut child, pipe } = self;
+        drop(pipe);
+        let _ = child.wait();
+    }
+}
+
+/// The watchdog process itself: reads `+PGID START` and `-PGID` lines until
+/// end of input, then kills every group still registered.
+pub fn run() -> u8 {
+    // Ctrl-C reaches the whole foreground group; the watchdog must outlive
+    // conductor's graceful stop, so it ignores what a terminal sends.
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::default());
+    }
+    let mut groups: std::collections::HashMap<i32, u64> = std::collections::HashMap::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.strip_prefix('+') {
+            let mut parts = rest.split(' ');
+            if let (Some(Ok(pgid)), Some(Ok(start))) = (
+                parts.next().map(str::parse::<i32>),
+                parts.next().map(str::parse::<u64>),
+            ) {
+                groups.insert(pgid, start);
+            }
+        } else if let Some(Ok(pgid)) = line.strip_prefix('-').map(str::parse::<i32>) {
+            groups.remove(&pgid);
+        }
+    }
+    for (pgid, start) in groups {
+        signal_group(pgid, (start != 0).then_some(start), Signal::KILL);
+    }
+    0
+}

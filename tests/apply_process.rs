@@ -1,0 +1,187 @@
+//! Process ownership with real processes and signals: timeouts stop the
+//! whole group (grandchildren too, SIGKILL after the grace period), Ctrl-C
+//! stops gracefully and is recorded, and agents die with a killed conductor.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::apply_support::{Flow, alive, one_node, pids, st, state};
+
+/// Polls until `ok` holds (or panics after 20 s, naming `what`).
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_timeout_kills_the_grandchild_and_a_deaf_agent() {
+    let flow = Flow::new(&one_node(
+        r#""--sleep", "30s", "--grandchild", "30s", "--ignore-sigterm", "--pid-file", "pids""#,
+        r#"{ timeout = "500ms" }"#,
+    ));
+    let started = Instant::now();
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n"), st("failed", "timeout", 1));
+    // The agent ignored SIGTERM: SIGKILL came after the 300 ms grace.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let pids = pids(&flow.path().join("pids"));
+    assert_eq!(
+        pids.len(),
+        2,
+        "the agent and its grandchild wrote their pids"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived its timeout");
+    }
+}
+
+#[test]
+fn a_grandchild_left_behind_by_a_finished_agent_is_cleaned_up() {
+    let flow = Flow::new(&one_node(
+        r#""--grandchild", "30s", "--pid-file", "pids""#,
+        "{ exit_zero = true }",
+    ));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1));
+    for pid in pids(&flow.path().join("pids")) {
+        assert!(!alive(pid), "process {pid} outlived its run");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_records_it_and_leaves_nothing_running() {
+    let flow = Flow::new(&one_node(
+        r#""--sleep", "30s", "--grandchild", "30s", "--pid-file", "pids""#,
+        "{}",
+    ));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--json", "--grace", "2s", "--root"])
+        .arg(flow.root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = flow.path().join("pids");
+    wait_for("the agent to start", || pids(&pid_file).len() == 2);
+    signal(child.id(), "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    for pid in pids(&pid_file) {
+        assert!(!alive(pid), "process {pid} outlived Ctrl-C");
+    }
+    let mut text = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        text.push_str(&line.unwrap());
+    }
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["status"], "interrupted");
+    assert_eq!(state(&summary, "n"), st("failed", "interrupted", 1));
+    let records = flow.project_records();
+    let last = records.last().unwrap();
+    assert_eq!(last["type"], "WORKFLOW_STOP");
+    assert_eq!(last["meta"]["status"], "interrupted");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "NODE_FAILED" && r["meta"]["stop_reason"] == "interrupted")
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    let flow = Flow::new(&one_node(
+        r#""--sleep", "60s", "--ignore-sigterm", "--pid-file", "pids""#,
+        "{}",
+    ));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--grace", "60s", "--root"])
+        .arg(flow.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = flow.path().join("pids");
+    wait_for("the agent to start", || pids(&pid_file).len() == 1);
+    // Wait for the agent to say SIGTERM is ignored, as the tests of the fake agent do.
+    let task_stderr = || {
+        flow.files()
+            .into_iter()
+            .any(|(p, t)| p.ends_with("agent-stderr.txt") && t.contains("ignored from now on"))
+    };
+    wait_for("the agent to ignore SIGTERM", task_stderr);
+    signal(child.id(), "-INT");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    signal(child.id(), "-INT");
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the second Ctrl-C waited for the grace"
+    );
+    assert_eq!(status.code(), Some(130));
+    for pid in pids(&pid_file) {
+        assert!(!alive(pid));
+    }
+}
+
+#[test]
+fn sigterm_stops_gracefully_with_exit_143() {
+    let flow = Flow::new(&one_node(r#""--sleep", "30s", "--pid-file", "pids""#, "{}"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--root"])
+        .arg(flow.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = flow.path().join("pids");
+    wait_for("the agent to start", || pids(&pid_file).len() == 1);
+    signal(child.id(), "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(!alive(pids(&pid_file)[0]));
+}
+
+#[test]
+fn agents_die_with_a_conductor_killed_by_sigkill() {
+    let flow = Flow::new(&one_node(
+        r#""--sleep", "60s", "--grandchild", "60s", "--pid-file", "pids""#,
+        "{}",
+    ));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--root"])
+        .arg(flow.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = flow.path().join("pids");
+    wait_for("the agent to start", || pids(&pid_file).len() == 2);
+    signal(child.id(), "-KILL");
+    let _ = child.wait();
+    for pid in pids(&pid_file) {
+        wait_for(&format!("process {pid} to die with conductor"), || {
+            !alive(pid)
+        });
+    }
+}

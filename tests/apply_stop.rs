@@ -1,0 +1,210 @@
+//! Every stop condition and limit of the Ralph loop, with the fake agent.
+
+use crate::apply_support::{Flow, one_node, st, state};
+
+fn run(args: &str, stop: &str) -> (i32, (String, String, u64)) {
+    let flow = Flow::new(&one_node(args, stop));
+    let (out, summary) = flow.apply(&[]);
+    let code = out.status.code().unwrap_or(-1);
+    (code, state(&summary, "n"))
+}
+
+#[test]
+fn done_file_is_the_default_for_process_agents() {
+    assert_eq!(
+        run(r#""--done-after", "2""#, "{ max_iterations = 5 }"),
+        (0, st("done", "done_file", 2))
+    );
+}
+
+#[test]
+fn promise_output_matches_and_exit_zero() {
+    assert_eq!(
+        run(
+            r#""--promise", "<promise>DONE</promise>""#,
+            r#"{ promise = "<promise>DONE</promise>" }"#
+        ),
+        (0, st("done", "promise", 1))
+    );
+    assert_eq!(
+        run(
+            r#""--say", "score: 97""#,
+            r"{ output_matches = 'score: 9\d' }"
+        ),
+        (0, st("done", "output_matches", 1))
+    );
+    assert_eq!(
+        run(r#""--exit", "0""#, "{ exit_zero = true }"),
+        (0, st("done", "exit_zero", 1))
+    );
+}
+
+#[test]
+fn command_and_expr_are_checked_after_each_iteration() {
+    assert_eq!(
+        run(
+            r#""--say", "x""#,
+            r#"{ command = 'test "$(cat "$JRUN_TASK_FOLDER/fake-agent-calls")" -ge 2' }"#
+        ),
+        (0, st("done", "command", 2))
+    );
+    assert_eq!(
+        run(
+            r#""--say", "x""#,
+            r#"{ expr = "iteration >= 3 and output | trim == 'x'" }"#
+        ),
+        (0, st("done", "expr", 3))
+    );
+}
+
+#[test]
+fn all_requires_every_condition_written() {
+    // The promise holds from the first call, DONE only from the second.
+    assert_eq!(
+        run(
+            r#""--promise", "OK", "--done-after", "2""#,
+            r#"{ promise = "OK", done_file = true, all = true }"#
+        ),
+        (0, st("done", "all", 2))
+    );
+}
+
+#[test]
+fn max_iterations_fails_the_node() {
+    assert_eq!(
+        run(r#""--say", "not yet""#, "{ max_iterations = 3 }"),
+        (1, st("failed", "max_iterations", 3))
+    );
+}
+
+#[test]
+fn timeout_idle_timeout_and_deadline() {
+    assert_eq!(
+        run(r#""--sleep", "30s""#, r#"{ timeout = "300ms" }"#),
+        (1, st("failed", "timeout", 1))
+    );
+    assert_eq!(
+        run(r#""--sleep", "30s""#, r#"{ idle_timeout = "300ms" }"#),
+        (1, st("failed", "idle_timeout", 1))
+    );
+    // Each iteration takes 400 ms; the whole node may take 1 s.
+    let (code, (status, reason, iterations)) = run(
+        r#""--sleep", "400ms""#,
+        r#"{ deadline = "1s", max_iterations = 10 }"#,
+    );
+    assert_eq!(
+        (code, status.as_str(), reason.as_str()),
+        (1, "failed", "deadline")
+    );
+    assert!((2..=3).contains(&iterations), "{iterations} iterations");
+}
+
+#[test]
+fn budgets_use_the_usage_the_agent_reports() {
+    // The fake claude stream reports $0.0016 and 240 tokens per call.
+    let claude = r#"[agents.fake]
+kind = "claude"
+command = ["conductor"]
+args = ["__fake-agent", "--stream", "claude"]
+"#;
+    for (stop, reason) in [
+        ("{ budget_usd = 0.003 }", "budget_usd"),
+        ("{ budget_tokens = 300 }", "budget_tokens"),
+    ] {
+        let flow = Flow::new(&format!(
+            "version = 1\nname = \"t\"\n{claude}\n[nodes.n]\nagent = \"fake\"\nprompt = \"p\"\nstop = {stop}\n"
+        ));
+        let (out, summary) = flow.apply(&[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(state(&summary, "n"), st("failed", reason, 2));
+        let usage = &crate::apply_support::instance(&summary, "n")["usage"];
+        assert_eq!(usage["input_tokens"], 400);
+        assert!((usage["cost_usd"].as_f64().unwrap() - 0.0032).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn stall_fails_a_loop_that_changes_nothing() {
+    assert_eq!(
+        run(
+            r#""--say", "same answer""#,
+            "{ stall = 2, max_iterations = 10 }"
+        ),
+        (1, st("failed", "stall", 3))
+    );
+    // An answer that changes every time is not a stall.
+    assert_eq!(
+        run("", "{ stall = 2, max_iterations = 4 }"),
+        (1, st("failed", "max_iterations", 4))
+    );
+}
+
+#[test]
+fn later_iterations_get_the_restart_prefix_unless_the_prompt_uses_previous() {
+    let flow = Flow::new(&one_node(
+        r#""--done-after", "2""#,
+        "{ max_iterations = 3 }",
+    ));
+    let (out, _) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let prompts: Vec<String> = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("prompt.md"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(prompts.len(), 2);
+    assert!(prompts[0].ends_with("---\n\nwork\n"), "{}", prompts[0]);
+    assert!(prompts[1].ends_with("---\n\nContinue working on the following:\n\nwork\n"));
+
+    let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{ max_iterations = 3 }").replace(
+        r#"prompt = "work""#,
+        r#"prompt = "work{% if previous is defined %} (last time: {{ previous.output | trim }}, exit {{ previous.exit_code }}){% endif %}""#,
+    ));
+    let (out, _) = flow.apply(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("prompt.md"))
+        .map(|(_, t)| t)
+        .nth(1)
+        .unwrap();
+    assert!(
+        second.ends_with("---\n\nwork (last time: fake agent answered call 1, exit 0)\n"),
+        "{second}"
+    );
+}
+
+#[test]
+fn fallback_agents_take_over_after_an_agent_error() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.broken]
+kind = "command"
+command = ["conductor", "__fake-agent", "--exit", "1"]
+[agents.good]
+kind = "command"
+command = ["conductor", "__fake-agent", "--done-after", "1"]
+[nodes.n]
+agent = "broken"
+fallback_agents = ["good"]
+prompt = "p"
+"#,
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(state(&summary, "n"), st("done", "done_file", 2));
+    let kinds: Vec<String> = flow
+        .records("TASK-MESSAGE-BUS.md")
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_STOP"]);
+}

@@ -1,0 +1,145 @@
+//! Helpers for the apply tests: a workflow written into a fresh folder,
+//! applied there with its own runs root and a short kill grace, and the
+//! run store and buses it leaves read back.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::conductor;
+
+/// A workflow in its own temporary folder.
+pub struct Flow {
+    pub dir: tempfile::TempDir,
+}
+
+impl Flow {
+    pub fn new(toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("flow.toml"), toml).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("runs")
+    }
+
+    /// `conductor apply flow.toml --json` with `extra` args; the summary is parsed.
+    pub fn apply(&self, extra: &[&str]) -> (Output, serde_json::Value) {
+        let out = self.command(extra).output().unwrap();
+        let summary = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out, summary)
+    }
+
+    pub fn command(&self, extra: &[&str]) -> assert_cmd::Command {
+        let mut cmd = conductor();
+        cmd.current_dir(self.path())
+            .args(["apply", "flow.toml", "--json", "--grace", "300ms", "--root"])
+            .arg(self.root())
+            .args(extra);
+        cmd
+    }
+
+    /// Every file under the runs root, with its text.
+    pub fn files(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                    out.push((p, text));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The bus records of every file named `name`, in file order.
+    pub fn records(&self, name: &str) -> Vec<serde_json::Value> {
+        self.files()
+            .into_iter()
+            .filter(|(p, _)| p.file_name().is_some_and(|n| n == name))
+            .flat_map(|(p, _)| {
+                let out = conductor()
+                    .args(["bus", "read", "--json", "--bus"])
+                    .arg(&p)
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    pub fn project_records(&self) -> Vec<serde_json::Value> {
+        self.records("PROJECT-MESSAGE-BUS.md")
+    }
+}
+
+/// The summary's instance with this key.
+pub fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    summary["instances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["key"] == key))
+        .unwrap_or_else(|| panic!("no instance {key} in {summary:#}"))
+}
+
+/// `(status, stop_reason, iterations)` of an instance.
+pub fn state(summary: &serde_json::Value, key: &str) -> (String, String, u64) {
+    let i = instance(summary, key);
+    (
+        i["status"].as_str().unwrap_or_default().to_string(),
+        i["stop_reason"].as_str().unwrap_or_default().to_string(),
+        i["iterations"].as_u64().unwrap_or_default(),
+    )
+}
+
+/// A workflow with one agent `fake` running the fake agent with `args`,
+/// and one node `n` with this `stop` table.
+pub fn one_node(args: &str, stop: &str) -> String {
+    format!(
+        r#"version = 1
+name = "t"
+
+[agents.fake]
+kind = "command"
+command = ["conductor", "__fake-agent", {args}]
+
+[nodes.n]
+agent = "fake"
+prompt = "work"
+stop = {stop}
+"#
+    )
+}
+
+/// Whether a process is alive (a zombie counts as dead).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
+/// The pids in a fake agent's `--pid-file`.
+pub fn pids(file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+pub fn st(s: &str, r: &str, n: u64) -> (String, String, u64) {
+    (s.to_string(), r.to_string(), n)
+}
