@@ -6,8 +6,10 @@
 
 mod support;
 
+mod apply_graph;
 mod apply_process;
 mod apply_stop;
+mod apply_store;
 mod apply_support;
 mod bus;
 mod examples;

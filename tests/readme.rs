@@ -1,7 +1,7 @@
 //! The README's commands work: the install line is what cargo understands,
 //! and the example it runs plans with the binary built for the tests.
 
-use crate::support::{root, run, stderr, stdout};
+use crate::support::{conductor, root, stderr, stdout};
 
 fn readme() -> String {
     std::fs::read_to_string(root().join("README.md")).expect("README.md exists")
@@ -44,9 +44,16 @@ fn readme_conductor_commands_run() {
         lines.iter().any(|l| l.contains("examples/hello")),
         "the README runs the hello example"
     );
+    // `apply` writes its runs under CONDUCTOR_ROOT, here a fresh folder,
+    // which `status` and `logs` then read.
+    let runs = tempfile::tempdir().unwrap();
     for line in lines {
         let args: Vec<&str> = line.split_whitespace().collect();
-        let out = run(&args);
+        let out = conductor()
+            .env("CONDUCTOR_ROOT", runs.path())
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "`conductor {line}` failed:\n{}",
@@ -57,4 +64,25 @@ fn readme_conductor_commands_run() {
             "`conductor {line}` printed nothing"
         );
     }
+}
+
+#[test]
+fn the_hello_example_runs_and_greets() {
+    let runs = tempfile::tempdir().unwrap();
+    let apply = conductor()
+        .env("CONDUCTOR_ROOT", runs.path())
+        .args(["apply", "examples/hello/workflow.toml"])
+        .output()
+        .unwrap();
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    assert!(stderr(&apply).contains("hello: done"), "{}", stderr(&apply));
+    let logs = conductor()
+        .env("CONDUCTOR_ROOT", runs.path())
+        .args(["logs", "summary"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&logs).trim(),
+        "The greetings were:\n- world: Hello, world!\n- conductor: Hello, conductor!"
+    );
 }

@@ -1,0 +1,282 @@
+//! Scheduling: needs results in templates, run-time fan-out, gates,
+//! failure policies, `--fail-fast`, `--only`, and concurrency caps.
+
+use crate::apply_support::{Flow, instance, st, state};
+
+const AGENTS: &str = r#"version = 1
+name = "g"
+[agents.echo]
+kind = "command"
+command = ["sh", "-c", "sed '1,/^---$/d' | sed '/^$/d'"]
+[agents.fail]
+kind = "command"
+command = ["conductor", "__fake-agent", "--exit", "1"]
+[agents.plan]
+kind = "command"
+command = ["conductor", "__fake-agent", "--json", '{"tasks": ["alpha", "beta", "gamma"]}']
+[defaults]
+agent = "echo"
+stop = { exit_zero = true, max_iterations = 1 }
+"#;
+
+fn flow(nodes: &str) -> Flow {
+    Flow::new(&format!("{AGENTS}\n{nodes}"))
+}
+
+fn output(summary: &serde_json::Value, flow: &Flow, key: &str) -> String {
+    let dir = instance(summary, key)["task_dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runs = std::path::Path::new(&dir).join("runs");
+    let mut all: Vec<_> = std::fs::read_dir(runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    let _ = flow;
+    std::fs::read_to_string(all.last().unwrap().join("output.md")).unwrap()
+}
+
+#[test]
+fn dependents_see_their_needs_results() {
+    let f = flow(
+        r#"
+[nodes.a]
+prompt = "from a"
+[nodes.b]
+needs = ["a"]
+prompt = "a said <{{ needs.a.output | trim }}> ({{ needs.a.status }}, {{ needs.a.stop_reason }}, {{ needs.a.iterations }} iteration)"
+"#,
+    );
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        output(&summary, &f, "b"),
+        "a said <from a> (done, exit_zero, 1 iteration)\n"
+    );
+}
+
+#[test]
+fn run_time_fan_out_expands_from_the_source_answer() {
+    let f = flow(
+        r#"
+[nodes.plan]
+agent = "plan"
+output = { format = "json" }
+[nodes.plan.prompt]
+template = "plan.md"
+[nodes.work]
+for_each = { from = "plan", path = "json.tasks" }
+prompt = "task {{ item }}"
+[nodes.report]
+needs = ["work"]
+prompt = "{% for w in needs.work %}{{ w.item }}={{ w.output | trim }};{% endfor %}"
+"#,
+    );
+    std::fs::write(f.path().join("plan.md"), "Plan the work.").unwrap();
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for item in ["alpha", "beta", "gamma"] {
+        assert_eq!(
+            state(&summary, &format!("work[{item}]")),
+            st("done", "exit_zero", 1)
+        );
+    }
+    assert_eq!(
+        output(&summary, &f, "report"),
+        "alpha=task alpha;beta=task beta;gamma=task gamma;\n"
+    );
+}
+
+#[test]
+fn a_fan_out_beyond_max_items_fails_before_starting_anything() {
+    let f = flow(
+        r#"
+[nodes.plan]
+agent = "plan"
+prompt = "plan"
+output = { format = "json" }
+[nodes.work]
+for_each = { from = "plan", path = "json.tasks" }
+max_items = 2
+prompt = "task {{ item }}"
+"#,
+    );
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "work[*]"), st("failed", "max_items", 0));
+}
+
+#[test]
+fn a_failed_node_skips_its_dependents_but_not_independent_branches() {
+    let f = flow(
+        r#"
+[nodes.a]
+agent = "fail"
+prompt = "x"
+[nodes.b]
+needs = ["a"]
+prompt = "y"
+[nodes.c]
+prompt = "z"
+"#,
+    );
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "a"), st("failed", "max_iterations", 1));
+    assert_eq!(state(&summary, "b").0, "skipped");
+    assert_eq!(state(&summary, "c"), st("done", "exit_zero", 1));
+    let kinds: Vec<String> = f
+        .project_records()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("WORKFLOW_START"));
+    assert_eq!(kinds.last().map(String::as_str), Some("WORKFLOW_STOP"));
+    for k in ["NODE_START", "NODE_DONE", "NODE_FAILED", "NODE_SKIPPED"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+    }
+}
+
+#[test]
+fn on_failure_continue_and_ignore() {
+    for (policy, code) in [("continue", 1), ("ignore", 0)] {
+        let f = flow(&format!(
+            r#"
+[nodes.a]
+agent = "fail"
+prompt = "x"
+on_failure = "{policy}"
+[nodes.b]
+needs = ["a"]
+prompt = "a was {{{{ needs.a.status }}}}"
+"#
+        ));
+        let (out, summary) = f.apply(&[]);
+        assert_eq!(out.status.code(), Some(code), "{policy}");
+        assert_eq!(output(&summary, &f, "b"), "a was failed\n");
+    }
+}
+
+#[test]
+fn gates_decide_over_their_needs() {
+    let f = flow(
+        r#"
+[nodes.a]
+prompt = "x"
+[nodes.bad]
+agent = "fail"
+prompt = "x"
+on_failure = "continue"
+[nodes.quorum]
+needs = ["a", "bad"]
+gate = "needs.a.status == 'done'"
+[nodes.strict]
+needs = ["a", "bad"]
+gate = "needs.bad.status == 'done'"
+[nodes.after]
+needs = ["quorum"]
+prompt = "gate passed"
+"#,
+    );
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "quorum"), st("done", "gate_true", 0));
+    assert_eq!(state(&summary, "strict"), st("failed", "gate_false", 0));
+    assert_eq!(state(&summary, "after"), st("done", "exit_zero", 1));
+}
+
+#[test]
+fn fail_fast_stops_the_other_branches() {
+    let f = flow(
+        r#"
+[agents.slow]
+kind = "command"
+command = ["conductor", "__fake-agent", "--sleep", "30s"]
+[nodes.a]
+agent = "fail"
+prompt = "x"
+[nodes.slow]
+agent = "slow"
+prompt = "y"
+[nodes.later]
+needs = ["slow"]
+prompt = "z"
+"#,
+    );
+    let started = std::time::Instant::now();
+    let (out, summary) = f.apply(&["--fail-fast"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "slow").1, "interrupted");
+    assert_eq!(state(&summary, "later").0, "skipped");
+}
+
+#[test]
+fn only_runs_the_named_nodes_and_what_they_need() {
+    let f = flow(
+        r#"
+[nodes.a]
+prompt = "x"
+[nodes.b]
+needs = ["a"]
+prompt = "y"
+[nodes.c]
+prompt = "z"
+"#,
+    );
+    let (out, summary) = f.apply(&["--only", "b"]);
+    assert_eq!(out.status.code(), Some(0));
+    let keys: Vec<&str> = summary["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a", "b"]);
+    let (out, _) = f.apply(&["--only", "bb"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `b`?"));
+}
+
+#[test]
+fn max_parallel_caps_concurrency() {
+    // Each agent records how many agents run at once, via files in a shared folder.
+    let f = flow(
+        r#"
+[agents.count]
+kind = "command"
+command = ["sh", "-c", "touch ../live/$$; ls ../live | wc -l >> ../peaks; sleep 0.3; rm ../live/$$"]
+[nodes.w]
+agent = "count"
+for_each = ["1", "2", "3", "4", "5", "6"]
+max_parallel = 2
+prompt = "x"
+workdir = "wd"
+"#,
+    );
+    std::fs::create_dir_all(f.path().join("wd")).unwrap();
+    std::fs::create_dir_all(f.path().join("live")).unwrap();
+    let (out, _) = f.apply(&["--max-parallel", "4"]);
+    assert_eq!(out.status.code(), Some(0));
+    let peaks = std::fs::read_to_string(f.path().join("peaks")).unwrap();
+    let max = peaks
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .max()
+        .unwrap();
+    assert_eq!(peaks.lines().count(), 6);
+    assert!(max <= 2, "{max} agents ran at once");
+}

@@ -1,0 +1,476 @@
+//! What an apply leaves on disk and says: the run store layout, the agent's
+//! environment and preamble (every advertised command run from inside an
+//! agent), secrets never written anywhere, items that cannot escape the
+//! runs root, `[success]`, reports, `status`, `logs`, and exit code 3.
+
+use crate::apply_support::{Flow, instance, one_node, st, state};
+use crate::support::{conductor, stderr, stdout};
+
+#[test]
+fn the_run_store_has_the_seed_layout() {
+    let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{}"));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let task_dir = std::path::PathBuf::from(instance(&summary, "n")["task_dir"].as_str().unwrap());
+    assert_eq!(task_dir.parent().unwrap(), flow.root().join("t"));
+    let task_id = task_dir.file_name().unwrap().to_str().unwrap();
+    assert!(
+        regex::Regex::new(r"^task-\d{8}-\d{6}-[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")
+            .unwrap()
+            .is_match(task_id),
+        "{task_id}"
+    );
+    for f in ["TASK.md", "TASK-MESSAGE-BUS.md", "DONE"] {
+        assert!(task_dir.join(f).is_file(), "no {f}");
+    }
+    let mut runs: Vec<_> = std::fs::read_dir(task_dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2);
+    for (i, run) in runs.iter().enumerate() {
+        for f in [
+            "run-info.yaml",
+            "prompt.md",
+            "output.md",
+            "agent-stdout.txt",
+            "agent-stderr.txt",
+        ] {
+            assert!(run.join(f).is_file(), "no {f} in {}", run.display());
+        }
+        let info = conductor::store::RunInfo::read(&run.join("run-info.yaml")).unwrap();
+        assert_eq!(
+            (
+                info.version,
+                info.project_id.as_str(),
+                info.agent.as_str(),
+                info.status.as_str()
+            ),
+            (1, "t", "command", "completed")
+        );
+        assert_eq!(info.run_id, run.file_name().unwrap().to_str().unwrap());
+        assert_eq!(info.task_id, task_id);
+        assert!(info.pid > 0 && info.pgid == info.pid && info.exit_code == 0);
+        assert!(info.end_time > info.start_time);
+        assert_eq!(
+            (info.workflow.as_deref(), info.node.as_deref()),
+            (Some("t"), Some("n"))
+        );
+        assert_eq!(info.iteration, Some(u32::try_from(i + 1).unwrap()));
+        for path in [
+            &info.prompt_path,
+            &info.output_path,
+            &info.stdout_path,
+            &info.stderr_path,
+        ] {
+            assert!(std::path::Path::new(path.as_ref().unwrap()).is_absolute());
+        }
+        let output = std::fs::read_to_string(run.join("output.md")).unwrap();
+        assert_eq!(output, format!("fake agent answered call {}\n", i + 1));
+    }
+    let second = conductor::store::RunInfo::read(&runs[1].join("run-info.yaml")).unwrap();
+    assert_eq!(
+        second.previous_run_id.as_deref(),
+        runs[0].file_name().unwrap().to_str()
+    );
+    assert_eq!(second.stop_reason.as_deref(), Some("done_file"));
+    let kinds: Vec<String> = flow
+        .records("TASK-MESSAGE-BUS.md")
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["RUN_START", "RUN_STOP", "RUN_START", "RUN_STOP"]);
+    let stop = &flow.records("TASK-MESSAGE-BUS.md")[3];
+    for k in [
+        "node",
+        "iteration",
+        "exit_code",
+        "stop_reason",
+        "duration_ms",
+    ] {
+        assert!(
+            stop["meta"][k].is_string(),
+            "RUN_STOP meta lacks {k}: {stop}"
+        );
+    }
+}
+
+#[test]
+fn output_md_written_by_the_agent_wins_and_streams_are_parsed() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.writer]
+kind = "command"
+command = ["sh", "-c", "echo stdout text; echo 'the real answer' > \"$JRUN_RUN_FOLDER/output.md\""]
+[agents.claude]
+kind = "claude"
+command = ["conductor"]
+args = ["__fake-agent", "--stream", "claude", "--say", "streamed answer"]
+[defaults]
+stop = { exit_zero = true }
+[nodes.w]
+agent = "writer"
+prompt = "p"
+[nodes.c]
+agent = "claude"
+prompt = "p"
+[nodes.show]
+needs = ["w", "c"]
+agent = "writer"
+prompt = "{{ needs.w.output }}{{ needs.c.output }}"
+"#,
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out_of = |key: &str| {
+        let dir = std::path::PathBuf::from(instance(&summary, key)["task_dir"].as_str().unwrap());
+        let run = std::fs::read_dir(dir.join("runs"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path();
+        std::fs::read_to_string(run.join("output.md")).unwrap()
+    };
+    assert_eq!(out_of("w"), "the real answer\n");
+    assert_eq!(out_of("c"), "streamed answer");
+    let prompt = flow
+        .files()
+        .into_iter()
+        .find(|(p, t)| p.ends_with("prompt.md") && t.contains("streamed answer"))
+        .map(|(_, t)| t)
+        .unwrap();
+    assert!(
+        prompt.ends_with("the real answer\nstreamed answer\n"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn every_command_the_preamble_advertises_works_inside_an_agent() {
+    // The agent runs each indented command of its prompt's preamble.
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.obedient]
+kind = "command"
+command = ["sh", "-c", "sed -n '/^---$/q; s/^    //p' | while read -r line; do sh -c \"$line\" || exit 9; done; env > env.txt"]
+[nodes.n]
+agent = "obedient"
+prompt = "follow the preamble"
+workdir = "wd"
+"#,
+    );
+    std::fs::create_dir_all(flow.path().join("wd")).unwrap();
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
+    let kinds: Vec<String> = flow
+        .records("TASK-MESSAGE-BUS.md")
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["RUN_START", "PROGRESS", "FACT", "RUN_STOP"]);
+    let env = std::fs::read_to_string(flow.path().join("wd/env.txt")).unwrap();
+    for var in [
+        "JRUN_PROJECT_ID=t",
+        "JRUN_TASK_ID=task-",
+        "JRUN_ID=000001-",
+        "JRUN_RUNS_DIR=",
+        "JRUN_MESSAGE_BUS=",
+        "JRUN_TASK_FOLDER=",
+        "JRUN_RUN_FOLDER=",
+        "CONDUCTOR_WORKFLOW=t",
+        "CONDUCTOR_NODE=n",
+        "CONDUCTOR_ITEM=",
+        "CONDUCTOR_ITERATION=1",
+    ] {
+        assert!(
+            env.lines().any(|l| l.starts_with(var)),
+            "agent env lacks {var}"
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("conductor");
+    let path = env.lines().find_map(|l| l.strip_prefix("PATH=")).unwrap();
+    assert_eq!(
+        path.split(':').next().unwrap(),
+        bin.parent().unwrap().to_str().unwrap(),
+        "conductor's folder comes first on PATH"
+    );
+}
+
+#[test]
+fn api_keys_never_reach_other_agents_or_anything_written() {
+    let secret = "sk-ant-THIS-IS-SECRET-0123456789";
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.tool]
+kind = "command"
+command = ["sh", "-c", "env; echo \"key=${ANTHROPIC_API_KEY:-unset}\" >&2"]
+[nodes.n]
+agent = "tool"
+prompt = "The key is {{ env.ANTHROPIC_API_KEY }}."
+stop = { exit_zero = true }
+"#,
+    );
+    let out = flow
+        .command(&[])
+        .env("ANTHROPIC_API_KEY", secret)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
+    let files = flow.files();
+    assert!(files.iter().any(|(p, _)| p.ends_with("prompt.md")));
+    for (path, text) in &files {
+        assert!(!text.contains(secret), "{} holds the key", path.display());
+    }
+    let err = files
+        .iter()
+        .find(|(p, _)| p.ends_with("agent-stderr.txt"))
+        .unwrap();
+    assert_eq!(err.1, "key=unset\n");
+}
+
+#[test]
+fn items_cannot_write_outside_the_runs_root() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.a]
+kind = "command"
+command = ["conductor", "__fake-agent", "--done-after", "1"]
+[nodes.n]
+agent = "a"
+for_each = ["../../etc", "../x", "/abs/path", "..", "a/../../b"]
+prompt = "{{ item }}"
+"#,
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let project = flow.root().join("t");
+    for i in summary["instances"].as_array().unwrap() {
+        let dir = std::path::Path::new(i["task_dir"].as_str().unwrap());
+        assert_eq!(dir.parent().unwrap(), project, "{}", dir.display());
+        assert!(dir.join("DONE").is_file());
+    }
+    let mut top: Vec<String> = std::fs::read_dir(flow.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["flow.toml", "runs"]);
+}
+
+#[test]
+fn success_commands_decide_the_exit_code() {
+    let base = one_node(r#""--done-after", "1""#, "{}");
+    let flow = Flow::new(&format!(
+        "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
+    ));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary["success"][0]["exit_code"], 0);
+    let flow = Flow::new(&format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["success"][0]["exit_code"], 4);
+}
+
+#[test]
+fn junit_has_one_testcase_per_instance() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.ok]
+kind = "command"
+command = ["conductor", "__fake-agent", "--done-after", "1"]
+[agents.bad]
+kind = "command"
+command = ["conductor", "__fake-agent", "--exit", "2"]
+[nodes.good]
+agent = "ok"
+for_each = ["x", "y"]
+prompt = "p"
+[nodes.broken]
+agent = "bad"
+prompt = "p"
+stop = { max_iterations = 2 }
+[nodes.after]
+agent = "ok"
+needs = ["broken"]
+prompt = "p"
+"#,
+    );
+    let report = flow.path().join("junit.xml");
+    let (out, _) = flow.apply(&["--junit", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(report).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 4, "{xml}");
+    assert!(xml.contains(r#"name="good[x]""#) && xml.contains(r#"classname="good""#));
+    assert!(
+        xml.contains(r#"<failure message="max_iterations""#),
+        "{xml}"
+    );
+    assert!(xml.contains("<skipped"), "{xml}");
+}
+
+#[test]
+fn status_and_logs_show_the_latest_apply() {
+    let flow = Flow::new(&one_node(
+        r#""--done-after", "2", "--say", "the agent's words""#,
+        "{}",
+    ));
+    let (out, _) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let root = flow.root();
+    let status = conductor()
+        .current_dir(flow.path())
+        .args(["status", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["instances"][0]["instance"], "n");
+    assert_eq!(v["instances"][0]["iterations"], 2);
+    assert_eq!(v["instances"][0]["stop_reason"], "done_file");
+    let logs = conductor()
+        .current_dir(flow.path())
+        .args(["logs", "n", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&logs), "the agent's words\n");
+    let missing = conductor()
+        .current_dir(flow.path())
+        .args(["logs", "nope", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_ne!(missing.status.code(), Some(0));
+    assert!(
+        stderr(&missing).contains("instances: n"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn logs_follow_streams_until_the_instance_ends() {
+    let flow = Flow::new(&one_node(
+        r#""--done-after", "2", "--sleep", "300ms""#,
+        "{}",
+    ));
+    let mut apply = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--root"])
+        .arg(flow.root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bus = flow.root().join("t/PROJECT-MESSAGE-BUS.md");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&bus)
+        .unwrap_or_default()
+        .contains("NODE_START")
+    {
+        assert!(start.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let logs = conductor()
+        .current_dir(flow.path())
+        .args(["logs", "n", "-f", "--root"])
+        .arg(flow.root())
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(apply.wait().unwrap().success());
+    let text = stdout(&logs);
+    assert!(
+        text.contains("fake agent answered call 1") && text.contains("fake agent answered call 2"),
+        "{text}"
+    );
+    assert_eq!(text.matches("==> ").count(), 2, "{text}");
+}
+
+#[test]
+fn a_missing_agent_or_unwritable_root_is_exit_3_before_anything_runs() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.ghost]
+kind = "command"
+command = ["no-such-program-anywhere"]
+[nodes.n]
+agent = "ghost"
+prompt = "p"
+"#,
+    );
+    let (out, _) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("`no-such-program-anywhere` is not found on PATH"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!flow.root().join("t").read_dir().is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("task-")))
+    }));
+
+    let flow = Flow::new(&one_node(r#""--done-after", "1""#, "{}"));
+    std::fs::write(flow.path().join("file"), "").unwrap();
+    let out = conductor()
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--root", "file/runs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("runs root is not writable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_template_error_at_run_time_fails_the_node_with_the_reason() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.plan]
+kind = "command"
+command = ["conductor", "__fake-agent", "--json", '{"n": 1}']
+[agents.echo]
+kind = "command"
+command = ["cat"]
+[defaults]
+stop = { exit_zero = true }
+[nodes.a]
+agent = "plan"
+prompt = "p"
+output = { format = "json" }
+[nodes.b]
+agent = "echo"
+needs = ["a"]
+prompt = "{{ needs.a.json.missing.deeper }}"
+"#,
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "b"), st("failed", "render_error", 0));
+    assert!(
+        stderr(&out).contains("cannot render the prompt of `b`"),
+        "{}",
+        stderr(&out)
+    );
+}
