@@ -6,8 +6,12 @@ use std::process::{Command, Stdio};
 
 use crate::support::{conductor, stdout};
 
+/// Runs the fake agent with a fresh task folder, so its call count never
+/// lands in the repository.
 fn fake(args: &[&str], prompt: &str) -> std::process::Output {
+    let task = tempfile::tempdir().unwrap();
     conductor()
+        .env("JRUN_TASK_FOLDER", task.path())
         .arg("__fake-agent")
         .args(args)
         .write_stdin(prompt)
@@ -86,7 +90,9 @@ fn it_speaks_each_clis_stream_json() {
 
 #[test]
 fn it_can_ignore_sigterm_until_killed() {
+    let task = tempfile::tempdir().unwrap();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .env("JRUN_TASK_FOLDER", task.path())
         .args(["__fake-agent", "--ignore-sigterm", "--sleep", "60s"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -130,6 +136,7 @@ fn it_can_leave_a_grandchild_behind() {
     // Not `output()`: the grandchild keeps the agent's stdout open, as real
     // agents' children do, so only the agent's own exit is waited for.
     let status = Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .env("JRUN_TASK_FOLDER", dir.path())
         .args([
             "__fake-agent",
             "--grandchild",
