@@ -13,6 +13,7 @@ pub mod outcome;
 mod process;
 mod select;
 mod signals;
+mod stale;
 mod stall;
 mod success;
 pub mod summary;
@@ -91,6 +92,13 @@ pub fn apply(
         .map_err(|e| ApplyError::Environment(format!("cannot find conductor's own binary: {e}")))?;
     let agent_path = agent_path(&exe);
     preflight(&jobs, &agent_path, &program)?;
+    let finalised = stale::finalise(&project_dir, &program.project);
+    if finalised.applies > 0 {
+        eprintln!(
+            "conductor: finalised {} earlier apply(s) whose conductor had died ({} run(s) left running)",
+            finalised.applies, finalised.runs
+        );
+    }
 
     let base_env: Vec<(String, String)> = std::env::vars().collect();
     let mut secrets: Vec<String> = crate::secrets::VENDOR_KEYS

@@ -1,0 +1,145 @@
+//! Owns finalising what a dead conductor left behind (seed bug: runs stay
+//! `running` forever). At the start of every apply, each earlier apply on
+//! the project bus with a `WORKFLOW_START` but no `WORKFLOW_STOP`, whose
+//! conductor process is gone, is closed: its unfinished instances' last
+//! runs are marked failed in run-info.yaml and with `RUN_CRASH`, and the
+//! project bus gets their `NODE_FAILED` and a `WORKFLOW_STOP`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use crate::bus::{BusWriter, Message, NewMessage, read_all};
+use crate::store::RunInfo;
+
+/// What was finalised.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Finalised {
+    pub applies: usize,
+    pub runs: usize,
+}
+
+fn pid_alive(pid: &str) -> bool {
+    pid.parse::<u32>()
+        .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// Finalises the dead applies recorded on `project_dir`'s bus.
+pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
+    let bus_path = project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let Ok(messages) = read_all(&bus_path) else {
+        return Finalised::default();
+    };
+    let apply_of = |m: &Message| m.meta.get("apply_id").cloned().unwrap_or_default();
+    let stopped: HashSet<String> = messages
+        .iter()
+        .filter(|m| m.kind == "WORKFLOW_STOP")
+        .map(apply_of)
+        .collect();
+    let dead: Vec<&Message> = messages
+        .iter()
+        .filter(|m| m.kind == "WORKFLOW_START" && !stopped.contains(&apply_of(m)))
+        .filter(|m| m.meta.get("pid").is_some_and(|p| !pid_alive(p)))
+        .collect();
+    if dead.is_empty() {
+        return Finalised::default();
+    }
+    let Ok(mut bus) = BusWriter::open(&bus_path) else {
+        return Finalised::default();
+    };
+    let mut done = Finalised::default();
+    for start in dead {
+        let id = apply_of(start);
+        // Instances started and not ended, by instance key.
+        let mut open: BTreeMap<String, &Message> = BTreeMap::new();
+        for m in messages.iter().filter(|m| apply_of(m) == id) {
+            let key = m.meta.get("instance").cloned().unwrap_or_default();
+            match m.kind.as_str() {
+                "NODE_START" => {
+                    open.insert(key, m);
+                }
+                "NODE_DONE" | "NODE_FAILED" | "NODE_SKIPPED" => {
+                    open.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        for m in open.values() {
+            if close_last_run(&project_dir.join(&m.task_id), project) {
+                done.runs += 1;
+            }
+            let mut meta: BTreeMap<String, String> = m.meta.clone();
+            meta.insert("status".into(), "failed".into());
+            meta.insert("stop_reason".into(), "conductor_died".into());
+            append(&mut bus, NewMessage {
+                kind: "NODE_FAILED".into(),
+                project_id: project.to_string(),
+                task_id: m.task_id.clone(),
+                meta,
+                body: format!(
+                    "{} failed: the conductor running it (pid {}) exited without finishing it",
+                    m.meta.get("instance").map_or("", String::as_str),
+                    start.meta.get("pid").map_or("", String::as_str)
+                ),
+                ..NewMessage::default()
+            });
+        }
+        let mut meta: BTreeMap<String, String> = BTreeMap::new();
+        for k in ["apply_id", "workflow"] {
+            if let Some(v) = start.meta.get(k) {
+                meta.insert(k.into(), v.clone());
+            }
+        }
+        meta.insert("status".into(), "abandoned".into());
+        append(&mut bus, NewMessage {
+            kind: "WORKFLOW_STOP".into(),
+            project_id: project.to_string(),
+            meta,
+            body: format!("apply {id} finalised: its conductor exited without finishing"),
+            ..NewMessage::default()
+        });
+        done.applies += 1;
+    }
+    done
+}
+
+fn append(bus: &mut BusWriter, msg: NewMessage) {
+    if let Err(e) = bus.append(&msg) {
+        tracing::warn!("cannot finalise a stale apply: {e}");
+    }
+}
+
+/// Marks the newest run of a task failed if it is still `running`.
+fn close_last_run(task_dir: &Path, project: &str) -> bool {
+    let Some(run) = std::fs::read_dir(task_dir.join("runs"))
+        .ok()
+        .and_then(|rd| rd.filter_map(Result::ok).map(|e| e.path()).max())
+    else {
+        return false;
+    };
+    let path = run.join("run-info.yaml");
+    let mut closed = None;
+    let _ = RunInfo::update(&path, |info| {
+        if info.status == "running" {
+            info.status = "failed".into();
+            info.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+            info.error_summary = Some("reconciled: conductor exited while the run was going".into());
+            info.stop_reason = Some("conductor_died".into());
+            closed = Some((info.task_id.clone(), info.run_id.clone()));
+        }
+    });
+    let Some((task_id, run_id)) = closed else {
+        return false;
+    };
+    if let Ok(mut bus) = BusWriter::open(&task_dir.join("TASK-MESSAGE-BUS.md")) {
+        append(&mut bus, NewMessage {
+            kind: "RUN_CRASH".into(),
+            project_id: project.to_string(),
+            task_id,
+            run_id,
+            meta: [("stop_reason".to_string(), "conductor_died".to_string())].into(),
+            body: format!("run finalised: conductor exited while it ran\nrun_dir: {}", run.display()),
+            ..NewMessage::default()
+        });
+    }
+    true
+}
