@@ -280,3 +280,57 @@ workdir = "wd"
     assert_eq!(peaks.lines().count(), 6);
     assert!(max <= 2, "{max} agents ran at once");
 }
+
+#[test]
+fn a_sub_workflow_is_done_only_when_its_success_commands_pass() {
+    for (command, code, after) in [("test -f sub.toml", 0, "done"), ("exit 3", 1, "skipped")] {
+        let f = flow(
+            r#"
+[nodes.sub]
+workflow = "sub.toml"
+[nodes.after]
+needs = ["sub"]
+prompt = "after {{ needs.sub.output | trim }}"
+"#,
+        );
+        std::fs::write(
+            f.path().join("sub.toml"),
+            format!(
+                "version = 1\nname = \"sub\"\n[agents.echo]\nkind = \"command\"\ncommand = [\"cat\"]\n\
+                 [nodes.inner]\nagent = \"echo\"\nprompt = \"inner\"\nstop = {{ exit_zero = true }}\n\
+                 [success]\ncommands = [\"{command}\"]\n"
+            ),
+        )
+        .unwrap();
+        let (out, summary) = f.apply(&[]);
+        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(state(&summary, "sub/inner"), st("done", "exit_zero", 1));
+        let check = if code == 0 { st("done", "success_commands", 0) } else { st("failed", "success_failed", 0) };
+        assert_eq!(state(&summary, "sub"), check);
+        assert_eq!(state(&summary, "after").0, after);
+    }
+}
+
+#[test]
+fn each_of_mirrors_a_run_time_fan_out_one_to_one() {
+    let f = flow(
+        r#"
+[nodes.plan]
+agent = "plan"
+prompt = "plan"
+output = { format = "json" }
+[nodes.work]
+for_each = { from = "plan", path = "json.tasks" }
+prompt = "did {{ item }}"
+[nodes.check]
+for_each = { each_of = "work" }
+needs = ["work"]
+prompt = "checked <{{ needs.work.output | trim }}>"
+"#,
+    );
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for item in ["alpha", "beta", "gamma"] {
+        assert_eq!(output(&summary, &f, &format!("check[{item}]")), format!("checked <did {item}>\n"));
+    }
+}

@@ -200,6 +200,14 @@ impl<'a> Dispatcher<'a> {
                     self.finish(i, outcome);
                 }
                 JobKind::FanOut { .. } => self.expand(i),
+                JobKind::Check { commands, workdir } => {
+                    self.running += 1;
+                    self.state[i] = State::Running;
+                    let shared = Arc::clone(&self.shared);
+                    self.units.spawn(async move {
+                        (i, super::signals::check(&commands, &workdir, &shared).await)
+                    });
+                }
                 JobKind::Agent(agent) => {
                     let node = self.jobs[i].node;
                     let cap = self.shared.program.nodes[node].max_parallel;

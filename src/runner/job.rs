@@ -61,6 +61,12 @@ pub struct AgentJob {
 pub enum JobKind {
     Agent(Arc<AgentJob>),
     Gate(String),
+    /// A sub-workflow's `[success]` commands, run once its inner instances
+    /// have ended; the sub-workflow node is done only if they pass.
+    Check {
+        commands: Vec<String>,
+        workdir: PathBuf,
+    },
     /// Placeholder of a run-time fan-out; replaced by agent jobs when its source is done.
     FanOut {
         from: usize,
@@ -99,6 +105,14 @@ pub enum JobError {
 
 /// Builds every job of the plan, in plan order (which is dependency order).
 pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
+    if let Some(g) = program.groups.iter().find(|g| g.stop.is_some()) {
+        return Err(JobError::Agent {
+            node: g.id.clone(),
+            message: "a `stop` on a workflow node (looping a sub-workflow) is not run by this \
+                      version of `apply`; remove the `stop`, or loop the inner nodes themselves"
+                .to_string(),
+        });
+    }
     let entry_dir = program
         .scopes
         .first()
@@ -115,7 +129,8 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
         .enumerate()
         .map(|(i, n)| (n.id.as_str(), i))
         .collect();
-    plan.instances
+    let mut jobs = plan
+        .instances
         .iter()
         .map(|inst| {
             let node = node_index.get(&*inst.node).copied().unwrap_or(0);
@@ -140,7 +155,47 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
                 on_failure: program.nodes[node].on_failure,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    add_group_checks(program, &entry_dir, &mut jobs);
+    Ok(jobs)
+}
+
+/// One check job per sub-workflow with `[success]` commands: it needs every
+/// inner instance, and everything outside that needs an inner instance
+/// needs the check too.
+fn add_group_checks(program: &Program, entry_dir: &std::path::Path, jobs: &mut Vec<Job>) {
+    for (g, group) in program.groups.iter().enumerate() {
+        if group.success.is_empty() {
+            continue;
+        }
+        let inner: Vec<usize> = (0..jobs.len())
+            .filter(|&j| program.nodes[jobs[j].node].groups.contains(&g))
+            .collect();
+        if inner.is_empty() {
+            continue;
+        }
+        let check = jobs.len();
+        for (j, job) in jobs.iter_mut().enumerate() {
+            if !inner.contains(&j) && job.needs.iter().any(|n| inner.contains(n)) {
+                job.needs.push(check);
+            }
+        }
+        let file = normalize(&entry_dir.join(&group.file));
+        jobs.push(Job {
+            key: Arc::from(group.id.as_str()),
+            node: group.result,
+            item: None,
+            matrix: None,
+            needs: inner,
+            kind: JobKind::Check {
+                commands: group.success.clone(),
+                workdir: file.parent().map_or_else(|| entry_dir.to_path_buf(), std::path::Path::to_path_buf),
+            },
+            workdir: entry_dir.to_path_buf(),
+            env: Vec::new(),
+            on_failure: OnFailure::Fail,
+        });
+    }
 }
 
 fn kind(
