@@ -208,3 +208,37 @@ prompt = "p"
         .collect();
     assert_eq!(kinds, ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_STOP"]);
 }
+
+#[test]
+fn a_json_answer_must_match_its_schema_and_the_next_iteration_is_told_why() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.learner]
+kind = "command"
+command = ["sh", "-c", "if [ -f \"$JRUN_TASK_FOLDER/once\" ]; then echo '{\"tasks\": [\"a\"]}'; else touch \"$JRUN_TASK_FOLDER/once\"; echo 'Here: {\"wrong\": 1}'; fi"]
+[nodes.n]
+agent = "learner"
+prompt = "list tasks{% if previous is defined %} (last time: {{ previous.error }}){% endif %}"
+output = { format = "json", schema = "tasks.schema.json" }
+stop = { exit_zero = true, max_iterations = 3 }
+"#,
+    );
+    std::fs::write(
+        flow.path().join("tasks.schema.json"),
+        r#"{"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array"}}}"#,
+    )
+    .unwrap();
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 2));
+    let second = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("prompt.md"))
+        .map(|(_, t)| t)
+        .nth(1)
+        .unwrap();
+    assert!(second.contains("does not match"), "{second}");
+    assert!(second.contains("\"tasks\" is a required property"), "{second}");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::compile::paths::normalize;
 use crate::compile::{Action, Program};
-use crate::model::{Agent, AgentKind, Duration as ModelDuration, OnFailure};
+use crate::model::{Agent, AgentKind, Duration as ModelDuration, OnFailure, OutputFormat};
 use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
 
 /// One agent an instance may run, resolved.
@@ -54,6 +54,51 @@ pub struct AgentJob {
     pub vars: serde_json::Value,
     /// Whether the prompt reads `previous` itself (then no restart prefix).
     pub uses_previous: bool,
+    /// `output = { format = "json" }`: the answer must hold JSON, valid against the schema if one is given.
+    pub json: Option<Option<Arc<JsonSchema>>>,
+}
+
+/// An `output` schema, compiled once.
+pub struct JsonSchema {
+    pub path: PathBuf,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for JsonSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonSchema").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl JsonSchema {
+    fn load(path: PathBuf) -> Result<Self, String> {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the output schema {}: {e}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("the output schema {} is not JSON: {e}", path.display()))?;
+        let validator = jsonschema::validator_for(&value)
+            .map_err(|e| format!("the output schema {} is not a JSON Schema: {e}", path.display()))?;
+        Ok(Self { path, validator })
+    }
+
+    /// Ok, or what is wrong with `value` (the first few errors, with where they are).
+    pub fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(value)
+            .take(5)
+            .map(|e| format!("{} (at {})", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the answer's JSON does not match {}: {}",
+                self.path.display(),
+                errors.join("; ")
+            ))
+        }
+    }
 }
 
 /// What an instance does.
@@ -220,6 +265,22 @@ fn kind(
         }
         Action::Gate { .. } => (String::new(), serde_json::Value::Null, false),
     };
+    let json = match &n.output {
+        Some(o) if o.format.value == OutputFormat::Json => Some(
+            o.schema
+                .as_ref()
+                .map(|s| {
+                    JsonSchema::load(program.scopes[n.scope].dir.join(&s.value))
+                        .map(Arc::new)
+                        .map_err(|message| JobError::Agent {
+                            node: n.id.clone(),
+                            message,
+                        })
+                })
+                .transpose()?,
+        ),
+        _ => None,
+    };
     let agent_job = |agents: Vec<&AgentRef>, stop: &StopPlan| -> Result<Arc<AgentJob>, JobError> {
         let (template, vars, uses_previous) = prompt();
         Ok(Arc::new(AgentJob {
@@ -234,6 +295,7 @@ fn kind(
             template,
             vars,
             uses_previous,
+            json: json.clone(),
         }))
     };
     Ok(match &inst.kind {

@@ -19,7 +19,6 @@ use super::outcome::{Outcome, Status, Usage, extract_json};
 use super::stall::Stall;
 use super::success::{Evidence, Verdict, evaluate};
 use crate::bus::BusWriter;
-use crate::model::OutputFormat;
 use crate::preamble::{PreambleOptions, RunPlace, prompt_file};
 
 /// The previous iteration, as templates see it.
@@ -100,10 +99,6 @@ impl Looper<'_> {
         let mut stall = stop
             .stall
             .map(|n| Stall::new(n, self.job.workdir.clone(), self.shared.runs_root.clone()));
-        let wants_json = self.shared.program.nodes[self.job.node]
-            .output
-            .as_ref()
-            .is_some_and(|o| o.format.value == OutputFormat::Json);
         for iteration in 1..=stop.max_iterations {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return fail(out, "deadline");
@@ -176,10 +171,17 @@ impl Looper<'_> {
             out.exit_code = Some(ran.exit_code);
             usage.add(ran.usage);
             out.usage = usage;
-            let json = if wants_json {
-                extract_json(&ran.answer)
-            } else {
-                None
+            // The answer's JSON, and why it is not usable when it is not.
+            let (json, json_error) = match &self.agent.json {
+                None => (None, None),
+                Some(_) if ran.cut.is_some() => (None, None),
+                Some(schema) => match extract_json(&ran.answer) {
+                    None => (None, Some("the answer holds no JSON".to_string())),
+                    Some(v) => match schema.as_ref().map(|s| s.check(&v)) {
+                        Some(Err(e)) => (None, Some(e)),
+                        _ => (Some(v), None),
+                    },
+                },
             };
             let agent_error = ran.exit_code != 0 || ran.reported_failure;
             let mut verdict = match ran.cut {
@@ -189,12 +191,9 @@ impl Looper<'_> {
                         .await
                 }
             };
-            let mut json_error = None;
-            if wants_json && json.is_none() && ran.cut.is_none() {
-                json_error = Some("the answer holds no JSON".to_string());
-                if verdict.starts_with("done:") {
-                    verdict = "no_json".into();
-                }
+            // A JSON node is not done on an answer whose JSON is missing or invalid.
+            if json_error.is_some() && verdict.starts_with("done:") {
+                verdict = "invalid_json".into();
             }
             self.record(&ran, iteration, &verdict);
             out.output.clone_from(&ran.answer);
