@@ -242,3 +242,35 @@ stop = { exit_zero = true, max_iterations = 3 }
     assert!(second.contains("does not match"), "{second}");
     assert!(second.contains("\"tasks\" is a required property"), "{second}");
 }
+
+#[test]
+fn workflow_limits_cap_the_whole_apply() {
+    let claude = r#"version = 1
+name = "t"
+[agents.fake]
+kind = "claude"
+command = ["conductor"]
+args = ["__fake-agent", "--stream", "claude"]
+[nodes.n]
+agent = "fake"
+prompt = "p"
+stop = { max_iterations = 5 }
+"#;
+    let flow = Flow::new(claude);
+    let (out, summary) = flow.apply(&["--budget-usd", "0.003"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n"), st("failed", "budget_usd", 2));
+
+    let flow = Flow::new(&format!(
+        "{}\n[limits]\nmax_agents = 2\n",
+        one_node(r#""--done-after", "1""#, "{}").replace(
+            "[nodes.n]",
+            "[nodes.n]\nfor_each = [\"a\", \"b\", \"c\"]"
+        )
+    ));
+    let (out, summary) = flow.apply(&["--max-parallel", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n[a]"), st("done", "done_file", 1));
+    assert_eq!(state(&summary, "n[b]"), st("done", "done_file", 1));
+    assert_eq!(state(&summary, "n[c]"), st("failed", "max_agents", 0));
+}

@@ -32,6 +32,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         only: args.only.clone(),
         fail_fast: args.fail_fast,
         grace: args.grace,
+        budget_usd: args.budget_usd,
     };
     let mut console = Console::new(std::io::stderr().is_terminal());
     let summary = match runner::apply(program, &plan, &options, &mut console) {

@@ -169,6 +169,9 @@ pub struct ApplyArgs {
     /// Write a JUnit XML report (one testcase per instance) to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Cap the whole apply's spending in US dollars (as reported by the agents).
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
     /// How long agents get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
     pub grace: std::time::Duration,

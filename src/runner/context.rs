@@ -3,6 +3,7 @@
 //! grace period, the watchdog, and the stop signal.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,55 @@ pub struct Shared {
     pub grace: Duration,
     pub watchdog: Mutex<Option<Watchdog>>,
     pub stop: watch::Receiver<StopLevel>,
+    /// Workflow-wide caps (`[limits]`, `--budget-usd`) and what is used of them.
+    pub limits: WorkflowLimits,
+}
+
+/// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.
+#[derive(Debug, Default)]
+pub struct WorkflowLimits {
+    pub budget_usd: Option<f64>,
+    pub max_agents: Option<u32>,
+    /// Dollars spent, in millionths.
+    spent_micro_usd: AtomicU64,
+    agent_runs: AtomicU32,
+}
+
+impl WorkflowLimits {
+    pub fn new(budget_usd: Option<f64>, max_agents: Option<u32>) -> Self {
+        Self {
+            budget_usd,
+            max_agents,
+            ..Self::default()
+        }
+    }
+
+    /// Claims one agent run, or says which cap forbids it.
+    pub fn claim_run(&self) -> Result<(), &'static str> {
+        if let Some(b) = self.budget_usd
+            && self.spent() >= b
+        {
+            return Err("budget_usd");
+        }
+        if let Some(max) = self.max_agents
+            && self.agent_runs.fetch_add(1, Ordering::SeqCst) >= max
+        {
+            return Err("max_agents");
+        }
+        Ok(())
+    }
+
+    pub fn spend(&self, usd: f64) {
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "costs are small and positive")]
+        let micro = (usd * 1e6).round() as u64;
+        self.spent_micro_usd.fetch_add(micro, Ordering::SeqCst);
+    }
+
+    pub fn spent(&self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "millionths of dollars stay far below 2^52")]
+        let micro = self.spent_micro_usd.load(Ordering::SeqCst) as f64;
+        micro / 1e6
+    }
 }
 
 /// The paths of one run, as the agent is told them.

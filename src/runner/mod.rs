@@ -42,6 +42,8 @@ pub struct ApplyOptions {
     pub fail_fast: bool,
     /// SIGTERM-to-SIGKILL grace period for agents.
     pub grace: Duration,
+    /// `--budget-usd`: caps the whole apply, below `[limits] budget_usd`.
+    pub budget_usd: Option<f64>,
 }
 
 /// An apply that could not start.
@@ -117,6 +119,11 @@ pub fn apply(
         base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &secret_refs,
     );
+    let budget = match (options.budget_usd, program.budget_usd) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let max_agents = program.max_agents;
     let apply_start = jiff::Timestamp::now();
     let apply_id = format!(
         "apply-{}-{}",
@@ -145,6 +152,7 @@ pub fn apply(
         grace: options.grace,
         watchdog: Mutex::new(Some(watchdog)),
         stop: stop_rx,
+        limits: context::WorkflowLimits::new(budget, max_agents),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

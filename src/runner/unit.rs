@@ -106,6 +106,10 @@ impl Looper<'_> {
             if self.shared.stop_level() > super::context::StopLevel::Running {
                 return fail(out, "interrupted");
             }
+            if let Err(cap) = self.shared.limits.claim_run() {
+                out.output = format!("the workflow's `{cap}` limit is used up");
+                return fail(out, cap);
+            }
             let agent = &self.agent.agents[agent_index];
             let prompt = match self.render(iteration, previous.as_ref()) {
                 Ok(p) => p,
@@ -170,6 +174,7 @@ impl Looper<'_> {
             out.iterations = iteration;
             out.exit_code = Some(ran.exit_code);
             usage.add(ran.usage);
+            self.shared.limits.spend(ran.usage.cost_usd);
             out.usage = usage;
             // The answer's JSON, and why it is not usable when it is not.
             let (json, json_error) = match &self.agent.json {
