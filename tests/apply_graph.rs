@@ -303,9 +303,18 @@ prompt = "after {{ needs.sub.output | trim }}"
         )
         .unwrap();
         let (out, summary) = f.apply(&[]);
-        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(state(&summary, "sub/inner"), st("done", "exit_zero", 1));
-        let check = if code == 0 { st("done", "success_commands", 0) } else { st("failed", "success_failed", 0) };
+        let check = if code == 0 {
+            st("done", "success_commands", 0)
+        } else {
+            st("failed", "success_failed", 0)
+        };
         assert_eq!(state(&summary, "sub"), check);
         assert_eq!(state(&summary, "after").0, after);
     }
@@ -329,8 +338,16 @@ prompt = "checked <{{ needs.work.output | trim }}>"
 "#,
     );
     let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for item in ["alpha", "beta", "gamma"] {
-        assert_eq!(output(&summary, &f, &format!("check[{item}]")), format!("checked <did {item}>\n"));
+        assert_eq!(
+            output(&summary, &f, &format!("check[{item}]")),
+            format!("checked <did {item}>\n")
+        );
     }
 }

@@ -230,7 +230,12 @@ stop = { exit_zero = true, max_iterations = 3 }
     )
     .unwrap();
     let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(state(&summary, "n"), st("done", "exit_zero", 2));
     let second = flow
         .files()
@@ -240,7 +245,10 @@ stop = { exit_zero = true, max_iterations = 3 }
         .nth(1)
         .unwrap();
     assert!(second.contains("does not match"), "{second}");
-    assert!(second.contains("\"tasks\" is a required property"), "{second}");
+    assert!(
+        second.contains("\"tasks\" is a required property"),
+        "{second}"
+    );
 }
 
 #[test]
@@ -263,10 +271,8 @@ stop = { max_iterations = 5 }
 
     let flow = Flow::new(&format!(
         "{}\n[limits]\nmax_agents = 2\n",
-        one_node(r#""--done-after", "1""#, "{}").replace(
-            "[nodes.n]",
-            "[nodes.n]\nfor_each = [\"a\", \"b\", \"c\"]"
-        )
+        one_node(r#""--done-after", "1""#, "{}")
+            .replace("[nodes.n]", "[nodes.n]\nfor_each = [\"a\", \"b\", \"c\"]")
     ));
     let (out, summary) = flow.apply(&["--max-parallel", "1"]);
     assert_eq!(out.status.code(), Some(1));

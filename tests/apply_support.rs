@@ -52,9 +52,9 @@ impl Flow {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else {
-                    let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                    out.push((p, text));
+                } else if let Ok(bytes) = std::fs::read(&p) {
+                    // A temporary file may be renamed away while the apply runs.
+                    out.push((p, String::from_utf8_lossy(&bytes).into_owned()));
                 }
             }
         }

@@ -1,11 +1,12 @@
-//! The console reporter: on a TTY one progress line per running instance
-//! (iteration, elapsed time, what it last did), otherwise plain
-//! timestamped lines; a summary table at the end. Everything goes to
-//! stderr: stdout is for machine output.
+//! The console reporter: on a TTY one live line per running instance
+//! (iteration, elapsed time, and the latest message its agent posted to the
+//! bus), otherwise plain timestamped lines; a summary table at the end.
+//! Everything goes to stderr: stdout is for machine output.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,19 +16,43 @@ use crate::runner::event::Event;
 use crate::runner::outcome::Status;
 use crate::runner::summary::Summary;
 
+/// A running instance's line.
+#[derive(Debug)]
+struct Live {
+    bar: ProgressBar,
+    bus: PathBuf,
+    /// `iteration 2/5 (claude)`.
+    head: String,
+}
+
+type Lines = Arc<Mutex<HashMap<Arc<str>, Live>>>;
+
 /// Prints an apply as it happens.
 #[derive(Debug)]
 pub struct Console {
     bars: Option<MultiProgress>,
-    running: HashMap<Arc<str>, ProgressBar>,
+    running: Lines,
+    project_dir: PathBuf,
+    /// Dropped to stop the ticker at once.
+    done: Option<std::sync::mpsc::Sender<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Console {
-    /// Progress bars when stderr is a terminal, plain lines otherwise.
+    /// Live lines when stderr is a terminal, plain lines otherwise.
     pub fn new(tty: bool) -> Self {
+        let running: Lines = Arc::default();
+        let (done, stop) = std::sync::mpsc::channel();
+        let ticker = tty.then(|| {
+            let running = Arc::clone(&running);
+            std::thread::spawn(move || tick(&running, &stop))
+        });
         Self {
             bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-            running: HashMap::new(),
+            running,
+            project_dir: PathBuf::new(),
+            done: Some(done),
+            ticker,
         }
     }
 
@@ -43,22 +68,36 @@ impl Console {
         }
     }
 
-    fn bar(&mut self, key: &Arc<str>) -> Option<&ProgressBar> {
-        let m = self.bars.as_ref()?;
-        Some(self.running.entry(Arc::clone(key)).or_insert_with(|| {
-            let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            let bar = m.add(ProgressBar::new_spinner().with_style(style));
-            bar.set_prefix(key.to_string());
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        }))
+    fn start(&self, key: &Arc<str>, task_id: &str) {
+        let Some(m) = &self.bars else { return };
+        let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = m.add(ProgressBar::new_spinner().with_style(style));
+        bar.set_prefix(key.to_string());
+        bar.set_message("starting");
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(
+                Arc::clone(key),
+                Live {
+                    bar,
+                    bus: self.project_dir.join(task_id).join("TASK-MESSAGE-BUS.md"),
+                    head: String::new(),
+                },
+            );
+        }
     }
 
     /// The table printed after the apply.
     pub fn finish(&mut self, summary: &Summary) {
-        for (_, bar) in self.running.drain() {
-            bar.finish_and_clear();
+        drop(self.done.take());
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Ok(mut r) = self.running.lock() {
+            for (_, live) in r.drain() {
+                live.bar.finish_and_clear();
+            }
         }
         let mut err = std::io::stderr().lock();
         let width = summary
@@ -114,6 +153,28 @@ impl Console {
     }
 }
 
+/// Refreshes each live line with the latest message an agent posted,
+/// reading only the end of its task bus.
+fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(Duration::from_millis(500))
+    {
+        let Ok(r) = running.lock() else { return };
+        for live in r.values() {
+            let latest = crate::bus::tail(&live.bus, 4)
+                .ok()
+                .and_then(|msgs| msgs.into_iter().rev().find(|m| !m.kind.starts_with("RUN_")))
+                .map(|m| {
+                    let first = m.body.lines().next().unwrap_or_default();
+                    let cut: String = first.chars().take(60).collect();
+                    format!(" · {}: {cut}", m.kind)
+                })
+                .unwrap_or_default();
+            live.bar.set_message(format!("{}{latest}", live.head));
+        }
+    }
+}
+
 fn format_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
@@ -133,14 +194,16 @@ impl Observer for Console {
                 workflow,
                 instances,
                 apply_id,
-                ..
-            } => self.line(&format!(
-                "{workflow}: applying {instances} instance(s) ({apply_id})"
-            )),
-            Event::InstanceStarted { .. } | Event::Expanded { .. } => {
-                if let Event::Expanded { key, instances } = event {
-                    self.line(&format!("{key}: {} instance(s)", instances.len()));
-                }
+                project_dir,
+            } => {
+                self.project_dir.clone_from(project_dir);
+                self.line(&format!(
+                    "{workflow}: applying {instances} instance(s) ({apply_id})"
+                ));
+            }
+            Event::InstanceStarted { key, task_id } => self.start(key, task_id),
+            Event::Expanded { key, instances } => {
+                self.line(&format!("{key}: {} instance(s)", instances.len()));
             }
             Event::IterationStarted {
                 key,
@@ -150,9 +213,13 @@ impl Observer for Console {
                 ..
             } => {
                 let text = format!("iteration {iteration}/{max_iterations} ({agent})");
-                match self.bar(key) {
-                    Some(bar) => bar.set_message(text),
-                    None => self.line(&format!("{key}: {text}")),
+                if self.bars.is_none() {
+                    self.line(&format!("{key}: {text}"));
+                } else if let Ok(mut r) = self.running.lock()
+                    && let Some(live) = r.get_mut(key)
+                {
+                    live.bar.set_message(text.clone());
+                    live.head = text;
                 }
             }
             Event::IterationFinished {
@@ -162,17 +229,18 @@ impl Observer for Console {
                 verdict,
                 duration,
             } => {
-                let text = format!(
-                    "{key}: iteration {iteration} exited {exit_code} after {}: {verdict}",
-                    format_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-                );
                 if self.bars.is_none() {
-                    self.line(&text);
+                    self.line(&format!(
+                        "{key}: iteration {iteration} exited {exit_code} after {}: {verdict}",
+                        format_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+                    ));
                 }
             }
             Event::InstanceFinished { key, outcome } => {
-                if let Some(bar) = self.running.remove(key) {
-                    bar.finish_and_clear();
+                if let Ok(mut r) = self.running.lock()
+                    && let Some(live) = r.remove(key)
+                {
+                    live.bar.finish_and_clear();
                 }
                 let mark = match outcome.status {
                     Status::Done => "done",

@@ -85,13 +85,20 @@ impl WorkflowLimits {
     }
 
     pub fn spend(&self, usd: f64) {
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "costs are small and positive")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "costs are small and positive"
+        )]
         let micro = (usd * 1e6).round() as u64;
         self.spent_micro_usd.fetch_add(micro, Ordering::SeqCst);
     }
 
     pub fn spent(&self) -> f64 {
-        #[expect(clippy::cast_precision_loss, reason = "millionths of dollars stay far below 2^52")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "millionths of dollars stay far below 2^52"
+        )]
         let micro = self.spent_micro_usd.load(Ordering::SeqCst) as f64;
         micro / 1e6
     }

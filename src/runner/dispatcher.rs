@@ -126,12 +126,12 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Runs every job to a terminal state; returns their summaries in plan order.
-    pub async fn run(mut self, root: &std::path::Path) -> (Vec<InstanceSummary>, Option<String>) {
+    pub async fn run(mut self) -> (Vec<InstanceSummary>, Option<String>) {
         self.emit(Event::WorkflowStarted {
             apply_id: self.shared.apply_id.clone(),
             workflow: self.shared.workflow.clone(),
             instances: self.jobs.len(),
-            root: root.to_path_buf(),
+            project_dir: self.shared.project_dir.clone(),
         });
         let mut stop_rx = self.shared.stop.clone();
         loop {

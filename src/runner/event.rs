@@ -15,7 +15,8 @@ pub enum Event {
         apply_id: String,
         workflow: String,
         instances: usize,
-        root: std::path::PathBuf,
+        /// `<root>/<project>`: task folders are inside.
+        project_dir: std::path::PathBuf,
     },
     /// An instance's task folder exists and its loop begins.
     InstanceStarted { key: Arc<str>, task_id: String },

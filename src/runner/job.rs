@@ -54,8 +54,10 @@ pub struct AgentJob {
     pub vars: serde_json::Value,
     /// Whether the prompt reads `previous` itself (then no restart prefix).
     pub uses_previous: bool,
-    /// `output = { format = "json" }`: the answer must hold JSON, valid against the schema if one is given.
-    pub json: Option<Option<Arc<JsonSchema>>>,
+    /// `output = { format = "json" }`: the answer must hold JSON.
+    pub json: bool,
+    /// ..valid against this schema, if one is given.
+    pub schema: Option<Arc<JsonSchema>>,
 }
 
 /// An `output` schema, compiled once.
@@ -66,7 +68,9 @@ pub struct JsonSchema {
 
 impl std::fmt::Debug for JsonSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonSchema").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("JsonSchema")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,8 +80,12 @@ impl JsonSchema {
             .map_err(|e| format!("cannot read the output schema {}: {e}", path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("the output schema {} is not JSON: {e}", path.display()))?;
-        let validator = jsonschema::validator_for(&value)
-            .map_err(|e| format!("the output schema {} is not a JSON Schema: {e}", path.display()))?;
+        let validator = jsonschema::validator_for(&value).map_err(|e| {
+            format!(
+                "the output schema {} is not a JSON Schema: {e}",
+                path.display()
+            )
+        })?;
         Ok(Self { path, validator })
     }
 
@@ -234,7 +242,9 @@ fn add_group_checks(program: &Program, entry_dir: &std::path::Path, jobs: &mut V
             needs: inner,
             kind: JobKind::Check {
                 commands: group.success.clone(),
-                workdir: file.parent().map_or_else(|| entry_dir.to_path_buf(), std::path::Path::to_path_buf),
+                workdir: file
+                    .parent()
+                    .map_or_else(|| entry_dir.to_path_buf(), std::path::Path::to_path_buf),
             },
             workdir: entry_dir.to_path_buf(),
             env: Vec::new(),
@@ -265,22 +275,24 @@ fn kind(
         }
         Action::Gate { .. } => (String::new(), serde_json::Value::Null, false),
     };
-    let json = match &n.output {
-        Some(o) if o.format.value == OutputFormat::Json => Some(
-            o.schema
-                .as_ref()
-                .map(|s| {
-                    JsonSchema::load(program.scopes[n.scope].dir.join(&s.value))
-                        .map(Arc::new)
-                        .map_err(|message| JobError::Agent {
-                            node: n.id.clone(),
-                            message,
-                        })
+    let json = n
+        .output
+        .as_ref()
+        .is_some_and(|o| o.format.value == OutputFormat::Json);
+    let schema = n
+        .output
+        .as_ref()
+        .and_then(|o| o.schema.as_ref())
+        .filter(|_| json)
+        .map(|s| {
+            JsonSchema::load(program.scopes[n.scope].dir.join(&s.value))
+                .map(Arc::new)
+                .map_err(|message| JobError::Agent {
+                    node: n.id.clone(),
+                    message,
                 })
-                .transpose()?,
-        ),
-        _ => None,
-    };
+        })
+        .transpose()?;
     let agent_job = |agents: Vec<&AgentRef>, stop: &StopPlan| -> Result<Arc<AgentJob>, JobError> {
         let (template, vars, uses_previous) = prompt();
         Ok(Arc::new(AgentJob {
@@ -295,7 +307,8 @@ fn kind(
             template,
             vars,
             uses_previous,
-            json: json.clone(),
+            json,
+            schema: schema.clone(),
         }))
     };
     Ok(match &inst.kind {

@@ -178,7 +178,7 @@ pub fn apply(
             Arc::clone(&stop_tx),
             observer,
         );
-        let (instances, stop_reason) = d.run(&root).await;
+        let (instances, stop_reason) = d.run().await;
         let mut success = Vec::new();
         let failed = instances
             .iter()
@@ -190,7 +190,14 @@ pub fn apply(
                 }
                 let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
                 let code = signals::run_success(&c.command, &workdir, &shared).await;
-                observer_success(&mut success, &c.command, code);
+                observer.event(&event::Event::SuccessChecked {
+                    command: c.command.clone(),
+                    exit_code: code,
+                });
+                success.push(SuccessSummary {
+                    command: c.command.clone(),
+                    exit_code: code,
+                });
             }
         }
         Ok::<_, ApplyError>((instances, success, signals.received()))
@@ -216,13 +223,6 @@ pub fn apply(
     summary.settle(signal);
     record_stop(&shared, &summary);
     Ok(summary)
-}
-
-fn observer_success(list: &mut Vec<SuccessSummary>, command: &str, exit_code: i32) {
-    list.push(SuccessSummary {
-        command: command.to_string(),
-        exit_code,
-    });
 }
 
 /// `WORKFLOW_STOP` on the project bus.

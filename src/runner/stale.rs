@@ -70,18 +70,21 @@ pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
             let mut meta: BTreeMap<String, String> = m.meta.clone();
             meta.insert("status".into(), "failed".into());
             meta.insert("stop_reason".into(), "conductor_died".into());
-            append(&mut bus, NewMessage {
-                kind: "NODE_FAILED".into(),
-                project_id: project.to_string(),
-                task_id: m.task_id.clone(),
-                meta,
-                body: format!(
-                    "{} failed: the conductor running it (pid {}) exited without finishing it",
-                    m.meta.get("instance").map_or("", String::as_str),
-                    start.meta.get("pid").map_or("", String::as_str)
-                ),
-                ..NewMessage::default()
-            });
+            append(
+                &mut bus,
+                &NewMessage {
+                    kind: "NODE_FAILED".into(),
+                    project_id: project.to_string(),
+                    task_id: m.task_id.clone(),
+                    meta,
+                    body: format!(
+                        "{} failed: the conductor running it (pid {}) exited without finishing it",
+                        m.meta.get("instance").map_or("", String::as_str),
+                        start.meta.get("pid").map_or("", String::as_str)
+                    ),
+                    ..NewMessage::default()
+                },
+            );
         }
         let mut meta: BTreeMap<String, String> = BTreeMap::new();
         for k in ["apply_id", "workflow"] {
@@ -90,20 +93,23 @@ pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
             }
         }
         meta.insert("status".into(), "abandoned".into());
-        append(&mut bus, NewMessage {
-            kind: "WORKFLOW_STOP".into(),
-            project_id: project.to_string(),
-            meta,
-            body: format!("apply {id} finalised: its conductor exited without finishing"),
-            ..NewMessage::default()
-        });
+        append(
+            &mut bus,
+            &NewMessage {
+                kind: "WORKFLOW_STOP".into(),
+                project_id: project.to_string(),
+                meta,
+                body: format!("apply {id} finalised: its conductor exited without finishing"),
+                ..NewMessage::default()
+            },
+        );
         done.applies += 1;
     }
     done
 }
 
-fn append(bus: &mut BusWriter, msg: NewMessage) {
-    if let Err(e) = bus.append(&msg) {
+fn append(bus: &mut BusWriter, msg: &NewMessage) {
+    if let Err(e) = bus.append(msg) {
         tracing::warn!("cannot finalise a stale apply: {e}");
     }
 }
@@ -122,7 +128,8 @@ fn close_last_run(task_dir: &Path, project: &str) -> bool {
         if info.status == "running" {
             info.status = "failed".into();
             info.end_time = crate::bus::format_ts(jiff::Timestamp::now());
-            info.error_summary = Some("reconciled: conductor exited while the run was going".into());
+            info.error_summary =
+                Some("reconciled: conductor exited while the run was going".into());
             info.stop_reason = Some("conductor_died".into());
             closed = Some((info.task_id.clone(), info.run_id.clone()));
         }
@@ -131,15 +138,21 @@ fn close_last_run(task_dir: &Path, project: &str) -> bool {
         return false;
     };
     if let Ok(mut bus) = BusWriter::open(&task_dir.join("TASK-MESSAGE-BUS.md")) {
-        append(&mut bus, NewMessage {
-            kind: "RUN_CRASH".into(),
-            project_id: project.to_string(),
-            task_id,
-            run_id,
-            meta: [("stop_reason".to_string(), "conductor_died".to_string())].into(),
-            body: format!("run finalised: conductor exited while it ran\nrun_dir: {}", run.display()),
-            ..NewMessage::default()
-        });
+        append(
+            &mut bus,
+            &NewMessage {
+                kind: "RUN_CRASH".into(),
+                project_id: project.to_string(),
+                task_id,
+                run_id,
+                meta: [("stop_reason".to_string(), "conductor_died".to_string())].into(),
+                body: format!(
+                    "run finalised: conductor exited while it ran\nrun_dir: {}",
+                    run.display()
+                ),
+                ..NewMessage::default()
+            },
+        );
     }
     true
 }

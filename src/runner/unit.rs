@@ -177,12 +177,11 @@ impl Looper<'_> {
             self.shared.limits.spend(ran.usage.cost_usd);
             out.usage = usage;
             // The answer's JSON, and why it is not usable when it is not.
-            let (json, json_error) = match &self.agent.json {
-                None => (None, None),
-                Some(_) if ran.cut.is_some() => (None, None),
-                Some(schema) => match extract_json(&ran.answer) {
+            let (json, json_error) = match (self.agent.json, ran.cut) {
+                (false, _) | (true, Some(_)) => (None, None),
+                (true, None) => match extract_json(&ran.answer) {
                     None => (None, Some("the answer holds no JSON".to_string())),
-                    Some(v) => match schema.as_ref().map(|s| s.check(&v)) {
+                    Some(v) => match self.agent.schema.as_ref().map(|s| s.check(&v)) {
                         Some(Err(e)) => (None, Some(e)),
                         _ => (Some(v), None),
                     },

@@ -1,0 +1,446 @@
+//! `conductor apply` as a whole process against DESIGN §8: one node whose
+//! agent is done on its first iteration (<= 8 ms), the engine's own time per
+//! Ralph iteration beyond the agent's (<= 0.3 ms), the engine's peak RSS for 1
+//! and 20 iterations (<= 10 MiB, flat), and 100 and 1,000 concurrent fake
+//! agents sleeping 1 s (<= 3 s, <= 64 MiB, no file-descriptor leak).
+//!
+//! Everything runs the release binary that `cargo bench` builds beside this
+//! bench (`CARGO_BIN_EXE_conductor`, under the target dir's `release`), so no
+//! separate `cargo build --release` is needed. Each apply gets a fresh runs
+//! root under `TMPDIR`: run it again with `TMPDIR=/dev/shm` to take the disk
+//! (and its fsyncs) out of the figures. The derived figures (per-iteration
+//! engine time, RSS, fan-out) are medians printed after criterion's; a filter
+//! argument (`cargo bench --bench apply -- fan_out`) selects sections by name.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+
+const CONDUCTOR: &str = env!("CARGO_BIN_EXE_conductor");
+
+/// A workflow file in its own temporary folder; every apply of it gets a
+/// fresh runs root, so no apply reads what an earlier one left.
+struct Flow {
+    dir: tempfile::TempDir,
+    applies: AtomicU32,
+}
+
+/// A runs root, deleted when dropped (criterion drops outputs outside the
+/// timed region).
+struct Root(PathBuf);
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Flow {
+    fn new(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("flow.toml"), toml).expect("write the workflow");
+        Self {
+            dir,
+            applies: AtomicU32::new(0),
+        }
+    }
+
+    fn fresh_root(&self) -> Root {
+        let n = self.applies.fetch_add(1, Ordering::Relaxed);
+        Root(self.dir.path().join(format!("runs-{n}")))
+    }
+
+    /// `conductor apply flow.toml --root ROOT ...`, output discarded.
+    fn command(&self, program: &str, pre: &[&str], root: &Root, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.dir.path())
+            .args(pre)
+            .args(["apply", "flow.toml", "--grace", "300ms", "--root"])
+            .arg(&root.0)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    fn apply(&self, extra: &[&str]) -> (ExitStatus, Root) {
+        let root = self.fresh_root();
+        let status = self
+            .command(CONDUCTOR, &[], &root, extra)
+            .status()
+            .expect("conductor runs");
+        (status, root)
+    }
+
+    /// The `--json` summary of one apply, to check a workflow does what its
+    /// bench claims before it is timed.
+    fn summary(&self, extra: &[&str]) -> serde_json::Value {
+        let root = self.fresh_root();
+        let out = self
+            .command(CONDUCTOR, &[], &root, extra)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .output()
+            .expect("conductor runs");
+        serde_json::from_slice(&out.stdout).expect("a JSON summary")
+    }
+}
+
+fn one_node(command: &str, stop: &str) -> String {
+    format!(
+        "version = 1\nname = \"bench\"\n[agents.a]\nkind = \"command\"\ncommand = [{command}]\n\
+         [nodes.n]\nagent = \"a\"\nprompt = \"work\"\nstop = {stop}\n"
+    )
+}
+
+const TRUE: &str = r#""true""#;
+
+fn fake(args: &str) -> String {
+    format!(r#""conductor", "__fake-agent"{args}"#)
+}
+
+fn fan_out(instances: usize) -> String {
+    let mut items = String::new();
+    for i in 0..instances {
+        let _ = write!(items, "{}\"i{i}\"", if i == 0 { "" } else { ", " });
+    }
+    format!(
+        "version = 1\nname = \"bench\"\n[agents.a]\nkind = \"command\"\ncommand = [{}]\n\
+         [nodes.n]\nagent = \"a\"\nprompt = \"work on {{{{ item }}}}\"\nfor_each = [{items}]\n\
+         stop = {{ exit_zero = true }}\n",
+        fake(r#", "--sleep", "1s""#)
+    )
+}
+
+/// Checks the instance's stop reason and iteration count.
+fn expect_outcome(flow: &Flow, reason: &str, iterations: u64) {
+    let s = flow.summary(&[]);
+    let n = &s["instances"][0];
+    assert_eq!(n["stop_reason"], reason, "{s}");
+    assert_eq!(n["iterations"], iterations, "{s}");
+}
+
+fn one_node_done(c: &mut Criterion) {
+    let trivial = Flow::new(&one_node(TRUE, "{ exit_zero = true }"));
+    expect_outcome(&trivial, "exit_zero", 1);
+    let done_file = Flow::new(&one_node(
+        &fake(r#", "--done-after", "1""#),
+        "{ max_iterations = 30 }",
+    ));
+    expect_outcome(&done_file, "done_file", 1);
+    let mut group = c.benchmark_group("apply_one_node_done_first_iteration");
+    group.sample_size(30);
+    for (name, flow) in [("true_exit_zero", &trivial), ("fake_done_file", &done_file)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let (status, root) = flow.apply(&[]);
+                    assert!(status.success());
+                    root
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+fn spawn_n(program: &str, args: &[&str], task_folder: &Path, n: usize) {
+    for _ in 0..n {
+        let status = Command::new(program)
+            .args(args)
+            .env("JRUN_TASK_FOLDER", task_folder)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("the agent runs");
+        assert!(status.success());
+    }
+}
+
+fn twenty_iterations(c: &mut Criterion) {
+    // Without exit_zero `true` never stops on its own: the loop runs to its cap.
+    let flow = Flow::new(&one_node(TRUE, "{ max_iterations = 20 }"));
+    expect_outcome(&flow, "max_iterations", 20);
+    let task = tempfile::tempdir().expect("a temp dir");
+    let mut group = c.benchmark_group("apply_iterations");
+    group.sample_size(10);
+    group.bench_function("true_x20", |b| {
+        b.iter_batched(|| (), |()| flow.apply(&[]).1, BatchSize::PerIteration);
+    });
+    group.bench_function("spawn_true_x19_directly", |b| {
+        b.iter(|| spawn_n("true", &[], task.path(), 19));
+    });
+    group.finish();
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Times `f`; what it returns is dropped after the clock stops.
+fn time<T>(f: impl FnOnce() -> T) -> Duration {
+    let start = Instant::now();
+    let out = f();
+    let elapsed = start.elapsed();
+    drop(out);
+    elapsed
+}
+
+/// (20 iterations - 1 iteration - 19 direct spawns of the agent) / 19, the
+/// three measured back to back in each round so that they share the noise of
+/// the moment; the median over the rounds.
+fn per_iteration(label: &str, x1: &Flow, x20: &Flow, agent: (&str, &[&str])) {
+    const ROUNDS: usize = 15;
+    let task = tempfile::tempdir().expect("a temp dir");
+    let (mut a, mut b, mut s, mut engine) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let one = time(|| x1.apply(&[]));
+        let twenty = time(|| x20.apply(&[]));
+        let spawns = time(|| spawn_n(agent.0, agent.1, task.path(), 19));
+        a.push(one);
+        b.push(twenty);
+        s.push(spawns);
+        engine.push(twenty.saturating_sub(one).saturating_sub(spawns) / 19);
+    }
+    println!(
+        "apply_engine_per_iteration/{label}: x1 {:.2} ms, x20 {:.2} ms, 19 direct spawns {:.2} ms \
+         -> engine {:.3} ms per iteration (median of {ROUNDS} rounds; plain difference {:.3} ms)",
+        ms(median(a.clone())),
+        ms(median(b.clone())),
+        ms(median(s)),
+        ms(median(engine)),
+        ms(median(b).saturating_sub(median(a)) / 19),
+    );
+}
+
+fn engine_per_iteration() {
+    let true_x1 = Flow::new(&one_node(TRUE, "{ exit_zero = true }"));
+    let true_x20 = Flow::new(&one_node(TRUE, "{ max_iterations = 20 }"));
+    per_iteration("true", &true_x1, &true_x20, ("true", &[]));
+    let stop = "{ max_iterations = 30 }";
+    let fake_x1 = Flow::new(&one_node(&fake(r#", "--done-after", "1""#), stop));
+    let fake_x20 = Flow::new(&one_node(&fake(r#", "--done-after", "20""#), stop));
+    expect_outcome(&fake_x20, "done_file", 20);
+    per_iteration(
+        "fake_done_file",
+        &fake_x1,
+        &fake_x20,
+        (CONDUCTOR, &["__fake-agent"]),
+    );
+}
+
+/// What was seen of a running conductor by polling /proc: its own peak RSS
+/// (VmHWM, which excludes its children) and its open descriptors.
+#[derive(Debug, Default)]
+struct Watched {
+    wall: Duration,
+    status: Option<ExitStatus>,
+    hwm_kib: u64,
+    fds_first: usize,
+    fds_peak: usize,
+    fds_last: usize,
+}
+
+fn proc_sample(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((hwm, fds))
+}
+
+fn watch(mut cmd: Command, every: Duration) -> Watched {
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("conductor runs");
+    let mut w = Watched::default();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            w.status = Some(status);
+            break;
+        }
+        // A zombie has no VmHWM line and no fd folder: the last sample taken
+        // is the last one of the living process.
+        if let Some((hwm, fds)) = proc_sample(child.id()) {
+            w.hwm_kib = w.hwm_kib.max(hwm);
+            if w.fds_first == 0 {
+                w.fds_first = fds;
+            }
+            w.fds_peak = w.fds_peak.max(fds);
+            w.fds_last = fds;
+        }
+        std::thread::sleep(every);
+    }
+    w.wall = start.elapsed();
+    w
+}
+
+/// Peak RSS as `/usr/bin/time -f %M` reports it: the maximum over conductor
+/// and every child it waited for (the watchdog, the agents), not their sum.
+fn time_max_rss_kib(flow: &Flow, extra: &[&str]) -> Option<u64> {
+    let gnu_time = Path::new("/usr/bin/time");
+    if !gnu_time.exists() {
+        return None;
+    }
+    let report = flow.dir.path().join("time-report");
+    let root = flow.fresh_root();
+    let report_arg = report.to_string_lossy().into_owned();
+    let status = flow
+        .command(
+            "/usr/bin/time",
+            &["-f", "%M", "-o", &report_arg, CONDUCTOR],
+            &root,
+            extra,
+        )
+        .status()
+        .expect("/usr/bin/time runs");
+    assert!(status.code().is_some());
+    std::fs::read_to_string(&report).ok()?.trim().parse().ok()
+}
+
+fn median_u64(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn mib(kib: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let m = kib as f64 / 1024.0;
+    format!("{m:.1} MiB")
+}
+
+fn rss() {
+    const RUNS: usize = 9;
+    for (label, flow) in [
+        ("x1", Flow::new(&one_node(TRUE, "{ exit_zero = true }"))),
+        ("x20", Flow::new(&one_node(TRUE, "{ max_iterations = 20 }"))),
+    ] {
+        let (mut hwm, mut fds_last, mut timed) = (vec![], vec![], vec![]);
+        for _ in 0..RUNS {
+            let root = flow.fresh_root();
+            let w = watch(
+                flow.command(CONDUCTOR, &[], &root, &[]),
+                Duration::from_micros(500),
+            );
+            hwm.push(w.hwm_kib);
+            fds_last.push(w.fds_last as u64);
+            if let Some(kib) = time_max_rss_kib(&flow, &[]) {
+                timed.push(kib);
+            }
+        }
+        let timed = if timed.is_empty() {
+            "no /usr/bin/time here".to_owned()
+        } else {
+            mib(median_u64(timed))
+        };
+        println!(
+            "apply_rss/true_{label}: /usr/bin/time %M {timed}; polled VmHWM of conductor alone {} \
+             (a poll may miss the last moments); fds at the last poll {} (medians of {RUNS})",
+            mib(median_u64(hwm)),
+            median_u64(fds_last),
+        );
+    }
+}
+
+fn fan_out_bench() {
+    const RUNS: usize = 3;
+    for n in [1, 100, 1000] {
+        let flow = Flow::new(&fan_out(n));
+        let limit = n.to_string();
+        let extra = ["--max-parallel", limit.as_str()];
+        let mut runs = vec![];
+        let mut timed = vec![];
+        for _ in 0..RUNS {
+            let root = flow.fresh_root();
+            let summary = flow.dir.path().join("summary.json");
+            let mut cmd = flow.command(CONDUCTOR, &[], &root, &extra);
+            // A file, not a pipe: nobody reads while polling, and 1,000
+            // instances' summary would fill a pipe and block conductor.
+            cmd.arg("--json")
+                .stdout(std::fs::File::create(&summary).expect("summary file"));
+            let w = watch(cmd, Duration::from_millis(20));
+            let s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&summary).expect("summary"))
+                    .expect("a JSON summary");
+            assert_eq!(s["counts"]["done"], n, "{s}");
+            assert!(w.status.is_some_and(|s| s.success()));
+            runs.push(w);
+            drop(root);
+            if let Some(kib) = time_max_rss_kib(&flow, &extra) {
+                timed.push(kib);
+            }
+        }
+        runs.sort_by_key(|w| w.wall);
+        let mid = &runs[RUNS / 2];
+        let timed = if timed.is_empty() {
+            "no /usr/bin/time here".to_owned()
+        } else {
+            mib(median_u64(timed))
+        };
+        println!(
+            "apply_fan_out/{n}_agents_sleeping_1s: wall {:.2} s (runs: {}); VmHWM of conductor {}; \
+             /usr/bin/time %M {timed}; conductor's fds first/peak/last {}/{}/{} (median run of {RUNS})",
+            mid.wall.as_secs_f64(),
+            runs.iter()
+                .map(|w| format!("{:.2} s", w.wall.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            mib(mid.hwm_kib),
+            mid.fds_first,
+            mid.fds_peak,
+            mid.fds_last,
+        );
+    }
+}
+
+/// The positional arguments cargo passes on (`cargo bench --bench apply -- NAME`).
+fn filters() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect()
+}
+
+fn wanted(name: &str) -> bool {
+    // `cargo test --benches` runs each criterion bench once; the derived
+    // sections take a minute, so they are left to `cargo bench`.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return false;
+    }
+    let f = filters();
+    f.is_empty() || f.iter().any(|f| name.contains(f.as_str()))
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    one_node_done(&mut c);
+    twenty_iterations(&mut c);
+    c.final_summary();
+    if wanted("apply_engine_per_iteration") {
+        engine_per_iteration();
+    }
+    if wanted("apply_rss") {
+        rss();
+    }
+    if wanted("apply_fan_out") {
+        fan_out_bench();
+    }
+}
