@@ -474,3 +474,53 @@ prompt = "{{ needs.a.json.missing.deeper }}"
         stderr(&out)
     );
 }
+
+#[test]
+fn an_agent_program_deleted_mid_apply_fails_its_node_with_a_record() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.remover]
+kind = "command"
+command = ["rm", "tool.sh"]
+[agents.tool]
+kind = "command"
+command = ["./tool.sh"]
+[defaults]
+stop = { exit_zero = true }
+[nodes.a]
+agent = "remover"
+prompt = "p"
+[nodes.b]
+agent = "tool"
+needs = ["a"]
+prompt = "p"
+"#,
+    );
+    let tool = flow.path().join("tool.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(state(&summary, "a"), st("done", "exit_zero", 1));
+    assert_eq!(state(&summary, "b"), st("failed", "agent_missing", 1));
+    let crash = flow
+        .records("TASK-MESSAGE-BUS.md")
+        .into_iter()
+        .find(|r| r["type"] == "RUN_CRASH")
+        .unwrap();
+    assert!(
+        crash["body"]
+            .as_str()
+            .unwrap()
+            .contains("`./tool.sh` is not an executable file")
+    );
+    let infos: Vec<String> = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("run-info.yaml"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(infos.len(), 2, "every run folder has its record");
+    assert!(infos.iter().any(|t| t.contains("status: failed")));
+}

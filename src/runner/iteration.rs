@@ -113,26 +113,23 @@ pub async fn run(
         .argv
         .split_first()
         .ok_or_else(|| StartError("the agent has no program".into()))?;
-    let Some(resolved) = process::resolve(program, &shared.agent_path, &req.job.workdir) else {
-        return Err(StartError(format!(
-            "agent `{}`: `{program}` is not an executable file on PATH",
-            req.agent.name
-        )));
-    };
+    // A program that vanished since the preflight fails this run, recorded.
+    let resolved =
+        process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
+            format!(
+                "agent `{}`: `{program}` is not an executable file on PATH",
+                req.agent.name
+            )
+        });
     let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
     let stdio = Stdio3 {
         stdin: File::open(&prompt_path).map_err(io_context("open", &prompt_path))?,
         stdout: append(&stdout_path).map_err(io_context("create", &stdout_path))?,
         stderr: append(&stderr_path).map_err(io_context("create", &stderr_path))?,
     };
-    let started = Instant::now();
-    let start_time = jiff::Timestamp::now();
-    let mut agent = process::spawn(&resolved, args, &req.job.workdir, &env, stdio)
-        .map_err(|e| StartError(format!("cannot start `{}`: {e}", resolved.display())))?;
-    shared.watch_group(agent.pid, agent.start_ticks);
     let node = &shared.program.nodes[req.job.node].id;
     let info_path = run_dir.join("run-info.yaml");
-    let info = RunInfo {
+    let mut info = RunInfo {
         version: 1,
         run_id: run_id.clone(),
         parent_run_id: None,
@@ -141,9 +138,9 @@ pub async fn run(
         task_id: req.task_id.to_string(),
         agent: req.agent.kind.as_str().to_string(),
         process_ownership: Some("managed".into()),
-        pid: i64::from(agent.pid),
-        pgid: i64::from(agent.pid),
-        start_time: crate::bus::format_ts(start_time),
+        pid: 0,
+        pgid: 0,
+        start_time: crate::bus::format_ts(jiff::Timestamp::now()),
         end_time: NOT_ENDED.into(),
         exit_code: -1,
         status: "running".into(),
@@ -178,9 +175,7 @@ pub async fn run(
         output_tokens: None,
         cost_usd: None,
     };
-    if let Err(e) = info.write(&info_path) {
-        tracing::warn!("{e}");
-    }
+    // RUN_START comes first on the task bus: a fast agent may post at once.
     post(
         shared,
         bus,
@@ -197,6 +192,38 @@ pub async fn run(
             output_path.display()
         ),
     );
+    let started = Instant::now();
+    let spawned = resolved.and_then(|path| {
+        process::spawn(&path, args, &req.job.workdir, &env, stdio)
+            .map_err(|e| format!("cannot start `{}`: {e}", path.display()))
+    });
+    let mut agent = match spawned {
+        Ok(a) => a,
+        Err(why) => {
+            info.status = "failed".into();
+            info.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+            info.error_summary = Some(why.clone());
+            if let Err(e) = info.write(&info_path) {
+                tracing::warn!("{e}");
+            }
+            post(
+                shared,
+                bus,
+                "RUN_CRASH",
+                req.task_id,
+                &run_id,
+                Vec::new(),
+                &why,
+            );
+            return Err(StartError(why));
+        }
+    };
+    shared.watch_group(agent.pid, agent.start_ticks);
+    info.pid = i64::from(agent.pid);
+    info.pgid = i64::from(agent.pid);
+    if let Err(e) = info.write(&info_path) {
+        tracing::warn!("{e}");
+    }
     on_start(&run_id);
 
     let cut = wait(shared, &mut agent, req, started, &stdout_path, &stderr_path).await;
