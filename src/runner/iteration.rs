@@ -221,7 +221,7 @@ pub async fn run(
     shared.watch_group(agent.pid, agent.start_ticks);
     info.pid = i64::from(agent.pid);
     info.pgid = i64::from(agent.pid);
-    if let Err(e) = info.write(&info_path) {
+    if let Err(e) = info.write_running(&info_path) {
         tracing::warn!("{e}");
     }
     on_start(&run_id);

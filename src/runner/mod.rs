@@ -154,6 +154,7 @@ pub fn apply(
         stop: stop_rx,
         limits: context::WorkflowLimits::new(budget, max_agents),
     });
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -258,6 +259,23 @@ fn record_stop(shared: &Shared, summary: &Summary) {
     };
     if let Err(e) = bus.append(&msg) {
         tracing::warn!("cannot post WORKFLOW_STOP: {e}");
+    }
+}
+
+/// Each running agent holds a few descriptors in conductor (its task bus,
+/// its process handle); the usual soft limit of 1,024 would cap an apply at a
+/// few hundred agents, so it is raised to the hard limit.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("cannot raise the descriptor limit: {e}");
+        }
     }
 }
 

@@ -262,18 +262,23 @@ impl Looper<'_> {
             params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
             needs => self.needs.clone(),
         };
-        let env: Vec<(String, String)> = self.shared.agent_env(
-            self.job,
-            &self.agent.agents[0],
-            &super::context::RunPaths {
-                task_id: self.task_id,
-                run_id: &ran.run_id,
-                task_dir: self.task_dir,
-                run_dir: &ran.run_dir,
-                iteration,
-                previous_run: None,
-            },
-        );
+        // The `command` check runs in the agent's environment; only it needs one.
+        let env: Vec<(String, String)> = if self.agent.stop.command.is_some() {
+            self.shared.agent_env(
+                self.job,
+                &self.agent.agents[0],
+                &super::context::RunPaths {
+                    task_id: self.task_id,
+                    run_id: &ran.run_id,
+                    task_dir: self.task_dir,
+                    run_dir: &ran.run_dir,
+                    iteration,
+                    previous_run: None,
+                },
+            )
+        } else {
+            Vec::new()
+        };
         let ev = Evidence {
             task_dir: self.task_dir,
             workdir: &self.job.workdir,

@@ -7,7 +7,7 @@ mod atomic;
 mod ids;
 mod run_info;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_fast};
 pub(crate) use ids::short_hash;
 pub use ids::{is_project_id, is_task_id, run_id, task_id};
 pub use run_info::{NOT_ENDED, RunInfo, RunInfoError};

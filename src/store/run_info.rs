@@ -103,6 +103,16 @@ impl RunInfo {
         write_atomic(path, text.as_bytes()).map_err(io_err(path))
     }
 
+    /// Writes the record atomically but without fsync: for the `running`
+    /// record, which the durable terminal record replaces.
+    pub fn write_running(&self, path: &Path) -> Result<(), RunInfoError> {
+        let text = serde_saphyr::to_string(self).map_err(|e| RunInfoError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        super::atomic::write_atomic_fast(path, text.as_bytes()).map_err(io_err(path))
+    }
+
     pub fn read(path: &Path) -> Result<Self, RunInfoError> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
         serde_saphyr::from_str(&text).map_err(|e| RunInfoError::Invalid {
