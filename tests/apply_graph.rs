@@ -311,9 +311,9 @@ prompt = "after {{ needs.sub.output | trim }}"
         );
         assert_eq!(state(&summary, "sub/inner"), st("done", "exit_zero", 1));
         let check = if code == 0 {
-            st("done", "success_commands", 0)
+            st("done", "success_commands", 1)
         } else {
-            st("failed", "success_failed", 0)
+            st("failed", "success_failed", 1)
         };
         assert_eq!(state(&summary, "sub"), check);
         assert_eq!(state(&summary, "after").0, after);
@@ -350,4 +350,72 @@ prompt = "checked <{{ needs.work.output | trim }}>"
             format!("checked <did {item}>\n")
         );
     }
+}
+
+#[test]
+fn a_sub_workflow_with_stop_loops_until_its_condition_holds() {
+    // Each round, `count` appends a line to a file outside the runs; the
+    // sub-workflow is done once its result says 3, so it runs 3 rounds.
+    let f = flow(
+        r#"
+[nodes.sub]
+workflow = "sub.toml"
+stop = { output_matches = '^3\s*$', max_iterations = 5 }
+[nodes.after]
+needs = ["sub"]
+prompt = "after {{ needs.sub.output | trim }}"
+"#,
+    );
+    std::fs::write(
+        f.path().join("sub.toml"),
+        r#"version = 1
+name = "sub"
+[agents.count]
+kind = "command"
+command = ["sh", "-c", "echo x >> ../rounds; wc -l < ../rounds | tr -d ' '"]
+[nodes.inner]
+agent = "count"
+prompt = "{% if previous is defined %}last round: {{ previous.output | trim }}{% else %}first{% endif %}"
+stop = { exit_zero = true }
+workdir = "wd"
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(f.path().join("wd")).unwrap();
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&summary, "sub"), st("done", "output_matches", 3));
+    assert_eq!(output(&summary, &f, "after"), "after 3\n");
+    let prompts: Vec<String> = f
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("prompt.md"))
+        .map(|(_, t)| t.rsplit("---\n\n").next().unwrap().to_string())
+        .collect();
+    assert!(prompts.contains(&"first\n".to_string()), "{prompts:?}");
+    assert!(
+        prompts.contains(&"last round: 2\n".to_string()),
+        "{prompts:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sub: round 2/5"));
+
+    // Without the condition ever holding, the rounds run out.
+    std::fs::remove_file(f.path().join("rounds")).unwrap();
+    std::fs::write(
+        f.path().join("flow.toml"),
+        std::fs::read_to_string(f.path().join("flow.toml"))
+            .unwrap()
+            .replace("^3\\s*$", "^never$")
+            .replace("max_iterations = 5", "max_iterations = 2"),
+    )
+    .unwrap();
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "sub"), st("failed", "max_iterations", 2));
+    assert_eq!(state(&summary, "after").0, "skipped");
 }

@@ -257,6 +257,12 @@ impl Observer for Console {
                 }
                 self.line(&text);
             }
+            Event::GroupRestarted {
+                key,
+                round,
+                max_rounds,
+                why,
+            } => self.line(&format!("{key}: round {round}/{max_rounds} ({why})")),
             Event::SuccessChecked { command, exit_code } => {
                 self.line(&format!("[success] {command}: exit {exit_code}"));
             }

@@ -53,6 +53,14 @@ pub struct Dispatcher<'a> {
     parent: HashMap<usize, usize>,
     /// The jobs each run-time fan-out became.
     expanded: HashMap<usize, Vec<usize>>,
+    /// Jobs of an earlier round of a looping sub-workflow's fan-out.
+    retired: std::collections::HashSet<usize>,
+    /// A looping sub-workflow's group job: its current round and first start.
+    rounds: HashMap<usize, (u32, std::time::Instant)>,
+    /// The round each inner job is in (1 when absent).
+    job_round: HashMap<usize, u32>,
+    /// By program group: the previous round's result, as `previous`.
+    group_previous: HashMap<usize, Value>,
     ready: BTreeSet<usize>,
     running: usize,
     per_node: HashMap<usize, u32>,
@@ -111,6 +119,10 @@ impl<'a> Dispatcher<'a> {
             by_node,
             parent: HashMap::new(),
             expanded: HashMap::new(),
+            retired: std::collections::HashSet::new(),
+            rounds: HashMap::new(),
+            job_round: HashMap::new(),
+            group_previous: HashMap::new(),
             ready,
             running: 0,
             per_node: HashMap::new(),
@@ -143,11 +155,15 @@ impl<'a> Dispatcher<'a> {
                 Some(joined) = self.units.join_next() => match joined {
                     Ok((i, outcome)) => {
                         self.running -= 1;
-                        if let Some(c) = self.per_node.get_mut(&self.jobs[i].node) {
-                            *c = c.saturating_sub(1);
-                        }
                         self.drain_events();
-                        self.finish(i, outcome);
+                        if let JobKind::Group { .. } = self.jobs[i].kind {
+                            self.group_ended(i, outcome);
+                        } else {
+                            if let Some(c) = self.per_node.get_mut(&self.jobs[i].node) {
+                                *c = c.saturating_sub(1);
+                            }
+                            self.finish(i, outcome);
+                        }
                     }
                     Err(e) => tracing::error!("a unit panicked: {e}"),
                 },
@@ -200,12 +216,33 @@ impl<'a> Dispatcher<'a> {
                     self.finish(i, outcome);
                 }
                 JobKind::FanOut { .. } => self.expand(i),
-                JobKind::Check { commands, workdir } => {
+                JobKind::Group {
+                    group,
+                    commands,
+                    workdir,
+                    stop,
+                } => {
                     self.running += 1;
                     self.state[i] = State::Running;
+                    let round = self
+                        .rounds
+                        .entry(i)
+                        .or_insert((1, std::time::Instant::now()))
+                        .0;
+                    let result_node = self.shared.program.groups[group].result;
+                    let result =
+                        self.by_node[result_node]
+                            .iter()
+                            .find_map(|&j| match &self.state[j] {
+                                State::Finished(o) => Some(Arc::clone(o)),
+                                _ => None,
+                            });
                     let shared = Arc::clone(&self.shared);
                     self.units.spawn(async move {
-                        (i, super::signals::check(&commands, &workdir, &shared).await)
+                        let out =
+                            super::group::judge(shared, commands, &workdir, stop, result, round)
+                                .await;
+                        (i, out)
                     });
                 }
                 JobKind::Agent(agent) => {
@@ -222,17 +259,126 @@ impl<'a> Dispatcher<'a> {
                     self.running += 1;
                     *self.per_node.entry(node).or_default() += 1;
                     self.state[i] = State::Running;
-                    let needs = self.needs_value(i);
+                    let launch = super::unit::Launch {
+                        needs: self.needs_value(i),
+                        round: self.job_round.get(&i).copied().unwrap_or(1),
+                        group_previous: self.group_previous_of(i),
+                    };
                     let shared = Arc::clone(&self.shared);
                     let job = Arc::clone(&self.jobs[i]);
                     let sender = self.sender.clone();
                     self.units.spawn(async move {
-                        (i, super::unit::run(shared, job, agent, needs, sender).await)
+                        (
+                            i,
+                            super::unit::run(shared, job, agent, launch, sender).await,
+                        )
                     });
                 }
             }
         }
         self.ready.extend(deferred);
+    }
+
+    /// A group job's round ended: finish it, or run its inner instances again.
+    fn group_ended(&mut self, i: usize, outcome: Outcome) {
+        let JobKind::Group { group, stop, .. } = self.jobs[i].kind.clone() else {
+            return;
+        };
+        let (round, since) = self
+            .rounds
+            .get(&i)
+            .copied()
+            .unwrap_or((1, std::time::Instant::now()));
+        if outcome.stop_reason != super::group::NOT_DONE {
+            self.finish(i, outcome);
+            return;
+        }
+        let Some(stop) = stop else {
+            self.finish(i, outcome);
+            return;
+        };
+        let reason = if self.stop_reason.is_some() {
+            Some("interrupted")
+        } else if round >= stop.max_iterations {
+            Some("max_iterations")
+        } else if stop.deadline.is_some_and(|d| since.elapsed() >= d) {
+            Some("deadline")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let mut out = outcome;
+            out.stop_reason = reason.to_string();
+            self.finish(i, out);
+            return;
+        }
+        let previous = context! {
+            output => outcome.output.as_str(),
+            status => "failed",
+            stop_reason => outcome.stop_reason.as_str(),
+            iteration => round,
+        };
+        self.group_previous.insert(group, previous);
+        self.rounds.insert(i, (round + 1, since));
+        self.emit(Event::GroupRestarted {
+            key: Arc::clone(&self.jobs[i].key),
+            round: round + 1,
+            max_rounds: stop.max_iterations,
+            why: outcome
+                .output
+                .lines()
+                .next()
+                .unwrap_or(&outcome.stop_reason)
+                .to_string(),
+        });
+        self.restart(i, round + 1);
+    }
+
+    /// Puts a group job's inner instances back to waiting, for round `round`.
+    fn restart(&mut self, i: usize, round: u32) {
+        let inner: Vec<usize> = self.jobs[i].needs.clone();
+        for &j in &inner {
+            if let Some(children) = self.expanded.remove(&j) {
+                for c in children {
+                    self.parent.remove(&c);
+                    self.retired.insert(c);
+                }
+            }
+            // An inner looping sub-workflow starts its own rounds afresh.
+            self.rounds.remove(&j);
+        }
+        for &j in &inner {
+            self.state[j] = State::Waiting;
+            self.waiting[j] = self.jobs[j]
+                .needs
+                .iter()
+                .filter(|n| inner.contains(n))
+                .count();
+            self.job_round.insert(j, round);
+            if self.waiting[j] == 0 {
+                self.ready.insert(j);
+            }
+        }
+        // Jobs outside that wait on inner ones (and on this group job) will
+        // be released by the inner jobs again: count them back in.
+        for &j in &inner {
+            for d in self.dependents[j].clone() {
+                if d != i && !inner.contains(&d) {
+                    self.waiting[d] += 1;
+                }
+            }
+        }
+        self.state[i] = State::Waiting;
+        self.waiting[i] = inner.len();
+    }
+
+    /// `previous` for a job inside looping sub-workflows: the innermost one's last round.
+    fn group_previous_of(&self, i: usize) -> Value {
+        self.shared.program.nodes[self.jobs[i].node]
+            .groups
+            .iter()
+            .find_map(|g| self.group_previous.get(g).cloned())
+            .unwrap_or(Value::UNDEFINED)
     }
 
     /// Marks `i` terminal and releases (or skips) its dependents.
@@ -619,7 +765,7 @@ impl<'a> Dispatcher<'a> {
     fn summaries(&self) -> Vec<InstanceSummary> {
         let mut out = Vec::new();
         for i in 0..self.jobs.len() {
-            if self.parent.contains_key(&i) {
+            if self.parent.contains_key(&i) || self.retired.contains(&i) {
                 continue;
             }
             let list = self.expanded.get(&i).cloned().unwrap_or_else(|| vec![i]);

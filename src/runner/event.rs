@@ -46,6 +46,14 @@ pub enum Event {
         key: Arc<str>,
         outcome: Arc<Outcome>,
     },
+    /// A looping sub-workflow starts its inner instances again.
+    GroupRestarted {
+        key: Arc<str>,
+        round: u32,
+        max_rounds: u32,
+        /// Why the last round did not finish it.
+        why: String,
+    },
     /// A `[success]` command finished.
     SuccessChecked { command: String, exit_code: i32 },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).

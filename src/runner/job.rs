@@ -44,6 +44,18 @@ pub struct StopSpec {
     pub stall: Option<u32>,
 }
 
+impl StopSpec {
+    /// Whether any success condition is written (or defaulted) in.
+    pub fn has_success(&self) -> bool {
+        self.done_file
+            || self.exit_zero
+            || self.promise.is_some()
+            || self.output_matches.is_some()
+            || self.command.is_some()
+            || self.expr.is_some()
+    }
+}
+
 /// An agent instance's loop: its agents (the first, then `fallback_agents`) and stop.
 #[derive(Debug)]
 pub struct AgentJob {
@@ -114,11 +126,15 @@ impl JsonSchema {
 pub enum JobKind {
     Agent(Arc<AgentJob>),
     Gate(String),
-    /// A sub-workflow's `[success]` commands, run once its inner instances
-    /// have ended; the sub-workflow node is done only if they pass.
-    Check {
+    /// A sub-workflow node with `[success]` commands or a `stop`: judged
+    /// once its inner instances have ended. It is done when the commands
+    /// pass and (with a `stop`) its success conditions hold over the inner
+    /// result; otherwise, with a `stop`, the inner instances run again.
+    Group {
+        group: usize,
         commands: Vec<String>,
         workdir: PathBuf,
+        stop: Option<Arc<StopSpec>>,
     },
     /// Placeholder of a run-time fan-out; replaced by agent jobs when its source is done.
     FanOut {
@@ -158,14 +174,6 @@ pub enum JobError {
 
 /// Builds every job of the plan, in plan order (which is dependency order).
 pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
-    if let Some(g) = program.groups.iter().find(|g| g.stop.is_some()) {
-        return Err(JobError::Agent {
-            node: g.id.clone(),
-            message: "a `stop` on a workflow node (looping a sub-workflow) is not run by this \
-                      version of `apply`; remove the `stop`, or loop the inner nodes themselves"
-                .to_string(),
-        });
-    }
     let entry_dir = program
         .scopes
         .first()
@@ -209,18 +217,39 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    add_group_checks(program, &entry_dir, &mut jobs);
+    add_group_checks(program, &entry_dir, &mut jobs)?;
     Ok(jobs)
 }
 
-/// One check job per sub-workflow with `[success]` commands: it needs every
-/// inner instance, and everything outside that needs an inner instance
-/// needs the check too.
-fn add_group_checks(program: &Program, entry_dir: &std::path::Path, jobs: &mut Vec<Job>) {
-    for (g, group) in program.groups.iter().enumerate() {
-        if group.success.is_empty() {
+/// One group job per sub-workflow with `[success]` commands or a `stop`:
+/// it needs every inner instance, and everything outside that needs an
+/// inner instance needs the group job too. Inner groups come first, so an
+/// outer group's inner instances include its inner groups' jobs.
+fn add_group_checks(
+    program: &Program,
+    entry_dir: &std::path::Path,
+    jobs: &mut Vec<Job>,
+) -> Result<(), JobError> {
+    let mut order: Vec<usize> = (0..program.groups.len()).collect();
+    // An inner group is created after its outer one; judge inner ones first.
+    order.reverse();
+    for g in order {
+        let group = &program.groups[g];
+        if group.success.is_empty() && group.stop.is_none() {
             continue;
         }
+        let stop = group
+            .stop
+            .as_ref()
+            .map(|s| {
+                group_stop(s)
+                    .map(Arc::new)
+                    .map_err(|message| JobError::Agent {
+                        node: group.id.clone(),
+                        message,
+                    })
+            })
+            .transpose()?;
         let inner: Vec<usize> = (0..jobs.len())
             .filter(|&j| program.nodes[jobs[j].node].groups.contains(&g))
             .collect();
@@ -240,7 +269,9 @@ fn add_group_checks(program: &Program, entry_dir: &std::path::Path, jobs: &mut V
             item: None,
             matrix: None,
             needs: inner,
-            kind: JobKind::Check {
+            kind: JobKind::Group {
+                group: g,
+                stop,
                 commands: group.success.clone(),
                 workdir: file
                     .parent()
@@ -251,6 +282,41 @@ fn add_group_checks(program: &Program, entry_dir: &std::path::Path, jobs: &mut V
             on_failure: OnFailure::Fail,
         });
     }
+    Ok(())
+}
+
+/// A sub-workflow node's `stop`: its success conditions (none means "the
+/// inner result is done"), `max_iterations` rounds and `deadline`.
+fn group_stop(stop: &crate::model::Stop) -> Result<StopSpec, String> {
+    let ms = |d: &Option<crate::model::Spanned<ModelDuration>>| {
+        d.as_ref().map(|d| Duration::from_millis(d.value.millis))
+    };
+    let text = |s: &Option<crate::model::Spanned<String>>| s.as_ref().map(|s| s.value.clone());
+    let flag = |b: &Option<crate::model::Spanned<bool>>| b.as_ref().is_some_and(|b| b.value);
+    Ok(StopSpec {
+        done_file: flag(&stop.done_file),
+        promise: text(&stop.promise),
+        output_matches: stop
+            .output_matches
+            .as_ref()
+            .map(|r| regex::Regex::new(&r.value).map_err(|e| e.to_string()))
+            .transpose()?,
+        command: text(&stop.command),
+        expr: text(&stop.expr),
+        exit_zero: flag(&stop.exit_zero),
+        all: flag(&stop.all),
+        max_iterations: stop
+            .max_iterations
+            .as_ref()
+            .map_or(crate::compile::DEFAULT_MAX_ITERATIONS, |m| m.value),
+        timeout: ms(&stop.timeout)
+            .unwrap_or(Duration::from_millis(crate::compile::DEFAULT_TIMEOUT_MS)),
+        idle_timeout: None,
+        deadline: ms(&stop.deadline),
+        budget_usd: None,
+        budget_tokens: None,
+        stall: None,
+    })
 }
 
 fn kind(

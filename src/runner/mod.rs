@@ -7,6 +7,7 @@ mod backend;
 mod context;
 mod dispatcher;
 pub mod event;
+mod group;
 mod iteration;
 mod job;
 pub mod outcome;
@@ -320,7 +321,7 @@ fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), App
         let node = &program.nodes[job.node].id;
         let agents = match &job.kind {
             job::JobKind::Agent(a) | job::JobKind::FanOut { agent: a, .. } => &a.agents,
-            job::JobKind::Gate(_) | job::JobKind::Check { .. } => continue,
+            job::JobKind::Gate(_) | job::JobKind::Group { .. } => continue,
         };
         if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
             problems.push(format!(

@@ -11,7 +11,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::context::{Shared, StopLevel, reached};
-use super::outcome::{Outcome, Status};
 use super::process;
 
 /// Which signal stopped the apply.
@@ -69,24 +68,6 @@ pub fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> 
         }
     });
     Ok(Listener { first })
-}
-
-/// Runs a sub-workflow's `[success]` commands in order, up to the first failure.
-pub async fn check(commands: &[String], workdir: &Path, shared: &Shared) -> Outcome {
-    let started = std::time::Instant::now();
-    for c in commands {
-        let code = run_success(c, workdir, shared).await;
-        if code != 0 {
-            let mut out = Outcome::ended(Status::Failed, "success_failed");
-            out.output = format!("`{c}` exited {code}");
-            out.exit_code = Some(code);
-            out.duration = started.elapsed();
-            return out;
-        }
-    }
-    let mut out = Outcome::ended(Status::Done, "success_commands");
-    out.duration = started.elapsed();
-    out
 }
 
 /// Runs one `[success]` command with `sh -c` in `workdir`, its output on

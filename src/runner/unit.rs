@@ -30,16 +30,33 @@ struct Previous {
     error: Option<String>,
 }
 
+/// What the dispatcher hands a unit besides its job.
+#[derive(Debug)]
+pub struct Launch {
+    /// `needs` as its templates see it.
+    pub needs: Value,
+    /// The round of the looping sub-workflows it is in (1 outside them).
+    pub round: u32,
+    /// Their previous round's result: `previous` until the unit has its own.
+    pub group_previous: Value,
+}
+
 /// Runs `job`'s loop to its end.
 pub async fn run(
     shared: Arc<Shared>,
     job: Arc<Job>,
     agent: Arc<AgentJob>,
-    needs: Value,
+    launch: Launch,
     events: UnboundedSender<Event>,
 ) -> Outcome {
     let started = Instant::now();
-    let task_id = crate::store::task_id(shared.apply_start, &shared.apply_id, &job.key);
+    // Each round of a looping sub-workflow is a task of its own.
+    let task_key = if launch.round > 1 {
+        format!("{}#{}", job.key, launch.round)
+    } else {
+        job.key.to_string()
+    };
+    let task_id = crate::store::task_id(shared.apply_start, &shared.apply_id, &task_key);
     let task_dir = shared.project_dir.join(&task_id);
     let mut out = Outcome {
         task_id: Some(task_id.clone()),
@@ -66,7 +83,8 @@ pub async fn run(
         shared: &shared,
         job: &job,
         agent: &agent,
-        needs,
+        needs: launch.needs,
+        group_previous: launch.group_previous,
         task_id: &task_id,
         task_dir: &task_dir,
         bus: &mut bus,
@@ -82,6 +100,7 @@ struct Looper<'a> {
     job: &'a Arc<Job>,
     agent: &'a AgentJob,
     needs: Value,
+    group_previous: Value,
     task_id: &'a str,
     task_dir: &'a std::path::Path,
     bus: &'a mut Option<BusWriter>,
@@ -299,15 +318,19 @@ impl Looper<'_> {
     fn render(&self, iteration: u32, previous: Option<&Previous>) -> Result<String, String> {
         let node = &self.shared.program.nodes[self.job.node];
         let scope = &self.shared.program.scopes[node.scope];
-        // Undefined on iteration 1, so `{% if previous is defined %}` works.
-        let previous = previous.map_or(Value::UNDEFINED, |p| {
-            context! {
-                output => p.output.as_str(),
-                exit_code => p.exit_code,
-                stop_reason => p.stop_reason.as_str(),
-                error => p.error.as_deref(),
-            }
-        });
+        // Undefined on iteration 1 (unless a looping sub-workflow had an
+        // earlier round), so `{% if previous is defined %}` works.
+        let previous = previous.map_or_else(
+            || self.group_previous.clone(),
+            |p| {
+                context! {
+                    output => p.output.as_str(),
+                    exit_code => p.exit_code,
+                    stop_reason => p.stop_reason.as_str(),
+                    error => p.error.as_deref(),
+                }
+            },
+        );
         let ctx = context! {
             params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
             vars => crate::prompt::context(&self.agent.vars),

@@ -1,0 +1,95 @@
+//! Owns the verdict on a sub-workflow node once its inner instances have
+//! ended (DESIGN §9.8): its `[success]` commands must pass, and with a
+//! `stop`, its success conditions must hold over the inner result (without
+//! any written, the inner result must be done). A `not_done` verdict makes
+//! the dispatcher run the inner instances again, up to `max_iterations`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use minijinja::context;
+
+use super::context::Shared;
+use super::job::StopSpec;
+use super::outcome::{Outcome, Status};
+use super::signals::run_success;
+use super::success::{Evidence, Verdict, evaluate};
+
+/// Why a round did not finish the sub-workflow, when another round may.
+pub const NOT_DONE: &str = "not_done";
+
+/// Judges one round of a sub-workflow.
+pub async fn judge(
+    shared: Arc<Shared>,
+    commands: Vec<String>,
+    workdir: &Path,
+    stop: Option<Arc<StopSpec>>,
+    result: Option<Arc<Outcome>>,
+    round: u32,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let ended = |status, reason: &str, output: String| {
+        let mut out = Outcome::ended(status, reason);
+        out.output = output;
+        out.iterations = round;
+        out.duration = started.elapsed();
+        if let Some(r) = &result {
+            out.json.clone_from(&r.json);
+            out.usage = r.usage;
+        }
+        out
+    };
+    for c in &commands {
+        let code = run_success(c, workdir, &shared).await;
+        if code != 0 {
+            let reason = if stop.is_some() {
+                NOT_DONE
+            } else {
+                "success_failed"
+            };
+            return ended(Status::Failed, reason, format!("`{c}` exited {code}"));
+        }
+    }
+    let answer = result
+        .as_ref()
+        .map(|r| r.output.clone())
+        .unwrap_or_default();
+    let result_done = result.as_ref().is_some_and(|r| r.status == Status::Done);
+    let Some(stop) = stop else {
+        return ended(Status::Done, "success_commands", answer);
+    };
+    if !stop.has_success() {
+        return if result_done {
+            ended(Status::Done, "done", answer)
+        } else {
+            ended(Status::Failed, NOT_DONE, answer)
+        };
+    }
+    let task_dir = result
+        .as_ref()
+        .and_then(|r| r.task_dir.clone())
+        .unwrap_or_else(|| workdir.to_path_buf());
+    let ev = Evidence {
+        task_dir: &task_dir,
+        workdir,
+        answer: &answer,
+        exit_code: result
+            .as_ref()
+            .and_then(|r| r.exit_code)
+            .unwrap_or(i32::from(!result_done)),
+        agent_failed: !result_done,
+        context: context! {
+            output => answer.as_str(),
+            json => result.as_ref().and_then(|r| r.json.as_ref()).map(crate::prompt::context),
+            status => result.as_ref().map(|r| r.status.as_str()),
+            iteration => round,
+        },
+        env: &shared.base_env,
+    };
+    let templates = &shared.program.scopes[0].templates;
+    match evaluate(&stop, templates, &ev, shared.grace).await {
+        Verdict::Done(name) => ended(Status::Done, name, answer),
+        Verdict::NotDone => ended(Status::Failed, NOT_DONE, answer),
+        Verdict::Error(e) => ended(Status::Failed, "stop_error", e),
+    }
+}
