@@ -29,8 +29,8 @@ pub trait Observer {
 enum State {
     Waiting,
     Running,
-    /// A run-time fan-out that became these jobs.
-    Expanded(Vec<usize>),
+    /// A run-time fan-out that became jobs (listed in `expanded`).
+    Expanded,
     Finished(Arc<Outcome>),
 }
 
@@ -53,6 +53,11 @@ pub struct Dispatcher<'a> {
     parent: HashMap<usize, usize>,
     /// The jobs each run-time fan-out became.
     expanded: HashMap<usize, Vec<usize>>,
+    /// A fan-out's instances not yet ended, and the fan-outs with a failed one.
+    unfinished: HashMap<usize, usize>,
+    child_failed: std::collections::HashSet<usize>,
+    /// Instance key to job index (the latest job with that key).
+    by_key: HashMap<Arc<str>, usize>,
     /// Jobs of an earlier round of a looping sub-workflow's fan-out.
     retired: std::collections::HashSet<usize>,
     /// A looping sub-workflow's group job: its current round and first start.
@@ -102,6 +107,11 @@ impl<'a> Dispatcher<'a> {
         }
         let waiting = jobs.iter().map(|j| j.needs.len()).collect::<Vec<_>>();
         let ready = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let by_key = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (Arc::clone(&j.key), i))
+            .collect();
         let (sender, events) = mpsc::unbounded_channel();
         let bus = match BusWriter::open(&shared.project_dir.join("PROJECT-MESSAGE-BUS.md")) {
             Ok(b) => Some(b),
@@ -119,6 +129,9 @@ impl<'a> Dispatcher<'a> {
             by_node,
             parent: HashMap::new(),
             expanded: HashMap::new(),
+            by_key,
+            unfinished: HashMap::new(),
+            child_failed: std::collections::HashSet::new(),
             retired: std::collections::HashSet::new(),
             rounds: HashMap::new(),
             job_round: HashMap::new(),
@@ -396,21 +409,20 @@ impl<'a> Dispatcher<'a> {
         {
             self.stopping("fail_fast");
         }
-        if let Some(&p) = self.parent.get(&i)
-            && let State::Expanded(children) = &self.state[p]
-            && children
-                .iter()
-                .all(|c| matches!(self.state[*c], State::Finished(_)))
-        {
-            let failed = children.iter().any(
-                |c| matches!(&self.state[*c], State::Finished(o) if o.status == Status::Failed),
-            );
-            let whole = if failed {
-                Outcome::ended(Status::Failed, "instance_failed")
-            } else {
-                Outcome::ended(Status::Done, "done")
-            };
-            self.settle_parent(p, whole);
+        if let Some(&p) = self.parent.get(&i) {
+            let left = self.unfinished.entry(p).or_insert(1);
+            *left -= 1;
+            if outcome.status == Status::Failed {
+                self.child_failed.insert(p);
+            }
+            if *left == 0 {
+                let whole = if self.child_failed.contains(&p) {
+                    Outcome::ended(Status::Failed, "instance_failed")
+                } else {
+                    Outcome::ended(Status::Done, "done")
+                };
+                self.settle_parent(p, whole);
+            }
         }
         for d in self.dependents[i].clone() {
             self.waiting[d] -= 1;
@@ -563,6 +575,7 @@ impl<'a> Dispatcher<'a> {
             }
             let key: Arc<str> =
                 crate::plan::expand::instance_key(&node_id, Some(&item), None).into();
+            self.by_key.insert(Arc::clone(&key), idx);
             self.jobs.push(Arc::new(Job {
                 key,
                 needs,
@@ -577,8 +590,10 @@ impl<'a> Dispatcher<'a> {
             self.ready.insert(idx);
             children.push(idx);
         }
+        self.unfinished.insert(p, children.len());
+        self.child_failed.remove(&p);
         self.expanded.insert(p, children.clone());
-        self.state[p] = State::Expanded(children);
+        self.state[p] = State::Expanded;
     }
 
     fn emit_expanded(
@@ -741,7 +756,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     fn index_of(&self, key: &str) -> Option<usize> {
-        self.jobs.iter().rposition(|j| &*j.key == key)
+        self.by_key.get(key).copied()
     }
 
     fn node_meta<'k>(
