@@ -53,6 +53,8 @@ pub struct Dispatcher<'a> {
     parent: HashMap<usize, usize>,
     /// The jobs each run-time fan-out became.
     expanded: HashMap<usize, Vec<usize>>,
+    /// Ready jobs waiting for a slot of their node's `max_parallel`.
+    held: HashMap<usize, std::collections::VecDeque<usize>>,
     /// A fan-out's instances not yet ended, and the fan-outs with a failed one.
     unfinished: HashMap<usize, usize>,
     child_failed: std::collections::HashSet<usize>,
@@ -130,6 +132,7 @@ impl<'a> Dispatcher<'a> {
             parent: HashMap::new(),
             expanded: HashMap::new(),
             by_key,
+            held: HashMap::new(),
             unfinished: HashMap::new(),
             child_failed: std::collections::HashSet::new(),
             retired: std::collections::HashSet::new(),
@@ -172,8 +175,12 @@ impl<'a> Dispatcher<'a> {
                         if let JobKind::Group { .. } = self.jobs[i].kind {
                             self.group_ended(i, outcome);
                         } else {
-                            if let Some(c) = self.per_node.get_mut(&self.jobs[i].node) {
+                            let node = self.jobs[i].node;
+                            if let Some(c) = self.per_node.get_mut(&node) {
                                 *c = c.saturating_sub(1);
+                            }
+                            if let Some(next) = self.held.get_mut(&node).and_then(std::collections::VecDeque::pop_front) {
+                                self.ready.insert(next);
                             }
                             self.finish(i, outcome);
                         }
@@ -217,7 +224,11 @@ impl<'a> Dispatcher<'a> {
 
     /// Starts what can start.
     fn launch(&mut self) {
-        let mut deferred = Vec::new();
+        if self.stop_reason.is_some() {
+            // Held jobs will not start: let them be skipped like the rest.
+            let held: Vec<usize> = self.held.drain().flat_map(|(_, q)| q).collect();
+            self.ready.extend(held);
+        }
         while let Some(i) = self.ready.pop_first() {
             if let Some(reason) = self.stop_reason.clone() {
                 self.finish(i, Outcome::skipped(reason));
@@ -262,11 +273,13 @@ impl<'a> Dispatcher<'a> {
                     let node = self.jobs[i].node;
                     let cap = self.shared.program.nodes[node].max_parallel;
                     let busy = self.per_node.get(&node).copied().unwrap_or(0);
-                    if self.running >= self.limits.max_parallel || cap.is_some_and(|c| busy >= c) {
-                        deferred.push(i);
-                        if self.running >= self.limits.max_parallel {
-                            break;
-                        }
+                    if self.running >= self.limits.max_parallel {
+                        self.ready.insert(i);
+                        break;
+                    }
+                    if cap.is_some_and(|c| busy >= c) {
+                        // Released when one of this node's instances ends.
+                        self.held.entry(node).or_default().push_back(i);
                         continue;
                     }
                     self.running += 1;
@@ -289,7 +302,6 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
-        self.ready.extend(deferred);
     }
 
     /// A group job's round ended: finish it, or run its inner instances again.
