@@ -3,7 +3,6 @@
 //! stops gracefully and is recorded, and agents die with a killed conductor.
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::apply_support::{Flow, alive, one_node, pids, st, state};
@@ -71,14 +70,7 @@ fn ctrl_c_stops_gracefully_records_it_and_leaves_nothing_running() {
         r#""--sleep", "30s", "--grandchild", "30s", "--pid-file", "pids""#,
         "{}",
     ));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--json", "--grace", "2s", "--root"])
-        .arg(flow.root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = flow.spawn(&["--json", "--grace", "2s"]);
     let pid_file = flow.path().join("pids");
     wait_for("the agent to start", || pids(&pid_file).len() == 2);
     signal(child.id(), "-INT");
@@ -111,14 +103,7 @@ fn a_second_ctrl_c_kills_at_once() {
         r#""--sleep", "60s", "--ignore-sigterm", "--pid-file", "pids""#,
         "{}",
     ));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--grace", "60s", "--root"])
-        .arg(flow.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = flow.spawn(&["--grace", "60s"]);
     let pid_file = flow.path().join("pids");
     wait_for("the agent to start", || pids(&pid_file).len() == 1);
     // Wait for the agent to say SIGTERM is ignored, as the tests of the fake agent do.
@@ -146,14 +131,7 @@ fn a_second_ctrl_c_kills_at_once() {
 #[test]
 fn sigterm_stops_gracefully_with_exit_143() {
     let flow = Flow::new(&one_node(r#""--sleep", "30s", "--pid-file", "pids""#, "{}"));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--root"])
-        .arg(flow.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = flow.spawn(&[]);
     let pid_file = flow.path().join("pids");
     wait_for("the agent to start", || pids(&pid_file).len() == 1);
     signal(child.id(), "-TERM");
@@ -167,14 +145,7 @@ fn agents_die_with_a_conductor_killed_by_sigkill() {
         r#""--sleep", "60s", "--grandchild", "60s", "--pid-file", "pids""#,
         "{}",
     ));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--root"])
-        .arg(flow.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = flow.spawn(&[]);
     let pid_file = flow.path().join("pids");
     wait_for("the agent to start", || pids(&pid_file).len() == 2);
     signal(child.id(), "-KILL");

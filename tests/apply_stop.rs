@@ -147,12 +147,7 @@ fn later_iterations_get_the_restart_prefix_unless_the_prompt_uses_previous() {
     ));
     let (out, _) = flow.apply(&[]);
     assert_eq!(out.status.code(), Some(0));
-    let prompts: Vec<String> = flow
-        .files()
-        .into_iter()
-        .filter(|(p, _)| p.ends_with("prompt.md"))
-        .map(|(_, t)| t)
-        .collect();
+    let prompts: Vec<String> = flow.prompts().into_iter().collect();
     assert_eq!(prompts.len(), 2);
     assert!(prompts[0].ends_with("---\n\nwork\n"), "{}", prompts[0]);
     assert!(prompts[1].ends_with("---\n\nContinue working on the following:\n\nwork\n"));
@@ -168,13 +163,7 @@ fn later_iterations_get_the_restart_prefix_unless_the_prompt_uses_previous() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let second = flow
-        .files()
-        .into_iter()
-        .filter(|(p, _)| p.ends_with("prompt.md"))
-        .map(|(_, t)| t)
-        .nth(1)
-        .unwrap();
+    let second = flow.prompts().into_iter().nth(1).unwrap();
     assert!(
         second.ends_with("---\n\nwork (last time: fake agent answered call 1, exit 0)\n"),
         "{second}"
@@ -198,14 +187,9 @@ fallback_agents = ["good"]
 prompt = "p"
 "#,
     );
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    let summary = flow.apply_ok(&[]);
     assert_eq!(state(&summary, "n"), st("done", "done_file", 2));
-    let kinds: Vec<String> = flow
-        .records("TASK-MESSAGE-BUS.md")
-        .iter()
-        .map(|r| r["type"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> = flow.task_kinds();
     assert_eq!(kinds, ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_STOP"]);
 }
 
@@ -229,21 +213,9 @@ stop = { exit_zero = true, max_iterations = 3 }
         r#"{"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array"}}}"#,
     )
     .unwrap();
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let summary = flow.apply_ok(&[]);
     assert_eq!(state(&summary, "n"), st("done", "exit_zero", 2));
-    let second = flow
-        .files()
-        .into_iter()
-        .filter(|(p, _)| p.ends_with("prompt.md"))
-        .map(|(_, t)| t)
-        .nth(1)
-        .unwrap();
+    let second = flow.prompts().into_iter().nth(1).unwrap();
     assert!(second.contains("does not match"), "{second}");
     assert!(
         second.contains("\"tasks\" is a required property"),

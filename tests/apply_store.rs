@@ -9,8 +9,7 @@ use crate::support::{conductor, stderr, stdout};
 #[test]
 fn the_run_store_has_the_seed_layout() {
     let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{}"));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    let summary = flow.apply_ok(&[]);
     let task_dir = std::path::PathBuf::from(instance(&summary, "n")["task_dir"].as_str().unwrap());
     assert_eq!(task_dir.parent().unwrap(), flow.root().join("t"));
     let task_id = task_dir.file_name().unwrap().to_str().unwrap();
@@ -76,11 +75,7 @@ fn the_run_store_has_the_seed_layout() {
         runs[0].file_name().unwrap().to_str()
     );
     assert_eq!(second.stop_reason.as_deref(), Some("done_file"));
-    let kinds: Vec<String> = flow
-        .records("TASK-MESSAGE-BUS.md")
-        .iter()
-        .map(|r| r["type"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> = flow.task_kinds();
     assert_eq!(kinds, ["RUN_START", "RUN_STOP", "RUN_START", "RUN_STOP"]);
     let stop = &flow.records("TASK-MESSAGE-BUS.md")[3];
     for k in [
@@ -123,8 +118,7 @@ agent = "writer"
 prompt = "{{ needs.w.output }}{{ needs.c.output }}"
 "#,
     );
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = flow.apply_ok(&[]);
     let out_of = |key: &str| {
         let dir = std::path::PathBuf::from(instance(&summary, key)["task_dir"].as_str().unwrap());
         let run = std::fs::read_dir(dir.join("runs"))
@@ -165,14 +159,9 @@ workdir = "wd"
 "#,
     );
     std::fs::create_dir_all(flow.path().join("wd")).unwrap();
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = flow.apply_ok(&[]);
     assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
-    let kinds: Vec<String> = flow
-        .records("TASK-MESSAGE-BUS.md")
-        .iter()
-        .map(|r| r["type"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> = flow.task_kinds();
     assert_eq!(kinds, ["RUN_START", "PROGRESS", "FACT", "RUN_STOP"]);
     let env = std::fs::read_to_string(flow.path().join("wd/env.txt")).unwrap();
     for var in [
@@ -251,8 +240,7 @@ for_each = ["../../etc", "../x", "/abs/path", "..", "a/../../b"]
 prompt = "{{ item }}"
 "#,
     );
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = flow.apply_ok(&[]);
     let project = flow.root().join("t");
     for i in summary["instances"].as_array().unwrap() {
         let dir = std::path::Path::new(i["task_dir"].as_str().unwrap());
@@ -274,8 +262,7 @@ fn success_commands_decide_the_exit_code() {
     let flow = Flow::new(&format!(
         "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
     ));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    let summary = flow.apply_ok(&[]);
     assert_eq!(summary["success"][0]["exit_code"], 0);
     let flow = Flow::new(&format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"));
     let (out, summary) = flow.apply(&[]);

@@ -34,6 +34,48 @@ impl Flow {
         (out, summary)
     }
 
+    /// `apply`, which must exit 0; the summary.
+    pub fn apply_ok(&self, extra: &[&str]) -> serde_json::Value {
+        let (out, summary) = self.apply(extra);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        summary
+    }
+
+    /// `apply` in the background, its stdout piped (for `--json`).
+    pub fn spawn(&self, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+            .current_dir(self.path())
+            .args(["apply", "flow.toml", "--root"])
+            .arg(self.root())
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Every prompt.md, in run order.
+    pub fn prompts(&self) -> Vec<String> {
+        self.files()
+            .into_iter()
+            .filter(|(p, _)| p.ends_with("prompt.md"))
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// The record types of every task bus, in order.
+    pub fn task_kinds(&self) -> Vec<String> {
+        self.records("TASK-MESSAGE-BUS.md")
+            .iter()
+            .map(|r| r["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub fn command(&self, extra: &[&str]) -> assert_cmd::Command {
         let mut cmd = conductor();
         cmd.current_dir(self.path())
