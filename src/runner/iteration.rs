@@ -53,6 +53,8 @@ pub struct Ran {
     pub answer: String,
     pub usage: Usage,
     pub duration: Duration,
+    /// The run's record as written when it started; this run owns it.
+    pub info: RunInfo,
 }
 
 /// The run could not start: the agent's program is missing or not executable.
@@ -266,6 +268,7 @@ pub async fn run(
         answer,
         usage,
         duration,
+        info,
     })
 }
 
@@ -379,7 +382,9 @@ pub fn post(
 /// The run's terminal record in run-info.yaml.
 pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
     let path = run.run_dir.join("run-info.yaml");
-    let result = RunInfo::update(&path, |i| {
+    // The run owns its record while it runs, so the copy in memory is the
+    // record: no need to read and parse it back.
+    let result = RunInfo::replace(&path, run.info.clone(), |i| {
         i.end_time = crate::bus::format_ts(jiff::Timestamp::now());
         i.exit_code = i64::from(run.exit_code);
         i.status = if run.exit_code == 0 && !run.reported_failure {

@@ -134,6 +134,12 @@ pub fn apply(
             3
         )
     );
+    let live = crate::store::live::LiveApply::register(&project_dir, &apply_id).map_err(|e| {
+        ApplyError::Environment(format!(
+            "cannot register the apply under {}: {e}",
+            project_dir.display()
+        ))
+    })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(StopLevel::Running);
     let stop_tx = Arc::new(stop_tx);
     let watchdog = watchdog::Watchdog::start(&exe)
@@ -224,6 +230,7 @@ pub fn apply(
     };
     summary.settle(signal);
     record_stop(&shared, &summary);
+    live.finish();
     Ok(summary)
 }
 

@@ -1,9 +1,9 @@
 //! Owns finalising what a dead conductor left behind (seed bug: runs stay
-//! `running` forever). At the start of every apply, each earlier apply on
-//! the project bus with a `WORKFLOW_START` but no `WORKFLOW_STOP`, whose
-//! conductor process is gone, is closed: its unfinished instances' last
-//! runs are marked failed in run-info.yaml and with `RUN_CRASH`, and the
-//! project bus gets their `NODE_FAILED` and a `WORKFLOW_STOP`.
+//! `running` forever). At the start of every apply, each earlier apply of
+//! the project whose process died while it ran (`store::live`) is closed:
+//! its unfinished instances' last runs are marked failed in run-info.yaml
+//! and with `RUN_CRASH`, and the project bus gets their `NODE_FAILED` and a
+//! `WORKFLOW_STOP`. The bus is only read when there is such an apply.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -18,18 +18,18 @@ pub struct Finalised {
     pub runs: usize,
 }
 
-fn pid_alive(pid: &str) -> bool {
-    pid.parse::<u32>()
-        .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists())
-}
-
-/// Finalises the dead applies recorded on `project_dir`'s bus.
+/// Finalises the project's dead applies.
 pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
+    let dead_ids = crate::store::live::dead(project_dir);
+    if dead_ids.is_empty() {
+        return Finalised::default();
+    }
     let bus_path = project_dir.join("PROJECT-MESSAGE-BUS.md");
     let Ok(messages) = read_all(&bus_path) else {
         return Finalised::default();
     };
     let apply_of = |m: &Message| m.meta.get("apply_id").cloned().unwrap_or_default();
+    let wanted: HashSet<&str> = dead_ids.iter().map(|(id, _)| id.as_str()).collect();
     let stopped: HashSet<String> = messages
         .iter()
         .filter(|m| m.kind == "WORKFLOW_STOP")
@@ -38,10 +38,10 @@ pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
     let dead: Vec<&Message> = messages
         .iter()
         .filter(|m| m.kind == "WORKFLOW_START" && !stopped.contains(&apply_of(m)))
-        .filter(|m| m.meta.get("pid").is_some_and(|p| !pid_alive(p)))
+        .filter(|m| wanted.contains(apply_of(m).as_str()))
         .collect();
-    if dead.is_empty() {
-        return Finalised::default();
+    for (id, _) in &dead_ids {
+        crate::store::live::forget(project_dir, id);
     }
     let Ok(mut bus) = BusWriter::open(&bus_path) else {
         return Finalised::default();

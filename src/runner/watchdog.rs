@@ -48,11 +48,13 @@ impl Watchdog {
         let _ = writeln!(self.pipe, "-{pgid}");
     }
 
-    /// Closes the pipe and waits for the watchdog to finish.
+    /// Closes the pipe. The watchdog then exits by itself; conductor does not
+    /// wait for it (that would add a process exit to every apply), and when
+    /// conductor exits first, init reaps it.
     pub fn finish(self) {
-        let Self { mut child, pipe } = self;
+        let Self { child, pipe } = self;
         drop(pipe);
-        let _ = child.wait();
+        drop(child);
     }
 }
 

@@ -7,6 +7,7 @@ mod atomic;
 mod ids;
 mod run_info;
 
+pub mod live;
 pub use atomic::{write_atomic, write_atomic_fast};
 pub(crate) use ids::short_hash;
 pub use ids::{is_project_id, is_task_id, run_id, task_id};

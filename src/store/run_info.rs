@@ -123,6 +123,27 @@ impl RunInfo {
 
     /// Read, change and write back under `<path>.lock`, so that concurrent
     /// updaters (the engine, a resumed apply) do not lose each other's changes.
+    /// Writes `current` after `change`, durably, under the record's lock:
+    /// for the writer that owns the record and so need not read it back.
+    pub fn replace(
+        path: &Path,
+        mut current: Self,
+        change: impl FnOnce(&mut Self),
+    ) -> Result<Self, RunInfoError> {
+        let lock_path = path.with_extension("yaml.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        change(&mut current);
+        let result = current.write(path).map(|()| current);
+        let _ = lock.unlock();
+        result
+    }
+
     pub fn update(path: &Path, change: impl FnOnce(&mut Self)) -> Result<Self, RunInfoError> {
         let lock_path = path.with_extension("yaml.lock");
         let lock = OpenOptions::new()
