@@ -136,7 +136,7 @@ pub fn apply(
     );
     let live = crate::store::live::LiveApply::register(&project_dir, &apply_id).map_err(|e| {
         ApplyError::Environment(format!(
-            "cannot register the apply under {}: {e}",
+            "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
             project_dir.display()
         ))
     })?;
@@ -296,10 +296,10 @@ fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), A
             what.display()
         ))
     };
+    // Whether files can be written in it is found by the first one written
+    // (the apply's registration), not by a probe: a file created and deleted
+    // costs a millisecond on some file systems.
     std::fs::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
-    let probe = project_dir.join(".conductor-write-probe");
-    std::fs::write(&probe, b"").map_err(|e| fail(&probe, e))?;
-    let _ = std::fs::remove_file(&probe);
     if !explicit && let Some(dot) = root.parent().filter(|p| p.ends_with(".conductor")) {
         let ignore = dot.join(".gitignore");
         if !ignore.exists() {
