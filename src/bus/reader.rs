@@ -53,8 +53,36 @@ fn decode_header(text: &str) -> Result<Header, ()> {
     serde_saphyr::from_str::<Header>(text).map_err(|_| ())
 }
 
-/// A header of only `key: value` lines with values the writer emits plain or
-/// JSON-quoted; `None` for anything else, so that YAML decides.
+/// A scalar as the writer emits it: plain (when that cannot be misread) or
+/// JSON-quoted; `None` for anything YAML might read otherwise.
+fn flat_scalar(raw: &str) -> Option<String> {
+    if let Some(inner) = raw.strip_prefix('"') {
+        inner.strip_suffix('"')?;
+        return serde_json::from_str::<String>(raw).ok();
+    }
+    let safe = raw
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b.is_ascii_digit())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./@+:-".contains(&b));
+    // Words YAML reads as booleans, nulls or numbers go to the parser.
+    if !safe
+        || raw.parse::<f64>().is_ok()
+        || matches!(
+            raw.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null"
+        )
+    {
+        return None;
+    }
+    Some(raw.to_string())
+}
+
+/// A header of `key: value` lines, and a flat `meta:` block of `    key:
+/// value` lines, with scalars the writer emits; `None` for anything else,
+/// so that YAML decides.
 fn flat_header(text: &str) -> Option<Header> {
     // The bits of msg_id, type and project_id: the keys a header must have.
     const REQUIRED: u8 = 0b1101;
@@ -71,31 +99,24 @@ fn flat_header(text: &str) -> Option<Header> {
         meta: BTreeMap::new(),
     };
     let mut seen = 0u8;
+    let mut in_meta = false;
     for line in text.lines() {
-        let (key, raw) = line.split_once(": ")?;
-        let value = if let Some(inner) = raw.strip_prefix('"') {
-            inner.strip_suffix('"')?;
-            serde_json::from_str::<String>(raw).ok()?
-        } else {
-            let safe = raw
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b.is_ascii_digit())
-                && raw
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_./@+:-".contains(&b));
-            // Words YAML reads as booleans, nulls or numbers go to the parser.
-            if !safe
-                || raw.parse::<f64>().is_ok()
-                || matches!(
-                    raw.to_ascii_lowercase().as_str(),
-                    "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null"
-                )
-            {
+        if line == "meta:" && h.meta.is_empty() && !in_meta {
+            in_meta = true;
+            continue;
+        }
+        if in_meta && let Some(entry) = line.strip_prefix("    ") {
+            let (key, raw) = entry.split_once(": ")?;
+            if key.starts_with(' ') {
                 return None;
             }
-            raw.to_string()
-        };
+            let (key, value) = (flat_scalar(key)?, flat_scalar(raw)?);
+            h.meta.insert(key, serde_json::Value::String(value));
+            continue;
+        }
+        in_meta = false;
+        let (key, raw) = line.split_once(": ")?;
+        let value = flat_scalar(raw)?;
         let (slot, bit) = match key {
             "msg_id" => (&mut h.msg_id, 1),
             "ts" => (&mut h.ts, 2),
@@ -364,6 +385,7 @@ mod tests {
         let headers = [
             "msg_id: MSG-1\nts: 2026-03-01T10:15:02.123Z\ntype: FACT\nproject_id: p\ntask_id: \"\"\nrun_id: \"0001-x\"",
             "msg_id: MSG-2\ntype: \"a: b\"\nproject_id: p\ntask_id: t-1\nrun_id: r",
+            "msg_id: MSG-3\ntype: NODE_DONE\nproject_id: p\nmeta:\n    apply_id: apply-1\n    exit_code: \"0\"\n    \"odd key\": \"x: y\"\nrun_id: r",
             "msg_id: MSG-3\ntype: FACT\nproject_id: p\nissue_id: MSG-3",
         ];
         for h in headers {
@@ -377,7 +399,8 @@ mod tests {
                     fast.project_id,
                     fast.task_id,
                     fast.run_id,
-                    fast.issue_id
+                    fast.issue_id,
+                    fast.meta
                 ),
                 (
                     yaml.msg_id,
@@ -386,14 +409,16 @@ mod tests {
                     yaml.project_id,
                     yaml.task_id,
                     yaml.run_id,
-                    yaml.issue_id
+                    yaml.issue_id,
+                    yaml.meta
                 )
             );
         }
         for not_flat in [
             "msg_id: 12\ntype: T\nproject_id: p",
             "msg_id: a\ntype: yes\nproject_id: p",
-            "msg_id: a\nmeta:\n    k: v\ntype: T\nproject_id: p",
+            "msg_id: a\nmeta:\n    k:\n        nested: v\ntype: T\nproject_id: p",
+            "msg_id: a\nmeta:\n    k: 3\ntype: T\nproject_id: p",
         ] {
             assert!(flat_header(not_flat).is_none(), "{not_flat}");
         }
