@@ -55,6 +55,8 @@ pub struct Ran {
     pub duration: Duration,
     /// The run's record as written when it started; this run owns it.
     pub info: RunInfo,
+    /// Where the agent's program was found.
+    pub program: PathBuf,
 }
 
 /// The run could not start: the agent's program is missing or not executable.
@@ -70,6 +72,8 @@ pub struct Request<'a> {
     pub task_id: &'a str,
     pub task_dir: &'a Path,
     pub run_id: &'a str,
+    /// The agent's program as an earlier iteration found it.
+    pub program: Option<&'a Path>,
     pub iteration: u32,
     pub previous_run: Option<&'a str>,
     /// The prompt.md text (preamble and prompt).
@@ -88,7 +92,7 @@ fn io_context(what: &str, path: &Path) -> impl Fn(std::io::Error) -> StartError 
 /// Runs one iteration; `on_start` is told the run id once the agent runs.
 pub async fn run(
     shared: &Shared,
-    bus: &mut Option<BusWriter>,
+    bus: &Path,
     req: &Request<'_>,
     on_start: impl FnOnce(&str),
 ) -> Result<Ran, StartError> {
@@ -115,14 +119,18 @@ pub async fn run(
         .argv
         .split_first()
         .ok_or_else(|| StartError("the agent has no program".into()))?;
-    // A program that vanished since the preflight fails this run, recorded.
-    let resolved =
-        process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
+    // The program found by an earlier iteration, if it is still there (one
+    // stat rather than a PATH search); a program that vanished since fails
+    // this run, recorded.
+    let resolved = match req.program.filter(|p| p.is_file()) {
+        Some(p) => Ok(p.to_path_buf()),
+        None => process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
             format!(
                 "agent `{}`: `{program}` is not an executable file on PATH",
                 req.agent.name
             )
-        });
+        }),
+    };
     let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
     let stdio = Stdio3 {
         stdin: File::open(&prompt_path).map_err(io_context("open", &prompt_path))?,
@@ -197,9 +205,10 @@ pub async fn run(
     let started = Instant::now();
     let spawned = resolved.and_then(|path| {
         process::spawn(&path, args, &req.job.workdir, &env, stdio)
+            .map(|agent| (agent, path.clone()))
             .map_err(|e| format!("cannot start `{}`: {e}", path.display()))
     });
-    let mut agent = match spawned {
+    let (mut agent, program_path) = match spawned {
         Ok(a) => a,
         Err(why) => {
             info.status = "failed".into();
@@ -269,6 +278,7 @@ pub async fn run(
         usage,
         duration,
         info,
+        program: program_path,
     })
 }
 
@@ -352,16 +362,18 @@ pub fn read_capped(path: &Path) -> String {
 }
 
 /// Appends to a task bus; a bus failure is logged, never fatal to the loop.
+/// The bus is opened for each record rather than held open: every open
+/// descriptor of conductor's is one more that each new agent's exec must
+/// close, which made starting many agents quadratic (docs/performance.md).
 pub fn post(
     shared: &Shared,
-    bus: &mut Option<BusWriter>,
+    bus: &Path,
     kind: &str,
     task_id: &str,
     run_id: &str,
     meta: Vec<(&str, String)>,
     body: &str,
 ) {
-    let Some(writer) = bus.as_mut() else { return };
     let msg = NewMessage {
         kind: kind.to_string(),
         project_id: shared.project.clone(),
@@ -374,8 +386,8 @@ pub fn post(
             .collect(),
         body: shared.redactor.redact(body).into_owned(),
     };
-    if let Err(e) = writer.append(&msg) {
-        tracing::warn!("cannot post {kind} to {}: {e}", writer.path().display());
+    if let Err(e) = BusWriter::open(bus).and_then(|mut w| w.append(&msg)) {
+        tracing::warn!("cannot post {kind} to {}: {e}", bus.display());
     }
 }
 

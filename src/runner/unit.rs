@@ -18,7 +18,6 @@ use super::job::{AgentJob, Job};
 use super::outcome::{Outcome, Status, Usage, extract_json};
 use super::stall::Stall;
 use super::success::{Evidence, Verdict, evaluate};
-use crate::bus::BusWriter;
 use crate::preamble::{PreambleOptions, RunPlace, prompt_file};
 
 /// The previous iteration, as templates see it.
@@ -68,13 +67,7 @@ pub async fn run(
         out.output = format!("cannot create {}: {e}", task_dir.display());
         return out;
     }
-    let mut bus = match BusWriter::open(&task_dir.join("TASK-MESSAGE-BUS.md")) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            tracing::warn!("{e}");
-            None
-        }
-    };
+    let bus = task_dir.join("TASK-MESSAGE-BUS.md");
     let _ = events.send(Event::InstanceStarted {
         key: Arc::clone(&job.key),
         task_id: task_id.clone(),
@@ -87,7 +80,7 @@ pub async fn run(
         group_previous: launch.group_previous,
         task_id: &task_id,
         task_dir: &task_dir,
-        bus: &mut bus,
+        bus: &bus,
         events: &events,
     };
     looper.run(&mut out, started).await;
@@ -103,7 +96,7 @@ struct Looper<'a> {
     group_previous: Value,
     task_id: &'a str,
     task_dir: &'a std::path::Path,
-    bus: &'a mut Option<BusWriter>,
+    bus: &'a std::path::Path,
     events: &'a UnboundedSender<Event>,
 }
 
@@ -114,6 +107,7 @@ impl Looper<'_> {
         let mut previous: Option<Previous> = None;
         let mut previous_run: Option<String> = None;
         let mut agent_index = 0;
+        let mut programs: Vec<Option<std::path::PathBuf>> = vec![None; self.agent.agents.len()];
         let mut usage = Usage::default();
         let mut stall = stop
             .stall
@@ -152,6 +146,7 @@ impl Looper<'_> {
                 task_id: self.task_id,
                 task_dir: self.task_dir,
                 run_id: &run_id,
+                program: programs[agent_index].as_deref(),
                 iteration,
                 previous_run: previous_run.as_deref(),
                 prompt: &text,
@@ -192,6 +187,7 @@ impl Looper<'_> {
             };
             out.iterations = iteration;
             out.exit_code = Some(ran.exit_code);
+            programs[agent_index] = Some(ran.program.clone());
             usage.add(ran.usage);
             self.shared.limits.spend(ran.usage.cost_usd);
             out.usage = usage;
