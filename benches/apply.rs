@@ -15,52 +15,55 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion};
+use criterion::Criterion;
 
 const CONDUCTOR: &str = env!("CARGO_BIN_EXE_conductor");
 
-/// A workflow file in its own temporary folder; every apply of it gets a
-/// fresh runs root, so no apply reads what an earlier one left.
+/// The folder every workflow and runs root of this bench lives in, deleted
+/// only when the bench ends: on ext4 a file created within seconds of many
+/// deletions costs a scan of the recently freed inodes, which would charge
+/// one apply's clean-up to the next one.
+static BASE: OnceLock<PathBuf> = OnceLock::new();
+
+/// A workflow file in its own folder; every apply of it gets a fresh runs
+/// root, so no apply reads what an earlier one left.
 struct Flow {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     applies: AtomicU32,
-}
-
-/// A runs root, deleted when dropped (criterion drops outputs outside the
-/// timed region).
-struct Root(PathBuf);
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl Flow {
     fn new(toml: &str) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("flow.toml"), toml).expect("write the workflow");
+        static FLOWS: AtomicU32 = AtomicU32::new(0);
+        let n = FLOWS.fetch_add(1, Ordering::Relaxed);
+        let dir = BASE
+            .get()
+            .expect("main sets BASE")
+            .join(format!("flow-{n}"));
+        std::fs::create_dir(&dir).expect("a folder for the workflow");
+        std::fs::write(dir.join("flow.toml"), toml).expect("write the workflow");
         Self {
             dir,
             applies: AtomicU32::new(0),
         }
     }
 
-    fn fresh_root(&self) -> Root {
+    fn fresh_root(&self) -> PathBuf {
         let n = self.applies.fetch_add(1, Ordering::Relaxed);
-        Root(self.dir.path().join(format!("runs-{n}")))
+        self.dir.join(format!("runs-{n}"))
     }
 
     /// `conductor apply flow.toml --root ROOT ...`, output discarded.
-    fn command(&self, program: &str, pre: &[&str], root: &Root, extra: &[&str]) -> Command {
+    fn command(&self, program: &str, pre: &[&str], root: &Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(self.dir.path())
+        cmd.current_dir(&self.dir)
             .args(pre)
             .args(["apply", "flow.toml", "--grace", "300ms", "--root"])
-            .arg(&root.0)
+            .arg(root)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -68,21 +71,17 @@ impl Flow {
         cmd
     }
 
-    fn apply(&self, extra: &[&str]) -> (ExitStatus, Root) {
-        let root = self.fresh_root();
-        let status = self
-            .command(CONDUCTOR, &[], &root, extra)
+    fn apply(&self, extra: &[&str]) -> ExitStatus {
+        self.command(CONDUCTOR, &[], &self.fresh_root(), extra)
             .status()
-            .expect("conductor runs");
-        (status, root)
+            .expect("conductor runs")
     }
 
     /// The `--json` summary of one apply, to check a workflow does what its
     /// bench claims before it is timed.
     fn summary(&self, extra: &[&str]) -> serde_json::Value {
-        let root = self.fresh_root();
         let out = self
-            .command(CONDUCTOR, &[], &root, extra)
+            .command(CONDUCTOR, &[], &self.fresh_root(), extra)
             .arg("--json")
             .stdout(Stdio::piped())
             .output()
@@ -104,16 +103,15 @@ fn fake(args: &str) -> String {
     format!(r#""conductor", "__fake-agent"{args}"#)
 }
 
-fn fan_out(instances: usize) -> String {
+fn fan_out(instances: usize, command: &str) -> String {
     let mut items = String::new();
     for i in 0..instances {
         let _ = write!(items, "{}\"i{i}\"", if i == 0 { "" } else { ", " });
     }
     format!(
-        "version = 1\nname = \"bench\"\n[agents.a]\nkind = \"command\"\ncommand = [{}]\n\
+        "version = 1\nname = \"bench\"\n[agents.a]\nkind = \"command\"\ncommand = [{command}]\n\
          [nodes.n]\nagent = \"a\"\nprompt = \"work on {{{{ item }}}}\"\nfor_each = [{items}]\n\
-         stop = {{ exit_zero = true }}\n",
-        fake(r#", "--sleep", "1s""#)
+         stop = {{ exit_zero = true }}\n"
     )
 }
 
@@ -137,15 +135,7 @@ fn one_node_done(c: &mut Criterion) {
     group.sample_size(30);
     for (name, flow) in [("true_exit_zero", &trivial), ("fake_done_file", &done_file)] {
         group.bench_function(name, |b| {
-            b.iter_batched(
-                || (),
-                |()| {
-                    let (status, root) = flow.apply(&[]);
-                    assert!(status.success());
-                    root
-                },
-                BatchSize::PerIteration,
-            );
+            b.iter(|| assert!(flow.apply(&[]).success()));
         });
     }
     group.finish();
@@ -173,7 +163,7 @@ fn twenty_iterations(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_iterations");
     group.sample_size(10);
     group.bench_function("true_x20", |b| {
-        b.iter_batched(|| (), |()| flow.apply(&[]).1, BatchSize::PerIteration);
+        b.iter(|| flow.apply(&[]));
     });
     group.bench_function("spawn_true_x19_directly", |b| {
         b.iter(|| spawn_n("true", &[], task.path(), 19));
@@ -190,13 +180,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Times `f`; what it returns is dropped after the clock stops.
 fn time<T>(f: impl FnOnce() -> T) -> Duration {
     let start = Instant::now();
-    let out = f();
-    let elapsed = start.elapsed();
-    drop(out);
-    elapsed
+    let _ = f();
+    start.elapsed()
 }
 
 /// (20 iterations - 1 iteration - 19 direct spawns of the agent) / 19, the
@@ -217,7 +204,7 @@ fn per_iteration(label: &str, x1: &Flow, x20: &Flow, agent: (&str, &[&str])) {
     }
     println!(
         "apply_engine_per_iteration/{label}: x1 {:.2} ms, x20 {:.2} ms, 19 direct spawns {:.2} ms \
-         -> engine {:.3} ms per iteration (median of {ROUNDS} rounds; plain difference {:.3} ms)",
+         -> engine {:.3} ms per iteration (median of {ROUNDS} rounds; (x20 - x1) / 19 {:.3} ms)",
         ms(median(a.clone())),
         ms(median(b.clone())),
         ms(median(s)),
@@ -243,7 +230,7 @@ fn engine_per_iteration() {
 }
 
 /// What was seen of a running conductor by polling /proc: its own peak RSS
-/// (VmHWM, which excludes its children) and its open descriptors.
+/// (`VmHWM`, which excludes its children) and its open descriptors.
 #[derive(Debug, Default)]
 struct Watched {
     wall: Duration,
@@ -300,7 +287,7 @@ fn time_max_rss_kib(flow: &Flow, extra: &[&str]) -> Option<u64> {
     if !gnu_time.exists() {
         return None;
     }
-    let report = flow.dir.path().join("time-report");
+    let report = flow.dir.join("time-report");
     let root = flow.fresh_root();
     let report_arg = report.to_string_lossy().into_owned();
     let status = flow
@@ -313,7 +300,14 @@ fn time_max_rss_kib(flow: &Flow, extra: &[&str]) -> Option<u64> {
         .status()
         .expect("/usr/bin/time runs");
     assert!(status.code().is_some());
-    std::fs::read_to_string(&report).ok()?.trim().parse().ok()
+    // A failed command adds a "Command exited with non-zero status" line first.
+    std::fs::read_to_string(&report)
+        .ok()?
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn median_u64(mut v: Vec<u64>) -> u64 {
@@ -360,17 +354,53 @@ fn rss() {
     }
 }
 
+/// The agents' own cost on this machine: `n` of them started at once by
+/// the bench itself, no conductor involved.
+fn direct_floor(n: usize, program: &str, args: &[&str]) -> Duration {
+    let task = tempfile::tempdir().expect("a temp dir");
+    let start = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(program)
+                .args(args)
+                .env("JRUN_TASK_FOLDER", task.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the agent starts")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    start.elapsed()
+}
+
 fn fan_out_bench() {
     const RUNS: usize = 3;
-    for n in [1, 100, 1000] {
-        let flow = Flow::new(&fan_out(n));
+    let fake_sleep = fake(r#", "--sleep", "1s""#);
+    let cases: [(usize, &str, &str, &[&str]); 4] = [
+        (1, "fake", &fake_sleep, &["__fake-agent", "--sleep", "1s"]),
+        (100, "fake", &fake_sleep, &["__fake-agent", "--sleep", "1s"]),
+        (
+            1000,
+            "fake",
+            &fake_sleep,
+            &["__fake-agent", "--sleep", "1s"],
+        ),
+        // `sleep` is a small static-ish binary: what is left is the engine's.
+        (1000, "coreutils_sleep", r#""sleep", "1""#, &["1"]),
+    ];
+    for (n, label, command, direct_args) in cases {
+        let flow = Flow::new(&fan_out(n, command));
         let limit = n.to_string();
         let extra = ["--max-parallel", limit.as_str()];
-        let mut runs = vec![];
-        let mut timed = vec![];
+        let direct_program = if label == "fake" { CONDUCTOR } else { "sleep" };
+        let (mut runs, mut timed, mut floor) = (vec![], vec![], vec![]);
         for _ in 0..RUNS {
             let root = flow.fresh_root();
-            let summary = flow.dir.path().join("summary.json");
+            let summary = flow.dir.join("summary.json");
             let mut cmd = flow.command(CONDUCTOR, &[], &root, &extra);
             // A file, not a pipe: nobody reads while polling, and 1,000
             // instances' summary would fill a pipe and block conductor.
@@ -383,10 +413,10 @@ fn fan_out_bench() {
             assert_eq!(s["counts"]["done"], n, "{s}");
             assert!(w.status.is_some_and(|s| s.success()));
             runs.push(w);
-            drop(root);
             if let Some(kib) = time_max_rss_kib(&flow, &extra) {
                 timed.push(kib);
             }
+            floor.push(direct_floor(n, direct_program, direct_args));
         }
         runs.sort_by_key(|w| w.wall);
         let mid = &runs[RUNS / 2];
@@ -396,13 +426,15 @@ fn fan_out_bench() {
             mib(median_u64(timed))
         };
         println!(
-            "apply_fan_out/{n}_agents_sleeping_1s: wall {:.2} s (runs: {}); VmHWM of conductor {}; \
-             /usr/bin/time %M {timed}; conductor's fds first/peak/last {}/{}/{} (median run of {RUNS})",
+            "apply_fan_out/{n}_{label}_agents_sleeping_1s: wall {:.2} s (runs: {}); the same agents \
+             started directly {:.2} s; VmHWM of conductor {}; /usr/bin/time %M {timed}; \
+             conductor's fds first/peak/last {}/{}/{} (median run of {RUNS})",
             mid.wall.as_secs_f64(),
             runs.iter()
                 .map(|w| format!("{:.2} s", w.wall.as_secs_f64()))
                 .collect::<Vec<_>>()
                 .join(", "),
+            median(floor).as_secs_f64(),
             mib(mid.hwm_kib),
             mid.fds_first,
             mid.fds_peak,
@@ -430,6 +462,8 @@ fn wanted(name: &str) -> bool {
 }
 
 fn main() {
+    let base = tempfile::tempdir().expect("a temp dir");
+    BASE.set(base.path().to_owned()).expect("set once");
     let mut c = Criterion::default().configure_from_args();
     one_node_done(&mut c);
     twenty_iterations(&mut c);
