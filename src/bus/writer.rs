@@ -52,14 +52,19 @@ impl BusWriter {
                 path: path.to_path_buf(),
             });
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        let open = || OpenOptions::new().append(true).create(true).open(path);
+        // Missing folders are created only when the open says so: most
+        // appends go to a bus whose folder exists.
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                open()
+            }
+            other => other,
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io)?;
+        .map_err(io)?;
         Ok(Self {
             path: path.to_path_buf(),
             file,

@@ -40,12 +40,15 @@ impl Watchdog {
 
     /// Hands an agent's group to the watchdog.
     pub fn watch(&mut self, pgid: i32, start: Option<u64>) {
-        let _ = writeln!(self.pipe, "+{pgid} {}", start.unwrap_or(0));
+        // One write per line: the pipe is unbuffered, and a line written in
+        // pieces would cost a system call per piece.
+        let line = format!("+{pgid} {}\n", start.unwrap_or(0));
+        let _ = self.pipe.write_all(line.as_bytes());
     }
 
     /// Takes a group back once its agent is gone.
     pub fn release(&mut self, pgid: i32) {
-        let _ = writeln!(self.pipe, "-{pgid}");
+        let _ = self.pipe.write_all(format!("-{pgid}\n").as_bytes());
     }
 
     /// Closes the pipe. The watchdog then exits by itself; conductor does not
