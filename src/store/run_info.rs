@@ -94,23 +94,22 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> RunInfoError + '_ {
 }
 
 impl RunInfo {
-    /// Writes the record atomically.
-    pub fn write(&self, path: &Path) -> Result<(), RunInfoError> {
-        let text = serde_saphyr::to_string(self).map_err(|e| RunInfoError::Invalid {
+    fn text(&self, path: &Path) -> Result<String, RunInfoError> {
+        serde_saphyr::to_string(self).map_err(|e| RunInfoError::Invalid {
             path: path.display().to_string(),
             message: e.to_string(),
-        })?;
-        write_atomic(path, text.as_bytes()).map_err(io_err(path))
+        })
+    }
+
+    /// Writes the record atomically.
+    pub fn write(&self, path: &Path) -> Result<(), RunInfoError> {
+        write_atomic(path, self.text(path)?.as_bytes()).map_err(io_err(path))
     }
 
     /// Writes the record atomically but without fsync: for the `running`
     /// record, which the durable terminal record replaces.
     pub fn write_running(&self, path: &Path) -> Result<(), RunInfoError> {
-        let text = serde_saphyr::to_string(self).map_err(|e| RunInfoError::Invalid {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        super::atomic::write_atomic_fast(path, text.as_bytes()).map_err(io_err(path))
+        super::atomic::write_atomic_fast(path, self.text(path)?.as_bytes()).map_err(io_err(path))
     }
 
     pub fn read(path: &Path) -> Result<Self, RunInfoError> {
@@ -121,8 +120,6 @@ impl RunInfo {
         })
     }
 
-    /// Read, change and write back under `<path>.lock`, so that concurrent
-    /// updaters (the engine, a resumed apply) do not lose each other's changes.
     /// Writes `current` after `change`, durably, under the record's lock:
     /// for the writer that owns the record and so need not read it back.
     pub fn replace(
@@ -130,36 +127,37 @@ impl RunInfo {
         mut current: Self,
         change: impl FnOnce(&mut Self),
     ) -> Result<Self, RunInfoError> {
-        let lock_path = path.with_extension("yaml.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        lock.lock().map_err(io_err(&lock_path))?;
-        change(&mut current);
-        let result = current.write(path).map(|()| current);
-        let _ = lock.unlock();
-        result
+        locked(path, || {
+            change(&mut current);
+            current.write(path).map(|()| current)
+        })
     }
 
+    /// Read, change and write back under `<path>.lock`, so that concurrent
+    /// updaters (the engine, a resumed apply) do not lose each other's changes.
     pub fn update(path: &Path, change: impl FnOnce(&mut Self)) -> Result<Self, RunInfoError> {
-        let lock_path = path.with_extension("yaml.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        lock.lock().map_err(io_err(&lock_path))?;
-        let result = Self::read(path).and_then(|mut info| {
+        locked(path, || {
+            let mut info = Self::read(path)?;
             change(&mut info);
             info.write(path).map(|()| info)
-        });
-        let _ = lock.unlock();
-        result
+        })
     }
+}
+
+/// Runs `f` holding `<path>.lock`, a lock file that is never deleted (the
+/// seed deletes its lock files, which breaks mutual exclusion).
+fn locked<T>(path: &Path, f: impl FnOnce() -> Result<T, RunInfoError>) -> Result<T, RunInfoError> {
+    let lock_path = path.with_extension("yaml.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    lock.lock().map_err(io_err(&lock_path))?;
+    let result = f();
+    let _ = lock.unlock();
+    result
 }
 
 #[cfg(test)]
