@@ -104,6 +104,10 @@ prompt = "task {{ item }}"
     let (out, summary) = f.apply(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(state(&summary, "work[*]"), st("failed", "max_items", 0));
+    assert_eq!(
+        instance(&summary, "work[*]")["error"],
+        "3 items, more than max_items = 2"
+    );
 }
 
 #[test]

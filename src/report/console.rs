@@ -248,12 +248,9 @@ impl Observer for Console {
                     Status::Skipped => "skipped",
                 };
                 let mut text = format!("{key}: {mark} ({})", outcome.stop_reason);
-                if outcome.status == Status::Failed
-                    && outcome.iterations == 0
-                    && !outcome.output.is_empty()
-                {
+                if let Some(e) = &outcome.error {
                     text.push_str(": ");
-                    text.push_str(&outcome.output);
+                    text.push_str(e);
                 }
                 self.line(&text);
             }

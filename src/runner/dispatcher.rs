@@ -350,11 +350,9 @@ impl<'a> Dispatcher<'a> {
             round: round + 1,
             max_rounds: stop.max_iterations,
             why: outcome
-                .output
-                .lines()
-                .next()
-                .unwrap_or(&outcome.stop_reason)
-                .to_string(),
+                .error
+                .clone()
+                .unwrap_or_else(|| outcome.stop_reason.clone()),
         });
         self.restart(i, round + 1);
     }
@@ -501,7 +499,7 @@ impl<'a> Dispatcher<'a> {
             Ok(_) => Outcome::ended(Status::Failed, "gate_false"),
             Err(e) => {
                 let mut o = Outcome::ended(Status::Failed, "gate_error");
-                o.output = format!("{e:#}");
+                o.error = Some(format!("{e:#}"));
                 o
             }
         }
@@ -554,11 +552,11 @@ impl<'a> Dispatcher<'a> {
                     }
                     other => {
                         let mut out = Outcome::ended(Status::Failed, "fan_out_source");
-                        out.output = format!(
+                        out.error = Some(format!(
                             "`{path}` of `{}` is {}, not a list",
                             self.jobs[s].key,
                             other.map_or("missing".to_string(), ToString::to_string)
-                        );
+                        ));
                         self.finish(p, out);
                         return;
                     }
@@ -567,7 +565,10 @@ impl<'a> Dispatcher<'a> {
         }
         if items.len() > max_items as usize {
             let mut out = Outcome::ended(Status::Failed, "max_items");
-            out.output = format!("{} items, more than max_items = {max_items}", items.len());
+            out.error = Some(format!(
+                "{} items, more than max_items = {max_items}",
+                items.len()
+            ));
             self.finish(p, out);
             return;
         }
@@ -717,12 +718,9 @@ impl<'a> Dispatcher<'a> {
                 }
                 let mut body =
                     format!("{key} {}: {}", outcome.status.as_str(), outcome.stop_reason);
-                if outcome.status != Status::Done
-                    && !outcome.output.is_empty()
-                    && outcome.iterations == 0
-                {
+                if let Some(e) = &outcome.error {
                     body.push('\n');
-                    body.push_str(&outcome.output);
+                    body.push_str(e);
                 }
                 (
                     kind,

@@ -28,9 +28,14 @@ pub async fn judge(
     round: u32,
 ) -> Outcome {
     let started = std::time::Instant::now();
-    let ended = |status, reason: &str, output: String| {
+    let answer = result
+        .as_ref()
+        .map(|r| r.output.clone())
+        .unwrap_or_default();
+    let ended = |status, reason: &str, error: Option<String>| {
         let mut out = Outcome::ended(status, reason);
-        out.output = output;
+        out.output.clone_from(&answer);
+        out.error = error;
         out.iterations = round;
         out.duration = started.elapsed();
         if let Some(r) = &result {
@@ -47,7 +52,7 @@ pub async fn judge(
             } else {
                 "success_failed"
             };
-            return ended(Status::Failed, reason, format!("`{c}` exited {code}"));
+            return ended(Status::Failed, reason, Some(format!("`{c}` exited {code}")));
         }
     }
     let answer = result
@@ -56,13 +61,13 @@ pub async fn judge(
         .unwrap_or_default();
     let result_done = result.as_ref().is_some_and(|r| r.status == Status::Done);
     let Some(stop) = stop else {
-        return ended(Status::Done, "success_commands", answer);
+        return ended(Status::Done, "success_commands", None);
     };
     if !stop.has_success() {
         return if result_done {
-            ended(Status::Done, "done", answer)
+            ended(Status::Done, "done", None)
         } else {
-            ended(Status::Failed, NOT_DONE, answer)
+            ended(Status::Failed, NOT_DONE, None)
         };
     }
     let task_dir = result
@@ -88,8 +93,8 @@ pub async fn judge(
     };
     let templates = &shared.program.scopes[0].templates;
     match evaluate(&stop, templates, &ev, shared.grace).await {
-        Verdict::Done(name) => ended(Status::Done, name, answer),
-        Verdict::NotDone => ended(Status::Failed, NOT_DONE, answer),
-        Verdict::Error(e) => ended(Status::Failed, "stop_error", e),
+        Verdict::Done(name) => ended(Status::Done, name, None),
+        Verdict::NotDone => ended(Status::Failed, NOT_DONE, None),
+        Verdict::Error(e) => ended(Status::Failed, "stop_error", Some(e)),
     }
 }

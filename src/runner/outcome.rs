@@ -57,6 +57,10 @@ pub struct Outcome {
     /// The last iteration's final answer, capped for templates.
     pub output: String,
     pub json: Option<serde_json::Value>,
+    /// Why it failed, when the stop reason alone does not say (a template
+    /// error, a missing program, a fan-out source that is not a list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub exit_code: Option<i32>,
     pub usage: Usage,
     pub task_id: Option<String>,
@@ -83,6 +87,7 @@ impl Outcome {
             iterations: 0,
             output: String::new(),
             json: None,
+            error: None,
             exit_code: None,
             usage: Usage::default(),
             task_id: None,

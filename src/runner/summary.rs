@@ -16,6 +16,9 @@ pub struct InstanceSummary {
     pub item: Option<serde_json::Value>,
     pub status: Status,
     pub stop_reason: String,
+    /// Why it failed, when the stop reason alone does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub iterations: u32,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +50,7 @@ impl InstanceSummary {
             item: item.cloned(),
             status: outcome.status,
             stop_reason: outcome.stop_reason.clone(),
+            error: outcome.error.clone(),
             iterations: outcome.iterations,
             duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
             exit_code: outcome.exit_code,
@@ -54,7 +58,13 @@ impl InstanceSummary {
             task_id: outcome.task_id.clone(),
             task_dir: outcome.task_dir.as_ref().map(|d| d.display().to_string()),
             counts,
-            output: outcome.output.chars().take(4000).collect(),
+            output: outcome
+                .error
+                .as_deref()
+                .unwrap_or(&outcome.output)
+                .chars()
+                .take(4000)
+                .collect(),
         }
     }
 }

@@ -64,7 +64,7 @@ pub async fn run(
     };
     if let Err(e) = std::fs::create_dir_all(task_dir.join("runs")) {
         out.stop_reason = "store_error".into();
-        out.output = format!("cannot create {}: {e}", task_dir.display());
+        out.error = Some(format!("cannot create {}: {e}", task_dir.display()));
         return out;
     }
     let bus = task_dir.join("TASK-MESSAGE-BUS.md");
@@ -120,14 +120,14 @@ impl Looper<'_> {
                 return fail(out, "interrupted");
             }
             if let Err(cap) = self.shared.limits.claim_run() {
-                out.output = format!("the workflow's `{cap}` limit is used up");
+                out.error = Some(format!("the workflow's `{cap}` limit is used up"));
                 return fail(out, cap);
             }
             let agent = &self.agent.agents[agent_index];
             let prompt = match self.render(iteration, previous.as_ref()) {
                 Ok(p) => p,
                 Err(e) => {
-                    out.output = e;
+                    out.error = Some(e);
                     return fail(out, "render_error");
                 }
             };
@@ -180,7 +180,7 @@ impl Looper<'_> {
                         Vec::new(),
                         &e.0,
                     );
-                    out.output = e.0;
+                    out.error = Some(e.0);
                     out.iterations = iteration;
                     return fail(out, "agent_missing");
                 }
@@ -223,7 +223,7 @@ impl Looper<'_> {
                 return;
             }
             if let Some(reason) = verdict.strip_prefix("error:") {
-                out.output = reason.to_string();
+                out.error = Some(reason.to_string());
                 return fail(out, "stop_error");
             }
             let rotate = self.agent.agents.len() > 1
