@@ -156,3 +156,30 @@ fn agents_die_with_a_conductor_killed_by_sigkill() {
         });
     }
 }
+
+#[test]
+fn a_second_apply_of_the_same_workflow_refuses_while_the_first_runs() {
+    let flow = Flow::new(&one_node(r#""--sleep", "30s", "--pid-file", "pids""#, "{}"));
+    let mut first = flow.spawn(&[]);
+    let pid_file = flow.path().join("pids");
+    wait_for("the first apply's agent to start", || {
+        pids(&pid_file).len() == 1
+    });
+    let (out, _) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("workflow `t` is already being applied"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    signal(first.id(), "-TERM");
+    assert_eq!(first.wait().unwrap().code(), Some(143));
+    // Once the first has ended, the workflow can be applied again.
+    std::fs::write(
+        flow.path().join("flow.toml"),
+        one_node(r#""--done-after", "1""#, "{}"),
+    )
+    .unwrap();
+    assert_eq!(flow.apply(&[]).0.status.code(), Some(0));
+}

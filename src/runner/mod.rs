@@ -134,12 +134,24 @@ pub fn apply(
             3
         )
     );
-    let live = crate::store::live::LiveApply::register(&project_dir, &apply_id).map_err(|e| {
+    let not_writable = |e: std::io::Error| {
         ApplyError::Environment(format!(
             "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
             project_dir.display()
         ))
-    })?;
+    };
+    let workflow_lock =
+        crate::store::live::WorkflowLock::acquire(&project_dir, &program.name, &apply_id)
+            .map_err(not_writable)?
+            .map_err(|holder| {
+                ApplyError::Environment(format!(
+                    "workflow `{}` is already being applied in {} by {holder}\n  help: wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)",
+                    program.name,
+                    project_dir.display()
+                ))
+            })?;
+    let live =
+        crate::store::live::LiveApply::register(&project_dir, &apply_id).map_err(not_writable)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(StopLevel::Running);
     let stop_tx = Arc::new(stop_tx);
     let watchdog = watchdog::Watchdog::start(&exe)
@@ -231,6 +243,7 @@ pub fn apply(
     summary.settle(signal);
     record_stop(&shared, &summary);
     live.finish();
+    workflow_lock.release();
     Ok(summary)
 }
 

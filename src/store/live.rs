@@ -36,6 +36,48 @@ impl LiveApply {
     }
 }
 
+/// The right to apply one workflow: held for the whole apply, so a second
+/// apply of the same workflow in the same project refuses to start instead
+/// of running the same agents on the same folders at once.
+#[derive(Debug)]
+pub struct WorkflowLock {
+    file: File,
+}
+
+impl WorkflowLock {
+    /// Takes the lock, or says who holds it (`Err` carries the holder's
+    /// apply id and pid as it wrote them).
+    pub fn acquire(
+        project_dir: &Path,
+        workflow: &str,
+        apply_id: &str,
+    ) -> std::io::Result<Result<Self, String>> {
+        use std::io::{Read, Seek, Write};
+        let dir = project_dir.join(DIR);
+        std::fs::create_dir_all(&dir)?;
+        let name = format!("{}.workflow", super::ids::short_hash(workflow, 6));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join(name))?;
+        if file.try_lock().is_err() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Ok(Err(holder.trim().to_string()));
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{apply_id} (pid {})", std::process::id())?;
+        Ok(Ok(Self { file }))
+    }
+
+    pub fn release(self) {
+        let _ = self.file.unlock();
+    }
+}
+
 /// The ids of the project's applies whose process died while they ran.
 /// Each is returned locked by this process, so that two applies starting at
 /// once never both finalise it; `forget` it once it is finalised.
@@ -63,6 +105,30 @@ pub fn forget(project_dir: &Path, apply_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workflow_is_applied_by_one_apply_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = WorkflowLock::acquire(dir.path(), "w", "apply-1")
+            .unwrap()
+            .unwrap();
+        // A second open file description conflicts even within one process.
+        let held = WorkflowLock::acquire(dir.path(), "w", "apply-2")
+            .unwrap()
+            .unwrap_err();
+        assert!(held.starts_with("apply-1 (pid "), "{held}");
+        assert!(
+            WorkflowLock::acquire(dir.path(), "other", "apply-3")
+                .unwrap()
+                .is_ok()
+        );
+        first.release();
+        assert!(
+            WorkflowLock::acquire(dir.path(), "w", "apply-4")
+                .unwrap()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn a_live_apply_is_not_dead_and_a_released_one_is() {
