@@ -54,3 +54,31 @@ fn toml_and_kdl_twins_plan_byte_for_byte() {
         "expected the hello example and the session workflow to have KDL twins"
     );
 }
+
+#[test]
+fn every_example_applies_without_an_ai() {
+    for name in ["hello", "library"] {
+        for file in ["workflow.toml", "workflow.kdl"] {
+            let path = crate::support::root()
+                .join("examples")
+                .join(name)
+                .join(file);
+            if !path.exists() {
+                continue;
+            }
+            let runs = tempfile::tempdir().unwrap();
+            let out = crate::support::conductor()
+                .env("CONDUCTOR_ROOT", runs.path())
+                .arg("apply")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                crate::support::stderr(&out)
+            );
+        }
+    }
+}
