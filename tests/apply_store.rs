@@ -511,3 +511,36 @@ prompt = "p"
     assert_eq!(infos.len(), 2, "every run folder has its record");
     assert!(infos.iter().any(|t| t.contains("status: failed")));
 }
+
+#[test]
+fn on_a_terminal_each_running_instance_shows_its_latest_bus_message() {
+    // `script` (util-linux) gives conductor a pseudo-terminal, as a user's shell would.
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.a]
+kind = "command"
+command = ["sh", "-c", "conductor bus post --type PROGRESS --body 'halfway there'; sleep 1.5; touch \"$JRUN_TASK_FOLDER/DONE\""]
+[nodes.n]
+agent = "a"
+prompt = "p"
+"#,
+    );
+    let bin = assert_cmd::cargo::cargo_bin("conductor");
+    let line = format!(
+        "{} apply flow.toml --root {}",
+        bin.display(),
+        flow.root().display()
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(flow.path())
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("iteration 1/10 (a)"), "{text}");
+    assert!(text.contains("PROGRESS: halfway there"), "{text}");
+    assert!(text.contains("t: done"), "{text}");
+}
