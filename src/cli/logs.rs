@@ -22,6 +22,10 @@ pub fn logs(args: &LogsArgs) -> u8 {
 
 fn run(args: &LogsArgs) -> Result<u8, String> {
     let mut apply = latest(&args.location).map_err(|e| e.to_string())?;
+    // The first poll reads the bus from its start once more, so a record
+    // appended while `latest` read it is seen twice rather than missed;
+    // later polls read only what was appended.
+    let mut bus_offset = 0;
     let Some(task_id) = task_of(&apply, &args.instance)? else {
         let known: Vec<String> = instances(&apply);
         return Err(format!(
@@ -75,8 +79,27 @@ fn run(args: &LogsArgs) -> Result<u8, String> {
             return Ok(exit_code::OK);
         }
         std::thread::sleep(Duration::from_millis(100));
-        apply = latest(&args.location).map_err(|e| e.to_string())?;
+        bus_offset = follow_bus(&mut apply, bus_offset)?;
     }
+}
+
+/// Adds the records appended to the apply's project bus since `offset` (read
+/// from there, never the whole bus again); returns the new offset.
+fn follow_bus(apply: &mut Apply, offset: u64) -> Result<u64, String> {
+    let bus = apply.project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let (messages, next) = crate::bus::read_from(&bus, offset).map_err(|e| e.to_string())?;
+    let id = apply.apply_id().to_string();
+    for m in messages {
+        if m.meta.get("apply_id") != Some(&id) {
+            continue;
+        }
+        if m.kind == "WORKFLOW_STOP" {
+            apply.stop = Some(m);
+        } else if m.kind.starts_with("NODE_") {
+            apply.records.push(m);
+        }
+    }
+    Ok(next)
 }
 
 fn instances(apply: &Apply) -> Vec<String> {
