@@ -230,3 +230,118 @@ fn gemini_event(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(kind: AgentKind, lines: &[&str]) -> StreamReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-stdout.txt");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        read_stream(kind, &path).unwrap()
+    }
+
+    #[test]
+    fn claude_result_is_found_whatever_its_key_order() {
+        // 2.1.332 puts `"type":"result"` near the end of the line.
+        let r = parse(
+            AgentKind::Claude,
+            &[
+                r#"{"type":"system","subtype":"init","cwd":"/w","session_id":"s","tools":["Bash"]}"#,
+                r#"{"type":"assistant","message":{"id":"m","content":[{"type":"text","text":"I'll create the file."}]}}"#,
+                r#"{"duration_api_ms":134,"stop_reason":"end_turn","total_cost_usd":0.0016,"usage":{"input_tokens":150,"cache_read_input_tokens":50,"output_tokens":40},"is_error":false,"num_turns":2,"subtype":"success","result":"FINAL: created the file DONE.","type":"result"}"#,
+            ],
+        );
+        assert_eq!(r.answer.as_deref(), Some("FINAL: created the file DONE."));
+        assert!(!r.failed);
+        assert_eq!((r.input_tokens, r.output_tokens), (Some(200), Some(40)));
+        assert_eq!(r.cost_usd, Some(0.0016));
+        let failed = parse(
+            AgentKind::Claude,
+            &[
+                r#"{"type":"result","subtype":"error_during_execution","is_error":true,"result":"API Error"}"#,
+            ],
+        );
+        assert!(failed.failed);
+    }
+
+    #[test]
+    fn codex_answer_is_the_last_agent_message_and_turn_failed_is_failure() {
+        let r = parse(
+            AgentKind::Codex,
+            &[
+                r#"{"type":"thread.started","thread_id":"t"}"#,
+                r#"{"type":"item.completed","item":{"id":"item_0","type":"command_execution","command":"bash -lc 'echo x > DONE'","exit_code":0}}"#,
+                r#"{"type":"error","message":"Reconnecting... 1/5"}"#,
+                r#"{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"FINAL: created the file DONE."}}"#,
+                r#"{"type":"turn.completed","usage":{"input_tokens":200,"cached_input_tokens":0,"output_tokens":40}}"#,
+            ],
+        );
+        assert_eq!(r.answer.as_deref(), Some("FINAL: created the file DONE."));
+        assert!(!r.failed, "a retry notice is not a failure");
+        assert_eq!((r.input_tokens, r.output_tokens), (Some(200), Some(40)));
+        let failed = parse(
+            AgentKind::Codex,
+            &[r#"{"type":"turn.failed","error":{"message":"boom"}}"#],
+        );
+        assert!(failed.failed);
+    }
+
+    #[test]
+    fn gemini_answer_is_the_assistant_text_after_the_last_tool_result() {
+        let r = parse(
+            AgentKind::Gemini,
+            &[
+                r#"{"type":"init","session_id":"s","model":"auto"}"#,
+                r#"{"type":"message","role":"user","content":"create the file DONE"}"#,
+                r#"{"type":"message","role":"assistant","content":"I'll create the file.","delta":true}"#,
+                r#"{"type":"tool_use","tool_name":"run_shell_command","tool_id":"x","parameters":{"command":"echo x > DONE"}}"#,
+                r#"{"type":"tool_result","tool_id":"x","status":"success","output":""}"#,
+                r#"{"type":"message","role":"assistant","content":"FINAL: created ","delta":true}"#,
+                r#"{"type":"message","role":"assistant","content":"the file DONE.","delta":true}"#,
+                r#"{"type":"result","status":"success","stats":{"total_tokens":360,"input_tokens":300,"output_tokens":60}}"#,
+            ],
+        );
+        assert_eq!(r.answer.as_deref(), Some("FINAL: created the file DONE."));
+        assert_eq!((r.input_tokens, r.output_tokens), (Some(300), Some(60)));
+        assert!(!r.failed);
+    }
+
+    #[test]
+    fn presets_take_model_args_and_extra_args() {
+        let codex = argv(
+            AgentKind::Codex,
+            None,
+            None,
+            vec!["--x".into()],
+            Some("gpt-5.5"),
+        )
+        .unwrap();
+        assert_eq!(
+            codex,
+            [
+                "codex",
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--model",
+                "gpt-5.5",
+                "--x"
+            ]
+        );
+        // `command` names the program; `args` replaces the preset (and its model flag).
+        let claude = argv(
+            AgentKind::Claude,
+            Some(vec!["npx".into(), "claude".into()]),
+            Some(vec!["-p".into(), "--verbose".into()]),
+            Vec::new(),
+            Some("sonnet"),
+        )
+        .unwrap();
+        assert_eq!(claude, ["npx", "claude", "-p", "--verbose"]);
+        let http = argv(AgentKind::Openai, None, None, Vec::new(), None).unwrap_err();
+        assert!(http.contains("HTTP"), "{http}");
+    }
+}
