@@ -76,7 +76,7 @@ pub struct Agent {
     /// For `kind = "command"`: the program and its arguments. For the CLI
     /// kinds: the program to run instead of the preset's (such as `["npx", "claude"]`).
     pub command: Option<Vec<Spanned<String>>>,
-    /// Replaces the preset's arguments.
+    /// Replaces the preset's arguments (a `model` is still passed).
     pub args: Option<Vec<Spanned<String>>>,
     /// Appended to the preset's arguments.
     pub extra_args: Option<Vec<Spanned<String>>>,

@@ -64,13 +64,13 @@ pub fn argv(
                 .unwrap_or_else(|| vec![program.to_string()]);
             match args {
                 Some(args) => cli.extend(args),
-                None => {
-                    cli.extend(preset.iter().map(|s| (*s).to_string()));
-                    if let Some(m) = model {
-                        cli.push(model_flag.to_string());
-                        cli.push(m.to_string());
-                    }
-                }
+                None => cli.extend(preset.iter().map(|s| (*s).to_string())),
+            }
+            // A `model` written in the workflow is passed even when `args`
+            // replace the preset: dropping it silently would run another model.
+            if let Some(m) = model {
+                cli.push(model_flag.to_string());
+                cli.push(m.to_string());
             }
             cli
         }
@@ -331,7 +331,7 @@ mod tests {
                 "--x"
             ]
         );
-        // `command` names the program; `args` replaces the preset (and its model flag).
+        // `command` names the program; `args` replaces the preset, and the model is still passed.
         let claude = argv(
             AgentKind::Claude,
             Some(vec!["npx".into(), "claude".into()]),
@@ -340,7 +340,10 @@ mod tests {
             Some("sonnet"),
         )
         .unwrap();
-        assert_eq!(claude, ["npx", "claude", "-p", "--verbose"]);
+        assert_eq!(
+            claude,
+            ["npx", "claude", "-p", "--verbose", "--model", "sonnet"]
+        );
         let http = argv(AgentKind::Openai, None, None, Vec::new(), None).unwrap_err();
         assert!(http.contains("HTTP"), "{http}");
     }
