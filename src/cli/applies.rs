@@ -22,15 +22,10 @@ impl Apply {
         self.start.meta.get("apply_id").map_or("", String::as_str)
     }
 
-    /// Whether the conductor that ran it is gone without a `WORKFLOW_STOP`.
+    /// Whether the conductor that ran it is gone without a `WORKFLOW_STOP`
+    /// (it no longer holds its lock; a pid could have been reused).
     pub fn abandoned(&self) -> bool {
-        self.stop.is_none()
-            && self
-                .start
-                .meta
-                .get("pid")
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        self.stop.is_none() && !crate::store::live::is_running(&self.project_dir, self.apply_id())
     }
 }
 

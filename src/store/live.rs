@@ -97,6 +97,20 @@ pub fn dead(project_dir: &Path) -> Vec<(String, File)> {
         .collect()
 }
 
+/// Whether the apply `apply_id` is running now: its lock file exists and is
+/// held (by its process; the kernel drops the lock when that dies).
+pub fn is_running(project_dir: &Path, apply_id: &str) -> bool {
+    let path = project_dir.join(DIR).join(format!("{apply_id}.lock"));
+    let Ok(file) = OpenOptions::new().read(true).open(path) else {
+        return false;
+    };
+    if file.try_lock().is_ok() {
+        let _ = file.unlock();
+        return false;
+    }
+    true
+}
+
 /// Removes a dead apply's lock file.
 pub fn forget(project_dir: &Path, apply_id: &str) {
     let _ = std::fs::remove_file(project_dir.join(DIR).join(format!("{apply_id}.lock")));
@@ -135,6 +149,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = LiveApply::register(dir.path(), "apply-1").unwrap();
         assert!(dead(dir.path()).is_empty());
+        assert!(is_running(dir.path(), "apply-1"));
+        assert!(!is_running(dir.path(), "apply-2"));
         // Dropping without `finish` is what a killed process leaves behind.
         drop(live);
         let found: Vec<String> = dead(dir.path()).into_iter().map(|(id, _)| id).collect();
