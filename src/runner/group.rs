@@ -12,7 +12,7 @@ use minijinja::context;
 use super::context::Shared;
 use super::job::StopSpec;
 use super::outcome::{Outcome, Status};
-use super::signals::run_success;
+use super::shell::run_success;
 use super::success::{Evidence, Verdict, evaluate};
 
 /// Why a round did not finish the sub-workflow, when another round may.
@@ -92,7 +92,7 @@ pub async fn judge(
         env: &shared.base_env,
     };
     let templates = &shared.program.scopes[0].templates;
-    match evaluate(&stop, templates, &ev, shared.grace).await {
+    match evaluate(&stop, templates, &ev, &shared).await {
         Verdict::Done(name) => ended(Status::Done, name, None),
         Verdict::NotDone => ended(Status::Failed, NOT_DONE, None),
         Verdict::Error(e) => ended(Status::Failed, "stop_error", Some(e)),

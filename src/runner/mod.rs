@@ -13,6 +13,7 @@ mod job;
 pub mod outcome;
 mod process;
 mod select;
+mod shell;
 mod signals;
 mod stale;
 mod stall;
@@ -209,7 +210,7 @@ pub fn apply(
                     break;
                 }
                 let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
-                let code = signals::run_success(&c.command, &workdir, &shared).await;
+                let code = shell::run_success(&c.command, &workdir, &shared).await;
                 observer.event(&event::Event::SuccessChecked {
                     command: c.command.clone(),
                     exit_code: code,

@@ -1,17 +1,14 @@
 //! Owns how an apply reacts to signals (DESIGN §9.14): the first Ctrl-C,
 //! SIGTERM or SIGHUP stops gracefully (agents get SIGTERM, then SIGKILL
-//! after the grace period), a second Ctrl-C kills at once. Also runs the
-//! `[success]` commands, which a stop interrupts too.
+//! after the grace period), a second Ctrl-C kills at once.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use super::context::{Shared, StopLevel, reached};
-use super::process;
+use super::context::StopLevel;
 
 /// Which signal stopped the apply.
 #[derive(Debug)]
@@ -68,60 +65,4 @@ pub fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> 
         }
     });
     Ok(Listener { first })
-}
-
-/// Runs one `[success]` command with `sh -c` in `workdir`, its output on
-/// conductor's stderr (stdout is for machine output); returns its exit code.
-pub async fn run_success(command: &str, workdir: &Path, shared: &Shared) -> i32 {
-    use std::os::fd::AsFd;
-    let out = || {
-        std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from)
-    };
-    let (Ok(stdin), Ok(stdout), Ok(stderr)) = (std::fs::File::open("/dev/null"), out(), out())
-    else {
-        return -1;
-    };
-    let env: Vec<(String, String)> = shared
-        .base_env
-        .iter()
-        .filter(|(k, _)| k != "PATH")
-        .cloned()
-        .chain(std::iter::once((
-            "PATH".to_string(),
-            shared.agent_path.clone(),
-        )))
-        .collect();
-    let streams = process::Stdio3 {
-        stdin,
-        stdout,
-        stderr,
-    };
-    let mut child = match process::spawn(
-        Path::new("/bin/sh"),
-        &["-c".to_string(), command.to_string()],
-        workdir,
-        &env,
-        streams,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("conductor: cannot run `{command}`: {e}");
-            return -1;
-        }
-    };
-    shared.watch_group(child.pid, child.start_ticks);
-    let stop = reached(shared.stop.clone(), StopLevel::Graceful);
-    let status = tokio::select! {
-        s = child.child.wait() => s,
-        () = stop => {
-            let now = reached(shared.stop.clone(), StopLevel::Now);
-            process::stop(&mut child, shared.grace, now).await
-        }
-    };
-    process::sweep(&child);
-    shared.release_group(child.pid);
-    status.map_or(-1, process::exit_code)
 }

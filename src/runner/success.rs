@@ -4,12 +4,12 @@
 //! `command` check only when its answer still matters.
 
 use std::path::Path;
-use std::time::Duration;
 
 use minijinja::Value;
 
+use super::context::Shared;
 use super::job::StopSpec;
-use super::process;
+use super::shell::{self, Output};
 
 /// What the iteration produced, as the conditions see it.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub async fn evaluate(
     stop: &StopSpec,
     env: &minijinja::Environment<'static>,
     ev: &Evidence<'_>,
-    grace: Duration,
+    shared: &Shared,
 ) -> Verdict {
     let mut checks: Vec<(&'static str, Result<bool, String>)> = Vec::new();
     let settled = |checks: &Vec<(&'static str, Result<bool, String>)>| {
@@ -73,7 +73,16 @@ pub async fn evaluate(
     {
         checks.push((
             "command",
-            run_check(c, ev.workdir, ev.env, stop.timeout, grace).await,
+            shell::run(
+                c,
+                ev.workdir,
+                ev.env,
+                Output::Discard,
+                Some(stop.timeout),
+                shared,
+            )
+            .await
+            .map(|code| code == 0),
         ));
     }
     if let Some((_, Err(e))) = checks.iter().find(|(_, r)| r.is_err()) {
@@ -92,44 +101,4 @@ pub async fn evaluate(
         }),
         _ => Verdict::NotDone,
     }
-}
-
-/// Runs a check command with `sh -c` in the workdir, in its own process
-/// group, bounded by the iteration timeout; true when it exits 0.
-pub async fn run_check(
-    command: &str,
-    workdir: &Path,
-    env: &[(String, String)],
-    timeout: Duration,
-    grace: Duration,
-) -> Result<bool, String> {
-    let null = || std::fs::File::open("/dev/null");
-    let (Ok(stdin), Ok(stdout), Ok(stderr)) = (
-        null(),
-        std::fs::OpenOptions::new().write(true).open("/dev/null"),
-        std::fs::OpenOptions::new().write(true).open("/dev/null"),
-    ) else {
-        return Err("cannot open /dev/null".into());
-    };
-    let streams = process::Stdio3 {
-        stdin,
-        stdout,
-        stderr,
-    };
-    let mut child = process::spawn(
-        Path::new("/bin/sh"),
-        &["-c".to_string(), command.to_string()],
-        workdir,
-        env,
-        streams,
-    )
-    .map_err(|e| format!("cannot run `{command}`: {e}"))?;
-    let status = tokio::select! {
-        s = child.child.wait() => s,
-        () = tokio::time::sleep(timeout) => {
-            process::stop(&mut child, grace, std::future::pending()).await
-        }
-    };
-    process::sweep(&child);
-    Ok(status.is_ok_and(|s| s.success()))
 }

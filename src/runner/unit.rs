@@ -303,7 +303,7 @@ impl Looper<'_> {
             context: ctx,
             env: &env,
         };
-        match evaluate(&self.agent.stop, &scope.templates, &ev, self.shared.grace).await {
+        match evaluate(&self.agent.stop, &scope.templates, &ev, self.shared).await {
             Verdict::Done(name) => format!("done:{name}"),
             Verdict::Error(e) => format!("error:{e}"),
             Verdict::NotDone if agent_error => "agent_error".into(),
