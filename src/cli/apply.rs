@@ -33,6 +33,8 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         fail_fast: args.fail_fast,
         grace: args.grace,
         budget_usd: args.budget_usd,
+        force: args.force.clone(),
+        fresh: args.fresh,
     };
     let mut console = Console::new(std::io::stderr().is_terminal());
     let summary = match runner::apply(program, &plan, &options, &mut console) {

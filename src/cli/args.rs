@@ -175,6 +175,21 @@ pub struct ApplyArgs {
     /// How long agents get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
     pub grace: std::time::Duration,
+    /// Re-run instances that are up to date: all of them, or `--force=NODE,..`
+    /// (node ids or instance keys) and everything downstream of those.
+    #[arg(
+        long,
+        value_name = "NODE",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub force: Option<Vec<String>>,
+    /// Start a new apply even when the last one did not finish (interrupted
+    /// instances then start again at iteration 1).
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {

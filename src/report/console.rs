@@ -118,7 +118,11 @@ impl Console {
                 err,
                 "{:<width$}  {:<8}  {:>5}  {:>8}  {}",
                 i.key,
-                i.status.as_str(),
+                if i.stop_reason == crate::runner::UP_TO_DATE {
+                    "current"
+                } else {
+                    i.status.as_str()
+                },
                 i.iterations,
                 format_ms(i.duration_ms),
                 i.stop_reason
@@ -137,9 +141,14 @@ impl Console {
         } else {
             String::new()
         };
+        let current = if summary.counts.up_to_date > 0 {
+            format!(", {} up to date", summary.counts.up_to_date)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             err,
-            "{}: {} in {} ({} done, {} failed, {} skipped{cost})\nruns: {}",
+            "{}: {} in {} ({} done{current}, {} failed, {} skipped{cost})\nruns: {}",
             summary.workflow,
             summary.status,
             format_ms(summary.duration_ms),
@@ -241,6 +250,10 @@ impl Observer for Console {
                     && let Some(live) = r.remove(key)
                 {
                     live.bar.finish_and_clear();
+                }
+                if outcome.stop_reason == crate::runner::UP_TO_DATE {
+                    // The summary lists them; a line each would bury what ran.
+                    return;
                 }
                 let mark = match outcome.status {
                     Status::Done => "done",

@@ -32,6 +32,8 @@ pub struct Shared {
     pub workflow: String,
     pub apply_id: String,
     pub apply_start: Timestamp,
+    /// This apply continues an unfinished one (same id and task folders).
+    pub continued: bool,
     pub project: String,
     /// `<root>/<project>`.
     pub project_dir: PathBuf,
@@ -48,6 +50,8 @@ pub struct Shared {
     pub stop: watch::Receiver<StopLevel>,
     /// Workflow-wide caps (`[limits]`, `--budget-usd`) and what is used of them.
     pub limits: WorkflowLimits,
+    /// CLI versions, probed once per program.
+    pub versions: Arc<super::version::Versions>,
 }
 
 /// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.
@@ -133,6 +137,12 @@ impl Shared {
             env.retain(|(name, _)| name != k);
             env.push((k.to_string(), v));
         };
+        // The kind's preset wins over an inherited value (machines set
+        // IS_SANDBOX=yes, which claude does not take for "1"); the
+        // workflow's `env` wins over both.
+        for (k, v) in super::backend::preset_env(agent.kind) {
+            set(k, v.to_string());
+        }
         for (k, v) in agent.env.iter().chain(&job.env) {
             set(k, v.clone());
         }

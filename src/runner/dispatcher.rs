@@ -79,6 +79,8 @@ pub struct Dispatcher<'a> {
     observer: &'a mut dyn Observer,
     bus: Option<BusWriter>,
     stop_reason: Option<String>,
+    /// Earlier applies' records: what is up to date, what resumes.
+    prior: super::prior::Prior,
 }
 
 impl std::fmt::Debug for Dispatcher<'_> {
@@ -97,6 +99,7 @@ impl<'a> Dispatcher<'a> {
         limits: Limits,
         stop: Arc<watch::Sender<StopLevel>>,
         observer: &'a mut dyn Observer,
+        prior: super::prior::Prior,
     ) -> Self {
         let n = jobs.len();
         let mut dependents = vec![Vec::new(); n];
@@ -150,6 +153,7 @@ impl<'a> Dispatcher<'a> {
             observer,
             bus,
             stop_reason: None,
+            prior,
         }
     }
 
@@ -234,6 +238,13 @@ impl<'a> Dispatcher<'a> {
                 self.finish(i, Outcome::skipped(reason));
                 continue;
             }
+            if matches!(self.jobs[i].kind, JobKind::Agent(_) | JobKind::Group { .. })
+                && self.first_round(i)
+                && let Some(done) = self.prior.up_to_date(&self.jobs[i])
+            {
+                self.finish(i, done);
+                continue;
+            }
             match self.jobs[i].kind.clone() {
                 JobKind::Gate(expr) => {
                     let outcome = self.gate(i, &expr);
@@ -289,6 +300,7 @@ impl<'a> Dispatcher<'a> {
                         needs: self.needs_value(i),
                         round: self.job_round.get(&i).copied().unwrap_or(1),
                         group_previous: self.group_previous_of(i),
+                        resume: self.first_round(i) && self.prior.resumes(&self.jobs[i]),
                     };
                     let shared = Arc::clone(&self.shared);
                     let job = Arc::clone(&self.jobs[i]);
@@ -393,6 +405,13 @@ impl<'a> Dispatcher<'a> {
         }
         self.state[i] = State::Waiting;
         self.waiting[i] = inner.len();
+    }
+
+    /// Whether `i` runs for the first time in this apply (not a later round
+    /// of a looping sub-workflow): only then may it be up to date or resume.
+    fn first_round(&self, i: usize) -> bool {
+        self.job_round.get(&i).is_none_or(|&r| r <= 1)
+            && self.rounds.get(&i).is_none_or(|r| r.0 <= 1)
     }
 
     /// `previous` for a job inside looping sub-workflows: the innermost one's last round.
@@ -589,11 +608,15 @@ impl<'a> Dispatcher<'a> {
             let key: Arc<str> =
                 crate::plan::expand::instance_key(&node_id, Some(&item), None).into();
             self.by_key.insert(Arc::clone(&key), idx);
+            let mirrored =
+                source.map(|s| (&*self.jobs[s].key, self.jobs[s].fingerprint.hash.as_str()));
+            let fingerprint = Arc::new(base.fingerprint.child(&item, mirrored));
             self.jobs.push(Arc::new(Job {
                 key,
                 needs,
                 item: Some(item),
                 kind: JobKind::Agent(Arc::clone(&agent)),
+                fingerprint,
                 ..(*base).clone()
             }));
             self.state.push(State::Waiting);
@@ -676,12 +699,19 @@ impl<'a> Dispatcher<'a> {
             Event::WorkflowStarted { instances, .. } => (
                 "WORKFLOW_START",
                 String::new(),
-                vec![
-                    apply,
-                    workflow,
-                    ("instances", instances.to_string()),
-                    ("pid", std::process::id().to_string()),
-                ],
+                {
+                    let mut meta = vec![
+                        apply,
+                        workflow,
+                        ("instances", instances.to_string()),
+                        ("pid", std::process::id().to_string()),
+                        ("apply_start", self.shared.apply_start.to_string()),
+                    ];
+                    if self.shared.continued {
+                        meta.push(("resumed", "true".into()));
+                    }
+                    meta
+                },
                 format!(
                     "workflow {} started ({instances} instances)",
                     self.shared.workflow
@@ -706,6 +736,9 @@ impl<'a> Dispatcher<'a> {
                 let mut meta = self.node_meta(i, vec![apply, workflow]);
                 meta.push(("status", outcome.status.as_str().into()));
                 meta.push(("stop_reason", outcome.stop_reason.clone()));
+                if let Some(run) = &outcome.run_id {
+                    meta.push(("run_id", run.clone()));
+                }
                 meta.push(("iterations", outcome.iterations.to_string()));
                 meta.push(("duration_ms", outcome.duration.as_millis().to_string()));
                 if let Some(c) = outcome.exit_code {
@@ -778,6 +811,7 @@ impl<'a> Dispatcher<'a> {
             let job = &self.jobs[i];
             meta.push(("node", self.shared.program.nodes[job.node].id.clone()));
             meta.push(("instance", job.key.to_string()));
+            meta.push(("fingerprint", job.fingerprint.hash.clone()));
             if let Some(item) = &job.item {
                 meta.push(("item", item_text(Some(item))));
             }

@@ -170,7 +170,12 @@ pub async fn run(
                 .into_owned(),
         ),
         error_summary: None,
-        agent_version: String::new(),
+        agent_version: shared.versions.of(
+            req.agent.kind,
+            req.agent.argv.first().map_or("", String::as_str),
+            &shared.agent_path,
+            &req.job.workdir,
+        ),
         workflow: Some(shared.workflow.clone()),
         node: Some(node.clone()),
         item: req
@@ -180,7 +185,7 @@ pub async fn run(
             .map(|i| super::context::item_text(Some(i))),
         iteration: Some(req.iteration),
         stop_reason: None,
-        fingerprint: None,
+        fingerprint: Some(req.job.fingerprint.hash.clone()).filter(|h| !h.is_empty()),
         input_tokens: None,
         output_tokens: None,
         cost_usd: None,

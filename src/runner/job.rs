@@ -163,6 +163,10 @@ pub struct Job {
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
     pub on_failure: OnFailure,
+    /// What its completed run depends on (set after the jobs are built).
+    pub fingerprint: Arc<super::fingerprint::Fingerprint>,
+    /// `--force`: runs even when a completed record matches its fingerprint.
+    pub forced: bool,
 }
 
 /// A workflow that cannot run as written, found before anything starts.
@@ -214,6 +218,8 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                     .collect(),
                 on_failure: program.nodes[node].on_failure,
+                fingerprint: Arc::default(),
+                forced: false,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -280,6 +286,8 @@ fn add_group_checks(
             workdir: entry_dir.to_path_buf(),
             env: Vec::new(),
             on_failure: OnFailure::Fail,
+            fingerprint: Arc::default(),
+            forced: false,
         });
     }
     Ok(())

@@ -7,11 +7,14 @@ mod backend;
 mod context;
 mod dispatcher;
 pub mod event;
+pub mod fingerprint;
 mod group;
 mod iteration;
 mod job;
 pub mod outcome;
+mod prior;
 mod process;
+mod resume;
 mod select;
 mod shell;
 mod signals;
@@ -20,6 +23,7 @@ mod stall;
 mod success;
 pub mod summary;
 mod unit;
+pub mod version;
 pub mod watchdog;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use dispatcher::Observer;
+pub use prior::UP_TO_DATE;
 pub use summary::Summary;
 
 use crate::compile::Program;
@@ -46,6 +51,10 @@ pub struct ApplyOptions {
     pub grace: Duration,
     /// `--budget-usd`: caps the whole apply, below `[limits] budget_usd`.
     pub budget_usd: Option<f64>,
+    /// `--force[=NODE,..]`: `Some(empty)` re-runs everything.
+    pub force: Option<Vec<String>>,
+    /// `--fresh`: a new apply even when the last one did not finish.
+    pub fresh: bool,
 }
 
 /// An apply that could not start.
@@ -87,14 +96,37 @@ pub fn apply(
     observer: &mut dyn Observer,
 ) -> Result<Summary, ApplyError> {
     let started = Instant::now();
-    let jobs = job::build(&program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-    let jobs = select::only(jobs, &options.only, &program).map_err(ApplyError::Invalid)?;
+    let mut jobs = job::build(&program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
     let root = runs_root(&program, options.root.as_deref());
     let project_dir = root.join(&program.project);
-    prepare_root(&root, &project_dir, options.root.is_some())?;
     let exe = std::env::current_exe()
         .map_err(|e| ApplyError::Environment(format!("cannot find conductor's own binary: {e}")))?;
     let agent_path = agent_path(&exe);
+    let versions = Arc::new(version::Versions::default());
+    fingerprint::compute(
+        &mut jobs,
+        &mut fingerprint::Context {
+            program: &program,
+            plan,
+            inputs: &mut fingerprint::inputs::InputHasher::new(vec![root.clone()]),
+            versions: &versions,
+            path_var: &agent_path,
+        },
+    );
+    if let Some(names) = &options.force {
+        let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
+        let unknown = prior::force(&mut jobs, names, &ids);
+        if let Some(name) = unknown.first() {
+            let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(ApplyError::Invalid(format!(
+                "--force {name}: no node or instance has that name{help}"
+            )));
+        }
+    }
+    let jobs = select::only(jobs, &options.only, &program).map_err(ApplyError::Invalid)?;
+    prepare_root(&root, &project_dir, options.root.is_some())?;
     preflight(&jobs, &agent_path, &program)?;
     let finalised = stale::finalise(&project_dir, &program.project);
     if finalised.applies > 0 {
@@ -126,14 +158,25 @@ pub fn apply(
         (a, b) => a.or(b),
     };
     let max_agents = program.max_agents;
-    let apply_start = jiff::Timestamp::now();
-    let apply_id = format!(
-        "apply-{}-{}",
-        apply_start.strftime("%Y%m%d-%H%M%S"),
-        crate::store::short_hash(
-            &format!("{}{}", std::process::id(), apply_start.as_nanosecond()),
-            3
-        )
+    let index = crate::store::index::Index::load(&project_dir, &program.name);
+    let continued = if options.fresh {
+        None
+    } else {
+        unfinished(&index)
+    };
+    let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
+        let now = jiff::Timestamp::now();
+        let id = format!(
+            "apply-{}-{}",
+            now.strftime("%Y%m%d-%H%M%S"),
+            crate::store::short_hash(&format!("{}{}", std::process::id(), now.as_nanosecond()), 3)
+        );
+        (id, now)
+    });
+    let prior = prior::Prior::new(
+        project_dir.clone(),
+        &index,
+        continued.as_ref().map(|(id, _)| id.as_str()),
     );
     let not_writable = |e: std::io::Error| {
         ApplyError::Environment(format!(
@@ -163,6 +206,7 @@ pub fn apply(
         program: Arc::new(program),
         apply_id,
         apply_start,
+        continued: continued.is_some(),
         project_dir,
         runs_root: root.clone(),
         base_env,
@@ -173,6 +217,7 @@ pub fn apply(
         watchdog: Mutex::new(Some(watchdog)),
         stop: stop_rx,
         limits: context::WorkflowLimits::new(budget, max_agents),
+        versions,
     });
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -198,13 +243,18 @@ pub fn apply(
             limits,
             Arc::clone(&stop_tx),
             observer,
+            prior,
         );
         let (instances, stop_reason) = d.run().await;
         let mut success = Vec::new();
         let failed = instances
             .iter()
             .any(|i| i.status == outcome::Status::Failed && i.counts);
-        if stop_reason.is_none() && !failed {
+        // An apply that found everything up to date after a successful one
+        // has nothing new to check.
+        let all_current =
+            !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
+        if stop_reason.is_none() && !failed && !all_current {
             for c in &plan.success {
                 if shared.stop_level() > StopLevel::Running {
                     break;
@@ -243,9 +293,22 @@ pub fn apply(
     };
     summary.settle(signal);
     record_stop(&shared, &summary);
+    crate::store::index::Index::load(&shared.project_dir, &shared.workflow)
+        .save(&shared.project_dir, &shared.workflow);
     live.finish();
     workflow_lock.release();
     Ok(summary)
+}
+
+/// The workflow's latest apply, when it did not finish (DESIGN §9.12):
+/// its id and start, which name its task folders.
+fn unfinished(index: &crate::store::index::Index) -> Option<(String, jiff::Timestamp)> {
+    let latest = index.latest.as_ref()?;
+    if latest.status.as_deref() == Some("done") {
+        return None;
+    }
+    let start = latest.apply_start.parse().ok()?;
+    Some((latest.apply_id.clone(), start))
 }
 
 /// `WORKFLOW_STOP` on the project bus.

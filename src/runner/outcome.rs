@@ -65,6 +65,9 @@ pub struct Outcome {
     pub usage: Usage,
     pub task_id: Option<String>,
     pub task_dir: Option<PathBuf>,
+    /// The last run's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -92,6 +95,7 @@ impl Outcome {
             usage: Usage::default(),
             task_id: None,
             task_dir: None,
+            run_id: None,
             duration: Duration::ZERO,
         }
     }

@@ -96,7 +96,10 @@ pub struct Summary {
 /// How many instances ended how.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Counts {
+    /// Ran, and done (up-to-date instances are counted apart).
     pub done: usize,
+    /// Not run: a completed run with the same fingerprint was found.
+    pub up_to_date: usize,
     pub failed: usize,
     pub skipped: usize,
 }
@@ -108,6 +111,9 @@ impl Summary {
         let mut usage = Usage::default();
         for i in &self.instances {
             match i.status {
+                Status::Done if i.stop_reason == super::prior::UP_TO_DATE => {
+                    counts.up_to_date += 1;
+                }
                 Status::Done => counts.done += 1,
                 Status::Failed => counts.failed += 1,
                 Status::Skipped => counts.skipped += 1,

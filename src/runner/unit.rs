@@ -38,6 +38,8 @@ pub struct Launch {
     pub round: u32,
     /// Their previous round's result: `previous` until the unit has its own.
     pub group_previous: Value,
+    /// It was interrupted in the apply being continued: resume its loop.
+    pub resume: bool,
 }
 
 /// Runs `job`'s loop to its end.
@@ -67,6 +69,9 @@ pub async fn run(
         out.error = Some(format!("cannot create {}: {e}", task_dir.display()));
         return out;
     }
+    if let Err(e) = job.fingerprint.save(&task_dir) {
+        tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
+    }
     let bus = task_dir.join("TASK-MESSAGE-BUS.md");
     let _ = events.send(Event::InstanceStarted {
         key: Arc::clone(&job.key),
@@ -78,6 +83,7 @@ pub async fn run(
         agent: &agent,
         needs: launch.needs,
         group_previous: launch.group_previous,
+        resume: launch.resume,
         task_id: &task_id,
         task_dir: &task_dir,
         bus: &bus,
@@ -94,6 +100,7 @@ struct Looper<'a> {
     agent: &'a AgentJob,
     needs: Value,
     group_previous: Value,
+    resume: bool,
     task_id: &'a str,
     task_dir: &'a std::path::Path,
     bus: &'a std::path::Path,
@@ -109,10 +116,29 @@ impl Looper<'_> {
         let mut agent_index = 0;
         let mut programs: Vec<Option<std::path::PathBuf>> = vec![None; self.agent.agents.len()];
         let mut usage = Usage::default();
+        // Runs already in the folder keep their numbers; new ones follow.
+        let seq_base = super::resume::existing_runs(self.task_dir);
+        let mut first = 1;
+        if self.resume {
+            let resumed = super::resume::read(self.task_dir);
+            first = resumed.iterations + 1;
+            usage = resumed.usage;
+            out.usage = usage;
+            out.iterations = resumed.iterations;
+            if let Some((run_id, output, exit_code, stop_reason)) = resumed.last {
+                previous_run = Some(run_id);
+                previous = Some(Previous {
+                    output,
+                    exit_code,
+                    stop_reason,
+                    error: None,
+                });
+            }
+        }
         let mut stall = stop
             .stall
             .map(|n| Stall::new(n, self.job.workdir.clone(), self.shared.runs_root.clone()));
-        for iteration in 1..=stop.max_iterations {
+        for iteration in first..=stop.max_iterations {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return fail(out, "deadline");
             }
@@ -138,7 +164,8 @@ impl Looper<'_> {
                         std::fs::write(&task_md, self.shared.redactor.redact(&prompt).as_bytes());
                 }
             }
-            let run_id = crate::store::run_id(iteration, jiff::Timestamp::now());
+            let run_id =
+                crate::store::run_id(seq_base + iteration - first + 1, jiff::Timestamp::now());
             let text = self.prompt_text(&run_id, iteration, &prompt);
             let req = Request {
                 job: self.job,
@@ -186,6 +213,7 @@ impl Looper<'_> {
                 }
             };
             out.iterations = iteration;
+            out.run_id = Some(ran.run_id.clone());
             out.exit_code = Some(ran.exit_code);
             programs[agent_index] = Some(ran.program.clone());
             usage.add(ran.usage);

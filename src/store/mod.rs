@@ -7,6 +7,7 @@ mod atomic;
 mod ids;
 mod run_info;
 
+pub mod index;
 pub mod live;
 pub use atomic::{write_atomic, write_atomic_fast};
 pub(crate) use ids::short_hash;

@@ -1,0 +1,236 @@
+//! Owns hashing a node's `inputs` (DESIGN §9.16): the files its globs match
+//! under its workdir, `.gitignore` respected, the runs root never included
+//! (§9.3). Each workdir is walked at most once and each file read at most
+//! once per hasher, and literal paths need no walk, so ten thousand
+//! instances with one input file each cost ten thousand reads, not a walk
+//! per instance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+/// Hashes of the files an instance's `inputs` match: relative path to hash.
+pub type InputHashes = BTreeMap<String, String>;
+
+/// Caches walks and file hashes across the instances of one plan.
+#[derive(Debug, Default)]
+pub struct InputHasher {
+    /// Never an input: the runs root.
+    exclude: Vec<PathBuf>,
+    /// Every file under a workdir (relative, `/`-separated, sorted).
+    trees: HashMap<PathBuf, Arc<Vec<String>>>,
+    /// Content hash by absolute path (`None`: unreadable).
+    files: HashMap<PathBuf, Option<String>>,
+    /// Results by (workdir, patterns): fan-outs often share their globs.
+    sets: HashMap<(PathBuf, Vec<String>), Arc<InputHashes>>,
+}
+
+impl InputHasher {
+    pub fn new(exclude: Vec<PathBuf>) -> Self {
+        Self {
+            exclude,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets what is known about `paths` (files the watcher saw change).
+    pub fn forget(&mut self, paths: &[PathBuf]) {
+        for p in paths {
+            self.files.remove(p);
+        }
+        // A new or deleted file changes the walks and every set built on them.
+        self.trees.clear();
+        self.sets.clear();
+    }
+
+    /// The hashes of every file `patterns` match under `workdir`.
+    pub fn hash(&mut self, workdir: &Path, patterns: &[String]) -> Arc<InputHashes> {
+        let key = (workdir.to_path_buf(), patterns.to_vec());
+        if let Some(found) = self.sets.get(&key) {
+            return Arc::clone(found);
+        }
+        let mut out = InputHashes::new();
+        for pattern in patterns {
+            let pattern = pattern.trim_start_matches("./");
+            if is_glob(pattern) {
+                self.add_glob(workdir, pattern, &mut out);
+            } else {
+                let path = workdir.join(pattern);
+                if path.is_dir() {
+                    self.add_glob(
+                        workdir,
+                        &format!("{}/**", pattern.trim_end_matches('/')),
+                        &mut out,
+                    );
+                } else if path.exists() && !self.excluded(&path) {
+                    let hash = self.file_hash(&path);
+                    out.insert(pattern.to_string(), hash);
+                }
+            }
+        }
+        let out = Arc::new(out);
+        self.sets.insert(key, Arc::clone(&out));
+        out
+    }
+
+    fn add_glob(&mut self, workdir: &Path, pattern: &str, out: &mut InputHashes) {
+        let matcher = match globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+        {
+            Ok(g) => g.compile_matcher(),
+            Err(e) => {
+                tracing::warn!("input glob `{pattern}`: {e}");
+                return;
+            }
+        };
+        let tree = self.tree(workdir);
+        // Only the files under the glob's literal leading folders can match.
+        let prefix = literal_prefix(pattern);
+        let start = tree.partition_point(|p| p.as_str() < prefix.as_str());
+        let hits: Vec<String> = tree[start..]
+            .iter()
+            .take_while(|p| p.starts_with(&prefix))
+            .filter(|p| matcher.is_match(p.as_str()))
+            .cloned()
+            .collect();
+        for rel in hits {
+            let hash = self.file_hash(&workdir.join(&rel));
+            out.insert(rel, hash);
+        }
+    }
+
+    fn tree(&mut self, workdir: &Path) -> Arc<Vec<String>> {
+        if let Some(t) = self.trees.get(workdir) {
+            return Arc::clone(t);
+        }
+        let exclude = self.exclude.clone();
+        let mut files: Vec<String> = ignore::WalkBuilder::new(workdir)
+            .hidden(false)
+            .require_git(false)
+            .filter_entry(move |e| {
+                e.file_name() != ".git" && !exclude.iter().any(|x| e.path() == x)
+            })
+            .build()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+            .filter_map(|e| {
+                e.path()
+                    .strip_prefix(workdir)
+                    .ok()
+                    .map(|r| r.to_string_lossy().replace('\\', "/"))
+            })
+            .collect();
+        files.sort();
+        let files = Arc::new(files);
+        self.trees.insert(workdir.to_path_buf(), Arc::clone(&files));
+        files
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude.iter().any(|x| path.starts_with(x))
+    }
+
+    fn file_hash(&mut self, path: &Path) -> String {
+        if let Some(h) = self.files.get(path) {
+            return h.clone().unwrap_or_else(|| "unreadable".into());
+        }
+        let hash = content_hash(path);
+        self.files.insert(path.to_path_buf(), hash.clone());
+        hash.unwrap_or_else(|| "unreadable".into())
+    }
+}
+
+/// The first 8 bytes of the SHA-256 of a file's content, in hex.
+fn content_hash(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(super::hex(&hasher.finalize()[..8]))
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+/// The folders a glob names literally before its first wildcard, with a
+/// trailing `/` (empty when the first part is already a wildcard).
+fn literal_prefix(pattern: &str) -> String {
+    let mut prefix = String::new();
+    let parts: Vec<&str> = pattern.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if is_glob(part) {
+            break;
+        }
+        prefix.push_str(part);
+        prefix.push('/');
+    }
+    prefix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn globs_match_below_their_literal_folders_and_respect_gitignore() {
+        let dir = tree(&[
+            ("src/a.rs", "a"),
+            ("src/deep/b.rs", "b"),
+            ("src/c.txt", "c"),
+            ("other/d.rs", "d"),
+            ("target/e.rs", "e"),
+            (".gitignore", "target/\n"),
+        ]);
+        let mut h = InputHasher::default();
+        let got = h.hash(dir.path(), &["src/**/*.rs".into(), "target/*.rs".into()]);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["src/a.rs", "src/deep/b.rs"]
+        );
+        let one = h.hash(dir.path(), &["src/*.rs".into()]);
+        assert_eq!(one.keys().collect::<Vec<_>>(), ["src/a.rs"]);
+    }
+
+    #[test]
+    fn a_literal_folder_means_everything_under_it_and_content_changes_the_hash() {
+        let dir = tree(&[("docs/x.md", "one"), ("docs/y/z.md", "two")]);
+        let mut h = InputHasher::default();
+        let before = h.hash(dir.path(), &["docs".into()]);
+        assert_eq!(before.len(), 2);
+        std::fs::write(dir.path().join("docs/x.md"), "changed").unwrap();
+        h.forget(&[dir.path().join("docs/x.md")]);
+        let after = h.hash(dir.path(), &["docs".into()]);
+        assert_ne!(before["docs/x.md"], after["docs/x.md"]);
+        assert_eq!(before["docs/y/z.md"], after["docs/y/z.md"]);
+    }
+
+    #[test]
+    fn the_runs_root_is_never_an_input() {
+        let dir = tree(&[("a.txt", "a"), ("runs/p/t/x.txt", "x")]);
+        let mut h = InputHasher::new(vec![dir.path().join("runs")]);
+        let got = h.hash(dir.path(), &["**".into()]);
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["a.txt"]);
+    }
+}

@@ -1,0 +1,73 @@
+//! Owns reading back where an instance's loop stood from its task folder
+//! (DESIGN §9.12): the run folders already there (so new runs get the next
+//! numbers and never overwrite one), and for an interrupted instance the
+//! iterations it completed, what they cost, and the last answer, which
+//! becomes `previous`. The interrupted run itself does not count. Runs of
+//! an earlier attempt (before the last run numbered iteration 1) are not
+//! part of the loop being resumed.
+
+use std::path::Path;
+
+use super::outcome::Usage;
+use crate::store::RunInfo;
+
+/// The completed iterations of the attempt being resumed.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Iterations completed (the next one is this plus one).
+    pub iterations: u32,
+    pub usage: Usage,
+    /// The last completed run: its id, answer, exit code and verdict.
+    pub last: Option<(String, String, i32, String)>,
+}
+
+/// How many run folders the task has already.
+pub fn existing_runs(task_dir: &Path) -> u32 {
+    std::fs::read_dir(task_dir.join("runs")).map_or(0, |rd| {
+        u32::try_from(rd.filter_map(Result::ok).count()).unwrap_or(u32::MAX)
+    })
+}
+
+/// Reads the task folder's runs, oldest first.
+pub fn read(task_dir: &Path) -> Resumed {
+    let mut runs: Vec<std::path::PathBuf> = std::fs::read_dir(task_dir.join("runs"))
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    // Run ids lead with their sequence number: names sort in creation order.
+    runs.sort();
+    let infos: Vec<(std::path::PathBuf, RunInfo)> = runs
+        .into_iter()
+        .filter_map(|dir| {
+            RunInfo::read(&dir.join("run-info.yaml"))
+                .ok()
+                .map(|i| (dir, i))
+        })
+        .collect();
+    let attempt = infos
+        .iter()
+        .rposition(|(_, i)| i.iteration == Some(1))
+        .unwrap_or(0);
+    let mut out = Resumed::default();
+    for (dir, info) in &infos[attempt..] {
+        let reason = info.stop_reason.as_deref().unwrap_or_default();
+        if info.status == "running"
+            || matches!(reason, "interrupted" | "conductor_died" | "invalidated")
+        {
+            break;
+        }
+        out.iterations = info.iteration.unwrap_or(out.iterations + 1);
+        out.usage.add(Usage {
+            input_tokens: info.input_tokens.unwrap_or(0),
+            output_tokens: info.output_tokens.unwrap_or(0),
+            cost_usd: info.cost_usd.unwrap_or(0.0),
+        });
+        let answer = super::iteration::read_capped(&dir.join("output.md"));
+        out.last = Some((
+            info.run_id.clone(),
+            answer,
+            i32::try_from(info.exit_code).unwrap_or(-1),
+            reason.to_string(),
+        ));
+    }
+    out
+}
