@@ -85,6 +85,21 @@ pub fn argv(
     Ok(full)
 }
 
+/// Variables a CLI kind needs to run unattended. They override conductor's
+/// inherited environment; the workflow's `env` overrides them.
+pub fn preset_env(kind: AgentKind) -> Vec<(&'static str, &'static str)> {
+    match kind {
+        // As root, claude refuses `--dangerously-skip-permissions` unless
+        // it is told it runs in a sandbox (CI machines and containers run
+        // as root).
+        AgentKind::Claude if rustix::process::getuid().is_root() => vec![("IS_SANDBOX", "1")],
+        // In a folder gemini was never told to trust it silently drops
+        // `--yolo`, and an unattended run cannot answer its prompts.
+        AgentKind::Gemini => vec![("GEMINI_CLI_TRUST_WORKSPACE", "true")],
+        _ => Vec::new(),
+    }
+}
+
 /// The vendor key variables an agent of this kind may see.
 pub fn vendor_keys(kind: AgentKind) -> &'static [&'static str] {
     match kind {
