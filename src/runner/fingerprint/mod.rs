@@ -160,11 +160,13 @@ pub fn compute(jobs: &mut [Job], cx: &mut Context<'_>) {
             }
         }
         let instance = cx.plan.instances.get(i).filter(|inst| inst.key == job.key);
+        let mut stop_reads_params = false;
         if let Some(inst) = instance {
             let mut definition = serde_json::to_value(inst).unwrap_or_default();
             if let Some(obj) = definition.as_object_mut() {
                 if let Some(stop) = obj.remove("stop") {
                     fp.parts.insert("stop".into(), short_json(&stop));
+                    stop_reads_params = stop.to_string().contains("params");
                 }
                 for k in ["prompt", "description", "needs", "agent", "fallback_agents"] {
                     obj.remove(k);
@@ -179,6 +181,7 @@ pub fn compute(jobs: &mut [Job], cx: &mut Context<'_>) {
                     &mut fp,
                     job,
                     instance.map(|i| i.inputs.as_slice()),
+                    stop_reads_params,
                     agent,
                     cx,
                 );
@@ -217,6 +220,7 @@ fn agent_parts(
     fp: &mut Fingerprint,
     job: &Job,
     inputs: Option<&[String]>,
+    stop_reads_params: bool,
     agent: &super::job::AgentJob,
     cx: &mut Context<'_>,
 ) {
@@ -232,7 +236,6 @@ fn agent_parts(
         })
         .collect();
     fp.parts.insert("agent".into(), short_json(&agents));
-    fp.parts.insert("params".into(), short_json(&scope.params));
     if let Action::Prompt { template, .. } = &node.action {
         let main = scope
             .templates
@@ -254,6 +257,34 @@ fn agent_parts(
             queue.extend(crate::prompt::referenced_templates(&source));
             fp.templates.insert(name, short(&source));
         }
+        // Only the params the prompt reads: a param another node uses does
+        // not make this one stale. A stop expression may read any of them.
+        let mut read: Vec<String> = std::iter::once(template.clone())
+            .chain(fp.templates.keys().cloned())
+            .filter_map(|t| {
+                scope
+                    .templates
+                    .get_template(&t)
+                    .ok()
+                    .map(|t| crate::prompt::undeclared(&t))
+            })
+            .flatten()
+            .collect();
+        if stop_reads_params {
+            read.push("params".into());
+        }
+        let params: BTreeMap<&String, &serde_json::Value> = scope
+            .params
+            .iter()
+            .filter(|(k, _)| {
+                read.iter().any(|r| {
+                    r == "params"
+                        || r.strip_prefix("params.")
+                            .is_some_and(|rest| rest.split('.').next() == Some(k.as_str()))
+                })
+            })
+            .collect();
+        fp.parts.insert("params".into(), short_json(&params));
     }
     let schema = agent
         .schema
