@@ -7,6 +7,7 @@
 mod support;
 
 mod apply_graph;
+mod apply_incremental;
 mod apply_process;
 mod apply_stop;
 mod apply_store;
