@@ -306,3 +306,47 @@ fn a_torn_last_record_on_the_project_bus_does_not_stop_the_next_apply() {
             .contains("WORKFLOW_STOP")
     );
 }
+
+/// `conductor plan` on the flow, with its runs root: the `state:` line of each instance.
+fn plan_states(f: &Flow, extra: &[&str]) -> Vec<String> {
+    let out = crate::support::conductor()
+        .current_dir(f.path())
+        .args(["plan", "flow.toml", "--root"])
+        .arg(f.root())
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("state:")
+                .map(|s| s.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn plan_says_what_is_new_up_to_date_or_changed_and_what_changed() {
+    let f = four();
+    assert_eq!(plan_states(&f, &[]), ["new", "new", "new", "new"]);
+    f.apply_ok(&[]);
+    assert_eq!(plan_states(&f, &[]), ["up to date"; 4]);
+    std::fs::write(f.path().join("src/deep/lib.rs"), "fn y() {}").unwrap();
+    // Plan order is a, b, c, d.
+    assert_eq!(
+        plan_states(&f, &["--set", "n=5"]),
+        [
+            "changed: param n",
+            "changed: input src/deep/lib.rs",
+            "changed: upstream `a`",
+            "changed: upstream `b`"
+        ]
+    );
+    assert_eq!(calls(&f).len(), 4, "plan runs nothing");
+}

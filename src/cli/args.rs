@@ -139,6 +139,12 @@ pub struct PlanArgs {
     /// Include each instance's rendered first-iteration prompt.
     #[arg(long)]
     pub show_prompts: bool,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root, where earlier applies are found [default: as for apply]"
+    )]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! `conductor validate` and `conductor plan`: compile, plan, print.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -111,7 +112,29 @@ pub fn plan(args: &PlanArgs) -> u8 {
     } else if args.dot {
         plan::dot::to_dot(&plan)
     } else {
-        plan::text::to_text(&plan)
+        let Some(program) = c.program.as_ref() else {
+            return exit_code::INVALID;
+        };
+        match crate::runner::freshness::of_plan(program, &plan, args.root.as_deref()) {
+            Ok(states) => {
+                let current = states
+                    .values()
+                    .filter(|s| **s == crate::runner::freshness::Freshness::UpToDate)
+                    .count();
+                let words = states.iter().map(|(k, s)| (k.clone(), s.text())).collect();
+                let mut text = plan::text::to_text_with(&plan, &words);
+                let _ = writeln!(
+                    text,
+                    "up to date: {current} of {} (apply runs the others)",
+                    count(states.len(), "instance")
+                );
+                text
+            }
+            Err(e) => {
+                eprintln!("warning: cannot tell what is up to date: {e}");
+                plan::text::to_text(&plan)
+            }
+        }
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     exit_code::OK

@@ -7,6 +7,12 @@ use super::{InstanceKind, Plan, StopPlan};
 
 /// The text `conductor plan` prints.
 pub fn to_text(plan: &Plan) -> String {
+    to_text_with(plan, &std::collections::BTreeMap::new())
+}
+
+/// The plan's text with, under each instance, what an apply would do with
+/// it (`states` by instance key: new, up to date, changed: ..).
+pub fn to_text_with(plan: &Plan, states: &std::collections::BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "workflow {} (project {})", plan.workflow, plan.project);
     if !plan.params.is_empty() {
@@ -22,6 +28,9 @@ pub fn to_text(plan: &Plan) -> String {
         let _ = writeln!(out, "{:>3}. {}", n + 1, inst.key);
         if let Some(d) = &inst.description {
             let _ = writeln!(out, "     {d}");
+        }
+        if let Some(state) = states.get(&*inst.key) {
+            let _ = writeln!(out, "     state:  {state}");
         }
         match &inst.kind {
             InstanceKind::Agent {

@@ -8,6 +8,7 @@ mod context;
 mod dispatcher;
 pub mod event;
 pub mod fingerprint;
+pub mod freshness;
 mod group;
 mod iteration;
 mod job;

@@ -273,7 +273,7 @@ fn agent_parts(
         if stop_reads_params {
             read.push("params".into());
         }
-        let params: BTreeMap<&String, &serde_json::Value> = scope
+        let params = scope
             .params
             .iter()
             .filter(|(k, _)| {
@@ -283,8 +283,8 @@ fn agent_parts(
                             .is_some_and(|rest| rest.split('.').next() == Some(k.as_str()))
                 })
             })
-            .collect();
-        fp.parts.insert("params".into(), short_json(&params));
+            .map(|(k, v)| (format!("param {k}"), short_json(v)));
+        fp.parts.extend(params);
     }
     let schema = agent
         .schema
