@@ -117,6 +117,8 @@ pub struct StreamReport {
     pub answer: Option<String>,
     /// The agent reported failure although it may have exited 0.
     pub failed: bool,
+    /// What the agent said went wrong, when it said so in its stream.
+    pub error: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub cost_usd: Option<f64>,
@@ -180,6 +182,8 @@ fn claude_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport
         .and_then(|r| r.as_str())
         .map(str::to_string);
     report.failed = event.get("is_error").and_then(serde_json::Value::as_bool) == Some(true);
+    // A failed run's `result` is the API error (its `subtype` still says "success").
+    report.error = report.failed.then(|| report.answer.clone()).flatten();
     report.cost_usd = event
         .get("total_cost_usd")
         .and_then(serde_json::Value::as_f64);
@@ -217,7 +221,14 @@ fn codex_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport)
                 );
             }
         }
-        "turn.failed" => report.failed = true,
+        // Top-level `error` lines are also retry notices: only `turn.failed` is fatal.
+        "turn.failed" => {
+            report.failed = true;
+            report.error = event
+                .pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string);
+        }
         _ => {}
     }
 }
@@ -237,6 +248,10 @@ fn gemini_event(
         }
         "result" => {
             report.failed = event.get("status").and_then(|s| s.as_str()) == Some("error");
+            report.error = event
+                .pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string);
             if let Some(stats) = event.get("stats") {
                 report.input_tokens = u64_at(stats, "input_tokens");
                 report.output_tokens = u64_at(stats, "output_tokens");
@@ -275,10 +290,14 @@ mod tests {
         let failed = parse(
             AgentKind::Claude,
             &[
-                r#"{"type":"result","subtype":"error_during_execution","is_error":true,"result":"API Error"}"#,
+                r#"{"type":"result","subtype":"success","is_error":true,"terminal_reason":"api_error","result":"API Error: Request rejected (429)"}"#,
             ],
         );
-        assert!(failed.failed);
+        assert!(failed.failed, "is_error decides, not subtype");
+        assert_eq!(
+            failed.error.as_deref(),
+            Some("API Error: Request rejected (429)")
+        );
     }
 
     #[test]
@@ -301,6 +320,7 @@ mod tests {
             &[r#"{"type":"turn.failed","error":{"message":"boom"}}"#],
         );
         assert!(failed.failed);
+        assert_eq!(failed.error.as_deref(), Some("boom"));
     }
 
     #[test]
@@ -321,6 +341,14 @@ mod tests {
         assert_eq!(r.answer.as_deref(), Some("FINAL: created the file DONE."));
         assert_eq!((r.input_tokens, r.output_tokens), (Some(300), Some(60)));
         assert!(!r.failed);
+        let failed = parse(
+            AgentKind::Gemini,
+            &[
+                r#"{"type":"result","status":"error","error":{"type":"unknown","message":"[API Error: 500]"},"stats":{"input_tokens":0,"output_tokens":0}}"#,
+            ],
+        );
+        assert!(failed.failed);
+        assert_eq!(failed.error.as_deref(), Some("[API Error: 500]"));
     }
 
     #[test]

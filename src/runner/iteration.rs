@@ -49,6 +49,8 @@ pub struct Ran {
     pub cut: Option<Cut>,
     /// The agent reported failure in its stream (claude's `is_error`, codex's `turn.failed`).
     pub reported_failure: bool,
+    /// What the agent's stream said went wrong.
+    pub reported_error: Option<String>,
     /// The final answer, capped for templates.
     pub answer: String,
     pub usage: Usage,
@@ -279,6 +281,7 @@ pub async fn run(
         exit_code,
         cut,
         reported_failure: report.failed,
+        reported_error: report.error.clone(),
         answer,
         usage,
         duration,
@@ -430,15 +433,20 @@ pub fn error_summary(run: &Ran) -> Option<String> {
             other => format!("timed out ({})", other.as_str()),
         });
     }
-    match run.exit_code {
-        0 if run.reported_failure => Some("agent reported failure".into()),
-        0 => None,
-        1 => Some("agent reported failure".into()),
-        2 => Some("agent usage error".into()),
-        137 => Some("agent killed (OOM or signal)".into()),
-        143 => Some("agent terminated (SIGTERM)".into()),
-        n => Some(format!("agent exited with code {n}")),
-    }
+    let summary = match run.exit_code {
+        0 if run.reported_failure => "agent reported failure".to_string(),
+        0 => return None,
+        1 => "agent reported failure".into(),
+        2 => "agent usage error".into(),
+        137 => "agent killed (OOM or signal)".into(),
+        143 => "agent terminated (SIGTERM)".into(),
+        n => format!("agent exited with code {n}"),
+    };
+    // The agent's own words say why (an API error after its retries).
+    Some(match &run.reported_error {
+        Some(why) => format!("{summary}: {why}"),
+        None => summary,
+    })
 }
 
 /// The last `n` lines of a file, read from its end.
