@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agents_real;
 mod apply_graph;
 mod apply_incremental;
 mod apply_process;
@@ -16,6 +17,7 @@ mod bus;
 mod examples;
 mod fake_agent;
 mod invalid;
+mod model_server;
 mod plan;
 mod preamble;
 mod properties;
