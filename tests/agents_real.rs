@@ -9,6 +9,7 @@
 //! pass, unless `CONDUCTOR_REQUIRE_REAL_CLIS=1` (set by `.ci/run`), which
 //! turns absence into a failure.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -117,7 +118,9 @@ fn find(cli: Cli) -> Option<PathBuf> {
             std::env::var("CONDUCTOR_REQUIRE_REAL_CLIS").as_deref() != Ok("1"),
             "CONDUCTOR_REQUIRE_REAL_CLIS=1: {msg}"
         );
-        eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+        // Straight to stderr: the test harness captures `eprintln!` of a
+        // passing test, and a skip must be seen.
+        let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
     }
     found
 }
@@ -323,6 +326,38 @@ fn creates_done(cli: Cli) {
     }
 }
 
+/// The first stream is cut after one event: the CLI retries on its own
+/// (claude with a non-streaming call, codex by reconnecting, gemini after a
+/// pause), conductor adds nothing, and the answer is whole. The cut comes
+/// before the tool call because gemini takes a stream cut right after a
+/// tool result for a complete (truncated) answer and does not retry.
+fn survives_a_cut_stream(cli: Cli) {
+    let Some(bin) = find(cli) else { return };
+    let server = ModelServer::start([Turn::Cut, Turn::shell(TOOL), Turn::text(FINAL)]);
+    let flow = Flow::new(&cli.workflow(&server.url(), r#"{ timeout = "120s" }"#));
+    let home = Home::new(cli, None);
+    let (out, summary) = apply(&flow, cli, &bin, &home);
+    let why = explain(&out, &flow);
+    assert_eq!(out.status.code(), Some(0), "{why}");
+    assert_eq!(
+        state(&summary, "n"),
+        ("done".into(), "done_file".into(), 1),
+        "{why}"
+    );
+    let actions: Vec<String> = server.model_calls().into_iter().map(|r| r.action).collect();
+    assert_eq!(actions, ["cut", "shell", "text"], "{why}");
+    // Gemini streams the cut answer's first words again before the tool
+    // call; the answer is only what follows the last tool result.
+    let run = run_dir(&summary);
+    assert_eq!(
+        std::fs::read_to_string(run.join("output.md"))
+            .unwrap()
+            .trim(),
+        FINAL,
+        "{why}"
+    );
+}
+
 /// A server that always fails: the CLI gives up after its (turned down)
 /// retries and the node fails instead of hanging, with the CLI's own
 /// account of the error (which holds `says`) in the run's record.
@@ -377,6 +412,21 @@ fn codex_runs_the_scripted_tool_call_and_reports_usage() {
 #[test]
 fn gemini_runs_the_scripted_tool_call_and_reports_usage() {
     creates_done(Cli::Gemini);
+}
+
+#[test]
+fn claude_retries_a_cut_stream_by_itself() {
+    survives_a_cut_stream(Cli::Claude);
+}
+
+#[test]
+fn codex_retries_a_cut_stream_by_itself() {
+    survives_a_cut_stream(Cli::Codex);
+}
+
+#[test]
+fn gemini_retries_a_cut_stream_by_itself() {
+    survives_a_cut_stream(Cli::Gemini);
 }
 
 #[test]

@@ -233,7 +233,10 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
                         Turn::Error { status, .. } => format!("error {status}"),
                         Turn::Cut => "cut".to_string(),
                     };
-                    (action, reply_for(p, &head, shell.as_ref(), &model, id))
+                    (
+                        action,
+                        reply_for(p, &body, &head, shell.as_ref(), &model, id),
+                    )
                 }
             }
         };
@@ -372,6 +375,8 @@ enum Reply {
     },
     /// SSE events, each already framed; `cut` closes after the first.
     Stream { events: Vec<String>, cut: bool },
+    /// The connection closed with no reply (a cut non-streaming call).
+    Hangup,
 }
 
 impl Reply {
@@ -402,6 +407,7 @@ impl Reply {
                     body.len()
                 )?;
             }
+            Self::Hangup => {}
             Self::Stream { events, cut } => {
                 w.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
@@ -456,10 +462,25 @@ fn side_reply(p: Protocol, body: &Value, id: u64) -> Reply {
     } else {
         "scripted side answer".to_string()
     };
-    reply_for(p, &Turn::Text(text), None, "side", id)
+    reply_for(p, body, &Turn::Text(text), None, "side", id)
 }
 
-fn reply_for(p: Protocol, turn: &Turn, shell: Option<&ShellTool>, model: &str, id: u64) -> Reply {
+/// One answer in both shapes: the SSE events of a stream, and the single
+/// JSON object a non-streaming call gets.
+#[derive(Debug)]
+struct Answer {
+    events: Vec<String>,
+    whole: Value,
+}
+
+fn reply_for(
+    p: Protocol,
+    body: &Value,
+    turn: &Turn,
+    shell: Option<&ShellTool>,
+    model: &str,
+    id: u64,
+) -> Reply {
     let (text, call) = match turn {
         Turn::Error {
             status,
@@ -472,21 +493,25 @@ fn reply_for(p: Protocol, turn: &Turn, shell: Option<&ShellTool>, model: &str, i
             (String::new(), Some((tool.name.clone(), (tool.args)(cmd))))
         }
     };
-    let events = match p {
+    let answer = match p {
         Protocol::Anthropic => anthropic(&text, call, model, id),
         Protocol::Responses => responses(&text, call, model, id),
         Protocol::Chat => chat(&text, call, model, id),
-        Protocol::GeminiStream | Protocol::GeminiOnce => {
-            let chunks = gemini(&text, call, model);
-            if p == Protocol::GeminiOnce {
-                return Reply::status(200, None, gemini_once(&chunks));
-            }
-            chunks.iter().map(data).collect()
-        }
+        Protocol::GeminiStream | Protocol::GeminiOnce => gemini(&text, call, model),
     };
-    Reply::Stream {
-        events,
-        cut: matches!(turn, Turn::Cut),
+    // Claude retries a cut stream with a non-streaming call of the same request.
+    let streaming = match p {
+        Protocol::GeminiStream => true,
+        Protocol::GeminiOnce => false,
+        _ => body["stream"] == true,
+    };
+    match (streaming, turn) {
+        (true, _) => Reply::Stream {
+            events: answer.events,
+            cut: matches!(turn, Turn::Cut),
+        },
+        (false, Turn::Cut) => Reply::Hangup,
+        (false, _) => Reply::status(200, None, answer.whole),
     }
 }
 
@@ -520,14 +545,14 @@ fn error_body(p: Protocol, status: u16) -> Value {
     }
 }
 
-fn anthropic(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Vec<String> {
-    let mut ev = vec![json!({"type": "message_start", "message": {
-        "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": model,
-        "content": [], "stop_reason": null, "stop_sequence": null,
-        "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}})];
-    let stop = if let Some((name, input)) = call {
-        let input = input.to_string();
-        let (a, b) = halves(&input);
+fn anthropic(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Answer {
+    let mut message = json!({"id": format!("msg_{id}"), "type": "message", "role": "assistant",
+        "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}});
+    let mut ev = vec![json!({"type": "message_start", "message": message.clone()})];
+    let (block, stop) = if let Some((name, input)) = call {
+        let json_text = input.to_string();
+        let (a, b) = halves(&json_text);
         ev.push(
             json!({"type": "content_block_start", "index": 0, "content_block":
             {"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": {}}}),
@@ -536,7 +561,10 @@ fn anthropic(text: &str, call: Option<(String, Value)>, model: &str, id: u64) ->
             ev.push(json!({"type": "content_block_delta", "index": 0,
                 "delta": {"type": "input_json_delta", "partial_json": part}}));
         }
-        "tool_use"
+        (
+            json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input}),
+            "tool_use",
+        )
     } else {
         let (a, b) = halves(text);
         ev.push(json!({"type": "content_block_start", "index": 0,
@@ -545,17 +573,23 @@ fn anthropic(text: &str, call: Option<(String, Value)>, model: &str, id: u64) ->
             ev.push(json!({"type": "content_block_delta", "index": 0,
                 "delta": {"type": "text_delta", "text": part}}));
         }
-        "end_turn"
+        (json!({"type": "text", "text": text}), "end_turn")
     };
     ev.push(json!({"type": "content_block_stop", "index": 0}));
     ev.push(json!({"type": "message_delta",
         "delta": {"stop_reason": stop, "stop_sequence": null},
         "usage": {"output_tokens": OUTPUT_TOKENS}}));
     ev.push(json!({"type": "message_stop"}));
-    ev.iter().map(named).collect()
+    message["content"] = json!([block]);
+    message["stop_reason"] = json!(stop);
+    message["usage"]["output_tokens"] = json!(OUTPUT_TOKENS);
+    Answer {
+        events: ev.iter().map(named).collect(),
+        whole: message,
+    }
 }
 
-fn responses(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Vec<String> {
+fn responses(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Answer {
     let item = match call {
         Some((name, args)) => json!({"type": "function_call", "id": format!("fc_{id}"),
             "call_id": format!("call_{id}"), "name": name, "arguments": args.to_string(),
@@ -573,31 +607,40 @@ fn responses(text: &str, call: Option<(String, Value)>, model: &str, id: u64) ->
         "input_tokens_details": {"cached_tokens": 0}, "output_tokens": OUTPUT_TOKENS,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS});
-    [
+    let events = [
         json!({"type": "response.created", "response": response("in_progress", json!([]))}),
         json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
-        json!({"type": "response.completed", "response": done}),
+        json!({"type": "response.completed", "response": done.clone()}),
     ]
     .iter()
     .map(named)
-    .collect()
+    .collect();
+    Answer {
+        events,
+        whole: done,
+    }
 }
 
-fn chat(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Vec<String> {
+fn chat(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Answer {
     let chunk = |delta: Value, finish: Value| {
         json!({"id": format!("chatcmpl-{id}"), "object": "chat.completion.chunk",
             "created": 0, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
+    let usage = json!({"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS,
+        "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS});
     let mut ev = Vec::new();
-    let finish = if let Some((name, args)) = call {
+    let (message, finish) = if let Some((name, args)) = call {
+        let calls = json!([{"index": 0, "id": format!("call_{id}"), "type": "function",
+            "function": {"name": name, "arguments": args.to_string()}}]);
         ev.push(chunk(
-            json!({"role": "assistant", "tool_calls": [{"index": 0,
-                "id": format!("call_{id}"), "type": "function",
-                "function": {"name": name, "arguments": args.to_string()}}]}),
+            json!({"role": "assistant", "tool_calls": calls.clone()}),
             Value::Null,
         ));
-        "tool_calls"
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            "tool_calls",
+        )
     } else {
         let (a, b) = halves(text);
         ev.push(chunk(
@@ -605,33 +648,40 @@ fn chat(text: &str, call: Option<(String, Value)>, model: &str, id: u64) -> Vec<
             Value::Null,
         ));
         ev.push(chunk(json!({"content": b}), Value::Null));
-        "stop"
+        (json!({"role": "assistant", "content": text}), "stop")
     };
     ev.push(chunk(json!({}), json!(finish)));
-    let mut usage = chunk(json!({}), Value::Null);
-    usage["choices"] = json!([]);
-    usage["usage"] = json!({"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS,
-        "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS});
-    ev.push(usage);
-    let mut out: Vec<String> = ev.iter().map(data).collect();
-    out.push("data: [DONE]\n\n".to_string());
-    out
+    let mut last = chunk(json!({}), Value::Null);
+    last["choices"] = json!([]);
+    last["usage"] = usage.clone();
+    ev.push(last);
+    let mut events: Vec<String> = ev.iter().map(data).collect();
+    events.push("data: [DONE]\n\n".to_string());
+    let whole = json!({"id": format!("chatcmpl-{id}"), "object": "chat.completion",
+        "created": 0, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage});
+    Answer { events, whole }
 }
 
 /// Gemini chunks (`GenerateContentResponse` objects); the last one carries
-/// the finish reason and usage.
-fn gemini(text: &str, call: Option<(String, Value)>, model: &str) -> Vec<Value> {
+/// the finish reason and usage. The whole answer is the chunks merged.
+fn gemini(text: &str, call: Option<(String, Value)>, model: &str) -> Answer {
     let chunk = |parts: Value| {
         json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
             "modelVersion": model})
     };
-    let mut chunks = match call {
-        Some((name, args)) => vec![chunk(
-            json!([{"functionCall": {"name": name, "args": args}}]),
-        )],
+    let (mut chunks, parts) = match call {
+        Some((name, args)) => {
+            let parts = json!([{"functionCall": {"name": name, "args": args}}]);
+            (vec![chunk(parts.clone())], parts)
+        }
         None => {
             let (a, b) = halves(text);
-            vec![chunk(json!([{"text": a}])), chunk(json!([{"text": b}]))]
+            (
+                vec![chunk(json!([{"text": a}])), chunk(json!([{"text": b}]))],
+                json!([{"text": text}]),
+            )
         }
     };
     if let Some(last) = chunks.last_mut() {
@@ -640,20 +690,12 @@ fn gemini(text: &str, call: Option<(String, Value)>, model: &str) -> Vec<Value> 
             "candidatesTokenCount": OUTPUT_TOKENS,
             "totalTokenCount": INPUT_TOKENS + OUTPUT_TOKENS});
     }
-    chunks
-}
-
-/// The chunks of a stream as one non-streaming response.
-fn gemini_once(chunks: &[Value]) -> Value {
-    let parts: Vec<Value> = chunks
-        .iter()
-        .filter_map(|c| c["candidates"][0]["content"]["parts"].as_array())
-        .flatten()
-        .cloned()
-        .collect();
-    let mut one = chunks.last().cloned().unwrap_or(Value::Null);
-    one["candidates"][0]["content"]["parts"] = Value::Array(parts);
-    one
+    let mut whole = chunks.last().cloned().unwrap_or(Value::Null);
+    whole["candidates"][0]["content"]["parts"] = parts;
+    Answer {
+        events: chunks.iter().map(data).collect(),
+        whole,
+    }
 }
 
 // The server's own tests: a raw HTTP/1.1 client checks each protocol's
@@ -672,7 +714,10 @@ fn post(server: &ModelServer, path: &str, body: &Value) -> (u16, String, String)
     .unwrap();
     let mut reply = String::new();
     conn.read_to_string(&mut reply).unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    // A cut non-streaming call gets no reply at all.
+    let Some((head, body)) = reply.split_once("\r\n\r\n") else {
+        return (0, String::new(), reply);
+    };
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, head.to_string(), body.to_string())
 }
@@ -689,7 +734,7 @@ fn events(body: &str) -> Vec<Value> {
 #[test]
 fn anthropic_plays_the_shell_call_then_the_text_and_records_both() {
     let server = ModelServer::start([Turn::shell("touch x"), Turn::text("all done")]);
-    let ask = json!({"model": "m", "tools": [{"name": "Bash"}], "messages": []});
+    let ask = json!({"model": "m", "stream": true, "tools": [{"name": "Bash"}], "messages": []});
     let (status, _, body) = post(&server, "/v1/messages?beta=true", &ask);
     assert_eq!(status, 200);
     let ev = events(&body);
@@ -723,7 +768,7 @@ fn anthropic_plays_the_shell_call_then_the_text_and_records_both() {
 #[test]
 fn openai_shell_calls_take_the_argument_shape_of_the_offered_tool() {
     let server = ModelServer::start([Turn::shell("ls"), Turn::shell("ls"), Turn::text("ok")]);
-    let responses = json!({"model": "m", "tools": [{"type": "function", "name": "exec_command",
+    let responses = json!({"model": "m", "stream": true, "tools": [{"type": "function", "name": "exec_command",
         "parameters": {"properties": {"cmd": {"type": "string"}}}}]});
     let (_, _, body) = post(&server, "/v1/responses", &responses);
     let ev = events(&body);
@@ -735,7 +780,7 @@ fn openai_shell_calls_take_the_argument_shape_of_the_offered_tool() {
         "{ev:#?}"
     );
 
-    let chat = json!({"model": "m", "tools": [{"type": "function", "function": {"name": "shell",
+    let chat = json!({"model": "m", "stream": true, "tools": [{"type": "function", "function": {"name": "shell",
         "parameters": {"properties": {"command": {"type": "array"}}}}}]});
     let (_, _, body) = post(&server, "/v1/chat/completions", &chat);
     let call = &events(&body)[0]["choices"][0]["delta"]["tool_calls"][0]["function"];
@@ -743,7 +788,11 @@ fn openai_shell_calls_take_the_argument_shape_of_the_offered_tool() {
         call["arguments"],
         json!({"command": ["bash", "-lc", "ls"]}).to_string()
     );
-    let (_, _, body) = post(&server, "/v1/chat/completions", &json!({"model": "m"}));
+    let (_, _, body) = post(
+        &server,
+        "/v1/chat/completions",
+        &json!({"model": "m", "stream": true}),
+    );
     assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
     let ev = events(&body);
     let text: String = ev
@@ -797,7 +846,7 @@ fn a_cut_stream_stops_after_one_event_and_the_last_turn_repeats() {
             retry_after: Some("3".into()),
         },
     ]);
-    let ask = json!({"model": "m", "messages": []});
+    let ask = json!({"model": "m", "stream": true, "messages": []});
     let (status, _, body) = post(&server, "/v1/messages", &ask);
     assert_eq!(status, 200);
     assert_eq!(events(&body).len(), 1, "{body}");
@@ -810,4 +859,24 @@ fn a_cut_stream_stops_after_one_event_and_the_last_turn_repeats() {
     }
     let (status, _, _) = post(&server, "/nowhere", &ask);
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_call_without_stream_gets_one_json_object_or_a_closed_connection() {
+    let server = ModelServer::start([Turn::Cut, Turn::shell("ls"), Turn::text("ok")]);
+    let ask = json!({"model": "m", "tools": [{"name": "Bash"}], "messages": []});
+    assert_eq!(
+        post(&server, "/v1/messages", &ask),
+        (0, String::new(), String::new())
+    );
+    let (status, head, body) = post(&server, "/v1/messages", &ask);
+    assert_eq!(status, 200);
+    assert!(head.contains("application/json"), "{head}");
+    let message: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(message["content"][0]["input"]["command"], "ls");
+    assert_eq!(message["stop_reason"], "tool_use");
+    let (_, _, body) = post(&server, "/v1/chat/completions", &json!({"model": "m"}));
+    let completion: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(completion["choices"][0]["message"]["content"], "ok");
+    assert_eq!(completion["usage"]["prompt_tokens"], INPUT_TOKENS);
 }
