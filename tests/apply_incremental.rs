@@ -350,3 +350,59 @@ fn plan_says_what_is_new_up_to_date_or_changed_and_what_changed() {
     );
     assert_eq!(calls(&f).len(), 4, "plan runs nothing");
 }
+
+#[test]
+fn an_agent_that_edits_its_own_inputs_is_up_to_date_on_the_next_apply() {
+    let f = flow(
+        r#"
+[agents.writer]
+kind = "command"
+command = ["sh", "-c", "echo \"$CONDUCTOR_INSTANCE $CONDUCTOR_ITERATION\" >> calls.log; date +%N >> notes/log.txt"]
+[nodes.w]
+agent = "writer"
+prompt = "append to notes"
+inputs = ["notes/*.txt"]
+[nodes.after]
+needs = ["w"]
+prompt = "read notes"
+inputs = ["notes/*.txt"]
+"#,
+    );
+    std::fs::create_dir(f.path().join("notes")).unwrap();
+    std::fs::write(f.path().join("notes/log.txt"), "start\n").unwrap();
+    f.apply_ok(&[]);
+    let summary = f.apply_ok(&[]);
+    assert_eq!(calls(&f), ["w 1", "after 1"], "{summary:#}");
+    // A person's edit is a change.
+    std::fs::write(f.path().join("notes/log.txt"), "edited\n").unwrap();
+    f.apply_ok(&[]);
+    assert_eq!(&calls(&f)[2..], ["w 1", "after 1"]);
+}
+
+#[test]
+fn run_time_fan_out_instances_are_up_to_date_on_the_next_apply() {
+    let f = flow(
+        r#"
+[agents.plan]
+kind = "command"
+command = ["sh", "-c", "echo \"$CONDUCTOR_INSTANCE $CONDUCTOR_ITERATION\" >> calls.log; echo '{\"tasks\": [\"x\", \"y\"]}'"]
+[nodes.plan]
+agent = "plan"
+prompt = "plan"
+output = { format = "json" }
+[nodes.work]
+for_each = { from = "plan", path = "json.tasks" }
+prompt = "do {{ item }}"
+[nodes.join]
+needs = ["work"]
+prompt = "join"
+"#,
+    );
+    f.apply_ok(&[]);
+    assert_eq!(calls(&f).len(), 4);
+    let summary = f.apply_ok(&[]);
+    assert_eq!(calls(&f).len(), 4, "{summary:#}");
+    assert_eq!(summary["counts"]["up_to_date"], 4);
+    f.apply_ok(&["--force=work[y]"]);
+    assert_eq!(&calls(&f)[4..], ["work[y] 1", "join 1"]);
+}

@@ -234,6 +234,7 @@ impl<'a> Dispatcher<'a> {
             self.ready.extend(held);
         }
         while let Some(i) = self.ready.pop_first() {
+            self.refresh(i);
             if let Some(reason) = self.stop_reason.clone() {
                 self.finish(i, Outcome::skipped(reason));
                 continue;
@@ -407,6 +408,46 @@ impl<'a> Dispatcher<'a> {
         self.waiting[i] = inner.len();
     }
 
+    /// Takes the final fingerprints of `i`'s needs into its own: an
+    /// upstream instance that completed with its inputs changed by its
+    /// own agent hands on the fingerprint it completed with.
+    fn refresh(&mut self, i: usize) {
+        let upstream: std::collections::BTreeMap<String, String> = self.jobs[i]
+            .needs
+            .iter()
+            .filter_map(|&n| {
+                self.final_hash(n)
+                    .map(|h| (self.jobs[n].key.to_string(), h))
+            })
+            .collect();
+        let fp = self.jobs[i].fingerprint.with_upstream(upstream);
+        if fp.hash != self.jobs[i].fingerprint.hash {
+            Arc::make_mut(&mut self.jobs[i]).fingerprint = Arc::new(fp);
+        }
+    }
+
+    /// The fingerprint a finished job ended with.
+    fn final_hash(&self, n: usize) -> Option<String> {
+        let State::Finished(o) = &self.state[n] else {
+            return None;
+        };
+        if let Some(children) = self.expanded.get(&n) {
+            let hashes: Vec<String> = children
+                .iter()
+                .filter_map(|&c| self.final_hash(c))
+                .collect();
+            return Some(super::fingerprint::combined(
+                &self.jobs[n].fingerprint.hash,
+                &hashes,
+            ));
+        }
+        Some(
+            o.fingerprint
+                .as_ref()
+                .map_or_else(|| self.jobs[n].fingerprint.hash.clone(), |f| f.hash.clone()),
+        )
+    }
+
     /// Whether `i` runs for the first time in this apply (not a later round
     /// of a looping sub-workflow): only then may it be up to date or resume.
     fn first_round(&self, i: usize) -> bool {
@@ -437,6 +478,20 @@ impl<'a> Dispatcher<'a> {
             && self.stop_reason.is_none()
         {
             self.stopping("fail_fast");
+        }
+        // What a forced run feeds is forced too (`--force X` re-runs X's
+        // dependents, even when X answers as before).
+        if self.jobs[i].forced && outcome.status == Status::Done {
+            let parent = self.parent.get(&i).copied();
+            let mut downstream = self.dependents[i].clone();
+            if let Some(p) = parent {
+                downstream.extend(self.dependents[p].iter().copied());
+            }
+            for d in downstream {
+                if !self.jobs[d].forced {
+                    Arc::make_mut(&mut self.jobs[d]).forced = true;
+                }
+            }
         }
         if let Some(&p) = self.parent.get(&i) {
             let left = self.unfinished.entry(p).or_insert(1);
@@ -611,12 +666,14 @@ impl<'a> Dispatcher<'a> {
             let mirrored =
                 source.map(|s| (&*self.jobs[s].key, self.jobs[s].fingerprint.hash.as_str()));
             let fingerprint = Arc::new(base.fingerprint.child(&item, mirrored));
+            let forced = base.forced || self.prior.forces(&key);
             self.jobs.push(Arc::new(Job {
                 key,
                 needs,
                 item: Some(item),
                 kind: JobKind::Agent(Arc::clone(&agent)),
                 fingerprint,
+                forced,
                 ..(*base).clone()
             }));
             self.state.push(State::Waiting);
@@ -728,12 +785,17 @@ impl<'a> Dispatcher<'a> {
             }
             Event::InstanceFinished { key, outcome } => {
                 let i = self.index_of(key);
+                let completed = outcome.fingerprint.as_ref().map(|f| f.hash.clone());
                 let kind = match outcome.status {
                     Status::Done => "NODE_DONE",
                     Status::Failed => "NODE_FAILED",
                     Status::Skipped => "NODE_SKIPPED",
                 };
                 let mut meta = self.node_meta(i, vec![apply, workflow]);
+                if let Some(hash) = completed {
+                    meta.retain(|(k, _)| *k != "fingerprint");
+                    meta.push(("fingerprint", hash));
+                }
                 meta.push(("status", outcome.status.as_str().into()));
                 meta.push(("stop_reason", outcome.stop_reason.clone()));
                 if let Some(run) = &outcome.run_id {

@@ -72,13 +72,18 @@ pub fn of_plan(
         },
     );
     let index = crate::store::index::Index::load(&project_dir, &program.name);
+    // What a run-time fan-out becomes, and so what everything downstream
+    // of it depends on, is known only when it runs.
+    let mut at_run_time = vec![false; jobs.len()];
     let mut out = BTreeMap::new();
-    for job in &jobs {
+    for i in fingerprint::topological(&jobs) {
+        let job = &jobs[i];
+        at_run_time[i] =
+            matches!(job.kind, JobKind::FanOut { .. }) || job.needs.iter().any(|&n| at_run_time[n]);
         let state = match &job.kind {
-            JobKind::Gate(_) | JobKind::FanOut { .. } => Freshness::AtRunTime,
-            JobKind::Agent(_) | JobKind::Group { .. } => {
-                freshness(&project_dir, &index, &job.key, &job.fingerprint)
-            }
+            JobKind::Gate(_) => Freshness::AtRunTime,
+            _ if at_run_time[i] => Freshness::AtRunTime,
+            _ => freshness(&project_dir, &index, &job.key, &job.fingerprint),
         };
         out.insert(job.key.to_string(), state);
     }

@@ -167,6 +167,8 @@ pub struct Job {
     pub fingerprint: Arc<super::fingerprint::Fingerprint>,
     /// `--force`: runs even when a completed record matches its fingerprint.
     pub forced: bool,
+    /// Its `inputs` globs, rendered (relative to `workdir`).
+    pub inputs: Vec<String>,
 }
 
 /// A workflow that cannot run as written, found before anything starts.
@@ -220,6 +222,7 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
                 on_failure: program.nodes[node].on_failure,
                 fingerprint: Arc::default(),
                 forced: false,
+                inputs: inst.inputs.clone(),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -288,6 +291,7 @@ fn add_group_checks(
             on_failure: OnFailure::Fail,
             fingerprint: Arc::default(),
             forced: false,
+            inputs: Vec::new(),
         });
     }
     Ok(())

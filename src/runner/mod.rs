@@ -114,10 +114,12 @@ pub fn apply(
             path_var: &agent_path,
         },
     );
+    let mut forced_later = std::collections::HashSet::new();
     if let Some(names) = &options.force {
         let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-        let unknown = prior::force(&mut jobs, names, &ids);
-        if let Some(name) = unknown.first() {
+        let forced = prior::force(&mut jobs, names, &ids);
+        forced_later = forced.later;
+        if let Some(name) = forced.unknown.first() {
             let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
@@ -174,11 +176,12 @@ pub fn apply(
         );
         (id, now)
     });
-    let prior = prior::Prior::new(
+    let mut prior = prior::Prior::new(
         project_dir.clone(),
         &index,
         continued.as_ref().map(|(id, _)| id.as_str()),
     );
+    prior.force_later(forced_later);
     let not_writable = |e: std::io::Error| {
         ApplyError::Environment(format!(
             "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",

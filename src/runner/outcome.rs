@@ -68,6 +68,9 @@ pub struct Outcome {
     /// The last run's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The fingerprint it completed with, when not the one it started with.
+    #[serde(skip)]
+    pub fingerprint: Option<std::sync::Arc<super::fingerprint::Fingerprint>>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -96,6 +99,7 @@ impl Outcome {
             task_id: None,
             task_dir: None,
             run_id: None,
+            fingerprint: None,
             duration: Duration::ZERO,
         }
     }

@@ -25,6 +25,8 @@ pub struct Prior {
     done: BTreeMap<String, InstanceRecord>,
     /// Instance keys interrupted in the apply being continued, with their record.
     interrupted: BTreeMap<String, InstanceRecord>,
+    /// Run-time instances `--force` names.
+    forced_later: HashSet<String>,
 }
 
 impl Prior {
@@ -52,7 +54,17 @@ impl Prior {
             project_dir,
             done: index.done.clone(),
             interrupted,
+            forced_later: HashSet::new(),
         }
+    }
+
+    pub fn force_later(&mut self, keys: HashSet<String>) {
+        self.forced_later = keys;
+    }
+
+    /// Whether `--force` named this run-time instance.
+    pub fn forces(&self, key: &str) -> bool {
+        self.forced_later.contains(key)
     }
 
     /// The outcome of `job`'s completed run, when that run had the
@@ -95,11 +107,20 @@ impl Prior {
     }
 }
 
+/// What `--force` names that is known only at run time.
+#[derive(Debug, Default)]
+pub struct Forced {
+    /// Names that match nothing, now or at run time.
+    pub unknown: Vec<String>,
+    /// Keys of run-time fan-out instances (`work[x]`), forced when they appear.
+    pub later: HashSet<String>,
+}
+
 /// Marks the jobs `--force` names (node ids or instance keys; none: all)
-/// and everything downstream of them; returns the names that match nothing.
-pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Vec<String> {
+/// and everything downstream of them.
+pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Forced {
     let mut forced: HashSet<usize> = HashSet::new();
-    let mut unknown = Vec::new();
+    let mut out = Forced::default();
     if names.is_empty() {
         forced.extend(0..jobs.len());
     }
@@ -110,8 +131,18 @@ pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Vec<Strin
                 forced.insert(i);
             }
         }
-        if forced.len() == before {
-            unknown.push(name.clone());
+        if forced.len() > before {
+            continue;
+        }
+        let fan_out = name.split_once('[').is_some_and(|(node, _)| {
+            jobs.iter().any(|j| {
+                matches!(j.kind, JobKind::FanOut { .. }) && node_ids.get(j.node) == Some(&node)
+            })
+        });
+        if fan_out && name.ends_with(']') {
+            out.later.insert(name.clone());
+        } else {
+            out.unknown.push(name.clone());
         }
     }
     let mut dependents = vec![Vec::new(); jobs.len()];
@@ -131,5 +162,5 @@ pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Vec<Strin
     for i in forced {
         jobs[i].forced = true;
     }
-    unknown
+    out
 }

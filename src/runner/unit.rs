@@ -72,6 +72,11 @@ pub async fn run(
     if let Err(e) = job.fingerprint.save(&task_dir) {
         tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
     }
+    if !launch.resume {
+        // A loop that starts over in a folder an earlier attempt used must
+        // not find that attempt's DONE.
+        let _ = std::fs::remove_file(task_dir.join("DONE"));
+    }
     let bus = task_dir.join("TASK-MESSAGE-BUS.md");
     let _ = events.send(Event::InstanceStarted {
         key: Arc::clone(&job.key),
@@ -91,6 +96,17 @@ pub async fn run(
     };
     looper.run(&mut out, started).await;
     out.duration = started.elapsed();
+    if out.status == Status::Done {
+        let now = job
+            .fingerprint
+            .with_inputs_now(&job.workdir, &job.inputs, &shared.runs_root);
+        if now != *job.fingerprint {
+            if let Err(e) = now.save(&task_dir) {
+                tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
+            }
+            out.fingerprint = Some(Arc::new(now));
+        }
+    }
     out
 }
 

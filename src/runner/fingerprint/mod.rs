@@ -75,6 +75,36 @@ impl Fingerprint {
         fp.seal()
     }
 
+    /// The same, with the upstream instances' final fingerprints (taken when
+    /// they ended, which may differ from the plan's).
+    #[must_use]
+    pub fn with_upstream(&self, upstream: BTreeMap<String, String>) -> Self {
+        if upstream == self.upstream {
+            return self.clone();
+        }
+        let mut fp = self.clone();
+        fp.upstream = upstream;
+        fp.seal()
+    }
+
+    /// The same, with the inputs as they are now: taken when an instance
+    /// completes, so that what its own agent wrote into its inputs is part
+    /// of its result, not a change that runs it again.
+    #[must_use]
+    pub fn with_inputs_now(&self, workdir: &Path, patterns: &[String], runs_root: &Path) -> Self {
+        if patterns.is_empty() {
+            return self.clone();
+        }
+        let mut hasher = InputHasher::new(vec![runs_root.to_path_buf()]);
+        let now = hasher.hash(workdir, patterns);
+        if *now == self.inputs {
+            return self.clone();
+        }
+        let mut fp = self.clone();
+        fp.inputs.clone_from(&now);
+        fp.seal()
+    }
+
     /// What differs from `old`, in words: `prompt`, `input src/a.rs`, ..
     pub fn changes(&self, old: &Self) -> Vec<String> {
         let mut out = Vec::new();
@@ -150,12 +180,12 @@ pub struct Context<'a> {
 /// Computes every job's fingerprint, in job order (needs come first: the
 /// plan is in dependency order, and group jobs follow their inner jobs).
 pub fn compute(jobs: &mut [Job], cx: &mut Context<'_>) {
-    let mut hashes: Vec<String> = Vec::with_capacity(jobs.len());
-    for i in 0..jobs.len() {
+    let mut hashes: Vec<Option<String>> = vec![None; jobs.len()];
+    for i in topological(jobs) {
         let mut fp = Fingerprint::default();
         let job = &jobs[i];
         for &n in &job.needs {
-            if let Some(h) = hashes.get(n) {
+            if let Some(h) = &hashes[n] {
                 fp.upstream.insert(jobs[n].key.to_string(), h.clone());
             }
         }
@@ -211,9 +241,46 @@ pub fn compute(jobs: &mut [Job], cx: &mut Context<'_>) {
             }
         }
         let fp = fp.seal();
-        hashes.push(fp.hash.clone());
+        hashes[i] = Some(fp.hash.clone());
         jobs[i].fingerprint = Arc::new(fp);
     }
+}
+
+/// Job indices, each after everything it needs (group jobs are appended
+/// after the jobs that need them, so index order is not enough).
+pub(super) fn topological(jobs: &[Job]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
+    let mut dependents = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for &n in &job.needs {
+            dependents[n].push(i);
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..jobs.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(jobs.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push_back(d);
+            }
+        }
+    }
+    order
+}
+
+/// The fingerprint a run-time fan-out stands for once expanded: its own
+/// and its instances' final ones, in item order.
+pub fn combined(own: &str, instances: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(own.as_bytes());
+    for i in instances {
+        h.update([0]);
+        h.update(i.as_bytes());
+    }
+    hex(&h.finalize())
 }
 
 fn agent_parts(
