@@ -247,14 +247,6 @@ fn creates_done(cli: Cli) {
     let home = Home::new(cli, None);
     let (out, summary) = apply(&flow, cli, &bin, &home);
     let why = explain(&out, &flow);
-    eprintln!(
-        "DEBUG {why}\nDEBUG actions {:?}",
-        server
-            .requests()
-            .iter()
-            .map(|r| (r.path.clone(), r.action.clone()))
-            .collect::<Vec<_>>()
-    );
     assert_eq!(out.status.code(), Some(0), "{why}");
     assert_eq!(
         state(&summary, "n"),
@@ -369,14 +361,6 @@ fn fails_with_server(cli: Cli, failure: Turn, says: &str) {
     let home = Home::new(cli, Some(2));
     let (out, summary) = apply(&flow, cli, &bin, &home);
     let why = explain(&out, &flow);
-    eprintln!(
-        "DEBUG {why}\nDEBUG actions {:?}",
-        server
-            .requests()
-            .iter()
-            .map(|r| (r.path.clone(), r.action.clone()))
-            .collect::<Vec<_>>()
-    );
     assert_eq!(out.status.code(), Some(1), "{why}");
     assert_eq!(
         state(&summary, "n"),
@@ -390,13 +374,15 @@ fn fails_with_server(cli: Cli, failure: Turn, says: &str) {
     assert_ne!(info["exit_code"], 0, "{info:#}");
     let error = info["error_summary"].as_str().unwrap_or_default();
     assert!(error.contains(says), "{info:#}");
-    assert!(
-        !flow.path().join("runs").join("DONE").exists() && !server.requests().is_empty(),
-        "{why}"
-    );
-    // Retries were the CLI's own, and bounded.
+    // Retries were the CLI's own, and bounded: its first call plus the
+    // retries allowed above, conductor adding none.
     let calls = server.model_calls().len();
-    assert!((1..=6).contains(&calls), "{calls} calls: {why}");
+    let most = match cli {
+        Cli::Claude => 3, // CLAUDE_CODE_MAX_RETRIES=2
+        Cli::Codex => 4,  // (request_max_retries + 1) x (stream_max_retries + 1)
+        Cli::Gemini => 2, // general.maxAttempts = 2
+    };
+    assert!((2..=most).contains(&calls), "{calls} calls: {why}");
 }
 
 #[test]
@@ -443,7 +429,14 @@ fn claude_fails_the_node_when_the_server_always_answers_429() {
 
 #[test]
 fn codex_fails_the_node_when_the_server_always_answers_429() {
-    fails_with_server(Cli::Codex, Turn::error(429), "429");
+    fails_with_server(
+        Cli::Codex,
+        Turn::Error {
+            status: 429,
+            retry_after: Some("1".into()),
+        },
+        "429",
+    );
 }
 
 #[test]

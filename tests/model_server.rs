@@ -527,12 +527,12 @@ fn error_body(p: Protocol, status: u16) -> Value {
             json!({"type": "error", "error": {"type": kind, "message": message}})
         }
         Protocol::Responses | Protocol::Chat => {
-            let kind = if status >= 500 {
-                "server_error"
-            } else {
-                "invalid_request_error"
+            let (kind, code) = match status {
+                429 => ("requests", json!("rate_limit_exceeded")),
+                400..=499 => ("invalid_request_error", Value::Null),
+                _ => ("server_error", Value::Null),
             };
-            json!({"error": {"message": message, "type": kind, "code": null}})
+            json!({"error": {"message": message, "type": kind, "code": code}})
         }
         Protocol::GeminiStream | Protocol::GeminiOnce => {
             let kind = match status {
