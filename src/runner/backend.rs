@@ -352,6 +352,21 @@ mod tests {
     }
 
     #[test]
+    fn claude_is_told_it_runs_in_a_sandbox_only_as_root_and_gemini_trusts_its_folder() {
+        let root = rustix::process::getuid().is_root();
+        assert_eq!(
+            preset_env(AgentKind::Claude).contains(&("IS_SANDBOX", "1")),
+            root
+        );
+        assert_eq!(
+            preset_env(AgentKind::Gemini),
+            [("GEMINI_CLI_TRUST_WORKSPACE", "true")]
+        );
+        assert!(preset_env(AgentKind::Codex).is_empty());
+        assert!(preset_env(AgentKind::Command).is_empty());
+    }
+
+    #[test]
     fn presets_take_model_args_and_extra_args() {
         let codex = argv(
             AgentKind::Codex,
