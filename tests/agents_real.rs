@@ -338,8 +338,8 @@ fn survives_a_cut_stream(cli: Cli) {
     );
     let actions: Vec<String> = server.model_calls().into_iter().map(|r| r.action).collect();
     assert_eq!(actions, ["cut", "shell", "text"], "{why}");
-    // Gemini streams the cut answer's first words again before the tool
-    // call; the answer is only what follows the last tool result.
+    // Gemini leaves the cut stream's partial text in its output, before the
+    // tool call; the answer is only what follows the last tool result.
     let run = run_dir(&summary);
     assert_eq!(
         std::fs::read_to_string(run.join("output.md"))
