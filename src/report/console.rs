@@ -273,6 +273,16 @@ impl Observer for Console {
                 max_rounds,
                 why,
             } => self.line(&format!("{key}: round {round}/{max_rounds} ({why})")),
+            Event::Replanned { why, restarted } => {
+                if restarted.is_empty() {
+                    self.line(&format!(
+                        "{why}: re-planned; no running instance is affected"
+                    ));
+                } else {
+                    let keys: Vec<&str> = restarted.iter().map(|k| &**k).collect();
+                    self.line(&format!("{why}: restarting {}", keys.join(", ")));
+                }
+            }
             Event::SuccessChecked { command, exit_code } => {
                 self.line(&format!("[success] {command}: exit {exit_code}"));
             }

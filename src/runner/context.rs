@@ -25,8 +25,10 @@ pub enum StopLevel {
     Now,
 }
 
-/// Shared by the dispatcher and every unit.
-#[derive(Debug)]
+/// Shared by the dispatcher and every unit. A watch clones it for each
+/// apply it starts (another program, another apply id); the watchdog and
+/// the stop signal are the session's.
+#[derive(Debug, Clone)]
 pub struct Shared {
     pub program: Arc<Program>,
     pub workflow: String,
@@ -46,12 +48,14 @@ pub struct Shared {
     /// PATH for agents: conductor's own folder first.
     pub agent_path: String,
     pub grace: Duration,
-    pub watchdog: Mutex<Option<Watchdog>>,
+    pub watchdog: Arc<Mutex<Option<Watchdog>>>,
     pub stop: watch::Receiver<StopLevel>,
     /// Workflow-wide caps (`[limits]`, `--budget-usd`) and what is used of them.
-    pub limits: WorkflowLimits,
+    pub limits: Arc<WorkflowLimits>,
     /// CLI versions, probed once per program.
     pub versions: Arc<super::version::Versions>,
+    /// The workflow's `[success]` commands.
+    pub success: Arc<Vec<crate::plan::SuccessCommand>>,
 }
 
 /// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.

@@ -41,6 +41,54 @@ pub struct Limits {
     pub fail_fast: bool,
 }
 
+/// A watch's message to a running apply.
+#[derive(Debug)]
+pub enum Control {
+    /// The files changed: run this plan from now on.
+    Replan {
+        jobs: Vec<Job>,
+        program: Arc<crate::compile::Program>,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
+        /// What changed, for the line the console prints.
+        why: String,
+    },
+}
+
+/// An instance before a re-plan: the fingerprint it ended (or runs) with,
+/// and its outcome when it ended.
+type Before = (Arc<super::fingerprint::Fingerprint>, Option<Arc<Outcome>>);
+
+/// The next control message, or never when there is no control channel.
+async fn next_control(control: Option<&mut mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whose a running unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Job(usize),
+    /// Kept by a re-plan; its new job is found when that job is reached.
+    Adopted,
+    /// Invalidated by a re-plan, being stopped.
+    Invalidated,
+}
+
+/// A unit that is running.
+#[derive(Debug)]
+struct Launched {
+    job: Slot,
+    key: Arc<str>,
+    /// Its program node's id (node indices change with a re-plan).
+    node: String,
+    /// It holds a slot of its node's `max_parallel` (agent units do).
+    slot: bool,
+    fingerprint: Arc<super::fingerprint::Fingerprint>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
 pub struct Dispatcher<'a> {
     shared: Arc<Shared>,
     jobs: Vec<Arc<Job>>,
@@ -72,7 +120,21 @@ pub struct Dispatcher<'a> {
     running: usize,
     per_node: HashMap<usize, u32>,
     limits: Limits,
-    units: JoinSet<(usize, Outcome)>,
+    units: JoinSet<(u64, Outcome)>,
+    /// Units running, by launch number (a unit outlives a re-plan).
+    launches: HashMap<u64, Launched>,
+    next_launch: u64,
+    /// A watch's new plans, while this apply runs.
+    control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
+    /// Kept across a re-plan: instances already ended, by key (ended
+    /// before the re-plan: recorded already, so not announced again).
+    carried: HashMap<Arc<str>, (Arc<Outcome>, bool)>,
+    /// Kept across a re-plan: units still running, by key.
+    adopted: HashMap<Arc<str>, u64>,
+    /// Keys whose invalidated unit is still stopping; a new run of the
+    /// same key waits for it (they would share a task folder).
+    draining: std::collections::HashSet<Arc<str>>,
+    deferred: HashMap<Arc<str>, usize>,
     events: mpsc::UnboundedReceiver<Event>,
     sender: mpsc::UnboundedSender<Event>,
     stop: Arc<watch::Sender<StopLevel>>,
@@ -100,23 +162,8 @@ impl<'a> Dispatcher<'a> {
         stop: Arc<watch::Sender<StopLevel>>,
         observer: &'a mut dyn Observer,
         prior: super::prior::Prior,
+        control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
     ) -> Self {
-        let n = jobs.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut by_node = vec![Vec::new(); shared.program.nodes.len()];
-        for (i, job) in jobs.iter().enumerate() {
-            for &need in &job.needs {
-                dependents[need].push(i);
-            }
-            by_node[job.node].push(i);
-        }
-        let waiting = jobs.iter().map(|j| j.needs.len()).collect::<Vec<_>>();
-        let ready = (0..n).filter(|&i| waiting[i] == 0).collect();
-        let by_key = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, j)| (Arc::clone(&j.key), i))
-            .collect();
         let (sender, events) = mpsc::unbounded_channel();
         let bus = match BusWriter::open(&shared.project_dir.join("PROJECT-MESSAGE-BUS.md")) {
             Ok(b) => Some(b),
@@ -125,16 +172,16 @@ impl<'a> Dispatcher<'a> {
                 None
             }
         };
-        Self {
+        let mut d = Self {
             shared,
-            jobs: jobs.into_iter().map(Arc::new).collect(),
-            state: vec![State::Waiting; n],
-            dependents,
-            waiting,
-            by_node,
+            jobs: Vec::new(),
+            state: Vec::new(),
+            dependents: Vec::new(),
+            waiting: Vec::new(),
+            by_node: Vec::new(),
             parent: HashMap::new(),
             expanded: HashMap::new(),
-            by_key,
+            by_key: HashMap::new(),
             held: HashMap::new(),
             unfinished: HashMap::new(),
             child_failed: std::collections::HashSet::new(),
@@ -142,11 +189,18 @@ impl<'a> Dispatcher<'a> {
             rounds: HashMap::new(),
             job_round: HashMap::new(),
             group_previous: HashMap::new(),
-            ready,
+            ready: BTreeSet::new(),
             running: 0,
             per_node: HashMap::new(),
             limits,
             units: JoinSet::new(),
+            launches: HashMap::new(),
+            next_launch: 0,
+            control,
+            carried: HashMap::new(),
+            adopted: HashMap::new(),
+            draining: std::collections::HashSet::new(),
+            deferred: HashMap::new(),
             events,
             sender,
             stop,
@@ -154,11 +208,48 @@ impl<'a> Dispatcher<'a> {
             bus,
             stop_reason: None,
             prior,
-        }
+        };
+        d.reset(jobs);
+        d
     }
 
-    /// Runs every job to a terminal state; returns their summaries in plan order.
-    pub async fn run(mut self) -> (Vec<InstanceSummary>, Option<String>) {
+    /// Puts `jobs` in place of whatever was planned, all waiting.
+    fn reset(&mut self, jobs: Vec<Job>) {
+        let n = jobs.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut by_node = vec![Vec::new(); self.shared.program.nodes.len()];
+        for (i, job) in jobs.iter().enumerate() {
+            for &need in &job.needs {
+                dependents[need].push(i);
+            }
+            by_node[job.node].push(i);
+        }
+        self.waiting = jobs.iter().map(|j| j.needs.len()).collect();
+        self.ready = (0..n).filter(|&i| self.waiting[i] == 0).collect();
+        self.by_key = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (Arc::clone(&j.key), i))
+            .collect();
+        self.jobs = jobs.into_iter().map(Arc::new).collect();
+        self.state = vec![State::Waiting; n];
+        self.dependents = dependents;
+        self.by_node = by_node;
+        self.parent.clear();
+        self.expanded.clear();
+        self.held.clear();
+        self.unfinished.clear();
+        self.child_failed.clear();
+        self.retired.clear();
+        self.rounds.clear();
+        self.job_round.clear();
+        self.group_previous.clear();
+    }
+
+    /// Runs every job to a terminal state; returns their summaries in plan
+    /// order, why the apply was stopped (if it was), and the `Shared` in
+    /// force at the end (a re-plan replaces it).
+    pub async fn run(mut self) -> (Vec<InstanceSummary>, Option<String>, Arc<Shared>) {
         self.emit(Event::WorkflowStarted {
             apply_id: self.shared.apply_id.clone(),
             workflow: self.shared.workflow.clone(),
@@ -173,24 +264,10 @@ impl<'a> Dispatcher<'a> {
             }
             tokio::select! {
                 Some(joined) = self.units.join_next() => match joined {
-                    Ok((i, outcome)) => {
-                        self.running -= 1;
-                        self.drain_events();
-                        if let JobKind::Group { .. } = self.jobs[i].kind {
-                            self.group_ended(i, outcome);
-                        } else {
-                            let node = self.jobs[i].node;
-                            if let Some(c) = self.per_node.get_mut(&node) {
-                                *c = c.saturating_sub(1);
-                            }
-                            if let Some(next) = self.held.get_mut(&node).and_then(std::collections::VecDeque::pop_front) {
-                                self.ready.insert(next);
-                            }
-                            self.finish(i, outcome);
-                        }
-                    }
+                    Ok((id, outcome)) => self.unit_ended(id, outcome),
                     Err(e) => tracing::error!("a unit panicked: {e}"),
                 },
+                Some(control) = next_control(self.control.as_deref_mut()) => self.control(control),
                 Some(event) = self.events.recv() => self.emit(event),
                 Ok(()) = stop_rx.changed() => {
                     let level = *stop_rx.borrow();
@@ -202,7 +279,233 @@ impl<'a> Dispatcher<'a> {
         }
         self.drain_events();
         let summaries = self.summaries();
-        (summaries, self.stop_reason)
+        (summaries, self.stop_reason, self.shared)
+    }
+
+    /// A unit ended: its job goes on, or (invalidated by a re-plan) a new
+    /// run of its key may start now.
+    fn unit_ended(&mut self, id: u64, outcome: Outcome) {
+        let Some(launched) = self.launches.remove(&id) else {
+            return;
+        };
+        self.running -= 1;
+        self.drain_events();
+        let i = match launched.job {
+            Slot::Job(i) => i,
+            Slot::Invalidated => {
+                self.draining.remove(&launched.key);
+                if let Some(j) = self.deferred.remove(&launched.key) {
+                    self.ready.insert(j);
+                }
+                return;
+            }
+            Slot::Adopted => usize::MAX,
+        };
+        if i == usize::MAX {
+            // Kept by a re-plan and ended before its new job was reached.
+            self.adopted.remove(&launched.key);
+            self.carried.insert(launched.key, (Arc::new(outcome), true));
+            if launched.slot {
+                self.release_slot(&launched.node);
+            }
+            return;
+        }
+        if let JobKind::Group { .. } = self.jobs[i].kind {
+            self.group_ended(i, outcome);
+        } else {
+            self.release_slot(&launched.node);
+            self.finish(i, outcome);
+        }
+    }
+
+    /// One of `node`'s instances ended: a held one may take its slot.
+    fn release_slot(&mut self, node_id: &str) {
+        let Some(node) = self
+            .shared
+            .program
+            .nodes
+            .iter()
+            .position(|n| n.id == node_id)
+        else {
+            return;
+        };
+        if let Some(c) = self.per_node.get_mut(&node) {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(next) = self
+            .held
+            .get_mut(&node)
+            .and_then(std::collections::VecDeque::pop_front)
+        {
+            self.ready.insert(next);
+        }
+    }
+
+    /// Starts `i`'s unit (`unit` is its future).
+    fn spawn_unit(
+        &mut self,
+        i: usize,
+        cancel: tokio_util::sync::CancellationToken,
+        unit: impl std::future::Future<Output = Outcome> + Send + 'static,
+    ) {
+        let id = self.next_launch;
+        self.next_launch += 1;
+        let job = &self.jobs[i];
+        self.launches.insert(
+            id,
+            Launched {
+                job: Slot::Job(i),
+                key: Arc::clone(&job.key),
+                node: self.shared.program.nodes[job.node].id.clone(),
+                slot: matches!(job.kind, JobKind::Agent(_)),
+                fingerprint: Arc::clone(&job.fingerprint),
+                cancel,
+            },
+        );
+        self.units.spawn(async move { (id, unit.await) });
+    }
+
+    fn control(&mut self, control: Control) {
+        let Control::Replan {
+            jobs,
+            program,
+            success,
+            why,
+        } = control;
+        if self.stop_reason.is_some() {
+            return;
+        }
+        let restarted = self.replan(jobs, program, success);
+        self.emit(Event::Replanned { why, restarted });
+    }
+
+    /// Swaps in a watch's new plan. Instances whose definition, inputs and
+    /// upstream are unchanged are kept (ended ones with their outcome,
+    /// running ones go on running); running ones that changed are stopped
+    /// and run again under the new plan. Returns the keys stopped.
+    fn replan(
+        &mut self,
+        jobs: Vec<Job>,
+        program: Arc<crate::compile::Program>,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
+    ) -> Vec<Arc<str>> {
+        // What the old state ended (or runs) with, by key.
+        let mut old: HashMap<Arc<str>, Before> = HashMap::new();
+        for (key, (outcome, _)) in &self.carried {
+            if let Some(fp) = &outcome.fingerprint {
+                old.insert(Arc::clone(key), (Arc::clone(fp), Some(Arc::clone(outcome))));
+            }
+        }
+        for i in 0..self.jobs.len() {
+            if self.retired.contains(&i) {
+                continue;
+            }
+            let job = &self.jobs[i];
+            match &self.state[i] {
+                State::Finished(o) => {
+                    let fp = o
+                        .fingerprint
+                        .clone()
+                        .unwrap_or_else(|| Arc::clone(&job.fingerprint));
+                    let mut o = (**o).clone();
+                    o.fingerprint = Some(Arc::clone(&fp));
+                    old.insert(Arc::clone(&job.key), (fp, Some(Arc::new(o))));
+                }
+                State::Expanded => {
+                    old.insert(Arc::clone(&job.key), (Arc::clone(&job.fingerprint), None));
+                }
+                State::Running | State::Waiting => {}
+            }
+        }
+        for l in self
+            .launches
+            .values()
+            .filter(|l| l.job != Slot::Invalidated)
+        {
+            old.insert(Arc::clone(&l.key), (Arc::clone(&l.fingerprint), None));
+        }
+        // Kept: the same definition, and everything it needs kept.
+        let mut keep = vec![false; jobs.len()];
+        let running: std::collections::HashSet<Arc<str>> = self
+            .launches
+            .values()
+            .filter(|l| l.job != Slot::Invalidated)
+            .map(|l| Arc::clone(&l.key))
+            .collect();
+        for i in super::fingerprint::topological(&jobs) {
+            let job = &jobs[i];
+            let Some((was, _)) = old.get(&job.key) else {
+                continue;
+            };
+            let now = &job.fingerprint;
+            keep[i] = job.needs.iter().all(|&n| keep[n])
+                && was.parts == now.parts
+                && was.templates == now.templates
+                && (running.contains(&job.key) || was.inputs == now.inputs);
+        }
+        let kept: std::collections::HashSet<Arc<str>> = jobs
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(j, _)| Arc::clone(&j.key))
+            .collect();
+        // Run-time instances are kept with their fan-out.
+        let kept_child = |key: &str| {
+            key.split_once('[')
+                .is_some_and(|(node, _)| kept.iter().any(|k| k.strip_suffix("[*]") == Some(node)))
+        };
+        let mut carried = HashMap::new();
+        for (key, (_, outcome)) in old {
+            if let Some(o) = outcome
+                && (kept.contains(&key) || kept_child(&key))
+            {
+                carried.insert(key, (o, false));
+            }
+        }
+        let mut restarted = Vec::new();
+        let mut adopted = HashMap::new();
+        for (id, l) in &mut self.launches {
+            if l.job == Slot::Invalidated {
+                continue;
+            }
+            if kept.contains(&l.key) || kept_child(&l.key) {
+                adopted.insert(Arc::clone(&l.key), *id);
+                l.job = Slot::Adopted;
+            } else {
+                l.cancel.cancel();
+                l.job = Slot::Invalidated;
+                self.draining.insert(Arc::clone(&l.key));
+                restarted.push(Arc::clone(&l.key));
+            }
+        }
+        // The new state; units keep running under their launch numbers.
+        let mut shared = (*self.shared).clone();
+        shared.program = program;
+        shared.success = success;
+        self.shared = Arc::new(shared);
+        self.reset(jobs);
+        self.carried = carried;
+        self.adopted = adopted;
+        self.deferred.clear();
+        self.running = self.launches.len();
+        self.per_node.clear();
+        for l in self
+            .launches
+            .values()
+            .filter(|l| l.job == Slot::Adopted && l.slot)
+        {
+            if let Some(n) = self
+                .shared
+                .program
+                .nodes
+                .iter()
+                .position(|n| n.id == l.node)
+            {
+                *self.per_node.entry(n).or_default() += 1;
+            }
+        }
+        restarted.sort();
+        restarted
     }
 
     fn stopping(&mut self, reason: &str) {
@@ -239,12 +542,30 @@ impl<'a> Dispatcher<'a> {
                 self.finish(i, Outcome::skipped(reason));
                 continue;
             }
-            if matches!(self.jobs[i].kind, JobKind::Agent(_) | JobKind::Group { .. })
-                && self.first_round(i)
-                && let Some(done) = self.prior.up_to_date(&self.jobs[i])
-            {
-                self.finish(i, done);
-                continue;
+            if matches!(self.jobs[i].kind, JobKind::Agent(_) | JobKind::Group { .. }) {
+                let key = Arc::clone(&self.jobs[i].key);
+                if let Some((outcome, loud)) = self.carried.remove(&key) {
+                    self.settle(i, (*outcome).clone(), loud);
+                    continue;
+                }
+                if let Some(id) = self.adopted.remove(&key) {
+                    // Still running from before the re-plan: wait for it.
+                    if let Some(l) = self.launches.get_mut(&id) {
+                        l.job = Slot::Job(i);
+                    }
+                    self.state[i] = State::Running;
+                    continue;
+                }
+                if self.draining.contains(&key) {
+                    self.deferred.insert(key, i);
+                    continue;
+                }
+                if self.first_round(i)
+                    && let Some(done) = self.prior.up_to_date(&self.jobs[i])
+                {
+                    self.finish(i, done);
+                    continue;
+                }
             }
             match self.jobs[i].kind.clone() {
                 JobKind::Gate(expr) => {
@@ -274,11 +595,8 @@ impl<'a> Dispatcher<'a> {
                                 _ => None,
                             });
                     let shared = Arc::clone(&self.shared);
-                    self.units.spawn(async move {
-                        let out =
-                            super::group::judge(shared, commands, &workdir, stop, result, round)
-                                .await;
-                        (i, out)
+                    self.spawn_unit(i, tokio_util::sync::CancellationToken::new(), async move {
+                        super::group::judge(shared, commands, &workdir, stop, result, round).await
                     });
                 }
                 JobKind::Agent(agent) => {
@@ -297,21 +615,22 @@ impl<'a> Dispatcher<'a> {
                     self.running += 1;
                     *self.per_node.entry(node).or_default() += 1;
                     self.state[i] = State::Running;
+                    let cancel = tokio_util::sync::CancellationToken::new();
                     let launch = super::unit::Launch {
                         needs: self.needs_value(i),
                         round: self.job_round.get(&i).copied().unwrap_or(1),
                         group_previous: self.group_previous_of(i),
                         resume: self.first_round(i) && self.prior.resumes(&self.jobs[i]),
+                        cancel: cancel.clone(),
                     };
                     let shared = Arc::clone(&self.shared);
                     let job = Arc::clone(&self.jobs[i]);
                     let sender = self.sender.clone();
-                    self.units.spawn(async move {
-                        (
-                            i,
-                            super::unit::run(shared, job, agent, launch, sender).await,
-                        )
-                    });
+                    self.spawn_unit(
+                        i,
+                        cancel,
+                        super::unit::run(shared, job, agent, launch, sender),
+                    );
                 }
             }
         }
@@ -466,12 +785,20 @@ impl<'a> Dispatcher<'a> {
 
     /// Marks `i` terminal and releases (or skips) its dependents.
     fn finish(&mut self, i: usize, outcome: Outcome) {
+        self.settle(i, outcome, true);
+    }
+
+    /// As [`Self::finish`]; `loud: false` for an end already recorded
+    /// (an instance kept across a re-plan).
+    fn settle(&mut self, i: usize, outcome: Outcome, loud: bool) {
         let outcome = Arc::new(outcome);
         self.state[i] = State::Finished(Arc::clone(&outcome));
-        self.emit(Event::InstanceFinished {
-            key: Arc::clone(&self.jobs[i].key),
-            outcome: Arc::clone(&outcome),
-        });
+        if loud {
+            self.emit(Event::InstanceFinished {
+                key: Arc::clone(&self.jobs[i].key),
+                outcome: Arc::clone(&outcome),
+            });
+        }
         if outcome.status == Status::Failed
             && self.jobs[i].on_failure != OnFailure::Ignore
             && self.limits.fail_fast

@@ -56,6 +56,12 @@ pub enum Event {
     },
     /// A `[success]` command finished.
     SuccessChecked { command: String, exit_code: i32 },
+    /// A watch put a new plan in force: what changed, and the running
+    /// instances it stopped to run again.
+    Replanned {
+        why: String,
+        restarted: Vec<Arc<str>>,
+    },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: String },
 }

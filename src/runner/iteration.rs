@@ -27,6 +27,8 @@ pub enum Cut {
     IdleTimeout,
     Deadline,
     Interrupted,
+    /// A watch's re-plan changed what this run was doing.
+    Invalidated,
 }
 
 impl Cut {
@@ -36,6 +38,7 @@ impl Cut {
             Self::IdleTimeout => "idle_timeout",
             Self::Deadline => "deadline",
             Self::Interrupted => "interrupted",
+            Self::Invalidated => "invalidated",
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct Request<'a> {
     pub idle_timeout: Option<Duration>,
     /// When the node's deadline passes, if it has one.
     pub deadline: Option<Instant>,
+    /// Fired when a watch's re-plan invalidates the instance.
+    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 fn io_context(what: &str, path: &Path) -> impl Fn(std::io::Error) -> StartError {
@@ -339,6 +344,7 @@ async fn wait(
         () = deadline => Some(Cut::Deadline),
         () = idle => Some(Cut::IdleTimeout),
         () = stop => Some(Cut::Interrupted),
+        () = req.cancel.cancelled() => Some(Cut::Invalidated),
     }
 }
 

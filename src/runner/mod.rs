@@ -17,6 +17,7 @@ mod prior;
 mod process;
 mod resume;
 mod select;
+pub mod session;
 mod shell;
 mod signals;
 mod stale;
@@ -28,8 +29,8 @@ pub mod version;
 pub mod watchdog;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use dispatcher::Observer;
 pub use prior::UP_TO_DATE;
@@ -37,8 +38,7 @@ pub use summary::Summary;
 
 use crate::compile::Program;
 use crate::plan::Plan;
-use context::{Shared, StopLevel};
-use summary::SuccessSummary;
+use context::Shared;
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -96,212 +96,46 @@ pub fn apply(
     options: &ApplyOptions,
     observer: &mut dyn Observer,
 ) -> Result<Summary, ApplyError> {
-    let started = Instant::now();
-    let mut jobs = job::build(&program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-    let root = runs_root(&program, options.root.as_deref());
-    let project_dir = root.join(&program.project);
-    let exe = std::env::current_exe()
-        .map_err(|e| ApplyError::Environment(format!("cannot find conductor's own binary: {e}")))?;
-    let agent_path = agent_path(&exe);
-    let versions = Arc::new(version::Versions::default());
-    fingerprint::compute(
-        &mut jobs,
-        &mut fingerprint::Context {
-            program: &program,
-            plan,
-            inputs: &mut fingerprint::inputs::InputHasher::new(vec![root.clone()]),
-            versions: &versions,
-            path_var: &agent_path,
-        },
-    );
-    let mut forced_later = std::collections::HashSet::new();
+    let mut session = match session::Session::open(&program, options) {
+        Ok(s) => s,
+        Err(e) => {
+            // A bad invocation is reported as such even when the
+            // environment is wrong too.
+            check_invocation(&program, plan, options)?;
+            return Err(e);
+        }
+    };
+    let mut inputs = fingerprint::inputs::InputHasher::new(vec![session.root.clone()]);
+    let prepared = match session.prepare(&program, plan, &mut inputs) {
+        Ok(p) => p,
+        Err(e) => {
+            session.close();
+            return Err(e);
+        }
+    };
+    let summary = session.run(Arc::new(program), plan, prepared, observer, None);
+    session.close();
+    summary
+}
+
+/// `--only` and `--force` name something, whatever state the machine is in.
+fn check_invocation(
+    program: &Program,
+    plan: &Plan,
+    options: &ApplyOptions,
+) -> Result<(), ApplyError> {
+    let jobs = job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+    let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
     if let Some(names) = &options.force {
-        let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-        let forced = prior::force(&mut jobs, names, &ids);
-        forced_later = forced.later;
-        if let Some(name) = forced.unknown.first() {
-            let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+        let mut jobs = jobs.clone();
+        if let Some(name) = prior::force(&mut jobs, names, &ids).unknown.first() {
             return Err(ApplyError::Invalid(format!(
-                "--force {name}: no node or instance has that name{help}"
+                "--force {name}: no node or instance has that name"
             )));
         }
     }
-    let jobs = select::only(jobs, &options.only, &program).map_err(ApplyError::Invalid)?;
-    prepare_root(&root, &project_dir, options.root.is_some())?;
-    preflight(&jobs, &agent_path, &program)?;
-    let finalised = stale::finalise(&project_dir, &program.project);
-    if finalised.applies > 0 {
-        eprintln!(
-            "conductor: finalised {} earlier apply(s) whose conductor had died ({} run(s) left running)",
-            finalised.applies, finalised.runs
-        );
-    }
-
-    let base_env: Vec<(String, String)> = std::env::vars().collect();
-    let mut secrets: Vec<String> = crate::secrets::VENDOR_KEYS
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect();
-    for scope in &program.scopes {
-        for (_, a) in &scope.agents {
-            if let Some(k) = &a.api_key_env {
-                secrets.push(k.value.clone());
-            }
-        }
-    }
-    let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let redactor = crate::secrets::Redactor::new(
-        base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &secret_refs,
-    );
-    let budget = match (options.budget_usd, program.budget_usd) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let max_agents = program.max_agents;
-    let index = crate::store::index::Index::load(&project_dir, &program.name);
-    let continued = if options.fresh {
-        None
-    } else {
-        unfinished(&index)
-    };
-    let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
-        let now = jiff::Timestamp::now();
-        let id = format!(
-            "apply-{}-{}",
-            now.strftime("%Y%m%d-%H%M%S"),
-            crate::store::short_hash(&format!("{}{}", std::process::id(), now.as_nanosecond()), 3)
-        );
-        (id, now)
-    });
-    let mut prior = prior::Prior::new(
-        project_dir.clone(),
-        &index,
-        continued.as_ref().map(|(id, _)| id.as_str()),
-    );
-    prior.force_later(forced_later);
-    let not_writable = |e: std::io::Error| {
-        ApplyError::Environment(format!(
-            "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
-            project_dir.display()
-        ))
-    };
-    let workflow_lock =
-        crate::store::live::WorkflowLock::acquire(&project_dir, &program.name, &apply_id)
-            .map_err(not_writable)?
-            .map_err(|holder| {
-                ApplyError::Environment(format!(
-                    "workflow `{}` is already being applied in {} by {holder}\n  help: wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)",
-                    program.name,
-                    project_dir.display()
-                ))
-            })?;
-    let live =
-        crate::store::live::LiveApply::register(&project_dir, &apply_id).map_err(not_writable)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(StopLevel::Running);
-    let stop_tx = Arc::new(stop_tx);
-    let watchdog = watchdog::Watchdog::start(&exe)
-        .map_err(|e| ApplyError::Environment(format!("cannot start the process watchdog: {e}")))?;
-    let shared = Arc::new(Shared {
-        workflow: program.name.clone(),
-        project: program.project.clone(),
-        program: Arc::new(program),
-        apply_id,
-        apply_start,
-        continued: continued.is_some(),
-        project_dir,
-        runs_root: root.clone(),
-        base_env,
-        secrets,
-        redactor,
-        agent_path,
-        grace: options.grace,
-        watchdog: Mutex::new(Some(watchdog)),
-        stop: stop_rx,
-        limits: context::WorkflowLimits::new(budget, max_agents),
-        versions,
-    });
-    raise_fd_limit();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ApplyError::Environment(format!("cannot start the async runtime: {e}")))?;
-    let limits = dispatcher::Limits {
-        max_parallel: options.max_parallel.max(1),
-        fail_fast: options.fail_fast,
-    };
-    let entry_dir = shared
-        .program
-        .scopes
-        .first()
-        .map(|s| s.dir.clone())
-        .unwrap_or_default();
-    let (instances, success, signal) = runtime.block_on(async {
-        let signals = signals::listen(Arc::clone(&stop_tx))
-            .map_err(|e| ApplyError::Environment(format!("cannot install signal handlers: {e}")))?;
-        let d = dispatcher::Dispatcher::new(
-            Arc::clone(&shared),
-            jobs,
-            limits,
-            Arc::clone(&stop_tx),
-            observer,
-            prior,
-        );
-        let (instances, stop_reason) = d.run().await;
-        let mut success = Vec::new();
-        let failed = instances
-            .iter()
-            .any(|i| i.status == outcome::Status::Failed && i.counts);
-        // An apply that found everything up to date after a successful one
-        // has nothing new to check.
-        let all_current =
-            !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
-        if stop_reason.is_none() && !failed && !all_current {
-            for c in &plan.success {
-                if shared.stop_level() > StopLevel::Running {
-                    break;
-                }
-                let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
-                let code = shell::run_success(&c.command, &workdir, &shared).await;
-                observer.event(&event::Event::SuccessChecked {
-                    command: c.command.clone(),
-                    exit_code: code,
-                });
-                success.push(SuccessSummary {
-                    command: c.command.clone(),
-                    exit_code: code,
-                });
-            }
-        }
-        Ok::<_, ApplyError>((instances, success, signals.received()))
-    })?;
-    if let Ok(mut w) = shared.watchdog.lock()
-        && let Some(w) = w.take()
-    {
-        w.finish();
-    }
-    let mut summary = Summary {
-        workflow: shared.workflow.clone(),
-        apply_id: shared.apply_id.clone(),
-        project: shared.project.clone(),
-        root: root.display().to_string(),
-        status: String::new(),
-        exit_code: 0,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        counts: summary::Counts::default(),
-        usage: outcome::Usage::default(),
-        instances,
-        success,
-    };
-    summary.settle(signal);
-    record_stop(&shared, &summary);
-    crate::store::index::Index::load(&shared.project_dir, &shared.workflow)
-        .save(&shared.project_dir, &shared.workflow);
-    live.finish();
-    workflow_lock.release();
-    Ok(summary)
+    select::only(jobs, &options.only, program).map_err(ApplyError::Invalid)?;
+    Ok(())
 }
 
 /// The workflow's latest apply, when it did not finish (DESIGN §9.12):

@@ -40,6 +40,8 @@ pub struct Launch {
     pub group_previous: Value,
     /// It was interrupted in the apply being continued: resume its loop.
     pub resume: bool,
+    /// Fired when a watch's re-plan invalidates it.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Runs `job`'s loop to its end.
@@ -89,6 +91,7 @@ pub async fn run(
         needs: launch.needs,
         group_previous: launch.group_previous,
         resume: launch.resume,
+        cancel: launch.cancel,
         task_id: &task_id,
         task_dir: &task_dir,
         bus: &bus,
@@ -117,6 +120,7 @@ struct Looper<'a> {
     needs: Value,
     group_previous: Value,
     resume: bool,
+    cancel: tokio_util::sync::CancellationToken,
     task_id: &'a str,
     task_dir: &'a std::path::Path,
     bus: &'a std::path::Path,
@@ -161,6 +165,9 @@ impl Looper<'_> {
             if self.shared.stop_level() > super::context::StopLevel::Running {
                 return fail(out, "interrupted");
             }
+            if self.cancel.is_cancelled() {
+                return fail(out, "invalidated");
+            }
             if let Err(cap) = self.shared.limits.claim_run() {
                 out.error = Some(format!("the workflow's `{cap}` limit is used up"));
                 return fail(out, cap);
@@ -196,6 +203,7 @@ impl Looper<'_> {
                 timeout: stop.timeout,
                 idle_timeout: stop.idle_timeout,
                 deadline,
+                cancel: &self.cancel,
             };
             let key = Arc::clone(&self.job.key);
             let events = self.events.clone();
@@ -274,6 +282,7 @@ impl Looper<'_> {
                 && (agent_error || matches!(ran.cut, Some(Cut::Timeout | Cut::IdleTimeout)));
             match ran.cut {
                 Some(Cut::Interrupted) => return fail(out, "interrupted"),
+                Some(Cut::Invalidated) => return fail(out, "invalidated"),
                 Some(Cut::Deadline) => return fail(out, "deadline"),
                 Some(cut) if !rotate => return fail(out, cut.as_str()),
                 _ => {}

@@ -1,0 +1,370 @@
+//! Owns what lives as long as one `apply`, or as long as one `watch` across
+//! the applies it starts: the runs root and project folder, the lock that
+//! keeps a second conductor off the workflow, the process watchdog, the
+//! async runtime and the stop signals. Each apply run in the session gets
+//! its own identity (a new apply id, or the unfinished one it continues),
+//! its own `Shared`, and its own records on the project bus.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use super::context::{self, Shared, StopLevel};
+use super::dispatcher::{self, Control, Observer};
+use super::fingerprint::inputs::InputHasher;
+use super::job::Job;
+use super::summary::{SuccessSummary, Summary};
+use super::version::Versions;
+use super::{ApplyError, ApplyOptions, UP_TO_DATE, outcome, prior, record_stop, shell, stale};
+use crate::compile::Program;
+use crate::plan::Plan;
+
+/// Jobs ready to run: built, fingerprinted, forced and selected.
+#[derive(Debug)]
+pub struct Prepared {
+    pub jobs: Vec<Job>,
+    /// Run-time instances `--force` names.
+    pub forced_later: HashSet<String>,
+}
+
+/// One apply, or one watch.
+#[derive(Debug)]
+pub struct Session {
+    pub root: PathBuf,
+    pub project_dir: PathBuf,
+    pub project: String,
+    pub agent_path: String,
+    pub versions: Arc<Versions>,
+    pub options: ApplyOptions,
+    stop_tx: Arc<watch::Sender<StopLevel>>,
+    stop_rx: watch::Receiver<StopLevel>,
+    watchdog: Arc<Mutex<Option<super::watchdog::Watchdog>>>,
+    lock: Option<crate::store::live::WorkflowLock>,
+    runtime: tokio::runtime::Runtime,
+    signals: Option<super::signals::Listener>,
+    /// Applies run so far (the first may continue an unfinished one).
+    applies: u32,
+}
+
+impl Session {
+    /// Prepares the runs root, finalises dead applies, takes the
+    /// workflow's lock and starts the watchdog; `holder` names this
+    /// conductor in the lock for whoever is refused.
+    pub fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
+        let root = super::runs_root(program, options.root.as_deref());
+        let project_dir = root.join(&program.project);
+        let exe = std::env::current_exe().map_err(|e| {
+            ApplyError::Environment(format!("cannot find conductor's own binary: {e}"))
+        })?;
+        let agent_path = super::agent_path(&exe);
+        super::prepare_root(&root, &project_dir, options.root.is_some())?;
+        let finalised = stale::finalise(&project_dir, &program.project);
+        if finalised.applies > 0 {
+            eprintln!(
+                "conductor: finalised {} earlier apply(s) whose conductor had died ({} run(s) left running)",
+                finalised.applies, finalised.runs
+            );
+        }
+        let holder = format!("conductor {}", std::process::id());
+        let lock = crate::store::live::WorkflowLock::acquire(&project_dir, &program.name, &holder)
+            .map_err(|e| not_writable(&project_dir, &e))?
+            .map_err(|holder| {
+                ApplyError::Environment(format!(
+                    "workflow `{}` is already being applied in {} by {holder}\n  help: wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)",
+                    program.name,
+                    project_dir.display()
+                ))
+            })?;
+        let watchdog = super::watchdog::Watchdog::start(&exe).map_err(|e| {
+            ApplyError::Environment(format!("cannot start the process watchdog: {e}"))
+        })?;
+        super::raise_fd_limit();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ApplyError::Environment(format!("cannot start the async runtime: {e}")))?;
+        let (stop_tx, stop_rx) = watch::channel(StopLevel::Running);
+        let stop_tx = Arc::new(stop_tx);
+        let signals = runtime
+            .block_on(async { super::signals::listen(Arc::clone(&stop_tx)) })
+            .map_err(|e| ApplyError::Environment(format!("cannot install signal handlers: {e}")))?;
+        Ok(Self {
+            root,
+            project_dir,
+            project: program.project.clone(),
+            agent_path,
+            versions: Arc::new(Versions::default()),
+            options: options.clone(),
+            stop_tx,
+            stop_rx,
+            watchdog: Arc::new(Mutex::new(Some(watchdog))),
+            lock: Some(lock),
+            runtime,
+            signals: Some(signals),
+            applies: 0,
+        })
+    }
+
+    /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
+    /// check that every agent program and workdir exists.
+    pub fn prepare(
+        &self,
+        program: &Program,
+        plan: &Plan,
+        inputs: &mut InputHasher,
+    ) -> Result<Prepared, ApplyError> {
+        let mut jobs =
+            super::job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        super::fingerprint::compute(
+            &mut jobs,
+            &mut super::fingerprint::Context {
+                program,
+                plan,
+                inputs,
+                versions: &self.versions,
+                path_var: &self.agent_path,
+            },
+        );
+        let mut forced_later = HashSet::new();
+        if let Some(names) = &self.options.force {
+            let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
+            let forced = prior::force(&mut jobs, names, &ids);
+            forced_later = forced.later;
+            if let Some(name) = forced.unknown.first() {
+                let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(ApplyError::Invalid(format!(
+                    "--force {name}: no node or instance has that name{help}"
+                )));
+            }
+        }
+        let jobs =
+            super::select::only(jobs, &self.options.only, program).map_err(ApplyError::Invalid)?;
+        super::preflight(&jobs, &self.agent_path, program)?;
+        Ok(Prepared { jobs, forced_later })
+    }
+
+    /// The `Shared` of an apply of `program`, with a fresh identity.
+    pub(super) fn shared(
+        &self,
+        program: Arc<Program>,
+        plan: &Plan,
+        apply_id: String,
+        apply_start: jiff::Timestamp,
+        continued: bool,
+    ) -> Shared {
+        let base_env: Vec<(String, String)> = std::env::vars().collect();
+        let mut secrets: Vec<String> = crate::secrets::VENDOR_KEYS
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        for scope in &program.scopes {
+            for (_, a) in &scope.agents {
+                if let Some(k) = &a.api_key_env {
+                    secrets.push(k.value.clone());
+                }
+            }
+        }
+        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let redactor = crate::secrets::Redactor::new(
+            base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &secret_refs,
+        );
+        let budget = match (self.options.budget_usd, program.budget_usd) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Shared {
+            workflow: program.name.clone(),
+            project: program.project.clone(),
+            limits: Arc::new(context::WorkflowLimits::new(budget, program.max_agents)),
+            program,
+            apply_id,
+            apply_start,
+            continued,
+            project_dir: self.project_dir.clone(),
+            runs_root: self.root.clone(),
+            base_env,
+            secrets,
+            redactor,
+            agent_path: self.agent_path.clone(),
+            grace: self.options.grace,
+            watchdog: Arc::clone(&self.watchdog),
+            stop: self.stop_rx.clone(),
+            versions: Arc::clone(&self.versions),
+            success: Arc::new(plan.success.clone()),
+        }
+    }
+
+    /// Runs one apply of `plan` to its end; `control` brings a watch's new
+    /// plans into it while it runs.
+    pub fn run(
+        &mut self,
+        program: Arc<Program>,
+        plan: &Plan,
+        prepared: Prepared,
+        observer: &mut dyn Observer,
+        control: Option<&mut mpsc::UnboundedReceiver<Control>>,
+    ) -> Result<Summary, ApplyError> {
+        let started = Instant::now();
+        let index = crate::store::index::Index::load(&self.project_dir, &program.name);
+        let continued = if self.options.fresh && self.applies == 0 {
+            None
+        } else {
+            super::unfinished(&index)
+        };
+        self.applies += 1;
+        let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
+            let now = jiff::Timestamp::now();
+            let id = format!(
+                "apply-{}-{}",
+                now.strftime("%Y%m%d-%H%M%S"),
+                crate::store::short_hash(
+                    &format!("{}{}", std::process::id(), now.as_nanosecond()),
+                    3
+                )
+            );
+            (id, now)
+        });
+        let mut prior = prior::Prior::new(
+            self.project_dir.clone(),
+            &index,
+            continued.as_ref().map(|(id, _)| id.as_str()),
+        );
+        prior.force_later(prepared.forced_later);
+        let live = crate::store::live::LiveApply::register(&self.project_dir, &apply_id)
+            .map_err(|e| not_writable(&self.project_dir, &e))?;
+        let shared =
+            Arc::new(self.shared(program, plan, apply_id, apply_start, continued.is_some()));
+        let limits = dispatcher::Limits {
+            max_parallel: self.options.max_parallel.max(1),
+            fail_fast: self.options.fail_fast,
+        };
+        let stop_tx = Arc::clone(&self.stop_tx);
+        let (instances, success, final_shared) = self.runtime.block_on(async {
+            let d = dispatcher::Dispatcher::new(
+                Arc::clone(&shared),
+                prepared.jobs,
+                limits,
+                stop_tx,
+                observer,
+                prior,
+                control,
+            );
+            let (instances, stop_reason, shared) = d.run().await;
+            let success =
+                success_commands(&shared, &instances, stop_reason.as_deref(), observer).await;
+            (instances, success, shared)
+        });
+        let mut summary = Summary {
+            workflow: final_shared.workflow.clone(),
+            apply_id: final_shared.apply_id.clone(),
+            project: final_shared.project.clone(),
+            root: self.root.display().to_string(),
+            status: String::new(),
+            exit_code: 0,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            counts: super::summary::Counts::default(),
+            usage: outcome::Usage::default(),
+            instances,
+            success,
+        };
+        summary.settle(self.signal());
+        record_stop(&final_shared, &summary);
+        crate::store::index::Index::load(&self.project_dir, &final_shared.workflow)
+            .save(&self.project_dir, &final_shared.workflow);
+        live.finish();
+        Ok(summary)
+    }
+
+    /// The first stop signal received, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.signals
+            .as_ref()
+            .and_then(super::signals::Listener::received)
+    }
+
+    /// Waits, between applies, for the next control message; `None` once
+    /// the session is being stopped.
+    pub fn wait_control(&self, control: &mut mpsc::UnboundedReceiver<Control>) -> Option<Control> {
+        let mut stop = self.stop_rx.clone();
+        self.runtime.block_on(async {
+            if *stop.borrow() > StopLevel::Running {
+                return None;
+            }
+            tokio::select! {
+                c = control.recv() => c,
+                _ = stop.wait_for(|l| *l > StopLevel::Running) => None,
+            }
+        })
+    }
+
+    /// Whether the session is being stopped.
+    pub fn stopping(&self) -> bool {
+        *self.stop_rx.borrow() > StopLevel::Running
+    }
+
+    /// Ends the session: the watchdog exits and the lock is released.
+    pub fn close(mut self) {
+        if let Ok(mut w) = self.watchdog.lock()
+            && let Some(w) = w.take()
+        {
+            w.finish();
+        }
+        if let Some(lock) = self.lock.take() {
+            lock.release();
+        }
+    }
+}
+
+/// The workflow's `[success]` commands, when every instance that counts is
+/// done and something ran (an apply that found everything up to date after
+/// a successful one has nothing new to check).
+async fn success_commands(
+    shared: &Shared,
+    instances: &[super::summary::InstanceSummary],
+    stop_reason: Option<&str>,
+    observer: &mut dyn Observer,
+) -> Vec<SuccessSummary> {
+    let failed = instances
+        .iter()
+        .any(|i| i.status == outcome::Status::Failed && i.counts);
+    let all_current = !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
+    let mut out = Vec::new();
+    if stop_reason.is_some() || failed || all_current {
+        return out;
+    }
+    let entry_dir = shared
+        .program
+        .scopes
+        .first()
+        .map(|s| s.dir.clone())
+        .unwrap_or_default();
+    for c in shared.success.iter() {
+        if shared.stop_level() > StopLevel::Running {
+            break;
+        }
+        let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
+        let code = shell::run_success(&c.command, &workdir, shared).await;
+        observer.event(&super::event::Event::SuccessChecked {
+            command: c.command.clone(),
+            exit_code: code,
+        });
+        out.push(SuccessSummary {
+            command: c.command.clone(),
+            exit_code: code,
+        });
+    }
+    out
+}
+
+fn not_writable(project_dir: &Path, e: &std::io::Error) -> ApplyError {
+    ApplyError::Environment(format!(
+        "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
+        project_dir.display()
+    ))
+}
