@@ -25,3 +25,4 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 pub mod syntax;
+pub mod watch;

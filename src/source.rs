@@ -103,6 +103,11 @@ impl Sources {
         id
     }
 
+    /// Every file read, in the order they were added.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
     }

@@ -23,3 +23,4 @@ mod preamble;
 mod properties;
 mod readme;
 mod schema;
+mod watch;

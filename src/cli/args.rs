@@ -20,6 +20,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a workflow: every node a Ralph loop, recorded to the run store and the bus.
     Apply(ApplyArgs),
+    /// Apply a workflow, then apply again whenever it, its templates or a
+    /// node's inputs change (only what the change invalidates re-runs).
+    Watch(WatchArgs),
     /// Show the latest apply's instances, states, iterations and stop reasons.
     Status(StatusArgs),
     /// Print an instance's agent output (the latest run), or follow it live.
@@ -194,6 +197,36 @@ pub struct ApplyArgs {
     pub force: Option<Vec<String>>,
     /// Start a new apply even when the last one did not finish (interrupted
     /// instances then start again at iteration 1).
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The workflow file (.toml or .kdl).
+    pub file: PathBuf,
+    /// Set a param: NAME=VALUE (a TOML value, else a string). Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Run at most N agents at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: u32,
+    /// Run only these nodes or instances (and what they need). Repeatable.
+    #[arg(long, value_name = "NODE")]
+    pub only: Vec<String>,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root [default: $CONDUCTOR_ROOT, else the workflow's `root`, else .conductor/runs]"
+    )]
+    pub root: Option<PathBuf>,
+    /// Cap each apply's spending in US dollars (as reported by the agents).
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+    /// How long agents get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
+    pub grace: std::time::Duration,
+    /// Start with a new apply even when the last one did not finish.
     #[arg(long)]
     pub fresh: bool,
 }

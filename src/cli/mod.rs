@@ -4,11 +4,12 @@
 
 mod applies;
 mod apply;
+mod watch;
 mod args;
 mod bus_cmd;
 mod check;
 mod logs;
-mod render;
+pub(crate) mod render;
 mod status;
 
 use clap::{CommandFactory, Parser};
@@ -35,6 +36,7 @@ pub fn run() -> u8 {
         Command::Validate(a) => check::validate(&a),
         Command::Plan(a) => check::plan(&a),
         Command::Apply(a) => apply::apply(&a),
+        Command::Watch(a) => watch::watch(&a),
         Command::Status(a) => status::status(&a),
         Command::Logs(a) => logs::logs(&a),
         Command::Watchdog => crate::runner::watchdog::run(),

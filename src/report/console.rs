@@ -136,30 +136,40 @@ impl Console {
                 s.command, s.exit_code
             );
         }
-        let cost = if summary.usage.cost_usd > 0.0 {
-            format!(", ${:.4}", summary.usage.cost_usd)
-        } else {
-            String::new()
-        };
-        let current = if summary.counts.up_to_date > 0 {
-            format!(", {} up to date", summary.counts.up_to_date)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            err,
-            "{}: {} in {} ({} done{current}, {} failed, {} skipped{cost})\nruns: {}",
-            summary.workflow,
-            summary.status,
-            format_ms(summary.duration_ms),
-            summary.counts.done,
-            summary.counts.failed,
-            summary.counts.skipped,
-            std::path::Path::new(&summary.root)
-                .join(&summary.project)
-                .display()
-        );
+        let _ = writeln!(err, "{}", summary_line(summary));
     }
+
+    /// One line for an apply that a watch ran (the live view goes on).
+    pub fn brief(&self, summary: &Summary) {
+        let text = summary_line(summary);
+        self.line(text.lines().next().unwrap_or_default());
+    }
+}
+
+/// `wf: done in 1.2s (3 done, 1 up to date, ..)` and where the runs are.
+fn summary_line(summary: &Summary) -> String {
+    let cost = if summary.usage.cost_usd > 0.0 {
+        format!(", ${:.4}", summary.usage.cost_usd)
+    } else {
+        String::new()
+    };
+    let current = if summary.counts.up_to_date > 0 {
+        format!(", {} up to date", summary.counts.up_to_date)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} in {} ({} done{current}, {} failed, {} skipped{cost})\nruns: {}",
+        summary.workflow,
+        summary.status,
+        format_ms(summary.duration_ms),
+        summary.counts.done,
+        summary.counts.failed,
+        summary.counts.skipped,
+        std::path::Path::new(&summary.root)
+            .join(&summary.project)
+            .display()
+    )
 }
 
 /// Refreshes each live line with the latest message an agent posted,
@@ -273,15 +283,32 @@ impl Observer for Console {
                 max_rounds,
                 why,
             } => self.line(&format!("{key}: round {round}/{max_rounds} ({why})")),
-            Event::Replanned { why, restarted } => {
-                if restarted.is_empty() {
-                    self.line(&format!(
-                        "{why}: re-planned; no running instance is affected"
-                    ));
+            Event::Triggered { why, will_run } => {
+                if will_run.is_empty() {
+                    self.line(&format!("{why}: everything is up to date"));
                 } else {
-                    let keys: Vec<&str> = restarted.iter().map(|k| &**k).collect();
-                    self.line(&format!("{why}: restarting {}", keys.join(", ")));
+                    let keys: Vec<&str> = will_run.iter().map(|k| &**k).collect();
+                    self.line(&format!("{why}: running {}", keys.join(", ")));
                 }
+            }
+            Event::Replanned {
+                why,
+                restarted,
+                will_run,
+            } => {
+                let list =
+                    |keys: &[Arc<str>]| keys.iter().map(|k| &**k).collect::<Vec<_>>().join(", ");
+                let text = match (restarted.is_empty(), will_run.is_empty()) {
+                    (true, true) => format!("{why}: nothing to re-run"),
+                    (false, true) => format!("{why}: restarting {}", list(restarted)),
+                    (true, false) => format!("{why}: running {}", list(will_run)),
+                    (false, false) => format!(
+                        "{why}: restarting {}; running {}",
+                        list(restarted),
+                        list(will_run)
+                    ),
+                };
+                self.line(&text);
             }
             Event::SuccessChecked { command, exit_code } => {
                 self.line(&format!("[success] {command}: exit {exit_code}"));

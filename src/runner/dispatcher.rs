@@ -376,7 +376,22 @@ impl<'a> Dispatcher<'a> {
             return;
         }
         let restarted = self.replan(jobs, program, success);
-        self.emit(Event::Replanned { why, restarted });
+        let will_run = (0..self.jobs.len())
+            .filter(|&i| {
+                let job = &self.jobs[i];
+                matches!(job.kind, JobKind::Agent(_) | JobKind::Group { .. })
+                    && !self.carried.contains_key(&job.key)
+                    && !self.adopted.contains_key(&job.key)
+                    && !restarted.contains(&job.key)
+                    && self.prior.up_to_date(job).is_none()
+            })
+            .map(|i| Arc::clone(&self.jobs[i].key))
+            .collect();
+        self.emit(Event::Replanned {
+            why,
+            restarted,
+            will_run,
+        });
     }
 
     /// Swaps in a watch's new plan. Instances whose definition, inputs and

@@ -56,11 +56,19 @@ pub enum Event {
     },
     /// A `[success]` command finished.
     SuccessChecked { command: String, exit_code: i32 },
+    /// A watch starts an apply after files changed: what changed, and the
+    /// instances that are not up to date.
+    Triggered {
+        why: String,
+        will_run: Vec<Arc<str>>,
+    },
     /// A watch put a new plan in force: what changed, and the running
     /// instances it stopped to run again.
     Replanned {
         why: String,
         restarted: Vec<Arc<str>>,
+        /// Other instances the new plan runs (not up to date).
+        will_run: Vec<Arc<str>>,
     },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: String },

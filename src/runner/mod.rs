@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatcher::Observer;
+pub use dispatcher::{Control, Observer};
 pub use prior::UP_TO_DATE;
 pub use summary::Summary;
 
@@ -113,7 +113,14 @@ pub fn apply(
             return Err(e);
         }
     };
-    let summary = session.run(Arc::new(program), plan, prepared, observer, None);
+    let summary = session.run(
+        Arc::new(program),
+        Arc::new(plan.success.clone()),
+        prepared,
+        observer,
+        None,
+        None,
+    );
     session.close();
     summary
 }

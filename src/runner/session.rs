@@ -30,6 +30,56 @@ pub struct Prepared {
     pub forced_later: HashSet<String>,
 }
 
+/// Builds jobs from plans.
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    versions: Arc<Versions>,
+    agent_path: String,
+    options: ApplyOptions,
+}
+
+impl Preparer {
+    /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
+    /// check that every agent program and workdir exists.
+    pub fn prepare(
+        &self,
+        program: &Program,
+        plan: &Plan,
+        inputs: &mut InputHasher,
+    ) -> Result<Prepared, ApplyError> {
+        let mut jobs =
+            super::job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
+        super::fingerprint::compute(
+            &mut jobs,
+            &mut super::fingerprint::Context {
+                program,
+                plan,
+                inputs,
+                versions: &self.versions,
+                path_var: &self.agent_path,
+            },
+        );
+        let mut forced_later = HashSet::new();
+        if let Some(names) = &self.options.force {
+            let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
+            let forced = prior::force(&mut jobs, names, &ids);
+            forced_later = forced.later;
+            if let Some(name) = forced.unknown.first() {
+                let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(ApplyError::Invalid(format!(
+                    "--force {name}: no node or instance has that name{help}"
+                )));
+            }
+        }
+        let jobs =
+            super::select::only(jobs, &self.options.only, program).map_err(ApplyError::Invalid)?;
+        super::preflight(&jobs, &self.agent_path, program)?;
+        Ok(Prepared { jobs, forced_later })
+    }
+}
+
 /// One apply, or one watch.
 #[derive(Debug)]
 pub struct Session {
@@ -116,43 +166,24 @@ impl Session {
         plan: &Plan,
         inputs: &mut InputHasher,
     ) -> Result<Prepared, ApplyError> {
-        let mut jobs =
-            super::job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-        super::fingerprint::compute(
-            &mut jobs,
-            &mut super::fingerprint::Context {
-                program,
-                plan,
-                inputs,
-                versions: &self.versions,
-                path_var: &self.agent_path,
-            },
-        );
-        let mut forced_later = HashSet::new();
-        if let Some(names) = &self.options.force {
-            let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-            let forced = prior::force(&mut jobs, names, &ids);
-            forced_later = forced.later;
-            if let Some(name) = forced.unknown.first() {
-                let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                return Err(ApplyError::Invalid(format!(
-                    "--force {name}: no node or instance has that name{help}"
-                )));
-            }
+        self.preparer().prepare(program, plan, inputs)
+    }
+
+    /// What building jobs needs, to do it away from the session (a watch
+    /// re-plans on its own thread).
+    pub fn preparer(&self) -> Preparer {
+        Preparer {
+            versions: Arc::clone(&self.versions),
+            agent_path: self.agent_path.clone(),
+            options: self.options.clone(),
         }
-        let jobs =
-            super::select::only(jobs, &self.options.only, program).map_err(ApplyError::Invalid)?;
-        super::preflight(&jobs, &self.agent_path, program)?;
-        Ok(Prepared { jobs, forced_later })
     }
 
     /// The `Shared` of an apply of `program`, with a fresh identity.
     pub(super) fn shared(
         &self,
         program: Arc<Program>,
-        plan: &Plan,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
         apply_id: String,
         apply_start: jiff::Timestamp,
         continued: bool,
@@ -196,7 +227,7 @@ impl Session {
             watchdog: Arc::clone(&self.watchdog),
             stop: self.stop_rx.clone(),
             versions: Arc::clone(&self.versions),
-            success: Arc::new(plan.success.clone()),
+            success,
         }
     }
 
@@ -205,10 +236,11 @@ impl Session {
     pub fn run(
         &mut self,
         program: Arc<Program>,
-        plan: &Plan,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
         prepared: Prepared,
         observer: &mut dyn Observer,
         control: Option<&mut mpsc::UnboundedReceiver<Control>>,
+        why: Option<String>,
     ) -> Result<Summary, ApplyError> {
         let started = Instant::now();
         let index = crate::store::index::Index::load(&self.project_dir, &program.name);
@@ -238,8 +270,22 @@ impl Session {
         prior.force_later(prepared.forced_later);
         let live = crate::store::live::LiveApply::register(&self.project_dir, &apply_id)
             .map_err(|e| not_writable(&self.project_dir, &e))?;
+        if let Some(why) = why {
+            let will_run = prepared
+                .jobs
+                .iter()
+                .filter(|j| {
+                    matches!(
+                        j.kind,
+                        super::job::JobKind::Agent(_) | super::job::JobKind::Group { .. }
+                    ) && prior.up_to_date(j).is_none()
+                })
+                .map(|j| Arc::clone(&j.key))
+                .collect();
+            observer.event(&super::event::Event::Triggered { why, will_run });
+        }
         let shared =
-            Arc::new(self.shared(program, plan, apply_id, apply_start, continued.is_some()));
+            Arc::new(self.shared(program, success, apply_id, apply_start, continued.is_some()));
         let limits = dispatcher::Limits {
             max_parallel: self.options.max_parallel.max(1),
             fail_fast: self.options.fail_fast,

@@ -1,0 +1,118 @@
+//! `conductor watch`: apply a workflow, then keep it applied. A thread
+//! re-plans on every burst of file changes that counts (`crate::watch`);
+//! a running apply takes the new plan in flight, an idle watch starts the
+//! next apply with it. One live console spans every apply; Ctrl-C stops
+//! the running agents and ends the watch with 130 (SIGTERM: 143).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::args::WatchArgs;
+use crate::exit_code;
+use crate::report::Console;
+use crate::runner::fingerprint::inputs::InputHasher;
+use crate::runner::session::Session;
+use crate::runner::{ApplyError, ApplyOptions, Control};
+use crate::watch::{Loaded, Replanner, load, watch_set};
+
+pub fn watch(args: &WatchArgs) -> u8 {
+    let Ok(first) = load(&args.file, &args.sets) else {
+        return exit_code::INVALID;
+    };
+    let options = ApplyOptions {
+        root: args.root.clone(),
+        max_parallel: args.max_parallel as usize,
+        only: args.only.clone(),
+        fail_fast: false,
+        grace: args.grace,
+        budget_usd: args.budget_usd,
+        force: None,
+        fresh: args.fresh,
+    };
+    let mut session = match Session::open(&first.program, &options) {
+        Ok(s) => s,
+        Err(e) => return refused(&e),
+    };
+    let mut inputs = InputHasher::new(vec![session.root.clone()]);
+    let prepared = match session.prepare(&first.program, &first.plan, &mut inputs) {
+        Ok(p) => p,
+        Err(e) => {
+            session.close();
+            return refused(&e);
+        }
+    };
+    let set = watch_set(&first, &prepared, &session.root);
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel();
+    let active = Arc::new(AtomicBool::new(true));
+    let applies = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let replanner = Replanner {
+        file: args.file.clone(),
+        sets: args.sets.clone(),
+        preparer: session.preparer(),
+        runs_root: session.root.clone(),
+        active: Arc::clone(&active),
+        applies: Arc::clone(&applies),
+        stop: Arc::clone(&stop),
+    };
+    std::thread::spawn(move || replanner.run(set, &control_tx));
+
+    let mut console = Console::new(std::io::stderr().is_terminal());
+    let Loaded { program, plan, .. } = first;
+    let mut next = Some((Arc::new(program), Arc::new(plan.success), prepared, None));
+    let mut code = exit_code::OK;
+    while let Some((program, success, prepared, why)) = next.take() {
+        active.store(true, Ordering::SeqCst);
+        applies.fetch_add(1, Ordering::SeqCst);
+        let ran = session.run(
+            program,
+            success,
+            prepared,
+            &mut console,
+            Some(&mut control_rx),
+            why,
+        );
+        active.store(false, Ordering::SeqCst);
+        match ran {
+            Ok(summary) => {
+                console.brief(&summary);
+                code = summary.exit_code;
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+        if session.stopping() {
+            break;
+        }
+        eprintln!("conductor: watching for changes (Ctrl-C to stop)");
+        if let Some(Control::Replan {
+            jobs,
+            program,
+            success,
+            why,
+        }) = session.wait_control(&mut control_rx)
+        {
+            let prepared = crate::runner::session::Prepared {
+                jobs,
+                forced_later: std::collections::HashSet::new(),
+            };
+            next = Some((program, success, prepared, Some(why)));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let signal = session.signal();
+    session.close();
+    match signal {
+        Some(15) => exit_code::TERMINATED,
+        Some(_) => exit_code::INTERRUPTED,
+        None => code,
+    }
+}
+
+fn refused(e: &ApplyError) -> u8 {
+    eprintln!("error: {e}");
+    match e {
+        ApplyError::Invalid(_) => exit_code::INVALID,
+        ApplyError::Environment(_) => exit_code::ENVIRONMENT,
+    }
+}
