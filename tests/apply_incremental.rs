@@ -406,3 +406,34 @@ prompt = "join"
     f.apply_ok(&["--force=work[y]"]);
     assert_eq!(&calls(&f)[4..], ["work[y] 1", "join 1"]);
 }
+
+#[test]
+fn status_and_logs_show_an_up_to_date_instance_from_its_earlier_run() {
+    let f = four();
+    f.apply_ok(&[]);
+    f.apply_ok(&[]);
+    let status = crate::support::conductor()
+        .current_dir(f.path())
+        .args(["status", "--workflow", "flow.toml", "--root"])
+        .arg(f.root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('c') && l.contains("up_to_date")),
+        "{text}"
+    );
+    let logs = crate::support::conductor()
+        .current_dir(f.path())
+        .args(["logs", "c", "--workflow", "flow.toml", "--root"])
+        .arg(f.root())
+        .output()
+        .unwrap();
+    assert!(
+        logs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("c after"));
+}

@@ -114,14 +114,25 @@ fn instances(apply: &Apply) -> Vec<String> {
 
 /// The task of the instance named `name` (its key, or a node with one instance).
 fn task_of(apply: &Apply, name: &str) -> Result<Option<String>, String> {
-    let starts = apply.records.iter().filter(|m| m.kind == "NODE_START");
-    let exact = starts
-        .clone()
-        .find(|m| m.meta.get("instance").map(String::as_str) == Some(name));
-    if let Some(m) = exact {
+    // An instance's task is named by its start, or, for an instance that
+    // was up to date, by its `NODE_DONE` (the task of its earlier run); the
+    // latest wins (a continued apply starts instances again).
+    let mut latest: std::collections::BTreeMap<&str, &crate::bus::Message> =
+        std::collections::BTreeMap::new();
+    for m in apply
+        .records
+        .iter()
+        .filter(|m| !m.task_id.is_empty() && matches!(m.kind.as_str(), "NODE_START" | "NODE_DONE"))
+    {
+        if let Some(key) = m.meta.get("instance") {
+            latest.insert(key, m);
+        }
+    }
+    if let Some(m) = latest.get(name) {
         return Ok(Some(m.task_id.clone()));
     }
-    let by_node: Vec<_> = starts
+    let by_node: Vec<_> = latest
+        .into_values()
         .filter(|m| m.meta.get("node").map(String::as_str) == Some(name))
         .collect();
     match by_node.as_slice() {
