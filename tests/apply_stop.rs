@@ -252,3 +252,16 @@ stop = { max_iterations = 5 }
     assert_eq!(state(&summary, "n[b]"), st("done", "done_file", 1));
     assert_eq!(state(&summary, "n[c]"), st("failed", "max_agents", 0));
 }
+
+#[test]
+fn a_loop_that_ends_after_agent_errors_says_why_in_its_error() {
+    let f = Flow::new(&one_node(r#""--exit", "3""#, "{ max_iterations = 2 }"));
+    let (out, summary) = f.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n"), st("failed", "max_iterations", 2));
+    let error = crate::apply_support::instance(&summary, "n")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(error, "agent exited with code 3");
+}

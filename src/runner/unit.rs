@@ -85,6 +85,7 @@ pub async fn run(
         task_id: task_id.clone(),
     });
     let mut looper = Looper {
+        agent_error: None,
         shared: &shared,
         job: &job,
         agent: &agent,
@@ -98,6 +99,10 @@ pub async fn run(
         events: &events,
     };
     looper.run(&mut out, started).await;
+    if out.status == Status::Failed && out.error.is_none() {
+        // A loop that ran out after agent errors fails for their reason.
+        out.error = looper.agent_error.take();
+    }
     out.duration = started.elapsed();
     if out.status == Status::Done {
         let now = job
@@ -114,6 +119,8 @@ pub async fn run(
 }
 
 struct Looper<'a> {
+    /// What the last iteration's agent error was, in its own words.
+    agent_error: Option<String>,
     shared: &'a Shared,
     job: &'a Arc<Job>,
     agent: &'a AgentJob,
@@ -255,6 +262,11 @@ impl Looper<'_> {
                 },
             };
             let agent_error = ran.exit_code != 0 || ran.reported_failure;
+            self.agent_error = if agent_error && ran.cut.is_none() {
+                iteration::error_summary(&ran)
+            } else {
+                None
+            };
             let mut verdict = match ran.cut {
                 Some(cut) => cut.as_str().to_string(),
                 None => {
