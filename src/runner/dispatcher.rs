@@ -304,6 +304,11 @@ impl<'a> Dispatcher<'a> {
         if i == usize::MAX {
             // Kept by a re-plan and ended before its new job was reached.
             self.adopted.remove(&launched.key);
+            let mut outcome = outcome;
+            // Its fingerprint goes with it, in case another re-plan comes first.
+            outcome
+                .fingerprint
+                .get_or_insert_with(|| Arc::clone(&launched.fingerprint));
             self.carried.insert(launched.key, (Arc::new(outcome), true));
             if launched.slot {
                 self.release_slot(&launched.node);
