@@ -513,7 +513,7 @@ prompt = "p"
 }
 
 #[test]
-fn on_a_terminal_each_running_instance_shows_its_latest_bus_message() {
+fn on_a_terminal_each_running_instance_shows_its_latest_bus_message_and_tool_call() {
     // `script` (util-linux) gives conductor a pseudo-terminal, as a user's shell would.
     let flow = Flow::new(
         r#"version = 1
@@ -521,8 +521,14 @@ name = "t"
 [agents.a]
 kind = "command"
 command = ["sh", "-c", "conductor bus post --type PROGRESS --body 'halfway there'; sleep 1.5; touch \"$JRUN_TASK_FOLDER/DONE\""]
+[agents.g]
+kind = "gemini"
+command = ["sh", "-c", "echo '{\"type\":\"tool_use\",\"tool_name\":\"run_shell_command\",\"parameters\":{\"command\":\"make   test\"}}'; sleep 1.5; touch \"$JRUN_TASK_FOLDER/DONE\""]
 [nodes.n]
 agent = "a"
+prompt = "p"
+[nodes.tools]
+agent = "g"
 prompt = "p"
 "#,
     );
@@ -542,5 +548,7 @@ prompt = "p"
     assert!(out.status.success(), "{text}");
     assert!(text.contains("iteration 1/10 (a)"), "{text}");
     assert!(text.contains("PROGRESS: halfway there"), "{text}");
+    // A CLI agent's latest tool call, from its event stream.
+    assert!(text.contains("run_shell_command: make test"), "{text}");
     assert!(text.contains("t: done"), "{text}");
 }

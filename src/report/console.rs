@@ -23,6 +23,8 @@ struct Live {
     bus: PathBuf,
     /// `iteration 2/5 (claude)`.
     head: String,
+    /// The current run's stream and its agent's kind, for its tool calls.
+    stream: Option<(std::path::PathBuf, crate::model::AgentKind)>,
 }
 
 type Lines = Arc<Mutex<HashMap<Arc<str>, Live>>>;
@@ -83,6 +85,7 @@ impl Console {
                     bar,
                     bus: self.project_dir.join(task_id).join("TASK-MESSAGE-BUS.md"),
                     head: String::new(),
+                    stream: None,
                 },
             );
         }
@@ -189,7 +192,13 @@ fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
                     format!(" · {}: {cut}", m.kind)
                 })
                 .unwrap_or_default();
-            live.bar.set_message(format!("{}{latest}", live.head));
+            let tool = live
+                .stream
+                .as_ref()
+                .and_then(|(path, kind)| crate::runner::activity::latest(*kind, path))
+                .map(|t| format!(" · {t}"))
+                .unwrap_or_default();
+            live.bar.set_message(format!("{}{tool}{latest}", live.head));
         }
     }
 }
@@ -229,7 +238,8 @@ impl Observer for Console {
                 iteration,
                 max_iterations,
                 agent,
-                ..
+                run_id,
+                kind,
             } => {
                 let text = format!("iteration {iteration}/{max_iterations} ({agent})");
                 if self.bars.is_none() {
@@ -239,6 +249,12 @@ impl Observer for Console {
                 {
                     live.bar.set_message(text.clone());
                     live.head = text;
+                    live.stream = live.bus.parent().map(|task| {
+                        (
+                            task.join("runs").join(run_id).join("agent-stdout.txt"),
+                            *kind,
+                        )
+                    });
                 }
             }
             Event::IterationFinished {

@@ -27,6 +27,7 @@ pub enum Event {
         max_iterations: u32,
         run_id: String,
         agent: String,
+        kind: crate::model::AgentKind,
     },
     /// One iteration's agent exited; `verdict` says what the loop made of it.
     IterationFinished {

@@ -3,6 +3,7 @@
 //! anything starts, runs the dispatcher on a tokio runtime with the stop
 //! signals wired in, runs the `[success]` commands, and returns the summary.
 
+pub mod activity;
 mod backend;
 mod context;
 mod dispatcher;

@@ -216,6 +216,7 @@ impl Looper<'_> {
             let events = self.events.clone();
             let max = stop.max_iterations;
             let agent_name = agent.name.clone();
+            let agent_kind = agent.kind;
             let ran = iteration::run(self.shared, self.bus, &req, move |run_id| {
                 let _ = events.send(Event::IterationStarted {
                     key,
@@ -223,6 +224,7 @@ impl Looper<'_> {
                     max_iterations: max,
                     run_id: run_id.to_string(),
                     agent: agent_name,
+                    kind: agent_kind,
                 });
             })
             .await;
