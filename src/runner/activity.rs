@@ -123,15 +123,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent-stdout.txt");
         let long = "x ".repeat(100);
-        std::fs::write(
-            &path,
-            format!(
-                "{}\n{}\nnot json\n",
-                r#"{"type":"tool_use","tool_name":"read_file","parameters":{"file_path":"a.rs"}}"#,
-                format!(r#"{{"type":"tool_use","tool_name":"run_shell_command","parameters":{{"command":"{long}"}}}}"#)
-            ),
-        )
-        .unwrap();
+        let first =
+            r#"{"type":"tool_use","tool_name":"read_file","parameters":{"file_path":"a.rs"}}"#;
+        let second = format!(
+            r#"{{"type":"tool_use","tool_name":"run_shell_command","parameters":{{"command":"{long}"}}}}"#
+        );
+        std::fs::write(&path, format!("{first}\n{second}\nnot json\n")).unwrap();
         let got = latest(AgentKind::Gemini, &path).unwrap();
         assert!(got.starts_with("run_shell_command: x x"), "{got}");
         assert_eq!(got.chars().count(), WIDTH);
