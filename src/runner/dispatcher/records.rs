@@ -1,0 +1,172 @@
+//! The project-bus record of each event (`WORKFLOW_START`, `NODE_*`, `INFO`),
+//! and the summaries of the instances at the end.
+
+use crate::bus::NewMessage;
+use crate::model::OnFailure;
+use crate::runner::context::item_text;
+use crate::runner::event::Event;
+use crate::runner::outcome::Status;
+use crate::runner::summary::InstanceSummary;
+
+use super::{Dispatcher, State};
+
+impl Dispatcher<'_> {
+    /// The project-bus record of an event.
+    pub(super) fn record(&mut self, event: &Event) {
+        let apply = ("apply_id", self.shared.apply_id.clone());
+        let workflow = ("workflow", self.shared.workflow.clone());
+        let (kind, task_id, meta, body): (&str, String, Vec<(&str, String)>, String) = match event {
+            Event::WorkflowStarted { instances, .. } => (
+                "WORKFLOW_START",
+                String::new(),
+                {
+                    let mut meta = vec![
+                        apply,
+                        workflow,
+                        ("instances", instances.to_string()),
+                        ("pid", std::process::id().to_string()),
+                        ("apply_start", self.shared.apply_start.to_string()),
+                    ];
+                    if self.shared.continued {
+                        meta.push(("resumed", "true".into()));
+                    }
+                    meta
+                },
+                format!(
+                    "workflow {} started ({instances} instances)",
+                    self.shared.workflow
+                ),
+            ),
+            Event::InstanceStarted { key, task_id } => {
+                let i = self.index_of(key);
+                (
+                    "NODE_START",
+                    task_id.clone(),
+                    self.node_meta(i, vec![apply, workflow]),
+                    format!("{key} started"),
+                )
+            }
+            Event::InstanceFinished { key, outcome } => {
+                let i = self.index_of(key);
+                let completed = outcome.fingerprint.as_ref().map(|f| f.hash.clone());
+                let kind = match outcome.status {
+                    Status::Done => "NODE_DONE",
+                    Status::Failed => "NODE_FAILED",
+                    Status::Skipped => "NODE_SKIPPED",
+                };
+                let mut meta = self.node_meta(i, vec![apply, workflow]);
+                if let Some(hash) = completed {
+                    meta.retain(|(k, _)| *k != "fingerprint");
+                    meta.push(("fingerprint", hash));
+                }
+                meta.push(("status", outcome.status.as_str().into()));
+                meta.push(("stop_reason", outcome.stop_reason.clone()));
+                if let Some(run) = &outcome.run_id {
+                    meta.push(("run_id", run.clone()));
+                }
+                meta.push(("iterations", outcome.iterations.to_string()));
+                meta.push(("duration_ms", outcome.duration.as_millis().to_string()));
+                if let Some(c) = outcome.exit_code {
+                    meta.push(("exit_code", c.to_string()));
+                }
+                if outcome.usage.tokens() > 0 || outcome.usage.cost_usd > 0.0 {
+                    meta.push(("input_tokens", outcome.usage.input_tokens.to_string()));
+                    meta.push(("output_tokens", outcome.usage.output_tokens.to_string()));
+                    meta.push(("cost_usd", format!("{:.6}", outcome.usage.cost_usd)));
+                }
+                let mut body =
+                    format!("{key} {}: {}", outcome.status.as_str(), outcome.stop_reason);
+                if let Some(e) = &outcome.error {
+                    body.push('\n');
+                    body.push_str(e);
+                }
+                (
+                    kind,
+                    outcome.task_id.clone().unwrap_or_default(),
+                    meta,
+                    body,
+                )
+            }
+            Event::Stopping { reason } => (
+                "INFO",
+                String::new(),
+                vec![apply, workflow, ("stop_reason", reason.clone())],
+                format!("stopping: {reason}"),
+            ),
+            _ => return,
+        };
+        self.post(kind, &task_id, meta, &body);
+    }
+
+    pub(super) fn post(
+        &mut self,
+        kind: &str,
+        task_id: &str,
+        meta: Vec<(&str, String)>,
+        body: &str,
+    ) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        let msg = NewMessage {
+            kind: kind.to_string(),
+            project_id: self.shared.project.clone(),
+            task_id: task_id.to_string(),
+            run_id: String::new(),
+            parents: Vec::new(),
+            meta: meta
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), self.shared.redactor.redact(&v).into_owned()))
+                .collect(),
+            body: self.shared.redactor.redact(body).into_owned(),
+        };
+        if let Err(e) = bus.append(&msg) {
+            tracing::warn!("cannot post {kind}: {e}");
+        }
+    }
+
+    pub(super) fn index_of(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+
+    pub(super) fn node_meta<'k>(
+        &self,
+        i: Option<usize>,
+        mut meta: Vec<(&'k str, String)>,
+    ) -> Vec<(&'k str, String)> {
+        if let Some(i) = i {
+            let job = &self.jobs[i];
+            meta.push(("node", self.shared.program.nodes[job.node].id.clone()));
+            meta.push(("instance", job.key.to_string()));
+            meta.push(("fingerprint", job.fingerprint.hash.clone()));
+            if let Some(item) = &job.item {
+                meta.push(("item", item_text(Some(item))));
+            }
+        }
+        meta
+    }
+
+    /// Every instance that ran or was skipped, in plan order; an expanded
+    /// fan-out is shown as its instances.
+    pub(super) fn summaries(&self) -> Vec<InstanceSummary> {
+        let mut out = Vec::new();
+        for i in 0..self.jobs.len() {
+            if self.parent.contains_key(&i) || self.retired.contains(&i) {
+                continue;
+            }
+            let list = self.expanded.get(&i).cloned().unwrap_or_else(|| vec![i]);
+            for j in list {
+                let State::Finished(o) = &self.state[j] else {
+                    continue;
+                };
+                let job = &self.jobs[j];
+                out.push(InstanceSummary::new(
+                    &job.key,
+                    &self.shared.program.nodes[job.node].id,
+                    job.item.as_ref(),
+                    o,
+                    job.on_failure != OnFailure::Ignore,
+                ));
+            }
+        }
+        out
+    }
+}
