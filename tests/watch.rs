@@ -115,7 +115,10 @@ inputs = ["b.txt"]
     w.write("a.txt", "2");
     w.wait_log("a.txt changed: running a", 1);
     w.wait_log(IDLE, 2);
-    assert_eq!(w.calls(), ["a 1", "b 1", "a 1"]);
+    // The first apply ran a and b in parallel; then a alone.
+    let calls = w.calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[2], "a 1");
     // Writing the same content again changes nothing that counts.
     w.write("a.txt", "2");
     w.wait_log("a.txt changed: everything is up to date", 1);
