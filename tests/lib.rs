@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agents_http;
 mod agents_real;
 mod apply_graph;
 mod apply_incremental;

@@ -8,13 +8,14 @@
 //! for the Gemini CLI's model router).
 //!
 //! A test scripts a queue of [`Turn`]s: each model call takes the next one
-//! (a text answer, a call of the client's shell tool, an HTTP error, or a
-//! stream cut after its first event), and the last turn is repeated once
+//! (a text answer, a call of the client's shell tool, an HTTP error, a
+//! stream cut after its first event, or one that stalls after it until the
+//! client hangs up), and the last turn is repeated once
 //! the queue runs dry, so `[error]` means "always fail". Side requests a
 //! CLI makes on its own (a title, a router call) do not use up a text or
 //! shell turn: a request that offers no shell tool while a shell turn is
 //! due, or a non-streaming call, gets a short harmless answer instead.
-//! Errors and cuts hit every request. Every reply reports
+//! Errors, cuts and stalls hit every request. Every reply reports
 //! [`INPUT_TOKENS`]/[`OUTPUT_TOKENS`], and every request is recorded.
 //!
 //! HTTP/1.1 by hand: one request per connection, answered with
@@ -49,6 +50,9 @@ pub enum Turn {
     },
     /// A 200 stream closed after its first event.
     Cut,
+    /// A 200 stream that sends its first event, then nothing, until the
+    /// client closes the connection (or 30 s pass).
+    Stall,
 }
 
 impl Turn {
@@ -77,7 +81,7 @@ pub struct Request {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Value,
-    /// `text`, `shell`, `error <status>`, `cut`, `side` or `unknown`.
+    /// `text`, `shell`, `error <status>`, `cut`, `stall`, `side` or `unknown`.
     pub action: String,
 }
 
@@ -216,7 +220,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
                 let shell = shell_tool(p, &body);
                 let head = st.turns.front().cloned().unwrap_or_else(|| Turn::text(""));
                 let side = match head {
-                    Turn::Error { .. } | Turn::Cut => false,
+                    Turn::Error { .. } | Turn::Cut | Turn::Stall => false,
                     Turn::Shell(_) => shell.is_none() || p == Protocol::GeminiOnce,
                     Turn::Text(_) => p == Protocol::GeminiOnce,
                 };
@@ -232,6 +236,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
                         Turn::Shell(_) => "shell".to_string(),
                         Turn::Error { status, .. } => format!("error {status}"),
                         Turn::Cut => "cut".to_string(),
+                        Turn::Stall => "stall".to_string(),
                     };
                     (
                         action,
@@ -373,8 +378,13 @@ enum Reply {
         retry_after: Option<String>,
         body: Value,
     },
-    /// SSE events, each already framed; `cut` closes after the first.
-    Stream { events: Vec<String>, cut: bool },
+    /// SSE events, each already framed; `cut` closes after the first,
+    /// `stall` holds the connection open after the first.
+    Stream {
+        events: Vec<String>,
+        cut: bool,
+        stall: bool,
+    },
     /// The connection closed with no reply (a cut non-streaming call).
     Hangup,
 }
@@ -388,7 +398,7 @@ impl Reply {
         }
     }
 
-    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+    fn write(&self, w: &mut TcpStream) -> std::io::Result<()> {
         match self {
             Self::Status {
                 status,
@@ -408,14 +418,18 @@ impl Reply {
                 )?;
             }
             Self::Hangup => {}
-            Self::Stream { events, cut } => {
+            Self::Stream { events, cut, stall } => {
                 w.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
                 )?;
-                let n = if *cut { 1 } else { events.len() };
+                let n = if *cut || *stall { 1 } else { events.len() };
                 for e in &events[..n] {
                     w.write_all(e.as_bytes())?;
                     w.flush()?;
+                }
+                if *stall {
+                    // Returns when the client hangs up (or the read timeout passes).
+                    let _ = w.read(&mut [0; 64]);
                 }
             }
         }
@@ -487,7 +501,7 @@ fn reply_for(
             retry_after,
         } => return Reply::status(*status, retry_after.clone(), error_body(p, *status)),
         Turn::Text(t) => (t.clone(), None),
-        Turn::Cut => ("partial answer, cut".to_string(), None),
+        Turn::Cut | Turn::Stall => ("partial answer, cut".to_string(), None),
         Turn::Shell(cmd) => {
             let tool = shell.expect("a shell turn is only played when a shell tool is offered");
             (String::new(), Some((tool.name.clone(), (tool.args)(cmd))))
@@ -509,8 +523,9 @@ fn reply_for(
         (true, _) => Reply::Stream {
             events: answer.events,
             cut: matches!(turn, Turn::Cut),
+            stall: matches!(turn, Turn::Stall),
         },
-        (false, Turn::Cut) => Reply::Hangup,
+        (false, Turn::Cut | Turn::Stall) => Reply::Hangup,
         (false, _) => Reply::status(200, None, answer.whole),
     }
 }

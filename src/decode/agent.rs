@@ -42,6 +42,11 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
         .is_some()
     {
         check_kind_keys(cx, key, &kind, command.as_ref(), base_url.as_ref());
+        check_http_keys(
+            cx,
+            &kind,
+            [("args", args.as_ref()), ("extra_args", extra_args.as_ref())],
+        );
     }
     Some(Agent {
         kind,
@@ -116,6 +121,34 @@ fn check_kind_keys(
             .label(url.span, "not used by this kind")
             .help("HTTP agents have kind \"openai\" or \"anthropic\""),
         );
+    }
+}
+
+/// HTTP agents run no program, so arguments for one would be silently lost.
+fn check_http_keys(
+    cx: &mut Cx<'_>,
+    kind: &Spanned<AgentKind>,
+    lists: [(&str, Option<&Vec<Spanned<String>>>); 2],
+) {
+    if kind.value.is_process() {
+        return;
+    }
+    for (name, list) in lists {
+        if let Some(first) = list.and_then(|l| l.first()) {
+            cx.diags.push(
+                Diagnostic::error(
+                    Code::ConflictingKeys,
+                    format!(
+                        "`{name}` is only for process agents, not \"{}\"",
+                        kind.value.as_str()
+                    ),
+                )
+                .label(first.span, "not used by this kind")
+                .help(
+                    "HTTP agents run no program: they take `model`, `base_url` and `api_key_env`",
+                ),
+            );
+        }
     }
 }
 

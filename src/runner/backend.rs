@@ -1,16 +1,22 @@
 //! Owns what differs between agent kinds: the argv each process kind starts
 //! with, the API keys it may see, and how its final answer, usage and
 //! failure are read back from its stdout (a JSON event stream for the CLI
-//! kinds, plain text for `command`). HTTP kinds slot in here too.
+//! kinds, plain text for `command`), and which of output.md, the stream's
+//! answer and stdout is the final answer. HTTP kinds run no process: their
+//! calls are `super::http`'s.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, Read};
 use std::path::Path;
+
+use super::outcome::cap;
 
 use crate::model::AgentKind;
 
 /// The argv of a process agent. `command` runs what it names; the CLI kinds
 /// get their non-interactive preset, `args` replacing it, `extra_args`
-/// appended, `model` passed with the CLI's own flag.
+/// appended, `model` passed with the CLI's own flag. HTTP kinds have none
+/// (validation refuses `command`, `args` and `extra_args` on them).
 pub fn argv(
     kind: AgentKind,
     command: Option<Vec<String>>,
@@ -74,12 +80,7 @@ pub fn argv(
             }
             cli
         }
-        AgentKind::Openai | AgentKind::Anthropic => {
-            return Err(format!(
-                "kind `{}` (HTTP) cannot run in this version of conductor; use a CLI kind or `command`",
-                kind.as_str()
-            ));
-        }
+        AgentKind::Openai | AgentKind::Anthropic => return Ok(Vec::new()),
     };
     full.extend(extra_args);
     Ok(full)
@@ -261,6 +262,33 @@ fn gemini_event(
     }
 }
 
+/// output.md written by the agent wins; else the stream's answer; else stdout.
+/// output.md is made to exist either way, as the seed guarantees.
+pub fn final_answer(report: &StreamReport, output: &Path, stdout: &Path) -> String {
+    if !output.exists() {
+        let written = match &report.answer {
+            Some(a) => std::fs::write(output, a),
+            None => std::fs::copy(stdout, output).map(|_| ()),
+        };
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}", output.display());
+            return cap(report.answer.clone().unwrap_or_default());
+        }
+    }
+    read_capped(output)
+}
+
+/// The first [`super::outcome::TEMPLATE_TEXT_CAP`] bytes of a file (and a marker past them).
+pub fn read_capped(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(f) = File::open(path) {
+        let _ = f
+            .take(super::outcome::TEMPLATE_TEXT_CAP as u64 + 4)
+            .read_to_end(&mut bytes);
+    }
+    cap(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,7 +430,7 @@ mod tests {
             claude,
             ["npx", "claude", "-p", "--verbose", "--model", "sonnet"]
         );
-        let http = argv(AgentKind::Openai, None, None, Vec::new(), None).unwrap_err();
-        assert!(http.contains("HTTP"), "{http}");
+        let http = argv(AgentKind::Openai, None, None, Vec::new(), Some("m")).unwrap();
+        assert!(http.is_empty(), "an HTTP agent runs no program: {http:?}");
     }
 }

@@ -1,26 +1,31 @@
-//! Owns one iteration of a Ralph loop: one run folder, one agent process.
-//! It writes prompt.md and run-info.yaml, starts the agent, waits for it
-//! while watching the timeout, idle timeout, deadline and stop signal,
-//! stops its group when one fires, and collects the final answer with the
-//! seed's precedence (output.md written by the agent > the answer in its
-//! stream > its stdout), usage and the terminal run record.
+//! Owns one iteration of a Ralph loop: one run folder, one agent process
+//! or HTTP call. It writes prompt.md and run-info.yaml, starts the agent,
+//! waits for it while watching the timeout, idle timeout, deadline and stop
+//! signal, stops its group when one fires, and collects the final answer
+//! with the seed's precedence (output.md written by the agent > the answer
+//! in its stream > its stdout), usage (priced with the agent's `price` when
+//! the agent reports no cost) and the terminal run record. HTTP agents'
+//! calls are made by `super::http`.
+
+mod record;
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::time::Instant as TokioInstant;
 
-use super::backend::{self, StreamReport};
+pub use super::backend::read_capped;
+use super::backend::{self, StreamReport, final_answer};
 use super::context::{RunPaths, Shared, StopLevel, reached};
 use super::job::{AgentSpec, Job};
-use super::outcome::{Usage, cap};
+use super::outcome::Usage;
 use super::process::{self, Stdio3};
-use crate::bus::{BusWriter, NewMessage};
 use crate::store::{NOT_ENDED, RunInfo};
+pub use record::{error_summary, finish_record, post, tail_lines};
 
-/// Why an agent was stopped before it exited by itself.
+/// Why a run ended without an answer to judge: an agent stopped before it
+/// exited by itself, or an HTTP call that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
     Timeout,
@@ -29,6 +34,9 @@ pub enum Cut {
     Interrupted,
     /// A watch's re-plan changed what this run was doing.
     Invalidated,
+    /// An HTTP agent's API refused the call, or kept failing past the
+    /// retries (DESIGN §9.11).
+    Backend,
 }
 
 impl Cut {
@@ -39,6 +47,7 @@ impl Cut {
             Self::Deadline => "deadline",
             Self::Interrupted => "interrupted",
             Self::Invalidated => "invalidated",
+            Self::Backend => "backend_error",
         }
     }
 }
@@ -121,28 +130,10 @@ pub async fn run(
         previous_run: req.previous_run,
     };
     let env = shared.agent_env(req.job, req.agent, &paths);
-    let (program, args) = req
-        .agent
-        .argv
-        .split_first()
-        .ok_or_else(|| StartError("the agent has no program".into()))?;
-    // The program found by an earlier iteration, if it is still there (one
-    // stat rather than a PATH search); a program that vanished since fails
-    // this run, recorded.
-    let resolved = match req.program.filter(|p| p.is_file()) {
-        Some(p) => Ok(p.to_path_buf()),
-        None => process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
-            format!(
-                "agent `{}`: `{program}` is not an executable file on PATH",
-                req.agent.name
-            )
-        }),
-    };
-    let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
-    let stdio = Stdio3 {
-        stdin: File::open(&prompt_path).map_err(io_context("open", &prompt_path))?,
-        stdout: append(&stdout_path).map_err(io_context("create", &stdout_path))?,
-        stderr: append(&stderr_path).map_err(io_context("create", &stderr_path))?,
+    let http = req.agent.http.as_ref();
+    let start = match http {
+        None => Some(prepare_process(shared, req, &run_dir)?),
+        Some(_) => None,
     };
     let node = &shared.program.nodes[req.job.node].id;
     let info_path = run_dir.join("run-info.yaml");
@@ -154,7 +145,8 @@ pub async fn run(
         project_id: shared.project.clone(),
         task_id: req.task_id.to_string(),
         agent: req.agent.kind.as_str().to_string(),
-        process_ownership: Some("managed".into()),
+        // DESIGN §9.13: an HTTP run has no process of conductor's to reap.
+        process_ownership: Some(http.map_or("managed", |_| "external").into()),
         pid: 0,
         pgid: 0,
         start_time: crate::bus::format_ts(jiff::Timestamp::now()),
@@ -171,7 +163,7 @@ pub async fn run(
                 .redactor
                 .redact(&format!(
                     "{} < {}",
-                    req.agent.argv.join(" "),
+                    http.map_or_else(|| req.agent.argv.join(" "), |h| h.call.clone()),
                     prompt_path.display()
                 ))
                 .into_owned(),
@@ -215,6 +207,33 @@ pub async fn run(
         ),
     );
     let started = Instant::now();
+    if let Some(spec) = http {
+        if let Err(e) = info.write_running(&info_path) {
+            tracing::warn!("{e}");
+        }
+        on_start(&run_id);
+        let (cut, report) = super::http::run(shared, req, spec, &env, &stdout_path, &stderr_path)
+            .await
+            .map_err(io_context("write in", &run_dir))?;
+        let ended = Ended {
+            // A complete answer is the HTTP kinds' exit 0 (DESIGN §9.2).
+            exit_code: i32::from(cut.is_some() || report.failed),
+            cut,
+            report,
+            program: PathBuf::new(),
+        };
+        return Ok(collect(
+            req,
+            run_id,
+            run_dir,
+            info,
+            ended,
+            started.elapsed(),
+        ));
+    }
+    let Some((resolved, args, stdio)) = start else {
+        return Err(StartError("the agent has no program".into()));
+    };
     let spawned = resolved.and_then(|path| {
         process::spawn(&path, args, &req.job.workdir, &env, stdio)
             .map(|agent| (agent, path.clone()))
@@ -274,25 +293,100 @@ pub async fn run(
             ..StreamReport::default()
         }
     });
-    let answer = final_answer(&report, &output_path, &stdout_path);
-    let usage = Usage {
-        input_tokens: report.input_tokens.unwrap_or(0),
-        output_tokens: report.output_tokens.unwrap_or(0),
-        cost_usd: report.cost_usd.unwrap_or(0.0),
-    };
-    Ok(Ran {
-        run_id,
-        run_dir,
+    let ended = Ended {
         exit_code,
         cut,
+        report,
+        program: program_path,
+    };
+    Ok(collect(req, run_id, run_dir, info, ended, duration))
+}
+
+/// How an agent's run ended, as `collect` needs it.
+struct Ended {
+    exit_code: i32,
+    cut: Option<Cut>,
+    report: StreamReport,
+    program: PathBuf,
+}
+
+/// The final answer (output.md made to exist), and the usage, priced with
+/// the agent's `price` when the agent reports no cost of its own (claude
+/// does; codex, gemini and the HTTP APIs report tokens only).
+fn collect(
+    req: &Request<'_>,
+    run_id: String,
+    run_dir: PathBuf,
+    info: RunInfo,
+    ended: Ended,
+    duration: Duration,
+) -> Ran {
+    let report = ended.report;
+    let answer = final_answer(
+        &report,
+        &run_dir.join("output.md"),
+        &run_dir.join("agent-stdout.txt"),
+    );
+    let (input_tokens, output_tokens) = (
+        report.input_tokens.unwrap_or(0),
+        report.output_tokens.unwrap_or(0),
+    );
+    let priced = req.agent.price.map(|p| p.cost(input_tokens, output_tokens));
+    Ran {
+        run_id,
+        run_dir,
+        exit_code: ended.exit_code,
+        cut: ended.cut,
         reported_failure: report.failed,
-        reported_error: report.error.clone(),
+        reported_error: report.error,
         answer,
-        usage,
+        usage: Usage {
+            input_tokens,
+            output_tokens,
+            cost_usd: report.cost_usd.or(priced).unwrap_or(0.0),
+        },
         duration,
         info,
-        program: program_path,
-    })
+        program: ended.program,
+    }
+}
+
+/// A process agent's program (or why it cannot start, recorded when the
+/// run starts), its arguments, and its stdin, stdout and stderr.
+type ProcessStart<'r> = (Result<PathBuf, String>, &'r [String], Stdio3);
+
+/// Finds what [`ProcessStart`] holds.
+fn prepare_process<'r>(
+    shared: &Shared,
+    req: &'r Request<'_>,
+    run_dir: &Path,
+) -> Result<ProcessStart<'r>, StartError> {
+    let (program, args) = req
+        .agent
+        .argv
+        .split_first()
+        .ok_or_else(|| StartError("the agent has no program".into()))?;
+    // The program found by an earlier iteration, if it is still there (one
+    // stat rather than a PATH search); a program that vanished since fails
+    // this run, recorded.
+    let resolved = match req.program.filter(|p| p.is_file()) {
+        Some(p) => Ok(p.to_path_buf()),
+        None => process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
+            format!(
+                "agent `{}`: `{program}` is not an executable file on PATH",
+                req.agent.name
+            )
+        }),
+    };
+    let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+    let [prompt, stdout, stderr] =
+        ["prompt.md", "agent-stdout.txt", "agent-stderr.txt"].map(|f| run_dir.join(f));
+    let stdio = Stdio3 {
+        stdin: File::open(&prompt).map_err(io_context("open", &prompt))?,
+        stdout: append(&stdout).map_err(io_context("create", &stdout))?,
+        stderr: append(&stderr).map_err(io_context("create", &stderr))?,
+    };
+    Ok((resolved, args, stdio))
 }
 
 /// Waits for the agent to exit, or for the first limit or stop to fire.
@@ -346,128 +440,4 @@ async fn wait(
         () = stop => Some(Cut::Interrupted),
         () = req.cancel.cancelled() => Some(Cut::Invalidated),
     }
-}
-
-/// output.md written by the agent wins; else the stream's answer; else stdout.
-/// output.md is made to exist either way, as the seed guarantees.
-fn final_answer(report: &StreamReport, output: &Path, stdout: &Path) -> String {
-    if !output.exists() {
-        let written = match &report.answer {
-            Some(a) => std::fs::write(output, a),
-            None => std::fs::copy(stdout, output).map(|_| ()),
-        };
-        if let Err(e) = written {
-            tracing::warn!("cannot write {}: {e}", output.display());
-            return cap(report.answer.clone().unwrap_or_default());
-        }
-    }
-    read_capped(output)
-}
-
-/// The first [`super::outcome::TEMPLATE_TEXT_CAP`] bytes of a file (and a marker past them).
-pub fn read_capped(path: &Path) -> String {
-    let mut bytes = Vec::new();
-    if let Ok(f) = File::open(path) {
-        let _ = f
-            .take(super::outcome::TEMPLATE_TEXT_CAP as u64 + 4)
-            .read_to_end(&mut bytes);
-    }
-    cap(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Appends to a task bus; a bus failure is logged, never fatal to the loop.
-/// The bus is opened for each record rather than held open: every open
-/// descriptor of conductor's is one more that each new agent's exec must
-/// close, which made starting many agents quadratic (docs/performance.md).
-pub fn post(
-    shared: &Shared,
-    bus: &Path,
-    kind: &str,
-    task_id: &str,
-    run_id: &str,
-    meta: Vec<(&str, String)>,
-    body: &str,
-) {
-    let msg = NewMessage {
-        kind: kind.to_string(),
-        project_id: shared.project.clone(),
-        task_id: task_id.to_string(),
-        run_id: run_id.to_string(),
-        parents: Vec::new(),
-        meta: meta
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), shared.redactor.redact(&v).into_owned()))
-            .collect(),
-        body: shared.redactor.redact(body).into_owned(),
-    };
-    if let Err(e) = BusWriter::open(bus).and_then(|mut w| w.append(&msg)) {
-        tracing::warn!("cannot post {kind} to {}: {e}", bus.display());
-    }
-}
-
-/// The run's terminal record in run-info.yaml.
-pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
-    let path = run.run_dir.join("run-info.yaml");
-    // The run owns its record while it runs, so the copy in memory is the
-    // record: no need to read and parse it back.
-    let result = RunInfo::replace(&path, run.info.clone(), |i| {
-        i.end_time = crate::bus::format_ts(jiff::Timestamp::now());
-        i.exit_code = i64::from(run.exit_code);
-        i.status = if run.exit_code == 0 && !run.reported_failure {
-            "completed".into()
-        } else {
-            "failed".into()
-        };
-        i.error_summary = error;
-        i.stop_reason = Some(verdict.to_string());
-        if run.usage != Usage::default() {
-            i.input_tokens = Some(run.usage.input_tokens);
-            i.output_tokens = Some(run.usage.output_tokens);
-            i.cost_usd = Some(run.usage.cost_usd);
-        }
-    });
-    if let Err(e) = result {
-        tracing::warn!("{e}");
-    }
-}
-
-/// The seed's error summary for an exit code.
-pub fn error_summary(run: &Ran) -> Option<String> {
-    if let Some(cut) = run.cut {
-        return Some(match cut {
-            Cut::Interrupted => "stopped by conductor".to_string(),
-            other => format!("timed out ({})", other.as_str()),
-        });
-    }
-    let summary = match run.exit_code {
-        0 if run.reported_failure => "agent reported failure".to_string(),
-        0 => return None,
-        1 => "agent reported failure".into(),
-        2 => "agent usage error".into(),
-        137 => "agent killed (OOM or signal)".into(),
-        143 => "agent terminated (SIGTERM)".into(),
-        n => format!("agent exited with code {n}"),
-    };
-    // The agent's own words say why (an API error after its retries).
-    Some(match &run.reported_error {
-        Some(why) => format!("{summary}: {why}"),
-        None => summary,
-    })
-}
-
-/// The last `n` lines of a file, read from its end.
-pub fn tail_lines(path: &Path, n: usize) -> String {
-    use std::io::{Seek, SeekFrom};
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map_or(0, |m| m.len());
-    let from = len.saturating_sub(64 * 1024);
-    let mut bytes = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

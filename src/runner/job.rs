@@ -23,6 +23,10 @@ pub struct AgentSpec {
     pub env: Vec<(String, String)>,
     /// Secret variables this agent may see (its kind's vendor key, its `api_key_env`).
     pub own_keys: Vec<String>,
+    /// An HTTP kind's endpoint, model and key variable; `None` for process kinds.
+    pub http: Option<super::http::HttpSpec>,
+    /// `price`: what its tokens cost when it reports no cost itself.
+    pub price: Option<super::outcome::Price>,
 }
 
 /// The success conditions and limits of one Ralph loop, typed.
@@ -451,6 +455,20 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         node: n.id.clone(),
         message: format!("agent `{}`: {message}", agent.name),
     })?;
+    let http = super::http::HttpSpec::new(
+        kind,
+        def.base_url.as_ref().map(|s| s.value.as_str()),
+        agent.model.as_deref(),
+        def.api_key_env.as_ref().map(|s| s.value.as_str()),
+    )
+    .map_err(|message| JobError::Agent {
+        node: n.id.clone(),
+        message: format!("agent `{}`: {message}", agent.name),
+    })?;
+    let price = def.price.as_ref().map(|p| super::outcome::Price {
+        input_per_mtok: p.input_per_mtok.as_ref().map_or(0.0, |v| v.value),
+        output_per_mtok: p.output_per_mtok.as_ref().map_or(0.0, |v| v.value),
+    });
     let mut own_keys: Vec<String> = super::backend::vendor_keys(kind)
         .iter()
         .map(|k| (*k).to_string())
@@ -468,6 +486,8 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
             .map(|(k, v)| (k.value.clone(), v.value.clone()))
             .collect(),
         own_keys,
+        http,
+        price,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod event;
 pub mod fingerprint;
 pub mod freshness;
 mod group;
+mod http;
 mod iteration;
 mod job;
 pub mod outcome;
@@ -243,7 +244,8 @@ fn agent_path(exe: &Path) -> String {
     )
 }
 
-/// Every agent program and workdir exists before anything starts.
+/// Every agent program, HTTP agent's API key and workdir exists before
+/// anything starts.
 fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), ApplyError> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -260,6 +262,23 @@ fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), App
             ));
         }
         for a in agents {
+            if let Some(http) = &a.http {
+                // The agent's own `env` may hold the key; conductor's environment otherwise.
+                let set = a
+                    .env
+                    .iter()
+                    .find(|(k, _)| *k == http.key_var)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(&http.key_var).ok())
+                    .is_some_and(|v| !v.trim().is_empty());
+                if !set && seen.insert(("key", a.name.clone())) {
+                    problems.push(format!(
+                        "agent `{}` (node `{node}`): the API key variable {} is not set\n  help: export {} with the key, or name the variable that holds it with `api_key_env`",
+                        a.name, http.key_var, http.key_var
+                    ));
+                }
+                continue;
+            }
             let Some(program_name) = a.argv.first() else {
                 continue;
             };

@@ -47,6 +47,27 @@ impl Usage {
     }
 }
 
+/// An agent's `price`, for backends that report tokens but no cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Price {
+    /// US dollars per million input tokens.
+    pub input_per_mtok: f64,
+    /// US dollars per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    /// What `input` and `output` tokens cost, in dollars.
+    pub fn cost(self, input: u64, output: u64) -> f64 {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "token counts stay far below 2^52"
+        )]
+        let (input, output) = (input as f64, output as f64);
+        (input * self.input_per_mtok + output * self.output_per_mtok) / 1e6
+    }
+}
+
 /// A finished instance.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -209,6 +230,21 @@ mod tests {
             Some(&serde_json::json!("a"))
         );
         assert_eq!(at_path(&v, "json.missing"), None);
+    }
+
+    #[test]
+    fn prices_are_per_million_tokens() {
+        let p = Price {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+        };
+        assert!((p.cost(1000, 50) - 0.00375).abs() < 1e-12);
+        assert!(p.cost(0, 0).abs() < f64::EPSILON);
+        let input_only = Price {
+            input_per_mtok: 2.0,
+            ..Price::default()
+        };
+        assert!((input_only.cost(500_000, 1_000_000) - 1.0).abs() < 1e-12);
     }
 
     #[test]

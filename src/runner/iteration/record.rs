@@ -1,0 +1,114 @@
+//! Owns the records one run leaves besides its files: its task-bus posts
+//! (`RUN_START`, `RUN_STOP`, `RUN_CRASH`, `ERROR`), its terminal run-info.yaml, and
+//! the seed's error summary, with the stderr tail that explains a crash.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use super::{Cut, Ran};
+use crate::bus::{BusWriter, NewMessage};
+use crate::runner::context::Shared;
+use crate::runner::outcome::Usage;
+use crate::store::RunInfo;
+
+/// Appends to a task bus; a bus failure is logged, never fatal to the loop.
+/// The bus is opened for each record rather than held open: every open
+/// descriptor of conductor's is one more that each new agent's exec must
+/// close, which made starting many agents quadratic (docs/performance.md).
+pub fn post(
+    shared: &Shared,
+    bus: &Path,
+    kind: &str,
+    task_id: &str,
+    run_id: &str,
+    meta: Vec<(&str, String)>,
+    body: &str,
+) {
+    let msg = NewMessage {
+        kind: kind.to_string(),
+        project_id: shared.project.clone(),
+        task_id: task_id.to_string(),
+        run_id: run_id.to_string(),
+        parents: Vec::new(),
+        meta: meta
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), shared.redactor.redact(&v).into_owned()))
+            .collect(),
+        body: shared.redactor.redact(body).into_owned(),
+    };
+    if let Err(e) = BusWriter::open(bus).and_then(|mut w| w.append(&msg)) {
+        tracing::warn!("cannot post {kind} to {}: {e}", bus.display());
+    }
+}
+
+/// The run's terminal record in run-info.yaml.
+pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
+    let path = run.run_dir.join("run-info.yaml");
+    // The run owns its record while it runs, so the copy in memory is the
+    // record: no need to read and parse it back.
+    let result = RunInfo::replace(&path, run.info.clone(), |i| {
+        i.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+        i.exit_code = i64::from(run.exit_code);
+        i.status = if run.exit_code == 0 && !run.reported_failure {
+            "completed".into()
+        } else {
+            "failed".into()
+        };
+        i.error_summary = error;
+        i.stop_reason = Some(verdict.to_string());
+        if run.usage != Usage::default() {
+            i.input_tokens = Some(run.usage.input_tokens);
+            i.output_tokens = Some(run.usage.output_tokens);
+            i.cost_usd = Some(run.usage.cost_usd);
+        }
+    });
+    if let Err(e) = result {
+        tracing::warn!("{e}");
+    }
+}
+
+/// The seed's error summary for an exit code.
+pub fn error_summary(run: &Ran) -> Option<String> {
+    if let Some(cut) = run.cut {
+        return Some(match cut {
+            Cut::Interrupted => "stopped by conductor".to_string(),
+            Cut::Backend => format!(
+                "backend error: {}",
+                run.reported_error.as_deref().unwrap_or("the call failed")
+            ),
+            other => format!("timed out ({})", other.as_str()),
+        });
+    }
+    let summary = match run.exit_code {
+        0 if run.reported_failure => "agent reported failure".to_string(),
+        0 => return None,
+        1 => "agent reported failure".into(),
+        2 => "agent usage error".into(),
+        137 => "agent killed (OOM or signal)".into(),
+        143 => "agent terminated (SIGTERM)".into(),
+        n => format!("agent exited with code {n}"),
+    };
+    // The agent's own words say why (an API error after its retries).
+    Some(match &run.reported_error {
+        Some(why) => format!("{summary}: {why}"),
+        None => summary,
+    })
+}
+
+/// The last `n` lines of a file, read from its end.
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(64 * 1024);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
