@@ -7,6 +7,8 @@
 mod support;
 
 mod agents_http;
+mod agents_http_setup;
+mod agents_price;
 mod agents_real;
 mod apply_graph;
 mod apply_incremental;
