@@ -280,47 +280,61 @@ fn anthropic_retries_a_cut_stream() {
 }
 
 /// A server that always answers 500 (asking for no wait, to keep the test
-/// short): a bounded number of calls, then the node fails with
-/// `backend_error` and the server's message.
+/// short): each iteration makes a bounded number of calls and then fails
+/// with `backend_error` (DESIGN §9.11: it counts toward `max_iterations`,
+/// and the loop goes on), so the node fails at its limit, with the
+/// server's message.
 fn gives_up_on_a_failing_server(kind: Kind) {
     let server = ModelServer::start([Turn::Error {
         status: 500,
         retry_after: Some("0".into()),
     }]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s", max_iterations = 1 }"#));
+    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s", max_iterations = 2 }"#));
     let (out, summary) = apply(&flow, kind);
     let why = explain(&out, &flow);
     assert_eq!(out.status.code(), Some(1), "{why}");
     assert_eq!(
         state(&summary, "n"),
-        st("failed", "backend_error", 1),
+        st("failed", "max_iterations", 2),
         "{why}"
     );
     assert_eq!(
         server.model_calls().len(),
-        5,
-        "the first call and 4 retries"
+        10,
+        "per iteration, the first call and 4 retries"
     );
-    let run = only_run(&summary);
-    let info = run_info(&run);
-    assert_eq!(info["status"], "failed", "{info:#}");
-    assert_eq!(info["stop_reason"], "backend_error", "{info:#}");
-    assert_ne!(info["exit_code"], 0, "{info:#}");
-    let error = info["error_summary"].as_str().unwrap_or_default();
+    let error = crate::apply_support::instance(&summary, "n")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         error.contains("gave up after 5 attempts") && error.contains("scripted failure 500"),
-        "{info:#}"
+        "{error}"
     );
-    assert_eq!(flow.task_kinds(), ["RUN_START", "RUN_CRASH"]);
+    let infos: Vec<String> = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("run-info.yaml"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(infos.len(), 2);
+    for info in &infos {
+        assert!(info.contains("stop_reason: backend_error"), "{info}");
+        assert!(info.contains("status: failed"), "{info}");
+    }
+    assert_eq!(
+        flow.task_kinds(),
+        ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_CRASH"]
+    );
 }
 
 #[test]
-fn openai_fails_the_node_with_backend_error_after_bounded_retries() {
+fn openai_fails_an_iteration_with_backend_error_after_bounded_retries() {
     gives_up_on_a_failing_server(Kind::OpenAi);
 }
 
 #[test]
-fn anthropic_fails_the_node_with_backend_error_after_bounded_retries() {
+fn anthropic_fails_an_iteration_with_backend_error_after_bounded_retries() {
     gives_up_on_a_failing_server(Kind::Anthropic);
 }
 
@@ -346,6 +360,15 @@ fn fails_at_once_on_401(kind: Kind) {
     assert!(
         error.contains("401") && error.contains("scripted failure 401"),
         "{why}"
+    );
+    // The summary says why too, in the server's words.
+    let instance_error = crate::apply_support::instance(&summary, "n")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        instance_error.contains("scripted failure 401"),
+        "{summary:#}"
     );
     let crash = flow
         .records("TASK-MESSAGE-BUS.md")

@@ -34,9 +34,13 @@ pub enum Cut {
     Interrupted,
     /// A watch's re-plan changed what this run was doing.
     Invalidated,
-    /// An HTTP agent's API refused the call, or kept failing past the
-    /// retries (DESIGN §9.11).
+    /// An HTTP agent's API kept failing past the retries, or the time ran
+    /// out between them (DESIGN §9.11): the iteration failed, the loop
+    /// goes on.
     Backend,
+    /// An HTTP agent's API refused the call for good (400, 401, 403, 404,
+    /// no key): the node fails at once.
+    Rejected,
 }
 
 impl Cut {
@@ -47,7 +51,7 @@ impl Cut {
             Self::Deadline => "deadline",
             Self::Interrupted => "interrupted",
             Self::Invalidated => "invalidated",
-            Self::Backend => "backend_error",
+            Self::Backend | Self::Rejected => "backend_error",
         }
     }
 }

@@ -264,11 +264,12 @@ impl Looper<'_> {
                 },
             };
             let agent_error = ran.exit_code != 0 || ran.reported_failure;
-            self.agent_error = if agent_error && ran.cut.is_none() {
-                iteration::error_summary(&ran)
-            } else {
-                None
-            };
+            self.agent_error =
+                if agent_error && matches!(ran.cut, None | Some(Cut::Backend | Cut::Rejected)) {
+                    iteration::error_summary(&ran)
+                } else {
+                    None
+                };
             let mut verdict = match ran.cut {
                 Some(cut) => cut.as_str().to_string(),
                 None => {
@@ -293,9 +294,16 @@ impl Looper<'_> {
                 return fail(out, "stop_error");
             }
             let rotate = self.agent.agents.len() > 1
-                && (agent_error || matches!(ran.cut, Some(Cut::Timeout | Cut::IdleTimeout)));
+                && (agent_error
+                    || matches!(
+                        ran.cut,
+                        Some(Cut::Timeout | Cut::IdleTimeout | Cut::Backend | Cut::Rejected)
+                    ));
             match ran.cut {
                 Some(Cut::Interrupted) => return fail(out, "interrupted"),
+                Some(Cut::Rejected) if !rotate => return fail(out, "backend_error"),
+                // Out of retries: this iteration failed; the next may do better.
+                Some(Cut::Backend) => {}
                 Some(Cut::Invalidated) => return fail(out, "invalidated"),
                 Some(Cut::Deadline) => return fail(out, "deadline"),
                 Some(cut) if !rotate => return fail(out, cut.as_str()),

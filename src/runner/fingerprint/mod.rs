@@ -299,7 +299,8 @@ fn agent_parts(
         .map(|a| {
             let program = a.argv.first().map_or("", String::as_str);
             let version = cx.versions.of(a.kind, program, cx.path_var, &job.workdir);
-            (&a.name, a.kind.as_str(), &a.argv, &a.env, version)
+            let http = a.http.as_ref().map(|h| (&h.url, &h.model, &h.key_var));
+            (&a.name, a.kind.as_str(), &a.argv, &a.env, http, version)
         })
         .collect();
     fp.parts.insert("agent".into(), short_json(&agents));

@@ -262,7 +262,7 @@ pub async fn run(
         let why = format!("the API key variable {} is not set", spec.key_var);
         files.log(&why);
         state.failure = Some(why);
-        return Ok((Some(Cut::Backend), state.report()));
+        return Ok((Some(Cut::Rejected), state.report()));
     };
     let started = Instant::now();
     let end = req
@@ -285,7 +285,7 @@ pub async fn run(
             () = req.cancel.cancelled() => Some(Cut::Invalidated),
         }
     };
-    if let Some(c) = cut.filter(|c| *c != Cut::Backend) {
+    if let Some(c) = cut.filter(|c| !matches!(c, Cut::Backend | Cut::Rejected)) {
         files.log(&format!("call stopped by conductor ({})", c.as_str()));
     }
     Ok((cut, state.report()))
@@ -300,6 +300,13 @@ async fn call(
     files: &mut Files<'_>,
     state: &mut State,
 ) -> Option<Cut> {
+    // Refused for good: the node fails. Out of retries or time: the
+    // iteration fails, and the loop may try again.
+    let refuse = |state: &mut State, files: &mut Files<'_>, why: String| {
+        files.log(&why);
+        state.failure = Some(why);
+        Some(Cut::Rejected)
+    };
     let fail = |state: &mut State, files: &mut Files<'_>, why: String| {
         files.log(&why);
         state.failure = Some(why);
@@ -310,14 +317,14 @@ async fn call(
             "the API key in {} holds characters an HTTP header cannot carry",
             spec.key_var
         );
-        return fail(state, files, why);
+        return refuse(state, files, why);
     }
     let client = match reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
     {
         Ok(c) => c,
-        Err(e) => return fail(state, files, format!("cannot set up an HTTP client: {e}")),
+        Err(e) => return refuse(state, files, format!("cannot set up an HTTP client: {e}")),
     };
     let body = match spec.wire {
         Wire::OpenAi => openai::body(&spec.model, req.prompt),
@@ -339,7 +346,7 @@ async fn call(
             return Some(Cut::IdleTimeout);
         }
         if !error.transient() {
-            return fail(state, files, error.to_string());
+            return refuse(state, files, error.to_string());
         }
         if attempt == ATTEMPTS {
             return fail(

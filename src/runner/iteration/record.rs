@@ -73,10 +73,11 @@ pub fn error_summary(run: &Ran) -> Option<String> {
     if let Some(cut) = run.cut {
         return Some(match cut {
             Cut::Interrupted => "stopped by conductor".to_string(),
-            Cut::Backend => format!(
+            Cut::Backend | Cut::Rejected => format!(
                 "backend error: {}",
                 run.reported_error.as_deref().unwrap_or("the call failed")
             ),
+            Cut::Invalidated => "stopped: the watched workflow changed".to_string(),
             other => format!("timed out ({})", other.as_str()),
         });
     }
