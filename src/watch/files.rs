@@ -8,7 +8,7 @@
 //! made in a folder before it is watched. Events are debounced: a burst
 //! ends after 30 ms of quiet, or 50 ms after its first event.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -57,17 +57,20 @@ impl WatchSet {
             }
             set.definition.insert(file);
         }
-        let mut by_dir: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        let mut by_dir: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         for (dir, patterns) in inputs {
-            match by_dir.iter_mut().find(|(d, _)| d == dir) {
-                Some((_, all)) => all.extend(patterns.iter().cloned()),
-                None => by_dir.push((dir.clone(), patterns.clone())),
-            }
+            by_dir
+                .entry(dir.clone())
+                .or_default()
+                .extend(patterns.iter().cloned());
         }
         for (dir, mut patterns) in by_dir {
             patterns.sort();
             patterns.dedup();
             let mut globs = GlobSetBuilder::new();
+            // Walked once each: a fan-out's instances often share a folder
+            // (10,000 `inputs/x.txt` patterns are one walk of `inputs`).
+            let mut under = BTreeSet::new();
             for p in &patterns {
                 let p = p.trim_start_matches("./");
                 let glob = if dir.join(p).is_dir() {
@@ -78,7 +81,10 @@ impl WatchSet {
                 if let Ok(g) = GlobBuilder::new(&glob).literal_separator(true).build() {
                     globs.add(g);
                 }
-                set.add_folders(&dir, &literal_folder(&glob));
+                under.insert(literal_folder(&glob));
+            }
+            for folder in &under {
+                set.add_folders(&dir, folder);
             }
             if let Ok(globs) = globs.build() {
                 set.inputs.push((dir, globs));
