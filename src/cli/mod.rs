@@ -4,13 +4,13 @@
 
 mod applies;
 mod apply;
-mod watch;
 mod args;
 mod bus_cmd;
 mod check;
 mod logs;
 pub(crate) mod render;
 mod status;
+mod watch;
 
 use clap::{CommandFactory, Parser};
 
