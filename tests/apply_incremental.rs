@@ -437,3 +437,28 @@ fn status_and_logs_show_an_up_to_date_instance_from_its_earlier_run() {
     );
     assert!(String::from_utf8_lossy(&logs.stdout).contains("c after"));
 }
+
+#[test]
+fn a_runs_root_inside_the_workflow_folder_is_never_a_glob_item() {
+    // The flow's runs root is `runs/` beside flow.toml: its agent-stdout.txt
+    // files must not become items of `**/*.txt`.
+    let f = flow(
+        r#"
+[nodes.each]
+for_each = { glob = "**/*.txt" }
+prompt = "{{ item }}"
+"#,
+    );
+    std::fs::write(f.path().join("a.txt"), "a").unwrap();
+    std::fs::write(f.path().join("b.txt"), "b").unwrap();
+    f.apply_ok(&[]);
+    let summary = f.apply_ok(&[]);
+    let keys: Vec<&str> = summary["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["each[a.txt]", "each[b.txt]"]);
+    assert_eq!(summary["counts"]["up_to_date"], 2);
+}

@@ -82,7 +82,7 @@ proptest! {
         let plan = |p: &std::path::Path| {
             let mut c = conductor::compile::compile(p, &[]);
             let program = c.program.take().unwrap_or_else(|| panic!("{} does not compile: {:?}", p.display(), c.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
-            let (plan, _) = conductor::plan::plan(&program, &mut c.sources, conductor::plan::PlanOptions { show_prompts: true });
+            let (plan, _) = conductor::plan::plan(&program, &mut c.sources, conductor::plan::PlanOptions { show_prompts: true, ..Default::default() });
             conductor::plan::json::to_json(&plan)
         };
         prop_assert_eq!(plan(&t), plan(&k));

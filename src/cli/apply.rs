@@ -20,7 +20,11 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         render::print_all(&diags, &c.sources);
         return exit_code::INVALID;
     };
-    let (plan, more) = plan::plan(&program, &mut c.sources, PlanOptions::default());
+    let options = PlanOptions {
+        runs_root: Some(runner::runs_root(&program, args.root.as_deref())),
+        ..PlanOptions::default()
+    };
+    let (plan, more) = plan::plan(&program, &mut c.sources, options);
     diags.extend(more.into_vec());
     render::print_all(&diags, &c.sources);
     if diags.iter().any(Diagnostic::is_error) {

@@ -17,11 +17,16 @@ use crate::plan::{self, Plan, PlanOptions};
 fn check(
     file: &Path,
     sets: &[String],
-    options: PlanOptions,
+    show_prompts: bool,
+    root: Option<&Path>,
 ) -> (Compilation, Vec<Diagnostic>, Option<Plan>) {
     let mut c = compile(file, sets);
     let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
     let plan = c.program.as_ref().map(|program| {
+        let options = PlanOptions {
+            show_prompts,
+            runs_root: Some(crate::runner::runs_root(program, root)),
+        };
         let (plan, more) = plan::plan(program, &mut c.sources, options);
         diags.extend(more.into_vec());
         plan
@@ -43,7 +48,7 @@ pub fn validate(args: &ValidateArgs) -> u8 {
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
-        let (c, diags, plan) = check(file, &args.sets, PlanOptions::default());
+        let (c, diags, plan) = check(file, &args.sets, false, None);
         let valid = plan.is_some();
         if !valid {
             failed += 1;
@@ -99,10 +104,12 @@ pub fn validate(args: &ValidateArgs) -> u8 {
 }
 
 pub fn plan(args: &PlanArgs) -> u8 {
-    let options = PlanOptions {
-        show_prompts: args.show_prompts,
-    };
-    let (c, diags, plan) = check(&args.file, &args.sets, options);
+    let (c, diags, plan) = check(
+        &args.file,
+        &args.sets,
+        args.show_prompts,
+        args.root.as_deref(),
+    );
     render::print_all(&diags, &c.sources);
     let Some(plan) = plan else {
         return exit_code::INVALID;

@@ -17,7 +17,7 @@ use crate::runner::{ApplyError, ApplyOptions, Control};
 use crate::watch::{Loaded, Replanner, load, watch_set};
 
 pub fn watch(args: &WatchArgs) -> u8 {
-    let Ok(first) = load(&args.file, &args.sets) else {
+    let Ok(first) = load(&args.file, &args.sets, args.root.as_deref()) else {
         return exit_code::INVALID;
     };
     let options = ApplyOptions {
@@ -50,11 +50,13 @@ pub fn watch(args: &WatchArgs) -> u8 {
     let replanner = Replanner {
         file: args.file.clone(),
         sets: args.sets.clone(),
+        root_flag: args.root.clone(),
         preparer: session.preparer(),
         runs_root: session.root.clone(),
         active: Arc::clone(&active),
         applies: Arc::clone(&applies),
         stop: Arc::clone(&stop),
+        inputs,
     };
     std::thread::spawn(move || replanner.run(set, &control_tx));
 

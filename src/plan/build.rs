@@ -16,10 +16,12 @@ use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
 
 /// What to include.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     /// Render each instance's first prompt into the plan.
     pub show_prompts: bool,
+    /// The runs root: never walked for `for_each` globs (DESIGN §9.3).
+    pub runs_root: Option<std::path::PathBuf>,
 }
 
 /// One static or run-time instance of a node, before it is written out.
@@ -48,6 +50,7 @@ struct Planner<'a> {
     /// DAG edges, from a needed instance to the one waiting for it.
     edges: Vec<(usize, usize)>,
     show_prompts: bool,
+    runs_root: Option<std::path::PathBuf>,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
@@ -71,6 +74,7 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         node_id: Arc::from(""),
         edges: Vec::new(),
         show_prompts: options.show_prompts,
+        runs_root: options.runs_root,
     };
     for (i, node) in program.nodes.iter().enumerate() {
         p.node(i, node);
@@ -198,7 +202,7 @@ impl Planner<'_> {
                     .render(node, &glob.value, glob.span, None, None)
                     .unwrap_or_else(|| glob.value.clone());
                 let base = normalize(&scope.dir.join(&workdir_local));
-                match glob_items(&base, &pattern) {
+                match glob_items(&base, &pattern, self.runs_root.as_deref()) {
                     Ok(found) if !found.is_empty() => found
                         .into_iter()
                         .map(|f| Some(serde_json::Value::from(f)))

@@ -6,8 +6,13 @@ use std::path::Path;
 use globset::GlobBuilder;
 
 /// Files under `base` matching `glob` (relative, `/`-separated, sorted),
-/// respecting `.gitignore` and never entering `.git` or `.conductor`.
-pub(super) fn glob_items(base: &Path, glob: &str) -> Result<Vec<String>, String> {
+/// respecting `.gitignore` and never entering `.git`, `.conductor` or the
+/// runs root.
+pub(super) fn glob_items(
+    base: &Path,
+    glob: &str,
+    runs_root: Option<&Path>,
+) -> Result<Vec<String>, String> {
     let matcher = GlobBuilder::new(glob)
         .literal_separator(true)
         .build()
@@ -19,10 +24,14 @@ pub(super) fn glob_items(base: &Path, glob: &str) -> Result<Vec<String>, String>
             crate::source::display_name(base)
         ));
     }
+    let runs_root = runs_root.map(Path::to_path_buf);
     let walker = ignore::WalkBuilder::new(base)
         .hidden(false)
         .require_git(false)
-        .filter_entry(|e| !matches!(e.file_name().to_str(), Some(".git" | ".conductor")))
+        .filter_entry(move |e| {
+            !matches!(e.file_name().to_str(), Some(".git" | ".conductor"))
+                && runs_root.as_deref() != Some(e.path())
+        })
         .build();
     let mut out: Vec<String> = walker
         .filter_map(Result::ok)

@@ -32,14 +32,18 @@ pub struct Loaded {
 }
 
 /// Compiles and plans `file`; on errors, prints them and returns `None`.
-pub fn load(file: &Path, sets: &[String]) -> Result<Loaded, Sources> {
+pub fn load(file: &Path, sets: &[String], root: Option<&Path>) -> Result<Loaded, Sources> {
     let mut c = compile(file, sets);
     let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
     let Some(program) = c.program.take() else {
         crate::cli::render::print_all(&diags, &c.sources);
         return Err(c.sources);
     };
-    let (plan, more) = plan::plan(&program, &mut c.sources, PlanOptions::default());
+    let options = PlanOptions {
+        runs_root: Some(crate::runner::runs_root(&program, root)),
+        ..PlanOptions::default()
+    };
+    let (plan, more) = plan::plan(&program, &mut c.sources, options);
     diags.extend(more.into_vec());
     crate::cli::render::print_all(&diags, &c.sources);
     if diags.iter().any(Diagnostic::is_error) {
@@ -78,6 +82,8 @@ pub fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) -> Watc
 pub struct Replanner {
     pub file: PathBuf,
     pub sets: Vec<String>,
+    /// `--root`, as given.
+    pub root_flag: Option<PathBuf>,
     pub preparer: Preparer,
     pub runs_root: PathBuf,
     /// Whether an apply is running (its agents' edits are theirs).
@@ -85,6 +91,9 @@ pub struct Replanner {
     /// Counts applies, so "edits while agents run" is said once per apply.
     pub applies: Arc<AtomicU64>,
     pub stop: Arc<AtomicBool>,
+    /// The file hashes the first plan took, so that a re-plan reads only
+    /// what changed.
+    pub inputs: InputHasher,
 }
 
 impl Replanner {
@@ -98,7 +107,7 @@ impl Replanner {
             }
         };
         watcher.follow(&set);
-        let mut inputs = InputHasher::new(vec![self.runs_root.clone()]);
+        let mut inputs = self.inputs;
         let cwd = std::env::current_dir().unwrap_or_default();
         let base = crate::compile::paths::normalize(
             &cwd.join(self.file.parent().unwrap_or_else(|| Path::new(""))),
@@ -119,7 +128,7 @@ impl Replanner {
                 }
                 continue;
             }
-            let Ok(loaded) = load(&self.file, &self.sets) else {
+            let Ok(loaded) = load(&self.file, &self.sets, self.root_flag.as_deref()) else {
                 eprintln!(
                     "conductor: {why}, but the workflow does not compile: the last good plan stays in force"
                 );
