@@ -193,7 +193,7 @@ inputs = ["b.txt"]
     // re-run w's own edit could have caused would have happened before.
     w.write("b.txt", "2");
     w.wait_log("changed: running b\n", 1);
-    w.wait_log(IDLE, 2);
+    w.wait_log("b: done", 2);
     let mut calls = w.calls();
     calls.sort();
     assert_eq!(calls, ["b 1", "b 1", "w 1"], "{}", w.log());

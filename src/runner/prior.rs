@@ -67,25 +67,33 @@ impl Prior {
         self.forced_later.contains(key)
     }
 
-    /// The outcome of `job`'s completed run, when that run had the
-    /// fingerprint `job` has now and its task folder is still there.
-    pub fn up_to_date(&self, job: &Job) -> Option<Outcome> {
+    /// Whether `job`'s latest completed run had the fingerprint `job` has
+    /// now, and its task folder is still there.
+    pub fn is_current(&self, job: &Job) -> bool {
+        self.current_record(job).is_some()
+    }
+
+    fn current_record(&self, job: &Job) -> Option<&InstanceRecord> {
         if job.forced {
             return None;
         }
         let record = self.done.get(&*job.key)?;
-        if record.fingerprint != job.fingerprint.hash {
-            return None;
-        }
+        (record.fingerprint == job.fingerprint.hash
+            && self.project_dir.join(&record.task_id).is_dir())
+        .then_some(record)
+    }
+
+    /// The outcome of `job`'s completed run, when [`Self::is_current`];
+    /// its answer is read back from the run store only when `answer` says
+    /// something will read it.
+    pub fn up_to_date(&self, job: &Job, answer: bool) -> Option<Outcome> {
+        let record = self.current_record(job)?;
         let task_dir = self.project_dir.join(&record.task_id);
-        if !task_dir.is_dir() {
-            return None;
-        }
         let mut out = Outcome::ended(Status::Done, UP_TO_DATE);
         out.iterations = record.iterations;
         out.task_id = Some(record.task_id.clone());
         out.run_id = Some(record.run_id.clone()).filter(|r| !r.is_empty());
-        if let (JobKind::Agent(agent), Some(run)) = (&job.kind, &out.run_id) {
+        if let (true, JobKind::Agent(agent), Some(run)) = (answer, &job.kind, &out.run_id) {
             let run_dir = task_dir.join("runs").join(run);
             out.output = super::iteration::read_capped(&run_dir.join("output.md"));
             if agent.json {

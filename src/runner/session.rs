@@ -278,7 +278,7 @@ impl Session {
                     matches!(
                         j.kind,
                         super::job::JobKind::Agent(_) | super::job::JobKind::Group { .. }
-                    ) && prior.up_to_date(j).is_none()
+                    ) && !prior.is_current(j)
                 })
                 .map(|j| Arc::clone(&j.key))
                 .collect();

@@ -429,8 +429,18 @@ impl<'a> Dispatcher<'a> {
                     self.deferred.insert(key, i);
                     continue;
                 }
+                // Its answer is read back only for whoever reads it: a
+                // dependent, or the sub-workflow it is the result of.
+                let read = !self.dependents[i].is_empty()
+                    || self
+                        .parent
+                        .get(&i)
+                        .is_some_and(|&p| !self.dependents[p].is_empty())
+                    || !self.shared.program.nodes[self.jobs[i].node]
+                        .groups
+                        .is_empty();
                 if self.first_round(i)
-                    && let Some(done) = self.prior.up_to_date(&self.jobs[i])
+                    && let Some(done) = self.prior.up_to_date(&self.jobs[i], read)
                 {
                     self.finish(i, done);
                     continue;

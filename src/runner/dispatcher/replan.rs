@@ -28,7 +28,7 @@ impl Dispatcher<'_> {
                     && !self.carried.contains_key(&job.key)
                     && !self.adopted.contains_key(&job.key)
                     && !restarted.contains(&job.key)
-                    && self.prior.up_to_date(job).is_none()
+                    && !self.prior.is_current(job)
             })
             .map(|i| Arc::clone(&self.jobs[i].key))
             .collect();
