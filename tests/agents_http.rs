@@ -8,9 +8,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
-use crate::apply_support::{Flow, instance, st, state};
+use crate::apply_support::{Flow, instance, run_info, st, state, wait_for};
 use crate::model_server::{INPUT_TOKENS, ModelServer, OUTPUT_TOKENS, Turn};
 
 /// What the scripted model answers.
@@ -115,11 +114,6 @@ fn only_run(summary: &serde_json::Value) -> PathBuf {
     let runs = runs(summary);
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().unwrap()
-}
-
-fn run_info(run: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run.join("run-info.yaml")).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn read(run: &Path, file: &str) -> String {
@@ -439,18 +433,6 @@ fn a_stalled_stream_is_cut_by_idle_timeout_without_retries() {
         !streamed.is_empty() && "partial answer, cut".starts_with(&streamed),
         "{why}"
     );
-}
-
-/// Polls until `ok` holds (or panics after 20 s, naming `what`).
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

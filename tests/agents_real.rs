@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::apply_support::{Flow, instance, state};
+use crate::apply_support::{Flow, instance, run_info, state};
 use crate::model_server::{INPUT_TOKENS, ModelServer, OUTPUT_TOKENS, Turn};
 
 /// What the scripted model answers last.
@@ -205,11 +205,6 @@ fn run_dir(summary: &serde_json::Value) -> PathBuf {
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().unwrap()
-}
-
-fn run_info(run: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run.join("run-info.yaml")).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn explain(out: &Output, flow: &Flow) -> String {

@@ -3,9 +3,7 @@
 //! re-runs, and an apply killed or failed part-way is continued by the
 //! next one without running completed instances again.
 
-use std::time::{Duration, Instant};
-
-use crate::apply_support::{Flow, state};
+use crate::apply_support::{Flow, state, wait_for};
 
 /// Each agent logs its call to `calls.log` in the workflow folder (one
 /// line per call: the instance and its iteration), then prints its prompt.
@@ -30,17 +28,6 @@ fn calls(f: &Flow) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 const FOUR: &str = r#"

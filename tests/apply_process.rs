@@ -5,19 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use crate::apply_support::{Flow, alive, one_node, pids, st, state};
-
-/// Polls until `ok` holds (or panics after 20 s, naming `what`).
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::apply_support::{Flow, alive, one_node, pids, st, state, wait_for};
 
 fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")

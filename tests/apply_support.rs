@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use crate::support::conductor;
 
@@ -184,4 +185,22 @@ pub fn pids(file: &Path) -> Vec<i32> {
 
 pub fn st(s: &str, r: &str, n: u64) -> (String, String, u64) {
     (s.to_string(), r.to_string(), n)
+}
+
+/// Polls until `ok` holds (or panics after 20 s, naming `what`).
+pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run folder's run-info.yaml, parsed.
+pub fn run_info(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("run-info.yaml")).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
 }

@@ -14,14 +14,14 @@ use crate::report::{Console, write_junit};
 use crate::runner::{self, ApplyError, ApplyOptions};
 
 pub fn apply(args: &ApplyArgs) -> u8 {
-    let mut c = compile(&args.file, &args.sets);
+    let mut c = compile(&args.run.file, &args.run.sets);
     let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
     let Some(program) = c.program.take() else {
         render::print_all(&diags, &c.sources);
         return exit_code::INVALID;
     };
     let options = PlanOptions {
-        runs_root: Some(runner::runs_root(&program, args.root.as_deref())),
+        runs_root: Some(runner::runs_root(&program, args.run.root.as_deref())),
         ..PlanOptions::default()
     };
     let (plan, more) = plan::plan(&program, &mut c.sources, options);
@@ -31,14 +31,9 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         return exit_code::INVALID;
     }
     let options = ApplyOptions {
-        root: args.root.clone(),
-        max_parallel: args.max_parallel as usize,
-        only: args.only.clone(),
         fail_fast: args.fail_fast,
-        grace: args.grace,
-        budget_usd: args.budget_usd,
         force: args.force.clone(),
-        fresh: args.fresh,
+        ..args.run.options()
     };
     let mut console = Console::new(std::io::stderr().is_terminal());
     let summary = match runner::apply(program, &plan, &options, &mut console) {

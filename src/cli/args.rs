@@ -150,8 +150,9 @@ pub struct PlanArgs {
     pub root: Option<PathBuf>,
 }
 
+/// What `apply` and `watch` share: the workflow, its params, and how it runs.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub struct RunArgs {
     /// The workflow file (.toml or .kdl).
     pub file: PathBuf,
     /// Set a param: NAME=VALUE (a TOML value, else a string). Repeatable.
@@ -163,27 +164,53 @@ pub struct ApplyArgs {
     /// Run only these nodes or instances (and what they need). Repeatable.
     #[arg(long, value_name = "NODE")]
     pub only: Vec<String>,
-    /// Stop everything at the first failure.
-    #[arg(long)]
-    pub fail_fast: bool,
     #[arg(
         long,
         value_name = "DIR",
         help = "The runs root [default: $CONDUCTOR_ROOT, else the workflow's `root`, else .conductor/runs]"
     )]
     pub root: Option<PathBuf>,
+    /// Cap an apply's spending in US dollars (as reported by the agents).
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+    /// How long agents get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
+    pub grace: std::time::Duration,
+    /// Start a new apply even when the last one did not finish (interrupted
+    /// instances then start again at iteration 1).
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+impl RunArgs {
+    /// The options of the applies these arguments ask for.
+    pub fn options(&self) -> crate::runner::ApplyOptions {
+        crate::runner::ApplyOptions {
+            root: self.root.clone(),
+            max_parallel: self.max_parallel as usize,
+            only: self.only.clone(),
+            fail_fast: false,
+            grace: self.grace,
+            budget_usd: self.budget_usd,
+            force: None,
+            fresh: self.fresh,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Stop everything at the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
     /// Write a JUnit XML report (one testcase per instance) to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Cap the whole apply's spending in US dollars (as reported by the agents).
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<f64>,
-    /// How long agents get between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
-    pub grace: std::time::Duration,
     /// Re-run instances that are up to date: all of them, or `--force=NODE,..`
     /// (node ids or instance keys) and everything downstream of those.
     #[arg(
@@ -195,40 +222,12 @@ pub struct ApplyArgs {
         action = clap::ArgAction::Append
     )]
     pub force: Option<Vec<String>>,
-    /// Start a new apply even when the last one did not finish (interrupted
-    /// instances then start again at iteration 1).
-    #[arg(long)]
-    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The workflow file (.toml or .kdl).
-    pub file: PathBuf,
-    /// Set a param: NAME=VALUE (a TOML value, else a string). Repeatable.
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub sets: Vec<String>,
-    /// Run at most N agents at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_parallel: u32,
-    /// Run only these nodes or instances (and what they need). Repeatable.
-    #[arg(long, value_name = "NODE")]
-    pub only: Vec<String>,
-    #[arg(
-        long,
-        value_name = "DIR",
-        help = "The runs root [default: $CONDUCTOR_ROOT, else the workflow's `root`, else .conductor/runs]"
-    )]
-    pub root: Option<PathBuf>,
-    /// Cap each apply's spending in US dollars (as reported by the agents).
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<f64>,
-    /// How long agents get between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
-    pub grace: std::time::Duration,
-    /// Start with a new apply even when the last one did not finish.
-    #[arg(long)]
-    pub fresh: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {

@@ -13,23 +13,15 @@ use crate::exit_code;
 use crate::report::Console;
 use crate::runner::fingerprint::inputs::InputHasher;
 use crate::runner::session::Session;
-use crate::runner::{ApplyError, ApplyOptions, Control};
+use crate::runner::{ApplyError, Control};
 use crate::watch::{Loaded, Replanner, load, watch_set};
 
 pub fn watch(args: &WatchArgs) -> u8 {
+    let args = &args.run;
     let Ok(first) = load(&args.file, &args.sets, args.root.as_deref()) else {
         return exit_code::INVALID;
     };
-    let options = ApplyOptions {
-        root: args.root.clone(),
-        max_parallel: args.max_parallel as usize,
-        only: args.only.clone(),
-        fail_fast: false,
-        grace: args.grace,
-        budget_usd: args.budget_usd,
-        force: None,
-        fresh: args.fresh,
-    };
+    let options = args.options();
     let mut session = match Session::open(&first.program, &options) {
         Ok(s) => s,
         Err(e) => return refused(&e),
