@@ -243,7 +243,7 @@ impl Session {
         why: Option<String>,
     ) -> Result<Summary, ApplyError> {
         let started = Instant::now();
-        let index = crate::store::index::Index::load(&self.project_dir, &program.name);
+        let mut index = crate::store::index::Index::load(&self.project_dir, &program.name);
         let continued = if self.options.fresh && self.applies == 0 {
             None
         } else {
@@ -321,8 +321,13 @@ impl Session {
         };
         summary.settle(self.signal());
         record_stop(&final_shared, &summary);
-        crate::store::index::Index::load(&self.project_dir, &final_shared.workflow)
-            .save(&self.project_dir, &final_shared.workflow);
+        // What this apply recorded, folded in once for the next one (a
+        // watch's edit may have renamed the workflow: then read it afresh).
+        if final_shared.workflow != shared.workflow {
+            index = crate::store::index::Index::load(&self.project_dir, &final_shared.workflow);
+        }
+        index.catch_up(&self.project_dir, &final_shared.workflow);
+        index.save(&self.project_dir, &final_shared.workflow);
         live.finish();
         Ok(summary)
     }

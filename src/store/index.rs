@@ -81,18 +81,26 @@ impl Index {
             .filter(|i| i.version == VERSION && i.bus_offset <= bus_len)
             .unwrap_or_default();
         index.version = VERSION;
-        if index.bus_offset < bus_len {
-            match read_from(&bus, index.bus_offset) {
-                Ok((messages, next)) => {
-                    for m in &messages {
-                        index.fold(workflow, m);
-                    }
-                    index.bus_offset = next;
-                }
-                Err(e) => tracing::warn!("cannot read the project bus: {e}"),
-            }
-        }
+        index.catch_up(project_dir, workflow);
         index
+    }
+
+    /// Folds in what was appended to the project bus since.
+    pub fn catch_up(&mut self, project_dir: &Path, workflow: &str) {
+        let bus = project_dir.join("PROJECT-MESSAGE-BUS.md");
+        let bus_len = std::fs::metadata(&bus).map_or(0, |m| m.len());
+        if self.bus_offset >= bus_len {
+            return;
+        }
+        match read_from(&bus, self.bus_offset) {
+            Ok((messages, next)) => {
+                for m in &messages {
+                    self.fold(workflow, m);
+                }
+                self.bus_offset = next;
+            }
+            Err(e) => tracing::warn!("cannot read the project bus: {e}"),
+        }
     }
 
     /// Saves it (a cache: failing to save costs a longer read next time).
