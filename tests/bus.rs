@@ -323,3 +323,47 @@ fn follow_prints_messages_as_they_are_posted() {
     assert!(!seen.is_empty(), "--follow printed nothing");
     assert!(seen[0].contains("(PROGRESS) step"), "{seen:?}");
 }
+
+#[test]
+fn a_full_disk_during_a_post_is_a_clear_error_and_leaves_no_half_record() {
+    // A file-size limit (`prlimit --fsize`, util-linux) stands in for a
+    // full disk: the write fails with EFBIG part-way through the record.
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus.md");
+    let bus_arg = bus.to_str().unwrap();
+    post(
+        dir.path(),
+        &["--bus", bus_arg, "--project", "p", "--body", "first"],
+    );
+    let before = std::fs::metadata(&bus).unwrap().len();
+    let out = Command::new("prlimit")
+        .arg(format!("--fsize={}", before + 40))
+        .arg(bin())
+        .current_dir(dir.path())
+        .env_remove("JRUN_MESSAGE_BUS")
+        .args(["bus", "post", "--bus", bus_arg, "--project", "p", "--body"])
+        .arg("a second record, longer than the forty bytes the limit leaves")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("File too large") && err.contains("ulimit -f"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&bus).unwrap().len(),
+        before,
+        "no half record"
+    );
+    // The bus reads, and takes the next post.
+    post(
+        dir.path(),
+        &["--bus", bus_arg, "--project", "p", "--body", "third"],
+    );
+    let bodies: Vec<String> = read_json(dir.path(), &["--bus", bus_arg])
+        .iter()
+        .map(|r| r["body"].as_str().unwrap().trim().to_string())
+        .collect();
+    assert_eq!(bodies, ["first", "third"]);
+}

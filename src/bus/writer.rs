@@ -20,6 +20,15 @@ pub enum AppendError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot write the bus {}: {source}\n  help: the disk is full or a file-size limit (`ulimit -f`) is reached; nothing was written: free some space or raise the limit, then try again",
+        path.display()
+    )]
+    Full {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{} is not a regular file; a bus must be one", path.display())]
     NotAFile { path: PathBuf },
     #[error("a message needs a {0}")]
@@ -77,6 +86,40 @@ impl BusWriter {
         &self.path
     }
 
+    /// Writes `buf` at the end, or nothing: a write that fails part-way (a
+    /// full disk, a file-size limit) is cut back off, so the bus never
+    /// keeps half a record. The caller holds the lock, so the bytes after
+    /// the length the file had before are this write's alone.
+    fn write_whole(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let mut written = 0;
+        while written < buf.len() {
+            match self.file.write(&buf[written..]) {
+                Ok(0) => {
+                    return Err(self.undo(written, std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.undo(written, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn undo(&mut self, written: usize, error: std::io::Error) -> std::io::Error {
+        if written > 0
+            && let Ok(meta) = self.file.metadata()
+        {
+            let keep = meta.len().saturating_sub(written as u64);
+            if let Err(e) = self.file.set_len(keep) {
+                tracing::warn!(
+                    "cannot cut a half-written record off {}: {e}",
+                    self.path.display()
+                );
+            }
+        }
+        error
+    }
+
     /// Appends `msg`, stamped now; returns its id.
     pub fn append(&mut self, msg: &NewMessage) -> Result<String, AppendError> {
         self.append_at(msg, Timestamp::now())
@@ -92,9 +135,22 @@ impl BusWriter {
         }
         let id = self.ids.next(now);
         let record = msg.render(&id, &format_ts(now));
-        let io = |source| AppendError::Io {
-            path: self.path.clone(),
-            source,
+        let path = self.path.clone();
+        let io = |source: std::io::Error| {
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+            ) {
+                AppendError::Full {
+                    path: path.clone(),
+                    source,
+                }
+            } else {
+                AppendError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            }
         };
         self.file.lock().map_err(io)?;
         let result = (|| {
@@ -107,7 +163,7 @@ impl BusWriter {
                 buf.push(b'\n');
             }
             buf.extend_from_slice(record.as_bytes());
-            self.file.write_all(&buf)
+            self.write_whole(&buf)
         })();
         let unlocked = self.file.unlock();
         if result.is_ok() {
