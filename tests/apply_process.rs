@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use crate::apply_support::{Flow, alive, one_node, pids, st, state, wait_for};
+use crate::apply_support::{Flow, alive, one_node, one_node_command, pids, st, state, wait_for};
 
 fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")
@@ -170,4 +170,50 @@ fn a_second_apply_of_the_same_workflow_refuses_while_the_first_runs() {
     )
     .unwrap();
     assert_eq!(flow.apply(&[]).0.status.code(), Some(0));
+}
+
+/// Peak resident memory of a live process, in KiB (`VmHWM`).
+fn peak_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Applies a one-node workflow whose agent prints `bytes` zero bytes;
+/// conductor's peak memory in KiB, polled while it runs.
+fn peak_with_output(bytes: u64) -> u64 {
+    let flow = Flow::new(&one_node_command(
+        &format!(r#""head", "-c", "{bytes}", "/dev/zero""#),
+        "{ exit_zero = true, max_iterations = 1 }",
+    ));
+    let mut child = flow.spawn(&[]);
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(peak_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(child.wait().unwrap().success());
+    let stdout = flow
+        .files_named("agent-stdout.txt")
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(std::fs::metadata(stdout).unwrap().len(), bytes);
+    assert!(peak > 0, "the peak was read");
+    peak
+}
+
+#[test]
+fn an_agent_flooding_256_mib_of_output_leaves_conductors_memory_flat() {
+    // Agents' output goes to files, never through conductor's memory; only
+    // the answer templates see is read back, capped at 1 MiB.
+    let quiet = peak_with_output(10);
+    let flood = peak_with_output(256 << 20);
+    assert!(
+        flood < quiet + 16 * 1024,
+        "conductor peaked at {flood} KiB for 256 MiB of output, {quiet} KiB for 10 bytes"
+    );
 }

@@ -86,6 +86,24 @@ impl Flow {
         cmd
     }
 
+    /// Every file under the runs root called `name` (not read).
+    pub fn files_named(&self, name: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == name) {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Every file under the runs root, with its text.
     pub fn files(&self) -> Vec<(PathBuf, String)> {
         let mut out = Vec::new();
@@ -160,6 +178,25 @@ command = ["conductor", "__fake-agent", {args}]
 
 [nodes.n]
 agent = "fake"
+prompt = "work"
+stop = {stop}
+"#
+    )
+}
+
+/// A workflow with one agent running `argv` (TOML array items) and one
+/// node `n` with this `stop` table.
+pub fn one_node_command(argv: &str, stop: &str) -> String {
+    format!(
+        r#"version = 1
+name = "t"
+
+[agents.a]
+kind = "command"
+command = [{argv}]
+
+[nodes.n]
+agent = "a"
 prompt = "work"
 stop = {stop}
 "#
