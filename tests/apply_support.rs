@@ -86,8 +86,8 @@ impl Flow {
         cmd
     }
 
-    /// Every file under the runs root called `name` (not read).
-    pub fn files_named(&self, name: &str) -> Vec<PathBuf> {
+    /// Every file under the runs root (not read), sorted.
+    pub fn paths(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut stack = vec![self.root()];
         while let Some(d) = stack.pop() {
@@ -95,7 +95,7 @@ impl Flow {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.file_name().is_some_and(|n| n == name) {
+                } else {
                     out.push(p);
                 }
             }
@@ -104,23 +104,24 @@ impl Flow {
         out
     }
 
+    /// Every file under the runs root called `name` (not read).
+    pub fn files_named(&self, name: &str) -> Vec<PathBuf> {
+        self.paths()
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == name))
+            .collect()
+    }
+
     /// Every file under the runs root, with its text.
     pub fn files(&self) -> Vec<(PathBuf, String)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(bytes) = std::fs::read(&p) {
-                    // A temporary file may be renamed away while the apply runs.
-                    out.push((p, String::from_utf8_lossy(&bytes).into_owned()));
-                }
-            }
-        }
-        out.sort();
-        out
+        self.paths()
+            .into_iter()
+            // A temporary file may be renamed away while the apply runs.
+            .filter_map(|p| {
+                let bytes = std::fs::read(&p).ok()?;
+                Some((p, String::from_utf8_lossy(&bytes).into_owned()))
+            })
+            .collect()
     }
 
     /// The bus records of every file named `name`, in file order.
