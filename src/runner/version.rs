@@ -17,10 +17,12 @@ use crate::model::AgentKind;
 /// How long a `--version` may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Probed versions by resolved program path.
+/// Probed versions, by program as written (and the folder, for a relative
+/// path): every iteration records its agent's version, so a known one
+/// must cost no PATH search.
 #[derive(Debug, Default)]
 pub struct Versions {
-    known: Mutex<HashMap<PathBuf, String>>,
+    known: Mutex<HashMap<(String, PathBuf), String>>,
 }
 
 impl Versions {
@@ -33,17 +35,25 @@ impl Versions {
         ) {
             return String::new();
         }
-        let Some(resolved) = super::process::resolve(program, path_var, cwd) else {
-            return String::new();
+        let folder = if program.contains('/') {
+            cwd.to_path_buf()
+        } else {
+            PathBuf::new()
         };
+        let key = (program.to_string(), folder);
         let mut known = self
             .known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        known
-            .entry(resolved.clone())
-            .or_insert_with(|| probe(&resolved).unwrap_or_else(|| "unknown".into()))
-            .clone()
+        if let Some(v) = known.get(&key) {
+            return v.clone();
+        }
+        let version = super::process::resolve(program, path_var, cwd)
+            .map_or_else(String::new, |p| {
+                probe(&p).unwrap_or_else(|| "unknown".into())
+            });
+        known.insert(key, version.clone());
+        version
     }
 }
 
