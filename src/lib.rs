@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod cli;
+pub mod clock;
 pub mod compile;
 pub mod decode;
 pub mod diagnostic;

@@ -122,7 +122,7 @@ impl BusWriter {
 
     /// Appends `msg`, stamped now; returns its id.
     pub fn append(&mut self, msg: &NewMessage) -> Result<String, AppendError> {
-        self.append_at(msg, Timestamp::now())
+        self.append_at(msg, crate::clock::now())
     }
 
     /// Appends `msg` stamped `now`.

@@ -64,7 +64,7 @@ impl Console {
                 let _ = m.println(text);
             }
             None => {
-                let now = jiff::Timestamp::now().strftime("%H:%M:%SZ");
+                let now = crate::clock::now().strftime("%H:%M:%SZ");
                 let _ = writeln!(std::io::stderr(), "{now} {text}");
             }
         }

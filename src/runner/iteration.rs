@@ -153,7 +153,7 @@ pub async fn run(
         process_ownership: Some(http.map_or("managed", |_| "external").into()),
         pid: 0,
         pgid: 0,
-        start_time: crate::bus::format_ts(jiff::Timestamp::now()),
+        start_time: crate::bus::format_ts(crate::clock::now()),
         end_time: NOT_ENDED.into(),
         exit_code: -1,
         status: "running".into(),
@@ -247,7 +247,7 @@ pub async fn run(
         Ok(a) => a,
         Err(why) => {
             info.status = "failed".into();
-            info.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+            info.end_time = crate::bus::format_ts(crate::clock::now());
             info.error_summary = Some(why.clone());
             if let Err(e) = info.write(&info_path) {
                 tracing::warn!("{e}");

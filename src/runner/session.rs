@@ -251,7 +251,7 @@ impl Session {
         };
         self.applies += 1;
         let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
-            let now = jiff::Timestamp::now();
+            let now = crate::clock::now();
             let id = format!(
                 "apply-{}-{}",
                 now.strftime("%Y%m%d-%H%M%S"),

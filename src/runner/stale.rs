@@ -127,7 +127,7 @@ fn close_last_run(task_dir: &Path, project: &str) -> bool {
     let _ = RunInfo::update(&path, |info| {
         if info.status == "running" {
             info.status = "failed".into();
-            info.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+            info.end_time = crate::bus::format_ts(crate::clock::now());
             info.error_summary =
                 Some("reconciled: conductor exited while the run was going".into());
             info.stop_reason = Some("conductor_died".into());

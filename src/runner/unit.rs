@@ -195,7 +195,7 @@ impl Looper<'_> {
                 }
             }
             let run_id =
-                crate::store::run_id(seq_base + iteration - first + 1, jiff::Timestamp::now());
+                crate::store::run_id(seq_base + iteration - first + 1, crate::clock::now());
             let text = self.prompt_text(&run_id, iteration, &prompt);
             let req = Request {
                 job: self.job,

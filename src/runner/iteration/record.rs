@@ -48,7 +48,7 @@ pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
     let result = RunInfo::replace(&path, run.info.clone(), |i| {
-        i.end_time = crate::bus::format_ts(jiff::Timestamp::now());
+        i.end_time = crate::bus::format_ts(crate::clock::now());
         i.exit_code = i64::from(run.exit_code);
         i.status = if run.exit_code == 0 && !run.reported_failure {
             "completed".into()
