@@ -17,6 +17,7 @@ mod apply_stop;
 mod apply_store;
 mod apply_support;
 mod bus;
+mod bus_roundtrip;
 mod clock;
 mod examples;
 mod fake_agent;

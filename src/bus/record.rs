@@ -102,9 +102,11 @@ fn scalar(s: &str) -> String {
 }
 
 /// Whether a line would be read as a record separator (`---`, maybe with
-/// backslashes in front from an earlier escape).
+/// backslashes in front from an earlier escape). Readers, ours and the Go
+/// seed's, take off every trailing carriage return, so `---\r\r` is a
+/// separator too.
 fn is_fence(line: &str, min_backslashes: usize) -> bool {
-    let line = line.strip_suffix('\r').unwrap_or(line);
+    let line = line.trim_end_matches('\r');
     let rest = line.trim_start_matches('\\');
     rest == "---" && line.len() - rest.len() >= min_backslashes
 }
@@ -157,6 +159,8 @@ mod tests {
             "--- not a fence",
             "x---",
             "---\r\n",
+            "---\r\r\nx",
+            "\\---\r\r",
             "end\n\n",
         ] {
             let escaped = escape_body(body);
