@@ -5,7 +5,6 @@
 //! is accepted.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// A message as read from a bus.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -46,58 +45,76 @@ impl NewMessage {
     /// The record's text, starting with its `---` line and ending with a newline.
     pub(crate) fn render(&self, msg_id: &str, ts: &str) -> String {
         let mut out = String::with_capacity(160 + self.body.len());
+        self.render_into(&mut out, msg_id, ts);
+        out
+    }
+
+    /// Appends the record's text to `out`, which a writer reuses from one
+    /// append to the next.
+    pub(crate) fn render_into(&self, out: &mut String, msg_id: &str, ts: &str) {
+        out.reserve(160 + self.body.len());
         out.push_str("---\nmsg_id: ");
-        out.push_str(&scalar(msg_id));
+        push_scalar(out, msg_id);
         out.push_str("\nts: ");
         out.push_str(ts);
         out.push_str("\ntype: ");
-        out.push_str(&scalar(&self.kind));
+        push_scalar(out, &self.kind);
         out.push_str("\nproject_id: ");
-        out.push_str(&scalar(&self.project_id));
+        push_scalar(out, &self.project_id);
         out.push_str("\ntask_id: ");
-        out.push_str(&scalar(&self.task_id));
+        push_scalar(out, &self.task_id);
         out.push_str("\nrun_id: ");
-        out.push_str(&scalar(&self.run_id));
+        push_scalar(out, &self.run_id);
         out.push('\n');
         if self.kind == "ISSUE" {
-            let _ = writeln!(out, "issue_id: {}", scalar(msg_id));
+            out.push_str("issue_id: ");
+            push_scalar(out, msg_id);
+            out.push('\n');
         }
         if !self.parents.is_empty() {
             out.push_str("parents:\n");
             for p in &self.parents {
-                let _ = writeln!(out, "    - msg_id: {}", scalar(p));
+                out.push_str("    - msg_id: ");
+                push_scalar(out, p);
+                out.push('\n');
             }
         }
         if !self.meta.is_empty() {
             out.push_str("meta:\n");
             for (k, v) in &self.meta {
-                let _ = writeln!(out, "    {}: {}", scalar(k), scalar(v));
+                out.push_str("    ");
+                push_scalar(out, k);
+                out.push_str(": ");
+                push_scalar(out, v);
+                out.push('\n');
             }
         }
         out.push_str("---\n");
-        out.push_str(&escape_body(&self.body));
+        if self.body.contains("---") {
+            out.push_str(&escape_body(&self.body));
+        } else {
+            out.push_str(&self.body);
+        }
         // Always one newline more than the body has, which the reader takes
         // off: every body, trailing newlines included, reads back exactly.
         out.push('\n');
-        out
     }
 }
 
-/// A YAML scalar: plain when that cannot be misread, else double-quoted
-/// (JSON string syntax is valid YAML).
-fn scalar(s: &str) -> String {
+/// Appends `s` as a YAML scalar: plain when that cannot be misread, else
+/// double-quoted (JSON string syntax is valid YAML).
+fn push_scalar(out: &mut String, s: &str) {
     let plain = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_./@+-".contains(&b))
         && s.as_bytes()[0].is_ascii_alphabetic()
-        && !matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null"
-        );
+        && !["true", "false", "yes", "no", "on", "off", "y", "n", "null"]
+            .iter()
+            .any(|word| word.eq_ignore_ascii_case(s));
     if plain {
-        s.to_string()
+        out.push_str(s);
     } else {
-        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string()));
     }
 }
 
@@ -172,12 +189,20 @@ mod tests {
         }
     }
 
+    fn scalar(s: &str) -> String {
+        let mut out = String::new();
+        push_scalar(&mut out, s);
+        out
+    }
+
     #[test]
     fn scalars_quote_what_yaml_would_misread() {
         assert_eq!(scalar("PROGRESS"), "PROGRESS");
         assert_eq!(scalar("task-20260301-100000-x"), "task-20260301-100000-x");
         assert_eq!(scalar(""), "\"\"");
         assert_eq!(scalar("yes"), "\"yes\"");
+        assert_eq!(scalar("Null"), "\"Null\"");
+        assert_eq!(scalar("nil"), "nil");
         assert_eq!(scalar("0001-x"), "\"0001-x\"");
         assert_eq!(scalar("a: b"), "\"a: b\"");
     }

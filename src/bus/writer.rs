@@ -41,6 +41,8 @@ pub struct BusWriter {
     path: PathBuf,
     file: File,
     ids: IdGenerator,
+    /// The last record's text, kept for its allocation.
+    buf: String,
     /// Once the file has content it keeps it (it is only appended to), so
     /// the size need not be asked for again.
     has_content: bool,
@@ -78,6 +80,7 @@ impl BusWriter {
             path: path.to_path_buf(),
             file,
             ids: IdGenerator::new(),
+            buf: String::new(),
             has_content: false,
         })
     }
@@ -120,6 +123,25 @@ impl BusWriter {
         error
     }
 
+    /// Writes `record` (which starts with the separator newline) under the
+    /// lock; records are separated by a blank line, as the seed writes them.
+    fn write_locked(&mut self, record: &str) -> std::io::Result<()> {
+        self.file.lock()?;
+        let result = (|| {
+            if !self.has_content {
+                self.has_content = self.file.metadata()?.len() > 0;
+            }
+            let bytes = record.as_bytes();
+            let bytes = if self.has_content { bytes } else { &bytes[1..] };
+            self.write_whole(bytes)
+        })();
+        let unlocked = self.file.unlock();
+        if result.is_ok() {
+            self.has_content = true;
+        }
+        result.and(unlocked)
+    }
+
     /// Appends `msg`, stamped now; returns its id.
     pub fn append(&mut self, msg: &NewMessage) -> Result<String, AppendError> {
         self.append_at(msg, crate::clock::now())
@@ -134,43 +156,33 @@ impl BusWriter {
             return Err(AppendError::Missing("project id"));
         }
         let id = self.ids.next(now);
-        let record = msg.render(&id, &format_ts(now));
-        let path = self.path.clone();
-        let io = |source: std::io::Error| {
+        // Rendered before the lock is taken, after a separator byte that is
+        // written only if the file has content already.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.push('\n');
+        msg.render_into(&mut buf, &id, &format_ts(now));
+        let result = self.write_locked(&buf);
+        // One huge body must not stay in memory for the writer's lifetime.
+        if buf.capacity() <= 64 * 1024 {
+            self.buf = buf;
+        }
+        result.map_err(|source| {
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
             ) {
                 AppendError::Full {
-                    path: path.clone(),
+                    path: self.path.clone(),
                     source,
                 }
             } else {
                 AppendError::Io {
-                    path: path.clone(),
+                    path: self.path.clone(),
                     source,
                 }
             }
-        };
-        self.file.lock().map_err(io)?;
-        let result = (|| {
-            // Records are separated by a blank line, as the seed writes them.
-            if !self.has_content {
-                self.has_content = self.file.metadata()?.len() > 0;
-            }
-            let mut buf = Vec::with_capacity(record.len() + 1);
-            if self.has_content {
-                buf.push(b'\n');
-            }
-            buf.extend_from_slice(record.as_bytes());
-            self.write_whole(&buf)
-        })();
-        let unlocked = self.file.unlock();
-        if result.is_ok() {
-            self.has_content = true;
-        }
-        result.map_err(io)?;
-        unlocked.map_err(io)?;
+        })?;
         Ok(id)
     }
 }
