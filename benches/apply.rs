@@ -443,6 +443,82 @@ fn fan_out_bench() {
     }
 }
 
+/// How an apply grows from 1,000 to 100,000 node instances (agent `true`,
+/// 64 at a time), and with 10,000 agents running at once (`sleep 1`, all at
+/// once): wall time, time per instance, conductor's peak RSS and
+/// descriptors. One apply per size: the largest take minutes. 100,000
+/// instances run only when named (`-- apply_scale_instances/100000`); they
+/// leave about a million files in the runs root while the bench runs.
+fn scale_bench() {
+    let named_100k = filters().iter().any(|f| f.ends_with("100000"));
+    let mut cases: Vec<(String, usize, &str, usize)> = [1_000, 10_000]
+        .into_iter()
+        .chain(named_100k.then_some(100_000))
+        .map(|n| (format!("apply_scale_instances/{n}"), n, TRUE, 64))
+        .collect();
+    cases.push((
+        "apply_scale_agents/10000_coreutils_sleep_1s".to_owned(),
+        10_000,
+        r#""sleep", "1""#,
+        10_000,
+    ));
+    for (name, n, command, parallel) in cases {
+        if !wanted(&name) {
+            continue;
+        }
+        let flow = Flow::new(&fan_out(n, command));
+        let root = flow.fresh_root();
+        let summary = flow.dir.join("summary.json");
+        let limit = parallel.to_string();
+        let mut cmd = flow.command(CONDUCTOR, &[], &root, &["--max-parallel", &limit]);
+        cmd.arg("--json")
+            .stdout(std::fs::File::create(&summary).expect("summary file"));
+        let w = watch(cmd, Duration::from_millis(50));
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).expect("summary"))
+                .expect("a JSON summary");
+        assert_eq!(s["counts"]["done"], n, "{s}");
+        assert!(w.status.is_some_and(|s| s.success()));
+        println!(
+            "{name}: wall {:.2} s, {:.0} µs per instance; VmHWM of conductor {}; \
+             conductor's fds first/peak/last {}/{}/{}",
+            w.wall.as_secs_f64(),
+            w.wall.as_secs_f64() * 1e6 / n as f64,
+            mib(w.hwm_kib),
+            w.fds_first,
+            w.fds_peak,
+            w.fds_last,
+        );
+        // A million files would slow every later bench on the disk.
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+/// An agent printing 1 GiB (`head -c 1073741824 /dev/zero`) beside one
+/// printing 10 bytes: conductor's own peak RSS should not move, since agents'
+/// output goes to files, never through its memory. The test suite does the
+/// same with 256 MiB.
+fn flood_bench() {
+    for (label, bytes) in [("10B", 10u64), ("1GiB", 1 << 30)] {
+        let flow = Flow::new(&one_node(
+            &format!(r#""head", "-c", "{bytes}", "/dev/zero""#),
+            "{ exit_zero = true, max_iterations = 1 }",
+        ));
+        let root = flow.fresh_root();
+        let w = watch(
+            flow.command(CONDUCTOR, &[], &root, &[]),
+            Duration::from_millis(5),
+        );
+        assert!(w.status.is_some_and(|s| s.success()));
+        println!(
+            "apply_flood/{label}: wall {:.2} s; VmHWM of conductor {}",
+            w.wall.as_secs_f64(),
+            mib(w.hwm_kib)
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
 /// The positional arguments cargo passes on (`cargo bench --bench apply -- NAME`).
 fn filters() -> Vec<String> {
     std::env::args()
@@ -477,4 +553,8 @@ fn main() {
     if wanted("apply_fan_out") {
         fan_out_bench();
     }
+    if wanted("apply_flood") {
+        flood_bench();
+    }
+    scale_bench();
 }
