@@ -483,7 +483,7 @@ fn scale_bench() {
             "{name}: wall {:.2} s, {:.0} µs per instance; VmHWM of conductor {}; \
              conductor's fds first/peak/last {}/{}/{}",
             w.wall.as_secs_f64(),
-            w.wall.as_secs_f64() * 1e6 / n as f64,
+            (w.wall / u32::try_from(n).expect("a size that fits")).as_secs_f64() * 1e6,
             mib(w.hwm_kib),
             w.fds_first,
             w.fds_peak,
