@@ -43,7 +43,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// The record's text, starting with its `---` line and ending with a newline.
-    pub(crate) fn render(&self, msg_id: &str, ts: &str) -> String {
+    pub fn render(&self, msg_id: &str, ts: &str) -> String {
         let mut out = String::with_capacity(160 + self.body.len());
         self.render_into(&mut out, msg_id, ts);
         out
