@@ -72,7 +72,9 @@ fn push_digits(out: &mut String, mut n: u32, width: usize) {
         }
     }
     let from = at.min(buf.len().saturating_sub(width));
-    out.extend(buf[from..].iter().map(|&b| char::from(b)));
+    // ASCII digits: the check cannot fail, and is cheaper than pushing
+    // them one char at a time.
+    out.push_str(std::str::from_utf8(&buf[from..]).unwrap_or_default());
 }
 
 /// `2026-02-21T19:02:37.378369Z`: UTC, fraction without trailing zeros, as

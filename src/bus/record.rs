@@ -108,9 +108,10 @@ fn push_scalar(out: &mut String, s: &str) {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_./@+-".contains(&b))
         && s.as_bytes()[0].is_ascii_alphabetic()
-        && !["true", "false", "yes", "no", "on", "off", "y", "n", "null"]
-            .iter()
-            .any(|word| word.eq_ignore_ascii_case(s));
+        && !(s.len() <= 5
+            && ["true", "false", "yes", "no", "on", "off", "y", "n", "null"]
+                .iter()
+                .any(|word| word.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
     } else {
