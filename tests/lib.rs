@@ -22,6 +22,7 @@ mod clock;
 mod examples;
 mod fake_agent;
 mod invalid;
+mod load;
 mod model_server;
 mod plan;
 mod preamble;
