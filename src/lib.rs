@@ -15,6 +15,7 @@ pub mod decode;
 pub mod diagnostic;
 pub mod exit_code;
 pub mod fake_agent;
+pub mod fuzzing;
 pub mod model;
 pub mod plan;
 pub mod preamble;

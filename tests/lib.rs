@@ -21,6 +21,7 @@ mod bus_roundtrip;
 mod clock;
 mod examples;
 mod fake_agent;
+mod fuzz_corpus;
 mod invalid;
 mod load;
 mod model_server;

@@ -38,6 +38,17 @@ pub struct Compilation {
 
 /// Compiles the workflow at `entry` with `--set` values (`name=value`).
 pub fn compile(entry: &Path, sets: &[String]) -> Compilation {
+    compile_with(entry, None, sets)
+}
+
+/// As [`compile`], with the entry file's text given rather than read from
+/// `entry` (whose extension still picks the syntax and whose folder is where
+/// its sub-workflows and templates are found).
+pub fn compile_text(entry: &Path, text: String, sets: &[String]) -> Compilation {
+    compile_with(entry, Some(text), sets)
+}
+
+fn compile_with(entry: &Path, text: Option<String>, sets: &[String]) -> Compilation {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut sources = Sources::new();
     let mut diagnostics = Diagnostics::new();
@@ -50,6 +61,10 @@ pub fn compile(entry: &Path, sets: &[String]) -> Compilation {
     );
     let given = params::parse_sets(sets, line_file, &cwd, &mut diagnostics);
     let abs = paths::normalize(&cwd.join(entry));
+    if let (Some(text), Some(syntax)) = (text, Syntax::from_path(&abs)) {
+        let name = crate::source::display_name(&abs);
+        sources.add(abs.clone(), name, text, syntax);
+    }
     let mut b = builder::Builder::new(sources, diagnostics);
     let program = b.entry(&abs, &given);
     let (sources, mut diagnostics) = b.finish();
