@@ -23,6 +23,22 @@ fn workflow(bin: &Path, clock: &Path) -> String {
     )
 }
 
+/// `apply --json` under the test clock, which must succeed; its summary.
+fn apply(flow: &Flow, clock: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = flow
+        .command(extra)
+        .env("CONDUCTOR_TEST_CLOCK", clock)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn ts(record: &serde_json::Value) -> jiff::Timestamp {
     record["ts"].as_str().unwrap().parse().unwrap()
 }
@@ -45,18 +61,7 @@ fn a_wall_clock_jumping_back_mid_apply_moves_only_the_stamps() {
     let flow = Flow::new(&workflow(&bin, &clock));
     std::fs::write(clock.with_extension("marker"), "the first apply").unwrap();
 
-    let out = flow
-        .command(&[])
-        .env("CONDUCTOR_TEST_CLOCK", &clock)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        crate::support::stderr(&out)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = apply(&flow, &clock, &[]);
     assert_eq!(state(&summary, "n"), st("done", "done_file", 4));
 
     // The task bus keeps file order; the stamps show the day going back.
@@ -129,18 +134,7 @@ fn a_wall_clock_jumping_back_mid_apply_moves_only_the_stamps() {
     // status and logs show it, and it overwrote nothing.
     std::fs::write(&clock, "-172800").unwrap();
     std::fs::write(clock.with_extension("marker"), "the second apply").unwrap();
-    let out = flow
-        .command(&["--force"])
-        .env("CONDUCTOR_TEST_CLOCK", &clock)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        crate::support::stderr(&out)
-    );
-    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = apply(&flow, &clock, &["--force"]);
     assert_ne!(second["apply_id"], summary["apply_id"]);
     let status = conductor()
         .args(["status", "--json", "--root"])
