@@ -236,29 +236,72 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ReadError + '_ {
     }
 }
 
+/// Bytes read from a bus as text: invalid UTF-8 is replaced, and offsets
+/// in the text are turned back into offsets in the file.
+#[derive(Debug, Default)]
+struct Chunk {
+    text: String,
+    /// The bytes read, kept only when some were replaced (then the text and
+    /// the file no longer line up).
+    raw: Option<Vec<u8>>,
+}
+
+impl Chunk {
+    /// How many bytes of the file byte `at` of the text is from the start
+    /// of the read; `at` is a line start, never inside a replacement.
+    fn file_offset(&self, at: usize) -> u64 {
+        let Some(raw) = &self.raw else {
+            return at as u64;
+        };
+        let (mut text, mut file) = (0, 0);
+        for chunk in raw.utf8_chunks() {
+            let valid = chunk.valid().len();
+            if at <= text + valid {
+                return (file + at - text) as u64;
+            }
+            text += valid;
+            file += valid;
+            if !chunk.invalid().is_empty() {
+                text += char::REPLACEMENT_CHARACTER.len_utf8();
+                file += chunk.invalid().len();
+            }
+        }
+        file as u64
+    }
+}
+
 /// Reads the bytes from `offset` to the end; a missing file is empty.
-fn read_range(path: &Path, offset: u64) -> Result<String, ReadError> {
+fn read_range(path: &Path, offset: u64) -> Result<Chunk, ReadError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Chunk::default()),
         Err(e) => return Err(io(path)(e)),
     };
     file.seek(SeekFrom::Start(offset)).map_err(io(path))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io(path))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => Chunk { text, raw: None },
+        Err(e) => {
+            let raw = e.into_bytes();
+            Chunk {
+                text: String::from_utf8_lossy(&raw).into_owned(),
+                raw: Some(raw),
+            }
+        }
+    })
 }
 
 /// Every message; a missing bus has none.
 pub fn read_all(path: &Path) -> Result<Vec<Message>, ReadError> {
-    Ok(parse(&read_range(path, 0)?).0)
+    Ok(parse(&read_range(path, 0)?.text).0)
 }
 
 /// Complete messages from byte `offset` on, and the offset to continue from.
 pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Message>, u64), ReadError> {
-    let text = read_range(path, offset)?;
-    let (messages, consumed) = parse(&text);
-    Ok((messages, offset + consumed as u64))
+    let read = read_range(path, offset)?;
+    let (messages, consumed) = parse(&read.text);
+    Ok((messages, offset + read.file_offset(consumed)))
 }
 
 /// The messages after the one with id `since`, in file order (a cursor is a
@@ -291,23 +334,19 @@ pub fn tail_with_offset(path: &Path, n: usize) -> Result<(Vec<Message>, u64), Re
     let mut window = (n as u64 * 512).max(64 * 1024);
     loop {
         let start = size.saturating_sub(window);
-        let text = read_range(path, start)?;
+        let read = read_range(path, start)?;
+        let text = &read.text;
         // Start at a record boundary: a fence line whose next line opens a header.
         let from = if start == 0 {
             0
         } else {
-            record_start(&text).unwrap_or(text.len())
+            record_start(text).unwrap_or(text.len())
         };
         let (mut messages, consumed) = parse(&text[from..]);
         if messages.len() >= n || start == 0 {
             let keep = messages.len().saturating_sub(n);
             messages.drain(..keep);
-            let offset = if consumed == 0 {
-                start + from as u64
-            } else {
-                start + (from + consumed) as u64
-            };
-            return Ok((messages, offset));
+            return Ok((messages, start + read.file_offset(from + consumed)));
         }
         window *= 2;
     }
@@ -369,6 +408,27 @@ mod tests {
             assert_eq!(msgs[0].msg_id, "a");
             assert!(consumed <= cut);
         }
+    }
+
+    #[test]
+    fn offsets_count_the_bytes_of_invalid_utf8_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.md");
+        let mut bytes = record("a", "bad").into_bytes();
+        bytes.pop();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        let first = bytes.len() as u64;
+        std::fs::write(&path, &bytes).unwrap();
+        let (msgs, offset) = read_from(&path, 0).unwrap();
+        assert_eq!(
+            (msgs[0].body.as_str(), offset),
+            ("bad\u{fffd}\u{fffd}", first)
+        );
+        assert_eq!(tail_with_offset(&path, 1).unwrap().1, first);
+        bytes.extend_from_slice(format!("\n{}", record("b", "two")).as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let (msgs, offset) = read_from(&path, first).unwrap();
+        assert_eq!((msgs[0].body.as_str(), offset), ("two", bytes.len() as u64));
     }
 
     #[test]

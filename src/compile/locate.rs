@@ -60,7 +60,8 @@ impl Locator<'_> {
                 .as_ref()
                 .map(|(r, _)| r.clone())
                 .or_else(|| e.range())
-                .or_else(|| e.line().and_then(|l| line_range(source, l)));
+                .or_else(|| e.line().and_then(|l| line_range(source, l)))
+                .map(|r| whole_chars(source, r));
             self.locate(scope, name, range, fallback)
         });
         if let Some((_, tag)) = unclosed {
@@ -144,11 +145,13 @@ fn unclosed_block(source: &str) -> Option<(std::ops::Range<usize>, String)> {
     let mut rest = 0;
     while let Some(at) = source.get(rest..)?.find("{%") {
         let start = rest + at;
-        let end = source[start..]
+        // The tag's text, up to its `%}` or, when it has none, to the end.
+        let (inner_end, end) = source[start + 2..]
             .find("%}")
-            .map_or(source.len(), |e| start + e + 2);
-        let inner = source[start + 2..end.saturating_sub(2).max(start + 2)]
-            .trim_matches(['-', '+', ' ', '\n', '\t']);
+            .map_or((source.len(), source.len()), |e| {
+                (start + 2 + e, start + 2 + e + 2)
+            });
+        let inner = source[start + 2..inner_end].trim_matches(['-', '+', ' ', '\n', '\t']);
         let word = inner.split_whitespace().next().unwrap_or("");
         if BLOCKS.contains(&word) {
             open.push((start..end, word.to_string()));
@@ -183,6 +186,13 @@ fn raw_offset(raw: &str, value: &str, offset: usize) -> Option<usize> {
         line_start += line.len();
     }
     (offset == value.len()).then_some(cursor)
+}
+
+/// `range` within `source` and widened to whole characters: minijinja
+/// points at the first byte of a character it does not expect.
+fn whole_chars(source: &str, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let end = source.ceil_char_boundary(range.end.min(source.len()));
+    source.floor_char_boundary(range.start.min(end))..end
 }
 
 fn line_range(source: &str, line: usize) -> Option<std::ops::Range<usize>> {
