@@ -7,6 +7,7 @@
 //! node instances on a petgraph DAG. [`prompt`] renders templates for both.
 //! Every problem is a [`diagnostic::Diagnostic`] with a stable code and a span.
 
+pub mod agents;
 pub mod bus;
 pub mod cli;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod fuzzing;
 pub mod model;
 pub mod plan;
 pub mod preamble;
+pub mod process;
 pub mod prompt;
 pub mod report;
 pub mod runner;

@@ -195,7 +195,7 @@ fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
             let tool = live
                 .stream
                 .as_ref()
-                .and_then(|(path, kind)| crate::runner::activity::latest(*kind, path))
+                .and_then(|(path, kind)| crate::agents::activity::latest(*kind, path))
                 .map(|t| format!(" · {t}"))
                 .unwrap_or_default();
             live.bar.set_message(format!("{}{tool}{latest}", live.head));

@@ -1,29 +1,17 @@
 //! Owns what every unit of one apply shares: the program (for templates),
 //! the apply's identity and folders, the base environment and secrets, the
-//! grace period, the watchdog, and the stop signal.
+//! process supervisor (stop level, grace period, watchdog).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use jiff::Timestamp;
-use tokio::sync::watch;
-
-use super::job::{AgentSpec, Job};
-use super::watchdog::Watchdog;
+use super::job::Job;
+use crate::agents::spec::AgentSpec;
 use crate::compile::Program;
+use crate::process::{StopLevel, Supervisor};
 use crate::secrets::Redactor;
-
-/// How hard the apply is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StopLevel {
-    Running,
-    /// SIGTERM to agents, SIGKILL after the grace period.
-    Graceful,
-    /// SIGKILL now (a second Ctrl-C).
-    Now,
-}
+use jiff::Timestamp;
 
 /// Shared by the dispatcher and every unit. A watch clones it for each
 /// apply it starts (another program, another apply id); the watchdog and
@@ -47,13 +35,12 @@ pub struct Shared {
     pub redactor: Redactor,
     /// PATH for agents: conductor's own folder first.
     pub agent_path: String,
-    pub grace: Duration,
-    pub watchdog: Arc<Mutex<Option<Watchdog>>>,
-    pub stop: watch::Receiver<StopLevel>,
+    /// The stop level, the grace period and the watchdog.
+    pub supervisor: Supervisor,
     /// Workflow-wide caps (`[limits]`, `--budget-usd`) and what is used of them.
     pub limits: Arc<WorkflowLimits>,
     /// CLI versions, probed once per program.
-    pub versions: Arc<super::version::Versions>,
+    pub versions: Arc<crate::agents::version::Versions>,
     /// The workflow's `[success]` commands.
     pub success: Arc<Vec<crate::plan::SuccessCommand>>,
 }
@@ -124,7 +111,7 @@ pub struct RunPaths<'a> {
 }
 
 impl Shared {
-    /// The environment one agent starts with (DESIGN §4): conductor's own
+    /// The environment one agent starts with (docs/run-store.md): conductor's own
     /// without other agents' keys, the agent's and node's `env`, then the
     /// variables the runner owns, applied last so nothing overrides them.
     pub fn agent_env(
@@ -144,7 +131,7 @@ impl Shared {
         // The kind's preset wins over an inherited value (machines set
         // IS_SANDBOX=yes, which claude does not take for "1"); the
         // workflow's `env` wins over both.
-        for (k, v) in super::backend::preset_env(agent.kind) {
+        for (k, v) in crate::agents::kind::preset_env(agent.kind) {
             set(k, v.to_string());
         }
         for (k, v) in agent.env.iter().chain(&job.env) {
@@ -179,23 +166,7 @@ impl Shared {
     }
 
     pub fn stop_level(&self) -> StopLevel {
-        *self.stop.borrow()
-    }
-
-    pub fn watch_group(&self, pgid: i32, start: Option<u64>) {
-        if let Ok(mut w) = self.watchdog.lock()
-            && let Some(w) = w.as_mut()
-        {
-            w.watch(pgid, start);
-        }
-    }
-
-    pub fn release_group(&self, pgid: i32) {
-        if let Ok(mut w) = self.watchdog.lock()
-            && let Some(w) = w.as_mut()
-        {
-            w.release(pgid);
-        }
+        self.supervisor.stop_level()
     }
 }
 
@@ -206,9 +177,4 @@ pub fn item_text(item: Option<&serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
-}
-
-/// Resolves when the stop level reaches `level`.
-pub async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
-    let _ = stop.wait_for(|l| *l >= level).await;
 }

@@ -60,7 +60,7 @@ pub fn of_plan(
     let project_dir = root.join(&program.project);
     let exe = std::env::current_exe().unwrap_or_default();
     let path_var = agent_path(&exe);
-    let versions = super::version::Versions::default();
+    let versions = crate::agents::version::Versions::default();
     fingerprint::compute(
         &mut jobs,
         &mut fingerprint::Context {

@@ -12,8 +12,8 @@ use minijinja::context;
 use super::context::Shared;
 use super::job::StopSpec;
 use super::outcome::{Outcome, Status};
-use super::shell::run_success;
 use super::success::{Evidence, Verdict, evaluate};
+use super::success_commands::run_success;
 
 /// Why a round did not finish the sub-workflow, when another round may.
 pub const NOT_DONE: &str = "not_done";

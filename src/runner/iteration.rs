@@ -5,7 +5,7 @@
 //! with the seed's precedence (output.md written by the agent > the answer
 //! in its stream > its stdout), usage (priced with the agent's `price` when
 //! the agent reports no cost) and the terminal run record. HTTP agents'
-//! calls are made by `super::http`.
+//! calls are made by `crate::agents::http`, under the same limits.
 
 mod record;
 
@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Instant as TokioInstant;
 
-pub use super::backend::read_capped;
-use super::backend::{self, StreamReport, final_answer};
-use super::context::{RunPaths, Shared, StopLevel, reached};
-use super::job::{AgentSpec, Job};
-use super::outcome::Usage;
-use super::process::{self, Stdio3};
+use super::context::{RunPaths, Shared};
+use super::job::Job;
+use crate::agents::answer::final_answer;
+use crate::agents::http::{Call, CallEnd};
+use crate::agents::spec::AgentSpec;
+use crate::agents::stream::{StreamReport, read_stream};
+use crate::agents::usage::Usage;
+use crate::process::{self, Stdio3, StopLevel, group};
 use crate::store::{NOT_ENDED, RunInfo};
 pub use record::{error_summary, finish_record, post, tail_lines};
 
@@ -216,9 +218,25 @@ pub async fn run(
             tracing::warn!("{e}");
         }
         on_start(&run_id);
-        let (cut, report) = super::http::run(shared, req, spec, &env, &stdout_path, &stderr_path)
-            .await
+        let mut call = Call::open(spec, &stdout_path, &stderr_path, &shared.redactor)
             .map_err(io_context("write in", &run_dir))?;
+        let end = req
+            .deadline
+            .map_or(started + req.timeout, |d| d.min(started + req.timeout));
+        let key = spec.key(&env);
+        let cut = tokio::select! {
+            ended = call.run(key.as_deref(), req.prompt, req.idle_timeout, end) => match ended {
+                CallEnd::Answered => None,
+                CallEnd::Failed => Some(Cut::Backend),
+                CallEnd::Refused => Some(Cut::Rejected),
+                CallEnd::Stalled => Some(Cut::IdleTimeout),
+            },
+            cut = limit(shared, req) => Some(cut),
+        };
+        if let Some(c) = cut.filter(|c| !matches!(c, Cut::Backend | Cut::Rejected)) {
+            call.stopped(c.as_str());
+        }
+        let report = call.report();
         let ended = Ended {
             // A complete answer is the HTTP kinds' exit 0 (DESIGN §9.2).
             exit_code: i32::from(cut.is_some() || report.failed),
@@ -239,7 +257,7 @@ pub async fn run(
         return Err(StartError("the agent has no program".into()));
     };
     let spawned = resolved.and_then(|path| {
-        process::spawn(&path, args, &req.job.workdir, &env, stdio)
+        group::spawn(&path, args, &req.job.workdir, &env, stdio)
             .map(|agent| (agent, path.clone()))
             .map_err(|e| format!("cannot start `{}`: {e}", path.display()))
     });
@@ -264,7 +282,7 @@ pub async fn run(
             return Err(StartError(why));
         }
     };
-    shared.watch_group(agent.pid, agent.start_ticks);
+    shared.supervisor.hold(&agent);
     info.pid = i64::from(agent.pid);
     info.pgid = i64::from(agent.pid);
     if let Err(e) = info.write_running(&info_path) {
@@ -275,22 +293,14 @@ pub async fn run(
     let cut = wait(shared, &mut agent, req, started, &stdout_path, &stderr_path).await;
     let status = match cut {
         None => agent.child.wait().await,
-        Some(cut) => {
-            let now = reached(shared.stop.clone(), StopLevel::Now);
-            let grace = if cut == Cut::Interrupted && shared.stop_level() == StopLevel::Now {
-                Duration::ZERO
-            } else {
-                shared.grace
-            };
-            process::stop(&mut agent, grace, now).await
-        }
+        Some(_) => shared.supervisor.stop(&mut agent).await,
     };
-    process::sweep(&agent);
-    shared.release_group(agent.pid);
+    group::sweep(&agent);
+    shared.supervisor.release(&agent);
     let exit_code = status.map_or(-1, process::exit_code);
     let duration = started.elapsed();
 
-    let report = backend::read_stream(req.agent.kind, &stdout_path).unwrap_or_else(|e| {
+    let report = read_stream(req.agent.kind, &stdout_path).unwrap_or_else(|e| {
         tracing::warn!("{e}");
         StreamReport {
             failed: true,
@@ -393,27 +403,39 @@ fn prepare_process<'r>(
     Ok((resolved, args, stdio))
 }
 
-/// Waits for the agent to exit, or for the first limit or stop to fire.
-async fn wait(
-    shared: &Shared,
-    agent: &mut process::Agent,
-    req: &Request<'_>,
-    started: Instant,
-    stdout: &Path,
-    stderr: &Path,
-) -> Option<Cut> {
-    let timeout = tokio::time::sleep(req.timeout);
+/// Resolves with the first of the iteration's limits to fire: its
+/// timeout, the node's deadline, a stop of the apply, or a watch's re-plan.
+/// Process agents and HTTP calls are cut by the same limits.
+async fn limit(shared: &Shared, req: &Request<'_>) -> Cut {
     let deadline = async {
         match req.deadline {
             Some(d) => tokio::time::sleep_until(TokioInstant::from_std(d)).await,
             None => std::future::pending().await,
         }
     };
+    tokio::select! {
+        () = tokio::time::sleep(req.timeout) => Cut::Timeout,
+        () = deadline => Cut::Deadline,
+        () = shared.supervisor.reached(StopLevel::Graceful) => Cut::Interrupted,
+        () = req.cancel.cancelled() => Cut::Invalidated,
+    }
+}
+
+/// Waits for the agent to exit, or for the first limit or stop to fire
+/// (`idle_timeout` included: output goes straight to files, so activity
+/// is their growth).
+async fn wait(
+    shared: &Shared,
+    agent: &mut process::Spawned,
+    req: &Request<'_>,
+    started: Instant,
+    stdout: &Path,
+    stderr: &Path,
+) -> Option<Cut> {
     let idle = async {
         let Some(limit) = req.idle_timeout else {
             return std::future::pending().await;
         };
-        // Output goes straight to files, so activity is their growth.
         let every = (limit / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
         let size = || {
             [stdout, stderr]
@@ -435,13 +457,9 @@ async fn wait(
             }
         }
     };
-    let stop = reached(shared.stop.clone(), StopLevel::Graceful);
     tokio::select! {
         _ = agent.child.wait() => None,
-        () = timeout => Some(Cut::Timeout),
-        () = deadline => Some(Cut::Deadline),
+        cut = limit(shared, req) => Some(cut),
         () = idle => Some(Cut::IdleTimeout),
-        () = stop => Some(Cut::Interrupted),
-        () = req.cancel.cancelled() => Some(Cut::Invalidated),
     }
 }

@@ -7,27 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agents::spec::AgentSpec;
 use crate::compile::paths::normalize;
 use crate::compile::{Action, Program};
-use crate::model::{Agent, AgentKind, Duration as ModelDuration, OnFailure, OutputFormat};
+use crate::model::{Agent, Duration as ModelDuration, OnFailure, OutputFormat};
 use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
-
-/// One agent an instance may run, resolved.
-#[derive(Debug, Clone)]
-pub struct AgentSpec {
-    pub name: String,
-    pub kind: AgentKind,
-    /// Program and arguments; the program as written (resolved against PATH at spawn).
-    pub argv: Vec<String>,
-    /// The agent's own `env`.
-    pub env: Vec<(String, String)>,
-    /// Secret variables this agent may see (its kind's vendor key, its `api_key_env`).
-    pub own_keys: Vec<String>,
-    /// An HTTP kind's endpoint, model and key variable; `None` for process kinds.
-    pub http: Option<super::http::HttpSpec>,
-    /// `price`: what its tokens cost when it reports no cost itself.
-    pub price: Option<super::outcome::Price>,
-}
 
 /// The success conditions and limits of one Ralph loop, typed.
 #[derive(Debug, Clone)]
@@ -444,7 +428,7 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         v.as_ref()
             .map(|v| v.iter().map(|s| s.value.clone()).collect())
     };
-    let argv = super::backend::argv(
+    let argv = crate::agents::kind::argv(
         kind,
         strings(&def.command),
         strings(&def.args),
@@ -455,7 +439,7 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         node: n.id.clone(),
         message: format!("agent `{}`: {message}", agent.name),
     })?;
-    let http = super::http::HttpSpec::new(
+    let http = crate::agents::http::HttpSpec::new(
         kind,
         def.base_url.as_ref().map(|s| s.value.as_str()),
         agent.model.as_deref(),
@@ -465,11 +449,11 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         node: n.id.clone(),
         message: format!("agent `{}`: {message}", agent.name),
     })?;
-    let price = def.price.as_ref().map(|p| super::outcome::Price {
+    let price = def.price.as_ref().map(|p| crate::agents::usage::Price {
         input_per_mtok: p.input_per_mtok.as_ref().map_or(0.0, |v| v.value),
         output_per_mtok: p.output_per_mtok.as_ref().map_or(0.0, |v| v.value),
     });
-    let mut own_keys: Vec<String> = super::backend::vendor_keys(kind)
+    let mut own_keys: Vec<String> = crate::agents::kind::vendor_keys(kind)
         .iter()
         .map(|k| (*k).to_string())
         .collect();

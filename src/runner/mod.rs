@@ -3,32 +3,25 @@
 //! anything starts, runs the dispatcher on a tokio runtime with the stop
 //! signals wired in, runs the `[success]` commands, and returns the summary.
 
-pub mod activity;
-mod backend;
 mod context;
 mod dispatcher;
 pub mod event;
 pub mod fingerprint;
 pub mod freshness;
 mod group;
-mod http;
 mod iteration;
 mod job;
 pub mod outcome;
 mod prior;
-mod process;
 mod resume;
 mod select;
 pub mod session;
-mod shell;
-mod signals;
 mod stale;
 mod stall;
 mod success;
+mod success_commands;
 pub mod summary;
 mod unit;
-pub mod version;
-pub mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -285,22 +278,11 @@ fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), App
             if !seen.insert(("agent", a.name.clone() + program_name)) {
                 continue;
             }
-            if process::resolve(program_name, path, &job.workdir).is_none() {
-                let how = match a.kind {
-                    crate::model::AgentKind::Claude => {
-                        "\n  help: install it with `npm install -g @anthropic-ai/claude-code`"
-                    }
-                    crate::model::AgentKind::Codex => {
-                        "\n  help: install it with `npm install -g @openai/codex`"
-                    }
-                    crate::model::AgentKind::Gemini => {
-                        "\n  help: install it with `npm install -g @google/gemini-cli`"
-                    }
-                    _ => "\n  help: install it, or fix the agent's `command`",
-                };
+            if crate::process::resolve(program_name, path, &job.workdir).is_none() {
                 problems.push(format!(
-                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH{how}",
-                    a.name
+                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH\n  help: {}",
+                    a.name,
+                    crate::agents::kind::install_hint(a.kind)
                 ));
             }
         }

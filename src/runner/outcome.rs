@@ -1,12 +1,14 @@
 //! Owns what a finished instance is: its status, why it stopped, what it
 //! answered and what it cost, and how that is shown to templates as
-//! `needs.X` (DESIGN §2.1, §9.5). Also reads JSON out of an answer (§9.10).
+//! `needs.X` (docs/workflow-format.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use minijinja::{Value, context};
 use serde::Serialize;
+
+use crate::agents::usage::Usage;
 
 /// An instance's final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,47 +26,6 @@ impl Status {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
         }
-    }
-}
-
-/// Tokens and dollars an agent reported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: f64,
-}
-
-impl Usage {
-    pub fn add(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cost_usd += other.cost_usd;
-    }
-
-    pub fn tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
-    }
-}
-
-/// An agent's `price`, for backends that report tokens but no cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Price {
-    /// US dollars per million input tokens.
-    pub input_per_mtok: f64,
-    /// US dollars per million output tokens.
-    pub output_per_mtok: f64,
-}
-
-impl Price {
-    /// What `input` and `output` tokens cost, in dollars.
-    pub fn cost(self, input: u64, output: u64) -> f64 {
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "token counts stay far below 2^52"
-        )]
-        let (input, output) = (input as f64, output as f64);
-        (input * self.input_per_mtok + output * self.output_per_mtok) / 1e6
     }
 }
 
@@ -140,59 +101,6 @@ impl Outcome {
     }
 }
 
-/// Text handed to templates is capped; the raw output stays on disk in full.
-pub const TEMPLATE_TEXT_CAP: usize = 1 << 20;
-
-/// Caps `text` at [`TEMPLATE_TEXT_CAP`] bytes (on a char boundary), saying so.
-pub fn cap(mut text: String) -> String {
-    if text.len() > TEMPLATE_TEXT_CAP {
-        let mut end = TEMPLATE_TEXT_CAP;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("\n[conductor: output cut at 1 MiB; the full text is in output.md]\n");
-    }
-    text
-}
-
-/// The JSON in an answer: the whole text if it parses, else the last fenced
-/// json block, else the last balanced `{..}` or `[..]`.
-pub fn extract_json(text: &str) -> Option<serde_json::Value> {
-    if let Ok(v) = serde_json::from_str(text.trim()) {
-        return Some(v);
-    }
-    let mut fenced = None;
-    let mut rest = text;
-    while let Some(start) = rest.find("```json") {
-        let body = &rest[start + 7..];
-        let Some(end) = body.find("```") else { break };
-        if let Ok(v) = serde_json::from_str(body[..end].trim()) {
-            fenced = Some(v);
-        }
-        rest = &body[end + 3..];
-    }
-    if fenced.is_some() {
-        return fenced;
-    }
-    // The last balanced value: try each closing bracket from the end, and
-    // parse from each opening bracket before it.
-    let bytes = text.as_bytes();
-    // Bounded, so a huge answer full of brackets cannot take quadratic time.
-    let ends = (0..bytes.len())
-        .rev()
-        .filter(|&i| matches!(bytes[i], b'}' | b']'));
-    for end in ends.take(64) {
-        let open = if bytes[end] == b'}' { b'{' } else { b'[' };
-        for start in (0..end).rev().filter(|&i| bytes[i] == open).take(256) {
-            if let Ok(v) = serde_json::from_str(&text[start..=end]) {
-                return Some(v);
-            }
-        }
-    }
-    None
-}
-
 /// Follows a dotted path (`json.tasks`, `json.items.0.name`) into a result.
 pub fn at_path<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     path.split('.')
@@ -209,20 +117,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_is_found_whole_fenced_or_balanced() {
-        assert_eq!(extract_json(" [1, 2] "), Some(serde_json::json!([1, 2])));
-        assert_eq!(
-            extract_json("text\n```json\n{\"a\": 1}\n```\nmore ```json\n{\"b\": 2}\n```"),
-            Some(serde_json::json!({"b": 2}))
-        );
-        assert_eq!(
-            extract_json("I found {\"tasks\": [\"x\"]} and that is all."),
-            Some(serde_json::json!({"tasks": ["x"]}))
-        );
-        assert_eq!(extract_json("nothing here"), None);
-    }
-
-    #[test]
     fn paths_index_objects_and_arrays() {
         let v = serde_json::json!({"json": {"items": [{"name": "a"}]}});
         assert_eq!(
@@ -230,28 +124,5 @@ mod tests {
             Some(&serde_json::json!("a"))
         );
         assert_eq!(at_path(&v, "json.missing"), None);
-    }
-
-    #[test]
-    fn prices_are_per_million_tokens() {
-        let p = Price {
-            input_per_mtok: 3.0,
-            output_per_mtok: 15.0,
-        };
-        assert!((p.cost(1000, 50) - 0.00375).abs() < 1e-12);
-        assert!(p.cost(0, 0).abs() < f64::EPSILON);
-        let input_only = Price {
-            input_per_mtok: 2.0,
-            ..Price::default()
-        };
-        assert!((input_only.cost(500_000, 1_000_000) - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn cap_keeps_char_boundaries() {
-        let text = "é".repeat(TEMPLATE_TEXT_CAP);
-        let capped = cap(text);
-        assert!(capped.ends_with("output.md]\n"));
-        assert!(capped.len() < TEMPLATE_TEXT_CAP + 100);
     }
 }

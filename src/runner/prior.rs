@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use super::job::{Job, JobKind};
-use super::outcome::{Outcome, Status, extract_json};
+use super::outcome::{Outcome, Status};
+use crate::agents::answer::{extract_json, read_capped};
 use crate::store::index::InstanceRecord;
 
 /// Stop reasons of an instance that did not end by itself.
@@ -95,7 +96,7 @@ impl Prior {
         out.run_id = Some(record.run_id.clone()).filter(|r| !r.is_empty());
         if let (true, JobKind::Agent(agent), Some(run)) = (answer, &job.kind, &out.run_id) {
             let run_dir = task_dir.join("runs").join(run);
-            out.output = super::iteration::read_capped(&run_dir.join("output.md"));
+            out.output = read_capped(&run_dir.join("output.md"));
             if agent.json {
                 out.json = extract_json(&out.output);
             }

@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use super::outcome::Usage;
+use crate::agents::answer::read_capped;
+use crate::agents::usage::Usage;
 use crate::store::RunInfo;
 
 /// The completed iterations of the attempt being resumed.
@@ -61,7 +62,7 @@ pub fn read(task_dir: &Path) -> Resumed {
             output_tokens: info.output_tokens.unwrap_or(0),
             cost_usd: info.cost_usd.unwrap_or(0.0),
         });
-        let answer = super::iteration::read_capped(&dir.join("output.md"));
+        let answer = read_capped(&dir.join("output.md"));
         out.last = Some((
             info.run_id.clone(),
             answer,

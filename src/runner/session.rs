@@ -7,20 +7,21 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use super::context::{self, Shared, StopLevel};
+use super::context::{self, Shared};
 use super::dispatcher::{self, Control, Observer};
 use super::fingerprint::inputs::InputHasher;
 use super::job::Job;
-use super::summary::{SuccessSummary, Summary};
-use super::version::Versions;
-use super::{ApplyError, ApplyOptions, UP_TO_DATE, outcome, prior, record_stop, shell, stale};
+use super::summary::Summary;
+use super::{ApplyError, ApplyOptions, prior, record_stop, stale};
+use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::plan::Plan;
+use crate::process::{StopLevel, Supervisor, signals, watchdog::Watchdog};
 
 /// Jobs ready to run: built, fingerprinted, forced and selected.
 #[derive(Debug)]
@@ -91,10 +92,10 @@ pub struct Session {
     pub options: ApplyOptions,
     stop_tx: Arc<watch::Sender<StopLevel>>,
     stop_rx: watch::Receiver<StopLevel>,
-    watchdog: Arc<Mutex<Option<super::watchdog::Watchdog>>>,
+    supervisor: Supervisor,
     lock: Option<crate::store::live::WorkflowLock>,
     runtime: tokio::runtime::Runtime,
-    signals: Option<super::signals::Listener>,
+    signals: Option<signals::Listener>,
     /// Applies run so far (the first may continue an unfinished one).
     applies: u32,
 }
@@ -128,7 +129,7 @@ impl Session {
                     project_dir.display()
                 ))
             })?;
-        let watchdog = super::watchdog::Watchdog::start(&exe).map_err(|e| {
+        let watchdog = Watchdog::start(&exe).map_err(|e| {
             ApplyError::Environment(format!("cannot start the process watchdog: {e}"))
         })?;
         super::raise_fd_limit();
@@ -139,7 +140,7 @@ impl Session {
         let (stop_tx, stop_rx) = watch::channel(StopLevel::Running);
         let stop_tx = Arc::new(stop_tx);
         let signals = runtime
-            .block_on(async { super::signals::listen(Arc::clone(&stop_tx)) })
+            .block_on(async { signals::listen(Arc::clone(&stop_tx)) })
             .map_err(|e| ApplyError::Environment(format!("cannot install signal handlers: {e}")))?;
         Ok(Self {
             root,
@@ -149,8 +150,8 @@ impl Session {
             versions: Arc::new(Versions::default()),
             options: options.clone(),
             stop_tx,
+            supervisor: Supervisor::new(watchdog, options.grace, stop_rx.clone()),
             stop_rx,
-            watchdog: Arc::new(Mutex::new(Some(watchdog))),
             lock: Some(lock),
             runtime,
             signals: Some(signals),
@@ -223,9 +224,7 @@ impl Session {
             secrets,
             redactor,
             agent_path: self.agent_path.clone(),
-            grace: self.options.grace,
-            watchdog: Arc::clone(&self.watchdog),
-            stop: self.stop_rx.clone(),
+            supervisor: self.supervisor.clone(),
             versions: Arc::clone(&self.versions),
             success,
         }
@@ -302,8 +301,13 @@ impl Session {
                 control,
             );
             let (instances, stop_reason, shared) = d.run().await;
-            let success =
-                success_commands(&shared, &instances, stop_reason.as_deref(), observer).await;
+            let success = super::success_commands::check(
+                &shared,
+                &instances,
+                stop_reason.as_deref(),
+                observer,
+            )
+            .await;
             (instances, success, shared)
         });
         let mut summary = Summary {
@@ -315,7 +319,7 @@ impl Session {
             exit_code: 0,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             counts: super::summary::Counts::default(),
-            usage: outcome::Usage::default(),
+            usage: crate::agents::usage::Usage::default(),
             instances,
             success,
         };
@@ -334,9 +338,7 @@ impl Session {
 
     /// The first stop signal received, if any.
     pub fn signal(&self) -> Option<i32> {
-        self.signals
-            .as_ref()
-            .and_then(super::signals::Listener::received)
+        self.signals.as_ref().and_then(signals::Listener::received)
     }
 
     /// Waits, between applies, for the next control message; `None` once
@@ -361,56 +363,11 @@ impl Session {
 
     /// Ends the session: the watchdog exits and the lock is released.
     pub fn close(mut self) {
-        if let Ok(mut w) = self.watchdog.lock()
-            && let Some(w) = w.take()
-        {
-            w.finish();
-        }
+        self.supervisor.finish();
         if let Some(lock) = self.lock.take() {
             lock.release();
         }
     }
-}
-
-/// The workflow's `[success]` commands, when every instance that counts is
-/// done and something ran (an apply that found everything up to date after
-/// a successful one has nothing new to check).
-async fn success_commands(
-    shared: &Shared,
-    instances: &[super::summary::InstanceSummary],
-    stop_reason: Option<&str>,
-    observer: &mut dyn Observer,
-) -> Vec<SuccessSummary> {
-    let failed = instances
-        .iter()
-        .any(|i| i.status == outcome::Status::Failed && i.counts);
-    let all_current = !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
-    let mut out = Vec::new();
-    if stop_reason.is_some() || failed || all_current {
-        return out;
-    }
-    let entry_dir = shared
-        .program
-        .scopes
-        .first()
-        .map(|s| s.dir.clone())
-        .unwrap_or_default();
-    for c in shared.success.iter() {
-        if shared.stop_level() > StopLevel::Running {
-            break;
-        }
-        let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
-        let code = shell::run_success(&c.command, &workdir, shared).await;
-        observer.event(&super::event::Event::SuccessChecked {
-            command: c.command.clone(),
-            exit_code: code,
-        });
-        out.push(SuccessSummary {
-            command: c.command.clone(),
-            exit_code: code,
-        });
-    }
-    out
 }
 
 fn not_writable(project_dir: &Path, e: &std::io::Error) -> ApplyError {

@@ -9,7 +9,7 @@ use minijinja::Value;
 
 use super::context::Shared;
 use super::job::StopSpec;
-use super::shell::{self, Output};
+use crate::process::shell::{self, Output};
 
 /// What the iteration produced, as the conditions see it.
 #[derive(Debug)]
@@ -79,10 +79,11 @@ pub async fn evaluate(
                 ev.env,
                 Output::Discard,
                 Some(stop.timeout),
-                shared,
+                &shared.supervisor,
             )
             .await
-            .map(|code| code == 0),
+            .map(|code| code == 0)
+            .map_err(|e| e.to_string()),
         ));
     }
     if let Some((_, Err(e))) = checks.iter().find(|(_, r)| r.is_err()) {

@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::outcome::{Outcome, Status, Usage};
+use super::outcome::{Outcome, Status};
+use crate::agents::usage::Usage;
 use crate::exit_code;
 
 /// One instance, finished.

@@ -15,9 +15,11 @@ use super::context::{Shared, item_text};
 use super::event::Event;
 use super::iteration::{self, Cut, Ran, Request};
 use super::job::{AgentJob, Job};
-use super::outcome::{Outcome, Status, Usage, extract_json};
+use super::outcome::{Outcome, Status};
 use super::stall::Stall;
 use super::success::{Evidence, Verdict, evaluate};
+use crate::agents::answer::extract_json;
+use crate::agents::usage::Usage;
 use crate::preamble::{PreambleOptions, RunPlace, prompt_file};
 
 /// The previous iteration, as templates see it.
@@ -169,7 +171,7 @@ impl Looper<'_> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return fail(out, "deadline");
             }
-            if self.shared.stop_level() > super::context::StopLevel::Running {
+            if self.shared.stop_level() > crate::process::StopLevel::Running {
                 return fail(out, "interrupted");
             }
             if self.cancel.is_cancelled() {

@@ -19,13 +19,14 @@ mod groups;
 mod records;
 mod replan;
 
-use super::context::{Shared, StopLevel};
+use super::context::Shared;
 use super::event::Event;
 use super::job::{Job, JobKind};
 use super::outcome::{Outcome, Status};
 use super::summary::InstanceSummary;
 use crate::bus::BusWriter;
 use crate::model::OnFailure;
+use crate::process::StopLevel;
 
 /// Receives every event, in order (the console reporter).
 pub trait Observer {
@@ -263,7 +264,7 @@ impl<'a> Dispatcher<'a> {
             instances: self.jobs.len(),
             project_dir: self.shared.project_dir.clone(),
         });
-        let mut stop_rx = self.shared.stop.clone();
+        let mut stop_rx = self.shared.supervisor.subscribe();
         loop {
             self.launch();
             if self.running == 0 && self.ready.is_empty() {

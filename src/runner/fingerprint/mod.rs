@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::job::{Job, JobKind};
-use super::version::Versions;
+use crate::agents::version::Versions;
 use crate::compile::{Action, Program};
 use crate::plan::Plan;
 use inputs::InputHasher;

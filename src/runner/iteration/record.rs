@@ -7,9 +7,9 @@ use std::io::Read;
 use std::path::Path;
 
 use super::{Cut, Ran};
+use crate::agents::usage::Usage;
 use crate::bus::{BusWriter, NewMessage};
 use crate::runner::context::Shared;
-use crate::runner::outcome::Usage;
 use crate::store::RunInfo;
 
 /// Appends to a task bus; a bus failure is logged, never fatal to the loop.

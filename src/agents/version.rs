@@ -1,7 +1,7 @@
 //! Owns finding out which version of an agent CLI will run: `<program>
 //! --version`, once per program per process, bounded by a timeout so a CLI
 //! that waits for input cannot hold up a plan. The version feeds the
-//! fingerprint (DESIGN §9.16) and is recorded in each run's run-info.yaml.
+//! fingerprint (docs/watch.md) and is recorded in each run's run-info.yaml.
 //! `command` agents have no version to probe: their argv stands for them.
 
 use std::collections::HashMap;
@@ -29,10 +29,7 @@ impl Versions {
     /// The version of the CLI `program` resolves to, for kinds that have one;
     /// empty for `command` agents and programs that are not found.
     pub fn of(&self, kind: AgentKind, program: &str, path_var: &str, cwd: &Path) -> String {
-        if !matches!(
-            kind,
-            AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini
-        ) {
+        if super::kind::cli(kind).is_none() {
             return String::new();
         }
         let folder = if program.contains('/') {
@@ -48,7 +45,7 @@ impl Versions {
         if let Some(v) = known.get(&key) {
             return v.clone();
         }
-        let version = super::process::resolve(program, path_var, cwd)
+        let version = crate::process::resolve(program, path_var, cwd)
             .map_or_else(String::new, |p| {
                 probe(&p).unwrap_or_else(|| "unknown".into())
             });

@@ -1,115 +1,14 @@
-//! Owns what differs between agent kinds: the argv each process kind starts
-//! with, the API keys it may see, and how its final answer, usage and
-//! failure are read back from its stdout (a JSON event stream for the CLI
-//! kinds, plain text for `command`), and which of output.md, the stream's
-//! answer and stdout is the final answer. HTTP kinds run no process: their
-//! calls are `super::http`'s.
+//! Owns reading a CLI agent's run back from its stdout: the JSON event
+//! stream of the `claude`, `codex` and `gemini` kinds gives the final
+//! answer, the tokens and cost, and whether the agent reported failure
+//! (docs/agents.md lists the events each kind is read for). `command`
+//! agents print plain text, and HTTP agents' calls report the same
+//! [`StreamReport`] by themselves (`super::http`).
 
-use std::fs::File;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::Path;
 
-use super::outcome::cap;
-
 use crate::model::AgentKind;
-
-/// The argv of a process agent. `command` runs what it names; the CLI kinds
-/// get their non-interactive preset, `args` replacing it, `extra_args`
-/// appended, `model` passed with the CLI's own flag. HTTP kinds have none
-/// (validation refuses `command`, `args` and `extra_args` on them).
-pub fn argv(
-    kind: AgentKind,
-    command: Option<Vec<String>>,
-    args: Option<Vec<String>>,
-    extra_args: Vec<String>,
-    model: Option<&str>,
-) -> Result<Vec<String>, String> {
-    let mut full: Vec<String> = match kind {
-        AgentKind::Command => {
-            let cmd = command
-                .filter(|c| !c.is_empty())
-                .ok_or("a `command` agent needs `command = [\"program\", ..]`")?;
-            let mut cmd = cmd;
-            if let Some(args) = args {
-                cmd.extend(args);
-            }
-            cmd
-        }
-        AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini => {
-            let (program, preset, model_flag): (&str, &[&str], &str) = match kind {
-                AgentKind::Claude => (
-                    "claude",
-                    &[
-                        "-p",
-                        "--output-format",
-                        "stream-json",
-                        "--verbose",
-                        "--dangerously-skip-permissions",
-                    ],
-                    "--model",
-                ),
-                AgentKind::Codex => (
-                    "codex",
-                    &[
-                        "exec",
-                        "--json",
-                        "--skip-git-repo-check",
-                        "--dangerously-bypass-approvals-and-sandbox",
-                    ],
-                    "--model",
-                ),
-                _ => (
-                    "gemini",
-                    &["--output-format", "stream-json", "--yolo"],
-                    "--model",
-                ),
-            };
-            // `command` replaces the program (`["npx", "claude"]`), keeping the preset.
-            let mut cli = command
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| vec![program.to_string()]);
-            match args {
-                Some(args) => cli.extend(args),
-                None => cli.extend(preset.iter().map(|s| (*s).to_string())),
-            }
-            // A `model` written in the workflow is passed even when `args`
-            // replace the preset: dropping it silently would run another model.
-            if let Some(m) = model {
-                cli.push(model_flag.to_string());
-                cli.push(m.to_string());
-            }
-            cli
-        }
-        AgentKind::Openai | AgentKind::Anthropic => return Ok(Vec::new()),
-    };
-    full.extend(extra_args);
-    Ok(full)
-}
-
-/// Variables a CLI kind needs to run unattended. They override conductor's
-/// inherited environment; the workflow's `env` overrides them.
-pub fn preset_env(kind: AgentKind) -> Vec<(&'static str, &'static str)> {
-    match kind {
-        // As root, claude refuses `--dangerously-skip-permissions` unless
-        // it is told it runs in a sandbox (CI machines and containers run
-        // as root).
-        AgentKind::Claude if rustix::process::getuid().is_root() => vec![("IS_SANDBOX", "1")],
-        // In a folder gemini was never told to trust it silently drops
-        // `--yolo`, and an unattended run cannot answer its prompts.
-        AgentKind::Gemini => vec![("GEMINI_CLI_TRUST_WORKSPACE", "true")],
-        _ => Vec::new(),
-    }
-}
-
-/// The vendor key variables an agent of this kind may see.
-pub fn vendor_keys(kind: AgentKind) -> &'static [&'static str] {
-    match kind {
-        AgentKind::Claude | AgentKind::Anthropic => &["ANTHROPIC_API_KEY"],
-        AgentKind::Codex | AgentKind::Openai => &["OPENAI_API_KEY"],
-        AgentKind::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        AgentKind::Command => &[],
-    }
-}
 
 /// What an agent's stdout says about its run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -125,16 +24,13 @@ pub struct StreamReport {
     pub cost_usd: Option<f64>,
 }
 
-/// Lines longer than this are an error rather than a memory blow-up (DESIGN §9.10).
+/// Lines longer than this are an error rather than a memory blow-up.
 pub const MAX_LINE: usize = 16 << 20;
 
 /// Reads a CLI kind's JSON event stream; `command` agents have none.
 pub fn read_stream(kind: AgentKind, stdout: &Path) -> std::io::Result<StreamReport> {
     let mut report = StreamReport::default();
-    if !matches!(
-        kind,
-        AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini
-    ) {
+    if super::kind::cli(kind).is_none() {
         return Ok(report);
     }
     let file = std::fs::File::open(stdout)?;
@@ -262,33 +158,6 @@ fn gemini_event(
     }
 }
 
-/// output.md written by the agent wins; else the stream's answer; else stdout.
-/// output.md is made to exist either way, as the seed guarantees.
-pub fn final_answer(report: &StreamReport, output: &Path, stdout: &Path) -> String {
-    if !output.exists() {
-        let written = match &report.answer {
-            Some(a) => std::fs::write(output, a),
-            None => std::fs::copy(stdout, output).map(|_| ()),
-        };
-        if let Err(e) = written {
-            tracing::warn!("cannot write {}: {e}", output.display());
-            return cap(report.answer.clone().unwrap_or_default());
-        }
-    }
-    read_capped(output)
-}
-
-/// The first [`super::outcome::TEMPLATE_TEXT_CAP`] bytes of a file (and a marker past them).
-pub fn read_capped(path: &Path) -> String {
-    let mut bytes = Vec::new();
-    if let Ok(f) = File::open(path) {
-        let _ = f
-            .take(super::outcome::TEMPLATE_TEXT_CAP as u64 + 4)
-            .read_to_end(&mut bytes);
-    }
-    cap(String::from_utf8_lossy(&bytes).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,60 +246,5 @@ mod tests {
         );
         assert!(failed.failed);
         assert_eq!(failed.error.as_deref(), Some("[API Error: 500]"));
-    }
-
-    #[test]
-    fn claude_is_told_it_runs_in_a_sandbox_only_as_root_and_gemini_trusts_its_folder() {
-        let root = rustix::process::getuid().is_root();
-        assert_eq!(
-            preset_env(AgentKind::Claude).contains(&("IS_SANDBOX", "1")),
-            root
-        );
-        assert_eq!(
-            preset_env(AgentKind::Gemini),
-            [("GEMINI_CLI_TRUST_WORKSPACE", "true")]
-        );
-        assert!(preset_env(AgentKind::Codex).is_empty());
-        assert!(preset_env(AgentKind::Command).is_empty());
-    }
-
-    #[test]
-    fn presets_take_model_args_and_extra_args() {
-        let codex = argv(
-            AgentKind::Codex,
-            None,
-            None,
-            vec!["--x".into()],
-            Some("gpt-5.5"),
-        )
-        .unwrap();
-        assert_eq!(
-            codex,
-            [
-                "codex",
-                "exec",
-                "--json",
-                "--skip-git-repo-check",
-                "--dangerously-bypass-approvals-and-sandbox",
-                "--model",
-                "gpt-5.5",
-                "--x"
-            ]
-        );
-        // `command` names the program; `args` replaces the preset, and the model is still passed.
-        let claude = argv(
-            AgentKind::Claude,
-            Some(vec!["npx".into(), "claude".into()]),
-            Some(vec!["-p".into(), "--verbose".into()]),
-            Vec::new(),
-            Some("sonnet"),
-        )
-        .unwrap();
-        assert_eq!(
-            claude,
-            ["npx", "claude", "-p", "--verbose", "--model", "sonnet"]
-        );
-        let http = argv(AgentKind::Openai, None, None, Vec::new(), Some("m")).unwrap();
-        assert!(http.is_empty(), "an HTTP agent runs no program: {http:?}");
     }
 }

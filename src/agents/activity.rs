@@ -1,6 +1,6 @@
 //! Owns reading what a CLI agent is doing from its JSON event stream, for
 //! the live progress line: the latest tool call, said in a few words
-//! (`Bash: npm test`). The event shapes are reference/agent-clis.md §3:
+//! (`Bash: npm test`). The event shapes (docs/agents.md):
 //! claude's `assistant` events with `tool_use` blocks, codex's
 //! `item.started` items, gemini's `tool_use` events.
 
@@ -77,12 +77,7 @@ fn detail(input: &Value) -> Option<String> {
 
 /// The latest tool call in the stream file `path` (its last few KiB).
 pub fn latest(kind: AgentKind, path: &Path) -> Option<String> {
-    if !matches!(
-        kind,
-        AgentKind::Claude | AgentKind::Codex | AgentKind::Gemini
-    ) {
-        return None;
-    }
+    super::kind::cli(kind)?;
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;

@@ -1,7 +1,8 @@
-//! Owns agent processes: each starts in its own process group with its
-//! stdin read from prompt.md and its stdout and stderr written straight to
-//! the run's files (so output is on disk as it comes, and no pipe can fill),
-//! and each is stopped as a group: SIGTERM, a grace period, then SIGKILL.
+//! Owns starting and stopping one process group: a program starts as the
+//! leader of its own group with its standard streams on files (an agent's
+//! stdin is prompt.md, its stdout and stderr the run's files, so output is
+//! on disk as it comes and no pipe can fill), and is stopped as a group:
+//! SIGTERM, a grace period, then SIGKILL.
 //! Groups are only signalled after checking the leader's start time, so a
 //! reused pid is never hit.
 
@@ -12,9 +13,9 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-/// A started agent.
+/// A started process, leading its own group.
 #[derive(Debug)]
-pub struct Agent {
+pub struct Spawned {
     pub child: tokio::process::Child,
     pub pid: i32,
     /// The leader's start time (clock ticks after boot), when /proc has it.
@@ -51,7 +52,7 @@ pub fn spawn(
     cwd: &Path,
     env: &[(String, String)],
     stdio: Stdio3,
-) -> std::io::Result<Agent> {
+) -> std::io::Result<Spawned> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
@@ -67,7 +68,7 @@ pub fn spawn(
         .id()
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| std::io::Error::other("the agent exited before its pid was known"))?;
-    Ok(Agent {
+    Ok(Spawned {
         child,
         pid,
         start_ticks: start_ticks(pid),
@@ -112,10 +113,10 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Stops an agent's group: SIGTERM, then SIGKILL once `grace` has passed or
+/// Stops a group: SIGTERM, then SIGKILL once `grace` has passed or
 /// `now` fires (a second Ctrl-C). Returns the leader's exit status.
 pub async fn stop(
-    agent: &mut Agent,
+    agent: &mut Spawned,
     grace: Duration,
     now: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<ExitStatus> {
@@ -136,9 +137,9 @@ pub async fn stop(
     status
 }
 
-/// Kills whatever is left in an agent's group after its leader exited
-/// (a backgrounded grandchild), so nothing outlives its run.
-pub fn sweep(agent: &Agent) {
+/// Kills whatever is left in a group after its leader exited (a
+/// backgrounded grandchild), so nothing outlives its run.
+pub fn sweep(agent: &Spawned) {
     if let Some(pid) = Pid::from_raw(agent.pid) {
         let _ = kill_process_group(pid, Signal::KILL);
     }

@@ -2,10 +2,9 @@
 //! arrive in arbitrary chunks, lines end in `\n` or `\r\n`, `event:` and
 //! `data:` lines gather until a blank line ends the event. Comments
 //! (`:` keep-alives) and other fields are skipped. A line longer than
-//! [`MAX_LINE`](crate::runner::backend::MAX_LINE) is an error rather than a
-//! memory blow-up (DESIGN §9.10).
+//! [`MAX_LINE`] is an error rather than a memory blow-up.
 
-use crate::runner::backend::MAX_LINE;
+use crate::agents::stream::MAX_LINE;
 
 /// One complete event: its `event:` name (empty when none) and its data
 /// lines joined with `\n`.

@@ -1,4 +1,4 @@
-//! Owns how an apply reacts to signals (DESIGN §9.14): the first Ctrl-C,
+//! Owns how an apply reacts to signals (docs/exit-codes.md): the first Ctrl-C,
 //! SIGTERM or SIGHUP stops gracefully (agents get SIGTERM, then SIGKILL
 //! after the grace period), a second Ctrl-C kills at once.
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use super::context::StopLevel;
+use super::supervisor::StopLevel;
 
 /// Which signal stopped the apply.
 #[derive(Debug)]

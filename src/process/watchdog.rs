@@ -1,5 +1,5 @@
 //! Owns the guarantee that agents die with conductor, even when conductor
-//! is killed with SIGKILL (DESIGN §9.13). One small `conductor __watchdog`
+//! is killed with SIGKILL (docs/run-store.md). One small `conductor __watchdog`
 //! process per apply, in its own process group and deaf to terminal
 //! signals, is told each agent's group and start time over a pipe. When
 //! the pipe closes (conductor exited, however it exited) it kills every
@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use rustix::process::Signal;
 
-use super::process::signal_group;
+use super::group::signal_group;
 
 /// Conductor's end of the pipe.
 #[derive(Debug)]

@@ -7,11 +7,11 @@
 
 use serde_json::{Value, json};
 
-use super::Answer;
+use super::reply::{Answer, EventError};
 use super::sse::Event;
 
 /// Where the `anthropic` kind goes when no `base_url` is set.
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 /// The API version the request and event shapes here follow.
 const API_VERSION: &str = "2023-06-01";
@@ -22,7 +22,7 @@ const MAX_TOKENS: u32 = 8192;
 
 /// `base_url` names the host, as `ANTHROPIC_BASE_URL` does for the SDKs
 /// and the claude CLI; one that already ends in `/v1` is taken as written.
-pub fn endpoint(base_url: &str) -> String {
+pub(crate) fn endpoint(base_url: &str) -> String {
     let base = base_url.trim_end_matches('/');
     if base.ends_with("/v1") {
         format!("{base}/messages")
@@ -31,7 +31,7 @@ pub fn endpoint(base_url: &str) -> String {
     }
 }
 
-pub fn body(model: &str, prompt: &str) -> Value {
+pub(crate) fn body(model: &str, prompt: &str) -> Value {
     json!({
         "model": model,
         "max_tokens": MAX_TOKENS,
@@ -40,7 +40,7 @@ pub fn body(model: &str, prompt: &str) -> Value {
     })
 }
 
-pub fn authorize(request: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
+pub(crate) fn authorize(request: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
     let mut value = reqwest::header::HeaderValue::from_str(key)
         .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
     // Kept out of debug output, as `bearer_auth` does for OpenAI's header.
@@ -66,9 +66,11 @@ const INPUT_KEYS: &[&str] = &[
 ];
 
 /// Folds one event into `answer`; the text it adds, or the error it carries.
-pub fn event(answer: &mut Answer, event: &Event) -> Result<Option<String>, String> {
-    let data: Value = serde_json::from_str(&event.data)
-        .map_err(|e| format!("the server sent an event that is not JSON ({e})"))?;
+pub(crate) fn event(answer: &mut Answer, event: &Event) -> Result<Option<String>, EventError> {
+    let data: Value = serde_json::from_str(&event.data).map_err(|source| EventError::NotJson {
+        what: "an event",
+        source,
+    })?;
     // The data's `type` repeats the event name; proxies sometimes drop the name.
     let kind = data
         .get("type")
@@ -105,7 +107,7 @@ pub fn event(answer: &mut Answer, event: &Event) -> Result<Option<String>, Strin
         "message_stop" => answer.ended = true,
         "error" => {
             let error = data.get("error").unwrap_or(&data);
-            return Err(super::error_message(error).unwrap_or_else(|| error.to_string()));
+            return Err(EventError::server(error));
         }
         _ => {}
     }
@@ -170,7 +172,7 @@ mod tests {
                 r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
             ),
         );
-        assert_eq!(e, Err("Overloaded".to_string()));
+        assert_eq!(e.unwrap_err().to_string(), "Overloaded");
         assert_eq!(
             endpoint("https://api.anthropic.com"),
             "https://api.anthropic.com/v1/messages"

@@ -7,18 +7,18 @@
 
 use serde_json::{Value, json};
 
-use super::Answer;
+use super::reply::{Answer, EventError};
 use super::sse::Event;
 
 /// Where the `openai` kind goes when no `base_url` is set.
-pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// `base_url` names the API root, `/v1` included, as OpenAI's own SDKs take it.
-pub fn endpoint(base_url: &str) -> String {
+pub(crate) fn endpoint(base_url: &str) -> String {
     format!("{}/chat/completions", base_url.trim_end_matches('/'))
 }
 
-pub fn body(model: &str, prompt: &str) -> Value {
+pub(crate) fn body(model: &str, prompt: &str) -> Value {
     json!({
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
@@ -28,21 +28,23 @@ pub fn body(model: &str, prompt: &str) -> Value {
     })
 }
 
-pub fn authorize(request: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
+pub(crate) fn authorize(request: reqwest::RequestBuilder, key: &str) -> reqwest::RequestBuilder {
     // `bearer_auth` marks the header sensitive, so it never shows in debug output.
     request.bearer_auth(key)
 }
 
 /// Folds one chunk into `answer`; the text it adds, or the error it carries.
-pub fn event(answer: &mut Answer, event: &Event) -> Result<Option<String>, String> {
+pub(crate) fn event(answer: &mut Answer, event: &Event) -> Result<Option<String>, EventError> {
     if event.data.trim() == "[DONE]" {
         answer.ended = true;
         return Ok(None);
     }
-    let chunk: Value = serde_json::from_str(&event.data)
-        .map_err(|e| format!("the server sent a chunk that is not JSON ({e})"))?;
+    let chunk: Value = serde_json::from_str(&event.data).map_err(|source| EventError::NotJson {
+        what: "a chunk",
+        source,
+    })?;
     if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-        return Err(super::error_message(error).unwrap_or_else(|| error.to_string()));
+        return Err(EventError::server(error));
     }
     if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
         answer.input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64);
@@ -103,7 +105,7 @@ mod tests {
             &mut a,
             &data(r#"{"error":{"message":"overloaded","type":"server_error"}}"#),
         );
-        assert_eq!(e, Err("overloaded".to_string()));
+        assert_eq!(e.unwrap_err().to_string(), "overloaded");
         assert!(event(&mut a, &data("{not json")).is_err());
     }
 }

@@ -1,0 +1,66 @@
+//! Owns what an agent's work costs: the tokens and dollars it reports, and
+//! its `price` for the kinds that report tokens but no cost
+//! (docs/agents.md, "Prices").
+
+use serde::Serialize;
+
+/// Tokens and dollars an agent reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// An agent's `price`, for backends that report tokens but no cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Price {
+    /// US dollars per million input tokens.
+    pub input_per_mtok: f64,
+    /// US dollars per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    /// What `input` and `output` tokens cost, in dollars.
+    pub fn cost(self, input: u64, output: u64) -> f64 {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "token counts stay far below 2^52"
+        )]
+        let (input, output) = (input as f64, output as f64);
+        (input * self.input_per_mtok + output * self.output_per_mtok) / 1e6
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_are_per_million_tokens() {
+        let p = Price {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+        };
+        assert!((p.cost(1000, 50) - 0.00375).abs() < 1e-12);
+        assert!(p.cost(0, 0).abs() < f64::EPSILON);
+        let input_only = Price {
+            input_per_mtok: 2.0,
+            ..Price::default()
+        };
+        assert!((input_only.cost(500_000, 1_000_000) - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,83 @@
+//! Owns the shell commands conductor runs itself (`stop.command` checks,
+//! a sub-workflow's and the workflow's `[success]` commands). Each runs
+//! with `sh -c` in its own process group, held by the watchdog like an
+//! agent, and is stopped like one by Ctrl-C (or its timeout).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::group::{self, Stdio3};
+use super::supervisor::{StopLevel, Supervisor};
+
+/// Where a command's output goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Output {
+    /// A check: only its exit code matters.
+    Discard,
+    /// A `[success]` command: the user reads it on conductor's stderr
+    /// (stdout is for machine output).
+    Stderr,
+}
+
+/// A command that could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot run `{command}`: {source}")]
+pub struct ShellError {
+    pub command: String,
+    pub source: std::io::Error,
+}
+
+fn streams(output: Output) -> std::io::Result<Stdio3> {
+    use std::os::fd::AsFd;
+    let out = || match output {
+        Output::Discard => std::fs::OpenOptions::new().write(true).open("/dev/null"),
+        Output::Stderr => std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from),
+    };
+    Ok(Stdio3 {
+        stdin: std::fs::File::open("/dev/null")?,
+        stdout: out()?,
+        stderr: out()?,
+    })
+}
+
+/// Runs `command` in `workdir`; its exit code (128 + signal when killed).
+pub async fn run(
+    command: &str,
+    workdir: &Path,
+    env: &[(String, String)],
+    output: Output,
+    timeout: Option<Duration>,
+    supervisor: &Supervisor,
+) -> Result<i32, ShellError> {
+    let failed = |source| ShellError {
+        command: command.to_string(),
+        source,
+    };
+    let streams = streams(output).map_err(failed)?;
+    let mut child = group::spawn(
+        Path::new("/bin/sh"),
+        &["-c".to_string(), command.to_string()],
+        workdir,
+        env,
+        streams,
+    )
+    .map_err(failed)?;
+    supervisor.hold(&child);
+    let limit = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let status = tokio::select! {
+        s = child.child.wait() => s,
+        () = limit => group::stop(&mut child, supervisor.grace(), std::future::pending()).await,
+        () = supervisor.reached(StopLevel::Graceful) => supervisor.stop(&mut child).await,
+    };
+    group::sweep(&child);
+    supervisor.release(&child);
+    Ok(status.map_or(-1, group::exit_code))
+}

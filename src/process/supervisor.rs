@@ -1,0 +1,114 @@
+//! Owns what every process conductor starts is held by: the stop level of
+//! the apply (running, stopping gracefully, stopping now), the grace period
+//! between SIGTERM and SIGKILL, and the watchdog that each process group is
+//! handed to so it dies with conductor. One [`Supervisor`] per session;
+//! every agent run and shell command gets a clone.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::group::Spawned;
+use super::watchdog::Watchdog;
+
+/// How hard the apply is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    Running,
+    /// SIGTERM to agents, SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL now (a second Ctrl-C).
+    Now,
+}
+
+/// Resolves when the stop level reaches `level`.
+pub async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
+    // An error means the sender is gone: the session ended, nothing more
+    // will be stopped, and waiting on is what the caller expects.
+    if stop.wait_for(|l| *l >= level).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The session's hold on the processes it starts.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    watchdog: Arc<Mutex<Option<Watchdog>>>,
+    grace: Duration,
+    stop: watch::Receiver<StopLevel>,
+}
+
+impl Supervisor {
+    pub fn new(watchdog: Watchdog, grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
+        Self {
+            watchdog: Arc::new(Mutex::new(Some(watchdog))),
+            grace,
+            stop,
+        }
+    }
+
+    /// SIGTERM-to-SIGKILL grace period.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    pub fn stop_level(&self) -> StopLevel {
+        *self.stop.borrow()
+    }
+
+    /// The stop level, to wait on.
+    pub fn subscribe(&self) -> watch::Receiver<StopLevel> {
+        self.stop.clone()
+    }
+
+    /// Resolves when the stop level reaches `level`.
+    pub fn reached(&self, level: StopLevel) -> impl Future<Output = ()> + use<> {
+        reached(self.stop.clone(), level)
+    }
+
+    /// Hands a spawned group to the watchdog.
+    pub fn hold(&self, spawned: &Spawned) {
+        self.with_watchdog(|w| w.watch(spawned.pid, spawned.start_ticks));
+    }
+
+    /// Takes a group back from the watchdog once it is gone.
+    pub fn release(&self, spawned: &Spawned) {
+        self.with_watchdog(|w| w.release(spawned.pid));
+    }
+
+    /// Stops a group the way a cut run is stopped: SIGTERM, the grace
+    /// period (none once the apply is stopping now), SIGKILL.
+    pub async fn stop(&self, spawned: &mut Spawned) -> std::io::Result<std::process::ExitStatus> {
+        let grace = if self.stop_level() == StopLevel::Now {
+            Duration::ZERO
+        } else {
+            self.grace
+        };
+        super::group::stop(spawned, grace, self.reached(StopLevel::Now)).await
+    }
+
+    /// The watchdog exits; groups still held are killed by it.
+    pub fn finish(&self) {
+        let taken = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(w) = taken {
+            w.finish();
+        }
+    }
+
+    fn with_watchdog(&self, f: impl FnOnce(&mut Watchdog)) {
+        // The lock is never held across an await; a poisoned one still
+        // guards a usable pipe.
+        let mut guard = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = guard.as_mut() {
+            f(w);
+        }
+    }
+}

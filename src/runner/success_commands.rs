@@ -1,0 +1,88 @@
+//! Owns the `[success]` commands: the workflow's, run once every instance
+//! that counts is done, and a sub-workflow's, run after each of its rounds
+//! (`super::group`). They run in conductor's environment with the agents'
+//! PATH (so `conductor` itself is found), their output on conductor's
+//! stderr.
+
+use std::path::Path;
+
+use super::UP_TO_DATE;
+use super::context::Shared;
+use super::dispatcher::Observer;
+use super::event::Event;
+use super::outcome::Status;
+use super::summary::{InstanceSummary, SuccessSummary};
+use crate::process::StopLevel;
+use crate::process::shell::{self, Output};
+
+/// Runs a `[success]` command; its exit code, -1 if it could not start
+/// (said on stderr).
+pub(super) async fn run_success(command: &str, workdir: &Path, shared: &Shared) -> i32 {
+    let env: Vec<(String, String)> = shared
+        .base_env
+        .iter()
+        .filter(|(k, _)| k != "PATH")
+        .cloned()
+        .chain(std::iter::once((
+            "PATH".to_string(),
+            shared.agent_path.clone(),
+        )))
+        .collect();
+    match shell::run(
+        command,
+        workdir,
+        &env,
+        Output::Stderr,
+        None,
+        &shared.supervisor,
+    )
+    .await
+    {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("conductor: {e}");
+            -1
+        }
+    }
+}
+
+/// The workflow's `[success]` commands, when every instance that counts is
+/// done and something ran (an apply that found everything up to date after
+/// a successful one has nothing new to check).
+pub(super) async fn check(
+    shared: &Shared,
+    instances: &[InstanceSummary],
+    stop_reason: Option<&str>,
+    observer: &mut dyn Observer,
+) -> Vec<SuccessSummary> {
+    let failed = instances
+        .iter()
+        .any(|i| i.status == Status::Failed && i.counts);
+    let all_current = !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
+    let mut out = Vec::new();
+    if stop_reason.is_some() || failed || all_current {
+        return out;
+    }
+    let entry_dir = shared
+        .program
+        .scopes
+        .first()
+        .map(|s| s.dir.clone())
+        .unwrap_or_default();
+    for c in shared.success.iter() {
+        if shared.stop_level() > StopLevel::Running {
+            break;
+        }
+        let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
+        let code = run_success(&c.command, &workdir, shared).await;
+        observer.event(&Event::SuccessChecked {
+            command: c.command.clone(),
+            exit_code: code,
+        });
+        out.push(SuccessSummary {
+            command: c.command.clone(),
+            exit_code: code,
+        });
+    }
+    out
+}
