@@ -122,11 +122,11 @@ pub fn plan(args: &PlanArgs) -> u8 {
         let Some(program) = c.program.as_ref() else {
             return exit_code::INVALID;
         };
-        match crate::runner::freshness::of_plan(program, &plan, args.root.as_deref()) {
+        match crate::runner::prepare::freshness(program, &plan, args.root.as_deref()) {
             Ok(states) => {
                 let current = states
                     .values()
-                    .filter(|s| **s == crate::runner::freshness::Freshness::UpToDate)
+                    .filter(|s| **s == crate::incremental::freshness::Freshness::UpToDate)
                     .count();
                 let words = states.iter().map(|(k, s)| (k.clone(), s.text())).collect();
                 let mut text = plan::text::to_text_with(&plan, &words);

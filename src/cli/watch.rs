@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::args::WatchArgs;
 use crate::exit_code;
+use crate::incremental::inputs::InputHasher;
 use crate::report::Console;
-use crate::runner::fingerprint::inputs::InputHasher;
 use crate::runner::session::Session;
 use crate::runner::{ApplyError, Control};
 use crate::watch::{Loaded, Replanner, load, watch_set};
@@ -86,7 +86,7 @@ pub fn watch(args: &WatchArgs) -> u8 {
             why,
         }) = session.wait_control(&mut control_rx)
         {
-            let prepared = crate::runner::session::Prepared {
+            let prepared = crate::runner::prepare::Prepared {
                 jobs,
                 forced_later: std::collections::HashSet::new(),
             };

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use super::graph::{check_cycles, dependencies, topo_order};
 use super::load::{self, load_error};
 use super::params::{self, Given};
-use super::paths::{display_rel, normalize, relative_to};
 use super::program::{Group, InlineTemplate, Node, Program, Scope};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{self, Agent, Defaults, Spanned, Workflow};
+use crate::paths::{display_rel, normalize, relative_to};
 use crate::prompt::{self, Library};
 use crate::source::{FileId, Sources, Span};
 

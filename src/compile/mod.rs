@@ -10,7 +10,6 @@ mod load;
 mod locate;
 mod node;
 mod params;
-pub mod paths;
 mod program;
 mod templates;
 
@@ -60,7 +59,7 @@ fn compile_with(entry: &Path, text: Option<String>, sets: &[String]) -> Compilat
         Syntax::Text,
     );
     let given = params::parse_sets(sets, line_file, &cwd, &mut diagnostics);
-    let abs = paths::normalize(&cwd.join(entry));
+    let abs = crate::paths::normalize(&cwd.join(entry));
     if let (Some(text), Some(syntax)) = (text, Syntax::from_path(&abs)) {
         let name = crate::source::display_name(&abs);
         sources.add(abs.clone(), name, text, syntax);

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use super::paths::rebase;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Param, ParamType, json_type_name};
+use crate::paths::rebase;
 use crate::source::Span;
 
 /// One value given for a param from outside the file.

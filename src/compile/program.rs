@@ -105,6 +105,20 @@ pub struct Program {
     pub inline: std::collections::HashMap<(usize, String), InlineTemplate>,
 }
 
+impl Program {
+    /// The entry file's folder: what paths in it are relative to.
+    pub fn entry_dir(&self) -> PathBuf {
+        self.scopes
+            .first()
+            .map_or_else(PathBuf::new, |s| s.dir.clone())
+    }
+
+    /// The workflow's own `root`, relative to its file's folder.
+    pub fn declared_root(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| self.entry_dir().join(r))
+    }
+}
+
 /// An inline prompt: where its text is written, and the text itself.
 #[derive(Debug, Clone)]
 pub struct InlineTemplate {

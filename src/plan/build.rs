@@ -8,10 +8,10 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
 use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
-use crate::compile::paths::{display_rel, normalize, rebase};
 use crate::compile::{Action, Locator, Node, Program, env_json};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, ForEach, OutputFormat, Spanned};
+use crate::paths::{display_rel, normalize, rebase};
 use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
 

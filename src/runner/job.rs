@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agents::spec::AgentSpec;
-use crate::compile::paths::normalize;
 use crate::compile::{Action, Program};
+use crate::incremental::prior::{Completed, Prior};
 use crate::model::{Agent, Duration as ModelDuration, OnFailure, OutputFormat};
+use crate::paths::normalize;
 use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
 
 /// The success conditions and limits of one Ralph loop, typed.
@@ -152,11 +153,52 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     pub on_failure: OnFailure,
     /// What its completed run depends on (set after the jobs are built).
-    pub fingerprint: Arc<super::fingerprint::Fingerprint>,
+    pub fingerprint: Arc<crate::incremental::fingerprint::Fingerprint>,
     /// `--force`: runs even when a completed record matches its fingerprint.
     pub forced: bool,
     /// Its `inputs` globs, rendered (relative to `workdir`).
     pub inputs: Vec<String>,
+}
+
+/// Job indices, each after everything it needs (group jobs are appended
+/// after the jobs that need them, so index order is not enough).
+pub fn topological(jobs: &[Job]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
+    let mut dependents = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for &n in &job.needs {
+            dependents[n].push(i);
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..jobs.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(jobs.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push_back(d);
+            }
+        }
+    }
+    order
+}
+
+impl Job {
+    /// Its latest completed run, when that is up to date (never when
+    /// `--force` names it).
+    pub fn completed(&self, prior: &Prior) -> Option<Completed> {
+        if self.forced {
+            return None;
+        }
+        prior.completed(&self.key, &self.fingerprint.hash)
+    }
+
+    /// Whether it resumes an interrupted loop of the apply being continued.
+    pub fn resumes(&self, prior: &Prior) -> bool {
+        !self.forced && prior.resumes(&self.key, &self.fingerprint.hash)
+    }
 }
 
 /// A workflow that cannot run as written, found before anything starts.

@@ -6,17 +6,13 @@
 mod context;
 mod dispatcher;
 pub mod event;
-pub mod fingerprint;
-pub mod freshness;
 mod group;
 mod iteration;
 mod job;
 pub mod outcome;
-mod prior;
-mod resume;
+pub mod prepare;
 mod select;
 pub mod session;
-mod stale;
 mod stall;
 mod success;
 mod success_commands;
@@ -27,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::incremental::prior::UP_TO_DATE;
 pub use dispatcher::{Control, Observer};
-pub use prior::UP_TO_DATE;
 pub use summary::Summary;
 
 use crate::compile::Program;
@@ -64,24 +60,10 @@ pub enum ApplyError {
     Environment(String),
 }
 
-/// The runs root (DESIGN §4): `--root`, else `CONDUCTOR_ROOT`, else the
-/// workflow's `root`, else `.conductor/runs` under the current directory.
+/// The runs root of `program` (docs/run-store.md): `--root`, else
+/// `CONDUCTOR_ROOT`, else the workflow's `root`, else `.conductor/runs`.
 pub fn runs_root(program: &Program, flag: Option<&Path>) -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let entry_dir = program
-        .scopes
-        .first()
-        .map_or_else(|| cwd.clone(), |s| s.dir.clone());
-    let chosen = flag
-        .map(|r| cwd.join(r))
-        .or_else(|| {
-            std::env::var_os("CONDUCTOR_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(|r| cwd.join(r))
-        })
-        .or_else(|| program.root.as_ref().map(|r| entry_dir.join(r)))
-        .unwrap_or_else(|| cwd.join(".conductor").join("runs"));
-    crate::compile::paths::normalize(&chosen)
+    crate::store::layout::runs_root(flag, program.declared_root())
 }
 
 /// Runs `plan`; `observer` sees every event as it happens.
@@ -96,11 +78,11 @@ pub fn apply(
         Err(e) => {
             // A bad invocation is reported as such even when the
             // environment is wrong too.
-            check_invocation(&program, plan, options)?;
+            prepare::check_invocation(&program, plan, options)?;
             return Err(e);
         }
     };
-    let mut inputs = fingerprint::inputs::InputHasher::new(vec![session.root.clone()]);
+    let mut inputs = crate::incremental::inputs::InputHasher::new(vec![session.root.clone()]);
     let prepared = match session.prepare(&program, plan, &mut inputs) {
         Ok(p) => p,
         Err(e) => {
@@ -118,26 +100,6 @@ pub fn apply(
     );
     session.close();
     summary
-}
-
-/// `--only` and `--force` name something, whatever state the machine is in.
-fn check_invocation(
-    program: &Program,
-    plan: &Plan,
-    options: &ApplyOptions,
-) -> Result<(), ApplyError> {
-    let jobs = job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-    let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-    if let Some(names) = &options.force {
-        let mut jobs = jobs.clone();
-        if let Some(name) = prior::force(&mut jobs, names, &ids).unknown.first() {
-            return Err(ApplyError::Invalid(format!(
-                "--force {name}: no node or instance has that name"
-            )));
-        }
-    }
-    select::only(jobs, &options.only, program).map_err(ApplyError::Invalid)?;
-    Ok(())
 }
 
 /// The workflow's latest apply, when it did not finish (DESIGN §9.12):
@@ -227,7 +189,7 @@ fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), A
 }
 
 /// PATH for agents: conductor's own folder first, so `conductor bus post` works.
-fn agent_path(exe: &Path) -> String {
+pub(super) fn agent_path(exe: &Path) -> String {
     let own = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let rest = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::iter::once(own).chain(std::env::split_paths(&rest));
@@ -235,61 +197,4 @@ fn agent_path(exe: &Path) -> String {
         |_| rest.to_string_lossy().into_owned(),
         |p| p.to_string_lossy().into_owned(),
     )
-}
-
-/// Every agent program, HTTP agent's API key and workdir exists before
-/// anything starts.
-fn preflight(jobs: &[job::Job], path: &str, program: &Program) -> Result<(), ApplyError> {
-    let mut problems = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for job in jobs {
-        let node = &program.nodes[job.node].id;
-        let agents = match &job.kind {
-            job::JobKind::Agent(a) | job::JobKind::FanOut { agent: a, .. } => &a.agents,
-            job::JobKind::Gate(_) | job::JobKind::Group { .. } => continue,
-        };
-        if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
-            problems.push(format!(
-                "node `{node}`: workdir {} does not exist",
-                job.workdir.display()
-            ));
-        }
-        for a in agents {
-            if let Some(http) = &a.http {
-                // The agent's own `env` may hold the key; conductor's environment otherwise.
-                let set = a
-                    .env
-                    .iter()
-                    .find(|(k, _)| *k == http.key_var)
-                    .map(|(_, v)| v.clone())
-                    .or_else(|| std::env::var(&http.key_var).ok())
-                    .is_some_and(|v| !v.trim().is_empty());
-                if !set && seen.insert(("key", a.name.clone())) {
-                    problems.push(format!(
-                        "agent `{}` (node `{node}`): the API key variable {} is not set\n  help: export {} with the key, or name the variable that holds it with `api_key_env`",
-                        a.name, http.key_var, http.key_var
-                    ));
-                }
-                continue;
-            }
-            let Some(program_name) = a.argv.first() else {
-                continue;
-            };
-            if !seen.insert(("agent", a.name.clone() + program_name)) {
-                continue;
-            }
-            if crate::process::resolve(program_name, path, &job.workdir).is_none() {
-                problems.push(format!(
-                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH\n  help: {}",
-                    a.name,
-                    crate::agents::kind::install_hint(a.kind)
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApplyError::Environment(problems.join("\n")))
-    }
 }

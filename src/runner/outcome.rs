@@ -52,7 +52,7 @@ pub struct Outcome {
     pub run_id: Option<String>,
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
-    pub fingerprint: Option<std::sync::Arc<super::fingerprint::Fingerprint>>,
+    pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
 }

@@ -1,8 +1,12 @@
-//! Owns `--only`: the instances named (by instance key or node id, a
-//! sub-workflow id selecting its inner nodes) and everything they need,
-//! re-indexed; a name that matches nothing is an invalid invocation.
+//! Owns what `--only` and `--force` select. `--only`: the instances named
+//! (by instance key or node id, a sub-workflow id selecting its inner
+//! nodes) and everything they need, re-indexed. `--force`: the instances
+//! named and everything downstream of them, run-time instances included
+//! when they appear. A name that matches nothing is an invalid invocation.
 
-use super::job::Job;
+use std::collections::HashSet;
+
+use super::job::{Job, JobKind};
 use crate::compile::Program;
 
 pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<Job>, String> {
@@ -56,4 +60,62 @@ pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<J
             j
         })
         .collect())
+}
+
+/// What `--force` names that is known only at run time.
+#[derive(Debug, Default)]
+pub struct Forced {
+    /// Names that match nothing, now or at run time.
+    pub unknown: Vec<String>,
+    /// Keys of run-time fan-out instances (`work[x]`), forced when they appear.
+    pub later: HashSet<String>,
+}
+
+/// Marks the jobs `--force` names (node ids or instance keys; none: all)
+/// and everything downstream of them.
+pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Forced {
+    let mut forced: HashSet<usize> = HashSet::new();
+    let mut out = Forced::default();
+    if names.is_empty() {
+        forced.extend(0..jobs.len());
+    }
+    for name in names {
+        let before = forced.len();
+        for (i, job) in jobs.iter().enumerate() {
+            if &*job.key == name.as_str() || node_ids.get(job.node) == Some(&name.as_str()) {
+                forced.insert(i);
+            }
+        }
+        if forced.len() > before {
+            continue;
+        }
+        let fan_out = name.split_once('[').is_some_and(|(node, _)| {
+            jobs.iter().any(|j| {
+                matches!(j.kind, JobKind::FanOut { .. }) && node_ids.get(j.node) == Some(&node)
+            })
+        });
+        if fan_out && name.ends_with(']') {
+            out.later.insert(name.clone());
+        } else {
+            out.unknown.push(name.clone());
+        }
+    }
+    let mut dependents = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for &n in &job.needs {
+            dependents[n].push(i);
+        }
+    }
+    let mut queue: Vec<usize> = forced.iter().copied().collect();
+    while let Some(i) = queue.pop() {
+        for &d in &dependents[i] {
+            if forced.insert(d) {
+                queue.push(d);
+            }
+        }
+    }
+    for i in forced {
+        jobs[i].forced = true;
+    }
+    out
 }

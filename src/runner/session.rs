@@ -5,7 +5,6 @@
 //! its own identity (a new apply id, or the unfinished one it continues),
 //! its own `Shared`, and its own records on the project bus.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,72 +13,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::context::{self, Shared};
 use super::dispatcher::{self, Control, Observer};
-use super::fingerprint::inputs::InputHasher;
-use super::job::Job;
+use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
-use super::{ApplyError, ApplyOptions, prior, record_stop, stale};
+use super::{ApplyError, ApplyOptions, record_stop};
 use crate::agents::version::Versions;
 use crate::compile::Program;
+use crate::incremental::inputs::InputHasher;
+use crate::incremental::{prior, stale};
 use crate::plan::Plan;
 use crate::process::{StopLevel, Supervisor, signals, watchdog::Watchdog};
-
-/// Jobs ready to run: built, fingerprinted, forced and selected.
-#[derive(Debug)]
-pub struct Prepared {
-    pub jobs: Vec<Job>,
-    /// Run-time instances `--force` names.
-    pub forced_later: HashSet<String>,
-}
-
-/// Builds jobs from plans.
-#[derive(Debug, Clone)]
-pub struct Preparer {
-    versions: Arc<Versions>,
-    agent_path: String,
-    options: ApplyOptions,
-}
-
-impl Preparer {
-    /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
-    /// check that every agent program and workdir exists.
-    pub fn prepare(
-        &self,
-        program: &Program,
-        plan: &Plan,
-        inputs: &mut InputHasher,
-    ) -> Result<Prepared, ApplyError> {
-        let mut jobs =
-            super::job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-        super::fingerprint::compute(
-            &mut jobs,
-            &mut super::fingerprint::Context {
-                program,
-                plan,
-                inputs,
-                versions: &self.versions,
-                path_var: &self.agent_path,
-            },
-        );
-        let mut forced_later = HashSet::new();
-        if let Some(names) = &self.options.force {
-            let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-            let forced = prior::force(&mut jobs, names, &ids);
-            forced_later = forced.later;
-            if let Some(name) = forced.unknown.first() {
-                let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                return Err(ApplyError::Invalid(format!(
-                    "--force {name}: no node or instance has that name{help}"
-                )));
-            }
-        }
-        let jobs =
-            super::select::only(jobs, &self.options.only, program).map_err(ApplyError::Invalid)?;
-        super::preflight(&jobs, &self.agent_path, program)?;
-        Ok(Prepared { jobs, forced_later })
-    }
-}
 
 /// One apply, or one watch.
 #[derive(Debug)]
@@ -112,7 +54,10 @@ impl Session {
         })?;
         let agent_path = super::agent_path(&exe);
         super::prepare_root(&root, &project_dir, options.root.is_some())?;
-        let finalised = stale::finalise(&project_dir, &program.project);
+        let finalised = stale::finalise(
+            &crate::store::layout::ProjectDir::at(project_dir.clone()),
+            &program.project,
+        );
         if finalised.applies > 0 {
             eprintln!(
                 "conductor: finalised {} earlier apply(s) whose conductor had died ({} run(s) left running)",
@@ -173,11 +118,11 @@ impl Session {
     /// What building jobs needs, to do it away from the session (a watch
     /// re-plans on its own thread).
     pub fn preparer(&self) -> Preparer {
-        Preparer {
-            versions: Arc::clone(&self.versions),
-            agent_path: self.agent_path.clone(),
-            options: self.options.clone(),
-        }
+        Preparer::new(
+            Arc::clone(&self.versions),
+            self.agent_path.clone(),
+            self.options.clone(),
+        )
     }
 
     /// The `Shared` of an apply of `program`, with a fresh identity.
@@ -277,7 +222,7 @@ impl Session {
                     matches!(
                         j.kind,
                         super::job::JobKind::Agent(_) | super::job::JobKind::Group { .. }
-                    ) && !prior.is_current(j)
+                    ) && j.completed(&prior).is_none()
                 })
                 .map(|j| Arc::clone(&j.key))
                 .collect();

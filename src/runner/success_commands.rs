@@ -73,7 +73,7 @@ pub(super) async fn check(
         if shared.stop_level() > StopLevel::Running {
             break;
         }
-        let workdir = crate::compile::paths::normalize(&entry_dir.join(&c.workdir));
+        let workdir = crate::paths::normalize(&entry_dir.join(&c.workdir));
         let code = run_success(&c.command, &workdir, shared).await;
         observer.event(&Event::SuccessChecked {
             command: c.command.clone(),

@@ -112,7 +112,7 @@ impl Summary {
         let mut usage = Usage::default();
         for i in &self.instances {
             match i.status {
-                Status::Done if i.stop_reason == super::prior::UP_TO_DATE => {
+                Status::Done if i.stop_reason == super::UP_TO_DATE => {
                     counts.up_to_date += 1;
                 }
                 Status::Done => counts.done += 1,

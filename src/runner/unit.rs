@@ -73,7 +73,8 @@ pub async fn run(
         out.error = Some(format!("cannot create {}: {e}", task_dir.display()));
         return out;
     }
-    if let Err(e) = job.fingerprint.save(&task_dir) {
+    let task = crate::store::layout::TaskDir::at(task_dir.clone());
+    if let Err(e) = job.fingerprint.save(&task) {
         tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
     }
     if !launch.resume {
@@ -111,7 +112,7 @@ pub async fn run(
             .fingerprint
             .with_inputs_now(&job.workdir, &job.inputs, &shared.runs_root);
         if now != *job.fingerprint {
-            if let Err(e) = now.save(&task_dir) {
+            if let Err(e) = now.save(&task) {
                 tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
             }
             out.fingerprint = Some(Arc::new(now));
@@ -146,10 +147,11 @@ impl Looper<'_> {
         let mut programs: Vec<Option<std::path::PathBuf>> = vec![None; self.agent.agents.len()];
         let mut usage = Usage::default();
         // Runs already in the folder keep their numbers; new ones follow.
-        let seq_base = super::resume::existing_runs(self.task_dir);
+        let task = crate::store::layout::TaskDir::at(self.task_dir.to_path_buf());
+        let seq_base = crate::incremental::resume::existing_runs(&task);
         let mut first = 1;
         if self.resume {
-            let resumed = super::resume::read(self.task_dir);
+            let resumed = crate::incremental::resume::read(&task);
             first = resumed.iterations + 1;
             usage = resumed.usage;
             out.usage = usage;

@@ -8,6 +8,7 @@ mod ids;
 mod run_info;
 
 pub mod index;
+pub mod layout;
 pub mod live;
 pub use atomic::{write_atomic, write_atomic_fast};
 pub(crate) use ids::short_hash;

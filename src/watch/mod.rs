@@ -16,9 +16,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::compile::{Program, compile};
 use crate::diagnostic::Diagnostic;
+use crate::incremental::inputs::InputHasher;
 use crate::plan::{self, Plan, PlanOptions};
-use crate::runner::fingerprint::inputs::InputHasher;
-use crate::runner::session::{Prepared, Preparer};
+use crate::runner::prepare::{Prepared, Preparer};
 use crate::runner::{ApplyError, Control};
 use crate::source::Sources;
 use files::{WatchSet, Watcher};
@@ -109,9 +109,8 @@ impl Replanner {
         watcher.follow(&set);
         let mut inputs = self.inputs;
         let cwd = std::env::current_dir().unwrap_or_default();
-        let base = crate::compile::paths::normalize(
-            &cwd.join(self.file.parent().unwrap_or_else(|| Path::new(""))),
-        );
+        let base =
+            crate::paths::normalize(&cwd.join(self.file.parent().unwrap_or_else(|| Path::new(""))));
         let mut told = u64::MAX;
         let stop = Arc::clone(&self.stop);
         while let Some(burst) = watcher.next_burst(&set, &|| stop.load(Ordering::SeqCst)) {

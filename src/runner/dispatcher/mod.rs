@@ -25,6 +25,8 @@ use super::job::{Job, JobKind};
 use super::outcome::{Outcome, Status};
 use super::summary::InstanceSummary;
 use crate::bus::BusWriter;
+use crate::incremental::fingerprint::Fingerprint;
+use crate::incremental::prior::Prior;
 use crate::model::OnFailure;
 use crate::process::StopLevel;
 
@@ -64,7 +66,7 @@ pub enum Control {
 
 /// An instance before a re-plan: the fingerprint it ended (or runs) with,
 /// and its outcome when it ended.
-type Before = (Arc<super::fingerprint::Fingerprint>, Option<Arc<Outcome>>);
+type Before = (Arc<Fingerprint>, Option<Arc<Outcome>>);
 
 /// The next control message, or never when there is no control channel.
 async fn next_control(control: Option<&mut mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
@@ -93,7 +95,7 @@ struct Launched {
     node: String,
     /// It holds a slot of its node's `max_parallel` (agent units do).
     slot: bool,
-    fingerprint: Arc<super::fingerprint::Fingerprint>,
+    fingerprint: Arc<Fingerprint>,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -150,7 +152,7 @@ pub struct Dispatcher<'a> {
     bus: Option<BusWriter>,
     stop_reason: Option<String>,
     /// Earlier applies' records: what is up to date, what resumes.
-    prior: super::prior::Prior,
+    prior: Prior,
 }
 
 impl std::fmt::Debug for Dispatcher<'_> {
@@ -169,7 +171,7 @@ impl<'a> Dispatcher<'a> {
         limits: Limits,
         stop: Arc<watch::Sender<StopLevel>>,
         observer: &'a mut dyn Observer,
-        prior: super::prior::Prior,
+        prior: Prior,
         control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
     ) -> Self {
         let (sender, events) = mpsc::unbounded_channel();
@@ -441,7 +443,7 @@ impl<'a> Dispatcher<'a> {
                         .groups
                         .is_empty();
                 if self.first_round(i)
-                    && let Some(done) = self.prior.up_to_date(&self.jobs[i], read)
+                    && let Some(done) = self.up_to_date(i, read)
                 {
                     self.finish(i, done);
                     continue;
@@ -500,7 +502,7 @@ impl<'a> Dispatcher<'a> {
                         needs: self.needs_value(i),
                         round: self.job_round.get(&i).copied().unwrap_or(1),
                         group_previous: self.group_previous_of(i),
-                        resume: self.first_round(i) && self.prior.resumes(&self.jobs[i]),
+                        resume: self.first_round(i) && self.jobs[i].resumes(&self.prior),
                         cancel: cancel.clone(),
                     };
                     let shared = Arc::clone(&self.shared);
@@ -544,7 +546,7 @@ impl<'a> Dispatcher<'a> {
                 .iter()
                 .filter_map(|&c| self.final_hash(c))
                 .collect();
-            return Some(super::fingerprint::combined(
+            return Some(crate::incremental::fingerprint::combined(
                 &self.jobs[n].fingerprint.hash,
                 &hashes,
             ));
@@ -554,6 +556,29 @@ impl<'a> Dispatcher<'a> {
                 .as_ref()
                 .map_or_else(|| self.jobs[n].fingerprint.hash.clone(), |f| f.hash.clone()),
         )
+    }
+
+    /// `i`'s outcome when its latest completed run is up to date; its
+    /// answer is read back from the run store only when `read` says
+    /// something will read it.
+    fn up_to_date(&self, i: usize, read: bool) -> Option<Outcome> {
+        let job = &self.jobs[i];
+        let completed = job.completed(&self.prior)?;
+        let mut out = Outcome::ended(Status::Done, super::UP_TO_DATE);
+        out.iterations = completed.iterations;
+        out.task_id = Some(completed.task_id.clone());
+        out.run_id.clone_from(&completed.run_id);
+        if read
+            && let JobKind::Agent(agent) = &job.kind
+            && let Some(answer) = completed.answer()
+        {
+            if agent.json {
+                out.json = crate::agents::answer::extract_json(&answer);
+            }
+            out.output = answer;
+        }
+        out.task_dir = Some(completed.task_dir);
+        Some(out)
     }
 
     /// Whether `i` runs for the first time in this apply (not a later round

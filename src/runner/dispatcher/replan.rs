@@ -28,7 +28,7 @@ impl Dispatcher<'_> {
                     && !self.carried.contains_key(&job.key)
                     && !self.adopted.contains_key(&job.key)
                     && !restarted.contains(&job.key)
-                    && !self.prior.is_current(job)
+                    && job.completed(&self.prior).is_none()
             })
             .map(|i| Arc::clone(&self.jobs[i].key))
             .collect();
@@ -92,7 +92,7 @@ impl Dispatcher<'_> {
             .filter(|l| l.job != Slot::Invalidated)
             .map(|l| Arc::clone(&l.key))
             .collect();
-        for i in crate::runner::fingerprint::topological(&jobs) {
+        for i in crate::runner::job::topological(&jobs) {
             let job = &jobs[i];
             let Some((was, _)) = old.get(&job.key) else {
                 continue;

@@ -1,16 +1,15 @@
 //! Owns reading back where an instance's loop stood from its task folder
-//! (DESIGN §9.12): the run folders already there (so new runs get the next
+//! (docs/watch.md): the run folders already there (so new runs get the next
 //! numbers and never overwrite one), and for an interrupted instance the
 //! iterations it completed, what they cost, and the last answer, which
 //! becomes `previous`. The interrupted run itself does not count. Runs of
 //! an earlier attempt (before the last run numbered iteration 1) are not
 //! part of the loop being resumed.
 
-use std::path::Path;
-
 use crate::agents::answer::read_capped;
 use crate::agents::usage::Usage;
 use crate::store::RunInfo;
+use crate::store::layout::{RunDir, TaskDir};
 
 /// The completed iterations of the attempt being resumed.
 #[derive(Debug, Default)]
@@ -23,26 +22,18 @@ pub struct Resumed {
 }
 
 /// How many run folders the task has already.
-pub fn existing_runs(task_dir: &Path) -> u32 {
-    std::fs::read_dir(task_dir.join("runs")).map_or(0, |rd| {
+pub fn existing_runs(task: &TaskDir) -> u32 {
+    std::fs::read_dir(task.runs()).map_or(0, |rd| {
         u32::try_from(rd.filter_map(Result::ok).count()).unwrap_or(u32::MAX)
     })
 }
 
 /// Reads the task folder's runs, oldest first.
-pub fn read(task_dir: &Path) -> Resumed {
-    let mut runs: Vec<std::path::PathBuf> = std::fs::read_dir(task_dir.join("runs"))
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    // Run ids lead with their sequence number: names sort in creation order.
-    runs.sort();
-    let infos: Vec<(std::path::PathBuf, RunInfo)> = runs
+pub fn read(task: &TaskDir) -> Resumed {
+    let infos: Vec<(RunDir, RunInfo)> = task
+        .run_dirs()
         .into_iter()
-        .filter_map(|dir| {
-            RunInfo::read(&dir.join("run-info.yaml"))
-                .ok()
-                .map(|i| (dir, i))
-        })
+        .filter_map(|run| RunInfo::read(&run.info()).ok().map(|i| (run, i)))
         .collect();
     let attempt = infos
         .iter()
@@ -62,7 +53,7 @@ pub fn read(task_dir: &Path) -> Resumed {
             output_tokens: info.output_tokens.unwrap_or(0),
             cost_usd: info.cost_usd.unwrap_or(0.0),
         });
-        let answer = read_capped(&dir.join("output.md"));
+        let answer = read_capped(&dir.output());
         out.last = Some((
             info.run_id.clone(),
             answer,

@@ -1,15 +1,15 @@
-//! Owns finalising what a dead conductor left behind (seed bug: runs stay
-//! `running` forever). At the start of every apply, each earlier apply of
+//! Owns finalising what a dead conductor left behind (the Go seed leaves
+//! such runs `running` forever). At the start of every apply, each earlier apply of
 //! the project whose process died while it ran (`store::live`) is closed:
 //! its unfinished instances' last runs are marked failed in run-info.yaml
 //! and with `RUN_CRASH`, and the project bus gets their `NODE_FAILED` and a
 //! `WORKFLOW_STOP`. The bus is only read when there is such an apply.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 
 use crate::bus::{BusWriter, Message, NewMessage, read_all};
 use crate::store::RunInfo;
+use crate::store::layout::{ProjectDir, TaskDir};
 
 /// What was finalised.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,12 +19,12 @@ pub struct Finalised {
 }
 
 /// Finalises the project's dead applies.
-pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
-    let dead_ids = crate::store::live::dead(project_dir);
+pub fn finalise(project_dir: &ProjectDir, project: &str) -> Finalised {
+    let dead_ids = crate::store::live::dead(project_dir.path());
     if dead_ids.is_empty() {
         return Finalised::default();
     }
-    let bus_path = project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let bus_path = project_dir.bus();
     let Ok(messages) = read_all(&bus_path) else {
         return Finalised::default();
     };
@@ -41,7 +41,7 @@ pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
         .filter(|m| wanted.contains(apply_of(m).as_str()))
         .collect();
     for (id, _) in &dead_ids {
-        crate::store::live::forget(project_dir, id);
+        crate::store::live::forget(project_dir.path(), id);
     }
     let Ok(mut bus) = BusWriter::open(&bus_path) else {
         return Finalised::default();
@@ -64,7 +64,7 @@ pub fn finalise(project_dir: &Path, project: &str) -> Finalised {
             }
         }
         for m in open.values() {
-            if close_last_run(&project_dir.join(&m.task_id), project) {
+            if close_last_run(&project_dir.task(&m.task_id), project) {
                 done.runs += 1;
             }
             let mut meta: BTreeMap<String, String> = m.meta.clone();
@@ -115,14 +115,11 @@ fn append(bus: &mut BusWriter, msg: &NewMessage) {
 }
 
 /// Marks the newest run of a task failed if it is still `running`.
-fn close_last_run(task_dir: &Path, project: &str) -> bool {
-    let Some(run) = std::fs::read_dir(task_dir.join("runs"))
-        .ok()
-        .and_then(|rd| rd.filter_map(Result::ok).map(|e| e.path()).max())
-    else {
+fn close_last_run(task: &TaskDir, project: &str) -> bool {
+    let Some(run) = task.run_dirs().pop() else {
         return false;
     };
-    let path = run.join("run-info.yaml");
+    let path = run.info();
     let mut closed = None;
     let _ = RunInfo::update(&path, |info| {
         if info.status == "running" {
@@ -137,7 +134,7 @@ fn close_last_run(task_dir: &Path, project: &str) -> bool {
     let Some((task_id, run_id)) = closed else {
         return false;
     };
-    if let Ok(mut bus) = BusWriter::open(&task_dir.join("TASK-MESSAGE-BUS.md")) {
+    if let Ok(mut bus) = BusWriter::open(&task.bus()) {
         append(
             &mut bus,
             &NewMessage {
@@ -148,7 +145,7 @@ fn close_last_run(task_dir: &Path, project: &str) -> bool {
                 meta: [("stop_reason".to_string(), "conductor_died".to_string())].into(),
                 body: format!(
                     "run finalised: conductor exited while it ran\nrun_dir: {}",
-                    run.display()
+                    run.path().display()
                 ),
                 ..NewMessage::default()
             },

@@ -1,6 +1,6 @@
-//! Owns hashing a node's `inputs` (DESIGN §9.16): the files its globs match
+//! Owns hashing a node's `inputs` (docs/watch.md): the files its globs match
 //! under its workdir, `.gitignore` respected, the runs root never included
-//! (§9.3). Each workdir is walked at most once and each file read at most
+//! (docs/run-store.md). Each workdir is walked at most once and each file read at most
 //! once per hasher, and literal paths need no walk, so ten thousand
 //! instances with one input file each cost ten thousand reads, not a walk
 //! per instance.
@@ -150,7 +150,7 @@ fn content_hash(path: &Path) -> Option<String> {
     // Through io::copy's stack buffer: a fresh 64 KiB heap buffer per file
     // cost a zeroing and a malloc consolidation on every one of them.
     std::io::copy(&mut file, &mut hasher).ok()?;
-    Some(super::hex(&hasher.finalize()[..8]))
+    Some(super::fingerprint::hex(&hasher.finalize()[..8]))
 }
 
 fn is_glob(pattern: &str) -> bool {

@@ -1,0 +1,14 @@
+//! What makes applying incremental (docs/watch.md), below the runner: the
+//! [`fingerprint`] of an instance and the [`parts`] it is made of, hashing
+//! `inputs` ([`inputs`]), what earlier applies left that is up to date or
+//! resumes ([`prior`], [`resume`]), closing the records of an apply whose
+//! conductor died ([`stale`]), and what `plan` says an apply would do
+//! ([`freshness`]). It reads the run store; it never runs anything.
+
+pub mod fingerprint;
+pub mod freshness;
+pub mod inputs;
+pub mod parts;
+pub mod prior;
+pub mod resume;
+pub mod stale;

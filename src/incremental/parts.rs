@@ -1,0 +1,201 @@
+//! Owns what goes into one instance's fingerprint (docs/watch.md): its
+//! definition as the plan has it (without its prompt text, description
+//! and needs, which are hashed apart), its stop plan, its agents with
+//! their CLI versions, its prompt template with every template it
+//! includes and the params they read, its output settings and schema,
+//! and the content of its `inputs`; for a gate its expression, for a
+//! sub-workflow's check its commands and stop. The caller walks the jobs
+//! in dependency order and hands each the fingerprints of its needs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::fingerprint::{Fingerprint, short, short_json};
+use super::inputs::InputHasher;
+use crate::agents::spec::AgentSpec;
+use crate::agents::version::Versions;
+use crate::compile::{Action, Program};
+use crate::plan::{Instance, Plan};
+
+/// What fingerprinting needs besides the jobs.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub program: &'a Program,
+    pub plan: &'a Plan,
+    pub inputs: &'a mut InputHasher,
+    pub versions: &'a Versions,
+    /// PATH agents see, to find the CLIs whose versions are probed.
+    pub path_var: &'a str,
+}
+
+/// What fingerprinting reads of one job.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    /// The plan's instance, when the job is one (a sub-workflow's check is not).
+    pub instance: Option<&'a Instance>,
+    /// Its program node.
+    pub node: usize,
+    pub workdir: &'a Path,
+    pub what: What<'a>,
+}
+
+/// What the job does, as far as its fingerprint goes.
+#[derive(Debug)]
+pub enum What<'a> {
+    Agent(AgentParts<'a>),
+    Gate {
+        expr: &'a str,
+    },
+    /// A sub-workflow's check: its group, `[success]` commands and rounds.
+    Group {
+        group: usize,
+        commands: &'a [String],
+        max_iterations: Option<u32>,
+    },
+}
+
+/// An agent job's (or a run-time fan-out's) loop.
+#[derive(Debug)]
+pub struct AgentParts<'a> {
+    pub agents: &'a [AgentSpec],
+    pub vars: &'a serde_json::Value,
+    pub json: bool,
+    /// Its `output` schema file, when it has one.
+    pub schema: Option<&'a Path>,
+}
+
+/// The fingerprint of one job; `upstream` holds the fingerprints of what
+/// it needs, by instance key.
+pub fn of(
+    subject: &Subject<'_>,
+    upstream: BTreeMap<String, String>,
+    cx: &mut Context<'_>,
+) -> Fingerprint {
+    let mut fp = Fingerprint {
+        upstream,
+        ..Fingerprint::default()
+    };
+    let mut stop_reads_params = false;
+    if let Some(inst) = subject.instance {
+        let mut definition = serde_json::to_value(inst).unwrap_or_default();
+        if let Some(obj) = definition.as_object_mut() {
+            if let Some(stop) = obj.remove("stop") {
+                fp.parts.insert("stop".into(), short_json(&stop));
+                stop_reads_params = stop.to_string().contains("params");
+            }
+            for k in ["prompt", "description", "needs", "agent", "fallback_agents"] {
+                obj.remove(k);
+            }
+        }
+        fp.parts
+            .insert("definition".into(), short_json(&definition));
+    }
+    match &subject.what {
+        What::Agent(agent) => agent_parts(&mut fp, subject, agent, stop_reads_params, cx),
+        What::Gate { expr } => {
+            fp.parts.insert("expr".into(), short(expr));
+        }
+        What::Group {
+            group,
+            commands,
+            max_iterations,
+        } => {
+            let g = &cx.program.groups[*group];
+            fp.parts.insert(
+                "definition".into(),
+                short_json(&(&g.id, &g.file, commands, max_iterations)),
+            );
+            if let Some(plan) = cx.plan.sub_workflows.iter().find(|p| p.id == g.id) {
+                fp.parts.insert("stop".into(), short_json(plan));
+            }
+        }
+    }
+    fp.seal()
+}
+
+fn agent_parts(
+    fp: &mut Fingerprint,
+    subject: &Subject<'_>,
+    agent: &AgentParts<'_>,
+    stop_reads_params: bool,
+    cx: &mut Context<'_>,
+) {
+    let node = &cx.program.nodes[subject.node];
+    let scope = &cx.program.scopes[node.scope];
+    let agents: Vec<_> = agent
+        .agents
+        .iter()
+        .map(|a| {
+            let program = a.argv.first().map_or("", String::as_str);
+            let version = cx
+                .versions
+                .of(a.kind, program, cx.path_var, subject.workdir);
+            let http = a.http.as_ref().map(|h| (&h.url, &h.model, &h.key_var));
+            (&a.name, a.kind.as_str(), &a.argv, &a.env, http, version)
+        })
+        .collect();
+    fp.parts.insert("agent".into(), short_json(&agents));
+    if let Action::Prompt { template, .. } = &node.action {
+        let main = scope
+            .templates
+            .get_template(template)
+            .map(|t| t.source().to_string())
+            .unwrap_or_default();
+        fp.parts
+            .insert("prompt".into(), short_json(&(template, &main, &agent.vars)));
+        let mut queue = crate::prompt::referenced_templates(&main);
+        while let Some(name) = queue.pop() {
+            if fp.templates.contains_key(&name) {
+                continue;
+            }
+            let source = scope
+                .templates
+                .get_template(&name)
+                .map(|t| t.source().to_string())
+                .unwrap_or_default();
+            queue.extend(crate::prompt::referenced_templates(&source));
+            fp.templates.insert(name, short(&source));
+        }
+        // Only the params the prompt reads: a param another node uses does
+        // not make this one stale. A stop expression may read any of them.
+        let mut read: Vec<String> = std::iter::once(template.clone())
+            .chain(fp.templates.keys().cloned())
+            .filter_map(|t| {
+                scope
+                    .templates
+                    .get_template(&t)
+                    .ok()
+                    .map(|t| crate::prompt::undeclared(&t))
+            })
+            .flatten()
+            .collect();
+        if stop_reads_params {
+            read.push("params".into());
+        }
+        let params = scope
+            .params
+            .iter()
+            .filter(|(k, _)| {
+                read.iter().any(|r| {
+                    r == "params"
+                        || r.strip_prefix("params.")
+                            .is_some_and(|rest| rest.split('.').next() == Some(k.as_str()))
+                })
+            })
+            .map(|(k, v)| (format!("param {k}"), short_json(v)));
+        fp.parts.extend(params);
+    }
+    let schema = agent
+        .schema
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default());
+    fp.parts
+        .insert("output".into(), short_json(&(agent.json, schema)));
+    if let Some(patterns) = subject
+        .instance
+        .map(|i| i.inputs.as_slice())
+        .filter(|p| !p.is_empty())
+    {
+        fp.inputs
+            .clone_from(&cx.inputs.hash(subject.workdir, patterns));
+    }
+}

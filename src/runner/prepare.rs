@@ -1,0 +1,253 @@
+//! Owns turning a plan into the jobs an apply runs: built from the plan
+//! and the program (`super::job`), fingerprinted in dependency order
+//! (`crate::incremental`), forced and selected (`--force`, `--only`), and
+//! checked against the machine (every agent program, API key and workdir
+//! there) before anything starts. `plan`'s freshness view is built the
+//! same way, so the two cannot disagree.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::job::{self, Job, JobKind};
+use super::{ApplyError, ApplyOptions, select};
+use crate::agents::version::Versions;
+use crate::compile::Program;
+use crate::incremental::freshness::{self, Freshness};
+use crate::incremental::inputs::InputHasher;
+use crate::incremental::parts::{self, AgentParts, Subject, What};
+use crate::plan::Plan;
+use crate::store::layout::ProjectDir;
+
+/// Jobs ready to run: built, fingerprinted, forced and selected.
+#[derive(Debug)]
+pub struct Prepared {
+    pub jobs: Vec<Job>,
+    /// Run-time instances `--force` names.
+    pub forced_later: HashSet<String>,
+}
+
+/// Builds jobs from plans, for one session (a watch re-plans on its own
+/// thread with a clone).
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    versions: Arc<Versions>,
+    agent_path: String,
+    options: ApplyOptions,
+}
+
+impl Preparer {
+    pub fn new(versions: Arc<Versions>, agent_path: String, options: ApplyOptions) -> Self {
+        Self {
+            versions,
+            agent_path,
+            options,
+        }
+    }
+
+    /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
+    /// check that every agent program and workdir exists.
+    pub fn prepare(
+        &self,
+        program: &Program,
+        plan: &Plan,
+        inputs: &mut InputHasher,
+    ) -> Result<Prepared, ApplyError> {
+        let mut jobs = build(program, plan)?;
+        fingerprint(
+            &mut jobs,
+            plan,
+            &mut parts::Context {
+                program,
+                plan,
+                inputs,
+                versions: &self.versions,
+                path_var: &self.agent_path,
+            },
+        );
+        let (jobs, forced_later) = selected(jobs, program, &self.options)?;
+        preflight(&jobs, &self.agent_path, program)?;
+        Ok(Prepared { jobs, forced_later })
+    }
+}
+
+/// `--only` and `--force` name something, whatever state the machine is in.
+pub fn check_invocation(
+    program: &Program,
+    plan: &Plan,
+    options: &ApplyOptions,
+) -> Result<(), ApplyError> {
+    selected(build(program, plan)?, program, options).map(|_| ())
+}
+
+fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, ApplyError> {
+    job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))
+}
+
+/// The jobs `--force` marks and `--only` keeps, and the run-time instances
+/// `--force` names.
+fn selected(
+    mut jobs: Vec<Job>,
+    program: &Program,
+    options: &ApplyOptions,
+) -> Result<(Vec<Job>, HashSet<String>), ApplyError> {
+    let mut forced_later = HashSet::new();
+    if let Some(names) = &options.force {
+        let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
+        let forced = select::force(&mut jobs, names, &ids);
+        forced_later = forced.later;
+        if let Some(name) = forced.unknown.first() {
+            let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(ApplyError::Invalid(format!(
+                "--force {name}: no node or instance has that name{help}"
+            )));
+        }
+    }
+    let jobs = select::only(jobs, &options.only, program).map_err(ApplyError::Invalid)?;
+    Ok((jobs, forced_later))
+}
+
+/// Gives every job its fingerprint, each after the jobs it needs.
+fn fingerprint(jobs: &mut [Job], plan: &Plan, cx: &mut parts::Context<'_>) {
+    for i in job::topological(jobs) {
+        let job = &jobs[i];
+        let upstream = job
+            .needs
+            .iter()
+            .map(|&n| (jobs[n].key.to_string(), jobs[n].fingerprint.hash.clone()))
+            .collect();
+        let fp = parts::of(&subject(job, plan, i), upstream, cx);
+        jobs[i].fingerprint = Arc::new(fp);
+    }
+}
+
+/// What fingerprinting reads of job `i`.
+fn subject<'a>(job: &'a Job, plan: &'a Plan, i: usize) -> Subject<'a> {
+    let what = match &job.kind {
+        JobKind::Agent(a) | JobKind::FanOut { agent: a, .. } => What::Agent(AgentParts {
+            agents: &a.agents,
+            vars: &a.vars,
+            json: a.json,
+            schema: a.schema.as_ref().map(|s| s.path.as_path()),
+        }),
+        JobKind::Gate(expr) => What::Gate { expr },
+        JobKind::Group {
+            group,
+            commands,
+            stop,
+            ..
+        } => What::Group {
+            group: *group,
+            commands,
+            max_iterations: stop.as_ref().map(|s| s.max_iterations),
+        },
+    };
+    Subject {
+        // Group checks are appended after the plan's instances.
+        instance: plan.instances.get(i).filter(|inst| inst.key == job.key),
+        node: job.node,
+        workdir: &job.workdir,
+        what,
+    }
+}
+
+/// The freshness of every instance of the plan, by instance key: what an
+/// apply would run, and why.
+pub fn freshness(
+    program: &Program,
+    plan: &Plan,
+    root_flag: Option<&Path>,
+) -> Result<BTreeMap<String, Freshness>, ApplyError> {
+    let mut jobs = build(program, plan)?;
+    let root = crate::store::layout::runs_root(root_flag, program.declared_root());
+    let project = ProjectDir::new(&root, &program.project);
+    let exe = std::env::current_exe().unwrap_or_default();
+    let path_var = super::agent_path(&exe);
+    fingerprint(
+        &mut jobs,
+        plan,
+        &mut parts::Context {
+            program,
+            plan,
+            inputs: &mut InputHasher::new(vec![root.clone()]),
+            versions: &Versions::default(),
+            path_var: &path_var,
+        },
+    );
+    let index = crate::store::index::Index::load(project.path(), &program.name);
+    // What a run-time fan-out becomes, and so what everything downstream
+    // of it depends on, is known only when it runs.
+    let mut at_run_time = vec![false; jobs.len()];
+    let mut out = BTreeMap::new();
+    for i in job::topological(&jobs) {
+        let job = &jobs[i];
+        at_run_time[i] =
+            matches!(job.kind, JobKind::FanOut { .. }) || job.needs.iter().any(|&n| at_run_time[n]);
+        let state = match &job.kind {
+            JobKind::Gate(_) => Freshness::AtRunTime,
+            _ if at_run_time[i] => Freshness::AtRunTime,
+            _ => freshness::of(&project, &index, &job.key, &job.fingerprint),
+        };
+        out.insert(job.key.to_string(), state);
+    }
+    Ok(out)
+}
+
+/// Every agent program, HTTP agent's API key and workdir exists before
+/// anything starts.
+fn preflight(jobs: &[Job], path: &str, program: &Program) -> Result<(), ApplyError> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        let node = &program.nodes[job.node].id;
+        let agents = match &job.kind {
+            JobKind::Agent(a) | JobKind::FanOut { agent: a, .. } => &a.agents,
+            JobKind::Gate(_) | JobKind::Group { .. } => continue,
+        };
+        if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
+            problems.push(format!(
+                "node `{node}`: workdir {} does not exist",
+                job.workdir.display()
+            ));
+        }
+        for a in agents {
+            if let Some(http) = &a.http {
+                // The agent's own `env` may hold the key; conductor's environment otherwise.
+                let set = a
+                    .env
+                    .iter()
+                    .find(|(k, _)| *k == http.key_var)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(&http.key_var).ok())
+                    .is_some_and(|v| !v.trim().is_empty());
+                if !set && seen.insert(("key", a.name.clone())) {
+                    problems.push(format!(
+                        "agent `{}` (node `{node}`): the API key variable {} is not set\n  help: export {} with the key, or name the variable that holds it with `api_key_env`",
+                        a.name, http.key_var, http.key_var
+                    ));
+                }
+                continue;
+            }
+            let Some(program_name) = a.argv.first() else {
+                continue;
+            };
+            if !seen.insert(("agent", a.name.clone() + program_name)) {
+                continue;
+            }
+            if crate::process::resolve(program_name, path, &job.workdir).is_none() {
+                problems.push(format!(
+                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH\n  help: {}",
+                    a.name,
+                    crate::agents::kind::install_hint(a.kind)
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Environment(problems.join("\n")))
+    }
+}
