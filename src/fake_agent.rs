@@ -151,7 +151,7 @@ fn count_call(folder: &Path) -> std::io::Result<u32> {
 }
 
 /// The event lines the real CLI prints for one turn that answers `text`
-/// (reference/agent-clis.md §3), with usage and, for claude, cost.
+/// (docs/agents.md), with usage and, for claude, cost.
 fn stream(cli: &str, text: &str, failed: bool) -> Vec<String> {
     let s = |v: serde_json::Value| v.to_string();
     match cli {

@@ -18,6 +18,7 @@ pub mod exit_code;
 pub mod fake_agent;
 pub mod fuzzing;
 pub mod incremental;
+pub mod load;
 pub mod model;
 pub mod paths;
 pub mod plan;

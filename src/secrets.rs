@@ -1,4 +1,4 @@
-//! Owns API-key hygiene (DESIGN §9.17): which environment variables are
+//! Owns API-key hygiene (docs/run-store.md): which environment variables are
 //! secrets, giving each agent only its own key, and redacting every key's
 //! value from whatever conductor writes (the bus, run-info.yaml, prompt.md,
 //! its own logs).

@@ -1,5 +1,5 @@
 //! Owns the file bus: the append-only, human-readable logs that conductor,
-//! its agents and people read and post to (DESIGN §4). The on-disk format is
+//! its agents and people read and post to (docs/bus.md). The on-disk format is
 //! the Go seed's (a `---` line, a YAML header, a `---` line, the body), so
 //! that tools reading one read the other, without the seed's bugs: a body
 //! line `---` round-trips, a torn last record is skipped, the tail of a large

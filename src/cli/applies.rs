@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::StoreLocation;
 use crate::bus::{Message, read_all};
+use crate::store::layout::ProjectDir;
 
 /// One apply, as its records tell it.
 #[derive(Debug)]
@@ -42,42 +43,35 @@ pub enum FindError {
 
 /// The latest apply under the location's root (of its workflow, if given).
 pub fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let (root, project, workflow) = match &location.workflow {
         Some(file) => {
-            let c = crate::compile::compile(file, &[]);
-            let Some(program) = c.program else {
+            let loaded = crate::load::load(file, &[], crate::load::LoadOptions::default());
+            let Some(program) = loaded.program else {
                 return Err(FindError::Workflow(format!(
                     "{} is not a valid workflow; run `conductor validate` on it",
                     file.display()
                 )));
             };
-            let root = crate::runner::runs_root(&program, location.root.as_deref());
+            let root =
+                crate::store::layout::runs_root(location.root.as_deref(), program.declared_root());
             (
                 root,
                 Some(program.project.clone()),
                 Some(program.name.clone()),
             )
         }
-        None => {
-            let root = location
-                .root
-                .clone()
-                .or_else(|| {
-                    std::env::var_os("CONDUCTOR_ROOT")
-                        .filter(|v| !v.is_empty())
-                        .map(PathBuf::from)
-                })
-                .unwrap_or_else(|| PathBuf::from(".conductor/runs"));
-            (cwd.join(root), None, None)
-        }
+        None => (
+            crate::store::layout::runs_root(location.root.as_deref(), None),
+            None,
+            None,
+        ),
     };
     let buses: Vec<PathBuf> = match &project {
-        Some(p) => vec![root.join(p).join("PROJECT-MESSAGE-BUS.md")],
+        Some(p) => vec![ProjectDir::new(&root, p).bus()],
         None => std::fs::read_dir(&root)
             .map(|rd| {
                 rd.filter_map(Result::ok)
-                    .map(|e| e.path().join("PROJECT-MESSAGE-BUS.md"))
+                    .map(|e| ProjectDir::at(e.path()).bus())
                     .filter(|p| p.is_file())
                     .collect()
             })

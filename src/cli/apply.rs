@@ -6,30 +6,24 @@ use std::io::{IsTerminal, Write};
 
 use super::args::ApplyArgs;
 use super::render;
-use crate::compile::compile;
-use crate::diagnostic::Diagnostic;
 use crate::exit_code;
-use crate::plan::{self, PlanOptions};
+use crate::load::{LoadOptions, Loaded, load};
 use crate::report::{Console, write_junit};
 use crate::runner::{self, ApplyError, ApplyOptions};
 
 pub fn apply(args: &ApplyArgs) -> u8 {
-    let mut c = compile(&args.run.file, &args.run.sets);
-    let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
-    let Some(program) = c.program.take() else {
-        render::print_all(&diags, &c.sources);
+    let load = load(
+        &args.run.file,
+        &args.run.sets,
+        LoadOptions {
+            root: args.run.root.as_deref(),
+            ..LoadOptions::default()
+        },
+    );
+    render::print_all(&load.diagnostics, &load.sources);
+    let Some(Loaded { program, plan, .. }) = load.into_loaded() else {
         return exit_code::INVALID;
     };
-    let options = PlanOptions {
-        runs_root: Some(runner::runs_root(&program, args.run.root.as_deref())),
-        ..PlanOptions::default()
-    };
-    let (plan, more) = plan::plan(&program, &mut c.sources, options);
-    diags.extend(more.into_vec());
-    render::print_all(&diags, &c.sources);
-    if diags.iter().any(Diagnostic::is_error) {
-        return exit_code::INVALID;
-    }
     let options = ApplyOptions {
         fail_fast: args.fail_fast,
         force: args.force.clone(),

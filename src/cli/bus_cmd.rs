@@ -85,7 +85,7 @@ fn bus_path(loc: &BusLocation) -> Result<PathBuf, BusCliError> {
 }
 
 /// The default runs root lives in the project being worked on: keep it out
-/// of git (DESIGN §9.3).
+/// of git (docs/run-store.md).
 fn ignore_default_root(loc: &BusLocation) {
     if loc.bus.is_none()
         && loc.project.is_some()

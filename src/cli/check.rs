@@ -1,39 +1,15 @@
-//! `conductor validate` and `conductor plan`: compile, plan, print.
+//! `conductor validate` and `conductor plan`: load, print.
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::args::{PlanArgs, ValidateArgs};
 use super::render::{self, JsonDiagnostic};
-use crate::compile::{Compilation, compile};
-use crate::diagnostic::Diagnostic;
 use crate::exit_code;
-use crate::plan::{self, Plan, PlanOptions};
-
-/// Compiles and plans one file; all diagnostics of both stages.
-fn check(
-    file: &Path,
-    sets: &[String],
-    show_prompts: bool,
-    root: Option<&Path>,
-) -> (Compilation, Vec<Diagnostic>, Option<Plan>) {
-    let mut c = compile(file, sets);
-    let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
-    let plan = c.program.as_ref().map(|program| {
-        let options = PlanOptions {
-            show_prompts,
-            runs_root: Some(crate::runner::runs_root(program, root)),
-        };
-        let (plan, more) = plan::plan(program, &mut c.sources, options);
-        diags.extend(more.into_vec());
-        plan
-    });
-    let has_errors = diags.iter().any(Diagnostic::is_error);
-    (c, diags, plan.filter(|_| !has_errors))
-}
+use crate::load::{LoadOptions, load};
+use crate::plan;
 
 #[derive(Debug, Serialize)]
 struct FileResult {
@@ -48,7 +24,8 @@ pub fn validate(args: &ValidateArgs) -> u8 {
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
-        let (c, diags, plan) = check(file, &args.sets, false, None);
+        let c = load(file, &args.sets, LoadOptions::default());
+        let (diags, plan) = (&c.diagnostics, &c.plan);
         let valid = plan.is_some();
         if !valid {
             failed += 1;
@@ -66,9 +43,9 @@ pub fn validate(args: &ValidateArgs) -> u8 {
             });
             continue;
         }
-        render::print_all(&diags, &c.sources);
+        render::print_all(diags, &c.sources);
         let mut err = std::io::stderr().lock();
-        match (&plan, &c.program) {
+        match (plan, &c.program) {
             (Some(plan), Some(program)) => {
                 let _ = writeln!(
                     err,
@@ -104,32 +81,34 @@ pub fn validate(args: &ValidateArgs) -> u8 {
 }
 
 pub fn plan(args: &PlanArgs) -> u8 {
-    let (c, diags, plan) = check(
+    let c = load(
         &args.file,
         &args.sets,
-        args.show_prompts,
-        args.root.as_deref(),
+        LoadOptions {
+            root: args.root.as_deref(),
+            show_prompts: args.show_prompts,
+        },
     );
-    render::print_all(&diags, &c.sources);
-    let Some(plan) = plan else {
+    render::print_all(&c.diagnostics, &c.sources);
+    let Some(plan) = c.plan.as_ref() else {
         return exit_code::INVALID;
     };
     let text = if args.json {
-        plan::json::to_json(&plan)
+        plan::json::to_json(plan)
     } else if args.dot {
-        plan::dot::to_dot(&plan)
+        plan::dot::to_dot(plan)
     } else {
         let Some(program) = c.program.as_ref() else {
             return exit_code::INVALID;
         };
-        match crate::runner::prepare::freshness(program, &plan, args.root.as_deref()) {
+        match crate::runner::prepare::freshness(program, plan, args.root.as_deref()) {
             Ok(states) => {
                 let current = states
                     .values()
                     .filter(|s| **s == crate::incremental::freshness::Freshness::UpToDate)
                     .count();
                 let words = states.iter().map(|(k, s)| (k.clone(), s.text())).collect();
-                let mut text = plan::text::to_text_with(&plan, &words);
+                let mut text = plan::text::to_text_with(plan, &words);
                 let _ = writeln!(
                     text,
                     "up to date: {current} of {} (apply runs the others)",
@@ -139,7 +118,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
             }
             Err(e) => {
                 eprintln!("warning: cannot tell what is up to date: {e}");
-                plan::text::to_text(&plan)
+                plan::text::to_text(plan)
             }
         }
     };

@@ -9,16 +9,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::args::WatchArgs;
+use super::render;
 use crate::exit_code;
 use crate::incremental::inputs::InputHasher;
+use crate::load::{LoadOptions, Loaded, load};
 use crate::report::Console;
-use crate::runner::session::Session;
-use crate::runner::{ApplyError, Control};
-use crate::watch::{Loaded, Replanner, load, watch_set};
+use crate::runner::{ApplyError, Control, session::Session};
+use crate::watch::{Notice, Replanner, watch_set};
 
 pub fn watch(args: &WatchArgs) -> u8 {
     let args = &args.run;
-    let Ok(first) = load(&args.file, &args.sets, args.root.as_deref()) else {
+    let load = load(
+        &args.file,
+        &args.sets,
+        LoadOptions {
+            root: args.root.as_deref(),
+            ..LoadOptions::default()
+        },
+    );
+    render::print_all(&load.diagnostics, &load.sources);
+    let Some(first) = load.into_loaded() else {
         return exit_code::INVALID;
     };
     let options = args.options();
@@ -50,7 +60,7 @@ pub fn watch(args: &WatchArgs) -> u8 {
         stop: Arc::clone(&stop),
         inputs,
     };
-    std::thread::spawn(move || replanner.run(set, &control_tx));
+    std::thread::spawn(move || replanner.run(set, &control_tx, &mut show));
 
     let mut console = Console::new(std::io::stderr().is_terminal());
     let Loaded { program, plan, .. } = first;
@@ -100,6 +110,26 @@ pub fn watch(args: &WatchArgs) -> u8 {
         Some(15) => exit_code::TERMINATED,
         Some(_) => exit_code::INTERRUPTED,
         None => code,
+    }
+}
+
+/// Shows what the re-planning thread says, on stderr.
+fn show(notice: Notice<'_>) {
+    match notice {
+        Notice::CannotWatch(e) => eprintln!("conductor: cannot watch files: {e}"),
+        Notice::AgentsEdits { why } => eprintln!(
+            "conductor: {why} while agents run: taken as their work, not re-run (docs/watch.md)"
+        ),
+        Notice::Diagnostics {
+            diagnostics,
+            sources,
+        } => render::print_all(diagnostics, sources),
+        Notice::DoesNotLoad { why } => eprintln!(
+            "conductor: {why}, but the workflow does not compile: the last good plan stays in force"
+        ),
+        Notice::Refused { why, error } => {
+            eprintln!("conductor: {why}: {error}\nconductor: the last good plan stays in force");
+        }
     }
 }
 

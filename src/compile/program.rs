@@ -126,7 +126,7 @@ pub struct InlineTemplate {
     pub text: String,
 }
 
-/// Built-in limits (DESIGN §9.9).
+/// Built-in limits (docs/workflow-format.md, `stop`).
 pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
 pub const DEFAULT_TIMEOUT_MS: u64 = 3_600_000;
 pub const DEFAULT_MAX_ITEMS: u32 = 100;

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::digest::{hex, short};
 use super::inputs::InputHasher;
 use crate::store::layout::TaskDir;
 
@@ -139,23 +140,6 @@ fn label(what: &str, key: &str, suffix: &str) -> String {
         "upstream" => format!("upstream `{key}`{suffix}"),
         _ => format!("{what} {key}{suffix}"),
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// 16 hex digits of the SHA-256 of `text`.
-pub(super) fn short(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..8])
-}
-
-pub(super) fn short_json(v: &impl Serialize) -> String {
-    short(&serde_json::to_string(v).unwrap_or_default())
 }
 
 /// The fingerprint a run-time fan-out stands for once expanded: its own

@@ -150,7 +150,7 @@ fn content_hash(path: &Path) -> Option<String> {
     // Through io::copy's stack buffer: a fresh 64 KiB heap buffer per file
     // cost a zeroing and a malloc consolidation on every one of them.
     std::io::copy(&mut file, &mut hasher).ok()?;
-    Some(super::fingerprint::hex(&hasher.finalize()[..8]))
+    Some(super::digest::hex(&hasher.finalize()[..8]))
 }
 
 fn is_glob(pattern: &str) -> bool {

@@ -5,6 +5,7 @@
 //! conductor died ([`stale`]), and what `plan` says an apply would do
 //! ([`freshness`]). It reads the run store; it never runs anything.
 
+pub mod digest;
 pub mod fingerprint;
 pub mod freshness;
 pub mod inputs;

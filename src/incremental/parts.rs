@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::fingerprint::{Fingerprint, short, short_json};
+use super::digest::{short, short_json};
+use super::fingerprint::Fingerprint;
 use super::inputs::InputHasher;
 use crate::agents::spec::AgentSpec;
 use crate::agents::version::Versions;

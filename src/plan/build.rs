@@ -20,7 +20,7 @@ use crate::source::{Sources, Span};
 pub struct PlanOptions {
     /// Render each instance's first prompt into the plan.
     pub show_prompts: bool,
-    /// The runs root: never walked for `for_each` globs (DESIGN §9.3).
+    /// The runs root: never walked for `for_each` globs (docs/run-store.md).
     pub runs_root: Option<std::path::PathBuf>,
 }
 

@@ -1,5 +1,5 @@
 //! Static fan-out: glob items found on disk, matrix crosses, and the instance
-//! keys of DESIGN §9.4.
+//! keys (docs/workflow-format.md, "Fan-out").
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! Limits: the stop plan of one instance (success conditions in force, with
-//! the per-kind default of DESIGN §9.2, and its limits with the built-in
+//! the per-kind default of docs/workflow-format.md, and its limits with the built-in
 //! defaults), and the worst case of a whole plan before anything runs.
 
 use super::model::{Instance, InstanceKind, StopPlan, WorstCase};
@@ -41,7 +41,8 @@ pub(super) fn stop_plan(
         success.insert("exit_zero".into(), v.value.into());
     }
     if success.is_empty() {
-        // DESIGN §9.2: the default success condition depends on the agent kind.
+        // The default success condition depends on the agent kind
+        // (docs/workflow-format.md, "The default success condition").
         let key = if process { "done_file" } else { "exit_zero" };
         success.insert(key.into(), true.into());
     }

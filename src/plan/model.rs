@@ -1,4 +1,4 @@
-//! The plan's data: what `plan --json` prints (DESIGN §9.15). No spans and no
+//! The plan's data: what `plan --json` prints (docs/watch.md). No spans and no
 //! absolute paths, so a TOML file and its KDL twin give the same bytes.
 
 use std::sync::Arc;

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use super::outcome::Outcome;
 
+/// Receives every event, in order (the console reporter).
+pub trait Observer {
+    fn event(&mut self, event: &Event);
+}
+
 /// Something that happened in an apply.
 #[derive(Debug, Clone)]
 pub enum Event {

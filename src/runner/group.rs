@@ -1,5 +1,5 @@
 //! Owns the verdict on a sub-workflow node once its inner instances have
-//! ended (DESIGN §9.8): its `[success]` commands must pass, and with a
+//! ended (docs/workflow-format.md, "Sub-workflows"): its `[success]` commands must pass, and with a
 //! `stop`, its success conditions must hold over the inner result (without
 //! any written, the inner result must be done). A `not_done` verdict makes
 //! the dispatcher run the inner instances again, up to `max_iterations`.

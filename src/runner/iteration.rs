@@ -37,7 +37,7 @@ pub enum Cut {
     /// A watch's re-plan changed what this run was doing.
     Invalidated,
     /// An HTTP agent's API kept failing past the retries, or the time ran
-    /// out between them (DESIGN §9.11): the iteration failed, the loop
+    /// out between them (docs/agents.md): the iteration failed, the loop
     /// goes on.
     Backend,
     /// An HTTP agent's API refused the call for good (400, 401, 403, 404,
@@ -151,7 +151,7 @@ pub async fn run(
         project_id: shared.project.clone(),
         task_id: req.task_id.to_string(),
         agent: req.agent.kind.as_str().to_string(),
-        // DESIGN §9.13: an HTTP run has no process of conductor's to reap.
+        // An HTTP run has no process of conductor's to reap.
         process_ownership: Some(http.map_or("managed", |_| "external").into()),
         pid: 0,
         pgid: 0,
@@ -238,7 +238,7 @@ pub async fn run(
         }
         let report = call.report();
         let ended = Ended {
-            // A complete answer is the HTTP kinds' exit 0 (DESIGN §9.2).
+            // A complete answer is the HTTP kinds' exit 0 (docs/agents.md).
             exit_code: i32::from(cut.is_some() || report.failed),
             cut,
             report,

@@ -1,4 +1,4 @@
-//! Owns execution (DESIGN §3 step 3-4): from a checked plan to a finished
+//! Owns execution (docs/run-store.md): from a checked plan to a finished
 //! apply. It resolves the runs root and checks the environment before
 //! anything starts, runs the dispatcher on a tokio runtime with the stop
 //! signals wired in, runs the `[success]` commands, and returns the summary.
@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::incremental::prior::UP_TO_DATE;
-pub use dispatcher::{Control, Observer};
+pub use dispatcher::Control;
+pub use event::Observer;
 pub use summary::Summary;
 
 use crate::compile::Program;
@@ -102,7 +103,7 @@ pub fn apply(
     summary
 }
 
-/// The workflow's latest apply, when it did not finish (DESIGN §9.12):
+/// The workflow's latest apply, when it did not finish (docs/watch.md):
 /// its id and start, which name its task folders.
 fn unfinished(index: &crate::store::index::Index) -> Option<(String, jiff::Timestamp)> {
     let latest = index.latest.as_ref()?;

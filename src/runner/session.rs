@@ -12,7 +12,8 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::context::{self, Shared};
-use super::dispatcher::{self, Control, Observer};
+use super::dispatcher::{self, Control};
+use super::event::Observer;
 use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
 use super::{ApplyError, ApplyOptions, record_stop};

@@ -1,7 +1,7 @@
 //! Owns stall detection: N iterations in a row that changed neither the
 //! workdir nor the answer fail the node. The workdir's state is the hash of
 //! every file's path, size and modification time (honouring .gitignore, and
-//! never counting the runs root, DESIGN §9.3).
+//! never counting the runs root).
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;

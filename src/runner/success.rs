@@ -1,5 +1,6 @@
 //! Owns the question the Ralph loop asks after every iteration: is the node
-//! done? It evaluates the success conditions in force (DESIGN §2.2): any of
+//! done? It evaluates the success conditions in force
+//! (docs/workflow-format.md, `stop`): any of
 //! them by default, every one with `all = true`; cheap checks first, the
 //! `command` check only when its answer still matters.
 

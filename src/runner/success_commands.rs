@@ -8,8 +8,7 @@ use std::path::Path;
 
 use super::UP_TO_DATE;
 use super::context::Shared;
-use super::dispatcher::Observer;
-use super::event::Event;
+use super::event::{Event, Observer};
 use super::outcome::Status;
 use super::summary::{InstanceSummary, SuccessSummary};
 use crate::process::StopLevel;

@@ -1,5 +1,6 @@
 //! Owns the summary of an apply: every instance's final state in plan
-//! order, the `[success]` checks, totals, and the exit code (DESIGN §6).
+//! order, the `[success]` checks, totals, and the exit code
+//! (docs/exit-codes.md).
 //! The JSON report is this struct; the console table and JUnit read it.
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Task ids `task-<UTC apply start>-<slug>-<6 hex>` (DESIGN §9.4) and run ids
+//! Task ids `task-<UTC apply start>-<slug>-<6 hex>` (docs/run-store.md) and run ids
 //! that lead with a zero-padded per-task sequence. Both use only `a-z`, `0-9`
 //! and `-`, so no node id or item can make a path that leaves the runs root.
 

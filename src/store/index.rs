@@ -1,5 +1,5 @@
-//! Owns the apply index of one workflow in a project (DESIGN §9.4): its
-//! latest apply (to continue it, §9.12) and, per instance key, its latest
+//! Owns the apply index of one workflow in a project (docs/watch.md): its
+//! latest apply (to continue it) and, per instance key, its latest
 //! record and its latest completed run with that run's fingerprint (to
 //! skip it when up to date, §9.16). The index is a cache of the project
 //! bus: `<project>/.index/<workflow>.json` remembers how far into the bus it

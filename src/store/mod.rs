@@ -1,7 +1,7 @@
 //! Owns the run store's names and writes: task and run ids in formats the Go
 //! seed accepts (and that sort in creation order, unlike its run ids), and
-//! whole-file writes that are atomic. The layout is DESIGN §4:
-//! `<root>/<project>/<task>/runs/<run>/`.
+//! whole-file writes that are atomic. The layout is [`layout`]'s
+//! (docs/run-store.md).
 
 mod atomic;
 mod ids;

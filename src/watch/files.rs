@@ -1,7 +1,7 @@
 //! Owns which files a watch reacts to and how their events are gathered
 //! (docs/watch.md). The workflow file, its sub-workflows and the templates
 //! it loaded are its *definition*; the files a node's `inputs` match are
-//! *inputs*; nothing else counts, the runs root least of all (DESIGN §9.3).
+//! *inputs*; nothing else counts, the runs root least of all.
 //! Folders are watched one by one (no recursive inotify over `.git`,
 //! `target` or the runs root; `.gitignore` is respected), and a new folder
 //! is watched as soon as its creation is seen, since inotify misses files

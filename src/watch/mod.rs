@@ -1,4 +1,4 @@
-//! Owns `conductor watch`'s re-planning (DESIGN §3, docs/watch.md): a
+//! Owns `conductor watch`'s re-planning (docs/watch.md): a
 //! thread that waits for file bursts, recompiles the workflow, builds and
 //! fingerprints the jobs, and hands the new plan to the apply that runs (or
 //! to the next one). A burst that only touches inputs while agents are
@@ -14,46 +14,32 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::compile::{Program, compile};
-use crate::diagnostic::Diagnostic;
 use crate::incremental::inputs::InputHasher;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::load::{LoadOptions, Loaded, load};
 use crate::runner::prepare::{Prepared, Preparer};
 use crate::runner::{ApplyError, Control};
 use crate::source::Sources;
 use files::{WatchSet, Watcher};
 
-/// A workflow that compiled and planned.
+/// What the re-planning thread has to say; the command line shows it.
 #[derive(Debug)]
-pub struct Loaded {
-    pub program: Program,
-    pub plan: Plan,
-    pub sources: Sources,
-}
-
-/// Compiles and plans `file`; on errors, prints them and returns `None`.
-pub fn load(file: &Path, sets: &[String], root: Option<&Path>) -> Result<Loaded, Sources> {
-    let mut c = compile(file, sets);
-    let mut diags: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
-    let Some(program) = c.program.take() else {
-        crate::cli::render::print_all(&diags, &c.sources);
-        return Err(c.sources);
-    };
-    let options = PlanOptions {
-        runs_root: Some(crate::runner::runs_root(&program, root)),
-        ..PlanOptions::default()
-    };
-    let (plan, more) = plan::plan(&program, &mut c.sources, options);
-    diags.extend(more.into_vec());
-    crate::cli::render::print_all(&diags, &c.sources);
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(c.sources);
-    }
-    Ok(Loaded {
-        program,
-        plan,
-        sources: c.sources,
-    })
+pub enum Notice<'a> {
+    /// Files cannot be watched at all: the watch goes on without re-plans.
+    CannotWatch(notify::Error),
+    /// A burst of input edits while agents run, taken as their own work
+    /// (said once per apply).
+    AgentsEdits { why: String },
+    /// What loading the edited workflow found (warnings, or the errors
+    /// that a `DoesNotLoad` follows).
+    Diagnostics {
+        diagnostics: &'a [crate::diagnostic::Diagnostic],
+        sources: &'a Sources,
+    },
+    /// The workflow no longer compiles or plans: the last good plan stays.
+    DoesNotLoad { why: String },
+    /// The new plan cannot run (an unknown `--only`, a missing agent): the
+    /// last good plan stays.
+    Refused { why: String, error: ApplyError },
 }
 
 /// The files a loaded workflow is watched through.
@@ -97,12 +83,18 @@ pub struct Replanner {
 }
 
 impl Replanner {
-    /// Runs until `stop`: each burst that counts becomes a `Control::Replan`.
-    pub fn run(self, mut set: WatchSet, control: &UnboundedSender<Control>) {
+    /// Runs until `stop`: each burst that counts becomes a
+    /// `Control::Replan`; `notice` is told what the user should know.
+    pub fn run(
+        self,
+        mut set: WatchSet,
+        control: &UnboundedSender<Control>,
+        notice: &mut dyn FnMut(Notice<'_>),
+    ) {
         let mut watcher = match Watcher::new() {
             Ok(w) => w,
             Err(e) => {
-                eprintln!("conductor: cannot watch files: {e}");
+                notice(Notice::CannotWatch(e));
                 return;
             }
         };
@@ -121,16 +113,29 @@ impl Replanner {
                 let apply = self.applies.load(Ordering::SeqCst);
                 if told != apply {
                     told = apply;
-                    eprintln!(
-                        "conductor: {why} while agents run: taken as their work, not re-run (docs/watch.md)"
-                    );
+                    notice(Notice::AgentsEdits { why });
                 }
                 continue;
             }
-            let Ok(loaded) = load(&self.file, &self.sets, self.root_flag.as_deref()) else {
-                eprintln!(
-                    "conductor: {why}, but the workflow does not compile: the last good plan stays in force"
-                );
+            let load = load(
+                &self.file,
+                &self.sets,
+                LoadOptions {
+                    root: self.root_flag.as_deref(),
+                    ..LoadOptions::default()
+                },
+            );
+            if !load.diagnostics.is_empty() {
+                notice(Notice::Diagnostics {
+                    diagnostics: &load.diagnostics,
+                    sources: &load.sources,
+                });
+            }
+            if load.has_errors() {
+                notice(Notice::DoesNotLoad { why });
+                continue;
+            }
+            let Some(loaded) = load.into_loaded() else {
                 continue;
             };
             match self
@@ -150,11 +155,7 @@ impl Replanner {
                         return;
                     }
                 }
-                Err(ApplyError::Invalid(e) | ApplyError::Environment(e)) => {
-                    eprintln!(
-                        "conductor: {why}: {e}\nconductor: the last good plan stays in force"
-                    );
-                }
+                Err(error) => notice(Notice::Refused { why, error }),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Owns all run state of an apply (reference/anchors.md: one owner, units
+//! Owns all run state of an apply (docs/architecture.md: one owner, units
 //! talk to it by messages). It starts each instance when its needs are
 //! terminal and a slot is free (globally and per node), evaluates gates,
 //! expands run-time fan-out when its source is done, skips the dependents
@@ -20,7 +20,7 @@ mod records;
 mod replan;
 
 use super::context::Shared;
-use super::event::Event;
+use super::event::{Event, Observer};
 use super::job::{Job, JobKind};
 use super::outcome::{Outcome, Status};
 use super::summary::InstanceSummary;
@@ -29,11 +29,6 @@ use crate::incremental::fingerprint::Fingerprint;
 use crate::incremental::prior::Prior;
 use crate::model::OnFailure;
 use crate::process::StopLevel;
-
-/// Receives every event, in order (the console reporter).
-pub trait Observer {
-    fn event(&mut self, event: &Event);
-}
 
 #[derive(Debug, Clone)]
 enum State {

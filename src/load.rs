@@ -1,0 +1,84 @@
+//! Owns loading a workflow for a command: compile it, then plan it against
+//! its runs root (so that globs never walk the store), keeping every
+//! diagnostic of both stages, warnings included, for the caller to show.
+//! `apply`, `plan`, `validate`, `watch`, `status` and `logs` load through
+//! here, so a file means the same thing to each of them.
+
+use std::path::Path;
+
+use crate::compile::{Program, compile};
+use crate::diagnostic::Diagnostic;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::source::Sources;
+
+/// What loading a file gave, whether or not it is valid.
+#[derive(Debug)]
+pub struct Load {
+    pub sources: Sources,
+    /// Every diagnostic of both stages, in order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The program, when it compiled.
+    pub program: Option<Program>,
+    /// The plan, when the program planned without an error.
+    pub plan: Option<Plan>,
+}
+
+/// A workflow that compiled and planned without an error.
+#[derive(Debug)]
+pub struct Loaded {
+    pub program: Program,
+    pub plan: Plan,
+    pub sources: Sources,
+}
+
+/// How to load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// `--root`, as given.
+    pub root: Option<&'a Path>,
+    /// Render every instance's first prompt into the plan.
+    pub show_prompts: bool,
+}
+
+impl Load {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The program and its plan, when nothing is wrong.
+    pub fn into_loaded(self) -> Option<Loaded> {
+        if self.has_errors() {
+            return None;
+        }
+        Some(Loaded {
+            program: self.program?,
+            plan: self.plan?,
+            sources: self.sources,
+        })
+    }
+}
+
+/// Compiles and plans `file` with `--set` values.
+pub fn load(file: &Path, sets: &[String], options: LoadOptions<'_>) -> Load {
+    let mut c = compile(file, sets);
+    let mut diagnostics: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
+    let plan = c.program.as_ref().map(|program| {
+        let plan_options = PlanOptions {
+            show_prompts: options.show_prompts,
+            runs_root: Some(crate::store::layout::runs_root(
+                options.root,
+                program.declared_root(),
+            )),
+        };
+        let (plan, more) = plan::plan(program, &mut c.sources, plan_options);
+        diagnostics.extend(more.into_vec());
+        plan
+    });
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    Load {
+        sources: c.sources,
+        diagnostics,
+        program: c.program,
+        plan: plan.filter(|_| !failed),
+    }
+}
