@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::graph::{check_cycles, dependencies, topo_order};
-use super::load::{self, load_error};
 use super::params::{self, Given};
 use super::program::{Group, InlineTemplate, Node, Program, Scope};
+use super::source_file::{self, load_error};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{self, Agent, Defaults, Spanned, Workflow};
 use crate::paths::{display_rel, normalize, relative_to};
@@ -78,7 +78,7 @@ impl Builder {
 
     pub fn entry(&mut self, path: &Path, given: &[Given]) -> Option<Program> {
         self.entry_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let file = match load::read(path, &mut self.sources) {
+        let file = match source_file::read(path, &mut self.sources) {
             Ok(f) => f,
             Err(e) => {
                 self.diags
@@ -86,7 +86,7 @@ impl Builder {
                 return None;
             }
         };
-        let wf = load::decode(file, &self.sources, &mut self.diags)?;
+        let wf = source_file::decode(file, &self.sources, &mut self.diags)?;
         let inherited = Inherited {
             agents: &[],
             defaults: &Defaults::default(),
@@ -331,7 +331,7 @@ impl Builder {
                 .help("fan out inside the sub-workflow instead, with a param for the items"),
             );
         }
-        let file = match load::read(&path, &mut self.sources) {
+        let file = match source_file::read(&path, &mut self.sources) {
             Ok(f) => f,
             Err(e) => {
                 self.diags.push(load_error(
@@ -343,7 +343,7 @@ impl Builder {
                 return None;
             }
         };
-        let wf = load::decode(file, &self.sources, &mut self.diags)?;
+        let wf = source_file::decode(file, &self.sources, &mut self.diags)?;
         let given = self.with_values(scope, local, &dir);
         let group = self.groups.len();
         self.groups.push(Group {

@@ -178,3 +178,14 @@ pub fn item_text(item: Option<&serde_json::Value>) -> String {
         Some(v) => v.to_string(),
     }
 }
+
+/// PATH for agents: conductor's own folder first, so `conductor bus post` works.
+pub(crate) fn agent_path(exe: &Path) -> String {
+    let own = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(own).chain(std::env::split_paths(&rest));
+    std::env::join_paths(dirs).map_or_else(
+        |_| rest.to_string_lossy().into_owned(),
+        |p| p.to_string_lossy().into_owned(),
+    )
+}

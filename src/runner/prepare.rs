@@ -164,7 +164,7 @@ pub fn freshness(
     let root = crate::store::layout::runs_root(root_flag, program.declared_root());
     let project = ProjectDir::new(&root, &program.project);
     let exe = std::env::current_exe().unwrap_or_default();
-    let path_var = super::agent_path(&exe);
+    let path_var = super::context::agent_path(&exe);
     fingerprint(
         &mut jobs,
         plan,

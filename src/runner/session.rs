@@ -16,7 +16,7 @@ use super::dispatcher::{self, Control};
 use super::event::Observer;
 use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
-use super::{ApplyError, ApplyOptions, record_stop};
+use super::{ApplyError, ApplyOptions};
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::inputs::InputHasher;
@@ -53,8 +53,8 @@ impl Session {
         let exe = std::env::current_exe().map_err(|e| {
             ApplyError::Environment(format!("cannot find conductor's own binary: {e}"))
         })?;
-        let agent_path = super::agent_path(&exe);
-        super::prepare_root(&root, &project_dir, options.root.is_some())?;
+        let agent_path = super::context::agent_path(&exe);
+        prepare_root(&root, &project_dir, options.root.is_some())?;
         let finalised = stale::finalise(
             &crate::store::layout::ProjectDir::at(project_dir.clone()),
             &program.project,
@@ -78,7 +78,7 @@ impl Session {
         let watchdog = Watchdog::start(&exe).map_err(|e| {
             ApplyError::Environment(format!("cannot start the process watchdog: {e}"))
         })?;
-        super::raise_fd_limit();
+        raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -192,7 +192,7 @@ impl Session {
         let continued = if self.options.fresh && self.applies == 0 {
             None
         } else {
-            super::unfinished(&index)
+            unfinished(&index)
         };
         self.applies += 1;
         let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
@@ -321,4 +321,90 @@ fn not_writable(project_dir: &Path, e: &std::io::Error) -> ApplyError {
         "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
         project_dir.display()
     ))
+}
+
+/// The workflow's latest apply, when it did not finish (docs/watch.md):
+/// its id and start, which name its task folders.
+fn unfinished(index: &crate::store::index::Index) -> Option<(String, jiff::Timestamp)> {
+    let latest = index.latest.as_ref()?;
+    if latest.status.as_deref() == Some("done") {
+        return None;
+    }
+    let start = latest.apply_start.parse().ok()?;
+    Some((latest.apply_id.clone(), start))
+}
+
+/// `WORKFLOW_STOP` on the project bus.
+fn record_stop(shared: &Shared, summary: &Summary) {
+    let path = shared.project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let Ok(mut bus) = crate::bus::BusWriter::open(&path) else {
+        return;
+    };
+    let meta = [
+        ("apply_id", shared.apply_id.clone()),
+        ("workflow", shared.workflow.clone()),
+        ("status", summary.status.clone()),
+        ("exit_code", summary.exit_code.to_string()),
+        ("done", summary.counts.done.to_string()),
+        ("failed", summary.counts.failed.to_string()),
+        ("skipped", summary.counts.skipped.to_string()),
+        ("duration_ms", summary.duration_ms.to_string()),
+        ("cost_usd", format!("{:.6}", summary.usage.cost_usd)),
+    ];
+    let msg = crate::bus::NewMessage {
+        kind: "WORKFLOW_STOP".into(),
+        project_id: shared.project.clone(),
+        meta: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        body: format!(
+            "workflow {} {}: {} done, {} failed, {} skipped",
+            shared.workflow,
+            summary.status,
+            summary.counts.done,
+            summary.counts.failed,
+            summary.counts.skipped
+        ),
+        ..crate::bus::NewMessage::default()
+    };
+    if let Err(e) = bus.append(&msg) {
+        tracing::warn!("cannot post WORKFLOW_STOP: {e}");
+    }
+}
+
+/// Each running agent holds a few descriptors in conductor (its task bus,
+/// its process handle); the usual soft limit of 1,024 would cap an apply at a
+/// few hundred agents, so it is raised to the hard limit.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("cannot raise the descriptor limit: {e}");
+        }
+    }
+}
+
+/// Creates the root and project folders, and `.conductor/.gitignore` for
+/// the default root; any failure is an environment error.
+fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), ApplyError> {
+    let fail = |what: &Path, e: std::io::Error| {
+        ApplyError::Environment(format!(
+            "the runs root is not writable: cannot create {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
+            what.display()
+        ))
+    };
+    // Whether files can be written in it is found by the first one written
+    // (the apply's registration), not by a probe: a file created and deleted
+    // costs a millisecond on some file systems.
+    std::fs::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
+    if !explicit && let Some(dot) = root.parent().filter(|p| p.ends_with(".conductor")) {
+        let ignore = dot.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+    }
+    Ok(())
 }
