@@ -52,9 +52,8 @@ pub struct FakeAgent {
     pub stderr: Option<String>,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = text.parse().map_err(|e: jiff::Error| e.to_string())?;
-    Duration::try_from(d).map_err(|e| e.to_string())
+fn parse_duration(text: &str) -> Result<Duration, crate::model::DurationError> {
+    crate::model::Duration::parse_flag(text)
 }
 
 /// Runs the fake agent; returns its exit code.

@@ -30,6 +30,8 @@ pub mod runner;
 pub mod schema;
 pub mod secrets;
 pub mod source;
+pub mod stop_reason;
 pub mod store;
 pub mod syntax;
+pub mod walk;
 pub mod watch;

@@ -9,7 +9,7 @@ use super::render;
 use crate::exit_code;
 use crate::load::{LoadOptions, Loaded, load};
 use crate::report::{Console, write_junit};
-use crate::runner::{self, ApplyError, ApplyOptions};
+use crate::runner::{self, ApplyOptions};
 
 pub fn apply(args: &ApplyArgs) -> u8 {
     let load = load(
@@ -32,13 +32,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
     let mut console = Console::new(std::io::stderr().is_terminal());
     let summary = match runner::apply(program, &plan, &options, &mut console) {
         Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            return match e {
-                ApplyError::Invalid(_) => exit_code::INVALID,
-                ApplyError::Environment(_) => exit_code::ENVIRONMENT,
-            };
-        }
+        Err(e) => return render::apply_error(&e),
     };
     console.finish(&summary);
     if let Some(path) = &args.junit

@@ -230,9 +230,8 @@ pub struct WatchArgs {
     pub run: RunArgs,
 }
 
-fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
-    let d: jiff::SignedDuration = text.parse().map_err(|e: jiff::Error| e.to_string())?;
-    std::time::Duration::try_from(d).map_err(|e| e.to_string())
+fn parse_grace(text: &str) -> Result<std::time::Duration, crate::model::DurationError> {
+    crate::model::Duration::parse_flag(text)
 }
 
 /// Where to look for applies.

@@ -6,9 +6,35 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::applies::{Apply, latest};
+use super::applies::{Apply, FindError, latest};
 use super::args::LogsArgs;
 use crate::exit_code;
+use crate::store::layout::{ProjectDir, RunDir, TaskDir};
+
+/// Why an instance's output cannot be shown.
+#[derive(Debug, thiserror::Error)]
+enum LogsError {
+    #[error(transparent)]
+    Find(#[from] FindError),
+    #[error("no instance `{name}` has started in apply {apply}; instances: {known}")]
+    NotStarted {
+        name: String,
+        apply: String,
+        known: String,
+    },
+    #[error("node `{node}` has {} instances; name one: {}", .instances.len(), .instances.join(", "))]
+    Ambiguous {
+        node: String,
+        instances: Vec<String>,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Bus(#[from] crate::bus::ReadError),
+}
 
 pub fn logs(args: &LogsArgs) -> u8 {
     match run(args) {
@@ -20,61 +46,67 @@ pub fn logs(args: &LogsArgs) -> u8 {
     }
 }
 
-fn run(args: &LogsArgs) -> Result<u8, String> {
-    let mut apply = latest(&args.location).map_err(|e| e.to_string())?;
+fn run(args: &LogsArgs) -> Result<u8, LogsError> {
+    let mut apply = latest(&args.location)?;
     // The first poll reads the bus from its start once more, so a record
     // appended while `latest` read it is seen twice rather than missed;
     // later polls read only what was appended.
     let mut bus_offset = 0;
     let Some(task_id) = task_of(&apply, &args.instance)? else {
         let known: Vec<String> = instances(&apply);
-        return Err(format!(
-            "no instance `{}` has started in apply {}; instances: {}",
-            args.instance,
-            apply.apply_id(),
-            if known.is_empty() {
+        return Err(LogsError::NotStarted {
+            name: args.instance.clone(),
+            apply: apply.apply_id().to_string(),
+            known: if known.is_empty() {
                 "none yet".to_string()
             } else {
                 known.join(", ")
-            }
-        ));
+            },
+        });
     };
-    let task_dir = apply.project_dir.join(&task_id);
-    let file = if args.stderr {
-        "agent-stderr.txt"
-    } else {
-        "agent-stdout.txt"
+    let task = ProjectDir::at(apply.project_dir.clone()).task(&task_id);
+    let file = |run: &RunDir| {
+        if args.stderr {
+            run.stderr()
+        } else {
+            run.stdout()
+        }
     };
     let mut out = std::io::stdout().lock();
     if !args.follow {
-        let Some(run) = latest_run(&task_dir) else {
+        let Some(run) = latest_run(&task) else {
             return Ok(exit_code::OK);
         };
-        let mut f = std::fs::File::open(run.join(file)).map_err(|e| e.to_string())?;
-        std::io::copy(&mut f, &mut out).map_err(|e| e.to_string())?;
+        let path = file(&run);
+        let read = |source| LogsError::Read {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::File::open(&path).map_err(read)?;
+        std::io::copy(&mut f, &mut out).map_err(read)?;
         return Ok(exit_code::OK);
     }
     // Follow: poll the run's file for growth (a file that is being appended
     // to raises no event notify reports reliably across new run folders).
-    let mut current: Option<(PathBuf, u64)> = None;
+    let mut current: Option<(RunDir, u64)> = None;
     loop {
-        let newest = latest_run(&task_dir);
+        let newest = latest_run(&task);
         if let Some(run) = newest
             && current.as_ref().is_none_or(|(c, _)| *c != run)
         {
             if let Some((old, offset)) = &current {
-                copy_from(&old.join(file), *offset, &mut out);
+                copy_from(&file(old), *offset, &mut out);
             }
-            let _ = writeln!(out, "==> {} <==", run.display());
+            let _ = writeln!(out, "==> {} <==", run.path().display());
             current = Some((run, 0));
         }
         if let Some((run, offset)) = current.as_mut() {
-            *offset = copy_from(&run.join(file), *offset, &mut out);
+            *offset = copy_from(&file(run), *offset, &mut out);
         }
         let _ = out.flush();
         if ended(&apply, &args.instance) {
             if let Some((run, offset)) = current.as_mut() {
-                copy_from(&run.join(file), *offset, &mut out);
+                copy_from(&file(run), *offset, &mut out);
             }
             return Ok(exit_code::OK);
         }
@@ -85,9 +117,9 @@ fn run(args: &LogsArgs) -> Result<u8, String> {
 
 /// Adds the records appended to the apply's project bus since `offset` (read
 /// from there, never the whole bus again); returns the new offset.
-fn follow_bus(apply: &mut Apply, offset: u64) -> Result<u64, String> {
-    let bus = apply.project_dir.join("PROJECT-MESSAGE-BUS.md");
-    let (messages, next) = crate::bus::read_from(&bus, offset).map_err(|e| e.to_string())?;
+fn follow_bus(apply: &mut Apply, offset: u64) -> Result<u64, LogsError> {
+    let bus = ProjectDir::at(apply.project_dir.clone()).bus();
+    let (messages, next) = crate::bus::read_from(&bus, offset)?;
     let id = apply.apply_id().to_string();
     for m in messages {
         if m.meta.get("apply_id") != Some(&id) {
@@ -113,7 +145,7 @@ fn instances(apply: &Apply) -> Vec<String> {
 }
 
 /// The task of the instance named `name` (its key, or a node with one instance).
-fn task_of(apply: &Apply, name: &str) -> Result<Option<String>, String> {
+fn task_of(apply: &Apply, name: &str) -> Result<Option<String>, LogsError> {
     // An instance's task is named by its start, or, for an instance that
     // was up to date, by its `NODE_DONE` (the task of its earlier run); the
     // latest wins (a continued apply starts instances again).
@@ -138,14 +170,13 @@ fn task_of(apply: &Apply, name: &str) -> Result<Option<String>, String> {
     match by_node.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one.task_id.clone())),
-        many => Err(format!(
-            "node `{name}` has {} instances; name one: {}",
-            many.len(),
-            many.iter()
+        many => Err(LogsError::Ambiguous {
+            node: name.to_string(),
+            instances: many
+                .iter()
                 .filter_map(|m| m.meta.get("instance").cloned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .collect(),
+        }),
     }
 }
 
@@ -160,13 +191,8 @@ fn ended(apply: &Apply, name: &str) -> bool {
 }
 
 /// The newest run folder of a task (run ids sort in creation order).
-fn latest_run(task_dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(task_dir.join("runs"))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .max()
+fn latest_run(task: &TaskDir) -> Option<RunDir> {
+    task.run_dirs().into_iter().rfind(|r| r.path().is_dir())
 }
 
 /// Copies `path` from `offset` to `out`; returns the new offset.

@@ -50,6 +50,17 @@ pub fn print_all<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>, sources: &
     }
 }
 
+/// Prints why an apply could not start, with its help, and returns its
+/// exit code.
+pub fn apply_error(e: &crate::runner::ApplyError) -> u8 {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    if let Some(help) = e.help() {
+        let _ = writeln!(err, "  help: {help}");
+    }
+    e.exit_code()
+}
+
 /// A diagnostic for `--json`: where it is as a line and column, not bytes.
 #[derive(Debug, Serialize)]
 pub struct JsonDiagnostic {

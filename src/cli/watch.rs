@@ -36,7 +36,7 @@ pub fn watch(args: &WatchArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return refused(&e),
     };
-    let mut inputs = InputHasher::new(vec![session.root.clone()]);
+    let mut inputs = InputHasher::new(session.root.clone());
     let prepared = match session.prepare(&first.program, &first.plan, &mut inputs) {
         Ok(p) => p,
         Err(e) => {
@@ -128,15 +128,17 @@ fn show(notice: Notice<'_>) {
             "conductor: {why}, but the workflow does not compile: the last good plan stays in force"
         ),
         Notice::Refused { why, error } => {
-            eprintln!("conductor: {why}: {error}\nconductor: the last good plan stays in force");
+            let help = error
+                .help()
+                .map(|h| format!("\n  help: {h}"))
+                .unwrap_or_default();
+            eprintln!(
+                "conductor: {why}: {error}{help}\nconductor: the last good plan stays in force"
+            );
         }
     }
 }
 
 fn refused(e: &ApplyError) -> u8 {
-    eprintln!("error: {e}");
-    match e {
-        ApplyError::Invalid(_) => exit_code::INVALID,
-        ApplyError::Environment(_) => exit_code::ENVIRONMENT,
-    }
+    render::apply_error(e)
 }

@@ -255,6 +255,7 @@ impl Cx<'_> {
         match Duration::parse(&text.value) {
             Ok(d) => Some(Spanned::new(d, value.span)),
             Err(why) => {
+                let why = why.to_string();
                 // jiff explains at length; the last clause is the useful part.
                 let last = why.rsplit(": ").next().unwrap_or(&why).trim();
                 let short = if last.len() <= 64 {

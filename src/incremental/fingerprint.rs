@@ -88,7 +88,7 @@ impl Fingerprint {
         if patterns.is_empty() {
             return self.clone();
         }
-        let mut hasher = InputHasher::new(vec![runs_root.to_path_buf()]);
+        let mut hasher = InputHasher::new(runs_root.to_path_buf());
         let now = hasher.hash(workdir, patterns);
         if *now == self.inputs {
             return self.clone();

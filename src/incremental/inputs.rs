@@ -1,6 +1,6 @@
 //! Owns hashing a node's `inputs` (docs/watch.md): the files its globs match
-//! under its workdir, `.gitignore` respected, the runs root never included
-//! (docs/run-store.md). Each workdir is walked at most once and each file read at most
+//! under its workdir, as `crate::walk` counts them (`.gitignore` respected,
+//! the runs root never included). Each workdir is walked at most once and each file read at most
 //! once per hasher, and literal paths need no walk, so ten thousand
 //! instances with one input file each cost ten thousand reads, not a walk
 //! per instance.
@@ -18,7 +18,7 @@ pub type InputHashes = BTreeMap<String, String>;
 #[derive(Debug, Default)]
 pub struct InputHasher {
     /// Never an input: the runs root.
-    exclude: Vec<PathBuf>,
+    runs_root: Option<PathBuf>,
     /// Every file under a workdir (relative, `/`-separated, sorted).
     trees: HashMap<PathBuf, Arc<Vec<String>>>,
     /// Content hash by absolute path (`None`: unreadable).
@@ -28,9 +28,9 @@ pub struct InputHasher {
 }
 
 impl InputHasher {
-    pub fn new(exclude: Vec<PathBuf>) -> Self {
+    pub fn new(runs_root: PathBuf) -> Self {
         Self {
-            exclude,
+            runs_root: Some(runs_root),
             ..Self::default()
         }
     }
@@ -106,16 +106,7 @@ impl InputHasher {
         if let Some(t) = self.trees.get(workdir) {
             return Arc::clone(t);
         }
-        let exclude = self.exclude.clone();
-        let mut files: Vec<String> = ignore::WalkBuilder::new(workdir)
-            .hidden(false)
-            .require_git(false)
-            .filter_entry(move |e| {
-                e.file_name() != ".git" && !exclude.iter().any(|x| e.path() == x)
-            })
-            .build()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        let mut files: Vec<String> = crate::walk::files(workdir, self.runs_root.as_deref())
             .filter_map(|e| {
                 e.path()
                     .strip_prefix(workdir)
@@ -130,7 +121,7 @@ impl InputHasher {
     }
 
     fn excluded(&self, path: &Path) -> bool {
-        self.exclude.iter().any(|x| path.starts_with(x))
+        self.runs_root.as_ref().is_some_and(|r| path.starts_with(r))
     }
 
     fn file_hash(&mut self, path: &Path) -> String {
@@ -222,7 +213,7 @@ mod tests {
     #[test]
     fn the_runs_root_is_never_an_input() {
         let dir = tree(&[("a.txt", "a"), ("runs/p/t/x.txt", "x")]);
-        let mut h = InputHasher::new(vec![dir.path().join("runs")]);
+        let mut h = InputHasher::new(dir.path().join("runs"));
         let got = h.hash(dir.path(), &["**".into()]);
         assert_eq!(got.keys().collect::<Vec<_>>(), ["a.txt"]);
     }

@@ -9,13 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use crate::agents::answer::read_capped;
+use crate::stop_reason::StopReason;
 use crate::store::index::InstanceRecord;
-
-/// Stop reasons of an instance that did not end by itself.
-const INTERRUPTED: &[&str] = &["interrupted", "conductor_died", "invalidated"];
-
-/// Stop reason of an instance that was not run because it is up to date.
-pub const UP_TO_DATE: &str = "up_to_date";
 
 /// Earlier records this apply may use.
 #[derive(Debug, Default)]
@@ -43,7 +38,8 @@ impl Prior {
                     .filter(|(_, r)| {
                         r.apply_id == apply
                             && (r.status == "running"
-                                || INTERRUPTED.contains(&r.stop_reason.as_str()))
+                                || StopReason::parse(&r.stop_reason)
+                                    .is_some_and(|s| s.is_interruption()))
                     })
                     .map(|(k, r)| (k.clone(), r.clone()))
                     .collect()

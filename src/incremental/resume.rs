@@ -8,6 +8,7 @@
 
 use crate::agents::answer::read_capped;
 use crate::agents::usage::Usage;
+use crate::stop_reason::StopReason;
 use crate::store::RunInfo;
 use crate::store::layout::{RunDir, TaskDir};
 
@@ -17,8 +18,19 @@ pub struct Resumed {
     /// Iterations completed (the next one is this plus one).
     pub iterations: u32,
     pub usage: Usage,
-    /// The last completed run: its id, answer, exit code and verdict.
-    pub last: Option<(String, String, i32, String)>,
+    /// The last completed run, which becomes `previous`.
+    pub last: Option<LastRun>,
+}
+
+/// The last completed run of the attempt being resumed.
+#[derive(Debug)]
+pub struct LastRun {
+    pub run_id: String,
+    /// Its answer, capped.
+    pub answer: String,
+    pub exit_code: i32,
+    /// Its stop reason as recorded (`None` when it records none conductor knows).
+    pub stop_reason: Option<StopReason>,
 }
 
 /// How many run folders the task has already.
@@ -41,10 +53,8 @@ pub fn read(task: &TaskDir) -> Resumed {
         .unwrap_or(0);
     let mut out = Resumed::default();
     for (dir, info) in &infos[attempt..] {
-        let reason = info.stop_reason.as_deref().unwrap_or_default();
-        if info.status == "running"
-            || matches!(reason, "interrupted" | "conductor_died" | "invalidated")
-        {
+        let reason = info.stop_reason.as_deref().and_then(StopReason::parse);
+        if info.status == "running" || reason.as_ref().is_some_and(StopReason::is_interruption) {
             break;
         }
         out.iterations = info.iteration.unwrap_or(out.iterations + 1);
@@ -54,12 +64,12 @@ pub fn read(task: &TaskDir) -> Resumed {
             cost_usd: info.cost_usd.unwrap_or(0.0),
         });
         let answer = read_capped(&dir.output());
-        out.last = Some((
-            info.run_id.clone(),
+        out.last = Some(LastRun {
+            run_id: info.run_id.clone(),
             answer,
-            i32::try_from(info.exit_code).unwrap_or(-1),
-            reason.to_string(),
-        ));
+            exit_code: i32::try_from(info.exit_code).unwrap_or(-1),
+            stop_reason: reason,
+        });
     }
     out
 }

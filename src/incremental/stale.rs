@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::bus::{BusWriter, Message, NewMessage, read_all};
+use crate::stop_reason::StopReason;
 use crate::store::RunInfo;
 use crate::store::layout::{ProjectDir, TaskDir};
 
@@ -69,7 +70,7 @@ pub fn finalise(project_dir: &ProjectDir, project: &str) -> Finalised {
             }
             let mut meta: BTreeMap<String, String> = m.meta.clone();
             meta.insert("status".into(), "failed".into());
-            meta.insert("stop_reason".into(), "conductor_died".into());
+            meta.insert("stop_reason".into(), StopReason::ConductorDied.to_string());
             append(
                 &mut bus,
                 &NewMessage {
@@ -127,7 +128,7 @@ fn close_last_run(task: &TaskDir, project: &str) -> bool {
             info.end_time = crate::bus::format_ts(crate::clock::now());
             info.error_summary =
                 Some("reconciled: conductor exited while the run was going".into());
-            info.stop_reason = Some("conductor_died".into());
+            info.stop_reason = Some(StopReason::ConductorDied.to_string());
             closed = Some((info.task_id.clone(), info.run_id.clone()));
         }
     });
@@ -142,7 +143,11 @@ fn close_last_run(task: &TaskDir, project: &str) -> bool {
                 project_id: project.to_string(),
                 task_id,
                 run_id,
-                meta: [("stop_reason".to_string(), "conductor_died".to_string())].into(),
+                meta: [(
+                    "stop_reason".to_string(),
+                    StopReason::ConductorDied.to_string(),
+                )]
+                .into(),
                 body: format!(
                     "run finalised: conductor exited while it ran\nrun_dir: {}",
                     run.path().display()

@@ -11,7 +11,7 @@ mod workflow;
 
 pub use agent::{Agent, AgentKind, Price};
 pub use node::{ForEach, Node, OnFailure, OutputFormat, OutputSpec, Prompt};
-pub use spanned::{Duration, Spanned, UserMap};
+pub use spanned::{Duration, DurationError, Spanned, UserMap};
 pub use stop::Stop;
 pub use workflow::{
     Defaults, Limits, Param, ParamType, Prompts, Success, Workflow, json_type_name,

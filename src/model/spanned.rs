@@ -47,25 +47,19 @@ pub struct Duration {
 impl Duration {
     /// Parses the friendly forms (`90s`, `30m`, `1h 30m`, `2 hours`), and plain
     /// ISO 8601 (`PT30M`). Zero and negative durations are refused.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let parsed: jiff::SignedDuration = text.trim().parse().map_err(|e: jiff::Error| {
-            // A fixed duration has no calendar units; say how to write one.
-            let lower = text.to_ascii_lowercase();
-            let calendar = lower
-                .split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
-                .any(|unit| matches!(unit, "d" | "day" | "days" | "w" | "wk" | "week" | "weeks"));
-            if calendar {
-                "days and weeks are not accepted; write hours, such as \"48h\"".to_string()
-            } else {
-                e.to_string()
-            }
-        })?;
-        if parsed.is_negative() || parsed.is_zero() {
-            return Err("a duration must be greater than zero".to_string());
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
+        let d = parse_signed(text)?;
+        if d.is_zero() {
+            return Err(DurationError::NotPositive);
         }
-        let millis =
-            u64::try_from(parsed.as_millis()).map_err(|_| "duration too long".to_string())?;
+        let millis = u64::try_from(d.as_millis()).map_err(|_| DurationError::TooLong)?;
         Ok(Self { millis })
+    }
+
+    /// A duration given on the command line (`--grace 300ms`): the same
+    /// forms, zero allowed.
+    pub fn parse_flag(text: &str) -> Result<std::time::Duration, DurationError> {
+        std::time::Duration::try_from(parse_signed(text)?).map_err(|_| DurationError::TooLong)
     }
 
     /// Canonical text (`1h 30m`), so that equal durations print the same
@@ -88,6 +82,39 @@ impl JsonSchema for Duration {
             "examples": ["30m", "1h 30m", "10s"]
         })
     }
+}
+
+/// A duration that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    #[error("days and weeks are not accepted; write hours, such as \"48h\"")]
+    Calendar,
+    #[error("a duration must be greater than zero")]
+    NotPositive,
+    #[error("duration too long")]
+    TooLong,
+    #[error("{0}")]
+    Syntax(jiff::Error),
+}
+
+/// Reads the friendly and ISO 8601 forms; negative durations are refused.
+fn parse_signed(text: &str) -> Result<jiff::SignedDuration, DurationError> {
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|e: jiff::Error| {
+        // A fixed duration has no calendar units; say how to write one.
+        let lower = text.to_ascii_lowercase();
+        let calendar = lower
+            .split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+            .any(|unit| matches!(unit, "d" | "day" | "days" | "w" | "wk" | "week" | "weeks"));
+        if calendar {
+            DurationError::Calendar
+        } else {
+            DurationError::Syntax(e)
+        }
+    })?;
+    if parsed.is_negative() {
+        return Err(DurationError::NotPositive);
+    }
+    Ok(parsed)
 }
 
 /// A map whose keys the user chose (params, vars, env, with): kept in the

@@ -679,7 +679,7 @@ impl Planner<'_> {
             output => format!("<output of {key}>"),
             json => if json { Placeholder::value(format!("<json of {key}>")) } else { Value::UNDEFINED },
             status => "done",
-            stop_reason => "done",
+            stop_reason => crate::stop_reason::StopReason::Done.to_string(),
             iterations => 1,
             item => slot.item.as_ref().map(prompt::context),
             cost_usd => 0.0,

@@ -5,37 +5,32 @@ use std::path::Path;
 
 use globset::GlobBuilder;
 
-/// Files under `base` matching `glob` (relative, `/`-separated, sorted),
-/// respecting `.gitignore` and never entering `.git`, `.conductor` or the
-/// runs root.
+/// A glob fan-out that cannot be expanded.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum GlobError {
+    #[error("{}", .0.kind())]
+    Pattern(globset::Error),
+    /// The folder, as shown to the user.
+    #[error("the folder {0} does not exist")]
+    NoFolder(String),
+}
+
+/// The files under `base` that `crate::walk` counts and `glob` matches
+/// (relative, `/`-separated, sorted).
 pub(super) fn glob_items(
     base: &Path,
     glob: &str,
     runs_root: Option<&Path>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, GlobError> {
     let matcher = GlobBuilder::new(glob)
         .literal_separator(true)
         .build()
-        .map_err(|e| e.kind().to_string())?
+        .map_err(GlobError::Pattern)?
         .compile_matcher();
     if !base.is_dir() {
-        return Err(format!(
-            "the folder {} does not exist",
-            crate::source::display_name(base)
-        ));
+        return Err(GlobError::NoFolder(crate::source::display_name(base)));
     }
-    let runs_root = runs_root.map(Path::to_path_buf);
-    let walker = ignore::WalkBuilder::new(base)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(move |e| {
-            !matches!(e.file_name().to_str(), Some(".git" | ".conductor"))
-                && runs_root.as_deref() != Some(e.path())
-        })
-        .build();
-    let mut out: Vec<String> = walker
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+    let mut out: Vec<String> = crate::walk::files(base, runs_root)
         .filter_map(|e| {
             let rel = e.path().strip_prefix(base).ok()?;
             matcher

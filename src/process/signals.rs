@@ -49,11 +49,6 @@ pub fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> 
             } else {
                 StopLevel::Graceful
             };
-            if !again {
-                eprintln!(
-                    "conductor: stopping (agents get SIGTERM; press Ctrl-C again to kill them now)"
-                );
-            }
             stop.send_if_modified(|l| {
                 if *l < level {
                     *l = level;

@@ -15,6 +15,7 @@ use crate::runner::Observer;
 use crate::runner::event::Event;
 use crate::runner::outcome::Status;
 use crate::runner::summary::Summary;
+use crate::stop_reason::StopReason;
 
 /// A running instance's line.
 #[derive(Debug)]
@@ -121,7 +122,7 @@ impl Console {
                 err,
                 "{:<width$}  {:<8}  {:>5}  {:>8}  {}",
                 i.key,
-                if i.stop_reason == crate::runner::UP_TO_DATE {
+                if i.stop_reason == StopReason::UpToDate {
                     "current"
                 } else {
                     i.status.as_str()
@@ -277,7 +278,7 @@ impl Observer for Console {
                 {
                     live.bar.finish_and_clear();
                 }
-                if outcome.stop_reason == crate::runner::UP_TO_DATE {
+                if outcome.stop_reason == StopReason::UpToDate {
                     // The summary lists them; a line each would bury what ran.
                     return;
                 }
@@ -326,10 +327,25 @@ impl Observer for Console {
                 };
                 self.line(&text);
             }
-            Event::SuccessChecked { command, exit_code } => {
-                self.line(&format!("[success] {command}: exit {exit_code}"));
+            Event::SuccessChecked {
+                command,
+                exit_code,
+                error,
+            } => match error {
+                Some(e) => self.line(&format!("[success] {command}: {e}")),
+                None => self.line(&format!("[success] {command}: exit {exit_code}")),
+            },
+            Event::Stopping { reason } => {
+                let how = if *reason == StopReason::Interrupted {
+                    " (agents get SIGTERM; press Ctrl-C again to kill them now)"
+                } else {
+                    ""
+                };
+                self.line(&format!("stopping: {reason}{how}"));
             }
-            Event::Stopping { reason } => self.line(&format!("stopping: {reason}")),
+            Event::StaleFinalised { applies, runs } => self.line(&format!(
+                "finalised {applies} earlier apply(s) whose conductor had died ({runs} run(s) left running)"
+            )),
         }
     }
 }

@@ -18,14 +18,14 @@ pub fn write_junit(summary: &Summary, path: &Path) -> std::io::Result<()> {
             Status::Done => TestCaseStatus::success(),
             Status::Failed => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(i.stop_reason.clone());
-                s.set_type(i.stop_reason.clone());
+                s.set_message(i.stop_reason.to_string());
+                s.set_type(i.stop_reason.to_string());
                 s.set_description(i.output.clone());
                 s
             }
             Status::Skipped => {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message(i.stop_reason.clone());
+                s.set_message(i.stop_reason.to_string());
                 s
             }
         };

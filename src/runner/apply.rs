@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::ApplyError;
 use super::event::Observer;
 use super::summary::Summary;
 use super::{prepare, session};
@@ -31,17 +32,6 @@ pub struct ApplyOptions {
     pub fresh: bool,
 }
 
-/// An apply that could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Bad invocation (`--only` names nothing): exit 2.
-    #[error("{0}")]
-    Invalid(String),
-    /// The machine is not ready (runs root not writable, agent missing): exit 3.
-    #[error("{0}")]
-    Environment(String),
-}
-
 /// The runs root of `program` (docs/run-store.md): `--root`, else
 /// `CONDUCTOR_ROOT`, else the workflow's `root`, else `.conductor/runs`.
 pub fn runs_root(program: &Program, flag: Option<&Path>) -> PathBuf {
@@ -64,7 +54,7 @@ pub fn apply(
             return Err(e);
         }
     };
-    let mut inputs = crate::incremental::inputs::InputHasher::new(vec![session.root.clone()]);
+    let mut inputs = crate::incremental::inputs::InputHasher::new(session.root.clone());
     let prepared = match session.prepare(&program, plan, &mut inputs) {
         Ok(p) => p,
         Err(e) => {

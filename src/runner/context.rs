@@ -11,6 +11,7 @@ use crate::agents::spec::AgentSpec;
 use crate::compile::Program;
 use crate::process::{StopLevel, Supervisor};
 use crate::secrets::Redactor;
+use crate::stop_reason::StopReason;
 use jiff::Timestamp;
 
 /// Shared by the dispatcher and every unit. A watch clones it for each
@@ -65,16 +66,16 @@ impl WorkflowLimits {
     }
 
     /// Claims one agent run, or says which cap forbids it.
-    pub fn claim_run(&self) -> Result<(), &'static str> {
+    pub fn claim_run(&self) -> Result<(), StopReason> {
         if let Some(b) = self.budget_usd
             && self.spent() >= b
         {
-            return Err("budget_usd");
+            return Err(StopReason::BudgetUsd);
         }
         if let Some(max) = self.max_agents
             && self.agent_runs.fetch_add(1, Ordering::SeqCst) >= max
         {
-            return Err("max_agents");
+            return Err(StopReason::MaxAgents);
         }
         Ok(())
     }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::outcome::Outcome;
+use super::verdict::Verdict;
+use crate::stop_reason::StopReason;
 
 /// Receives every event, in order (the console reporter).
 pub trait Observer {
@@ -39,7 +41,7 @@ pub enum Event {
         key: Arc<str>,
         iteration: u32,
         exit_code: i32,
-        verdict: String,
+        verdict: Verdict,
         duration: Duration,
     },
     /// A run-time fan-out became these instances.
@@ -60,8 +62,13 @@ pub enum Event {
         /// Why the last round did not finish it.
         why: String,
     },
-    /// A `[success]` command finished.
-    SuccessChecked { command: String, exit_code: i32 },
+    /// A `[success]` command finished (or could not start: exit code -1,
+    /// and why).
+    SuccessChecked {
+        command: String,
+        exit_code: i32,
+        error: Option<String>,
+    },
     /// A watch starts an apply after files changed: what changed, and the
     /// instances that are not up to date.
     Triggered {
@@ -77,5 +84,8 @@ pub enum Event {
         will_run: Vec<Arc<str>>,
     },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
-    Stopping { reason: String },
+    Stopping { reason: StopReason },
+    /// Earlier applies whose conductor died were closed before this one
+    /// started: their unfinished runs are marked failed.
+    StaleFinalised { applies: usize, runs: usize },
 }

@@ -1,7 +1,7 @@
 //! Owns the verdict on a sub-workflow node once its inner instances have
 //! ended (docs/workflow-format.md, "Sub-workflows"): its `[success]` commands must pass, and with a
 //! `stop`, its success conditions must hold over the inner result (without
-//! any written, the inner result must be done). A `not_done` verdict makes
+//! any written, the inner result must be done). A `not_done` round makes
 //! the dispatcher run the inner instances again, up to `max_iterations`.
 
 use std::path::Path;
@@ -12,11 +12,10 @@ use minijinja::context;
 use super::context::Shared;
 use super::job::StopSpec;
 use super::outcome::{Outcome, Status};
-use super::success::{Evidence, Verdict, evaluate};
+use super::success::{Evidence, evaluate};
 use super::success_commands::run_success;
-
-/// Why a round did not finish the sub-workflow, when another round may.
-pub const NOT_DONE: &str = "not_done";
+use crate::stop_reason::StopReason;
+use crate::store::layout::TaskDir;
 
 /// Judges one round of a sub-workflow.
 pub async fn judge(
@@ -32,7 +31,7 @@ pub async fn judge(
         .as_ref()
         .map(|r| r.output.clone())
         .unwrap_or_default();
-    let ended = |status, reason: &str, error: Option<String>| {
+    let ended = |status, reason: StopReason, error: Option<String>| {
         let mut out = Outcome::ended(status, reason);
         out.output.clone_from(&answer);
         out.error = error;
@@ -45,12 +44,22 @@ pub async fn judge(
         out
     };
     for c in &commands {
-        let code = run_success(c, workdir, &shared).await;
+        let code = match run_success(c, workdir, &shared).await {
+            Ok(code) => code,
+            Err(e) => {
+                let reason = if stop.is_some() {
+                    StopReason::NotDone
+                } else {
+                    StopReason::SuccessFailed
+                };
+                return ended(Status::Failed, reason, Some(e.to_string()));
+            }
+        };
         if code != 0 {
             let reason = if stop.is_some() {
-                NOT_DONE
+                StopReason::NotDone
             } else {
-                "success_failed"
+                StopReason::SuccessFailed
             };
             return ended(Status::Failed, reason, Some(format!("`{c}` exited {code}")));
         }
@@ -61,21 +70,24 @@ pub async fn judge(
         .unwrap_or_default();
     let result_done = result.as_ref().is_some_and(|r| r.status == Status::Done);
     let Some(stop) = stop else {
-        return ended(Status::Done, "success_commands", None);
+        return ended(Status::Done, StopReason::SuccessCommands, None);
     };
     if !stop.has_success() {
         return if result_done {
-            ended(Status::Done, "done", None)
+            ended(Status::Done, StopReason::Done, None)
         } else {
-            ended(Status::Failed, NOT_DONE, None)
+            ended(Status::Failed, StopReason::NotDone, None)
         };
     }
-    let task_dir = result
-        .as_ref()
-        .and_then(|r| r.task_dir.clone())
-        .unwrap_or_else(|| workdir.to_path_buf());
+    let done_file = TaskDir::at(
+        result
+            .as_ref()
+            .and_then(|r| r.task_dir.clone())
+            .unwrap_or_else(|| workdir.to_path_buf()),
+    )
+    .done();
     let ev = Evidence {
-        task_dir: &task_dir,
+        done_file: &done_file,
         workdir,
         answer: &answer,
         exit_code: result
@@ -93,8 +105,8 @@ pub async fn judge(
     };
     let templates = &shared.program.scopes[0].templates;
     match evaluate(&stop, templates, &ev, &shared).await {
-        Verdict::Done(name) => ended(Status::Done, name, None),
-        Verdict::NotDone => ended(Status::Failed, NOT_DONE, None),
-        Verdict::Error(e) => ended(Status::Failed, "stop_error", Some(e)),
+        Ok(Some(reason)) => ended(Status::Done, reason, None),
+        Ok(None) => ended(Status::Failed, StopReason::NotDone, None),
+        Err(e) => ended(Status::Failed, StopReason::StopError, Some(e.to_string())),
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agents::http::SpecError;
+use crate::agents::kind::ArgvError;
 use crate::agents::spec::AgentSpec;
 use crate::compile::{Action, Program};
 use crate::incremental::prior::{Completed, Prior};
@@ -75,23 +77,52 @@ impl std::fmt::Debug for JsonSchema {
     }
 }
 
+/// An `output` schema that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read the output schema {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the output schema {} is not JSON: {source}", path.display())]
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("the output schema {} is not a JSON Schema: {reason}", path.display())]
+    NotSchema { path: PathBuf, reason: String },
+}
+
+/// An answer whose JSON does not match the node's schema: the first few
+/// errors, with where they are.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer's JSON does not match {}: {}", path.display(), errors.join("; "))]
+pub struct SchemaMismatch {
+    path: PathBuf,
+    errors: Vec<String>,
+}
+
 impl JsonSchema {
-    fn load(path: PathBuf) -> Result<Self, String> {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read the output schema {}: {e}", path.display()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("the output schema {} is not JSON: {e}", path.display()))?;
-        let validator = jsonschema::validator_for(&value).map_err(|e| {
-            format!(
-                "the output schema {} is not a JSON Schema: {e}",
-                path.display()
-            )
+    fn load(path: PathBuf) -> Result<Self, SchemaError> {
+        let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| SchemaError::NotJson {
+                path: path.clone(),
+                source,
+            })?;
+        let validator = jsonschema::validator_for(&value).map_err(|e| SchemaError::NotSchema {
+            path: path.clone(),
+            reason: e.to_string(),
         })?;
         Ok(Self { path, validator })
     }
 
-    /// Ok, or what is wrong with `value` (the first few errors, with where they are).
-    pub fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+    /// Ok, or what is wrong with `value`.
+    pub fn check(&self, value: &serde_json::Value) -> Result<(), SchemaMismatch> {
         let errors: Vec<String> = self
             .validator
             .iter_errors(value)
@@ -101,11 +132,10 @@ impl JsonSchema {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "the answer's JSON does not match {}: {}",
-                self.path.display(),
-                errors.join("; ")
-            ))
+            Err(SchemaMismatch {
+                path: self.path.clone(),
+                errors,
+            })
         }
     }
 }
@@ -204,22 +234,46 @@ impl Job {
 /// A workflow that cannot run as written, found before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("node `{node}`: {message}")]
-    Agent { node: String, message: String },
+    #[error("node `{node}`: unknown agent `{agent}`")]
+    UnknownAgent { node: String, agent: String },
+    #[error("node `{node}`: agent `{agent}`: {source}")]
+    Argv {
+        node: String,
+        agent: String,
+        source: ArgvError,
+    },
+    #[error("node `{node}`: agent `{agent}`: {source}")]
+    Http {
+        node: String,
+        agent: String,
+        source: SpecError,
+    },
+    #[error("node `{node}`: {source}")]
+    Schema { node: String, source: SchemaError },
+    #[error("node `{node}`: {source}")]
+    Stop { node: String, source: StopError },
+    /// The plan and the program disagree: a plan of another program.
+    #[error("instance `{key}` is of node `{node}`, which the workflow does not have")]
+    UnknownNode { key: String, node: String },
 }
 
-/// Builds every job of the plan, in plan order (which is dependency order).
+/// A `stop` table that cannot be made into limits.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("`output_matches` is not a valid regex: {0}")]
+    Regex(#[from] regex::Error),
+    #[error("`{text}` is not a valid duration: {source}")]
+    Duration {
+        text: String,
+        source: crate::model::DurationError,
+    },
+}
+
+/// Builds every job of the plan, in plan order (which is dependency order):
+/// one per instance, with the needs the plan's graph gives it, then one per
+/// sub-workflow that is judged (`add_group_checks`).
 pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
-    let entry_dir = program
-        .scopes
-        .first()
-        .map_or_else(PathBuf::new, |s| s.dir.clone());
-    let by_key: std::collections::HashMap<&str, usize> = plan
-        .instances
-        .iter()
-        .enumerate()
-        .map(|(i, inst)| (&*inst.key, i))
-        .collect();
+    let entry_dir = program.entry_dir();
     let node_index: std::collections::HashMap<&str, usize> = program
         .nodes
         .iter()
@@ -229,19 +283,22 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
     let mut jobs = plan
         .instances
         .iter()
-        .map(|inst| {
-            let node = node_index.get(&*inst.node).copied().unwrap_or(0);
-            let needs = inst
-                .needs
-                .iter()
-                .filter_map(|k| by_key.get(&**k).copied())
-                .collect();
+        .enumerate()
+        .map(|(i, inst)| {
+            let node =
+                node_index
+                    .get(&*inst.node)
+                    .copied()
+                    .ok_or_else(|| JobError::UnknownNode {
+                        key: inst.key.to_string(),
+                        node: inst.node.to_string(),
+                    })?;
             Ok(Job {
                 key: Arc::clone(&inst.key),
                 node,
                 item: inst.item.clone(),
                 matrix: inst.matrix.clone(),
-                needs,
+                needs: needs_in(plan, i),
                 kind: kind(program, node, inst, &node_index)?,
                 workdir: normalize(&entry_dir.join(&*inst.workdir)),
                 env: inst
@@ -258,6 +315,23 @@ pub fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, JobError> {
         .collect::<Result<Vec<_>, _>>()?;
     add_group_checks(program, &entry_dir, &mut jobs)?;
     Ok(jobs)
+}
+
+/// The instances instance `i` waits for: the sources of its edges in the
+/// plan's graph, in the order the plan found them (the order `needs` lists
+/// them in).
+fn needs_in(plan: &Plan, i: usize) -> Vec<usize> {
+    use petgraph::visit::EdgeRef;
+    let mut edges: Vec<_> = plan
+        .graph
+        .edges_directed(
+            petgraph::graph::NodeIndex::new(i),
+            petgraph::Direction::Incoming,
+        )
+        .map(|e| (e.id(), plan.graph[e.source()]))
+        .collect();
+    edges.sort_unstable_by_key(|(id, _)| *id);
+    edges.into_iter().map(|(_, from)| from).collect()
 }
 
 /// One group job per sub-workflow with `[success]` commands or a `stop`:
@@ -283,9 +357,9 @@ fn add_group_checks(
             .map(|s| {
                 group_stop(s)
                     .map(Arc::new)
-                    .map_err(|message| JobError::Agent {
+                    .map_err(|source| JobError::Stop {
                         node: group.id.clone(),
-                        message,
+                        source,
                     })
             })
             .transpose()?;
@@ -329,7 +403,7 @@ fn add_group_checks(
 
 /// A sub-workflow node's `stop`: its success conditions (none means "the
 /// inner result is done"), `max_iterations` rounds and `deadline`.
-fn group_stop(stop: &crate::model::Stop) -> Result<StopSpec, String> {
+fn group_stop(stop: &crate::model::Stop) -> Result<StopSpec, StopError> {
     let ms = |d: &Option<crate::model::Spanned<ModelDuration>>| {
         d.as_ref().map(|d| Duration::from_millis(d.value.millis))
     };
@@ -341,7 +415,7 @@ fn group_stop(stop: &crate::model::Stop) -> Result<StopSpec, String> {
         output_matches: stop
             .output_matches
             .as_ref()
-            .map(|r| regex::Regex::new(&r.value).map_err(|e| e.to_string()))
+            .map(|r| regex::Regex::new(&r.value))
             .transpose()?,
         command: text(&stop.command),
         expr: text(&stop.expr),
@@ -395,9 +469,9 @@ fn kind(
         .map(|s| {
             JsonSchema::load(program.scopes[n.scope].dir.join(&s.value))
                 .map(Arc::new)
-                .map_err(|message| JobError::Agent {
+                .map_err(|source| JobError::Schema {
                     node: n.id.clone(),
-                    message,
+                    source,
                 })
         })
         .transpose()?;
@@ -408,9 +482,9 @@ fn kind(
                 .into_iter()
                 .map(|a| agent_spec(program, node, a))
                 .collect::<Result<_, _>>()?,
-            stop: stop_spec(stop).map_err(|message| JobError::Agent {
+            stop: stop_spec(stop).map_err(|source| JobError::Stop {
                 node: n.id.clone(),
-                message,
+                source,
             })?,
             template,
             vars,
@@ -442,7 +516,10 @@ fn kind(
             from: n
                 .fan_out_source
                 .or_else(|| node_index.get(from.as_str()).copied())
-                .unwrap_or(0),
+                .ok_or_else(|| JobError::UnknownNode {
+                    key: inst.key.to_string(),
+                    node: from.clone(),
+                })?,
             path: path.clone(),
             lines: *lines,
             max_items: *max_items,
@@ -460,9 +537,9 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         .cloned()
         .or_else(|| Agent::builtin(&agent.name, n.span));
     let Some(def) = found else {
-        return Err(JobError::Agent {
+        return Err(JobError::UnknownAgent {
             node: n.id.clone(),
-            message: format!("unknown agent `{}`", agent.name),
+            agent: agent.name.clone(),
         });
     };
     let kind = def.kind.value;
@@ -477,9 +554,10 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         strings(&def.extra_args).unwrap_or_default(),
         agent.model.as_deref(),
     )
-    .map_err(|message| JobError::Agent {
+    .map_err(|source| JobError::Argv {
         node: n.id.clone(),
-        message: format!("agent `{}`: {message}", agent.name),
+        agent: agent.name.clone(),
+        source,
     })?;
     let http = crate::agents::http::HttpSpec::new(
         kind,
@@ -487,9 +565,10 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
         agent.model.as_deref(),
         def.api_key_env.as_ref().map(|s| s.value.as_str()),
     )
-    .map_err(|message| JobError::Agent {
+    .map_err(|source| JobError::Http {
         node: n.id.clone(),
-        message: format!("agent `{}`: {message}", agent.name),
+        agent: agent.name.clone(),
+        source,
     })?;
     let price = def.price.as_ref().map(|p| crate::agents::usage::Price {
         input_per_mtok: p.input_per_mtok.as_ref().map_or(0.0, |v| v.value),
@@ -517,11 +596,16 @@ fn agent_spec(program: &Program, node: usize, agent: &AgentRef) -> Result<AgentS
     })
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
-    ModelDuration::parse(text).map(|d| Duration::from_millis(d.millis))
+fn duration(text: &str) -> Result<Duration, StopError> {
+    ModelDuration::parse(text)
+        .map(|d| Duration::from_millis(d.millis))
+        .map_err(|source| StopError::Duration {
+            text: text.to_string(),
+            source,
+        })
 }
 
-fn stop_spec(plan: &StopPlan) -> Result<StopSpec, String> {
+fn stop_spec(plan: &StopPlan) -> Result<StopSpec, StopError> {
     let s = &plan.success;
     let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let flag = |k: &str| s.get(k).and_then(serde_json::Value::as_bool) == Some(true);
@@ -529,7 +613,7 @@ fn stop_spec(plan: &StopPlan) -> Result<StopSpec, String> {
         done_file: flag("done_file"),
         promise: text("promise"),
         output_matches: text("output_matches")
-            .map(|r| regex::Regex::new(&r).map_err(|e| e.to_string()))
+            .map(|r| regex::Regex::new(&r))
             .transpose()?,
         command: text("command"),
         expr: text("expr"),

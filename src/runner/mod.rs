@@ -12,6 +12,7 @@
 mod apply;
 mod context;
 mod dispatcher;
+pub mod error;
 pub mod event;
 mod group;
 mod iteration;
@@ -25,9 +26,10 @@ mod success;
 mod success_commands;
 pub mod summary;
 mod unit;
+mod verdict;
 
-pub use crate::incremental::prior::UP_TO_DATE;
-pub use apply::{ApplyError, ApplyOptions, apply, runs_root};
+pub use apply::{ApplyOptions, apply, runs_root};
 pub use dispatcher::Control;
+pub use error::ApplyError;
 pub use event::Observer;
 pub use summary::Summary;

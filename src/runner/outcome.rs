@@ -9,6 +9,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use crate::agents::usage::Usage;
+use crate::stop_reason::StopReason;
 
 /// An instance's final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,8 +34,8 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub status: Status,
-    /// `done_file`, `promise`, .. when done; the limit hit when failed; why when skipped.
-    pub stop_reason: String,
+    /// The condition that held when done; the limit hit when failed; why when skipped.
+    pub stop_reason: StopReason,
     pub iterations: u32,
     /// The last iteration's final answer, capped for templates.
     pub output: String,
@@ -63,15 +64,15 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl Outcome {
     /// An instance that never ran.
-    pub fn skipped(reason: impl Into<String>) -> Self {
+    pub fn skipped(reason: StopReason) -> Self {
         Self::ended(Status::Skipped, reason)
     }
 
     /// An instance that ended without running an agent (a gate, a fan-out).
-    pub fn ended(status: Status, reason: impl Into<String>) -> Self {
+    pub fn ended(status: Status, reason: StopReason) -> Self {
         Self {
             status,
-            stop_reason: reason.into(),
+            stop_reason: reason,
             iterations: 0,
             output: String::new(),
             json: None,
@@ -92,7 +93,7 @@ impl Outcome {
             output => self.output.as_str(),
             json => self.json.as_ref().map_or(Value::UNDEFINED, crate::prompt::context),
             status => self.status.as_str(),
-            stop_reason => self.stop_reason.as_str(),
+            stop_reason => self.stop_reason.to_string(),
             iterations => self.iterations,
             item => item.map(crate::prompt::context),
             cost_usd => self.usage.cost_usd,

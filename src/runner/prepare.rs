@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::error::{ApplyError, Problem};
 use super::job::{self, Job, JobKind};
-use super::{ApplyError, ApplyOptions, select};
+use super::{ApplyOptions, select};
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::freshness::{self, Freshness};
@@ -81,7 +82,7 @@ pub fn check_invocation(
 }
 
 fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, ApplyError> {
-    job::build(program, plan).map_err(|e| ApplyError::Invalid(e.to_string()))
+    Ok(job::build(program, plan)?)
 }
 
 /// The jobs `--force` marks and `--only` keeps, and the run-time instances
@@ -97,15 +98,15 @@ fn selected(
         let forced = select::force(&mut jobs, names, &ids);
         forced_later = forced.later;
         if let Some(name) = forced.unknown.first() {
-            let help = crate::diagnostic::did_you_mean(name, ids.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            return Err(ApplyError::Invalid(format!(
-                "--force {name}: no node or instance has that name{help}"
-            )));
+            return Err(ApplyError::UnknownName {
+                flag: "force",
+                name: name.clone(),
+                suggestion: crate::diagnostic::did_you_mean(name, ids.iter().copied())
+                    .map(str::to_string),
+            });
         }
     }
-    let jobs = select::only(jobs, &options.only, program).map_err(ApplyError::Invalid)?;
+    let jobs = select::only(jobs, &options.only, program)?;
     Ok((jobs, forced_later))
 }
 
@@ -171,7 +172,7 @@ pub fn freshness(
         &mut parts::Context {
             program,
             plan,
-            inputs: &mut InputHasher::new(vec![root.clone()]),
+            inputs: &mut InputHasher::new(root.clone()),
             versions: &Versions::default(),
             path_var: &path_var,
         },
@@ -207,10 +208,10 @@ fn preflight(jobs: &[Job], path: &str, program: &Program) -> Result<(), ApplyErr
             JobKind::Gate(_) | JobKind::Group { .. } => continue,
         };
         if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
-            problems.push(format!(
-                "node `{node}`: workdir {} does not exist",
-                job.workdir.display()
-            ));
+            problems.push(Problem::WorkdirMissing {
+                node: node.clone(),
+                dir: job.workdir.clone(),
+            });
         }
         for a in agents {
             if let Some(http) = &a.http {
@@ -223,10 +224,11 @@ fn preflight(jobs: &[Job], path: &str, program: &Program) -> Result<(), ApplyErr
                     .or_else(|| std::env::var(&http.key_var).ok())
                     .is_some_and(|v| !v.trim().is_empty());
                 if !set && seen.insert(("key", a.name.clone())) {
-                    problems.push(format!(
-                        "agent `{}` (node `{node}`): the API key variable {} is not set\n  help: export {} with the key, or name the variable that holds it with `api_key_env`",
-                        a.name, http.key_var, http.key_var
-                    ));
+                    problems.push(Problem::KeyUnset {
+                        agent: a.name.clone(),
+                        node: node.clone(),
+                        var: http.key_var.clone(),
+                    });
                 }
                 continue;
             }
@@ -237,17 +239,18 @@ fn preflight(jobs: &[Job], path: &str, program: &Program) -> Result<(), ApplyErr
                 continue;
             }
             if crate::process::resolve(program_name, path, &job.workdir).is_none() {
-                problems.push(format!(
-                    "agent `{}` (node `{node}`): `{program_name}` is not found on PATH\n  help: {}",
-                    a.name,
-                    crate::agents::kind::install_hint(a.kind)
-                ));
+                problems.push(Problem::ProgramMissing {
+                    agent: a.name.clone(),
+                    node: node.clone(),
+                    program: program_name.clone(),
+                    hint: crate::agents::kind::install_hint(a.kind),
+                });
             }
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApplyError::Environment(problems.join("\n")))
+        Err(ApplyError::NotReady(problems))
     }
 }

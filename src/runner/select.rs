@@ -6,10 +6,11 @@
 
 use std::collections::HashSet;
 
+use super::error::ApplyError;
 use super::job::{Job, JobKind};
 use crate::compile::Program;
 
-pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<Job>, String> {
+pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<Job>, ApplyError> {
     if names.is_empty() {
         return Ok(jobs);
     }
@@ -28,12 +29,11 @@ pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<J
             .collect();
         if matched.is_empty() {
             let known = jobs.iter().map(|j| program.nodes[j.node].id.as_str());
-            let help = crate::diagnostic::did_you_mean(name, known)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            return Err(format!(
-                "--only {name}: no node or instance has that name{help}"
-            ));
+            return Err(ApplyError::UnknownName {
+                flag: "only",
+                name: name.clone(),
+                suggestion: crate::diagnostic::did_you_mean(name, known).map(str::to_string),
+            });
         }
         stack.extend(matched);
     }

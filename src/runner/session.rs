@@ -41,6 +41,8 @@ pub struct Session {
     signals: Option<signals::Listener>,
     /// Applies run so far (the first may continue an unfinished one).
     applies: u32,
+    /// Dead applies closed when the session opened, told with the first apply.
+    finalised: Option<stale::Finalised>,
 }
 
 impl Session {
@@ -50,44 +52,32 @@ impl Session {
     pub fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
         let root = super::runs_root(program, options.root.as_deref());
         let project_dir = root.join(&program.project);
-        let exe = std::env::current_exe().map_err(|e| {
-            ApplyError::Environment(format!("cannot find conductor's own binary: {e}"))
-        })?;
+        let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
         prepare_root(&root, &project_dir, options.root.is_some())?;
         let finalised = stale::finalise(
             &crate::store::layout::ProjectDir::at(project_dir.clone()),
             &program.project,
         );
-        if finalised.applies > 0 {
-            eprintln!(
-                "conductor: finalised {} earlier apply(s) whose conductor had died ({} run(s) left running)",
-                finalised.applies, finalised.runs
-            );
-        }
         let holder = format!("conductor {}", std::process::id());
         let lock = crate::store::live::WorkflowLock::acquire(&project_dir, &program.name, &holder)
-            .map_err(|e| not_writable(&project_dir, &e))?
-            .map_err(|holder| {
-                ApplyError::Environment(format!(
-                    "workflow `{}` is already being applied in {} by {holder}\n  help: wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)",
-                    program.name,
-                    project_dir.display()
-                ))
+            .map_err(|e| not_writable(&project_dir, e))?
+            .map_err(|held| ApplyError::Locked {
+                workflow: program.name.clone(),
+                dir: project_dir.clone(),
+                holder: held.0,
             })?;
-        let watchdog = Watchdog::start(&exe).map_err(|e| {
-            ApplyError::Environment(format!("cannot start the process watchdog: {e}"))
-        })?;
+        let watchdog = Watchdog::start(&exe).map_err(ApplyError::Watchdog)?;
         raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| ApplyError::Environment(format!("cannot start the async runtime: {e}")))?;
+            .map_err(ApplyError::Runtime)?;
         let (stop_tx, stop_rx) = watch::channel(StopLevel::Running);
         let stop_tx = Arc::new(stop_tx);
         let signals = runtime
             .block_on(async { signals::listen(Arc::clone(&stop_tx)) })
-            .map_err(|e| ApplyError::Environment(format!("cannot install signal handlers: {e}")))?;
+            .map_err(ApplyError::Signals)?;
         Ok(Self {
             root,
             project_dir,
@@ -102,6 +92,7 @@ impl Session {
             runtime,
             signals: Some(signals),
             applies: 0,
+            finalised: Some(finalised).filter(|f| f.applies > 0),
         })
     }
 
@@ -195,6 +186,12 @@ impl Session {
             unfinished(&index)
         };
         self.applies += 1;
+        if let Some(f) = self.finalised.take() {
+            observer.event(&super::event::Event::StaleFinalised {
+                applies: f.applies,
+                runs: f.runs,
+            });
+        }
         let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
             let now = crate::clock::now();
             let id = format!(
@@ -214,7 +211,7 @@ impl Session {
         );
         prior.force_later(prepared.forced_later);
         let live = crate::store::live::LiveApply::register(&self.project_dir, &apply_id)
-            .map_err(|e| not_writable(&self.project_dir, &e))?;
+            .map_err(|e| not_writable(&self.project_dir, e))?;
         if let Some(why) = why {
             let will_run = prepared
                 .jobs
@@ -247,13 +244,9 @@ impl Session {
                 control,
             );
             let (instances, stop_reason, shared) = d.run().await;
-            let success = super::success_commands::check(
-                &shared,
-                &instances,
-                stop_reason.as_deref(),
-                observer,
-            )
-            .await;
+            let success =
+                super::success_commands::check(&shared, &instances, stop_reason.as_ref(), observer)
+                    .await;
             (instances, success, shared)
         });
         let mut summary = Summary {
@@ -316,11 +309,11 @@ impl Session {
     }
 }
 
-fn not_writable(project_dir: &Path, e: &std::io::Error) -> ApplyError {
-    ApplyError::Environment(format!(
-        "the runs root is not writable: cannot create a file in {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
-        project_dir.display()
-    ))
+fn not_writable(project_dir: &Path, source: std::io::Error) -> ApplyError {
+    ApplyError::RootNotWritable {
+        what: format!("a file in {}", project_dir.display()),
+        source,
+    }
 }
 
 /// The workflow's latest apply, when it did not finish (docs/watch.md):
@@ -390,11 +383,9 @@ fn raise_fd_limit() {
 /// Creates the root and project folders, and `.conductor/.gitignore` for
 /// the default root; any failure is an environment error.
 fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), ApplyError> {
-    let fail = |what: &Path, e: std::io::Error| {
-        ApplyError::Environment(format!(
-            "the runs root is not writable: cannot create {}: {e}\n  help: pass a writable folder with --root, or set CONDUCTOR_ROOT",
-            what.display()
-        ))
+    let fail = |what: &Path, source: std::io::Error| ApplyError::RootNotWritable {
+        what: what.display().to_string(),
+        source,
     };
     // Whether files can be written in it is found by the first one written
     // (the apply's registration), not by a probe: a file created and deleted

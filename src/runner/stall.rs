@@ -1,7 +1,7 @@
 //! Owns stall detection: N iterations in a row that changed neither the
 //! workdir nor the answer fail the node. The workdir's state is the hash of
-//! every file's path, size and modification time (honouring .gitignore, and
-//! never counting the runs root).
+//! every file's path, size and modification time, of the files that
+//! `crate::walk` counts.
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -43,28 +43,18 @@ impl Stall {
 
     fn workdir_state(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let runs = self.runs_root.clone();
-        let conductor_dir = self.workdir.join(".conductor");
-        let walk = ignore::WalkBuilder::new(&self.workdir)
-            .hidden(false)
-            .filter_entry(move |e| {
-                !e.path().starts_with(&runs)
-                    && !e.path().starts_with(&conductor_dir)
-                    && e.file_name() != ".git"
-            })
-            .build();
-        let mut entries: Vec<(PathBuf, u64, i128)> = walk
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
-                Some((e.into_path(), m.len(), mtime))
-            })
-            .collect();
+        let mut entries: Vec<(PathBuf, u64, i128)> =
+            crate::walk::entries(&self.workdir, Some(&self.runs_root))
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    let mtime = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
+                    Some((e.into_path(), m.len(), mtime))
+                })
+                .collect();
         entries.sort();
         entries.hash(&mut h);
         h.finish()

@@ -1,8 +1,8 @@
 //! Owns the question the Ralph loop asks after every iteration: is the node
 //! done? It evaluates the success conditions in force
-//! (docs/workflow-format.md, `stop`): any of
-//! them by default, every one with `all = true`; cheap checks first, the
-//! `command` check only when its answer still matters.
+//! (docs/workflow-format.md, `stop`): any of them by default, every one
+//! with `all = true`; cheap checks first, the `command` check only when its
+//! answer still matters.
 
 use std::path::Path;
 
@@ -10,97 +10,96 @@ use minijinja::Value;
 
 use super::context::Shared;
 use super::job::StopSpec;
-use crate::process::shell::{self, Output};
+use crate::process::shell::{self, Output, ShellError};
+use crate::stop_reason::{Condition, StopReason};
 
 /// What the iteration produced, as the conditions see it.
 #[derive(Debug)]
 pub struct Evidence<'a> {
-    pub task_dir: &'a Path,
+    /// The task's `DONE` file.
+    pub done_file: &'a Path,
     pub workdir: &'a Path,
     pub answer: &'a str,
     pub exit_code: i32,
     pub agent_failed: bool,
-    /// Variables for `expr`: `output`, `json`, `iteration`, `exit_code`, `item`, `params`..
+    /// Variables for `expr`: `output`, `json`, `iteration`, `exit_code`, `item`, `params`...
     pub context: Value,
     pub env: &'a [(String, String)],
 }
 
-/// Which condition held, or why none did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Done(&'static str),
-    NotDone,
-    /// A condition could not be evaluated (an `expr` error): the iteration fails.
-    Error(String),
+/// A success condition that could not be evaluated: the iteration fails.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("stop expr `{expr}`: {source:#}")]
+    Expr {
+        expr: String,
+        source: minijinja::Error,
+    },
+    #[error(transparent)]
+    Command(#[from] ShellError),
 }
 
-/// Evaluates `stop` against `ev`.
+/// Evaluates `stop` against `ev`: the reason the node is done (the
+/// condition that held, or `all`), or `None` when it is not.
 pub async fn evaluate(
     stop: &StopSpec,
     env: &minijinja::Environment<'static>,
     ev: &Evidence<'_>,
     shared: &Shared,
-) -> Verdict {
-    let mut checks: Vec<(&'static str, Result<bool, String>)> = Vec::new();
-    let settled = |checks: &Vec<(&'static str, Result<bool, String>)>| {
-        let held = checks.iter().any(|(_, r)| matches!(r, Ok(true)));
-        let failed = checks.iter().any(|(_, r)| !matches!(r, Ok(true)));
+) -> Result<Option<StopReason>, CheckError> {
+    let mut checks: Vec<(Condition, bool)> = Vec::new();
+    let settled = |checks: &Vec<(Condition, bool)>| {
+        let held = checks.iter().any(|(_, ok)| *ok);
+        let failed = checks.iter().any(|(_, ok)| !*ok);
         if stop.all { failed } else { held }
     };
     if stop.done_file {
-        checks.push(("done_file", Ok(ev.task_dir.join("DONE").exists())));
+        checks.push((Condition::DoneFile, ev.done_file.exists()));
     }
     if let Some(p) = &stop.promise {
-        checks.push(("promise", Ok(ev.answer.contains(p.as_str()))));
+        checks.push((Condition::Promise, ev.answer.contains(p.as_str())));
     }
     if let Some(r) = &stop.output_matches {
-        checks.push(("output_matches", Ok(r.is_match(ev.answer))));
+        checks.push((Condition::OutputMatches, r.is_match(ev.answer)));
     }
     if stop.exit_zero {
-        checks.push(("exit_zero", Ok(ev.exit_code == 0 && !ev.agent_failed)));
+        checks.push((Condition::ExitZero, ev.exit_code == 0 && !ev.agent_failed));
     }
     if let Some(e) = &stop.expr
         && !settled(&checks)
     {
-        let result = env
+        let held = env
             .compile_expression(e)
             .and_then(|x| x.eval(ev.context.clone()))
             .map(|v| v.is_true())
-            .map_err(|err| format!("stop expr `{e}`: {err}"));
-        checks.push(("expr", result));
+            .map_err(|source| CheckError::Expr {
+                expr: e.clone(),
+                source,
+            })?;
+        checks.push((Condition::Expr, held));
     }
     if let Some(c) = &stop.command
         && !settled(&checks)
     {
-        checks.push((
-            "command",
-            shell::run(
-                c,
-                ev.workdir,
-                ev.env,
-                Output::Discard,
-                Some(stop.timeout),
-                &shared.supervisor,
-            )
-            .await
-            .map(|code| code == 0)
-            .map_err(|e| e.to_string()),
-        ));
-    }
-    if let Some((_, Err(e))) = checks.iter().find(|(_, r)| r.is_err()) {
-        return Verdict::Error(e.clone());
+        let code = shell::run(
+            c,
+            ev.workdir,
+            ev.env,
+            Output::Discard,
+            Some(stop.timeout),
+            &shared.supervisor,
+        )
+        .await?;
+        checks.push((Condition::Command, code == 0));
     }
     let done = if stop.all {
-        checks.iter().all(|(_, r)| matches!(r, Ok(true)))
+        checks.iter().all(|(_, ok)| *ok)
     } else {
-        checks.iter().any(|(_, r)| matches!(r, Ok(true)))
+        checks.iter().any(|(_, ok)| *ok)
     };
-    match checks.iter().find(|(_, r)| matches!(r, Ok(true))) {
-        Some((name, _)) if done => Verdict::Done(if stop.all && checks.len() > 1 {
-            "all"
-        } else {
-            name
-        }),
-        _ => Verdict::NotDone,
-    }
+    Ok(match checks.iter().find(|(_, ok)| *ok) {
+        Some(_) if done && stop.all && checks.len() > 1 => Some(StopReason::All),
+        Some((condition, _)) if done => Some(StopReason::Met(*condition)),
+        _ => None,
+    })
 }

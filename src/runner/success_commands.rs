@@ -6,17 +6,20 @@
 
 use std::path::Path;
 
-use super::UP_TO_DATE;
 use super::context::Shared;
 use super::event::{Event, Observer};
 use super::outcome::Status;
 use super::summary::{InstanceSummary, SuccessSummary};
 use crate::process::StopLevel;
-use crate::process::shell::{self, Output};
+use crate::process::shell::{self, Output, ShellError};
+use crate::stop_reason::StopReason;
 
-/// Runs a `[success]` command; its exit code, -1 if it could not start
-/// (said on stderr).
-pub(super) async fn run_success(command: &str, workdir: &Path, shared: &Shared) -> i32 {
+/// Runs a `[success]` command; its exit code, or why it could not start.
+pub(super) async fn run_success(
+    command: &str,
+    workdir: &Path,
+    shared: &Shared,
+) -> Result<i32, ShellError> {
     let env: Vec<(String, String)> = shared
         .base_env
         .iter()
@@ -27,7 +30,7 @@ pub(super) async fn run_success(command: &str, workdir: &Path, shared: &Shared) 
             shared.agent_path.clone(),
         )))
         .collect();
-    match shell::run(
+    shell::run(
         command,
         workdir,
         &env,
@@ -36,13 +39,6 @@ pub(super) async fn run_success(command: &str, workdir: &Path, shared: &Shared) 
         &shared.supervisor,
     )
     .await
-    {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("conductor: {e}");
-            -1
-        }
-    }
 }
 
 /// The workflow's `[success]` commands, when every instance that counts is
@@ -51,13 +47,16 @@ pub(super) async fn run_success(command: &str, workdir: &Path, shared: &Shared) 
 pub(super) async fn check(
     shared: &Shared,
     instances: &[InstanceSummary],
-    stop_reason: Option<&str>,
+    stop_reason: Option<&StopReason>,
     observer: &mut dyn Observer,
 ) -> Vec<SuccessSummary> {
     let failed = instances
         .iter()
         .any(|i| i.status == Status::Failed && i.counts);
-    let all_current = !shared.continued && instances.iter().all(|i| i.stop_reason == UP_TO_DATE);
+    let all_current = !shared.continued
+        && instances
+            .iter()
+            .all(|i| i.stop_reason == StopReason::UpToDate);
     let mut out = Vec::new();
     if stop_reason.is_some() || failed || all_current {
         return out;
@@ -73,10 +72,14 @@ pub(super) async fn check(
             break;
         }
         let workdir = crate::paths::normalize(&entry_dir.join(&c.workdir));
-        let code = run_success(&c.command, &workdir, shared).await;
+        let (code, error) = match run_success(&c.command, &workdir, shared).await {
+            Ok(code) => (code, None),
+            Err(e) => (-1, Some(e.to_string())),
+        };
         observer.event(&Event::SuccessChecked {
             command: c.command.clone(),
             exit_code: code,
+            error,
         });
         out.push(SuccessSummary {
             command: c.command.clone(),

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::outcome::{Outcome, Status};
 use crate::agents::usage::Usage;
 use crate::exit_code;
+use crate::stop_reason::StopReason;
 
 /// One instance, finished.
 #[derive(Debug, Clone, Serialize)]
@@ -17,7 +18,7 @@ pub struct InstanceSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<serde_json::Value>,
     pub status: Status,
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// Why it failed, when the stop reason alone does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -113,7 +114,7 @@ impl Summary {
         let mut usage = Usage::default();
         for i in &self.instances {
             match i.status {
-                Status::Done if i.stop_reason == super::UP_TO_DATE => {
+                Status::Done if i.stop_reason == StopReason::UpToDate => {
                     counts.up_to_date += 1;
                 }
                 Status::Done => counts.done += 1,

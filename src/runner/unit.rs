@@ -5,29 +5,33 @@
 //! deadline, budgets, stall) fails the instance. Agent errors rotate to
 //! the next of `fallback_agents`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use minijinja::{Value, context};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::context::{Shared, item_text};
+use super::context::{RunPaths, Shared, item_text};
 use super::event::Event;
 use super::iteration::{self, Cut, Ran, Request};
 use super::job::{AgentJob, Job};
 use super::outcome::{Outcome, Status};
 use super::stall::Stall;
-use super::success::{Evidence, Verdict, evaluate};
+use super::success::{Evidence, evaluate};
+use super::verdict::Verdict;
 use crate::agents::answer::extract_json;
 use crate::agents::usage::Usage;
 use crate::preamble::{PreambleOptions, RunPlace, prompt_file};
+use crate::stop_reason::StopReason;
+use crate::store::layout::TaskDir;
 
 /// The previous iteration, as templates see it.
 #[derive(Debug, Default)]
 struct Previous {
     output: String,
     exit_code: i32,
-    stop_reason: String,
+    stop_reason: Option<StopReason>,
     error: Option<String>,
 }
 
@@ -46,6 +50,14 @@ pub struct Launch {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
+/// A prompt that cannot be rendered: the instance fails.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the prompt of `{key}`: {source:#}")]
+struct RenderError {
+    key: Arc<str>,
+    source: minijinja::Error,
+}
+
 /// Runs `job`'s loop to its end.
 pub async fn run(
     shared: Arc<Shared>,
@@ -62,27 +74,32 @@ pub async fn run(
         job.key.to_string()
     };
     let task_id = crate::store::task_id(shared.apply_start, &shared.apply_id, &task_key);
-    let task_dir = shared.project_dir.join(&task_id);
+    let task = TaskDir::at(shared.project_dir.join(&task_id));
     let mut out = Outcome {
         task_id: Some(task_id.clone()),
-        task_dir: Some(task_dir.clone()),
-        ..Outcome::ended(Status::Failed, "")
+        task_dir: Some(task.path().to_path_buf()),
+        ..Outcome::ended(Status::Failed, StopReason::NotDone)
     };
-    if let Err(e) = std::fs::create_dir_all(task_dir.join("runs")) {
-        out.stop_reason = "store_error".into();
-        out.error = Some(format!("cannot create {}: {e}", task_dir.display()));
+    if let Err(e) = std::fs::create_dir_all(task.runs()) {
+        out.stop_reason = StopReason::StoreError;
+        out.error = Some(format!("cannot create {}: {e}", task.path().display()));
         return out;
     }
-    let task = crate::store::layout::TaskDir::at(task_dir.clone());
     if let Err(e) = job.fingerprint.save(&task) {
         tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
     }
     if !launch.resume {
         // A loop that starts over in a folder an earlier attempt used must
         // not find that attempt's DONE.
-        let _ = std::fs::remove_file(task_dir.join("DONE"));
+        match std::fs::remove_file(task.done()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("cannot remove {}: {e}", task.done().display());
+            }
+            _ => {}
+        }
     }
-    let bus = task_dir.join("TASK-MESSAGE-BUS.md");
+    // A closed channel means the dispatcher is gone; the loop still ends
+    // on its own and its records are on disk.
     let _ = events.send(Event::InstanceStarted {
         key: Arc::clone(&job.key),
         task_id: task_id.clone(),
@@ -97,8 +114,7 @@ pub async fn run(
         resume: launch.resume,
         cancel: launch.cancel,
         task_id: &task_id,
-        task_dir: &task_dir,
-        bus: &bus,
+        task: &task,
         events: &events,
     };
     looper.run(&mut out, started).await;
@@ -132,8 +148,7 @@ struct Looper<'a> {
     resume: bool,
     cancel: tokio_util::sync::CancellationToken,
     task_id: &'a str,
-    task_dir: &'a std::path::Path,
-    bus: &'a std::path::Path,
+    task: &'a TaskDir,
     events: &'a UnboundedSender<Event>,
 }
 
@@ -144,24 +159,23 @@ impl Looper<'_> {
         let mut previous: Option<Previous> = None;
         let mut previous_run: Option<String> = None;
         let mut agent_index = 0;
-        let mut programs: Vec<Option<std::path::PathBuf>> = vec![None; self.agent.agents.len()];
+        let mut programs: Vec<Option<PathBuf>> = vec![None; self.agent.agents.len()];
         let mut usage = Usage::default();
         // Runs already in the folder keep their numbers; new ones follow.
-        let task = crate::store::layout::TaskDir::at(self.task_dir.to_path_buf());
-        let seq_base = crate::incremental::resume::existing_runs(&task);
+        let seq_base = crate::incremental::resume::existing_runs(self.task);
         let mut first = 1;
         if self.resume {
-            let resumed = crate::incremental::resume::read(&task);
+            let resumed = crate::incremental::resume::read(self.task);
             first = resumed.iterations + 1;
             usage = resumed.usage;
             out.usage = usage;
             out.iterations = resumed.iterations;
-            if let Some((run_id, output, exit_code, stop_reason)) = resumed.last {
-                previous_run = Some(run_id);
+            if let Some(last) = resumed.last {
+                previous_run = Some(last.run_id);
                 previous = Some(Previous {
-                    output,
-                    exit_code,
-                    stop_reason,
+                    output: last.answer,
+                    exit_code: last.exit_code,
+                    stop_reason: last.stop_reason,
                     error: None,
                 });
             }
@@ -171,13 +185,13 @@ impl Looper<'_> {
             .map(|n| Stall::new(n, self.job.workdir.clone(), self.shared.runs_root.clone()));
         for iteration in first..=stop.max_iterations {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return fail(out, "deadline");
+                return fail(out, StopReason::Deadline);
             }
             if self.shared.stop_level() > crate::process::StopLevel::Running {
-                return fail(out, "interrupted");
+                return fail(out, StopReason::Interrupted);
             }
             if self.cancel.is_cancelled() {
-                return fail(out, "invalidated");
+                return fail(out, StopReason::Invalidated);
             }
             if let Err(cap) = self.shared.limits.claim_run() {
                 out.error = Some(format!("the workflow's `{cap}` limit is used up"));
@@ -187,15 +201,17 @@ impl Looper<'_> {
             let prompt = match self.render(iteration, previous.as_ref()) {
                 Ok(p) => p,
                 Err(e) => {
-                    out.error = Some(e);
-                    return fail(out, "render_error");
+                    out.error = Some(e.to_string());
+                    return fail(out, StopReason::RenderError);
                 }
             };
             if iteration == 1 {
-                let task_md = self.task_dir.join("TASK.md");
-                if !task_md.exists() {
-                    let _ =
-                        std::fs::write(&task_md, self.shared.redactor.redact(&prompt).as_bytes());
+                let task_md = self.task.task_md();
+                if !task_md.exists()
+                    && let Err(e) =
+                        std::fs::write(&task_md, self.shared.redactor.redact(&prompt).as_bytes())
+                {
+                    tracing::warn!("cannot write {}: {e}", task_md.display());
                 }
             }
             let run_id =
@@ -205,7 +221,7 @@ impl Looper<'_> {
                 job: self.job,
                 agent,
                 task_id: self.task_id,
-                task_dir: self.task_dir,
+                task: self.task,
                 run_id: &run_id,
                 program: programs[agent_index].as_deref(),
                 iteration,
@@ -221,7 +237,7 @@ impl Looper<'_> {
             let max = stop.max_iterations;
             let agent_name = agent.name.clone();
             let agent_kind = agent.kind;
-            let ran = iteration::run(self.shared, self.bus, &req, move |run_id| {
+            let ran = iteration::run(self.shared, &req, move |run_id| {
                 let _ = events.send(Event::IterationStarted {
                     key,
                     iteration,
@@ -235,18 +251,19 @@ impl Looper<'_> {
             let ran = match ran {
                 Ok(r) => r,
                 Err(e) => {
+                    let why = e.to_string();
                     iteration::post(
                         self.shared,
-                        self.bus,
+                        &self.task.bus(),
                         "ERROR",
                         self.task_id,
                         "",
                         Vec::new(),
-                        &e.0,
+                        &why,
                     );
-                    out.error = Some(e.0);
+                    out.error = Some(why);
                     out.iterations = iteration;
-                    return fail(out, "agent_missing");
+                    return fail(out, StopReason::AgentMissing);
                 }
             };
             out.iterations = iteration;
@@ -262,7 +279,7 @@ impl Looper<'_> {
                 (true, None) => match extract_json(&ran.answer) {
                     None => (None, Some("the answer holds no JSON".to_string())),
                     Some(v) => match self.agent.schema.as_ref().map(|s| s.check(&v)) {
-                        Some(Err(e)) => (None, Some(e)),
+                        Some(Err(e)) => (None, Some(e.to_string())),
                         _ => (Some(v), None),
                     },
                 },
@@ -275,27 +292,31 @@ impl Looper<'_> {
                     None
                 };
             let mut verdict = match ran.cut {
-                Some(cut) => cut.as_str().to_string(),
+                Some(cut) => Verdict::Cut(cut),
                 None => {
                     self.judge(&ran, iteration, json.as_ref(), agent_error)
                         .await
                 }
             };
             // A JSON node is not done on an answer whose JSON is missing or invalid.
-            if json_error.is_some() && verdict.starts_with("done:") {
-                verdict = "invalid_json".into();
+            if json_error.is_some() && matches!(verdict, Verdict::Done(_)) {
+                verdict = Verdict::InvalidJson;
             }
             self.record(&ran, iteration, &verdict);
             out.output.clone_from(&ran.answer);
             out.json = json;
-            if let Some(reason) = verdict.strip_prefix("done:") {
-                out.status = Status::Done;
-                out.stop_reason = reason.to_string();
-                return;
-            }
-            if let Some(reason) = verdict.strip_prefix("error:") {
-                out.error = Some(reason.to_string());
-                return fail(out, "stop_error");
+            match verdict {
+                Verdict::Done(reason) => {
+                    out.status = Status::Done;
+                    out.stop_reason = reason;
+                    return;
+                }
+                Verdict::Error(why) => {
+                    out.error = Some(why);
+                    return fail(out, StopReason::StopError);
+                }
+                Verdict::NotDone | Verdict::AgentError | Verdict::InvalidJson | Verdict::Cut(_) => {
+                }
             }
             let rotate = self.agent.agents.len() > 1
                 && (agent_error
@@ -304,25 +325,25 @@ impl Looper<'_> {
                         Some(Cut::Timeout | Cut::IdleTimeout | Cut::Backend | Cut::Rejected)
                     ));
             match ran.cut {
-                Some(Cut::Interrupted) => return fail(out, "interrupted"),
-                Some(Cut::Rejected) if !rotate => return fail(out, "backend_error"),
+                Some(Cut::Interrupted) => return fail(out, StopReason::Interrupted),
+                Some(Cut::Rejected) if !rotate => return fail(out, StopReason::BackendError),
                 // Out of retries: this iteration failed; the next may do better.
                 Some(Cut::Backend) => {}
-                Some(Cut::Invalidated) => return fail(out, "invalidated"),
-                Some(Cut::Deadline) => return fail(out, "deadline"),
-                Some(cut) if !rotate => return fail(out, cut.as_str()),
+                Some(Cut::Invalidated) => return fail(out, StopReason::Invalidated),
+                Some(Cut::Deadline) => return fail(out, StopReason::Deadline),
+                Some(cut) if !rotate => return fail(out, cut.stop_reason()),
                 _ => {}
             }
             if stop.budget_usd.is_some_and(|b| usage.cost_usd > b) {
-                return fail(out, "budget_usd");
+                return fail(out, StopReason::BudgetUsd);
             }
             if stop.budget_tokens.is_some_and(|b| usage.tokens() > b) {
-                return fail(out, "budget_tokens");
+                return fail(out, StopReason::BudgetTokens);
             }
             if let Some(s) = stall.as_mut()
                 && s.observe(&ran.answer)
             {
-                return fail(out, "stall");
+                return fail(out, StopReason::Stall);
             }
             if rotate {
                 agent_index = (agent_index + 1) % self.agent.agents.len();
@@ -331,21 +352,21 @@ impl Looper<'_> {
             previous = Some(Previous {
                 output: ran.answer,
                 exit_code: ran.exit_code,
-                stop_reason: verdict,
+                stop_reason: Some(verdict.stop_reason()),
                 error: json_error,
             });
         }
-        fail(out, "max_iterations");
+        fail(out, StopReason::MaxIterations);
     }
 
-    /// `done:<condition>`, `error:<why>`, or why the loop goes on.
+    /// What the success conditions make of a run the agent ended itself.
     async fn judge(
         &self,
         ran: &Ran,
         iteration: u32,
         json: Option<&serde_json::Value>,
         agent_error: bool,
-    ) -> String {
+    ) -> Verdict {
         let scope = &self.shared.program.scopes[self.shared.program.nodes[self.job.node].scope];
         let ctx = context! {
             output => ran.answer.as_str(),
@@ -361,11 +382,11 @@ impl Looper<'_> {
             self.shared.agent_env(
                 self.job,
                 &self.agent.agents[0],
-                &super::context::RunPaths {
+                &RunPaths {
                     task_id: self.task_id,
                     run_id: &ran.run_id,
-                    task_dir: self.task_dir,
-                    run_dir: &ran.run_dir,
+                    task_dir: self.task.path(),
+                    run_dir: ran.run.path(),
                     iteration,
                     previous_run: None,
                 },
@@ -373,8 +394,9 @@ impl Looper<'_> {
         } else {
             Vec::new()
         };
+        let done_file = self.task.done();
         let ev = Evidence {
-            task_dir: self.task_dir,
+            done_file: &done_file,
             workdir: &self.job.workdir,
             answer: &ran.answer,
             exit_code: ran.exit_code,
@@ -383,14 +405,14 @@ impl Looper<'_> {
             env: &env,
         };
         match evaluate(&self.agent.stop, &scope.templates, &ev, self.shared).await {
-            Verdict::Done(name) => format!("done:{name}"),
-            Verdict::Error(e) => format!("error:{e}"),
-            Verdict::NotDone if agent_error => "agent_error".into(),
-            Verdict::NotDone => "not_done".into(),
+            Ok(Some(reason)) => Verdict::Done(reason),
+            Ok(None) if agent_error => Verdict::AgentError,
+            Ok(None) => Verdict::NotDone,
+            Err(e) => Verdict::Error(e.to_string()),
         }
     }
 
-    fn render(&self, iteration: u32, previous: Option<&Previous>) -> Result<String, String> {
+    fn render(&self, iteration: u32, previous: Option<&Previous>) -> Result<String, RenderError> {
         let node = &self.shared.program.nodes[self.job.node];
         let scope = &self.shared.program.scopes[node.scope];
         // Undefined on iteration 1 (unless a looping sub-workflow had an
@@ -401,7 +423,7 @@ impl Looper<'_> {
                 context! {
                     output => p.output.as_str(),
                     exit_code => p.exit_code,
-                    stop_reason => p.stop_reason.as_str(),
+                    stop_reason => p.stop_reason.as_ref().map(ToString::to_string),
                     error => p.error.as_deref(),
                 }
             },
@@ -422,18 +444,21 @@ impl Looper<'_> {
             .templates
             .get_template(&self.agent.template)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| format!("cannot render the prompt of `{}`: {e:#}", self.job.key))
+            .map_err(|source| RenderError {
+                key: Arc::clone(&self.job.key),
+                source,
+            })
     }
 
     fn prompt_text(&self, run_id: &str, iteration: u32, prompt: &str) -> String {
-        let run_dir = self.task_dir.join("runs").join(run_id);
-        let bus = self.task_dir.join("TASK-MESSAGE-BUS.md");
+        let run = self.task.run(run_id);
+        let bus = self.task.bus();
         let place = RunPlace {
             project_id: &self.shared.project,
             task_id: self.task_id,
             run_id,
-            task_folder: self.task_dir,
-            run_folder: &run_dir,
+            task_folder: self.task.path(),
+            run_folder: run.path(),
             bus: &bus,
         };
         prompt_file(
@@ -448,9 +473,10 @@ impl Looper<'_> {
     }
 
     /// The run's terminal record, on disk and on the task bus.
-    fn record(&mut self, ran: &Ran, iteration: u32, verdict: &str) {
+    fn record(&mut self, ran: &Ran, iteration: u32, verdict: &Verdict) {
         let error = iteration::error_summary(ran);
-        iteration::finish_record(ran, verdict.trim_start_matches("done:"), error.clone());
+        let reason = verdict.stop_reason();
+        iteration::finish_record(ran, &reason, error.clone());
         let node = &self.shared.program.nodes[self.job.node].id;
         let kind = if ran.exit_code == 0 {
             "RUN_STOP"
@@ -460,11 +486,11 @@ impl Looper<'_> {
         let mut body = format!(
             "run stopped with code {}\nrun_dir: {}\noutput: {}",
             ran.exit_code,
-            ran.run_dir.display(),
-            ran.run_dir.join("output.md").display()
+            ran.run.path().display(),
+            ran.run.output().display()
         );
         if ran.exit_code != 0 {
-            let tail = iteration::tail_lines(&ran.run_dir.join("agent-stderr.txt"), 50);
+            let tail = iteration::tail_lines(&ran.run.stderr(), 50);
             if !tail.is_empty() {
                 body.push_str("\nstderr tail:\n");
                 body.push_str(&tail);
@@ -475,10 +501,7 @@ impl Looper<'_> {
             ("instance", self.job.key.to_string()),
             ("iteration", iteration.to_string()),
             ("exit_code", ran.exit_code.to_string()),
-            (
-                "stop_reason",
-                verdict.trim_start_matches("done:").to_string(),
-            ),
+            ("stop_reason", reason.to_string()),
             ("duration_ms", ran.duration.as_millis().to_string()),
         ];
         if let Some(item) = &self.job.item {
@@ -491,7 +514,7 @@ impl Looper<'_> {
         }
         iteration::post(
             self.shared,
-            self.bus,
+            &self.task.bus(),
             kind,
             self.task_id,
             &ran.run_id,
@@ -502,13 +525,13 @@ impl Looper<'_> {
             key: Arc::clone(&self.job.key),
             iteration,
             exit_code: ran.exit_code,
-            verdict: verdict.trim_start_matches("done:").to_string(),
+            verdict: verdict.clone(),
             duration: ran.duration,
         });
     }
 }
 
-fn fail(out: &mut Outcome, reason: &str) {
+fn fail(out: &mut Outcome, reason: StopReason) {
     out.status = Status::Failed;
-    out.stop_reason = reason.to_string();
+    out.stop_reason = reason;
 }

@@ -36,6 +36,12 @@ impl LiveApply {
     }
 }
 
+/// A workflow lock someone else holds: the holder as it wrote itself (its
+/// apply id and pid).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Held(pub String);
+
 /// The right to apply one workflow: held for the whole apply, so a second
 /// apply of the same workflow in the same project refuses to start instead
 /// of running the same agents on the same folders at once.
@@ -45,13 +51,12 @@ pub struct WorkflowLock {
 }
 
 impl WorkflowLock {
-    /// Takes the lock, or says who holds it (`Err` carries the holder's
-    /// apply id and pid as it wrote them).
+    /// Takes the lock, or says who holds it.
     pub fn acquire(
         project_dir: &Path,
         workflow: &str,
         apply_id: &str,
-    ) -> std::io::Result<Result<Self, String>> {
+    ) -> std::io::Result<Result<Self, Held>> {
         use std::io::{Read, Seek, Write};
         let dir = project_dir.join(DIR);
         std::fs::create_dir_all(&dir)?;
@@ -65,7 +70,7 @@ impl WorkflowLock {
         if file.try_lock().is_err() {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            return Ok(Err(holder.trim().to_string()));
+            return Ok(Err(Held(holder.trim().to_string())));
         }
         file.set_len(0)?;
         file.rewind()?;
@@ -130,7 +135,7 @@ mod tests {
         let held = WorkflowLock::acquire(dir.path(), "w", "apply-2")
             .unwrap()
             .unwrap_err();
-        assert!(held.starts_with("apply-1 (pid "), "{held}");
+        assert!(held.0.starts_with("apply-1 (pid "), "{held}");
         assert!(
             WorkflowLock::acquire(dir.path(), "other", "apply-3")
                 .unwrap()

@@ -101,13 +101,7 @@ impl WatchSet {
         } else {
             base.to_path_buf()
         };
-        let root = self.runs_root.clone();
-        let walk = ignore::WalkBuilder::new(&top)
-            .hidden(false)
-            .require_git(false)
-            .filter_entry(move |e| e.file_name() != ".git" && !e.path().starts_with(&root))
-            .build();
-        for entry in walk.filter_map(Result::ok) {
+        for entry in crate::walk::entries(&top, Some(&self.runs_root)) {
             if entry.file_type().is_some_and(|t| t.is_dir()) {
                 self.folders.insert(entry.into_path());
             }
@@ -136,18 +130,6 @@ impl WatchSet {
     pub fn folders(&self) -> &BTreeSet<PathBuf> {
         &self.folders
     }
-}
-
-/// Every file under `dir`, `.gitignore` respected.
-fn walkdir_files(dir: &Path) -> Vec<PathBuf> {
-    ignore::WalkBuilder::new(dir)
-        .hidden(false)
-        .require_git(false)
-        .build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-        .map(ignore::DirEntry::into_path)
-        .collect()
 }
 
 /// The folders a glob names before its first wildcard.
@@ -257,7 +239,9 @@ impl Watcher {
                             // A new folder: watch it, and look at what
                             // landed in it before it was watched.
                             let _ = self.inotify.watch(&path, RecursiveMode::NonRecursive);
-                            for found in walkdir_files(&path) {
+                            let files = crate::walk::files(&path, Some(&set.runs_root))
+                                .map(ignore::DirEntry::into_path);
+                            for found in files {
                                 if let Some(kind) = set.classify(&found) {
                                     seen.insert((found, kind));
                                     first.get_or_insert_with(Instant::now);

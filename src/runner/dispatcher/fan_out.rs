@@ -11,6 +11,7 @@ use crate::model::ForEach;
 use crate::runner::event::Event;
 use crate::runner::job::{Job, JobKind};
 use crate::runner::outcome::{Outcome, Status, at_path};
+use crate::stop_reason::StopReason;
 
 impl Dispatcher<'_> {
     /// Turns a run-time fan-out into one job per item of its source's answer.
@@ -59,7 +60,7 @@ impl Dispatcher<'_> {
                         items.extend(a.iter().cloned().map(|v| (v, None)));
                     }
                     other => {
-                        let mut out = Outcome::ended(Status::Failed, "fan_out_source");
+                        let mut out = Outcome::ended(Status::Failed, StopReason::FanOutSource);
                         out.error = Some(format!(
                             "`{path}` of `{}` is {}, not a list",
                             self.jobs[s].key,
@@ -72,7 +73,7 @@ impl Dispatcher<'_> {
             }
         }
         if items.len() > max_items as usize {
-            let mut out = Outcome::ended(Status::Failed, "max_items");
+            let mut out = Outcome::ended(Status::Failed, StopReason::MaxItems);
             out.error = Some(format!(
                 "{} items, more than max_items = {max_items}",
                 items.len()
@@ -84,7 +85,7 @@ impl Dispatcher<'_> {
         let node_id = self.shared.program.nodes[base.node].id.clone();
         self.emit_expanded(p, &items, &node_id);
         if items.is_empty() {
-            self.finish(p, Outcome::ended(Status::Done, "no_items"));
+            self.finish(p, Outcome::ended(Status::Done, StopReason::NoItems));
             return;
         }
         let mut children = Vec::new();

@@ -9,6 +9,7 @@ use super::{Dispatcher, State};
 use crate::runner::event::Event;
 use crate::runner::job::JobKind;
 use crate::runner::outcome::Outcome;
+use crate::stop_reason::StopReason;
 
 impl Dispatcher<'_> {
     /// A group job's round ended: finish it, or run its inner instances again.
@@ -21,7 +22,7 @@ impl Dispatcher<'_> {
             .get(&i)
             .copied()
             .unwrap_or((1, std::time::Instant::now()));
-        if outcome.stop_reason != crate::runner::group::NOT_DONE {
+        if outcome.stop_reason != StopReason::NotDone {
             self.finish(i, outcome);
             return;
         }
@@ -30,24 +31,24 @@ impl Dispatcher<'_> {
             return;
         };
         let reason = if self.stop_reason.is_some() {
-            Some("interrupted")
+            Some(StopReason::Interrupted)
         } else if round >= stop.max_iterations {
-            Some("max_iterations")
+            Some(StopReason::MaxIterations)
         } else if stop.deadline.is_some_and(|d| since.elapsed() >= d) {
-            Some("deadline")
+            Some(StopReason::Deadline)
         } else {
             None
         };
         if let Some(reason) = reason {
             let mut out = outcome;
-            out.stop_reason = reason.to_string();
+            out.stop_reason = reason;
             self.finish(i, out);
             return;
         }
         let previous = context! {
             output => outcome.output.as_str(),
             status => "failed",
-            stop_reason => outcome.stop_reason.as_str(),
+            stop_reason => outcome.stop_reason.to_string(),
             iteration => round,
         };
         self.group_previous.insert(group, previous);
@@ -59,7 +60,7 @@ impl Dispatcher<'_> {
             why: outcome
                 .error
                 .clone()
-                .unwrap_or_else(|| outcome.stop_reason.clone()),
+                .unwrap_or_else(|| outcome.stop_reason.to_string()),
         });
         self.restart(i, round + 1);
     }

@@ -29,6 +29,7 @@ use crate::incremental::fingerprint::Fingerprint;
 use crate::incremental::prior::Prior;
 use crate::model::OnFailure;
 use crate::process::StopLevel;
+use crate::stop_reason::StopReason;
 
 #[derive(Debug, Clone)]
 enum State {
@@ -145,7 +146,7 @@ pub struct Dispatcher<'a> {
     stop: Arc<watch::Sender<StopLevel>>,
     observer: &'a mut dyn Observer,
     bus: Option<BusWriter>,
-    stop_reason: Option<String>,
+    stop_reason: Option<StopReason>,
     /// Earlier applies' records: what is up to date, what resumes.
     prior: Prior,
 }
@@ -254,7 +255,7 @@ impl<'a> Dispatcher<'a> {
     /// Runs every job to a terminal state; returns their summaries in plan
     /// order, why the apply was stopped (if it was), and the `Shared` in
     /// force at the end (a re-plan replaces it).
-    pub async fn run(mut self) -> (Vec<InstanceSummary>, Option<String>, Arc<Shared>) {
+    pub async fn run(mut self) -> (Vec<InstanceSummary>, Option<StopReason>, Arc<Shared>) {
         self.emit(Event::WorkflowStarted {
             apply_id: self.shared.apply_id.clone(),
             workflow: self.shared.workflow.clone(),
@@ -277,7 +278,7 @@ impl<'a> Dispatcher<'a> {
                 Ok(()) = stop_rx.changed() => {
                     let level = *stop_rx.borrow();
                     if level > StopLevel::Running && self.stop_reason.is_none() {
-                        self.stopping("interrupted");
+                        self.stopping(StopReason::Interrupted);
                     }
                 }
             }
@@ -375,11 +376,9 @@ impl<'a> Dispatcher<'a> {
         self.units.spawn(async move { (id, unit.await) });
     }
 
-    fn stopping(&mut self, reason: &str) {
-        self.stop_reason = Some(reason.to_string());
-        self.emit(Event::Stopping {
-            reason: reason.to_string(),
-        });
+    fn stopping(&mut self, reason: StopReason) {
+        self.stop_reason = Some(reason.clone());
+        self.emit(Event::Stopping { reason });
         self.stop.send_if_modified(|l| {
             if *l == StopLevel::Running {
                 *l = StopLevel::Graceful;
@@ -559,7 +558,7 @@ impl<'a> Dispatcher<'a> {
     fn up_to_date(&self, i: usize, read: bool) -> Option<Outcome> {
         let job = &self.jobs[i];
         let completed = job.completed(&self.prior)?;
-        let mut out = Outcome::ended(Status::Done, super::UP_TO_DATE);
+        let mut out = Outcome::ended(Status::Done, StopReason::UpToDate);
         out.iterations = completed.iterations;
         out.task_id = Some(completed.task_id.clone());
         out.run_id.clone_from(&completed.run_id);
@@ -604,7 +603,7 @@ impl<'a> Dispatcher<'a> {
             && self.limits.fail_fast
             && self.stop_reason.is_none()
         {
-            self.stopping("fail_fast");
+            self.stopping(StopReason::FailFast);
         }
         // What a forced run feeds is forced too (`--force X` re-runs X's
         // dependents, even when X answers as before).
@@ -628,9 +627,9 @@ impl<'a> Dispatcher<'a> {
             }
             if *left == 0 {
                 let whole = if self.child_failed.contains(&p) {
-                    Outcome::ended(Status::Failed, "instance_failed")
+                    Outcome::ended(Status::Failed, StopReason::InstanceFailed)
                 } else {
-                    Outcome::ended(Status::Done, "done")
+                    Outcome::ended(Status::Done, StopReason::Done)
                 };
                 self.settle_parent(p, whole);
             }
@@ -672,10 +671,7 @@ impl<'a> Dispatcher<'a> {
             });
         match blocked {
             Some(key) if !gate => {
-                self.finish(
-                    d,
-                    Outcome::skipped(format!("needs `{key}`, which did not finish")),
-                );
+                self.finish(d, Outcome::skipped(StopReason::Skipped { need: key }));
             }
             _ => {
                 self.ready.insert(d);
@@ -696,10 +692,10 @@ impl<'a> Dispatcher<'a> {
             .compile_expression(expr)
             .and_then(|e| e.eval(ctx))
         {
-            Ok(v) if v.is_true() => Outcome::ended(Status::Done, "gate_true"),
-            Ok(_) => Outcome::ended(Status::Failed, "gate_false"),
+            Ok(v) if v.is_true() => Outcome::ended(Status::Done, StopReason::GateTrue),
+            Ok(_) => Outcome::ended(Status::Failed, StopReason::GateFalse),
             Err(e) => {
-                let mut o = Outcome::ended(Status::Failed, "gate_error");
+                let mut o = Outcome::ended(Status::Failed, StopReason::GateError);
                 o.error = Some(format!("{e:#}"));
                 o
             }

@@ -60,7 +60,7 @@ impl Dispatcher<'_> {
                     meta.push(("fingerprint", hash));
                 }
                 meta.push(("status", outcome.status.as_str().into()));
-                meta.push(("stop_reason", outcome.stop_reason.clone()));
+                meta.push(("stop_reason", outcome.stop_reason.to_string()));
                 if let Some(run) = &outcome.run_id {
                     meta.push(("run_id", run.clone()));
                 }
@@ -90,7 +90,7 @@ impl Dispatcher<'_> {
             Event::Stopping { reason } => (
                 "INFO",
                 String::new(),
-                vec![apply, workflow, ("stop_reason", reason.clone())],
+                vec![apply, workflow, ("stop_reason", reason.to_string())],
                 format!("stopping: {reason}"),
             ),
             _ => return,

@@ -1,15 +1,17 @@
 //! Owns the records one run leaves besides its files: its task-bus posts
 //! (`RUN_START`, `RUN_STOP`, `RUN_CRASH`, `ERROR`), its terminal run-info.yaml, and
-//! the seed's error summary, with the stderr tail that explains a crash.
+//! the Go seed's error summary, with the stderr tail that explains a crash.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use super::{Cut, Ran};
+use super::limits::Cut;
+use super::run::Ran;
 use crate::agents::usage::Usage;
 use crate::bus::{BusWriter, NewMessage};
 use crate::runner::context::Shared;
+use crate::stop_reason::StopReason;
 use crate::store::RunInfo;
 
 /// Appends to a task bus; a bus failure is logged, never fatal to the loop.
@@ -43,8 +45,8 @@ pub fn post(
 }
 
 /// The run's terminal record in run-info.yaml.
-pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
-    let path = run.run_dir.join("run-info.yaml");
+pub fn finish_record(run: &Ran, reason: &StopReason, error: Option<String>) {
+    let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
     let result = RunInfo::replace(&path, run.info.clone(), |i| {
@@ -56,7 +58,7 @@ pub fn finish_record(run: &Ran, verdict: &str, error: Option<String>) {
             "failed".into()
         };
         i.error_summary = error;
-        i.stop_reason = Some(verdict.to_string());
+        i.stop_reason = Some(reason.to_string());
         if run.usage != Usage::default() {
             i.input_tokens = Some(run.usage.input_tokens);
             i.output_tokens = Some(run.usage.output_tokens);
@@ -78,7 +80,7 @@ pub fn error_summary(run: &Ran) -> Option<String> {
                 run.reported_error.as_deref().unwrap_or("the call failed")
             ),
             Cut::Invalidated => "stopped: the watched workflow changed".to_string(),
-            other => format!("timed out ({})", other.as_str()),
+            other => format!("timed out ({})", other.stop_reason()),
         });
     }
     let summary = match run.exit_code {

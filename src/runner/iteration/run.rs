@@ -1,68 +1,32 @@
-//! Owns one iteration of a Ralph loop: one run folder, one agent process
-//! or HTTP call. It writes prompt.md and run-info.yaml, starts the agent,
-//! waits for it while watching the timeout, idle timeout, deadline and stop
-//! signal, stops its group when one fires, and collects the final answer
-//! with the seed's precedence (output.md written by the agent > the answer
-//! in its stream > its stdout), usage (priced with the agent's `price` when
-//! the agent reports no cost) and the terminal run record. HTTP agents'
-//! calls are made by `crate::agents::http`, under the same limits.
-
-mod record;
+//! Owns one iteration's run: its folder, prompt.md and run-info.yaml, the
+//! agent started (a process in its own group, or an HTTP call) and waited
+//! for under the iteration's limits, and what it left: the final answer
+//! with the Go seed's precedence (output.md written by the agent > the
+//! answer in its stream > its stdout) and its usage, priced with the
+//! agent's `price` when the agent reports no cost.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::time::Instant as TokioInstant;
-
-use super::context::{RunPaths, Shared};
-use super::job::Job;
+use super::limits::{Cut, limit, wait};
+use super::record::post;
 use crate::agents::answer::final_answer;
 use crate::agents::http::{Call, CallEnd};
 use crate::agents::spec::AgentSpec;
 use crate::agents::stream::{StreamReport, read_stream};
 use crate::agents::usage::Usage;
-use crate::process::{self, Stdio3, StopLevel, group};
+use crate::process::{self, Stdio3, group};
+use crate::runner::context::{RunPaths, Shared};
+use crate::runner::job::Job;
+use crate::store::layout::{RunDir, TaskDir};
 use crate::store::{NOT_ENDED, RunInfo};
-pub use record::{error_summary, finish_record, post, tail_lines};
-
-/// Why a run ended without an answer to judge: an agent stopped before it
-/// exited by itself, or an HTTP call that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cut {
-    Timeout,
-    IdleTimeout,
-    Deadline,
-    Interrupted,
-    /// A watch's re-plan changed what this run was doing.
-    Invalidated,
-    /// An HTTP agent's API kept failing past the retries, or the time ran
-    /// out between them (docs/agents.md): the iteration failed, the loop
-    /// goes on.
-    Backend,
-    /// An HTTP agent's API refused the call for good (400, 401, 403, 404,
-    /// no key): the node fails at once.
-    Rejected,
-}
-
-impl Cut {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::IdleTimeout => "idle_timeout",
-            Self::Deadline => "deadline",
-            Self::Interrupted => "interrupted",
-            Self::Invalidated => "invalidated",
-            Self::Backend | Self::Rejected => "backend_error",
-        }
-    }
-}
 
 /// What one run left behind.
 #[derive(Debug)]
 pub struct Ran {
     pub run_id: String,
-    pub run_dir: PathBuf,
+    pub run: RunDir,
     pub exit_code: i32,
     pub cut: Option<Cut>,
     /// The agent reported failure in its stream (claude's `is_error`, codex's `turn.failed`).
@@ -79,10 +43,26 @@ pub struct Ran {
     pub program: PathBuf,
 }
 
-/// The run could not start: the agent's program is missing or not executable.
+/// The run could not start: its folder cannot be written, or the agent's
+/// program is missing or not executable.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+pub enum StartError {
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the agent has no program")]
+    NoProgram,
+    #[error("agent `{agent}`: `{program}` is not an executable file on PATH")]
+    NotFound { agent: String, program: String },
+    #[error("cannot start `{}`: {source}", path.display())]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// Everything one iteration needs.
 #[derive(Debug)]
@@ -90,7 +70,7 @@ pub struct Request<'a> {
     pub job: &'a Job,
     pub agent: &'a AgentSpec,
     pub task_id: &'a str,
-    pub task_dir: &'a Path,
+    pub task: &'a TaskDir,
     pub run_id: &'a str,
     /// The agent's program as an earlier iteration found it.
     pub program: Option<&'a Path>,
@@ -106,43 +86,48 @@ pub struct Request<'a> {
     pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
-fn io_context(what: &str, path: &Path) -> impl Fn(std::io::Error) -> StartError {
-    let text = format!("cannot {what} {}", path.display());
-    move |e| StartError(format!("{text}: {e}"))
+fn io_context(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> StartError {
+    let path = path.to_path_buf();
+    move |source| StartError::Io {
+        what,
+        path: path.clone(),
+        source,
+    }
 }
 
 /// Runs one iteration; `on_start` is told the run id once the agent runs.
 pub async fn run(
     shared: &Shared,
-    bus: &Path,
     req: &Request<'_>,
     on_start: impl FnOnce(&str),
 ) -> Result<Ran, StartError> {
     let run_id = req.run_id.to_string();
-    let run_dir = req.task_dir.join("runs").join(&run_id);
-    std::fs::create_dir_all(&run_dir).map_err(io_context("create", &run_dir))?;
-    let prompt_path = run_dir.join("prompt.md");
-    let stdout_path = run_dir.join("agent-stdout.txt");
-    let stderr_path = run_dir.join("agent-stderr.txt");
-    let output_path = run_dir.join("output.md");
+    let run = req.task.run(&run_id);
+    let run_dir = run.path();
+    let bus = &req.task.bus();
+    std::fs::create_dir_all(run_dir).map_err(io_context("create", run_dir))?;
+    let prompt_path = run.prompt();
+    let stdout_path = run.stdout();
+    let stderr_path = run.stderr();
+    let output_path = run.output();
     std::fs::write(&prompt_path, shared.redactor.redact(req.prompt).as_bytes())
         .map_err(io_context("write", &prompt_path))?;
     let paths = RunPaths {
         task_id: req.task_id,
         run_id: &run_id,
-        task_dir: req.task_dir,
-        run_dir: &run_dir,
+        task_dir: req.task.path(),
+        run_dir,
         iteration: req.iteration,
         previous_run: req.previous_run,
     };
     let env = shared.agent_env(req.job, req.agent, &paths);
     let http = req.agent.http.as_ref();
     let start = match http {
-        None => Some(prepare_process(shared, req, &run_dir)?),
+        None => Some(prepare_process(shared, req, &run)?),
         Some(_) => None,
     };
     let node = &shared.program.nodes[req.job.node].id;
-    let info_path = run_dir.join("run-info.yaml");
+    let info_path = run.info();
     let mut info = RunInfo {
         version: 1,
         run_id: run_id.clone(),
@@ -187,7 +172,7 @@ pub async fn run(
             .job
             .item
             .as_ref()
-            .map(|i| super::context::item_text(Some(i))),
+            .map(|i| crate::runner::context::item_text(Some(i))),
         iteration: Some(req.iteration),
         stop_reason: None,
         fingerprint: Some(req.job.fingerprint.hash.clone()).filter(|h| !h.is_empty()),
@@ -219,7 +204,7 @@ pub async fn run(
         }
         on_start(&run_id);
         let mut call = Call::open(spec, &stdout_path, &stderr_path, &shared.redactor)
-            .map_err(io_context("write in", &run_dir))?;
+            .map_err(io_context("write in", run_dir))?;
         let end = req
             .deadline
             .map_or(started + req.timeout, |d| d.min(started + req.timeout));
@@ -231,10 +216,10 @@ pub async fn run(
                 CallEnd::Refused => Some(Cut::Rejected),
                 CallEnd::Stalled => Some(Cut::IdleTimeout),
             },
-            cut = limit(shared, req) => Some(cut),
+            cut = limit(&shared.supervisor, req) => Some(cut),
         };
         if let Some(c) = cut.filter(|c| !matches!(c, Cut::Backend | Cut::Rejected)) {
-            call.stopped(c.as_str());
+            call.stopped(&c.stop_reason().to_string());
         }
         let report = call.report();
         let ended = Ended {
@@ -244,26 +229,20 @@ pub async fn run(
             report,
             program: PathBuf::new(),
         };
-        return Ok(collect(
-            req,
-            run_id,
-            run_dir,
-            info,
-            ended,
-            started.elapsed(),
-        ));
+        return Ok(collect(req, run_id, run, info, ended, started.elapsed()));
     }
     let Some((resolved, args, stdio)) = start else {
-        return Err(StartError("the agent has no program".into()));
+        return Err(StartError::NoProgram);
     };
     let spawned = resolved.and_then(|path| {
         group::spawn(&path, args, &req.job.workdir, &env, stdio)
             .map(|agent| (agent, path.clone()))
-            .map_err(|e| format!("cannot start `{}`: {e}", path.display()))
+            .map_err(|source| StartError::Spawn { path, source })
     });
     let (mut agent, program_path) = match spawned {
         Ok(a) => a,
-        Err(why) => {
+        Err(error) => {
+            let why = error.to_string();
             info.status = "failed".into();
             info.end_time = crate::bus::format_ts(crate::clock::now());
             info.error_summary = Some(why.clone());
@@ -279,7 +258,7 @@ pub async fn run(
                 Vec::new(),
                 &why,
             );
-            return Err(StartError(why));
+            return Err(error);
         }
     };
     shared.supervisor.hold(&agent);
@@ -290,7 +269,14 @@ pub async fn run(
     }
     on_start(&run_id);
 
-    let cut = wait(shared, &mut agent, req, started, &stdout_path, &stderr_path).await;
+    let cut = wait(
+        &shared.supervisor,
+        &mut agent,
+        req,
+        started,
+        [&stdout_path, &stderr_path],
+    )
+    .await;
     let status = match cut {
         None => agent.child.wait().await,
         Some(_) => shared.supervisor.stop(&mut agent).await,
@@ -313,7 +299,7 @@ pub async fn run(
         report,
         program: program_path,
     };
-    Ok(collect(req, run_id, run_dir, info, ended, duration))
+    Ok(collect(req, run_id, run, info, ended, duration))
 }
 
 /// How an agent's run ended, as `collect` needs it.
@@ -330,17 +316,13 @@ struct Ended {
 fn collect(
     req: &Request<'_>,
     run_id: String,
-    run_dir: PathBuf,
+    run: RunDir,
     info: RunInfo,
     ended: Ended,
     duration: Duration,
 ) -> Ran {
     let report = ended.report;
-    let answer = final_answer(
-        &report,
-        &run_dir.join("output.md"),
-        &run_dir.join("agent-stdout.txt"),
-    );
+    let answer = final_answer(&report, &run.output(), &run.stdout());
     let (input_tokens, output_tokens) = (
         report.input_tokens.unwrap_or(0),
         report.output_tokens.unwrap_or(0),
@@ -348,7 +330,7 @@ fn collect(
     let priced = req.agent.price.map(|p| p.cost(input_tokens, output_tokens));
     Ran {
         run_id,
-        run_dir,
+        run,
         exit_code: ended.exit_code,
         cut: ended.cut,
         reported_failure: report.failed,
@@ -367,99 +349,33 @@ fn collect(
 
 /// A process agent's program (or why it cannot start, recorded when the
 /// run starts), its arguments, and its stdin, stdout and stderr.
-type ProcessStart<'r> = (Result<PathBuf, String>, &'r [String], Stdio3);
+type ProcessStart<'r> = (Result<PathBuf, StartError>, &'r [String], Stdio3);
 
 /// Finds what [`ProcessStart`] holds.
 fn prepare_process<'r>(
     shared: &Shared,
     req: &'r Request<'_>,
-    run_dir: &Path,
+    run: &RunDir,
 ) -> Result<ProcessStart<'r>, StartError> {
-    let (program, args) = req
-        .agent
-        .argv
-        .split_first()
-        .ok_or_else(|| StartError("the agent has no program".into()))?;
+    let (program, args) = req.agent.argv.split_first().ok_or(StartError::NoProgram)?;
     // The program found by an earlier iteration, if it is still there (one
     // stat rather than a PATH search); a program that vanished since fails
     // this run, recorded.
     let resolved = match req.program.filter(|p| p.is_file()) {
         Some(p) => Ok(p.to_path_buf()),
         None => process::resolve(program, &shared.agent_path, &req.job.workdir).ok_or_else(|| {
-            format!(
-                "agent `{}`: `{program}` is not an executable file on PATH",
-                req.agent.name
-            )
+            StartError::NotFound {
+                agent: req.agent.name.clone(),
+                program: program.clone(),
+            }
         }),
     };
     let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
-    let [prompt, stdout, stderr] =
-        ["prompt.md", "agent-stdout.txt", "agent-stderr.txt"].map(|f| run_dir.join(f));
+    let [prompt, stdout, stderr] = [run.prompt(), run.stdout(), run.stderr()];
     let stdio = Stdio3 {
         stdin: File::open(&prompt).map_err(io_context("open", &prompt))?,
         stdout: append(&stdout).map_err(io_context("create", &stdout))?,
         stderr: append(&stderr).map_err(io_context("create", &stderr))?,
     };
     Ok((resolved, args, stdio))
-}
-
-/// Resolves with the first of the iteration's limits to fire: its
-/// timeout, the node's deadline, a stop of the apply, or a watch's re-plan.
-/// Process agents and HTTP calls are cut by the same limits.
-async fn limit(shared: &Shared, req: &Request<'_>) -> Cut {
-    let deadline = async {
-        match req.deadline {
-            Some(d) => tokio::time::sleep_until(TokioInstant::from_std(d)).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = tokio::time::sleep(req.timeout) => Cut::Timeout,
-        () = deadline => Cut::Deadline,
-        () = shared.supervisor.reached(StopLevel::Graceful) => Cut::Interrupted,
-        () = req.cancel.cancelled() => Cut::Invalidated,
-    }
-}
-
-/// Waits for the agent to exit, or for the first limit or stop to fire
-/// (`idle_timeout` included: output goes straight to files, so activity
-/// is their growth).
-async fn wait(
-    shared: &Shared,
-    agent: &mut process::Spawned,
-    req: &Request<'_>,
-    started: Instant,
-    stdout: &Path,
-    stderr: &Path,
-) -> Option<Cut> {
-    let idle = async {
-        let Some(limit) = req.idle_timeout else {
-            return std::future::pending().await;
-        };
-        let every = (limit / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
-        let size = || {
-            [stdout, stderr]
-                .iter()
-                .filter_map(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len())
-                .sum::<u64>()
-        };
-        let mut last = size();
-        let mut quiet_since = started;
-        loop {
-            tokio::time::sleep(every).await;
-            let now = size();
-            if now != last {
-                last = now;
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= limit {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        _ = agent.child.wait() => None,
-        cut = limit(shared, req) => Some(cut),
-        () = idle => Some(Cut::IdleTimeout),
-    }
 }

@@ -1,0 +1,75 @@
+//! Owns what one iteration came to: the [`Verdict`] the Ralph loop acts on
+//! (done, not done yet, the agent failed, the answer's JSON is unusable,
+//! the run was cut short, a condition could not be evaluated), the stop
+//! reason the run's record gives for it, and how it reads to a user.
+
+use std::fmt;
+
+use super::iteration::Cut;
+use crate::stop_reason::StopReason;
+
+/// What one iteration came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A success condition held: the instance is done, for this reason
+    /// (the condition, or `all`).
+    Done(StopReason),
+    /// No success condition held; the loop goes on.
+    NotDone,
+    /// No success condition held, and the agent reported failure.
+    AgentError,
+    /// A condition held, but the answer's JSON is missing or invalid.
+    InvalidJson,
+    /// Conductor ended the run before the agent did.
+    Cut(Cut),
+    /// A success condition could not be evaluated; the instance fails.
+    Error(String),
+}
+
+impl Verdict {
+    /// The run's stop reason, as its run-info.yaml, its `RUN_*` record and
+    /// the next iteration's `previous.stop_reason` give it.
+    pub fn stop_reason(&self) -> StopReason {
+        match self {
+            Self::Done(reason) => reason.clone(),
+            Self::NotDone => StopReason::NotDone,
+            Self::AgentError => StopReason::AgentError,
+            Self::InvalidJson => StopReason::InvalidJson,
+            Self::Cut(cut) => cut.stop_reason(),
+            Self::Error(_) => StopReason::StopError,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Error(why) => write!(f, "{}: {why}", self.stop_reason()),
+            _ => write!(f, "{}", self.stop_reason()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stop_reason::Condition;
+
+    #[test]
+    fn a_verdict_reads_as_its_stop_reason() {
+        assert_eq!(
+            Verdict::Done(StopReason::Met(Condition::Promise)).to_string(),
+            "promise"
+        );
+        assert_eq!(Verdict::NotDone.to_string(), "not_done");
+        assert_eq!(Verdict::Cut(Cut::Rejected).to_string(), "backend_error");
+        assert_eq!(
+            Verdict::Error("stop expr `x`: undefined".into()).to_string(),
+            "stop_error: stop expr `x`: undefined"
+        );
+        assert_eq!(
+            Verdict::Error("x".into()).stop_reason(),
+            StopReason::StopError
+        );
+    }
+}
