@@ -103,6 +103,8 @@ pub enum StopReason {
     InstanceFailed,
     /// A sub-workflow's `[success]` command failed.
     SuccessFailed,
+    /// Conductor itself failed while running the instance (a bug).
+    InternalError,
 
     // Stopped from outside.
     /// Ctrl-C, SIGTERM or SIGHUP.
@@ -155,6 +157,7 @@ impl StopReason {
             Self::MaxItems => "max_items",
             Self::InstanceFailed => "instance_failed",
             Self::SuccessFailed => "success_failed",
+            Self::InternalError => "internal_error",
             Self::Interrupted => "interrupted",
             Self::Invalidated => "invalidated",
             Self::ConductorDied => "conductor_died",
@@ -164,7 +167,7 @@ impl StopReason {
     }
 
     /// Every reason with a fixed name, for reading names back.
-    const NAMED: [Self; 32] = [
+    const NAMED: [Self; 33] = [
         Self::All,
         Self::GateTrue,
         Self::Done,
@@ -193,6 +196,7 @@ impl StopReason {
         Self::MaxItems,
         Self::InstanceFailed,
         Self::SuccessFailed,
+        Self::InternalError,
         Self::Interrupted,
         Self::Invalidated,
         Self::ConductorDied,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::graph::{check_cycles, dependencies, topo_order};
 use super::params::{self, Given};
-use super::program::{Group, InlineTemplate, Node, Program, Scope};
+use super::program::{Group, InlineTemplate, Node, NodeId, Program, Scope};
 use super::source_file::{self, load_error};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{self, Agent, Defaults, Spanned, Workflow};
@@ -349,7 +349,8 @@ impl Builder {
         self.groups.push(Group {
             id: format!("{}{}", up.prefix, local.id.value),
             file: display_rel(&relative_to(&path, &self.entry_dir)),
-            result: 0,
+            // Set once its nodes are built, below.
+            result: NodeId::new(0),
             stop: local.stop.clone(),
             success: Vec::new(),
         });
@@ -387,7 +388,7 @@ impl Builder {
         };
         let out = self.scope(file, &wf, &given, &inner)?;
         self.check_single_result(&wf, &out, sub);
-        self.groups[group].result = out.result;
+        self.groups[group].result = NodeId::new(out.result);
         self.groups[group].success = out.success;
         let mut all = out.sinks;
         all.push(out.result);

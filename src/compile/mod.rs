@@ -17,7 +17,7 @@ mod templates;
 pub use entry::{Compilation, compile, compile_text};
 pub(crate) use locate::Locator;
 pub use program::{
-    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, Node, Program,
-    Scope,
+    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId, Node,
+    NodeId, Program, Scope,
 };
 pub(crate) use templates::env_json;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::builder::Builder;
-use super::program::{Action, DEFAULT_MAX_ITEMS, Node};
+use super::program::{Action, DEFAULT_MAX_ITEMS, GroupId, Node, NodeId};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
 use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prompt, Spanned};
 use crate::prompt::is_templated;
@@ -120,12 +120,15 @@ impl Builder {
             scope,
             span: local.id.span,
             description: local.description.as_ref().map(|d| d.value.clone()),
-            needs,
-            needs_by_name,
+            needs: needs.into_iter().map(NodeId::new).collect(),
+            needs_by_name: needs_by_name
+                .into_iter()
+                .map(|(name, i)| (name, NodeId::new(i)))
+                .collect(),
             agent,
             fallback_agents,
             for_each: local.for_each.clone(),
-            fan_out_source,
+            fan_out_source: fan_out_source.map(NodeId::new),
             matrix: local.matrix.clone(),
             workdir,
             inputs,
@@ -147,7 +150,7 @@ impl Builder {
                 .as_ref()
                 .or(defaults.max_items.as_ref())
                 .map_or(DEFAULT_MAX_ITEMS, |m| m.value),
-            groups: up.groups.to_vec(),
+            groups: up.groups.iter().copied().map(GroupId::new).collect(),
         })
     }
 

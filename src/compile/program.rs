@@ -31,6 +31,34 @@ impl Scope {
     }
 }
 
+/// A node's place in the program's arena (`Program::nodes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(usize);
+
+/// A sub-workflow node's place in `Program::groups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(usize);
+
+impl NodeId {
+    pub fn new(index: usize) -> Self {
+        Self(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl GroupId {
+    pub fn new(index: usize) -> Self {
+        Self(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// What a node does.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -51,16 +79,16 @@ pub struct Node {
     pub scope: usize,
     pub span: Span,
     pub description: Option<String>,
-    /// Arena indices of the nodes this one waits for.
-    pub needs: Vec<usize>,
-    /// `needs["x"]` in templates: local name to the arena index of x's result.
-    pub needs_by_name: Vec<(String, usize)>,
+    /// The nodes this one waits for.
+    pub needs: Vec<NodeId>,
+    /// `needs["x"]` in templates: local name to the node of x's result.
+    pub needs_by_name: Vec<(String, NodeId)>,
     pub action: Action,
     pub agent: Option<Spanned<String>>,
     pub fallback_agents: Vec<Spanned<String>>,
     pub for_each: Option<ForEach>,
-    /// For `from`/`each_of` fan-out: the arena index of the source.
-    pub fan_out_source: Option<usize>,
+    /// For `from`/`each_of` fan-out: the source.
+    pub fan_out_source: Option<NodeId>,
     pub matrix: UserMap<Vec<Spanned<serde_json::Value>>>,
     /// The workdir as written, and the scope whose folder and params it is relative to.
     pub workdir: Option<(Spanned<String>, usize)>,
@@ -71,8 +99,8 @@ pub struct Node {
     pub output: Option<OutputSpec>,
     pub max_parallel: Option<u32>,
     pub max_items: u32,
-    /// The sub-workflow node this node belongs to, innermost first.
-    pub groups: Vec<usize>,
+    /// The sub-workflow nodes this node belongs to, innermost first.
+    pub groups: Vec<GroupId>,
 }
 
 /// A sub-workflow node: its inner nodes loop together under its `stop`.
@@ -81,8 +109,8 @@ pub struct Group {
     pub id: String,
     /// The sub-workflow file, relative to the entry file's folder.
     pub file: String,
-    /// The arena index of the node whose result is the group's result.
-    pub result: usize,
+    /// The node whose result is the group's result.
+    pub result: NodeId,
     pub stop: Option<Stop>,
     pub success: Vec<String>,
 }
@@ -106,6 +134,24 @@ pub struct Program {
 }
 
 impl Program {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
+    }
+
+    pub fn group(&self, id: GroupId) -> &Group {
+        &self.groups[id.0]
+    }
+
+    /// Every node's id, in arena order.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + use<> {
+        (0..self.nodes.len()).map(NodeId)
+    }
+
+    /// The node named `id` (`outer/inner` for sub-workflow nodes).
+    pub fn find_node(&self, id: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.id == id).map(NodeId)
+    }
+
     /// The entry file's folder: what paths in it are relative to.
     pub fn entry_dir(&self) -> PathBuf {
         self.scopes

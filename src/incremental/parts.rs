@@ -35,7 +35,7 @@ pub struct Subject<'a> {
     /// The plan's instance, when the job is one (a sub-workflow's check is not).
     pub instance: Option<&'a Instance>,
     /// Its program node.
-    pub node: usize,
+    pub node: crate::compile::NodeId,
     pub workdir: &'a Path,
     pub what: What<'a>,
 }
@@ -49,7 +49,7 @@ pub enum What<'a> {
     },
     /// A sub-workflow's check: its group, `[success]` commands and rounds.
     Group {
-        group: usize,
+        group: crate::compile::GroupId,
         commands: &'a [String],
         max_iterations: Option<u32>,
     },
@@ -101,7 +101,7 @@ pub fn of(
             commands,
             max_iterations,
         } => {
-            let g = &cx.program.groups[*group];
+            let g = cx.program.group(*group);
             fp.parts.insert(
                 "definition".into(),
                 short_json(&(&g.id, &g.file, commands, max_iterations)),
@@ -121,7 +121,7 @@ fn agent_parts(
     stop_reads_params: bool,
     cx: &mut Context<'_>,
 ) {
-    let node = &cx.program.nodes[subject.node];
+    let node = &cx.program.node(subject.node);
     let scope = &cx.program.scopes[node.scope];
     let agents: Vec<_> = agent
         .agents

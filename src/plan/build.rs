@@ -94,7 +94,7 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
             file: g.file.clone(),
             result: program
                 .nodes
-                .get(g.result)
+                .get(g.result.index())
                 .map(|n| n.id.clone())
                 .unwrap_or_default(),
             max_iterations: group_iterations(g.stop.as_ref()),
@@ -238,9 +238,10 @@ impl Planner<'_> {
                 Vec::new()
             }
             Some(ForEach::EachOf { .. }) => match node.fan_out_source {
-                Some(src) if !self.runtime[src] => {
-                    self.slots[src].iter().map(|s| s.item.clone()).collect()
-                }
+                Some(src) if !self.runtime[src.index()] => self.slots[src.index()]
+                    .iter()
+                    .map(|s| s.item.clone())
+                    .collect(),
                 _ => {
                     runtime = true;
                     Vec::new()
@@ -415,7 +416,7 @@ impl Planner<'_> {
             groups: node
                 .groups
                 .iter()
-                .map(|&g| self.program.groups[g].id.clone())
+                .map(|&g| self.program.group(g).id.clone())
                 .collect(),
             prompt: prompt.filter(|_| self.show_prompts),
         }
@@ -433,10 +434,10 @@ impl Planner<'_> {
         let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
         let mut keys = Vec::new();
         for &j in &node.needs {
-            for s in &self.slots[j] {
+            for s in &self.slots[j.index()] {
                 if mirrored
                     && Some(j) == node.fan_out_source
-                    && !self.runtime[j]
+                    && !self.runtime[j.index()]
                     && s.item.as_ref() != item
                 {
                     continue;
@@ -596,13 +597,13 @@ impl Planner<'_> {
                 && matches!(node.for_each, Some(ForEach::EachOf { .. }));
             let value = if mirrored {
                 // `needs.X` is the one instance of X with the same item.
-                self.slots[*j]
+                self.slots[j.index()]
                     .iter()
                     .find(|s| s.item.as_ref() == item)
-                    .map(|s| self.result_placeholder(*j, s))
+                    .map(|s| self.result_placeholder(j.index(), s))
                     .unwrap_or_default()
             } else {
-                self.needs_value(*j)
+                self.needs_value(j.index())
             };
             needs.insert(name.clone(), value);
         }

@@ -138,7 +138,7 @@ impl Shared {
         for (k, v) in agent.env.iter().chain(&job.env) {
             set(k, v.clone());
         }
-        let node = &self.program.nodes[job.node].id;
+        let node = &self.program.node(job.node).id;
         set("PATH", self.agent_path.clone());
         set("JRUN_PROJECT_ID", self.project.clone());
         set("JRUN_TASK_ID", run.task_id.to_string());

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::job::JobError;
+use super::build::JobError;
 use crate::exit_code;
 
 /// An apply that could not start.

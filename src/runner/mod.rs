@@ -10,6 +10,7 @@
 //! `crate::process` and `crate::incremental`.
 
 mod apply;
+mod build;
 mod context;
 mod dispatcher;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod event;
 mod group;
 mod iteration;
 mod job;
+pub mod launcher;
 pub mod outcome;
 pub mod prepare;
 mod select;

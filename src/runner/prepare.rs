@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{ApplyError, Problem};
-use super::job::{self, Job, JobKind};
+use super::job::{self, Job, JobKind, PerJob};
 use super::{ApplyOptions, select};
 use crate::agents::version::Versions;
 use crate::compile::Program;
@@ -23,7 +23,7 @@ use crate::store::layout::ProjectDir;
 /// Jobs ready to run: built, fingerprinted, forced and selected.
 #[derive(Debug)]
 pub struct Prepared {
-    pub jobs: Vec<Job>,
+    pub jobs: PerJob<Job>,
     /// Run-time instances `--force` names.
     pub forced_later: HashSet<String>,
 }
@@ -81,28 +81,30 @@ pub fn check_invocation(
     selected(build(program, plan)?, program, options).map(|_| ())
 }
 
-fn build(program: &Program, plan: &Plan) -> Result<Vec<Job>, ApplyError> {
-    Ok(job::build(program, plan)?)
+fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, ApplyError> {
+    Ok(super::build::build(program, plan)?)
 }
 
 /// The jobs `--force` marks and `--only` keeps, and the run-time instances
 /// `--force` names.
 fn selected(
-    mut jobs: Vec<Job>,
+    mut jobs: PerJob<Job>,
     program: &Program,
     options: &ApplyOptions,
-) -> Result<(Vec<Job>, HashSet<String>), ApplyError> {
+) -> Result<(PerJob<Job>, HashSet<String>), ApplyError> {
     let mut forced_later = HashSet::new();
     if let Some(names) = &options.force {
-        let ids: Vec<&str> = program.nodes.iter().map(|n| n.id.as_str()).collect();
-        let forced = select::force(&mut jobs, names, &ids);
+        let forced = select::force(&mut jobs, names, program);
         forced_later = forced.later;
         if let Some(name) = forced.unknown.first() {
             return Err(ApplyError::UnknownName {
                 flag: "force",
                 name: name.clone(),
-                suggestion: crate::diagnostic::did_you_mean(name, ids.iter().copied())
-                    .map(str::to_string),
+                suggestion: crate::diagnostic::did_you_mean(
+                    name,
+                    program.nodes.iter().map(|n| n.id.as_str()),
+                )
+                .map(str::to_string),
             });
         }
     }
@@ -111,7 +113,7 @@ fn selected(
 }
 
 /// Gives every job its fingerprint, each after the jobs it needs.
-fn fingerprint(jobs: &mut [Job], plan: &Plan, cx: &mut parts::Context<'_>) {
+fn fingerprint(jobs: &mut PerJob<Job>, plan: &Plan, cx: &mut parts::Context<'_>) {
     for i in job::topological(jobs) {
         let job = &jobs[i];
         let upstream = job
@@ -119,7 +121,7 @@ fn fingerprint(jobs: &mut [Job], plan: &Plan, cx: &mut parts::Context<'_>) {
             .iter()
             .map(|&n| (jobs[n].key.to_string(), jobs[n].fingerprint.hash.clone()))
             .collect();
-        let fp = parts::of(&subject(job, plan, i), upstream, cx);
+        let fp = parts::of(&subject(job, plan, i.index()), upstream, cx);
         jobs[i].fingerprint = Arc::new(fp);
     }
 }
@@ -180,7 +182,7 @@ pub fn freshness(
     let index = crate::store::index::Index::load(project.path(), &program.name);
     // What a run-time fan-out becomes, and so what everything downstream
     // of it depends on, is known only when it runs.
-    let mut at_run_time = vec![false; jobs.len()];
+    let mut at_run_time = PerJob::filled(jobs.len(), false);
     let mut out = BTreeMap::new();
     for i in job::topological(&jobs) {
         let job = &jobs[i];
@@ -198,11 +200,11 @@ pub fn freshness(
 
 /// Every agent program, HTTP agent's API key and workdir exists before
 /// anything starts.
-fn preflight(jobs: &[Job], path: &str, program: &Program) -> Result<(), ApplyError> {
+fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), ApplyError> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for job in jobs {
-        let node = &program.nodes[job.node].id;
+    for job in jobs.values() {
+        let node = &program.node(job.node).id;
         let agents = match &job.kind {
             JobKind::Agent(a) | JobKind::FanOut { agent: a, .. } => &a.agents,
             JobKind::Gate(_) | JobKind::Group { .. } => continue,

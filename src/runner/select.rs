@@ -1,34 +1,40 @@
 //! Owns what `--only` and `--force` select. `--only`: the instances named
 //! (by instance key or node id, a sub-workflow id selecting its inner
-//! nodes) and everything they need, re-indexed. `--force`: the instances
-//! named and everything downstream of them, run-time instances included
-//! when they appear. A name that matches nothing is an invalid invocation.
+//! nodes) and everything they need, the rest dropped. `--force`: the
+//! instances named and everything downstream of them, run-time instances
+//! included when they appear. A name that matches nothing is an invalid
+//! invocation.
 
 use std::collections::HashSet;
 
 use super::error::ApplyError;
-use super::job::{Job, JobKind};
+use super::job::{Job, JobId, JobKind, PerJob};
 use crate::compile::Program;
 
-pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<Job>, ApplyError> {
+/// The jobs `--only` names and everything they need; every job when it
+/// names nothing.
+pub fn only(
+    jobs: PerJob<Job>,
+    names: &[String],
+    program: &Program,
+) -> Result<PerJob<Job>, ApplyError> {
     if names.is_empty() {
         return Ok(jobs);
     }
-    let mut keep = vec![false; jobs.len()];
+    let mut keep = PerJob::filled(jobs.len(), false);
     let mut stack = Vec::new();
     for name in names {
         let prefix = format!("{name}/");
-        let matched: Vec<usize> = jobs
+        let matched: Vec<JobId> = jobs
             .iter()
-            .enumerate()
             .filter(|(_, j)| {
-                let node = &program.nodes[j.node].id;
+                let node = &program.node(j.node).id;
                 &*j.key == name || node == name || node.starts_with(&prefix)
             })
             .map(|(i, _)| i)
             .collect();
         if matched.is_empty() {
-            let known = jobs.iter().map(|j| program.nodes[j.node].id.as_str());
+            let known = jobs.values().map(|j| program.node(j.node).id.as_str());
             return Err(ApplyError::UnknownName {
                 flag: "only",
                 name: name.clone(),
@@ -43,20 +49,22 @@ pub fn only(jobs: Vec<Job>, names: &[String], program: &Program) -> Result<Vec<J
             stack.extend(jobs[i].needs.iter().copied());
         }
     }
-    let mut new_index = vec![usize::MAX; jobs.len()];
+    // The kept jobs, renumbered in order.
+    let mut renumbered: PerJob<Option<JobId>> = PerJob::filled(jobs.len(), None);
     let mut next = 0;
-    for (i, k) in keep.iter().enumerate() {
+    for (i, k) in keep.iter() {
         if *k {
-            new_index[i] = next;
+            renumbered[i] = Some(JobId::new(next));
             next += 1;
         }
     }
     Ok(jobs
-        .into_iter()
-        .zip(keep)
+        .into_values()
+        .zip(keep.into_values())
         .filter(|(_, k)| *k)
         .map(|(mut j, _)| {
-            j.needs = j.needs.iter().map(|n| new_index[*n]).collect();
+            // What a kept job needs is kept too.
+            j.needs = j.needs.iter().filter_map(|&n| renumbered[n]).collect();
             j
         })
         .collect())
@@ -73,16 +81,17 @@ pub struct Forced {
 
 /// Marks the jobs `--force` names (node ids or instance keys; none: all)
 /// and everything downstream of them.
-pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Forced {
-    let mut forced: HashSet<usize> = HashSet::new();
+pub fn force(jobs: &mut PerJob<Job>, names: &[String], program: &Program) -> Forced {
+    let node_id = |j: &Job| program.node(j.node).id.as_str();
+    let mut forced: HashSet<JobId> = HashSet::new();
     let mut out = Forced::default();
     if names.is_empty() {
-        forced.extend(0..jobs.len());
+        forced.extend(jobs.ids());
     }
     for name in names {
         let before = forced.len();
-        for (i, job) in jobs.iter().enumerate() {
-            if &*job.key == name.as_str() || node_ids.get(job.node) == Some(&name.as_str()) {
+        for (i, job) in jobs.iter() {
+            if &*job.key == name.as_str() || node_id(job) == name {
                 forced.insert(i);
             }
         }
@@ -90,9 +99,8 @@ pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Forced {
             continue;
         }
         let fan_out = name.split_once('[').is_some_and(|(node, _)| {
-            jobs.iter().any(|j| {
-                matches!(j.kind, JobKind::FanOut { .. }) && node_ids.get(j.node) == Some(&node)
-            })
+            jobs.values()
+                .any(|j| matches!(j.kind, JobKind::FanOut { .. }) && node_id(j) == node)
         });
         if fan_out && name.ends_with(']') {
             out.later.insert(name.clone());
@@ -100,13 +108,13 @@ pub fn force(jobs: &mut [Job], names: &[String], node_ids: &[&str]) -> Forced {
             out.unknown.push(name.clone());
         }
     }
-    let mut dependents = vec![Vec::new(); jobs.len()];
-    for (i, job) in jobs.iter().enumerate() {
+    let mut dependents: PerJob<Vec<JobId>> = PerJob::filled(jobs.len(), Vec::new());
+    for (i, job) in jobs.iter() {
         for &n in &job.needs {
             dependents[n].push(i);
         }
     }
-    let mut queue: Vec<usize> = forced.iter().copied().collect();
+    let mut queue: Vec<JobId> = forced.iter().copied().collect();
     while let Some(i) = queue.pop() {
         for &d in &dependents[i] {
             if forced.insert(d) {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use super::context::{self, Shared};
 use super::dispatcher::{self, Control};
 use super::event::Observer;
+use super::launcher::Local;
 use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
 use super::{ApplyError, ApplyOptions};
@@ -215,7 +216,7 @@ impl Session {
         if let Some(why) = why {
             let will_run = prepared
                 .jobs
-                .iter()
+                .values()
                 .filter(|j| {
                     matches!(
                         j.kind,
@@ -232,22 +233,28 @@ impl Session {
             max_parallel: self.options.max_parallel.max(1),
             fail_fast: self.options.fail_fast,
         };
-        let stop_tx = Arc::clone(&self.stop_tx);
+        let stop = Arc::clone(&self.stop_tx);
         let (instances, success, final_shared) = self.runtime.block_on(async {
-            let d = dispatcher::Dispatcher::new(
-                Arc::clone(&shared),
-                prepared.jobs,
+            let ended = dispatcher::Dispatcher::new(dispatcher::Setup {
+                shared: Arc::clone(&shared),
+                jobs: prepared.jobs,
                 limits,
-                stop_tx,
-                observer,
+                stop,
+                observer: &mut *observer,
+                launcher: &Local,
                 prior,
                 control,
-            );
-            let (instances, stop_reason, shared) = d.run().await;
-            let success =
-                super::success_commands::check(&shared, &instances, stop_reason.as_ref(), observer)
-                    .await;
-            (instances, success, shared)
+            })
+            .run()
+            .await;
+            let success = super::success_commands::check(
+                &ended.shared,
+                &ended.instances,
+                ended.stop_reason.as_ref(),
+                observer,
+            )
+            .await;
+            (ended.instances, success, ended.shared)
         });
         let mut summary = Summary {
             workflow: final_shared.workflow.clone(),

@@ -367,7 +367,7 @@ impl Looper<'_> {
         json: Option<&serde_json::Value>,
         agent_error: bool,
     ) -> Verdict {
-        let scope = &self.shared.program.scopes[self.shared.program.nodes[self.job.node].scope];
+        let scope = &self.shared.program.scopes[self.shared.program.node(self.job.node).scope];
         let ctx = context! {
             output => ran.answer.as_str(),
             json => json.map(crate::prompt::context),
@@ -413,7 +413,7 @@ impl Looper<'_> {
     }
 
     fn render(&self, iteration: u32, previous: Option<&Previous>) -> Result<String, RenderError> {
-        let node = &self.shared.program.nodes[self.job.node];
+        let node = &self.shared.program.node(self.job.node);
         let scope = &self.shared.program.scopes[node.scope];
         // Undefined on iteration 1 (unless a looping sub-workflow had an
         // earlier round), so `{% if previous is defined %}` works.
@@ -477,7 +477,7 @@ impl Looper<'_> {
         let error = iteration::error_summary(ran);
         let reason = verdict.stop_reason();
         iteration::finish_record(ran, &reason, error.clone());
-        let node = &self.shared.program.nodes[self.job.node].id;
+        let node = &self.shared.program.node(self.job.node).id;
         let kind = if ran.exit_code == 0 {
             "RUN_STOP"
         } else {

@@ -54,7 +54,7 @@ pub fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) -> Watc
     }
     let inputs: Vec<(PathBuf, Vec<String>)> = prepared
         .jobs
-        .iter()
+        .values()
         .filter(|j| !j.inputs.is_empty())
         .map(|j| (j.workdir.clone(), j.inputs.clone()))
         .collect();

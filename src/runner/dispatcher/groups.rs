@@ -1,27 +1,77 @@
 //! Looping sub-workflows: the verdict after each round, and putting the
 //! inner instances back for the next round with `previous` set.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use minijinja::{Value, context};
 
-use super::{Dispatcher, State};
+use super::Dispatcher;
+use super::graph::State;
+use crate::compile::GroupId;
 use crate::runner::event::Event;
-use crate::runner::job::JobKind;
+use crate::runner::job::{JobId, JobKind};
 use crate::runner::outcome::Outcome;
 use crate::stop_reason::StopReason;
 
+/// The rounds of looping sub-workflows.
+#[derive(Debug, Default)]
+pub(super) struct Rounds {
+    /// Each group job's current round and when its first round started.
+    current: HashMap<JobId, (u32, Instant)>,
+    /// The round each inner job is in (1 when absent).
+    of_job: HashMap<JobId, u32>,
+    /// By sub-workflow: its previous round's result, as `previous`.
+    previous: HashMap<GroupId, Value>,
+    /// Instances of an earlier round of a fan-out inside a looping
+    /// sub-workflow: replaced by the round that followed.
+    retired: HashSet<JobId>,
+}
+
+impl Rounds {
+    /// The round group job `i` is in, starting its first if it has none.
+    pub(super) fn start(&mut self, i: JobId) -> u32 {
+        self.current.entry(i).or_insert((1, Instant::now())).0
+    }
+
+    /// The round of the looping sub-workflows inner job `i` is in.
+    pub(super) fn of(&self, i: JobId) -> u32 {
+        self.of_job.get(&i).copied().unwrap_or(1)
+    }
+
+    /// Whether `i` runs for the first time in this apply (not a later round
+    /// of a looping sub-workflow): only then may it be up to date or resume.
+    pub(super) fn first(&self, i: JobId) -> bool {
+        self.of_job.get(&i).is_none_or(|&r| r <= 1) && self.current.get(&i).is_none_or(|r| r.0 <= 1)
+    }
+
+    pub(super) fn is_retired(&self, i: JobId) -> bool {
+        self.retired.contains(&i)
+    }
+
+    /// `previous` for an instance inside these sub-workflows (innermost
+    /// first): the innermost one's last round.
+    pub(super) fn previous_of(&self, groups: &[GroupId]) -> Value {
+        groups
+            .iter()
+            .find_map(|g| self.previous.get(g).cloned())
+            .unwrap_or(Value::UNDEFINED)
+    }
+}
+
 impl Dispatcher<'_> {
     /// A group job's round ended: finish it, or run its inner instances again.
-    pub(super) fn group_ended(&mut self, i: usize, outcome: Outcome) {
-        let JobKind::Group { group, stop, .. } = self.jobs[i].kind.clone() else {
+    pub(super) fn group_ended(&mut self, i: JobId, outcome: Outcome) {
+        let JobKind::Group { group, stop, .. } = self.graph.jobs[i].kind.clone() else {
             return;
         };
         let (round, since) = self
             .rounds
+            .current
             .get(&i)
             .copied()
-            .unwrap_or((1, std::time::Instant::now()));
+            .unwrap_or((1, Instant::now()));
         if outcome.stop_reason != StopReason::NotDone {
             self.finish(i, outcome);
             return;
@@ -51,10 +101,10 @@ impl Dispatcher<'_> {
             stop_reason => outcome.stop_reason.to_string(),
             iteration => round,
         };
-        self.group_previous.insert(group, previous);
-        self.rounds.insert(i, (round + 1, since));
-        self.emit(Event::GroupRestarted {
-            key: Arc::clone(&self.jobs[i].key),
+        self.rounds.previous.insert(group, previous);
+        self.rounds.current.insert(i, (round + 1, since));
+        self.emit(&Event::GroupRestarted {
+            key: Arc::clone(&self.graph.jobs[i].key),
             round: round + 1,
             max_rounds: stop.max_iterations,
             why: outcome
@@ -66,49 +116,36 @@ impl Dispatcher<'_> {
     }
 
     /// Puts a group job's inner instances back to waiting, for round `round`.
-    pub(super) fn restart(&mut self, i: usize, round: u32) {
-        let inner: Vec<usize> = self.jobs[i].needs.clone();
+    fn restart(&mut self, i: JobId, round: u32) {
+        let inner: Vec<JobId> = self.graph.jobs[i].needs.clone();
         for &j in &inner {
-            if let Some(children) = self.expanded.remove(&j) {
-                for c in children {
-                    self.parent.remove(&c);
-                    self.retired.insert(c);
-                }
-            }
+            let retired = self.fan_outs.forget(j);
+            self.rounds.retired.extend(retired);
             // An inner looping sub-workflow starts its own rounds afresh.
-            self.rounds.remove(&j);
+            self.rounds.current.remove(&j);
         }
         for &j in &inner {
-            self.state[j] = State::Waiting;
-            self.waiting[j] = self.jobs[j]
+            self.graph.state[j] = State::Waiting;
+            self.graph.waiting[j] = self.graph.jobs[j]
                 .needs
                 .iter()
                 .filter(|n| inner.contains(n))
                 .count();
-            self.job_round.insert(j, round);
-            if self.waiting[j] == 0 {
-                self.ready.insert(j);
+            self.rounds.of_job.insert(j, round);
+            if self.graph.waiting[j] == 0 {
+                self.graph.ready.insert(j);
             }
         }
         // Jobs outside that wait on inner ones (and on this group job) will
         // be released by the inner jobs again: count them back in.
         for &j in &inner {
-            for d in self.dependents[j].clone() {
+            for d in self.graph.dependents[j].clone() {
                 if d != i && !inner.contains(&d) {
-                    self.waiting[d] += 1;
+                    self.graph.waiting[d] += 1;
                 }
             }
         }
-        self.state[i] = State::Waiting;
-        self.waiting[i] = inner.len();
-    }
-
-    /// `previous` for a job inside looping sub-workflows: the innermost one's last round.
-    pub(super) fn group_previous_of(&self, i: usize) -> Value {
-        self.shared.program.nodes[self.jobs[i].node]
-            .groups
-            .iter()
-            .find_map(|g| self.group_previous.get(g).cloned())
-            .unwrap_or(Value::UNDEFINED)
+        self.graph.state[i] = State::Waiting;
+        self.graph.waiting[i] = inner.len();
     }
 }

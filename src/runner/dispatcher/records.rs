@@ -1,18 +1,41 @@
-//! The project-bus record of each event (`WORKFLOW_START`, `NODE_*`, `INFO`),
-//! and the summaries of the instances at the end.
+//! Owns what the dispatcher tells: every event goes to the project bus as
+//! a record (`WORKFLOW_START`, `NODE_*`, `INFO`) and to the observer (the
+//! console), in that order; and the summaries of the instances at the end.
 
-use crate::bus::NewMessage;
+use super::Dispatcher;
+use crate::bus::{BusWriter, NewMessage};
 use crate::model::OnFailure;
 use crate::runner::context::item_text;
-use crate::runner::event::Event;
+use crate::runner::event::{Event, Observer};
+use crate::runner::job::JobId;
 use crate::runner::outcome::Status;
 use crate::runner::summary::InstanceSummary;
 
-use super::{Dispatcher, State};
+/// Where events go.
+pub(super) struct Output<'a> {
+    /// The project bus (`None` when it cannot be opened: said once, and the
+    /// apply goes on).
+    pub(super) bus: Option<BusWriter>,
+    pub(super) observer: &'a mut dyn Observer,
+}
+
+impl std::fmt::Debug for Output<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("bus", &self.bus.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Dispatcher<'_> {
+    /// Records `event` on the project bus, then hands it to the observer.
+    pub(super) fn emit(&mut self, event: &Event) {
+        self.record(event);
+        self.out.observer.event(event);
+    }
+
     /// The project-bus record of an event.
-    pub(super) fn record(&mut self, event: &Event) {
+    fn record(&mut self, event: &Event) {
         let apply = ("apply_id", self.shared.apply_id.clone());
         let workflow = ("workflow", self.shared.workflow.clone());
         let (kind, task_id, meta, body): (&str, String, Vec<(&str, String)>, String) = match event {
@@ -38,7 +61,7 @@ impl Dispatcher<'_> {
                 ),
             ),
             Event::InstanceStarted { key, task_id } => {
-                let i = self.index_of(key);
+                let i = self.graph.by_key(key);
                 (
                     "NODE_START",
                     task_id.clone(),
@@ -47,7 +70,7 @@ impl Dispatcher<'_> {
                 )
             }
             Event::InstanceFinished { key, outcome } => {
-                let i = self.index_of(key);
+                let i = self.graph.by_key(key);
                 let completed = outcome.fingerprint.as_ref().map(|f| f.hash.clone());
                 let kind = match outcome.status {
                     Status::Done => "NODE_DONE",
@@ -98,14 +121,10 @@ impl Dispatcher<'_> {
         self.post(kind, &task_id, meta, &body);
     }
 
-    pub(super) fn post(
-        &mut self,
-        kind: &str,
-        task_id: &str,
-        meta: Vec<(&str, String)>,
-        body: &str,
-    ) {
-        let Some(bus) = self.bus.as_mut() else { return };
+    fn post(&mut self, kind: &str, task_id: &str, meta: Vec<(&str, String)>, body: &str) {
+        let Some(bus) = self.out.bus.as_mut() else {
+            return;
+        };
         let msg = NewMessage {
             kind: kind.to_string(),
             project_id: self.shared.project.clone(),
@@ -123,18 +142,14 @@ impl Dispatcher<'_> {
         }
     }
 
-    pub(super) fn index_of(&self, key: &str) -> Option<usize> {
-        self.by_key.get(key).copied()
-    }
-
-    pub(super) fn node_meta<'k>(
+    fn node_meta<'k>(
         &self,
-        i: Option<usize>,
+        i: Option<JobId>,
         mut meta: Vec<(&'k str, String)>,
     ) -> Vec<(&'k str, String)> {
         if let Some(i) = i {
-            let job = &self.jobs[i];
-            meta.push(("node", self.shared.program.nodes[job.node].id.clone()));
+            let job = &self.graph.jobs[i];
+            meta.push(("node", self.shared.program.node(job.node).id.clone()));
             meta.push(("instance", job.key.to_string()));
             meta.push(("fingerprint", job.fingerprint.hash.clone()));
             if let Some(item) = &job.item {
@@ -148,19 +163,22 @@ impl Dispatcher<'_> {
     /// fan-out is shown as its instances.
     pub(super) fn summaries(&self) -> Vec<InstanceSummary> {
         let mut out = Vec::new();
-        for i in 0..self.jobs.len() {
-            if self.parent.contains_key(&i) || self.retired.contains(&i) {
+        for i in self.graph.jobs.ids() {
+            if self.fan_outs.parent_of(i).is_some() || self.rounds.is_retired(i) {
                 continue;
             }
-            let list = self.expanded.get(&i).cloned().unwrap_or_else(|| vec![i]);
+            let list = self
+                .fan_outs
+                .children_of(i)
+                .map_or_else(|| vec![i], <[JobId]>::to_vec);
             for j in list {
-                let State::Finished(o) = &self.state[j] else {
+                let Some(o) = self.graph.outcome(j) else {
                     continue;
                 };
-                let job = &self.jobs[j];
+                let job = &self.graph.jobs[j];
                 out.push(InstanceSummary::new(
                     &job.key,
-                    &self.shared.program.nodes[job.node].id,
+                    &self.shared.program.node(job.node).id,
                     job.item.as_ref(),
                     o,
                     job.on_failure != OnFailure::Ignore,

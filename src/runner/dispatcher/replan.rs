@@ -2,12 +2,79 @@
 //! ones with their outcome, running ones running), which running ones are
 //! stopped to run again under the new plan, and the new state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Before, Control, Dispatcher, Slot, State};
+use super::graph::{JobGraph, State};
+use super::units::{LaunchId, Owner};
+use super::{Control, Dispatcher};
+use crate::incremental::fingerprint::Fingerprint;
 use crate::runner::event::Event;
-use crate::runner::job::{Job, JobKind};
+use crate::runner::job::{Job, JobId, JobKind, PerJob};
+use crate::runner::outcome::Outcome;
+
+/// An instance before a re-plan: the fingerprint it ended (or runs) with,
+/// and its outcome when it ended.
+struct Before {
+    fingerprint: Arc<Fingerprint>,
+    outcome: Option<Arc<Outcome>>,
+}
+
+/// What a re-plan keeps from the plan before it, by instance key.
+#[derive(Debug, Default)]
+pub(super) struct Replans {
+    /// Instances that ended, with their outcome, and whether that end is
+    /// still to be announced (it ended after the re-plan).
+    carried: HashMap<Arc<str>, (Arc<Outcome>, bool)>,
+    /// Units still running from before the re-plan.
+    adopted: HashMap<Arc<str>, LaunchId>,
+    /// Keys whose invalidated unit is still stopping; a new run of the
+    /// same key waits for it (they would share a task folder).
+    draining: HashSet<Arc<str>>,
+    /// Such a new run, waiting.
+    deferred: HashMap<Arc<str>, JobId>,
+}
+
+impl Replans {
+    /// What job `key` takes over from before the re-plan, if anything.
+    pub(super) fn take(&mut self, key: &str) -> Option<Taken> {
+        if let Some((outcome, loud)) = self.carried.remove(key) {
+            return Some(Taken::Ended(outcome, loud));
+        }
+        if let Some(id) = self.adopted.remove(key) {
+            return Some(Taken::Running(id));
+        }
+        self.draining.contains(key).then_some(Taken::Draining)
+    }
+
+    /// Job `i` waits for the invalidated unit of its key to stop.
+    pub(super) fn defer(&mut self, key: Arc<str>, i: JobId) {
+        self.deferred.insert(key, i);
+    }
+
+    /// An invalidated unit stopped: the job waiting for it, if any.
+    pub(super) fn drained(&mut self, key: &str) -> Option<JobId> {
+        self.draining.remove(key);
+        self.deferred.remove(key)
+    }
+
+    /// A kept unit ended before its new job was reached: its outcome waits
+    /// there, to be announced.
+    pub(super) fn ended_early(&mut self, key: Arc<str>, outcome: Outcome) {
+        self.adopted.remove(&key);
+        self.carried.insert(key, (Arc::new(outcome), true));
+    }
+}
+
+/// What a job takes over from before a re-plan.
+pub(super) enum Taken {
+    /// Its instance ended; `true` when that is still to be announced.
+    Ended(Arc<Outcome>, bool),
+    /// Its instance is still running under this launch.
+    Running(LaunchId),
+    /// Its instance's old unit is still stopping.
+    Draining,
+}
 
 impl Dispatcher<'_> {
     pub(super) fn control(&mut self, control: Control) {
@@ -21,18 +88,20 @@ impl Dispatcher<'_> {
             return;
         }
         let restarted = self.replan(jobs, program, success);
-        let will_run = (0..self.jobs.len())
-            .filter(|&i| {
-                let job = &self.jobs[i];
+        let will_run = self
+            .graph
+            .jobs
+            .values()
+            .filter(|job| {
                 matches!(job.kind, JobKind::Agent(_) | JobKind::Group { .. })
-                    && !self.carried.contains_key(&job.key)
-                    && !self.adopted.contains_key(&job.key)
+                    && !self.replans.carried.contains_key(&job.key)
+                    && !self.replans.adopted.contains_key(&job.key)
                     && !restarted.contains(&job.key)
                     && job.completed(&self.prior).is_none()
             })
-            .map(|i| Arc::clone(&self.jobs[i].key))
+            .map(|job| Arc::clone(&job.key))
             .collect();
-        self.emit(Event::Replanned {
+        self.emit(&Event::Replanned {
             why,
             restarted,
             will_run,
@@ -43,98 +112,64 @@ impl Dispatcher<'_> {
     /// upstream are unchanged are kept (ended ones with their outcome,
     /// running ones go on running); running ones that changed are stopped
     /// and run again under the new plan. Returns the keys stopped.
-    pub(super) fn replan(
+    fn replan(
         &mut self,
-        jobs: Vec<Job>,
+        jobs: PerJob<Job>,
         program: Arc<crate::compile::Program>,
         success: Arc<Vec<crate::plan::SuccessCommand>>,
     ) -> Vec<Arc<str>> {
-        // What the old state ended (or runs) with, by key.
-        let mut old: HashMap<Arc<str>, Before> = HashMap::new();
-        for (key, (outcome, _)) in &self.carried {
-            if let Some(fp) = &outcome.fingerprint {
-                old.insert(Arc::clone(key), (Arc::clone(fp), Some(Arc::clone(outcome))));
-            }
-        }
-        for i in 0..self.jobs.len() {
-            if self.retired.contains(&i) {
-                continue;
-            }
-            let job = &self.jobs[i];
-            match &self.state[i] {
-                State::Finished(o) => {
-                    let fp = o
-                        .fingerprint
-                        .clone()
-                        .unwrap_or_else(|| Arc::clone(&job.fingerprint));
-                    let mut o = (**o).clone();
-                    o.fingerprint = Some(Arc::clone(&fp));
-                    old.insert(Arc::clone(&job.key), (fp, Some(Arc::new(o))));
-                }
-                State::Expanded => {
-                    old.insert(Arc::clone(&job.key), (Arc::clone(&job.fingerprint), None));
-                }
-                State::Running | State::Waiting => {}
-            }
-        }
-        for l in self
-            .launches
-            .values()
-            .filter(|l| l.job != Slot::Invalidated)
-        {
-            old.insert(Arc::clone(&l.key), (Arc::clone(&l.fingerprint), None));
-        }
+        let old = self.before();
         // Kept: the same definition, and everything it needs kept.
-        let mut keep = vec![false; jobs.len()];
-        let running: std::collections::HashSet<Arc<str>> = self
-            .launches
-            .values()
-            .filter(|l| l.job != Slot::Invalidated)
+        let running: HashSet<Arc<str>> = self
+            .units
+            .launches()
+            .filter(|l| l.owner != Owner::Invalidated)
             .map(|l| Arc::clone(&l.key))
             .collect();
+        let mut keep = PerJob::filled(jobs.len(), false);
         for i in crate::runner::job::topological(&jobs) {
             let job = &jobs[i];
-            let Some((was, _)) = old.get(&job.key) else {
+            let Some(was) = old.get(&job.key) else {
                 continue;
             };
             let now = &job.fingerprint;
             keep[i] = job.needs.iter().all(|&n| keep[n])
-                && was.parts == now.parts
-                && was.templates == now.templates
-                && (running.contains(&job.key) || was.inputs == now.inputs);
+                && was.fingerprint.parts == now.parts
+                && was.fingerprint.templates == now.templates
+                && (running.contains(&job.key) || was.fingerprint.inputs == now.inputs);
         }
-        let kept: std::collections::HashSet<Arc<str>> = jobs
+        let kept: HashSet<Arc<str>> = jobs
             .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(j, _)| Arc::clone(&j.key))
+            .filter(|(i, _)| keep[*i])
+            .map(|(_, j)| Arc::clone(&j.key))
             .collect();
         // Run-time instances are kept with their fan-out.
         let kept_child = |key: &str| {
             key.split_once('[')
                 .is_some_and(|(node, _)| kept.iter().any(|k| k.strip_suffix("[*]") == Some(node)))
         };
+        let is_kept = |key: &str| kept.contains(key) || kept_child(key);
         let mut carried = HashMap::new();
-        for (key, (_, outcome)) in old {
-            if let Some(o) = outcome
-                && (kept.contains(&key) || kept_child(&key))
+        for (key, before) in old {
+            if let Some(o) = before.outcome
+                && is_kept(&key)
             {
                 carried.insert(key, (o, false));
             }
         }
         let mut restarted = Vec::new();
         let mut adopted = HashMap::new();
-        for (id, l) in &mut self.launches {
-            if l.job == Slot::Invalidated {
+        for (id, l) in self.units.launches_mut() {
+            if l.owner == Owner::Invalidated {
                 continue;
             }
-            if kept.contains(&l.key) || kept_child(&l.key) {
-                adopted.insert(Arc::clone(&l.key), *id);
-                l.job = Slot::Adopted;
+            if is_kept(&l.key) {
+                adopted.insert(Arc::clone(&l.key), id);
+                l.owner = Owner::Adopted;
             } else {
                 l.cancel.cancel();
-                l.job = Slot::Invalidated;
-                self.draining.insert(Arc::clone(&l.key));
+                l.owner = Owner::Invalidated;
+                self.replans.draining.insert(Arc::clone(&l.key));
                 restarted.push(Arc::clone(&l.key));
             }
         }
@@ -143,28 +178,83 @@ impl Dispatcher<'_> {
         shared.program = program;
         shared.success = success;
         self.shared = Arc::new(shared);
-        self.reset(jobs);
-        self.carried = carried;
-        self.adopted = adopted;
-        self.deferred.clear();
-        self.running = self.launches.len();
-        self.per_node.clear();
-        for l in self
-            .launches
-            .values()
-            .filter(|l| l.job == Slot::Adopted && l.slot)
-        {
-            if let Some(n) = self
-                .shared
-                .program
-                .nodes
-                .iter()
-                .position(|n| n.id == l.node)
-            {
-                *self.per_node.entry(n).or_default() += 1;
-            }
-        }
+        self.graph = JobGraph::new(jobs);
+        self.fan_outs = super::fan_out::FanOuts::default();
+        self.rounds = super::groups::Rounds::default();
+        self.replans.carried = carried;
+        self.replans.adopted = adopted;
+        self.replans.deferred.clear();
+        let slots: Vec<String> = self
+            .units
+            .launches()
+            .filter(|l| l.owner == Owner::Adopted && l.slot)
+            .map(|l| l.node.clone())
+            .collect();
+        self.slots
+            .recount(self.units.len(), slots.iter().map(String::as_str));
         restarted.sort();
         restarted
+    }
+
+    /// What the state before a re-plan ended (or runs) with, by key.
+    fn before(&self) -> HashMap<Arc<str>, Before> {
+        let mut old: HashMap<Arc<str>, Before> = HashMap::new();
+        for (key, (outcome, _)) in &self.replans.carried {
+            if let Some(fp) = &outcome.fingerprint {
+                old.insert(
+                    Arc::clone(key),
+                    Before {
+                        fingerprint: Arc::clone(fp),
+                        outcome: Some(Arc::clone(outcome)),
+                    },
+                );
+            }
+        }
+        for (i, job) in self.graph.jobs.iter() {
+            if self.rounds.is_retired(i) {
+                continue;
+            }
+            match &self.graph.state[i] {
+                State::Finished(o) => {
+                    let fp = o
+                        .fingerprint
+                        .clone()
+                        .unwrap_or_else(|| Arc::clone(&job.fingerprint));
+                    let mut o = (**o).clone();
+                    o.fingerprint = Some(Arc::clone(&fp));
+                    old.insert(
+                        Arc::clone(&job.key),
+                        Before {
+                            fingerprint: fp,
+                            outcome: Some(Arc::new(o)),
+                        },
+                    );
+                }
+                State::Expanded => {
+                    old.insert(
+                        Arc::clone(&job.key),
+                        Before {
+                            fingerprint: Arc::clone(&job.fingerprint),
+                            outcome: None,
+                        },
+                    );
+                }
+                State::Running | State::Waiting => {}
+            }
+        }
+        for l in self
+            .units
+            .launches()
+            .filter(|l| l.owner != Owner::Invalidated)
+        {
+            old.insert(
+                Arc::clone(&l.key),
+                Before {
+                    fingerprint: Arc::clone(&l.fingerprint),
+                    outcome: None,
+                },
+            );
+        }
+        old
     }
 }

@@ -126,7 +126,7 @@ pub async fn run(
         None => Some(prepare_process(shared, req, &run)?),
         Some(_) => None,
     };
-    let node = &shared.program.nodes[req.job.node].id;
+    let node = &shared.program.node(req.job.node).id;
     let info_path = run.info();
     let mut info = RunInfo {
         version: 1,

@@ -1,0 +1,419 @@
+//! Owns building the jobs of a plan: each instance joined with its
+//! program node, its agents resolved to argv and environment
+//! (`crate::agents`), its stop plan turned into typed limits, its needs
+//! taken from the plan's graph; then one check job per sub-workflow that is
+//! judged. Anything the plan and the program disagree on is an error,
+//! never a guess.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::job::{AgentJob, Job, JobId, JobKind, JsonSchema, PerJob, SchemaError, StopSpec};
+use crate::agents::http::SpecError;
+use crate::agents::kind::ArgvError;
+use crate::agents::spec::AgentSpec;
+use crate::compile::{Action, GroupId, NodeId, Program};
+use crate::model::{Agent, Duration as ModelDuration, OnFailure, OutputFormat};
+use crate::paths::normalize;
+use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
+
+/// A workflow that cannot run as written, found before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("node `{node}`: unknown agent `{agent}`")]
+    UnknownAgent { node: String, agent: String },
+    #[error("node `{node}`: agent `{agent}`: {source}")]
+    Argv {
+        node: String,
+        agent: String,
+        source: ArgvError,
+    },
+    #[error("node `{node}`: agent `{agent}`: {source}")]
+    Http {
+        node: String,
+        agent: String,
+        source: SpecError,
+    },
+    #[error("node `{node}`: {source}")]
+    Schema { node: String, source: SchemaError },
+    #[error("node `{node}`: {source}")]
+    Stop { node: String, source: StopError },
+    /// The plan and the program disagree: a plan of another program.
+    #[error("instance `{key}` is of node `{node}`, which the workflow does not have")]
+    UnknownNode { key: String, node: String },
+}
+
+/// A `stop` table that cannot be made into limits.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("`output_matches` is not a valid regex: {0}")]
+    Regex(#[from] regex::Error),
+    #[error("`{text}` is not a valid duration: {source}")]
+    Duration {
+        text: String,
+        source: crate::model::DurationError,
+    },
+}
+
+/// Builds every job of the plan, in plan order (which is dependency order):
+/// one per instance, with the needs the plan's graph gives it, then one per
+/// sub-workflow that is judged (`add_group_checks`).
+pub fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, JobError> {
+    let entry_dir = program.entry_dir();
+    let node_index: std::collections::HashMap<&str, NodeId> = program
+        .node_ids()
+        .map(|id| (program.node(id).id.as_str(), id))
+        .collect();
+    let mut jobs = plan
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let node =
+                node_index
+                    .get(&*inst.node)
+                    .copied()
+                    .ok_or_else(|| JobError::UnknownNode {
+                        key: inst.key.to_string(),
+                        node: inst.node.to_string(),
+                    })?;
+            Ok(Job {
+                key: Arc::clone(&inst.key),
+                node,
+                item: inst.item.clone(),
+                matrix: inst.matrix.clone(),
+                needs: needs_in(plan, i),
+                kind: kind(program, node, inst, &node_index)?,
+                workdir: normalize(&entry_dir.join(&*inst.workdir)),
+                env: inst
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+                on_failure: program.node(node).on_failure,
+                fingerprint: Arc::default(),
+                forced: false,
+                inputs: inst.inputs.clone(),
+            })
+        })
+        .collect::<Result<PerJob<_>, _>>()?;
+    add_group_checks(program, &entry_dir, &mut jobs)?;
+    Ok(jobs)
+}
+
+/// The instances instance `i` waits for: the sources of its edges in the
+/// plan's graph, in the order the plan found them (the order `needs` lists
+/// them in).
+fn needs_in(plan: &Plan, i: usize) -> Vec<JobId> {
+    use petgraph::visit::EdgeRef;
+    let mut edges: Vec<_> = plan
+        .graph
+        .edges_directed(
+            petgraph::graph::NodeIndex::new(i),
+            petgraph::Direction::Incoming,
+        )
+        .map(|e| (e.id(), plan.graph[e.source()]))
+        .collect();
+    edges.sort_unstable_by_key(|(id, _)| *id);
+    edges
+        .into_iter()
+        .map(|(_, from)| JobId::new(from))
+        .collect()
+}
+
+/// One group job per sub-workflow with `[success]` commands or a `stop`:
+/// it needs every inner instance, and everything outside that needs an
+/// inner instance needs the group job too. Inner groups come first, so an
+/// outer group's inner instances include its inner groups' jobs.
+fn add_group_checks(
+    program: &Program,
+    entry_dir: &std::path::Path,
+    jobs: &mut PerJob<Job>,
+) -> Result<(), JobError> {
+    let mut order: Vec<GroupId> = (0..program.groups.len()).map(GroupId::new).collect();
+    // An inner group is created after its outer one; judge inner ones first.
+    order.reverse();
+    for g in order {
+        let group = program.group(g);
+        if group.success.is_empty() && group.stop.is_none() {
+            continue;
+        }
+        let stop = group
+            .stop
+            .as_ref()
+            .map(|s| {
+                group_stop(s)
+                    .map(Arc::new)
+                    .map_err(|source| JobError::Stop {
+                        node: group.id.clone(),
+                        source,
+                    })
+            })
+            .transpose()?;
+        let inner: Vec<JobId> = jobs
+            .iter()
+            .filter(|(_, job)| program.node(job.node).groups.contains(&g))
+            .map(|(j, _)| j)
+            .collect();
+        if inner.is_empty() {
+            continue;
+        }
+        let check = JobId::new(jobs.len());
+        for (j, job) in jobs.iter_mut() {
+            if !inner.contains(&j) && job.needs.iter().any(|n| inner.contains(n)) {
+                job.needs.push(check);
+            }
+        }
+        let file = normalize(&entry_dir.join(&group.file));
+        jobs.push(Job {
+            key: Arc::from(group.id.as_str()),
+            node: group.result,
+            item: None,
+            matrix: None,
+            needs: inner,
+            kind: JobKind::Group {
+                group: g,
+                stop,
+                commands: group.success.clone(),
+                workdir: file
+                    .parent()
+                    .map_or_else(|| entry_dir.to_path_buf(), std::path::Path::to_path_buf),
+            },
+            workdir: entry_dir.to_path_buf(),
+            env: Vec::new(),
+            on_failure: OnFailure::Fail,
+            fingerprint: Arc::default(),
+            forced: false,
+            inputs: Vec::new(),
+        });
+    }
+    Ok(())
+}
+
+/// A sub-workflow node's `stop`: its success conditions (none means "the
+/// inner result is done"), `max_iterations` rounds and `deadline`.
+fn group_stop(stop: &crate::model::Stop) -> Result<StopSpec, StopError> {
+    let ms = |d: &Option<crate::model::Spanned<ModelDuration>>| {
+        d.as_ref().map(|d| Duration::from_millis(d.value.millis))
+    };
+    let text = |s: &Option<crate::model::Spanned<String>>| s.as_ref().map(|s| s.value.clone());
+    let flag = |b: &Option<crate::model::Spanned<bool>>| b.as_ref().is_some_and(|b| b.value);
+    Ok(StopSpec {
+        done_file: flag(&stop.done_file),
+        promise: text(&stop.promise),
+        output_matches: stop
+            .output_matches
+            .as_ref()
+            .map(|r| regex::Regex::new(&r.value))
+            .transpose()?,
+        command: text(&stop.command),
+        expr: text(&stop.expr),
+        exit_zero: flag(&stop.exit_zero),
+        all: flag(&stop.all),
+        max_iterations: stop
+            .max_iterations
+            .as_ref()
+            .map_or(crate::compile::DEFAULT_MAX_ITERATIONS, |m| m.value),
+        timeout: ms(&stop.timeout)
+            .unwrap_or(Duration::from_millis(crate::compile::DEFAULT_TIMEOUT_MS)),
+        idle_timeout: None,
+        deadline: ms(&stop.deadline),
+        budget_usd: None,
+        budget_tokens: None,
+        stall: None,
+    })
+}
+
+fn kind(
+    program: &Program,
+    node: NodeId,
+    inst: &Instance,
+    node_index: &std::collections::HashMap<&str, NodeId>,
+) -> Result<JobKind, JobError> {
+    let n = program.node(node);
+    let prompt = || match &n.action {
+        Action::Prompt { template, vars } => {
+            let source = program.scopes[n.scope]
+                .templates
+                .get_template(template)
+                .map(|t| t.source().to_string())
+                .unwrap_or_default();
+            (
+                template.clone(),
+                serde_json::Value::Object(vars.clone()),
+                source.contains("previous"),
+            )
+        }
+        Action::Gate { .. } => (String::new(), serde_json::Value::Null, false),
+    };
+    let json = n
+        .output
+        .as_ref()
+        .is_some_and(|o| o.format.value == OutputFormat::Json);
+    let schema = n
+        .output
+        .as_ref()
+        .and_then(|o| o.schema.as_ref())
+        .filter(|_| json)
+        .map(|s| {
+            JsonSchema::load(program.scopes[n.scope].dir.join(&s.value))
+                .map(Arc::new)
+                .map_err(|source| JobError::Schema {
+                    node: n.id.clone(),
+                    source,
+                })
+        })
+        .transpose()?;
+    let agent_job = |agents: Vec<&AgentRef>, stop: &StopPlan| -> Result<Arc<AgentJob>, JobError> {
+        let (template, vars, uses_previous) = prompt();
+        Ok(Arc::new(AgentJob {
+            agents: agents
+                .into_iter()
+                .map(|a| agent_spec(program, node, a))
+                .collect::<Result<_, _>>()?,
+            stop: stop_spec(stop).map_err(|source| JobError::Stop {
+                node: n.id.clone(),
+                source,
+            })?,
+            template,
+            vars,
+            uses_previous,
+            json,
+            schema: schema.clone(),
+        }))
+    };
+    Ok(match &inst.kind {
+        InstanceKind::Gate { expr } => JobKind::Gate(expr.clone()),
+        InstanceKind::Agent {
+            agent,
+            fallback_agents,
+            stop,
+        } => JobKind::Agent(agent_job(
+            std::iter::once(&**agent)
+                .chain(fallback_agents.iter().map(|a| &**a))
+                .collect(),
+            stop,
+        )?),
+        InstanceKind::FanOut {
+            from,
+            path,
+            lines,
+            max_items,
+            agent,
+            stop,
+        } => JobKind::FanOut {
+            from: n
+                .fan_out_source
+                .or_else(|| node_index.get(from.as_str()).copied())
+                .ok_or_else(|| JobError::UnknownNode {
+                    key: inst.key.to_string(),
+                    node: from.clone(),
+                })?,
+            path: path.clone(),
+            lines: *lines,
+            max_items: *max_items,
+            mirror: matches!(n.for_each, Some(crate::model::ForEach::EachOf { .. })),
+            agent: agent_job(vec![&**agent], stop)?,
+        },
+    })
+}
+
+fn agent_spec(program: &Program, node: NodeId, agent: &AgentRef) -> Result<AgentSpec, JobError> {
+    let n = program.node(node);
+    let scope = &program.scopes[n.scope];
+    let found = scope
+        .agent(&agent.name)
+        .cloned()
+        .or_else(|| Agent::builtin(&agent.name, n.span));
+    let Some(def) = found else {
+        return Err(JobError::UnknownAgent {
+            node: n.id.clone(),
+            agent: agent.name.clone(),
+        });
+    };
+    let kind = def.kind.value;
+    let strings = |v: &Option<Vec<crate::model::Spanned<String>>>| -> Option<Vec<String>> {
+        v.as_ref()
+            .map(|v| v.iter().map(|s| s.value.clone()).collect())
+    };
+    let argv = crate::agents::kind::argv(
+        kind,
+        strings(&def.command),
+        strings(&def.args),
+        strings(&def.extra_args).unwrap_or_default(),
+        agent.model.as_deref(),
+    )
+    .map_err(|source| JobError::Argv {
+        node: n.id.clone(),
+        agent: agent.name.clone(),
+        source,
+    })?;
+    let http = crate::agents::http::HttpSpec::new(
+        kind,
+        def.base_url.as_ref().map(|s| s.value.as_str()),
+        agent.model.as_deref(),
+        def.api_key_env.as_ref().map(|s| s.value.as_str()),
+    )
+    .map_err(|source| JobError::Http {
+        node: n.id.clone(),
+        agent: agent.name.clone(),
+        source,
+    })?;
+    let price = def.price.as_ref().map(|p| crate::agents::usage::Price {
+        input_per_mtok: p.input_per_mtok.as_ref().map_or(0.0, |v| v.value),
+        output_per_mtok: p.output_per_mtok.as_ref().map_or(0.0, |v| v.value),
+    });
+    let mut own_keys: Vec<String> = crate::agents::kind::vendor_keys(kind)
+        .iter()
+        .map(|k| (*k).to_string())
+        .collect();
+    if let Some(k) = &def.api_key_env {
+        own_keys.push(k.value.clone());
+    }
+    Ok(AgentSpec {
+        name: agent.name.clone(),
+        kind,
+        argv,
+        env: def
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        own_keys,
+        http,
+        price,
+    })
+}
+
+fn duration(text: &str) -> Result<Duration, StopError> {
+    ModelDuration::parse(text)
+        .map(|d| Duration::from_millis(d.millis))
+        .map_err(|source| StopError::Duration {
+            text: text.to_string(),
+            source,
+        })
+}
+
+fn stop_spec(plan: &StopPlan) -> Result<StopSpec, StopError> {
+    let s = &plan.success;
+    let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let flag = |k: &str| s.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    Ok(StopSpec {
+        done_file: flag("done_file"),
+        promise: text("promise"),
+        output_matches: text("output_matches")
+            .map(|r| regex::Regex::new(&r))
+            .transpose()?,
+        command: text("command"),
+        expr: text("expr"),
+        exit_zero: flag("exit_zero"),
+        all: plan.all,
+        max_iterations: plan.max_iterations,
+        timeout: duration(&plan.timeout)?,
+        idle_timeout: plan.idle_timeout.as_deref().map(duration).transpose()?,
+        deadline: plan.deadline.as_deref().map(duration).transpose()?,
+        budget_usd: plan.budget_usd,
+        budget_tokens: plan.budget_tokens,
+        stall: plan.stall,
+    })
+}

@@ -1,0 +1,617 @@
+//! Owns the dispatcher: the one owner of all run state of an apply
+//! (docs/architecture.md, "The dispatcher"). It starts each job when its
+//! needs are terminal and a slot is free (globally and per node) through
+//! the launcher, evaluates gates, skips the dependents of failures, stops
+//! everything on Ctrl-C or `--fail-fast`, and skips what is up to date.
+//! Units talk to it only by events and their outcome. Its state is grouped
+//! by concern, each kept by the file that holds its logic: the job graph
+//! (`graph`), the caps (`slots`), the running units (`units`), run-time
+//! fan-out (`fan_out`), looping sub-workflows (`groups`), a watch's
+//! re-plans (`replan`) and what is told (`records`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::context;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::fan_out::FanOuts;
+use super::graph::{JobGraph, State};
+use super::groups::Rounds;
+use super::records::Output;
+use super::replan::{Replans, Taken};
+use super::slots::Slots;
+use super::units::{Launched, Owner, Units};
+use crate::bus::BusWriter;
+use crate::incremental::prior::Prior;
+use crate::model::OnFailure;
+use crate::process::StopLevel;
+use crate::runner::context::Shared;
+use crate::runner::event::{Event, Observer};
+use crate::runner::job::{Job, JobId, JobKind, PerJob};
+use crate::runner::launcher::{GroupCheck, Launcher, UnitStart};
+use crate::runner::outcome::{Outcome, Status};
+use crate::runner::summary::InstanceSummary;
+use crate::runner::unit::Launch;
+use crate::stop_reason::StopReason;
+
+/// Options of one execution.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_parallel: usize,
+    pub fail_fast: bool,
+}
+
+/// A watch's message to a running apply.
+#[derive(Debug)]
+pub enum Control {
+    /// The files changed: run this plan from now on.
+    Replan {
+        jobs: PerJob<Job>,
+        program: Arc<crate::compile::Program>,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
+        /// What changed, for the line the console prints.
+        why: String,
+    },
+}
+
+/// What an apply ended with: every instance's summary in plan order, why
+/// it was stopped (if it was), and the `Shared` in force at the end (a
+/// re-plan replaces it).
+#[derive(Debug)]
+pub struct Ended {
+    pub instances: Vec<InstanceSummary>,
+    pub stop_reason: Option<StopReason>,
+    pub shared: Arc<Shared>,
+}
+
+/// A job to settle, and how.
+struct Settle {
+    job: JobId,
+    outcome: Outcome,
+    /// Announce its end (an end recorded before a re-plan is not).
+    loud: bool,
+    /// Its own end, rather than a fan-out's whose instances all ended.
+    own: bool,
+}
+
+/// The next control message, or never when there is no control channel.
+async fn next_control(control: Option<&mut mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub struct Dispatcher<'a> {
+    pub(super) shared: Arc<Shared>,
+    pub(super) graph: JobGraph,
+    pub(super) slots: Slots,
+    pub(super) units: Units,
+    pub(super) fan_outs: FanOuts,
+    pub(super) rounds: Rounds,
+    pub(super) replans: Replans,
+    pub(super) out: Output<'a>,
+    launcher: &'a dyn Launcher,
+    /// Earlier applies' records: what is up to date, what resumes.
+    pub(super) prior: Prior,
+    fail_fast: bool,
+    /// Why the apply is stopping, once it is.
+    pub(super) stop_reason: Option<StopReason>,
+    stop: Arc<watch::Sender<StopLevel>>,
+    /// Events from units.
+    events: mpsc::UnboundedReceiver<Event>,
+    sender: mpsc::UnboundedSender<Event>,
+    /// A watch's new plans, while this apply runs.
+    control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
+}
+
+impl std::fmt::Debug for Dispatcher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("jobs", &self.graph.len())
+            .field("running", &self.slots.running())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the dispatcher is handed to run an apply.
+pub struct Setup<'a> {
+    pub shared: Arc<Shared>,
+    pub jobs: PerJob<Job>,
+    pub limits: Limits,
+    /// The stop level it raises on `--fail-fast` (and reads Ctrl-C from).
+    pub stop: Arc<watch::Sender<StopLevel>>,
+    pub observer: &'a mut dyn Observer,
+    pub launcher: &'a dyn Launcher,
+    pub prior: Prior,
+    pub control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
+}
+
+impl std::fmt::Debug for Setup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("jobs", &self.jobs.len())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Dispatcher<'a> {
+    pub fn new(setup: Setup<'a>) -> Self {
+        let (sender, events) = mpsc::unbounded_channel();
+        let bus = match BusWriter::open(
+            &setup
+                .shared
+                .project_dir
+                .join(crate::store::layout::PROJECT_BUS),
+        ) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
+        Self {
+            shared: setup.shared,
+            graph: JobGraph::new(setup.jobs),
+            slots: Slots::new(setup.limits.max_parallel),
+            units: Units::default(),
+            fan_outs: FanOuts::default(),
+            rounds: Rounds::default(),
+            replans: Replans::default(),
+            out: Output {
+                bus,
+                observer: setup.observer,
+            },
+            launcher: setup.launcher,
+            prior: setup.prior,
+            fail_fast: setup.limits.fail_fast,
+            stop_reason: None,
+            stop: setup.stop,
+            events,
+            sender,
+            control: setup.control,
+        }
+    }
+
+    /// Runs every job to a terminal state.
+    pub async fn run(mut self) -> Ended {
+        self.emit(&Event::WorkflowStarted {
+            apply_id: self.shared.apply_id.clone(),
+            workflow: self.shared.workflow.clone(),
+            instances: self.graph.len(),
+            project_dir: self.shared.project_dir.clone(),
+        });
+        let mut stop_rx = self.shared.supervisor.subscribe();
+        loop {
+            self.launch();
+            if self.slots.running() == 0 && self.graph.ready.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((launched, outcome)) = self.units.next() => self.unit_ended(launched, outcome),
+                Some(control) = next_control(self.control.as_deref_mut()) => self.control(control),
+                Some(event) = self.events.recv() => self.emit(&event),
+                Ok(()) = stop_rx.changed() => {
+                    let level = *stop_rx.borrow();
+                    if level > StopLevel::Running && self.stop_reason.is_none() {
+                        self.stopping(StopReason::Interrupted);
+                    }
+                }
+            }
+        }
+        self.drain_events();
+        Ended {
+            instances: self.summaries(),
+            stop_reason: self.stop_reason,
+            shared: self.shared,
+        }
+    }
+
+    /// A unit ended: its job goes on, or (invalidated by a re-plan) a new
+    /// run of its key may start now.
+    fn unit_ended(&mut self, launched: Launched, mut outcome: Outcome) {
+        self.slots.end();
+        self.drain_events();
+        match launched.owner {
+            Owner::Invalidated => {
+                if let Some(j) = self.replans.drained(&launched.key) {
+                    self.graph.ready.insert(j);
+                }
+            }
+            Owner::Adopted => {
+                // Kept by a re-plan, and ended before its new job was
+                // reached; its fingerprint goes with it, in case another
+                // re-plan comes first.
+                outcome
+                    .fingerprint
+                    .get_or_insert_with(|| Arc::clone(&launched.fingerprint));
+                self.replans.ended_early(launched.key, outcome);
+                if launched.slot {
+                    self.release_slot(&launched.node);
+                }
+            }
+            Owner::Job(i) => {
+                if let JobKind::Group { .. } = self.graph.jobs[i].kind {
+                    self.group_ended(i, outcome);
+                } else {
+                    self.release_slot(&launched.node);
+                    self.finish(i, outcome);
+                }
+            }
+        }
+    }
+
+    /// One of `node`'s instances ended: a held one may take its slot.
+    fn release_slot(&mut self, node: &str) {
+        if let Some(next) = self.slots.release(node) {
+            self.graph.ready.insert(next);
+        }
+    }
+
+    pub(super) fn stopping(&mut self, reason: StopReason) {
+        self.stop_reason = Some(reason.clone());
+        self.emit(&Event::Stopping { reason });
+        self.stop.send_if_modified(|l| {
+            if *l == StopLevel::Running {
+                *l = StopLevel::Graceful;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn drain_events(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            self.emit(&e);
+        }
+    }
+
+    /// Starts what can start.
+    fn launch(&mut self) {
+        if self.stop_reason.is_some() {
+            // Held jobs will not start: let them be skipped like the rest.
+            let held = self.slots.drain_held();
+            self.graph.ready.extend(held);
+        }
+        while let Some(i) = self.graph.ready.pop_first() {
+            self.refresh(i);
+            if let Some(reason) = self.stop_reason.clone() {
+                self.finish(i, Outcome::skipped(reason));
+                continue;
+            }
+            if matches!(
+                self.graph.jobs[i].kind,
+                JobKind::Agent(_) | JobKind::Group { .. }
+            ) && self.take_over(i)
+            {
+                continue;
+            }
+            match self.graph.jobs[i].kind.clone() {
+                JobKind::Gate(expr) => {
+                    let outcome = self.gate(i, &expr);
+                    self.finish(i, outcome);
+                }
+                JobKind::FanOut { .. } => self.expand(i),
+                JobKind::Group {
+                    group,
+                    commands,
+                    workdir,
+                    stop,
+                } => {
+                    self.slots.take(None);
+                    self.graph.state[i] = State::Running;
+                    let round = self.rounds.start(i);
+                    let result_node = self.shared.program.group(group).result;
+                    let result = self
+                        .graph
+                        .of_node(result_node)
+                        .iter()
+                        .find_map(|&j| self.graph.outcome(j).cloned());
+                    let check = GroupCheck {
+                        shared: Arc::clone(&self.shared),
+                        commands,
+                        workdir,
+                        stop,
+                        result,
+                        round,
+                    };
+                    let unit = self.launcher.group(check);
+                    self.spawn(i, CancellationToken::new(), unit);
+                }
+                JobKind::Agent(agent) => {
+                    let job = Arc::clone(&self.graph.jobs[i]);
+                    let node = self.shared.program.node(job.node);
+                    if self.slots.full() {
+                        self.graph.ready.insert(i);
+                        break;
+                    }
+                    if self.slots.node_full(&node.id, node.max_parallel) {
+                        // Released when one of this node's instances ends.
+                        self.slots.hold(&node.id, i);
+                        continue;
+                    }
+                    self.slots.take(Some(&node.id));
+                    self.graph.state[i] = State::Running;
+                    let cancel = CancellationToken::new();
+                    let first = self.rounds.first(i);
+                    let start = UnitStart {
+                        shared: Arc::clone(&self.shared),
+                        launch: Launch {
+                            needs: self.needs_value(i),
+                            round: self.rounds.of(i),
+                            group_previous: self.rounds.previous_of(&node.groups),
+                            resume: first && job.resumes(&self.prior),
+                            cancel: cancel.clone(),
+                        },
+                        job,
+                        agent,
+                        events: self.sender.clone(),
+                    };
+                    let unit = self.launcher.unit(start);
+                    self.spawn(i, cancel, unit);
+                }
+            }
+        }
+    }
+
+    /// An agent or group job that need not start: it ended before a
+    /// re-plan, it still runs from before one, its key's old unit is still
+    /// stopping, or it is up to date. Whether that was so.
+    fn take_over(&mut self, i: JobId) -> bool {
+        let key = Arc::clone(&self.graph.jobs[i].key);
+        match self.replans.take(&key) {
+            Some(Taken::Ended(outcome, loud)) => {
+                self.settle(i, (*outcome).clone(), loud);
+                return true;
+            }
+            Some(Taken::Running(id)) => {
+                // Still running from before the re-plan: wait for it.
+                if let Some(l) = self.units.get_mut(id) {
+                    l.owner = Owner::Job(i);
+                }
+                self.graph.state[i] = State::Running;
+                return true;
+            }
+            Some(Taken::Draining) => {
+                self.replans.defer(key, i);
+                return true;
+            }
+            None => {}
+        }
+        // Its answer is read back only for whoever reads it: a dependent,
+        // or the sub-workflow it is the result of.
+        let read = !self.graph.dependents[i].is_empty()
+            || self
+                .fan_outs
+                .parent_of(i)
+                .is_some_and(|p| !self.graph.dependents[p].is_empty())
+            || !self
+                .shared
+                .program
+                .node(self.graph.jobs[i].node)
+                .groups
+                .is_empty();
+        if self.rounds.first(i)
+            && let Some(done) = self.up_to_date(i, read)
+        {
+            self.finish(i, done);
+            return true;
+        }
+        false
+    }
+
+    /// Starts `unit` as job `i`'s.
+    fn spawn(
+        &mut self,
+        i: JobId,
+        cancel: CancellationToken,
+        unit: super::super::launcher::UnitFuture,
+    ) {
+        let job = &self.graph.jobs[i];
+        let launched = Launched {
+            owner: Owner::Job(i),
+            key: Arc::clone(&job.key),
+            node: self.shared.program.node(job.node).id.clone(),
+            slot: matches!(job.kind, JobKind::Agent(_)),
+            fingerprint: Arc::clone(&job.fingerprint),
+            cancel,
+        };
+        self.units.spawn(launched, unit);
+    }
+
+    /// Takes the final fingerprints of `i`'s needs into its own: an
+    /// upstream instance that completed with its inputs changed by its
+    /// own agent hands on the fingerprint it completed with.
+    fn refresh(&mut self, i: JobId) {
+        let upstream: BTreeMap<String, String> = self.graph.jobs[i]
+            .needs
+            .iter()
+            .filter_map(|&n| {
+                self.final_hash(n)
+                    .map(|h| (self.graph.jobs[n].key.to_string(), h))
+            })
+            .collect();
+        let fp = self.graph.jobs[i].fingerprint.with_upstream(upstream);
+        if fp.hash != self.graph.jobs[i].fingerprint.hash {
+            Arc::make_mut(&mut self.graph.jobs[i]).fingerprint = Arc::new(fp);
+        }
+    }
+
+    /// The fingerprint a finished job ended with; for an expanded fan-out,
+    /// its own combined with its instances'.
+    fn final_hash(&self, n: JobId) -> Option<String> {
+        let ended = |j: JobId| {
+            self.graph.outcome(j).map(|o| {
+                o.fingerprint.as_ref().map_or_else(
+                    || self.graph.jobs[j].fingerprint.hash.clone(),
+                    |f| f.hash.clone(),
+                )
+            })
+        };
+        let own = ended(n)?;
+        match self.fan_outs.children_of(n) {
+            Some(children) => {
+                let hashes: Vec<String> = children.iter().filter_map(|&c| ended(c)).collect();
+                Some(crate::incremental::fingerprint::combined(
+                    &self.graph.jobs[n].fingerprint.hash,
+                    &hashes,
+                ))
+            }
+            None => Some(own),
+        }
+    }
+
+    /// `i`'s outcome when its latest completed run is up to date; its
+    /// answer is read back from the run store only when `read` says
+    /// something will read it.
+    fn up_to_date(&self, i: JobId, read: bool) -> Option<Outcome> {
+        let job = &self.graph.jobs[i];
+        let completed = job.completed(&self.prior)?;
+        let mut out = Outcome::ended(Status::Done, StopReason::UpToDate);
+        out.iterations = completed.iterations;
+        out.task_id = Some(completed.task_id.clone());
+        out.run_id.clone_from(&completed.run_id);
+        if read
+            && let JobKind::Agent(agent) = &job.kind
+            && let Some(answer) = completed.answer()
+        {
+            if agent.json {
+                out.json = crate::agents::answer::extract_json(&answer);
+            }
+            out.output = answer;
+        }
+        out.task_dir = Some(completed.task_dir);
+        Some(out)
+    }
+
+    /// Marks `i` terminal and releases (or skips) its dependents.
+    pub(super) fn finish(&mut self, i: JobId, outcome: Outcome) {
+        self.settle(i, outcome, true);
+    }
+
+    /// As [`Self::finish`]; `loud: false` for an end already recorded (an
+    /// instance kept across a re-plan). What it makes terminal in turn
+    /// (skipped dependents, a fan-out whose last instance it was) is
+    /// settled depth first from a stack, in the order a recursion would,
+    /// so a long chain of skips is a loop rather than a deep call stack.
+    fn settle(&mut self, i: JobId, outcome: Outcome, loud: bool) {
+        let mut stack = vec![Settle {
+            job: i,
+            outcome,
+            loud,
+            own: true,
+        }];
+        while let Some(Settle {
+            job: i,
+            outcome,
+            loud,
+            own,
+        }) = stack.pop()
+        {
+            let outcome = Arc::new(outcome);
+            self.graph.state[i] = State::Finished(Arc::clone(&outcome));
+            if !own {
+                // A fan-out whose instances all ended: terminal without an
+                // event of its own.
+                self.release_dependents(i, &mut stack);
+                continue;
+            }
+            if loud {
+                self.emit(&Event::InstanceFinished {
+                    key: Arc::clone(&self.graph.jobs[i].key),
+                    outcome: Arc::clone(&outcome),
+                });
+            }
+            if outcome.status == Status::Failed
+                && self.graph.jobs[i].on_failure != OnFailure::Ignore
+                && self.fail_fast
+                && self.stop_reason.is_none()
+            {
+                self.stopping(StopReason::FailFast);
+            }
+            let parent = self.fan_outs.parent_of(i);
+            if self.graph.jobs[i].forced && outcome.status == Status::Done {
+                self.force_downstream(i, parent);
+            }
+            self.release_dependents(i, &mut stack);
+            // The fan-out it completes is settled before its dependents.
+            if let Some(p) = parent
+                && let Some(whole) = self
+                    .fan_outs
+                    .child_ended(p, outcome.status == Status::Failed)
+            {
+                stack.push(Settle {
+                    job: p,
+                    outcome: whole,
+                    loud: false,
+                    own: false,
+                });
+            }
+        }
+    }
+
+    /// What a forced run feeds is forced too (`--force X` re-runs X's
+    /// dependents, even when X answers as before).
+    fn force_downstream(&mut self, i: JobId, parent: Option<JobId>) {
+        let mut downstream = self.graph.dependents[i].clone();
+        if let Some(p) = parent {
+            downstream.extend(self.graph.dependents[p].iter().copied());
+        }
+        for d in downstream {
+            if !self.graph.jobs[d].forced {
+                Arc::make_mut(&mut self.graph.jobs[d]).forced = true;
+            }
+        }
+    }
+
+    /// `i` is terminal: each dependent whose needs all are now is skipped
+    /// (pushed to be settled, first dependent on top) or made ready.
+    fn release_dependents(&mut self, i: JobId, stack: &mut Vec<Settle>) {
+        let mut skipped = Vec::new();
+        for d in self.graph.dependents[i].clone() {
+            if !self.graph.need_ended(d) {
+                continue;
+            }
+            match self.graph.blocked_by(d) {
+                Some(need) => skipped.push(Settle {
+                    job: d,
+                    outcome: Outcome::skipped(StopReason::Skipped { need }),
+                    loud: true,
+                    own: true,
+                }),
+                None => {
+                    self.graph.ready.insert(d);
+                }
+            }
+        }
+        stack.extend(skipped.into_iter().rev());
+    }
+
+    fn gate(&self, i: JobId, expr: &str) -> Outcome {
+        let job = &self.graph.jobs[i];
+        let node = self.shared.program.node(job.node);
+        let scope = &self.shared.program.scopes[node.scope];
+        let ctx = context! {
+            needs => self.needs_value(i),
+            params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
+            item => job.item.as_ref().map(crate::prompt::context),
+        };
+        match scope
+            .templates
+            .compile_expression(expr)
+            .and_then(|e| e.eval(ctx))
+        {
+            Ok(v) if v.is_true() => Outcome::ended(Status::Done, StopReason::GateTrue),
+            Ok(_) => Outcome::ended(Status::Failed, StopReason::GateFalse),
+            Err(e) => {
+                let mut o = Outcome::ended(Status::Failed, StopReason::GateError);
+                o.error = Some(format!("{e:#}"));
+                o
+            }
+        }
+    }
+}
