@@ -5,6 +5,7 @@
 //! overrides the cost claude reports itself.
 
 use crate::apply_support::{Flow, instance, st, state};
+use crate::test_builder::Test;
 
 /// An agent `ai` of this CLI kind played by the fake agent, priced at $3 and
 /// $15 per million tokens, and one node `n` with this `stop` table.
@@ -66,12 +67,18 @@ fn a_cost_claude_reports_is_kept_over_the_price() {
 #[test]
 fn budget_usd_works_from_a_price() {
     // Never done; $0.0012 a call goes over $0.002 on the second.
-    let flow = Flow::new(&workflow(
-        "codex",
-        r#"{ promise = "NEVER", budget_usd = 0.002, max_iterations = 5 }"#,
-    ));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n"), st("failed", "budget_usd", 2));
-    assert!((cost(&summary) - 2.0 * PRICED).abs() < 1e-12, "{summary:#}");
+    let ran = Test::new()
+        .workflow(workflow(
+            "codex",
+            r#"{ promise = "NEVER", budget_usd = 0.002, max_iterations = 5 }"#,
+        ))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n"), st("failed", "budget_usd", 2));
+    assert!(
+        (cost(ran.json()) - 2.0 * PRICED).abs() < 1e-12,
+        "{:#}",
+        ran.json()
+    );
 }

@@ -1,10 +1,10 @@
 //! What an apply leaves on disk and says: the run store layout, the agent's
 //! environment and preamble (every advertised command run from inside an
 //! agent), secrets never written anywhere, items that cannot escape the
-//! runs root, `[success]`, reports, `status`, `logs`, and exit code 3.
+//! runs root, `[success]`, reports, and exit code 3.
 
 use crate::apply_support::{Flow, instance, one_node, st, state};
-use crate::support::{conductor, stderr, stdout};
+use crate::test_builder::Test;
 
 #[test]
 fn the_run_store_has_the_seed_layout() {
@@ -194,8 +194,9 @@ workdir = "wd"
 #[test]
 fn api_keys_never_reach_other_agents_or_anything_written() {
     let secret = "sk-ant-THIS-IS-SECRET-0123456789";
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.tool]
 kind = "command"
@@ -205,16 +206,14 @@ agent = "tool"
 prompt = "The key is {{ env.ANTHROPIC_API_KEY }}."
 stop = { exit_zero = true }
 "#,
-    );
-    let out = flow
-        .command(&[])
+        )
+        .apply()
         .env("ANTHROPIC_API_KEY", secret)
         .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
-    let files = flow.files();
+        .stdout_lacks(secret)
+        .stderr_lacks(secret)
+        .run();
+    let files = ran.files();
     assert!(files.iter().any(|(p, _)| p.ends_with("prompt.md")));
     for (path, text) in &files {
         assert!(!text.contains(secret), "{} holds the key", path.display());
@@ -259,21 +258,25 @@ prompt = "{{ item }}"
 #[test]
 fn success_commands_decide_the_exit_code() {
     let base = one_node(r#""--done-after", "1""#, "{}");
-    let flow = Flow::new(&format!(
-        "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
-    ));
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(summary["success"][0]["exit_code"], 0);
-    let flow = Flow::new(&format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(summary["status"], "failed");
-    assert_eq!(summary["success"][0]["exit_code"], 4);
+    let passed = Test::new()
+        .workflow(format!(
+            "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
+        ))
+        .apply()
+        .run();
+    assert_eq!(passed.json()["success"][0]["exit_code"], 0);
+    let failed = Test::new()
+        .workflow(format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(failed.json()["status"], "failed");
+    assert_eq!(failed.json()["success"][0]["exit_code"], 4);
 }
 
 #[test]
 fn junit_has_one_testcase_per_instance() {
-    let flow = Flow::new(
+    let test = Test::new().workflow(
         r#"version = 1
 name = "t"
 [agents.ok]
@@ -296,9 +299,8 @@ needs = ["broken"]
 prompt = "p"
 "#,
     );
-    let report = flow.path().join("junit.xml");
-    let (out, _) = flow.apply(&["--junit", report.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    let report = test.path().join("junit.xml");
+    let _ran = test.apply().arg("--junit").arg(&report).status(1).run();
     let xml = std::fs::read_to_string(report).unwrap();
     assert_eq!(xml.matches("<testcase").count(), 4, "{xml}");
     assert!(xml.contains(r#"name="good[x]""#) && xml.contains(r#"classname="good""#));
@@ -310,90 +312,10 @@ prompt = "p"
 }
 
 #[test]
-fn status_and_logs_show_the_latest_apply() {
-    let flow = Flow::new(&one_node(
-        r#""--done-after", "2", "--say", "the agent's words""#,
-        "{}",
-    ));
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    let root = flow.root();
-    let status = conductor()
-        .current_dir(flow.path())
-        .args(["status", "--json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["state"], "done");
-    assert_eq!(v["instances"][0]["instance"], "n");
-    assert_eq!(v["instances"][0]["iterations"], 2);
-    assert_eq!(v["instances"][0]["stop_reason"], "done_file");
-    let logs = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "n", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&logs), "the agent's words\n");
-    let missing = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "nope", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_ne!(missing.status.code(), Some(0));
-    assert!(
-        stderr(&missing).contains("instances: n"),
-        "{}",
-        stderr(&missing)
-    );
-}
-
-#[test]
-fn logs_follow_streams_until_the_instance_ends() {
-    let flow = Flow::new(&one_node(
-        r#""--done-after", "2", "--sleep", "300ms""#,
-        "{}",
-    ));
-    let mut apply = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--root"])
-        .arg(flow.root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let bus = flow.root().join("t/PROJECT-MESSAGE-BUS.md");
-    let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&bus)
-        .unwrap_or_default()
-        .contains("NODE_START")
-    {
-        assert!(start.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let logs = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "n", "-f", "--root"])
-        .arg(flow.root())
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(apply.wait().unwrap().success());
-    let text = stdout(&logs);
-    assert!(
-        text.contains("fake agent answered call 1") && text.contains("fake agent answered call 2"),
-        "{text}"
-    );
-    assert_eq!(text.matches("==> ").count(), 2, "{text}");
-}
-
-#[test]
 fn a_missing_agent_or_unwritable_root_is_exit_3_before_anything_runs() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.ghost]
 kind = "command"
@@ -402,37 +324,29 @@ command = ["no-such-program-anywhere"]
 agent = "ghost"
 prompt = "p"
 "#,
-    );
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("`no-such-program-anywhere` is not found on PATH"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!flow.root().join("t").read_dir().is_ok_and(|mut d| {
+        )
+        .apply()
+        .status(3)
+        .stderr_has("`no-such-program-anywhere` is not found on PATH")
+        .run();
+    assert!(!ran.root().join("t").read_dir().is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("task-")))
     }));
 
-    let flow = Flow::new(&one_node(r#""--done-after", "1""#, "{}"));
-    std::fs::write(flow.path().join("file"), "").unwrap();
-    let out = conductor()
-        .current_dir(flow.path())
+    Test::new()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .file("file", "")
         .args(["apply", "flow.toml", "--root", "file/runs"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("runs root is not writable"),
-        "{}",
-        stderr(&out)
-    );
+        .status(3)
+        .stderr_has("runs root is not writable")
+        .run();
 }
 
 #[test]
 fn a_template_error_at_run_time_fails_the_node_with_the_reason() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.plan]
 kind = "command"
@@ -451,20 +365,17 @@ agent = "echo"
 needs = ["a"]
 prompt = "{{ needs.a.json.missing.deeper }}"
 "#,
-    );
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "b"), st("failed", "render_error", 0));
-    assert!(
-        stderr(&out).contains("cannot render the prompt of `b`"),
-        "{}",
-        stderr(&out)
-    );
+        )
+        .apply()
+        .status(1)
+        .stderr_has("cannot render the prompt of `b`")
+        .run();
+    assert_eq!(ran.state("b"), st("failed", "render_error", 0));
 }
 
 #[test]
 fn an_agent_program_deleted_mid_apply_fails_its_node_with_a_record() {
-    let flow = Flow::new(
+    let test = Test::new().workflow(
         r#"version = 1
 name = "t"
 [agents.remover]
@@ -484,14 +395,13 @@ needs = ["a"]
 prompt = "p"
 "#,
     );
-    let tool = flow.path().join("tool.sh");
+    let tool = test.path().join("tool.sh");
     std::fs::write(&tool, "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(state(&summary, "a"), st("done", "exit_zero", 1));
-    assert_eq!(state(&summary, "b"), st("failed", "agent_missing", 1));
-    let crash = flow
+    let ran = test.apply().status(1).run();
+    assert_eq!(ran.state("a"), st("done", "exit_zero", 1));
+    assert_eq!(ran.state("b"), st("failed", "agent_missing", 1));
+    let crash = ran
         .records("TASK-MESSAGE-BUS.md")
         .into_iter()
         .find(|r| r["type"] == "RUN_CRASH")
@@ -502,7 +412,7 @@ prompt = "p"
             .unwrap()
             .contains("`./tool.sh` is not an executable file")
     );
-    let infos: Vec<String> = flow
+    let infos: Vec<String> = ran
         .files()
         .into_iter()
         .filter(|(p, _)| p.ends_with("run-info.yaml"))

@@ -15,9 +15,16 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("flow.toml"), toml).unwrap();
-        Self { dir }
+        let flow = Self::empty();
+        std::fs::write(flow.path().join("flow.toml"), toml).unwrap();
+        flow
+    }
+
+    /// A fresh folder with no workflow in it yet.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -154,6 +161,22 @@ pub fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json
         .as_array()
         .and_then(|a| a.iter().find(|i| i["key"] == key))
         .unwrap_or_else(|| panic!("no instance {key} in {summary:#}"))
+}
+
+/// The run folders of an instance, oldest first (run ids sort in creation order).
+pub fn runs(summary: &serde_json::Value, key: &str) -> Vec<PathBuf> {
+    let task = Path::new(
+        instance(summary, key)["task_dir"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(task.join("runs"))
+        .unwrap_or_else(|e| panic!("no runs folder in {}: {e}", task.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    runs
 }
 
 /// `(status, stop_reason, iterations)` of an instance.

@@ -30,4 +30,6 @@ mod preamble;
 mod properties;
 mod readme;
 mod schema;
+mod status_logs;
+mod test_builder;
 mod watch;
