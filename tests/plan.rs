@@ -1,7 +1,12 @@
 //! `conductor plan`: instances after fan-out, keys, needs, limits, the worst
-//! case, and the JSON, DOT and prompt views.
+//! case, and the JSON, DOT and prompt views; the full text of each view of
+//! every committed workflow is pinned by a snapshot.
+//!
+//! After changing what `plan` prints on purpose, review the new views with
+//! `INSTA_UPDATE=always cargo test plan::` and read the changed `.snap`
+//! files before committing them.
 
-use crate::support::root;
+use crate::support::{root, workflow_files};
 use crate::test_builder::{Ran, Test};
 
 const FANOUT: &str = "tests/fixtures/valid/fanout/workflow.toml";
@@ -175,4 +180,31 @@ fn prompt_libraries_extend_import_and_include() {
         // The sub-workflow's nodes are namespaced under the node that uses it.
         .stdout_has("review/")
         .run();
+}
+
+#[test]
+fn every_committed_workflow_plans_as_its_snapshots() {
+    let mut files = workflow_files(&root().join("examples"));
+    files.extend(workflow_files(&root().join("workflows")));
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let rel = file.strip_prefix(root()).unwrap().to_str().unwrap();
+        for (view, flags) in [
+            ("text", &[][..]),
+            ("json", &["--json"]),
+            ("dot", &["--dot"]),
+        ] {
+            let args = [&["plan", rel][..], flags].concat();
+            // The text view counts the instances that are up to date in the
+            // runs root: a fresh, empty one makes that line the same on
+            // every machine.
+            let ran = Test::in_repo().args(&args).with_root().run();
+            insta::with_settings!({
+                description => format!("conductor {}", args.join(" ")),
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!(format!("{}_{view}", rel.replace(['/', '.'], "_")), ran.stdout);
+            });
+        }
+    }
 }
