@@ -347,19 +347,19 @@ impl Ran {
         Test::at(Rc::clone(&self.flow), self.in_repo)
     }
 
-    /// The exit code, stdout and stderr, and the end of what each agent
-    /// printed: all a failed expectation needs to be understood.
+    /// The exit code, stdout and stderr, each run's record and the end of
+    /// what its agent printed: all a failed expectation needs to be
+    /// understood.
     pub fn explain(&self) -> String {
         let mut text = format!(
             "exit code {:?}\n--- conductor stdout\n{}\n--- conductor stderr\n{}",
             self.code, self.stdout, self.stderr
         );
         for path in self.flow.paths() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "agent-stdout.txt" || n == "agent-stderr.txt")
-            {
-                let _ = write!(text, "\n--- {}\n{}", path.display(), tail(&path, 2000));
+            if path.file_name().is_some_and(|n| {
+                n == "run-info.yaml" || n == "agent-stdout.txt" || n == "agent-stderr.txt"
+            }) {
+                let _ = write!(text, "\n--- {}\n{}", path.display(), tail(&path, 4000));
             }
         }
         text
