@@ -223,12 +223,14 @@ fn an_agent_flooding_256_mib_of_output_leaves_conductors_memory_flat() {
 fn an_agent_that_closes_its_stdout_early_is_judged_like_any_other() {
     // It closes stdout, goes on working, and is done; its answer is what
     // it printed before.
-    let flow = Flow::new(&one_node_command(
-        r#""sh", "-c", "echo before; exec 1>&-; sleep 0.2; touch \"$JRUN_TASK_FOLDER/DONE\"""#,
-        "{ done_file = true, max_iterations = 2 }",
-    ));
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
-    let output = flow.files_named("output.md").into_iter().next().unwrap();
+    let ran = Test::new()
+        .workflow(one_node_command(
+            r#""sh", "-c", "echo before; exec 1>&-; sleep 0.2; touch \"$JRUN_TASK_FOLDER/DONE\"""#,
+            "{ done_file = true, max_iterations = 2 }",
+        ))
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "done_file", 1));
+    let output = ran.files_named("output.md").into_iter().next().unwrap();
     assert_eq!(std::fs::read_to_string(output).unwrap(), "before\n");
 }

@@ -3,15 +3,17 @@
 //! agent), secrets never written anywhere, items that cannot escape the
 //! runs root, `[success]`, reports, and exit code 3.
 
-use crate::apply_support::{Flow, instance, one_node, st, state};
+use crate::apply_support::{Flow, one_node, st};
 use crate::test_builder::Test;
 
 #[test]
 fn the_run_store_has_the_seed_layout() {
-    let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{}"));
-    let summary = flow.apply_ok(&[]);
-    let task_dir = std::path::PathBuf::from(instance(&summary, "n")["task_dir"].as_str().unwrap());
-    assert_eq!(task_dir.parent().unwrap(), flow.root().join("t"));
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "2""#, "{}"))
+        .apply()
+        .run();
+    let task_dir = std::path::PathBuf::from(ran.instance("n")["task_dir"].as_str().unwrap());
+    assert_eq!(task_dir.parent().unwrap(), ran.root().join("t"));
     let task_id = task_dir.file_name().unwrap().to_str().unwrap();
     assert!(
         regex::Regex::new(r"^task-\d{8}-\d{6}-[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")
@@ -75,9 +77,9 @@ fn the_run_store_has_the_seed_layout() {
         runs[0].file_name().unwrap().to_str()
     );
     assert_eq!(second.stop_reason.as_deref(), Some("done_file"));
-    let kinds: Vec<String> = flow.task_kinds();
+    let kinds: Vec<String> = ran.task_kinds();
     assert_eq!(kinds, ["RUN_START", "RUN_STOP", "RUN_START", "RUN_STOP"]);
-    let stop = &flow.records("TASK-MESSAGE-BUS.md")[3];
+    let stop = &ran.records("TASK-MESSAGE-BUS.md")[3];
     for k in [
         "node",
         "iteration",
@@ -94,8 +96,9 @@ fn the_run_store_has_the_seed_layout() {
 
 #[test]
 fn output_md_written_by_the_agent_wins_and_streams_are_parsed() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.writer]
 kind = "command"
@@ -117,10 +120,11 @@ needs = ["w", "c"]
 agent = "writer"
 prompt = "{{ needs.w.output }}{{ needs.c.output }}"
 "#,
-    );
-    let summary = flow.apply_ok(&[]);
+        )
+        .apply()
+        .run();
     let out_of = |key: &str| {
-        let dir = std::path::PathBuf::from(instance(&summary, key)["task_dir"].as_str().unwrap());
+        let dir = std::path::PathBuf::from(ran.instance(key)["task_dir"].as_str().unwrap());
         let run = std::fs::read_dir(dir.join("runs"))
             .unwrap()
             .flatten()
@@ -131,7 +135,7 @@ prompt = "{{ needs.w.output }}{{ needs.c.output }}"
     };
     assert_eq!(out_of("w"), "the real answer\n");
     assert_eq!(out_of("c"), "streamed answer");
-    let prompt = flow
+    let prompt = ran
         .files()
         .into_iter()
         .find(|(p, t)| p.ends_with("prompt.md") && t.contains("streamed answer"))
@@ -146,8 +150,9 @@ prompt = "{{ needs.w.output }}{{ needs.c.output }}"
 #[test]
 fn every_command_the_preamble_advertises_works_inside_an_agent() {
     // The agent runs each indented command of its prompt's preamble.
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.obedient]
 kind = "command"
@@ -157,13 +162,14 @@ agent = "obedient"
 prompt = "follow the preamble"
 workdir = "wd"
 "#,
-    );
-    std::fs::create_dir_all(flow.path().join("wd")).unwrap();
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
-    let kinds: Vec<String> = flow.task_kinds();
+        )
+        .dir("wd")
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "done_file", 1));
+    let kinds: Vec<String> = ran.task_kinds();
     assert_eq!(kinds, ["RUN_START", "PROGRESS", "FACT", "RUN_STOP"]);
-    let env = std::fs::read_to_string(flow.path().join("wd/env.txt")).unwrap();
+    let env = std::fs::read_to_string(ran.path().join("wd/env.txt")).unwrap();
     for var in [
         "JRUN_PROJECT_ID=t",
         "JRUN_TASK_ID=task-",
@@ -227,8 +233,9 @@ stop = { exit_zero = true }
 
 #[test]
 fn items_cannot_write_outside_the_runs_root() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.a]
 kind = "command"
@@ -238,15 +245,16 @@ agent = "a"
 for_each = ["../../etc", "../x", "/abs/path", "..", "a/../../b"]
 prompt = "{{ item }}"
 "#,
-    );
-    let summary = flow.apply_ok(&[]);
-    let project = flow.root().join("t");
-    for i in summary["instances"].as_array().unwrap() {
+        )
+        .apply()
+        .run();
+    let project = ran.root().join("t");
+    for i in ran.json()["instances"].as_array().unwrap() {
         let dir = std::path::Path::new(i["task_dir"].as_str().unwrap());
         assert_eq!(dir.parent().unwrap(), project, "{}", dir.display());
         assert!(dir.join("DONE").is_file());
     }
-    let mut top: Vec<String> = std::fs::read_dir(flow.path())
+    let mut top: Vec<String> = std::fs::read_dir(ran.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

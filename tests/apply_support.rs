@@ -1,6 +1,9 @@
 //! Helpers for the apply tests: a workflow written into a fresh folder,
 //! applied there with its own runs root and a short kill grace, and the
-//! run store and buses it leaves read back.
+//! run store and buses it leaves read back. Tests that run one command and
+//! check its exit code and output do it through `test_builder::Test`, which
+//! runs in such a folder; the helpers here serve tests that start conductor
+//! in the background or read the store directly.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -40,18 +43,6 @@ impl Flow {
         let out = self.command(extra).output().unwrap();
         let summary = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out, summary)
-    }
-
-    /// `apply`, which must exit 0; the summary.
-    pub fn apply_ok(&self, extra: &[&str]) -> serde_json::Value {
-        let (out, summary) = self.apply(extra);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        summary
     }
 
     /// `apply` in the background, its stdout piped (for `--json`).
