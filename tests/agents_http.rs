@@ -244,9 +244,9 @@ fn anthropic_retries_a_cut_stream() {
 
 /// A server that always answers 500 (asking for no wait, to keep the test
 /// short): each iteration makes a bounded number of calls and then fails
-/// with `backend_error` (DESIGN §9.11: it counts toward `max_iterations`,
-/// and the loop goes on), so the node fails at its limit, with the
-/// server's message.
+/// with `backend_error` (docs/agents.md, "Retries and limits": it counts
+/// toward `max_iterations`, and the loop goes on), so the node fails at its
+/// limit, with the server's message.
 fn gives_up_on_a_failing_server(kind: Kind) {
     let server = ModelServer::start([Turn::Error {
         status: 500,

@@ -1,4 +1,4 @@
-//! Incremental apply (DESIGN §3, §9.12, §9.16): a second apply runs no
+//! Incremental apply (docs/run-store.md): a second apply runs no
 //! agent, an edited input re-runs exactly what depends on it, `--force`
 //! re-runs, and an apply killed or failed part-way is continued by the
 //! next one without running completed instances again.

@@ -1,7 +1,7 @@
 //! A scripted model server for the tests that drive real agent CLIs (and
 //! HTTP agents): one 127.0.0.1 port, on its own threads, speaking the four
 //! wire protocols those clients use, streamed as server-sent events the way
-//! shared/reference/agent-clis.md §2 records them: Anthropic Messages
+//! the pinned versions of those clients expect them: Anthropic Messages
 //! (`/v1/messages`), OpenAI Responses (`/v1/responses`), OpenAI Chat
 //! Completions (`/v1/chat/completions`) and Gemini
 //! (`/v1beta/models/<m>:streamGenerateContent`, plus `:generateContent`
