@@ -7,10 +7,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use crate::apply_support::{Flow, instance, run_info, st, state, wait_for};
+use crate::apply_support::{Flow, run_info, runs, st, state, wait_for};
 use crate::model_server::{INPUT_TOKENS, ModelServer, OUTPUT_TOKENS, Turn};
+use crate::test_builder::{Ran, Test};
 
 /// What the scripted model answers.
 pub const FINAL: &str = "FINAL: the answer, streamed in two halves.";
@@ -21,7 +21,10 @@ const PRICE: (f64, f64) = (3.0, 15.0);
 
 /// The scripted server's usage at [`PRICE`].
 fn one_call_cost() -> f64 {
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "token counts of a scripted answer are far below 2^52"
+    )]
     let (i, o) = (INPUT_TOKENS as f64, OUTPUT_TOKENS as f64);
     (i * PRICE.0 + o * PRICE.1) / 1e6
 }
@@ -68,50 +71,22 @@ stop = {stop}
     }
 }
 
-/// `conductor apply --json` with only this kind's key set.
-fn apply(flow: &Flow, kind: Kind) -> (Output, serde_json::Value) {
-    let mut cmd = flow.command(&[]);
-    cmd.env_remove("OPENAI_API_KEY")
+/// `conductor apply --json` of a workflow with agent `ai` of this kind
+/// pointed at `server`, with only its key set; it must exit with `status`.
+fn apply(kind: Kind, server: &ModelServer, stop: &str, status: i32) -> Ran {
+    Test::new()
+        .workflow(kind.workflow(server, stop))
+        .apply()
+        .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
-        .env(kind.key_var(), KEY);
-    let out = cmd.output().unwrap();
-    let summary = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out, summary)
+        .env(kind.key_var(), KEY)
+        .status(status)
+        .run()
 }
 
-pub fn explain(out: &Output, flow: &Flow) -> String {
-    let files: Vec<String> = flow
-        .files()
-        .into_iter()
-        .filter(|(p, _)| {
-            p.file_name().is_some_and(|n| {
-                n == "agent-stderr.txt" || n == "agent-stdout.txt" || n == "run-info.yaml"
-            })
-        })
-        .map(|(p, t)| format!("--- {}\n{t}", p.display()))
-        .collect();
-    format!(
-        "exit {:?}\n--- conductor stdout\n{}\n--- conductor stderr\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        files.join("\n")
-    )
-}
-
-/// The run folders of instance `n`, in run order.
-fn runs(summary: &serde_json::Value) -> Vec<PathBuf> {
-    let task = PathBuf::from(instance(summary, "n")["task_dir"].as_str().unwrap());
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(task.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort();
-    runs
-}
-
-fn only_run(summary: &serde_json::Value) -> PathBuf {
-    let runs = runs(summary);
+/// The one run folder of instance `n`.
+fn only_run(ran: &Ran) -> PathBuf {
+    let runs = ran.runs("n");
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().unwrap()
 }
@@ -143,14 +118,12 @@ fn assert_key_kept(flow: &Flow, server: &ModelServer) {
 
 fn answers_in_one_iteration(kind: Kind) {
     let server = ModelServer::start([Turn::text(FINAL)]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s" }"#));
-    let (out, summary) = apply(&flow, kind);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(0), "{why}");
+    let ran = apply(kind, &server, r#"{ timeout = "60s" }"#, 0);
+    let why = ran.explain();
     // An HTTP agent's default success condition is one complete answer.
-    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1), "{why}");
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 1), "{why}");
 
-    let run = only_run(&summary);
+    let run = only_run(&ran);
     assert_eq!(read(&run, "output.md"), FINAL);
     assert_eq!(
         read(&run, "agent-stdout.txt"),
@@ -165,11 +138,11 @@ fn answers_in_one_iteration(kind: Kind) {
     assert_eq!(info["input_tokens"], INPUT_TOKENS, "{info:#}");
     assert_eq!(info["output_tokens"], OUTPUT_TOKENS, "{info:#}");
     assert_close(&info["cost_usd"], one_call_cost(), "run-info cost");
-    let usage = &instance(&summary, "n")["usage"];
-    assert_eq!(usage["input_tokens"], INPUT_TOKENS, "{summary:#}");
-    assert_eq!(usage["output_tokens"], OUTPUT_TOKENS, "{summary:#}");
+    let usage = &ran.instance("n")["usage"];
+    assert_eq!(usage["input_tokens"], INPUT_TOKENS, "{:#}", ran.json());
+    assert_eq!(usage["output_tokens"], OUTPUT_TOKENS, "{:#}", ran.json());
     assert_close(&usage["cost_usd"], one_call_cost(), "summary cost");
-    assert_eq!(flow.task_kinds(), ["RUN_START", "RUN_STOP"]);
+    assert_eq!(ran.task_kinds(), ["RUN_START", "RUN_STOP"]);
 
     // One request: the model, a stream, and prompt.md as the user message.
     let calls = server.model_calls();
@@ -192,7 +165,7 @@ fn answers_in_one_iteration(kind: Kind) {
             assert!(body["max_tokens"].as_u64().is_some(), "{body:#}");
         }
     }
-    assert_key_kept(&flow, &server);
+    assert_key_kept(&ran, &server);
 }
 
 #[test]
@@ -215,14 +188,12 @@ fn retries_a_429(kind: Kind) {
         },
         Turn::text(FINAL),
     ]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s" }"#));
-    let (out, summary) = apply(&flow, kind);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(0), "{why}");
-    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1), "{why}");
+    let ran = apply(kind, &server, r#"{ timeout = "60s" }"#, 0);
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 1), "{why}");
     let actions: Vec<String> = server.model_calls().into_iter().map(|r| r.action).collect();
     assert_eq!(actions, ["error 429", "text"], "{why}");
-    let run = only_run(&summary);
+    let run = only_run(&ran);
     assert_eq!(read(&run, "output.md"), FINAL);
     let stderr = read(&run, "agent-stderr.txt");
     assert!(
@@ -248,14 +219,12 @@ fn anthropic_retries_a_429_within_the_iteration_honouring_retry_after() {
 /// whole second stream, not the cut one's start.
 fn retries_a_cut_stream(kind: Kind) {
     let server = ModelServer::start([Turn::Cut, Turn::text(FINAL)]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s" }"#));
-    let (out, summary) = apply(&flow, kind);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(0), "{why}");
-    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1), "{why}");
+    let ran = apply(kind, &server, r#"{ timeout = "60s" }"#, 0);
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 1), "{why}");
     let actions: Vec<String> = server.model_calls().into_iter().map(|r| r.action).collect();
     assert_eq!(actions, ["cut", "text"], "{why}");
-    let run = only_run(&summary);
+    let run = only_run(&ran);
     assert_eq!(read(&run, "output.md"), FINAL);
     assert!(
         read(&run, "agent-stderr.txt").contains("the stream was cut"),
@@ -275,29 +244,28 @@ fn anthropic_retries_a_cut_stream() {
 
 /// A server that always answers 500 (asking for no wait, to keep the test
 /// short): each iteration makes a bounded number of calls and then fails
-/// with `backend_error` (DESIGN §9.11: it counts toward `max_iterations`,
-/// and the loop goes on), so the node fails at its limit, with the
-/// server's message.
+/// with `backend_error` (docs/agents.md, "Retries and limits": it counts
+/// toward `max_iterations`, and the loop goes on), so the node fails at its
+/// limit, with the server's message.
 fn gives_up_on_a_failing_server(kind: Kind) {
     let server = ModelServer::start([Turn::Error {
         status: 500,
         retry_after: Some("0".into()),
     }]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s", max_iterations = 2 }"#));
-    let (out, summary) = apply(&flow, kind);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(1), "{why}");
-    assert_eq!(
-        state(&summary, "n"),
-        st("failed", "max_iterations", 2),
-        "{why}"
+    let ran = apply(
+        kind,
+        &server,
+        r#"{ timeout = "60s", max_iterations = 2 }"#,
+        1,
     );
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("failed", "max_iterations", 2), "{why}");
     assert_eq!(
         server.model_calls().len(),
         10,
         "per iteration, the first call and 4 retries"
     );
-    let error = crate::apply_support::instance(&summary, "n")["error"]
+    let error = ran.instance("n")["error"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -305,7 +273,7 @@ fn gives_up_on_a_failing_server(kind: Kind) {
         error.contains("gave up after 5 attempts") && error.contains("scripted failure 500"),
         "{error}"
     );
-    let infos: Vec<String> = flow
+    let infos: Vec<String> = ran
         .files()
         .into_iter()
         .filter(|(p, _)| p.ends_with("run-info.yaml"))
@@ -317,7 +285,7 @@ fn gives_up_on_a_failing_server(kind: Kind) {
         assert!(info.contains("status: failed"), "{info}");
     }
     assert_eq!(
-        flow.task_kinds(),
+        ran.task_kinds(),
         ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_CRASH"]
     );
 }
@@ -336,17 +304,16 @@ fn anthropic_fails_an_iteration_with_backend_error_after_bounded_retries() {
 /// spare), with the server's message in the run's record and on the bus.
 fn fails_at_once_on_401(kind: Kind) {
     let server = ModelServer::start([Turn::error(401)]);
-    let flow = Flow::new(&kind.workflow(&server, r#"{ timeout = "60s", max_iterations = 3 }"#));
-    let (out, summary) = apply(&flow, kind);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(1), "{why}");
-    assert_eq!(
-        state(&summary, "n"),
-        st("failed", "backend_error", 1),
-        "{why}"
+    let ran = apply(
+        kind,
+        &server,
+        r#"{ timeout = "60s", max_iterations = 3 }"#,
+        1,
     );
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("failed", "backend_error", 1), "{why}");
     assert_eq!(server.model_calls().len(), 1, "{why}");
-    let run = only_run(&summary);
+    let run = only_run(&ran);
     let error = run_info(&run)["error_summary"]
         .as_str()
         .unwrap_or_default()
@@ -356,15 +323,16 @@ fn fails_at_once_on_401(kind: Kind) {
         "{why}"
     );
     // The summary says why too, in the server's words.
-    let instance_error = crate::apply_support::instance(&summary, "n")["error"]
+    let instance_error = ran.instance("n")["error"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     assert!(
         instance_error.contains("scripted failure 401"),
-        "{summary:#}"
+        "{:#}",
+        ran.json()
     );
-    let crash = flow
+    let crash = ran
         .records("TASK-MESSAGE-BUS.md")
         .into_iter()
         .find(|r| r["type"] == "RUN_CRASH")
@@ -375,7 +343,7 @@ fn fails_at_once_on_401(kind: Kind) {
             .is_some_and(|b| b.contains("scripted failure 401")),
         "{crash:#}"
     );
-    assert_key_kept(&flow, &server);
+    assert_key_kept(&ran, &server);
 }
 
 #[test]
@@ -394,16 +362,16 @@ fn budget_usd_from_price_stops_the_loop() {
     // and a half, so the second iteration goes over it.
     let server = ModelServer::start([Turn::text(FINAL)]);
     let budget = one_call_cost() * 1.5;
-    let flow = Flow::new(&Kind::OpenAi.workflow(
+    let ran = apply(
+        Kind::OpenAi,
         &server,
         &format!(r#"{{ promise = "NEVER", budget_usd = {budget}, max_iterations = 5 }}"#),
-    ));
-    let (out, summary) = apply(&flow, Kind::OpenAi);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(1), "{why}");
-    assert_eq!(state(&summary, "n"), st("failed", "budget_usd", 2), "{why}");
+        1,
+    );
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("failed", "budget_usd", 2), "{why}");
     assert_close(
-        &instance(&summary, "n")["usage"]["cost_usd"],
+        &ran.instance("n")["usage"]["cost_usd"],
         2.0 * one_call_cost(),
         "two answers' cost",
     );
@@ -413,21 +381,17 @@ fn budget_usd_from_price_stops_the_loop() {
 #[test]
 fn a_stalled_stream_is_cut_by_idle_timeout_without_retries() {
     let server = ModelServer::start([Turn::Stall]);
-    let flow = Flow::new(&Kind::OpenAi.workflow(
+    let ran = apply(
+        Kind::OpenAi,
         &server,
         r#"{ timeout = "60s", idle_timeout = "1s", max_iterations = 1 }"#,
-    ));
-    let (out, summary) = apply(&flow, Kind::OpenAi);
-    let why = explain(&out, &flow);
-    assert_eq!(out.status.code(), Some(1), "{why}");
-    assert_eq!(
-        state(&summary, "n"),
-        st("failed", "idle_timeout", 1),
-        "{why}"
+        1,
     );
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("failed", "idle_timeout", 1), "{why}");
     assert_eq!(server.model_calls().len(), 1, "{why}");
     // What streamed before the stall is kept.
-    let run = only_run(&summary);
+    let run = only_run(&ran);
     let streamed = read(&run, "agent-stdout.txt");
     assert!(
         !streamed.is_empty() && "partial answer, cut".starts_with(&streamed),
@@ -464,7 +428,9 @@ fn ctrl_c_cancels_a_call_in_flight() {
         .unwrap();
     let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(state(&summary, "n"), st("failed", "interrupted", 1));
-    let info = run_info(&only_run(&summary));
+    let runs = runs(&summary, "n");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let info = run_info(&runs[0]);
     assert_eq!(info["stop_reason"], "interrupted", "{info:#}");
     assert_eq!(server.model_calls().len(), 1, "no retry after Ctrl-C");
 }

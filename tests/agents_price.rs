@@ -4,7 +4,8 @@
 //! which report tokens only, a cost that budgets then use, and never
 //! overrides the cost claude reports itself.
 
-use crate::apply_support::{Flow, instance, st, state};
+use crate::apply_support::{instance, st};
+use crate::test_builder::Test;
 
 /// An agent `ai` of this CLI kind played by the fake agent, priced at $3 and
 /// $15 per million tokens, and one node `n` with this `stop` table.
@@ -39,14 +40,17 @@ fn cost(summary: &serde_json::Value) -> f64 {
 #[test]
 fn price_gives_codex_and_gemini_a_cost_in_the_run_and_the_summary() {
     for cli in ["codex", "gemini"] {
-        let flow = Flow::new(&workflow(cli, "{ exit_zero = true }"));
-        let summary = flow.apply_ok(&[]);
-        assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1), "{cli}");
+        let ran = Test::new()
+            .workflow(workflow(cli, "{ exit_zero = true }"))
+            .apply()
+            .run();
+        assert_eq!(ran.state("n"), st("done", "exit_zero", 1), "{cli}");
         assert!(
-            (cost(&summary) - PRICED).abs() < 1e-12,
-            "{cli}: {summary:#}"
+            (cost(ran.json()) - PRICED).abs() < 1e-12,
+            "{cli}: {:#}",
+            ran.json()
         );
-        let info = flow
+        let info = ran
             .files()
             .into_iter()
             .find(|(p, _)| p.ends_with("run-info.yaml"))
@@ -58,20 +62,32 @@ fn price_gives_codex_and_gemini_a_cost_in_the_run_and_the_summary() {
 
 #[test]
 fn a_cost_claude_reports_is_kept_over_the_price() {
-    let flow = Flow::new(&workflow("claude", "{ exit_zero = true }"));
-    let summary = flow.apply_ok(&[]);
-    assert!((cost(&summary) - 0.0016).abs() < 1e-12, "{summary:#}");
+    let ran = Test::new()
+        .workflow(workflow("claude", "{ exit_zero = true }"))
+        .apply()
+        .run();
+    assert!(
+        (cost(ran.json()) - 0.0016).abs() < 1e-12,
+        "{:#}",
+        ran.json()
+    );
 }
 
 #[test]
 fn budget_usd_works_from_a_price() {
     // Never done; $0.0012 a call goes over $0.002 on the second.
-    let flow = Flow::new(&workflow(
-        "codex",
-        r#"{ promise = "NEVER", budget_usd = 0.002, max_iterations = 5 }"#,
-    ));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n"), st("failed", "budget_usd", 2));
-    assert!((cost(&summary) - 2.0 * PRICED).abs() < 1e-12, "{summary:#}");
+    let ran = Test::new()
+        .workflow(workflow(
+            "codex",
+            r#"{ promise = "NEVER", budget_usd = 0.002, max_iterations = 5 }"#,
+        ))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n"), st("failed", "budget_usd", 2));
+    assert!(
+        (cost(ran.json()) - 2.0 * PRICED).abs() < 1e-12,
+        "{:#}",
+        ran.json()
+    );
 }

@@ -5,11 +5,11 @@
 //! session state there.
 //!
 //! The CLIs come from `.ci/install-agent-clis` (found on PATH, or in that
-//! script's cache folder). Where one is absent its tests say so loudly and
-//! pass, unless `CONDUCTOR_REQUIRE_REAL_CLIS=1` (set by `.ci/run`), which
-//! turns absence into a failure.
+//! script's cache folder). Most machines lack them, so these tests are
+//! ignored by a plain `cargo test` (and reported as ignored, never as
+//! passed); `cargo test -- --include-ignored`, as CI runs it, runs them, and
+//! then a missing CLI fails its tests with how to install it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -96,9 +96,8 @@ stop = {stop}
     }
 }
 
-/// The folder holding the CLI, or `None` (with a loud message) when it is
-/// absent and absence is allowed.
-fn find(cli: Cli) -> Option<PathBuf> {
+/// The folder holding the CLI; a test asked to run without it fails.
+fn find(cli: Cli) -> PathBuf {
     let name = cli.name();
     let cache = std::env::var_os("CONDUCTOR_AGENT_CLIS_DIR")
         .map(PathBuf::from)
@@ -107,22 +106,17 @@ fn find(cli: Cli) -> Option<PathBuf> {
         })
         .map(|d| d.join("node_modules/.bin"));
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
+    std::env::split_paths(&path)
         .chain(cache)
-        .find(|d| d.join(name).is_file());
-    if found.is_none() {
-        let msg = format!(
-            "the `{name}` CLI is not installed (run .ci/install-agent-clis and put the folder it prints on PATH)"
-        );
-        assert!(
-            std::env::var("CONDUCTOR_REQUIRE_REAL_CLIS").as_deref() != Ok("1"),
-            "CONDUCTOR_REQUIRE_REAL_CLIS=1: {msg}"
-        );
-        // Straight to stderr: the test harness captures `eprintln!` of a
-        // passing test, and a skip must be seen.
-        let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
-    }
-    found
+        .find(|d| d.join(name).is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the `{name}` CLI is not installed: run .ci/install-agent-clis \
+                 (it needs Node 20 and npm); it installs the pinned claude, codex \
+                 and gemini into ~/.cache/conductor-agent-clis (or \
+                 $CONDUCTOR_AGENT_CLIS_DIR), where this test finds them"
+            )
+        })
 }
 
 /// A fresh `HOME` (with `CODEX_HOME` and `TMPDIR` inside) for one test.
@@ -236,7 +230,7 @@ fn tail(t: &str, n: usize) -> &str {
 
 /// The happy path: one tool call that creates DONE, then the final answer.
 fn creates_done(cli: Cli) {
-    let Some(bin) = find(cli) else { return };
+    let bin = find(cli);
     let server = ModelServer::start([Turn::shell(TOOL), Turn::text(FINAL)]);
     let flow = Flow::new(&cli.workflow(&server.url(), r#"{ timeout = "120s" }"#));
     let home = Home::new(cli, None);
@@ -319,7 +313,7 @@ fn creates_done(cli: Cli) {
 /// before the tool call because gemini takes a stream cut right after a
 /// tool result for a complete (truncated) answer and does not retry.
 fn survives_a_cut_stream(cli: Cli) {
-    let Some(bin) = find(cli) else { return };
+    let bin = find(cli);
     let server = ModelServer::start([Turn::Cut, Turn::shell(TOOL), Turn::text(FINAL)]);
     let flow = Flow::new(&cli.workflow(&server.url(), r#"{ timeout = "120s" }"#));
     let home = Home::new(cli, None);
@@ -349,7 +343,7 @@ fn survives_a_cut_stream(cli: Cli) {
 /// retries and the node fails instead of hanging, with the CLI's own
 /// account of the error (which holds `says`) in the run's record.
 fn fails_with_server(cli: Cli, failure: Turn, says: &str) {
-    let Some(bin) = find(cli) else { return };
+    let bin = find(cli);
     let server = ModelServer::start([failure]);
     let flow =
         Flow::new(&cli.workflow(&server.url(), r#"{ timeout = "120s", max_iterations = 1 }"#));
@@ -381,36 +375,43 @@ fn fails_with_server(cli: Cli, failure: Turn, says: &str) {
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn claude_runs_the_scripted_tool_call_and_reports_usage_and_cost() {
     creates_done(Cli::Claude);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn codex_runs_the_scripted_tool_call_and_reports_usage() {
     creates_done(Cli::Codex);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn gemini_runs_the_scripted_tool_call_and_reports_usage() {
     creates_done(Cli::Gemini);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn claude_retries_a_cut_stream_by_itself() {
     survives_a_cut_stream(Cli::Claude);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn codex_retries_a_cut_stream_by_itself() {
     survives_a_cut_stream(Cli::Codex);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn gemini_retries_a_cut_stream_by_itself() {
     survives_a_cut_stream(Cli::Gemini);
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn claude_fails_the_node_when_the_server_always_answers_429() {
     fails_with_server(
         Cli::Claude,
@@ -423,6 +424,7 @@ fn claude_fails_the_node_when_the_server_always_answers_429() {
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn codex_fails_the_node_when_the_server_always_answers_429() {
     fails_with_server(
         Cli::Codex,
@@ -435,6 +437,7 @@ fn codex_fails_the_node_when_the_server_always_answers_429() {
 }
 
 #[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
 fn gemini_fails_the_node_when_the_server_always_answers_500() {
     fails_with_server(Cli::Gemini, Turn::error(500), "scripted failure 500");
 }

@@ -1,7 +1,8 @@
 //! Scheduling: needs results in templates, run-time fan-out, gates,
 //! failure policies, `--fail-fast`, `--only`, and concurrency caps.
 
-use crate::apply_support::{Flow, instance, st, state};
+use crate::apply_support::st;
+use crate::test_builder::Test;
 
 const AGENTS: &str = r#"version = 1
 name = "g"
@@ -19,28 +20,14 @@ agent = "echo"
 stop = { exit_zero = true, max_iterations = 1 }
 "#;
 
-fn flow(nodes: &str) -> Flow {
-    Flow::new(&format!("{AGENTS}\n{nodes}"))
-}
-
-fn output(summary: &serde_json::Value, key: &str) -> String {
-    let dir = instance(summary, key)["task_dir"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let runs = std::path::Path::new(&dir).join("runs");
-    let mut all: Vec<_> = std::fs::read_dir(runs)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    all.sort();
-    std::fs::read_to_string(all.last().unwrap().join("output.md")).unwrap()
+/// A test of a workflow made of [`AGENTS`] and these nodes.
+fn flow(nodes: &str) -> Test {
+    Test::new().workflow(format!("{AGENTS}\n{nodes}"))
 }
 
 #[test]
 fn dependents_see_their_needs_results() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.a]
 prompt = "from a"
@@ -48,17 +35,18 @@ prompt = "from a"
 needs = ["a"]
 prompt = "a said <{{ needs.a.output | trim }}> ({{ needs.a.status }}, {{ needs.a.stop_reason }}, {{ needs.a.iterations }} iteration)"
 "#,
-    );
-    let summary = f.apply_ok(&[]);
+    )
+    .apply()
+    .run();
     assert_eq!(
-        output(&summary, "b"),
+        ran.output("b"),
         "a said <from a> (done, exit_zero, 1 iteration)\n"
     );
 }
 
 #[test]
 fn run_time_fan_out_expands_from_the_source_answer() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.plan]
 agent = "plan"
@@ -72,24 +60,25 @@ prompt = "task {{ item }}"
 needs = ["work"]
 prompt = "{% for w in needs.work %}{{ w.item }}={{ w.output | trim }};{% endfor %}"
 "#,
-    );
-    std::fs::write(f.path().join("plan.md"), "Plan the work.").unwrap();
-    let summary = f.apply_ok(&[]);
+    )
+    .file("plan.md", "Plan the work.")
+    .apply()
+    .run();
     for item in ["alpha", "beta", "gamma"] {
         assert_eq!(
-            state(&summary, &format!("work[{item}]")),
+            ran.state(&format!("work[{item}]")),
             st("done", "exit_zero", 1)
         );
     }
     assert_eq!(
-        output(&summary, "report"),
+        ran.output("report"),
         "alpha=task alpha;beta=task beta;gamma=task gamma;\n"
     );
 }
 
 #[test]
 fn a_fan_out_beyond_max_items_fails_before_starting_anything() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.plan]
 agent = "plan"
@@ -100,19 +89,20 @@ for_each = { from = "plan", path = "json.tasks" }
 max_items = 2
 prompt = "task {{ item }}"
 "#,
-    );
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "work[*]"), st("failed", "max_items", 0));
+    )
+    .apply()
+    .status(1)
+    .run();
+    assert_eq!(ran.state("work[*]"), st("failed", "max_items", 0));
     assert_eq!(
-        instance(&summary, "work[*]")["error"],
+        ran.instance("work[*]")["error"],
         "3 items, more than max_items = 2"
     );
 }
 
 #[test]
 fn a_failed_node_skips_its_dependents_but_not_independent_branches() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.a]
 agent = "fail"
@@ -123,13 +113,14 @@ prompt = "y"
 [nodes.c]
 prompt = "z"
 "#,
-    );
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "a"), st("failed", "max_iterations", 1));
-    assert_eq!(state(&summary, "b").0, "skipped");
-    assert_eq!(state(&summary, "c"), st("done", "exit_zero", 1));
-    let kinds: Vec<String> = f
+    )
+    .apply()
+    .status(1)
+    .run();
+    assert_eq!(ran.state("a"), st("failed", "max_iterations", 1));
+    assert_eq!(ran.state("b").0, "skipped");
+    assert_eq!(ran.state("c"), st("done", "exit_zero", 1));
+    let kinds: Vec<String> = ran
         .project_records()
         .iter()
         .map(|r| r["type"].as_str().unwrap().to_string())
@@ -144,7 +135,7 @@ prompt = "z"
 #[test]
 fn on_failure_continue_and_ignore() {
     for (policy, code) in [("continue", 1), ("ignore", 0)] {
-        let f = flow(&format!(
+        let ran = flow(&format!(
             r#"
 [nodes.a]
 agent = "fail"
@@ -154,16 +145,17 @@ on_failure = "{policy}"
 needs = ["a"]
 prompt = "a was {{{{ needs.a.status }}}}"
 "#
-        ));
-        let (out, summary) = f.apply(&[]);
-        assert_eq!(out.status.code(), Some(code), "{policy}");
-        assert_eq!(output(&summary, "b"), "a was failed\n");
+        ))
+        .apply()
+        .status(code)
+        .run();
+        assert_eq!(ran.output("b"), "a was failed\n", "{policy}");
     }
 }
 
 #[test]
 fn gates_decide_over_their_needs() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.a]
 prompt = "x"
@@ -181,17 +173,18 @@ gate = "needs.bad.status == 'done'"
 needs = ["quorum"]
 prompt = "gate passed"
 "#,
-    );
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "quorum"), st("done", "gate_true", 0));
-    assert_eq!(state(&summary, "strict"), st("failed", "gate_false", 0));
-    assert_eq!(state(&summary, "after"), st("done", "exit_zero", 1));
+    )
+    .apply()
+    .status(1)
+    .run();
+    assert_eq!(ran.state("quorum"), st("done", "gate_true", 0));
+    assert_eq!(ran.state("strict"), st("failed", "gate_false", 0));
+    assert_eq!(ran.state("after"), st("done", "exit_zero", 1));
 }
 
 #[test]
 fn fail_fast_stops_the_other_branches() {
-    let f = flow(
+    let test = flow(
         r#"
 [agents.slow]
 kind = "command"
@@ -206,18 +199,20 @@ prompt = "y"
 needs = ["slow"]
 prompt = "z"
 "#,
-    );
+    )
+    .apply()
+    .arg("--fail-fast")
+    .status(1);
     let started = std::time::Instant::now();
-    let (out, summary) = f.apply(&["--fail-fast"]);
+    let ran = test.run();
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "slow").1, "interrupted");
-    assert_eq!(state(&summary, "later").0, "skipped");
+    assert_eq!(ran.state("slow").1, "interrupted");
+    assert_eq!(ran.state("later").0, "skipped");
 }
 
 #[test]
 fn only_runs_the_named_nodes_and_what_they_need() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.a]
 prompt = "x"
@@ -227,24 +222,23 @@ prompt = "y"
 [nodes.c]
 prompt = "z"
 "#,
-    );
-    let summary = f.apply_ok(&["--only", "b"]);
-    let keys: Vec<&str> = summary["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(keys, ["a", "b"]);
-    let (out, _) = f.apply(&["--only", "bb"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `b`?"));
+    )
+    .apply()
+    .args(["--only", "b"])
+    .run();
+    assert_eq!(ran.keys(), ["a", "b"]);
+    ran.then()
+        .apply()
+        .args(["--only", "bb"])
+        .status(2)
+        .stderr_has("did you mean `b`?")
+        .run();
 }
 
 #[test]
 fn max_parallel_caps_concurrency() {
     // Each agent records how many agents run at once, via files in a shared folder.
-    let f = flow(
+    let ran = flow(
         r#"
 [agents.count]
 kind = "command"
@@ -256,12 +250,13 @@ max_parallel = 2
 prompt = "x"
 workdir = "wd"
 "#,
-    );
-    std::fs::create_dir_all(f.path().join("wd")).unwrap();
-    std::fs::create_dir_all(f.path().join("live")).unwrap();
-    let (out, _) = f.apply(&["--max-parallel", "4"]);
-    assert_eq!(out.status.code(), Some(0));
-    let peaks = std::fs::read_to_string(f.path().join("peaks")).unwrap();
+    )
+    .dir("wd")
+    .dir("live")
+    .apply()
+    .args(["--max-parallel", "4"])
+    .run();
+    let peaks = std::fs::read_to_string(ran.path().join("peaks")).unwrap();
     let max = peaks
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
@@ -274,7 +269,7 @@ workdir = "wd"
 #[test]
 fn a_sub_workflow_is_done_only_when_its_success_commands_pass() {
     for (command, code, after) in [("test -f sub.toml", 0, "done"), ("exit 3", 1, "skipped")] {
-        let f = flow(
+        let ran = flow(
             r#"
 [nodes.sub]
 workflow = "sub.toml"
@@ -282,37 +277,32 @@ workflow = "sub.toml"
 needs = ["sub"]
 prompt = "after {{ needs.sub.output | trim }}"
 "#,
-        );
-        std::fs::write(
-            f.path().join("sub.toml"),
+        )
+        .file(
+            "sub.toml",
             format!(
                 "version = 1\nname = \"sub\"\n[agents.echo]\nkind = \"command\"\ncommand = [\"cat\"]\n\
                  [nodes.inner]\nagent = \"echo\"\nprompt = \"inner\"\nstop = {{ exit_zero = true }}\n\
                  [success]\ncommands = [\"{command}\"]\n"
             ),
         )
-        .unwrap();
-        let (out, summary) = f.apply(&[]);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(state(&summary, "sub/inner"), st("done", "exit_zero", 1));
+        .apply()
+        .status(code)
+        .run();
+        assert_eq!(ran.state("sub/inner"), st("done", "exit_zero", 1));
         let check = if code == 0 {
             st("done", "success_commands", 1)
         } else {
             st("failed", "success_failed", 1)
         };
-        assert_eq!(state(&summary, "sub"), check);
-        assert_eq!(state(&summary, "after").0, after);
+        assert_eq!(ran.state("sub"), check);
+        assert_eq!(ran.state("after").0, after);
     }
 }
 
 #[test]
 fn each_of_mirrors_a_run_time_fan_out_one_to_one() {
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.plan]
 agent = "plan"
@@ -326,11 +316,12 @@ for_each = { each_of = "work" }
 needs = ["work"]
 prompt = "checked <{{ needs.work.output | trim }}>"
 "#,
-    );
-    let summary = f.apply_ok(&[]);
+    )
+    .apply()
+    .run();
     for item in ["alpha", "beta", "gamma"] {
         assert_eq!(
-            output(&summary, &format!("check[{item}]")),
+            ran.output(&format!("check[{item}]")),
             format!("checked <did {item}>\n")
         );
     }
@@ -340,7 +331,7 @@ prompt = "checked <{{ needs.work.output | trim }}>"
 fn a_sub_workflow_with_stop_loops_until_its_condition_holds() {
     // Each round, `count` appends a line to a file outside the runs; the
     // sub-workflow is done once its result says 3, so it runs 3 rounds.
-    let f = flow(
+    let ran = flow(
         r#"
 [nodes.sub]
 workflow = "sub.toml"
@@ -349,9 +340,9 @@ stop = { output_matches = '^3\s*$', max_iterations = 5 }
 needs = ["sub"]
 prompt = "after {{ needs.sub.output | trim }}"
 "#,
-    );
-    std::fs::write(
-        f.path().join("sub.toml"),
+    )
+    .file(
+        "sub.toml",
         r#"version = 1
 name = "sub"
 [agents.count]
@@ -364,42 +355,30 @@ stop = { exit_zero = true }
 workdir = "wd"
 "#,
     )
-    .unwrap();
-    std::fs::create_dir_all(f.path().join("wd")).unwrap();
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(state(&summary, "sub"), st("done", "output_matches", 3));
-    assert_eq!(output(&summary, "after"), "after 3\n");
-    let prompts: Vec<String> = f
-        .files()
+    .dir("wd")
+    .apply()
+    .stderr_has("sub: round 2/5")
+    .run();
+    assert_eq!(ran.state("sub"), st("done", "output_matches", 3));
+    assert_eq!(ran.output("after"), "after 3\n");
+    let prompts: Vec<String> = ran
+        .prompts()
         .into_iter()
-        .filter(|(p, _)| p.ends_with("prompt.md"))
-        .map(|(_, t)| t.rsplit("---\n\n").next().unwrap().to_string())
+        .map(|t| t.rsplit("---\n\n").next().unwrap().to_string())
         .collect();
     assert!(prompts.contains(&"first\n".to_string()), "{prompts:?}");
     assert!(
         prompts.contains(&"last round: 2\n".to_string()),
         "{prompts:?}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sub: round 2/5"));
 
     // Without the condition ever holding, the rounds run out.
-    std::fs::remove_file(f.path().join("rounds")).unwrap();
-    std::fs::write(
-        f.path().join("flow.toml"),
-        std::fs::read_to_string(f.path().join("flow.toml"))
-            .unwrap()
-            .replace("^3\\s*$", "^never$")
-            .replace("max_iterations = 5", "max_iterations = 2"),
-    )
-    .unwrap();
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "sub"), st("failed", "max_iterations", 2));
-    assert_eq!(state(&summary, "after").0, "skipped");
+    std::fs::remove_file(ran.path().join("rounds")).unwrap();
+    let workflow = std::fs::read_to_string(ran.path().join("flow.toml"))
+        .unwrap()
+        .replace("^3\\s*$", "^never$")
+        .replace("max_iterations = 5", "max_iterations = 2");
+    let ran = ran.then().workflow(workflow).apply().status(1).run();
+    assert_eq!(ran.state("sub"), st("failed", "max_iterations", 2));
+    assert_eq!(ran.state("after").0, "skipped");
 }

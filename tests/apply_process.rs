@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use crate::apply_support::{Flow, alive, one_node, one_node_command, pids, st, state, wait_for};
+use crate::test_builder::Test;
 
 fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")
@@ -17,17 +18,19 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn a_timeout_kills_the_grandchild_and_a_deaf_agent() {
-    let flow = Flow::new(&one_node(
-        r#""--sleep", "30s", "--grandchild", "30s", "--ignore-sigterm", "--pid-file", "pids""#,
-        r#"{ timeout = "500ms" }"#,
-    ));
+    let test = Test::new()
+        .workflow(one_node(
+            r#""--sleep", "30s", "--grandchild", "30s", "--ignore-sigterm", "--pid-file", "pids""#,
+            r#"{ timeout = "500ms" }"#,
+        ))
+        .apply()
+        .status(1);
     let started = Instant::now();
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n"), st("failed", "timeout", 1));
+    let ran = test.run();
+    assert_eq!(ran.state("n"), st("failed", "timeout", 1));
     // The agent ignored SIGTERM: SIGKILL came after the 300 ms grace.
     assert!(started.elapsed() < Duration::from_secs(15));
-    let pids = pids(&flow.path().join("pids"));
+    let pids = pids(&ran.path().join("pids"));
     assert_eq!(
         pids.len(),
         2,
@@ -40,14 +43,15 @@ fn a_timeout_kills_the_grandchild_and_a_deaf_agent() {
 
 #[test]
 fn a_grandchild_left_behind_by_a_finished_agent_is_cleaned_up() {
-    let flow = Flow::new(&one_node(
-        r#""--grandchild", "30s", "--pid-file", "pids""#,
-        "{ exit_zero = true }",
-    ));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 1));
-    for pid in pids(&flow.path().join("pids")) {
+    let ran = Test::new()
+        .workflow(one_node(
+            r#""--grandchild", "30s", "--pid-file", "pids""#,
+            "{ exit_zero = true }",
+        ))
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 1));
+    for pid in pids(&ran.path().join("pids")) {
         assert!(!alive(pid), "process {pid} outlived its run");
     }
 }
@@ -147,29 +151,26 @@ fn agents_die_with_a_conductor_killed_by_sigkill() {
 
 #[test]
 fn a_second_apply_of_the_same_workflow_refuses_while_the_first_runs() {
-    let flow = Flow::new(&one_node(r#""--sleep", "30s", "--pid-file", "pids""#, "{}"));
-    let mut first = flow.spawn(&[]);
-    let pid_file = flow.path().join("pids");
+    let test = Test::new().workflow(one_node(r#""--sleep", "30s", "--pid-file", "pids""#, "{}"));
+    let mut first = test.spawn(&[]);
+    let pid_file = test.path().join("pids");
     wait_for("the first apply's agent to start", || {
         pids(&pid_file).len() == 1
     });
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = crate::support::stderr(&out);
-    assert!(
-        err.contains("workflow `t` is already being applied"),
-        "{err}"
-    );
-    assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    let second = test
+        .apply()
+        .status(3)
+        .stderr_has("workflow `t` is already being applied")
+        .stderr_has(format!("(pid {})", first.id()))
+        .run();
     signal(first.id(), "-TERM");
     assert_eq!(first.wait().unwrap().code(), Some(143));
     // Once the first has ended, the workflow can be applied again.
-    std::fs::write(
-        flow.path().join("flow.toml"),
-        one_node(r#""--done-after", "1""#, "{}"),
-    )
-    .unwrap();
-    assert_eq!(flow.apply(&[]).0.status.code(), Some(0));
+    second
+        .then()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .apply()
+        .run();
 }
 
 /// Peak resident memory of a live process, in KiB (`VmHWM`).
@@ -222,12 +223,14 @@ fn an_agent_flooding_256_mib_of_output_leaves_conductors_memory_flat() {
 fn an_agent_that_closes_its_stdout_early_is_judged_like_any_other() {
     // It closes stdout, goes on working, and is done; its answer is what
     // it printed before.
-    let flow = Flow::new(&one_node_command(
-        r#""sh", "-c", "echo before; exec 1>&-; sleep 0.2; touch \"$JRUN_TASK_FOLDER/DONE\"""#,
-        "{ done_file = true, max_iterations = 2 }",
-    ));
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
-    let output = flow.files_named("output.md").into_iter().next().unwrap();
+    let ran = Test::new()
+        .workflow(one_node_command(
+            r#""sh", "-c", "echo before; exec 1>&-; sleep 0.2; touch \"$JRUN_TASK_FOLDER/DONE\"""#,
+            "{ done_file = true, max_iterations = 2 }",
+        ))
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "done_file", 1));
+    let output = ran.files_named("output.md").into_iter().next().unwrap();
     assert_eq!(std::fs::read_to_string(output).unwrap(), "before\n");
 }

@@ -1,6 +1,7 @@
 //! Every stop condition and limit of the Ralph loop, with the fake agent.
 
 use crate::apply_support::{Flow, one_node, st, state};
+use crate::test_builder::Test;
 
 fn run(args: &str, stop: &str) -> (i32, (String, String, u64)) {
     let flow = Flow::new(&one_node(args, stop));
@@ -111,13 +112,15 @@ args = ["__fake-agent", "--stream", "claude"]
         ("{ budget_usd = 0.003 }", "budget_usd"),
         ("{ budget_tokens = 300 }", "budget_tokens"),
     ] {
-        let flow = Flow::new(&format!(
-            "version = 1\nname = \"t\"\n{claude}\n[nodes.n]\nagent = \"fake\"\nprompt = \"p\"\nstop = {stop}\n"
-        ));
-        let (out, summary) = flow.apply(&[]);
-        assert_eq!(out.status.code(), Some(1));
-        assert_eq!(state(&summary, "n"), st("failed", reason, 2));
-        let usage = &crate::apply_support::instance(&summary, "n")["usage"];
+        let ran = Test::new()
+            .workflow(format!(
+                "version = 1\nname = \"t\"\n{claude}\n[nodes.n]\nagent = \"fake\"\nprompt = \"p\"\nstop = {stop}\n"
+            ))
+            .apply()
+            .status(1)
+            .run();
+        assert_eq!(ran.state("n"), st("failed", reason, 2));
+        let usage = &ran.instance("n")["usage"];
         assert_eq!(usage["input_tokens"], 400);
         assert!((usage["cost_usd"].as_f64().unwrap() - 0.0032).abs() < 1e-9);
     }
@@ -141,29 +144,23 @@ fn stall_fails_a_loop_that_changes_nothing() {
 
 #[test]
 fn later_iterations_get_the_restart_prefix_unless_the_prompt_uses_previous() {
-    let flow = Flow::new(&one_node(
-        r#""--done-after", "2""#,
-        "{ max_iterations = 3 }",
-    ));
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    let prompts: Vec<String> = flow.prompts().into_iter().collect();
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "2""#, "{ max_iterations = 3 }"))
+        .apply()
+        .run();
+    let prompts = ran.prompts();
     assert_eq!(prompts.len(), 2);
     assert!(prompts[0].ends_with("---\n\nwork\n"), "{}", prompts[0]);
     assert!(prompts[1].ends_with("---\n\nContinue working on the following:\n\nwork\n"));
 
-    let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{ max_iterations = 3 }").replace(
-        r#"prompt = "work""#,
-        r#"prompt = "work{% if previous is defined %} (last time: {{ previous.output | trim }}, exit {{ previous.exit_code }}){% endif %}""#,
-    ));
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let second = flow.prompts().into_iter().nth(1).unwrap();
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "2""#, "{ max_iterations = 3 }").replace(
+            r#"prompt = "work""#,
+            r#"prompt = "work{% if previous is defined %} (last time: {{ previous.output | trim }}, exit {{ previous.exit_code }}){% endif %}""#,
+        ))
+        .apply()
+        .run();
+    let second = ran.prompts().into_iter().nth(1).unwrap();
     assert!(
         second.ends_with("---\n\nwork (last time: fake agent answered call 1, exit 0)\n"),
         "{second}"
@@ -172,8 +169,9 @@ fn later_iterations_get_the_restart_prefix_unless_the_prompt_uses_previous() {
 
 #[test]
 fn fallback_agents_take_over_after_an_agent_error() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.broken]
 kind = "command"
@@ -186,17 +184,19 @@ agent = "broken"
 fallback_agents = ["good"]
 prompt = "p"
 "#,
-    );
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "done_file", 2));
-    let kinds: Vec<String> = flow.task_kinds();
+        )
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "done_file", 2));
+    let kinds: Vec<String> = ran.task_kinds();
     assert_eq!(kinds, ["RUN_START", "RUN_CRASH", "RUN_START", "RUN_STOP"]);
 }
 
 #[test]
 fn a_json_answer_must_match_its_schema_and_the_next_iteration_is_told_why() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.learner]
 kind = "command"
@@ -207,15 +207,15 @@ prompt = "list tasks{% if previous is defined %} (last time: {{ previous.error }
 output = { format = "json", schema = "tasks.schema.json" }
 stop = { exit_zero = true, max_iterations = 3 }
 "#,
-    );
-    std::fs::write(
-        flow.path().join("tasks.schema.json"),
-        r#"{"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array"}}}"#,
-    )
-    .unwrap();
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "exit_zero", 2));
-    let second = flow.prompts().into_iter().nth(1).unwrap();
+        )
+        .file(
+            "tasks.schema.json",
+            r#"{"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array"}}}"#,
+        )
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 2));
+    let second = ran.prompts().into_iter().nth(1).unwrap();
     assert!(second.contains("does not match"), "{second}");
     assert!(
         second.contains("\"tasks\" is a required property"),
@@ -236,32 +236,36 @@ agent = "fake"
 prompt = "p"
 stop = { max_iterations = 5 }
 "#;
-    let flow = Flow::new(claude);
-    let (out, summary) = flow.apply(&["--budget-usd", "0.003"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n"), st("failed", "budget_usd", 2));
+    let ran = Test::new()
+        .workflow(claude)
+        .apply()
+        .args(["--budget-usd", "0.003"])
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n"), st("failed", "budget_usd", 2));
 
-    let flow = Flow::new(&format!(
-        "{}\n[limits]\nmax_agents = 2\n",
-        one_node(r#""--done-after", "1""#, "{}")
-            .replace("[nodes.n]", "[nodes.n]\nfor_each = [\"a\", \"b\", \"c\"]")
-    ));
-    let (out, summary) = flow.apply(&["--max-parallel", "1"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n[a]"), st("done", "done_file", 1));
-    assert_eq!(state(&summary, "n[b]"), st("done", "done_file", 1));
-    assert_eq!(state(&summary, "n[c]"), st("failed", "max_agents", 0));
+    let ran = Test::new()
+        .workflow(format!(
+            "{}\n[limits]\nmax_agents = 2\n",
+            one_node(r#""--done-after", "1""#, "{}")
+                .replace("[nodes.n]", "[nodes.n]\nfor_each = [\"a\", \"b\", \"c\"]")
+        ))
+        .apply()
+        .args(["--max-parallel", "1"])
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n[a]"), st("done", "done_file", 1));
+    assert_eq!(ran.state("n[b]"), st("done", "done_file", 1));
+    assert_eq!(ran.state("n[c]"), st("failed", "max_agents", 0));
 }
 
 #[test]
 fn a_loop_that_ends_after_agent_errors_says_why_in_its_error() {
-    let f = Flow::new(&one_node(r#""--exit", "3""#, "{ max_iterations = 2 }"));
-    let (out, summary) = f.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "n"), st("failed", "max_iterations", 2));
-    let error = crate::apply_support::instance(&summary, "n")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(error, "agent exited with code 3");
+    let ran = Test::new()
+        .workflow(one_node(r#""--exit", "3""#, "{ max_iterations = 2 }"))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n"), st("failed", "max_iterations", 2));
+    assert_eq!(ran.instance("n")["error"], "agent exited with code 3");
 }

@@ -1,17 +1,19 @@
 //! What an apply leaves on disk and says: the run store layout, the agent's
 //! environment and preamble (every advertised command run from inside an
 //! agent), secrets never written anywhere, items that cannot escape the
-//! runs root, `[success]`, reports, `status`, `logs`, and exit code 3.
+//! runs root, `[success]`, reports, and exit code 3.
 
-use crate::apply_support::{Flow, instance, one_node, st, state};
-use crate::support::{conductor, stderr, stdout};
+use crate::apply_support::{Flow, one_node, st};
+use crate::test_builder::Test;
 
 #[test]
 fn the_run_store_has_the_seed_layout() {
-    let flow = Flow::new(&one_node(r#""--done-after", "2""#, "{}"));
-    let summary = flow.apply_ok(&[]);
-    let task_dir = std::path::PathBuf::from(instance(&summary, "n")["task_dir"].as_str().unwrap());
-    assert_eq!(task_dir.parent().unwrap(), flow.root().join("t"));
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "2""#, "{}"))
+        .apply()
+        .run();
+    let task_dir = std::path::PathBuf::from(ran.instance("n")["task_dir"].as_str().unwrap());
+    assert_eq!(task_dir.parent().unwrap(), ran.root().join("t"));
     let task_id = task_dir.file_name().unwrap().to_str().unwrap();
     assert!(
         regex::Regex::new(r"^task-\d{8}-\d{6}-[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")
@@ -75,9 +77,9 @@ fn the_run_store_has_the_seed_layout() {
         runs[0].file_name().unwrap().to_str()
     );
     assert_eq!(second.stop_reason.as_deref(), Some("done_file"));
-    let kinds: Vec<String> = flow.task_kinds();
+    let kinds: Vec<String> = ran.task_kinds();
     assert_eq!(kinds, ["RUN_START", "RUN_STOP", "RUN_START", "RUN_STOP"]);
-    let stop = &flow.records("TASK-MESSAGE-BUS.md")[3];
+    let stop = &ran.records("TASK-MESSAGE-BUS.md")[3];
     for k in [
         "node",
         "iteration",
@@ -94,8 +96,9 @@ fn the_run_store_has_the_seed_layout() {
 
 #[test]
 fn output_md_written_by_the_agent_wins_and_streams_are_parsed() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.writer]
 kind = "command"
@@ -117,10 +120,11 @@ needs = ["w", "c"]
 agent = "writer"
 prompt = "{{ needs.w.output }}{{ needs.c.output }}"
 "#,
-    );
-    let summary = flow.apply_ok(&[]);
+        )
+        .apply()
+        .run();
     let out_of = |key: &str| {
-        let dir = std::path::PathBuf::from(instance(&summary, key)["task_dir"].as_str().unwrap());
+        let dir = std::path::PathBuf::from(ran.instance(key)["task_dir"].as_str().unwrap());
         let run = std::fs::read_dir(dir.join("runs"))
             .unwrap()
             .flatten()
@@ -131,7 +135,7 @@ prompt = "{{ needs.w.output }}{{ needs.c.output }}"
     };
     assert_eq!(out_of("w"), "the real answer\n");
     assert_eq!(out_of("c"), "streamed answer");
-    let prompt = flow
+    let prompt = ran
         .files()
         .into_iter()
         .find(|(p, t)| p.ends_with("prompt.md") && t.contains("streamed answer"))
@@ -146,8 +150,9 @@ prompt = "{{ needs.w.output }}{{ needs.c.output }}"
 #[test]
 fn every_command_the_preamble_advertises_works_inside_an_agent() {
     // The agent runs each indented command of its prompt's preamble.
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.obedient]
 kind = "command"
@@ -157,13 +162,14 @@ agent = "obedient"
 prompt = "follow the preamble"
 workdir = "wd"
 "#,
-    );
-    std::fs::create_dir_all(flow.path().join("wd")).unwrap();
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(state(&summary, "n"), st("done", "done_file", 1));
-    let kinds: Vec<String> = flow.task_kinds();
+        )
+        .dir("wd")
+        .apply()
+        .run();
+    assert_eq!(ran.state("n"), st("done", "done_file", 1));
+    let kinds: Vec<String> = ran.task_kinds();
     assert_eq!(kinds, ["RUN_START", "PROGRESS", "FACT", "RUN_STOP"]);
-    let env = std::fs::read_to_string(flow.path().join("wd/env.txt")).unwrap();
+    let env = std::fs::read_to_string(ran.path().join("wd/env.txt")).unwrap();
     for var in [
         "JRUN_PROJECT_ID=t",
         "JRUN_TASK_ID=task-",
@@ -194,8 +200,9 @@ workdir = "wd"
 #[test]
 fn api_keys_never_reach_other_agents_or_anything_written() {
     let secret = "sk-ant-THIS-IS-SECRET-0123456789";
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.tool]
 kind = "command"
@@ -205,16 +212,14 @@ agent = "tool"
 prompt = "The key is {{ env.ANTHROPIC_API_KEY }}."
 stop = { exit_zero = true }
 "#,
-    );
-    let out = flow
-        .command(&[])
+        )
+        .apply()
         .env("ANTHROPIC_API_KEY", secret)
         .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!stderr(&out).contains(secret) && !stdout(&out).contains(secret));
-    let files = flow.files();
+        .stdout_lacks(secret)
+        .stderr_lacks(secret)
+        .run();
+    let files = ran.files();
     assert!(files.iter().any(|(p, _)| p.ends_with("prompt.md")));
     for (path, text) in &files {
         assert!(!text.contains(secret), "{} holds the key", path.display());
@@ -228,8 +233,9 @@ stop = { exit_zero = true }
 
 #[test]
 fn items_cannot_write_outside_the_runs_root() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.a]
 kind = "command"
@@ -239,15 +245,16 @@ agent = "a"
 for_each = ["../../etc", "../x", "/abs/path", "..", "a/../../b"]
 prompt = "{{ item }}"
 "#,
-    );
-    let summary = flow.apply_ok(&[]);
-    let project = flow.root().join("t");
-    for i in summary["instances"].as_array().unwrap() {
+        )
+        .apply()
+        .run();
+    let project = ran.root().join("t");
+    for i in ran.json()["instances"].as_array().unwrap() {
         let dir = std::path::Path::new(i["task_dir"].as_str().unwrap());
         assert_eq!(dir.parent().unwrap(), project, "{}", dir.display());
         assert!(dir.join("DONE").is_file());
     }
-    let mut top: Vec<String> = std::fs::read_dir(flow.path())
+    let mut top: Vec<String> = std::fs::read_dir(ran.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -259,21 +266,25 @@ prompt = "{{ item }}"
 #[test]
 fn success_commands_decide_the_exit_code() {
     let base = one_node(r#""--done-after", "1""#, "{}");
-    let flow = Flow::new(&format!(
-        "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
-    ));
-    let summary = flow.apply_ok(&[]);
-    assert_eq!(summary["success"][0]["exit_code"], 0);
-    let flow = Flow::new(&format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"));
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(summary["status"], "failed");
-    assert_eq!(summary["success"][0]["exit_code"], 4);
+    let passed = Test::new()
+        .workflow(format!(
+            "{base}\n[success]\ncommands = [\"test -f flow.toml\"]\n"
+        ))
+        .apply()
+        .run();
+    assert_eq!(passed.json()["success"][0]["exit_code"], 0);
+    let failed = Test::new()
+        .workflow(format!("{base}\n[success]\ncommands = [\"exit 4\"]\n"))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(failed.json()["status"], "failed");
+    assert_eq!(failed.json()["success"][0]["exit_code"], 4);
 }
 
 #[test]
 fn junit_has_one_testcase_per_instance() {
-    let flow = Flow::new(
+    let test = Test::new().workflow(
         r#"version = 1
 name = "t"
 [agents.ok]
@@ -296,9 +307,8 @@ needs = ["broken"]
 prompt = "p"
 "#,
     );
-    let report = flow.path().join("junit.xml");
-    let (out, _) = flow.apply(&["--junit", report.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    let report = test.path().join("junit.xml");
+    let _ran = test.apply().arg("--junit").arg(&report).status(1).run();
     let xml = std::fs::read_to_string(report).unwrap();
     assert_eq!(xml.matches("<testcase").count(), 4, "{xml}");
     assert!(xml.contains(r#"name="good[x]""#) && xml.contains(r#"classname="good""#));
@@ -310,90 +320,10 @@ prompt = "p"
 }
 
 #[test]
-fn status_and_logs_show_the_latest_apply() {
-    let flow = Flow::new(&one_node(
-        r#""--done-after", "2", "--say", "the agent's words""#,
-        "{}",
-    ));
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    let root = flow.root();
-    let status = conductor()
-        .current_dir(flow.path())
-        .args(["status", "--json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["state"], "done");
-    assert_eq!(v["instances"][0]["instance"], "n");
-    assert_eq!(v["instances"][0]["iterations"], 2);
-    assert_eq!(v["instances"][0]["stop_reason"], "done_file");
-    let logs = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "n", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&logs), "the agent's words\n");
-    let missing = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "nope", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert_ne!(missing.status.code(), Some(0));
-    assert!(
-        stderr(&missing).contains("instances: n"),
-        "{}",
-        stderr(&missing)
-    );
-}
-
-#[test]
-fn logs_follow_streams_until_the_instance_ends() {
-    let flow = Flow::new(&one_node(
-        r#""--done-after", "2", "--sleep", "300ms""#,
-        "{}",
-    ));
-    let mut apply = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
-        .current_dir(flow.path())
-        .args(["apply", "flow.toml", "--root"])
-        .arg(flow.root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let bus = flow.root().join("t/PROJECT-MESSAGE-BUS.md");
-    let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&bus)
-        .unwrap_or_default()
-        .contains("NODE_START")
-    {
-        assert!(start.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let logs = conductor()
-        .current_dir(flow.path())
-        .args(["logs", "n", "-f", "--root"])
-        .arg(flow.root())
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(apply.wait().unwrap().success());
-    let text = stdout(&logs);
-    assert!(
-        text.contains("fake agent answered call 1") && text.contains("fake agent answered call 2"),
-        "{text}"
-    );
-    assert_eq!(text.matches("==> ").count(), 2, "{text}");
-}
-
-#[test]
 fn a_missing_agent_or_unwritable_root_is_exit_3_before_anything_runs() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.ghost]
 kind = "command"
@@ -402,37 +332,29 @@ command = ["no-such-program-anywhere"]
 agent = "ghost"
 prompt = "p"
 "#,
-    );
-    let (out, _) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("`no-such-program-anywhere` is not found on PATH"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!flow.root().join("t").read_dir().is_ok_and(|mut d| {
+        )
+        .apply()
+        .status(3)
+        .stderr_has("`no-such-program-anywhere` is not found on PATH")
+        .run();
+    assert!(!ran.root().join("t").read_dir().is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("task-")))
     }));
 
-    let flow = Flow::new(&one_node(r#""--done-after", "1""#, "{}"));
-    std::fs::write(flow.path().join("file"), "").unwrap();
-    let out = conductor()
-        .current_dir(flow.path())
+    Test::new()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .file("file", "")
         .args(["apply", "flow.toml", "--root", "file/runs"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("runs root is not writable"),
-        "{}",
-        stderr(&out)
-    );
+        .status(3)
+        .stderr_has("runs root is not writable")
+        .run();
 }
 
 #[test]
 fn a_template_error_at_run_time_fails_the_node_with_the_reason() {
-    let flow = Flow::new(
-        r#"version = 1
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
 name = "t"
 [agents.plan]
 kind = "command"
@@ -451,20 +373,17 @@ agent = "echo"
 needs = ["a"]
 prompt = "{{ needs.a.json.missing.deeper }}"
 "#,
-    );
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(state(&summary, "b"), st("failed", "render_error", 0));
-    assert!(
-        stderr(&out).contains("cannot render the prompt of `b`"),
-        "{}",
-        stderr(&out)
-    );
+        )
+        .apply()
+        .status(1)
+        .stderr_has("cannot render the prompt of `b`")
+        .run();
+    assert_eq!(ran.state("b"), st("failed", "render_error", 0));
 }
 
 #[test]
 fn an_agent_program_deleted_mid_apply_fails_its_node_with_a_record() {
-    let flow = Flow::new(
+    let test = Test::new().workflow(
         r#"version = 1
 name = "t"
 [agents.remover]
@@ -484,14 +403,13 @@ needs = ["a"]
 prompt = "p"
 "#,
     );
-    let tool = flow.path().join("tool.sh");
+    let tool = test.path().join("tool.sh");
     std::fs::write(&tool, "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (out, summary) = flow.apply(&[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(state(&summary, "a"), st("done", "exit_zero", 1));
-    assert_eq!(state(&summary, "b"), st("failed", "agent_missing", 1));
-    let crash = flow
+    let ran = test.apply().status(1).run();
+    assert_eq!(ran.state("a"), st("done", "exit_zero", 1));
+    assert_eq!(ran.state("b"), st("failed", "agent_missing", 1));
+    let crash = ran
         .records("TASK-MESSAGE-BUS.md")
         .into_iter()
         .find(|r| r["type"] == "RUN_CRASH")
@@ -502,7 +420,7 @@ prompt = "p"
             .unwrap()
             .contains("`./tool.sh` is not an executable file")
     );
-    let infos: Vec<String> = flow
+    let infos: Vec<String> = ran
         .files()
         .into_iter()
         .filter(|(p, _)| p.ends_with("run-info.yaml"))

@@ -1,6 +1,9 @@
 //! Helpers for the apply tests: a workflow written into a fresh folder,
 //! applied there with its own runs root and a short kill grace, and the
-//! run store and buses it leaves read back.
+//! run store and buses it leaves read back. Tests that run one command and
+//! check its exit code and output do it through `test_builder::Test`, which
+//! runs in such a folder; the helpers here serve tests that start conductor
+//! in the background or read the store directly.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -15,9 +18,16 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("flow.toml"), toml).unwrap();
-        Self { dir }
+        let flow = Self::empty();
+        std::fs::write(flow.path().join("flow.toml"), toml).unwrap();
+        flow
+    }
+
+    /// A fresh folder with no workflow in it yet.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -33,18 +43,6 @@ impl Flow {
         let out = self.command(extra).output().unwrap();
         let summary = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out, summary)
-    }
-
-    /// `apply`, which must exit 0; the summary.
-    pub fn apply_ok(&self, extra: &[&str]) -> serde_json::Value {
-        let (out, summary) = self.apply(extra);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        summary
     }
 
     /// `apply` in the background, its stdout piped (for `--json`).
@@ -154,6 +152,22 @@ pub fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json
         .as_array()
         .and_then(|a| a.iter().find(|i| i["key"] == key))
         .unwrap_or_else(|| panic!("no instance {key} in {summary:#}"))
+}
+
+/// The run folders of an instance, oldest first (run ids sort in creation order).
+pub fn runs(summary: &serde_json::Value, key: &str) -> Vec<PathBuf> {
+    let task = Path::new(
+        instance(summary, key)["task_dir"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(task.join("runs"))
+        .unwrap_or_else(|e| panic!("no runs folder in {}: {e}", task.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    runs
 }
 
 /// `(status, stop_reason, iterations)` of an instance.

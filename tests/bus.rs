@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::support::{conductor, stderr, stdout};
+use crate::test_builder::Test;
 
 fn bin() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("conductor")
@@ -130,13 +131,12 @@ fn the_bus_comes_from_flags_before_the_environment() {
 
 #[test]
 fn no_bus_is_a_usage_error() {
-    let out = conductor()
+    Test::in_repo()
         .env_remove("JRUN_MESSAGE_BUS")
         .args(["bus", "post", "--body", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no bus given"), "{}", stderr(&out));
+        .status(2)
+        .stderr_has("no bus given")
+        .run();
 }
 
 /// Checks that every writer's messages are all there, once, in its order.
@@ -270,12 +270,11 @@ fn tail_and_since_select_the_right_records() {
     let after = read_json(dir.path(), &["--bus", b, "--since", since]);
     assert_eq!(after.len(), 50);
     assert!(after[0]["body"].as_str().unwrap().ends_with(" #250"));
-    let out = conductor()
+    Test::in_repo()
         .args(["bus", "read", "--bus", b, "--since", "MSG-nope"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("no message `MSG-nope`"));
+        .status(3)
+        .stderr_has("no message `MSG-nope`")
+        .run();
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Every workflow committed in `examples/` and `workflows/` is valid, and
 //! each TOML file's KDL twin plans to the same bytes.
 
-use crate::support::{root, run, stderr, stdout, workflow_files};
+use crate::support::{root, workflow_files};
+use crate::test_builder::Test;
 
 #[test]
 fn every_committed_workflow_validates() {
@@ -18,9 +19,10 @@ fn every_committed_workflow_validates() {
             .to_str()
             .unwrap()
             .to_string();
-        let out = run(&["validate", &rel]);
-        assert!(out.status.success(), "{rel} is invalid:\n{}", stderr(&out));
-        assert!(stderr(&out).contains("valid ("), "{rel}: {}", stderr(&out));
+        Test::in_repo()
+            .args(["validate", &rel])
+            .stderr_has("valid (")
+            .run();
     }
 }
 
@@ -37,13 +39,16 @@ fn toml_and_kdl_twins_plan_byte_for_byte() {
                 continue;
             }
             pairs += 1;
-            let a = run(&["plan", "--json", "--show-prompts", toml.to_str().unwrap()]);
-            let b = run(&["plan", "--json", "--show-prompts", kdl.to_str().unwrap()]);
-            assert!(a.status.success(), "{}", stderr(&a));
-            assert!(b.status.success(), "{}", stderr(&b));
+            let plan = |file: &std::path::Path| {
+                Test::in_repo()
+                    .args(["plan", "--json", "--show-prompts"])
+                    .arg(file)
+                    .run()
+                    .stdout
+            };
             assert_eq!(
-                stdout(&a),
-                stdout(&b),
+                plan(&toml),
+                plan(&kdl),
                 "{} and its KDL twin plan differently",
                 toml.display()
             );
@@ -67,18 +72,11 @@ fn every_example_applies_without_an_ai() {
                 continue;
             }
             let runs = tempfile::tempdir().unwrap();
-            let out = crate::support::conductor()
+            Test::in_repo()
                 .env("CONDUCTOR_ROOT", runs.path())
                 .arg("apply")
                 .arg(&path)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                path.display(),
-                crate::support::stderr(&out)
-            );
+                .run();
         }
     }
 }

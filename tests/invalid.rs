@@ -16,6 +16,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use crate::support::{root, run, stderr};
+use crate::test_builder::Test;
 
 /// Exit code of `validate` for an invalid workflow.
 const INVALID: i32 = 2;
@@ -211,57 +212,48 @@ const PARAMS: &str = "tests/fixtures/valid/params.toml";
 
 #[test]
 fn the_params_fixture_is_valid() {
-    let out = run(&["validate", PARAMS]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    Test::in_repo().args(["validate", PARAMS]).run();
 }
 
 #[test]
 fn set_of_a_string_for_an_int_param_is_a_param_type_error() {
-    let out = run(&["validate", PARAMS, "--set", "n=abc"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(INVALID), "{err}");
-    assert!(err.contains("conductor::param_type"), "{err}");
-    assert!(
-        err.contains("param `n` is of type int but `--set` gave a string"),
-        "{err}"
-    );
-    // Points into the command line, at the value.
-    assert!(err.contains("╭─[<command line>:1:9]"), "{err}");
-    assert!(err.contains("expected int"), "{err}");
-    assert!(err.contains("help:") && err.contains("such as 3"), "{err}");
-    // The declaration is shown too, from the workflow file.
-    assert!(
-        err.contains("╭─[tests/fixtures/valid/params.toml:"),
-        "{err}"
-    );
-    // The rejected value does not also make `params.n` undefined.
-    assert!(!err.contains("undefined_variable"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    Test::in_repo()
+        .args(["validate", PARAMS, "--set", "n=abc"])
+        .status(INVALID)
+        .stderr_has("conductor::param_type")
+        .stderr_has("param `n` is of type int but `--set` gave a string")
+        // Points into the command line, at the value.
+        .stderr_has("╭─[<command line>:1:9]")
+        .stderr_has("expected int")
+        .stderr_has("help:")
+        .stderr_has("such as 3")
+        // The declaration is shown too, from the workflow file.
+        .stderr_has("╭─[tests/fixtures/valid/params.toml:")
+        // The rejected value does not also make `params.n` undefined.
+        .stderr_lacks("undefined_variable")
+        .stderr_lacks("panicked")
+        .run();
 }
 
 #[test]
 fn set_of_an_unknown_param_is_an_unknown_param_error() {
-    let out = run(&["validate", PARAMS, "--set", "nope=1"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(INVALID), "{err}");
-    assert!(err.contains("conductor::unknown_param"), "{err}");
-    assert!(
-        err.contains("`nope` is not a param of this workflow"),
-        "{err}"
-    );
-    assert!(err.contains("╭─[<command line>:1:7]"), "{err}");
-    assert!(
-        err.contains("help: this workflow's params are: `n`, `topic`"),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    Test::in_repo()
+        .args(["validate", PARAMS, "--set", "nope=1"])
+        .status(INVALID)
+        .stderr_has("conductor::unknown_param")
+        .stderr_has("`nope` is not a param of this workflow")
+        .stderr_has("╭─[<command line>:1:7]")
+        .stderr_has("help: this workflow's params are: `n`, `topic`")
+        .stderr_lacks("panicked")
+        .run();
 }
 
 #[test]
 fn set_of_a_near_miss_param_name_suggests_the_param() {
-    let out = run(&["validate", PARAMS, "--set", "topc=flakes"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(INVALID), "{err}");
-    assert!(err.contains("conductor::unknown_param"), "{err}");
-    assert!(err.contains("help: did you mean `topic`?"), "{err}");
+    Test::in_repo()
+        .args(["validate", PARAMS, "--set", "topc=flakes"])
+        .status(INVALID)
+        .stderr_has("conductor::unknown_param")
+        .stderr_has("help: did you mean `topic`?")
+        .run();
 }

@@ -1,8 +1,10 @@
 //! The one integration-test binary: it drives the real `conductor` binary
 //! (and, for property tests, the library) the way a user does.
 
-// A failed unwrap is a failed test, with the location; that is what tests want.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with the location; that is what tests want"
+)]
 
 mod support;
 
@@ -30,4 +32,6 @@ mod preamble;
 mod properties;
 mod readme;
 mod schema;
+mod status_logs;
+mod test_builder;
 mod watch;

@@ -2,6 +2,10 @@
 //! agent, and a 1 GiB bus tailed and followed while sixteen writers append.
 //! Nothing is lost, and conductor's memory, descriptors and processes are
 //! checked from /proc while it works and after it is gone.
+//!
+//! Alone on two cores the thousand instances take 25-30 s and the 1 GiB bus
+//! 6-8 s, most of a plain `cargo test`: both are ignored there, and CI runs
+//! them with `cargo test -- --include-ignored`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -170,6 +174,7 @@ fn check_instance(inst: &serde_json::Value) {
 }
 
 #[test]
+#[ignore = "slow: .ci/run runs it with --include-ignored"]
 fn a_thousand_instances_of_four_iterations_each_all_complete_and_leak_nothing() {
     // The run store (35,000 files) goes on a RAM file system when there is
     // one: on a disk mounted with `discard` (this machine's is), deleting
@@ -224,6 +229,7 @@ stop = {{ done_file = true, max_iterations = {} }}
     let pid = apply.0.id();
     let mut samples: Vec<Sample> = Vec::new();
     let mut watchdog_seen = false;
+    let mut last_scan = Vec::new();
     let status = loop {
         if let Some(status) = apply.0.try_wait().unwrap() {
             break status;
@@ -241,15 +247,12 @@ stop = {{ done_file = true, max_iterations = {} }}
                 hwm_kib,
             });
         }
-        // Once, while agents run: the scan that must come back empty at the
-        // end does find this apply's processes.
-        if !watchdog_seen && samples.len() == 50 {
-            let procs = processes_with_env(&mark);
-            assert!(
-                procs.iter().any(|(_, cmd)| cmd.contains("__watchdog")),
-                "no watchdog among this apply's processes: {procs:?}"
-            );
-            watchdog_seen = true;
+        // While agents run, the scan that must come back empty at the end
+        // does find this apply's processes. Every 50th sample until it
+        // does: on a loaded machine the watchdog may start late.
+        if !watchdog_seen && !samples.is_empty() && samples.len().is_multiple_of(50) {
+            last_scan = processes_with_env(&mark);
+            watchdog_seen = last_scan.iter().any(|(_, cmd)| cmd.contains("__watchdog"));
         }
         assert!(
             started.elapsed() < Duration::from_mins(10),
@@ -266,7 +269,11 @@ stop = {{ done_file = true, max_iterations = {} }}
         Some(0),
         "apply failed; its stderr ends:\n{tail}"
     );
-    assert!(watchdog_seen && samples.len() > 50, "too few samples");
+    assert!(samples.len() > 50, "too few samples");
+    assert!(
+        watchdog_seen,
+        "no watchdog among this apply's processes while it ran; the last scan found {last_scan:?}"
+    );
 
     // What the user is told.
     let summary: serde_json::Value =
@@ -444,6 +451,7 @@ const WRITERS: usize = 16;
 const EACH: usize = 100;
 
 #[test]
+#[ignore = "slow: .ci/run runs it with --include-ignored"]
 fn a_one_gib_bus_is_tailed_cheaply_and_followed_while_sixteen_writers_append() {
     let dir = tempfile::tempdir().unwrap();
     let bus = dir.path().join("PROJECT-MESSAGE-BUS.md");

@@ -1,7 +1,7 @@
 //! A scripted model server for the tests that drive real agent CLIs (and
 //! HTTP agents): one 127.0.0.1 port, on its own threads, speaking the four
 //! wire protocols those clients use, streamed as server-sent events the way
-//! shared/reference/agent-clis.md §2 records them: Anthropic Messages
+//! the pinned versions of those clients expect them: Anthropic Messages
 //! (`/v1/messages`), OpenAI Responses (`/v1/responses`), OpenAI Chat
 //! Completions (`/v1/chat/completions`) and Gemini
 //! (`/v1beta/models/<m>:streamGenerateContent`, plus `:generateContent`
@@ -260,7 +260,10 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
 
 /// Reads one request: line, headers (names lower-cased), body by
 /// Content-Length or chunked.
-#[allow(clippy::type_complexity)]
+#[expect(
+    clippy::type_complexity,
+    reason = "method, path, headers and body, taken apart by the one caller"
+)]
 fn read_request(conn: &TcpStream) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
     let mut r = BufReader::new(conn);
     let mut line = String::new();

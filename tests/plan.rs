@@ -1,51 +1,46 @@
 //! `conductor plan`: instances after fan-out, keys, needs, limits, the worst
-//! case, and the JSON, DOT and prompt views.
+//! case, and the JSON, DOT and prompt views; the full text of each view of
+//! every committed workflow is pinned by a snapshot.
+//!
+//! After changing what `plan` prints on purpose, review the new views with
+//! `INSTA_UPDATE=always cargo test plan::` and read the changed `.snap`
+//! files before committing them.
 
-use crate::support::{run, stderr, stdout};
+use crate::support::{root, workflow_files};
+use crate::test_builder::{Ran, Test};
 
 const FANOUT: &str = "tests/fixtures/valid/fanout/workflow.toml";
 
-fn plan_json(args: &[&str]) -> serde_json::Value {
-    let out = run(args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).expect("plan --json prints JSON")
-}
-
-fn keys(plan: &serde_json::Value) -> Vec<String> {
-    plan["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["key"].as_str().unwrap().to_string())
-        .collect()
+/// `conductor plan ARGS` from the repository root, which must succeed.
+fn plan(args: &[&str]) -> Ran {
+    Test::in_repo().arg("plan").args(args).run()
 }
 
 #[test]
 fn hello_plan_lists_instances_and_worst_case() {
-    let out = run(&["plan", "examples/hello/workflow.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("greet[world]"), "{text}");
-    assert!(text.contains("greet[conductor]"), "{text}");
+    let ran = Test::in_repo()
+        .args(["plan", "examples/hello/workflow.toml"])
+        .stdout_has("greet[world]")
+        .stdout_has("greet[conductor]")
+        .stdout_has("worst case: 3 instances, 3 agent runs")
+        .run();
+    let text = &ran.stdout;
     assert!(
         text.contains("needs:  greet[conductor], greet[world]")
             || text.contains("needs:  greet[world], greet[conductor]"),
-        "{text}"
-    );
-    assert!(
-        text.contains("worst case: 3 instances, 3 agent runs"),
         "{text}"
     );
 }
 
 #[test]
 fn every_kind_of_fan_out_expands() {
-    let plan = plan_json(&["plan", "--json", FANOUT]);
+    let ran = plan(&["--json", FANOUT]);
+    let plan = ran.json();
     assert_eq!(
         plan.as_object().unwrap().keys().next().map(String::as_str),
         Some("format_version")
     );
-    let keys = keys(&plan);
+    let keys = ran.keys();
     for expected in [
         "docs[docs/a.md]",
         "docs[docs/b.md]",
@@ -66,15 +61,7 @@ fn every_kind_of_fan_out_expands() {
         !keys.iter().any(|k| k.contains("c.txt")),
         "the glob is docs/*.md: {keys:?}"
     );
-    let inst = |k: &str| {
-        plan["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["key"] == k)
-            .unwrap()
-            .clone()
-    };
+    let inst = |k: &str| ran.instance(k);
     assert_eq!(
         inst("fix[docs/b.md]")["needs"],
         serde_json::json!(["docs[docs/b.md]"]),
@@ -112,9 +99,9 @@ fn every_kind_of_fan_out_expands() {
 
 #[test]
 fn instances_come_in_dependency_order() {
-    let plan = plan_json(&["plan", "--json", FANOUT]);
-    let keys = keys(&plan);
-    for inst in plan["instances"].as_array().unwrap() {
+    let ran = plan(&["--json", FANOUT]);
+    let keys = ran.keys();
+    for inst in ran.json()["instances"].as_array().unwrap() {
         let me = keys
             .iter()
             .position(|k| k == inst["key"].as_str().unwrap())
@@ -131,8 +118,7 @@ fn instances_come_in_dependency_order() {
 
 #[test]
 fn set_overrides_a_param_and_reaches_the_prompts() {
-    let plan = plan_json(&[
-        "plan",
+    let ran = plan(&[
         "--json",
         "--show-prompts",
         "--set",
@@ -141,39 +127,29 @@ fn set_overrides_a_param_and_reaches_the_prompts() {
         "rounds=7",
         FANOUT,
     ]);
-    assert_eq!(plan["params"]["model"], "huge");
-    assert_eq!(plan["params"]["rounds"], 7);
-    let docs = plan["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["key"] == "docs[docs/a.md]")
-        .unwrap();
-    assert_eq!(docs["prompt"], "Review docs/a.md (7 rounds).");
-    let verdict = plan["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["key"] == "review/verdict")
-        .unwrap();
+    assert_eq!(ran.json()["params"]["model"], "huge");
+    assert_eq!(ran.json()["params"]["rounds"], 7);
     assert_eq!(
-        verdict["prompt"],
+        ran.instance("docs[docs/a.md]")["prompt"],
+        "Review docs/a.md (7 rounds)."
+    );
+    assert_eq!(
+        ran.instance("review/verdict")["prompt"],
         "Verdict on huge: <output of review/read>"
     );
 }
 
 #[test]
 fn plan_json_has_no_absolute_paths() {
-    let out = run(&["plan", "--json", "--show-prompts", FANOUT]);
-    let root = crate::support::root();
-    assert!(!stdout(&out).contains(root.to_str().unwrap()));
+    Test::in_repo()
+        .args(["plan", "--json", "--show-prompts", FANOUT])
+        .stdout_lacks(root().to_str().unwrap())
+        .run();
 }
 
 #[test]
 fn dot_output_is_graphviz() {
-    let out = run(&["plan", "--dot", "examples/hello/workflow.toml"]);
-    assert!(out.status.success());
-    let dot = stdout(&out);
+    let dot = plan(&["--dot", "examples/hello/workflow.toml"]).stdout;
     assert!(dot.starts_with("digraph "), "{dot}");
     assert_eq!(
         dot.matches(" -> ").count(),
@@ -184,29 +160,51 @@ fn dot_output_is_graphviz() {
 
 #[test]
 fn show_prompts_prints_rendered_prompts() {
-    let out = run(&["plan", "--show-prompts", FANOUT]);
-    let text = stdout(&out);
-    assert!(text.contains("| Review docs/b.md (2 rounds)."), "{text}");
-    assert!(
-        text.contains("the plan said <json of plan.summary>"),
-        "{text}"
-    );
+    Test::in_repo()
+        .args(["plan", "--show-prompts", FANOUT])
+        .stdout_has("| Review docs/b.md (2 rounds).")
+        .stdout_has("the plan said <json of plan.summary>")
+        .run();
 }
 
 #[test]
 fn prompt_libraries_extend_import_and_include() {
-    let out = run(&["plan", "--show-prompts", "examples/library/workflow.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    // `extends "base.md"`: the base layout's heading around the child's block.
-    assert!(text.contains("| ## Task"), "{text}");
-    // `import "macros.md"`: the checklist macro rendered the outline's sections.
-    assert!(text.contains("| - [ ] overview"), "{text}");
-    // `include "partials/house-rules.md"`.
-    assert!(
-        text.contains("| - Every code example must run as written."),
-        "{text}"
-    );
-    // The sub-workflow's nodes are namespaced under the node that uses it.
-    assert!(text.contains("review/"), "{text}");
+    Test::in_repo()
+        .args(["plan", "--show-prompts", "examples/library/workflow.toml"])
+        // `extends "base.md"`: the base layout's heading around the child's block.
+        .stdout_has("| ## Task")
+        // `import "macros.md"`: the checklist macro rendered the outline's sections.
+        .stdout_has("| - [ ] overview")
+        // `include "partials/house-rules.md"`.
+        .stdout_has("| - Every code example must run as written.")
+        // The sub-workflow's nodes are namespaced under the node that uses it.
+        .stdout_has("review/")
+        .run();
+}
+
+#[test]
+fn every_committed_workflow_plans_as_its_snapshots() {
+    let mut files = workflow_files(&root().join("examples"));
+    files.extend(workflow_files(&root().join("workflows")));
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let rel = file.strip_prefix(root()).unwrap().to_str().unwrap();
+        for (view, flags) in [
+            ("text", &[][..]),
+            ("json", &["--json"]),
+            ("dot", &["--dot"]),
+        ] {
+            let args = [&["plan", rel][..], flags].concat();
+            // The text view counts the instances that are up to date in the
+            // runs root: a fresh, empty one makes that line the same on
+            // every machine.
+            let ran = Test::in_repo().args(&args).with_root().run();
+            insta::with_settings!({
+                description => format!("conductor {}", args.join(" ")),
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!(format!("{}_{view}", rel.replace(['/', '.'], "_")), ran.stdout);
+            });
+        }
+    }
 }

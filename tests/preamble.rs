@@ -1,5 +1,6 @@
 //! Every command the agent preamble advertises works when an agent runs it,
-//! with the environment an agent gets (DESIGN §4).
+//! with the environment an agent gets (docs/run-store.md, "The agent's
+//! environment").
 
 use std::process::Command;
 

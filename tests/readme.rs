@@ -1,7 +1,8 @@
 //! The README's commands work: the install line is what cargo understands,
 //! and the example it runs plans with the binary built for the tests.
 
-use crate::support::{conductor, root, stderr, stdout};
+use crate::support::root;
+use crate::test_builder::Test;
 
 fn readme() -> String {
     std::fs::read_to_string(root().join("README.md")).expect("README.md exists")
@@ -48,19 +49,12 @@ fn readme_conductor_commands_run() {
     // which `status` and `logs` then read.
     let runs = tempfile::tempdir().unwrap();
     for line in lines {
-        let args: Vec<&str> = line.split_whitespace().collect();
-        let out = conductor()
+        let ran = Test::in_repo()
             .env("CONDUCTOR_ROOT", runs.path())
-            .args(&args)
-            .output()
-            .unwrap();
+            .args(line.split_whitespace())
+            .run();
         assert!(
-            out.status.success(),
-            "`conductor {line}` failed:\n{}",
-            stderr(&out)
-        );
-        assert!(
-            !stdout(&out).is_empty() || !stderr(&out).is_empty(),
+            !ran.stdout.is_empty() || !ran.stderr.is_empty(),
             "`conductor {line}` printed nothing"
         );
     }
@@ -69,20 +63,17 @@ fn readme_conductor_commands_run() {
 #[test]
 fn the_hello_example_runs_and_greets() {
     let runs = tempfile::tempdir().unwrap();
-    let apply = conductor()
+    Test::in_repo()
         .env("CONDUCTOR_ROOT", runs.path())
         .args(["apply", "examples/hello/workflow.toml"])
-        .output()
-        .unwrap();
-    assert!(apply.status.success(), "{}", stderr(&apply));
-    assert!(stderr(&apply).contains("hello: done"), "{}", stderr(&apply));
-    let logs = conductor()
+        .stderr_has("hello: done")
+        .run();
+    let logs = Test::in_repo()
         .env("CONDUCTOR_ROOT", runs.path())
         .args(["logs", "summary"])
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(
-        stdout(&logs).trim(),
+        logs.stdout.trim(),
         "The greetings were:\n- world: Hello, world!\n- conductor: Hello, conductor!"
     );
 }

@@ -1,4 +1,4 @@
-//! `conductor watch` (DESIGN §3, docs/watch.md) with real file edits and
+//! `conductor watch` (docs/watch.md) with real file edits and
 //! real signals: an edited input re-runs its node and no other, an edit to
 //! the workflow restarts the running instance it changes and leaves the
 //! others running, an agent's edits to its own inputs do not loop, a broken

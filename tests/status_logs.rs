@@ -1,0 +1,113 @@
+//! `conductor status` and `conductor logs` after an apply: the latest
+//! apply's instances, an instance's agent output and following it live.
+//! The full text of both, for the hello example, is pinned by snapshots
+//! in which what changes from run to run (times, ids, the temporary runs
+//! root) is replaced by a placeholder of the same meaning.
+//!
+//! After changing what `status` or `logs` prints on purpose, review the new
+//! output with `INSTA_UPDATE=always cargo test status_logs::` and read the
+//! changed `.snap` files before committing them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::apply_support::{one_node, wait_for};
+use crate::test_builder::Test;
+
+#[test]
+fn status_and_logs_show_the_latest_apply() {
+    let applied = Test::new()
+        .workflow(one_node(
+            r#""--done-after", "2", "--say", "the agent's words""#,
+            "{}",
+        ))
+        .apply()
+        .run();
+    let status = applied.then().args(["status", "--json"]).with_root().run();
+    let v = status.json();
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["instances"][0]["instance"], "n");
+    assert_eq!(v["instances"][0]["iterations"], 2);
+    assert_eq!(v["instances"][0]["stop_reason"], "done_file");
+    applied
+        .then()
+        .args(["logs", "n"])
+        .with_root()
+        .stdout("the agent's words\n")
+        .run();
+    applied
+        .then()
+        .args(["logs", "nope"])
+        .with_root()
+        .failure()
+        .stderr_has("instances: n")
+        .run();
+}
+
+#[test]
+fn logs_follow_streams_until_the_instance_ends() {
+    let test = Test::new().workflow(one_node(r#""--done-after", "2", "--sleep", "300ms""#, "{}"));
+    let mut apply = test.spawn(&[]);
+    let bus = test.root().join("t/PROJECT-MESSAGE-BUS.md");
+    wait_for("the node to start", || {
+        std::fs::read_to_string(&bus)
+            .unwrap_or_default()
+            .contains("NODE_START")
+    });
+    let logs = test
+        .args(["logs", "n", "-f"])
+        .with_root()
+        .timeout(Duration::from_secs(30))
+        .run();
+    assert!(apply.wait().unwrap().success());
+    let followed = &logs.stdout;
+    assert!(
+        followed.contains("fake agent answered call 1")
+            && followed.contains("fake agent answered call 2"),
+        "{followed}"
+    );
+    assert_eq!(followed.matches("==> ").count(), 2, "{followed}");
+}
+
+/// Snapshot settings that replace what differs between two applies of the
+/// same workflow. Each pattern matches only the exact shape of its id or
+/// time, so a change of that shape still fails the snapshot.
+fn redacted(root: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_omit_expression(true);
+    settings.add_filter(&regex::escape(&root.display().to_string()), "[ROOT]");
+    // task-<apply start>-<instance slug>-<hash of apply id and instance>
+    settings.add_filter(
+        r"task-\d{8}-\d{6}-([a-z0-9-]+)-[0-9a-f]{6}\b",
+        "task-[STAMP]-$1-[HASH]",
+    );
+    // apply-<start>-<hash of the pid and the time>
+    settings.add_filter(r"apply-\d{8}-\d{6}-[0-9a-f]{6}\b", "apply-[STAMP]-[HASH]");
+    // <run number in its task>-<start>: the number stays, it is stable.
+    settings.add_filter(r"\b(\d{6})-\d{8}-\d{6}\b", "$1-[STAMP]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
+        "[TIMESTAMP]",
+    );
+    settings
+}
+
+#[test]
+fn status_and_logs_of_the_hello_example_match_their_snapshots() {
+    let applied = Test::in_repo()
+        .args(["apply", "examples/hello/workflow.toml"])
+        .with_root()
+        .run();
+    let mut settings = redacted(&applied.root());
+    for (name, args) in [
+        ("status", &["status"][..]),
+        ("status_json", &["status", "--json"]),
+        ("logs", &["logs", "summary"]),
+        ("logs_of_an_item", &["logs", "greet[world]"]),
+        ("logs_follow", &["logs", "--follow", "summary"]),
+    ] {
+        let ran = applied.then().args(args).with_root().run();
+        settings.set_description(format!("conductor {} (hello applied)", args.join(" ")));
+        settings.bind(|| insta::assert_snapshot!(name, ran.stdout));
+    }
+}
