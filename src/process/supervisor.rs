@@ -48,6 +48,16 @@ impl Supervisor {
         }
     }
 
+    /// One with no watchdog, for in-process tests that start no process.
+    #[cfg(test)]
+    pub fn detached(grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
+        Self {
+            watchdog: Arc::new(Mutex::new(None)),
+            grace,
+            stop,
+        }
+    }
+
     /// SIGTERM-to-SIGKILL grace period.
     pub fn grace(&self) -> Duration {
         self.grace

@@ -417,3 +417,56 @@ fn stop_spec(plan: &StopPlan) -> Result<StopSpec, StopError> {
         stall: plan.stall,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(nodes: &str) -> (tempfile::TempDir, Program, Plan) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("flow.toml");
+        std::fs::write(
+            &file,
+            format!("version = 1\nname = \"t\"\n[agents.a]\nkind = \"command\"\ncommand = [\"true\"]\n[defaults]\nagent = \"a\"\n{nodes}"),
+        )
+        .unwrap();
+        let mut c = crate::compile::compile(&file, &[]);
+        let program = c.program.take().unwrap();
+        let (plan, _) = crate::plan::plan(
+            &program,
+            &mut c.sources,
+            crate::plan::PlanOptions::default(),
+        );
+        (dir, program, plan)
+    }
+
+    #[test]
+    fn jobs_need_what_the_plan_says_they_need() {
+        let (_dir, program, plan) = compiled(
+            "[nodes.a]\nfor_each = [\"x\", \"y\"]\nprompt = \"p\"\n[nodes.b]\nneeds = [\"a\"]\nprompt = \"p\"\n",
+        );
+        let jobs = build(&program, &plan).unwrap();
+        for (i, job) in jobs.iter() {
+            let needs: Vec<&str> = job.needs.iter().map(|&n| &*jobs[n].key).collect();
+            let planned: Vec<&str> = plan.instances[i.index()]
+                .needs
+                .iter()
+                .map(|k| &**k)
+                .collect();
+            assert_eq!(needs, planned, "{}", job.key);
+        }
+        let b = jobs.values().find(|j| &*j.key == "b").unwrap();
+        assert_eq!(b.needs.len(), 2);
+    }
+
+    #[test]
+    fn an_instance_of_a_node_the_program_lacks_is_an_error() {
+        let (_dir, program, mut plan) = compiled("[nodes.a]\nprompt = \"p\"\n");
+        plan.instances[0].node = "gone".into();
+        let err = build(&program, &plan).unwrap_err();
+        assert!(
+            matches!(&err, JobError::UnknownNode { node, .. } if node == "gone"),
+            "{err}"
+        );
+    }
+}

@@ -11,4 +11,7 @@ mod schedule;
 mod slots;
 mod units;
 
+#[cfg(test)]
+mod tests;
+
 pub use schedule::{Control, Dispatcher, Limits, Setup};
