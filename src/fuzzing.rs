@@ -54,7 +54,10 @@ fn check(entry: &Path, text: String) -> (Vec<Diagnostic>, Sources) {
     if let Some(program) = c.program.as_ref().filter(|p| !walks_outside(p)) {
         let options = PlanOptions {
             show_prompts: false,
-            runs_root: Some(crate::runner::runs_root(program, None)),
+            runs_root: Some(crate::store::layout::runs_root(
+                None,
+                program.declared_root(),
+            )),
         };
         let (_plan, more) = plan::plan(program, &mut c.sources, options);
         diags.extend(more.into_vec());

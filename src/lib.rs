@@ -15,7 +15,6 @@ pub mod compile;
 pub mod decode;
 pub mod diagnostic;
 pub mod exit_code;
-pub mod fake_agent;
 pub mod fuzzing;
 pub mod incremental;
 pub mod load;

@@ -1,8 +1,9 @@
 //! Owns what an agent reads before its prompt (`prompt.md`): where its task
 //! and run folders are, how to post to the bus with the commands that really
-//! exist, how to signal DONE (only when `done_file` is in force, DESIGN
-//! §9.2), then the prompt itself, with the seed's restart prefix on later
-//! iterations unless the prompt reads `previous` itself.
+//! exist, how to signal DONE (only when `done_file` is in force: see
+//! docs/workflow-format.md, "The default success condition"), then the
+//! prompt itself, with the Go seed's restart prefix on later iterations
+//! unless the prompt reads `previous` itself.
 
 use std::fmt::Write;
 use std::path::Path;

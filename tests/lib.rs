@@ -18,6 +18,7 @@ mod apply_process;
 mod apply_stop;
 mod apply_store;
 mod apply_support;
+mod architecture;
 mod bus;
 mod bus_roundtrip;
 mod clock;

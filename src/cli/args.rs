@@ -34,7 +34,7 @@ pub enum Command {
     Bus(BusCommand),
     /// The fake agent the tests run (not for users).
     #[command(name = "__fake-agent", hide = true)]
-    FakeAgent(crate::fake_agent::FakeAgent),
+    FakeAgent(super::fake_agent::FakeAgent),
     /// Kills agents' process groups when conductor exits (not for users).
     #[command(name = "__watchdog", hide = true)]
     Watchdog,

@@ -7,6 +7,7 @@ mod apply;
 mod args;
 mod bus_cmd;
 mod check;
+mod fake_agent;
 mod logs;
 pub(crate) mod render;
 mod run;

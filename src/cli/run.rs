@@ -34,7 +34,7 @@ pub fn run() -> u8 {
             exit_code::OK
         }
         Command::Bus(cmd) => bus_cmd::run(&cmd),
-        Command::FakeAgent(args) => crate::fake_agent::run(&args),
+        Command::FakeAgent(args) => super::fake_agent::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

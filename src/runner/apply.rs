@@ -3,9 +3,8 @@
 //! 3 otherwise), the session opened, the jobs prepared and run, and the
 //! apply's closing record (`WORKFLOW_STOP`) on the project bus.
 
-use std::path::{Path, PathBuf};
+use super::options::ApplyOptions;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::error::ApplyError;
 use super::event::Observer;
@@ -13,30 +12,6 @@ use super::summary::Summary;
 use super::{prepare, session};
 use crate::compile::Program;
 use crate::plan::Plan;
-
-/// How an apply runs.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    /// `--root`, relative to the current directory.
-    pub root: Option<PathBuf>,
-    pub max_parallel: usize,
-    pub only: Vec<String>,
-    pub fail_fast: bool,
-    /// SIGTERM-to-SIGKILL grace period for agents.
-    pub grace: Duration,
-    /// `--budget-usd`: caps the whole apply, below `[limits] budget_usd`.
-    pub budget_usd: Option<f64>,
-    /// `--force[=NODE,..]`: `Some(empty)` re-runs everything.
-    pub force: Option<Vec<String>>,
-    /// `--fresh`: a new apply even when the last one did not finish.
-    pub fresh: bool,
-}
-
-/// The runs root of `program` (docs/run-store.md): `--root`, else
-/// `CONDUCTOR_ROOT`, else the workflow's `root`, else `.conductor/runs`.
-pub fn runs_root(program: &Program, flag: Option<&Path>) -> PathBuf {
-    crate::store::layout::runs_root(flag, program.declared_root())
-}
 
 /// Runs `plan`; `observer` sees every event as it happens.
 pub fn apply(

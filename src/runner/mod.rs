@@ -19,6 +19,7 @@ mod group;
 mod iteration;
 mod job;
 pub mod launcher;
+mod options;
 pub mod outcome;
 pub mod prepare;
 mod select;
@@ -30,8 +31,9 @@ pub mod summary;
 mod unit;
 mod verdict;
 
-pub use apply::{ApplyOptions, apply, runs_root};
+pub use apply::apply;
 pub use dispatcher::Control;
 pub use error::ApplyError;
 pub use event::Observer;
+pub use options::ApplyOptions;
 pub use summary::Summary;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use super::error::{ApplyError, Problem};
 use super::job::{self, Job, JobKind, PerJob};
-use super::{ApplyOptions, select};
+use super::options::ApplyOptions;
+use super::select;
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::freshness::{self, Freshness};

@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::context::{self, Shared};
 use super::dispatcher::{self, Control};
+use super::error::ApplyError;
 use super::event::Observer;
 use super::launcher::Local;
+use super::options::ApplyOptions;
 use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
-use super::{ApplyError, ApplyOptions};
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::inputs::InputHasher;
@@ -51,7 +52,8 @@ impl Session {
     /// workflow's lock and starts the watchdog; `holder` names this
     /// conductor in the lock for whoever is refused.
     pub fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
-        let root = super::runs_root(program, options.root.as_deref());
+        let root =
+            crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);

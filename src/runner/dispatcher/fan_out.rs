@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
-use super::Dispatcher;
-use super::graph::State;
-use crate::compile::NodeId;
+use super::graph::{JobGraph, State};
+use crate::compile::{NodeId, Program};
+use crate::incremental::prior::Prior;
 use crate::model::ForEach;
-use crate::runner::event::Event;
 use crate::runner::job::{Job, JobId, JobKind};
 use crate::runner::outcome::{Outcome, Status, at_path};
 use crate::stop_reason::StopReason;
@@ -77,158 +76,169 @@ impl FanOuts {
     }
 }
 
-impl Dispatcher<'_> {
-    /// Turns a run-time fan-out into one job per item of its source's answer.
-    pub(super) fn expand(&mut self, p: JobId) {
-        let JobKind::FanOut {
-            from,
-            path,
-            lines,
-            max_items,
-            mirror,
-            agent,
-        } = self.graph.jobs[p].kind.clone()
-        else {
-            return;
+/// What a run-time fan-out came to when its source ended.
+#[derive(Debug)]
+pub(super) enum Expansion {
+    /// Its source's answer cannot be fanned out: it ends with this.
+    Ended(Box<Outcome>),
+    /// It became these instances, now ready (none: it is done with no items).
+    Became(Vec<Arc<str>>),
+}
+
+/// Turns run-time fan-out `p` into one job per item of its source's answer.
+pub(super) fn expand(
+    p: JobId,
+    graph: &mut JobGraph,
+    fan_outs: &mut FanOuts,
+    program: &Program,
+    prior: &Prior,
+) -> Expansion {
+    let JobKind::FanOut {
+        from,
+        path,
+        lines,
+        max_items,
+        mirror,
+        agent,
+    } = graph.jobs[p].kind.clone()
+    else {
+        return Expansion::Became(Vec::new());
+    };
+    let mut items: Vec<(serde_json::Value, Option<JobId>)> = Vec::new();
+    for s in instances_of(graph, fan_outs, from) {
+        let Some(o) = graph.outcome(s) else {
+            continue;
         };
-        let mut items: Vec<(serde_json::Value, Option<JobId>)> = Vec::new();
-        for s in self.instances_of(from) {
-            let Some(o) = self.graph.outcome(s) else {
-                continue;
-            };
-            if mirror {
-                if let Some(item) = &self.graph.jobs[s].item {
-                    items.push((item.clone(), Some(s)));
+        if mirror {
+            if let Some(item) = &graph.jobs[s].item {
+                items.push((item.clone(), Some(s)));
+            }
+            continue;
+        }
+        if o.status != Status::Done {
+            continue;
+        }
+        if lines {
+            items.extend(
+                o.output
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (serde_json::Value::from(l), None)),
+            );
+        } else if let Some(path) = &path {
+            let root = serde_json::json!({
+                "json": o.json.clone().unwrap_or(serde_json::Value::Null),
+                "output": o.output,
+            });
+            match at_path(&root, path) {
+                Some(serde_json::Value::Array(a)) => {
+                    items.extend(a.iter().cloned().map(|v| (v, None)));
                 }
-                continue;
-            }
-            if o.status != Status::Done {
-                continue;
-            }
-            if lines {
-                items.extend(
-                    o.output
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(|l| (serde_json::Value::from(l), None)),
-                );
-            } else if let Some(path) = &path {
-                let root = serde_json::json!({
-                    "json": o.json.clone().unwrap_or(serde_json::Value::Null),
-                    "output": o.output,
-                });
-                match at_path(&root, path) {
-                    Some(serde_json::Value::Array(a)) => {
-                        items.extend(a.iter().cloned().map(|v| (v, None)));
-                    }
-                    other => {
-                        let mut out = Outcome::ended(Status::Failed, StopReason::FanOutSource);
-                        out.error = Some(format!(
-                            "`{path}` of `{}` is {}, not a list",
-                            self.graph.jobs[s].key,
-                            other.map_or("missing".to_string(), ToString::to_string)
-                        ));
-                        self.finish(p, out);
-                        return;
-                    }
+                other => {
+                    let mut out = Outcome::ended(Status::Failed, StopReason::FanOutSource);
+                    out.error = Some(format!(
+                        "`{path}` of `{}` is {}, not a list",
+                        graph.jobs[s].key,
+                        other.map_or("missing".to_string(), ToString::to_string)
+                    ));
+                    return Expansion::Ended(Box::new(out));
                 }
             }
         }
-        if items.len() > max_items as usize {
-            let mut out = Outcome::ended(Status::Failed, StopReason::MaxItems);
-            out.error = Some(format!(
-                "{} items, more than max_items = {max_items}",
-                items.len()
-            ));
-            self.finish(p, out);
-            return;
+    }
+    if items.len() > max_items as usize {
+        let mut out = Outcome::ended(Status::Failed, StopReason::MaxItems);
+        out.error = Some(format!(
+            "{} items, more than max_items = {max_items}",
+            items.len()
+        ));
+        return Expansion::Ended(Box::new(out));
+    }
+    let base = Arc::clone(&graph.jobs[p]);
+    let node_id = &program.node(base.node).id;
+    let keys: Vec<Arc<str>> = items
+        .iter()
+        .map(|(item, _)| crate::plan::expand::instance_key(node_id, Some(item), None).into())
+        .collect();
+    if items.is_empty() {
+        return Expansion::Became(keys);
+    }
+    let mut children = Vec::new();
+    for ((item, source), key) in items.into_iter().zip(keys.iter().cloned()) {
+        let mut needs = base.needs.clone();
+        if let Some(s) = source {
+            needs.push(s);
         }
-        let base = Arc::clone(&self.graph.jobs[p]);
-        let node_id = self.shared.program.node(base.node).id.clone();
-        let keys: Vec<Arc<str>> = items
-            .iter()
-            .map(|(item, _)| crate::plan::expand::instance_key(&node_id, Some(item), None).into())
-            .collect();
-        self.emit(&Event::Expanded {
-            key: Arc::clone(&base.key),
-            instances: keys.clone(),
+        let mirrored = source.map(|s| {
+            let job = &graph.jobs[s];
+            (&*job.key, job.fingerprint.hash.as_str())
         });
-        if items.is_empty() {
-            self.finish(p, Outcome::ended(Status::Done, StopReason::NoItems));
-            return;
-        }
-        let mut children = Vec::new();
-        for ((item, source), key) in items.into_iter().zip(keys) {
-            let mut needs = base.needs.clone();
-            if let Some(s) = source {
-                needs.push(s);
-            }
-            let mirrored = source.map(|s| {
-                let job = &self.graph.jobs[s];
-                (&*job.key, job.fingerprint.hash.as_str())
-            });
-            let fingerprint = Arc::new(base.fingerprint.child(&item, mirrored));
-            let forced = base.forced || self.prior.forces(&key);
-            let child = self.graph.push(Job {
-                key,
-                needs,
-                item: Some(item),
-                kind: JobKind::Agent(Arc::clone(&agent)),
-                fingerprint,
-                forced,
-                ..(*base).clone()
-            });
-            // Its needs are the fan-out's (ended) and the mirrored source
-            // instance (ended): it is ready now.
-            self.graph.waiting[child] = 0;
-            self.graph.ready.insert(child);
-            children.push(child);
-        }
-        self.fan_outs.expanded(p, children);
-        self.graph.state[p] = State::Expanded;
+        let fingerprint = Arc::new(base.fingerprint.child(&item, mirrored));
+        let forced = base.forced || prior.forces(&key);
+        let child = graph.push(Job {
+            key,
+            needs,
+            item: Some(item),
+            kind: JobKind::Agent(Arc::clone(&agent)),
+            fingerprint,
+            forced,
+            ..(*base).clone()
+        });
+        // Its needs are the fan-out's (ended) and the mirrored source
+        // instance (ended): it is ready now.
+        graph.waiting[child] = 0;
+        graph.ready.insert(child);
+        children.push(child);
     }
+    fan_outs.expanded(p, children);
+    graph.state[p] = State::Expanded;
+    Expansion::Became(keys)
+}
 
-    /// The instances of `node`: an expanded fan-out counts as the jobs it became.
-    pub(super) fn instances_of(&self, node: NodeId) -> Vec<JobId> {
-        self.graph
-            .of_node(node)
-            .iter()
-            .flat_map(|&s| {
-                self.fan_outs
-                    .children_of(s)
-                    .map_or_else(|| vec![s], <[JobId]>::to_vec)
-            })
-            .collect()
-    }
+/// The instances of `node`: an expanded fan-out counts as the jobs it became.
+pub(super) fn instances_of(graph: &JobGraph, fan_outs: &FanOuts, node: NodeId) -> Vec<JobId> {
+    graph
+        .of_node(node)
+        .iter()
+        .flat_map(|&s| {
+            fan_outs
+                .children_of(s)
+                .map_or_else(|| vec![s], <[JobId]>::to_vec)
+        })
+        .collect()
+}
 
-    /// `needs` as job `i`'s templates see it.
-    pub(super) fn needs_value(&self, i: JobId) -> Value {
-        let job = &self.graph.jobs[i];
-        let program = &self.shared.program;
-        let node = program.node(job.node);
-        let mut map = std::collections::BTreeMap::new();
-        for (name, j) in &node.needs_by_name {
-            let instances = self.instances_of(*j);
-            let value_of = |s: JobId| match self.graph.outcome(s) {
-                Some(o) => o.to_value(self.graph.jobs[s].item.as_ref()),
-                None => Value::UNDEFINED,
-            };
-            let source = program.node(*j);
-            let mirrored = Some(*j) == node.fan_out_source
-                && matches!(node.for_each, Some(ForEach::EachOf { .. }));
-            let value = if mirrored {
-                instances
-                    .iter()
-                    .find(|&&s| self.graph.jobs[s].item == job.item)
-                    .map_or(Value::UNDEFINED, |&s| value_of(s))
-            } else if source.for_each.is_some() || !source.matrix.is_empty() {
-                Value::from(instances.iter().map(|&s| value_of(s)).collect::<Vec<_>>())
-            } else {
-                instances.first().map_or(Value::UNDEFINED, |&s| value_of(s))
-            };
-            map.insert(name.clone(), value);
-        }
-        Value::from(map)
+/// `needs` as job `i`'s templates see it.
+pub(super) fn needs_value(
+    graph: &JobGraph,
+    fan_outs: &FanOuts,
+    program: &Program,
+    i: JobId,
+) -> Value {
+    let job = &graph.jobs[i];
+    let node = program.node(job.node);
+    let mut map = std::collections::BTreeMap::new();
+    for (name, j) in &node.needs_by_name {
+        let instances = instances_of(graph, fan_outs, *j);
+        let value_of = |s: JobId| match graph.outcome(s) {
+            Some(o) => o.to_value(graph.jobs[s].item.as_ref()),
+            None => Value::UNDEFINED,
+        };
+        let source = program.node(*j);
+        let mirrored = Some(*j) == node.fan_out_source
+            && matches!(node.for_each, Some(ForEach::EachOf { .. }));
+        let value = if mirrored {
+            instances
+                .iter()
+                .find(|&&s| graph.jobs[s].item == job.item)
+                .map_or(Value::UNDEFINED, |&s| value_of(s))
+        } else if source.for_each.is_some() || !source.matrix.is_empty() {
+            Value::from(instances.iter().map(|&s| value_of(s)).collect::<Vec<_>>())
+        } else {
+            instances.first().map_or(Value::UNDEFINED, |&s| value_of(s))
+        };
+        map.insert(name.clone(), value);
     }
+    Value::from(map)
 }

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use minijinja::{Value, context};
 
-use super::Dispatcher;
-use super::graph::State;
+use super::fan_out::FanOuts;
+use super::graph::{JobGraph, State};
 use crate::compile::GroupId;
 use crate::runner::event::Event;
 use crate::runner::job::{JobId, JobKind};
@@ -60,92 +60,110 @@ impl Rounds {
     }
 }
 
-impl Dispatcher<'_> {
-    /// A group job's round ended: finish it, or run its inner instances again.
-    pub(super) fn group_ended(&mut self, i: JobId, outcome: Outcome) {
-        let JobKind::Group { group, stop, .. } = self.graph.jobs[i].kind.clone() else {
-            return;
-        };
-        let (round, since) = self
-            .rounds
-            .current
-            .get(&i)
-            .copied()
-            .unwrap_or((1, Instant::now()));
-        if outcome.stop_reason != StopReason::NotDone {
-            self.finish(i, outcome);
-            return;
-        }
-        let Some(stop) = stop else {
-            self.finish(i, outcome);
-            return;
-        };
-        let reason = if self.stop_reason.is_some() {
-            Some(StopReason::Interrupted)
-        } else if round >= stop.max_iterations {
-            Some(StopReason::MaxIterations)
-        } else if stop.deadline.is_some_and(|d| since.elapsed() >= d) {
-            Some(StopReason::Deadline)
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            let mut out = outcome;
-            out.stop_reason = reason;
-            self.finish(i, out);
-            return;
-        }
-        let previous = context! {
-            output => outcome.output.as_str(),
-            status => "failed",
-            stop_reason => outcome.stop_reason.to_string(),
-            iteration => round,
-        };
-        self.rounds.previous.insert(group, previous);
-        self.rounds.current.insert(i, (round + 1, since));
-        self.emit(&Event::GroupRestarted {
-            key: Arc::clone(&self.graph.jobs[i].key),
-            round: round + 1,
-            max_rounds: stop.max_iterations,
-            why: outcome
-                .error
-                .clone()
-                .unwrap_or_else(|| outcome.stop_reason.to_string()),
-        });
-        self.restart(i, round + 1);
-    }
+/// What the end of a sub-workflow's round comes to.
+#[derive(Debug)]
+pub(super) enum RoundEnd {
+    /// The sub-workflow is done or failed, with this.
+    Finish(Outcome),
+    /// Its inner instances wait to run again (told by this event).
+    Again(Event),
+}
 
-    /// Puts a group job's inner instances back to waiting, for round `round`.
-    fn restart(&mut self, i: JobId, round: u32) {
-        let inner: Vec<JobId> = self.graph.jobs[i].needs.clone();
-        for &j in &inner {
-            let retired = self.fan_outs.forget(j);
-            self.rounds.retired.extend(retired);
-            // An inner looping sub-workflow starts its own rounds afresh.
-            self.rounds.current.remove(&j);
-        }
-        for &j in &inner {
-            self.graph.state[j] = State::Waiting;
-            self.graph.waiting[j] = self.graph.jobs[j]
-                .needs
-                .iter()
-                .filter(|n| inner.contains(n))
-                .count();
-            self.rounds.of_job.insert(j, round);
-            if self.graph.waiting[j] == 0 {
-                self.graph.ready.insert(j);
-            }
-        }
-        // Jobs outside that wait on inner ones (and on this group job) will
-        // be released by the inner jobs again: count them back in.
-        for &j in &inner {
-            for d in self.graph.dependents[j].clone() {
-                if d != i && !inner.contains(&d) {
-                    self.graph.waiting[d] += 1;
-                }
-            }
-        }
-        self.graph.state[i] = State::Waiting;
-        self.graph.waiting[i] = inner.len();
+/// Group job `i`'s round ended with `outcome`: it finishes, or its inner
+/// instances are put back for the next round. `stopping`: the apply is
+/// being stopped, so no round follows.
+pub(super) fn round_ended(
+    i: JobId,
+    outcome: Outcome,
+    stopping: bool,
+    graph: &mut JobGraph,
+    fan_outs: &mut FanOuts,
+    rounds: &mut Rounds,
+) -> RoundEnd {
+    let JobKind::Group { group, stop, .. } = graph.jobs[i].kind.clone() else {
+        return RoundEnd::Finish(outcome);
+    };
+    let (round, since) = rounds
+        .current
+        .get(&i)
+        .copied()
+        .unwrap_or((1, Instant::now()));
+    if outcome.stop_reason != StopReason::NotDone {
+        return RoundEnd::Finish(outcome);
     }
+    let Some(stop) = stop else {
+        return RoundEnd::Finish(outcome);
+    };
+    let reason = if stopping {
+        Some(StopReason::Interrupted)
+    } else if round >= stop.max_iterations {
+        Some(StopReason::MaxIterations)
+    } else if stop.deadline.is_some_and(|d| since.elapsed() >= d) {
+        Some(StopReason::Deadline)
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        let mut out = outcome;
+        out.stop_reason = reason;
+        return RoundEnd::Finish(out);
+    }
+    let previous = context! {
+        output => outcome.output.as_str(),
+        status => "failed",
+        stop_reason => outcome.stop_reason.to_string(),
+        iteration => round,
+    };
+    rounds.previous.insert(group, previous);
+    rounds.current.insert(i, (round + 1, since));
+    restart(i, round + 1, graph, fan_outs, rounds);
+    RoundEnd::Again(Event::GroupRestarted {
+        key: Arc::clone(&graph.jobs[i].key),
+        round: round + 1,
+        max_rounds: stop.max_iterations,
+        why: outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| outcome.stop_reason.to_string()),
+    })
+}
+
+/// Puts a group job's inner instances back to waiting, for round `round`.
+fn restart(
+    i: JobId,
+    round: u32,
+    graph: &mut JobGraph,
+    fan_outs: &mut FanOuts,
+    rounds: &mut Rounds,
+) {
+    let inner: Vec<JobId> = graph.jobs[i].needs.clone();
+    for &j in &inner {
+        let retired = fan_outs.forget(j);
+        rounds.retired.extend(retired);
+        // An inner looping sub-workflow starts its own rounds afresh.
+        rounds.current.remove(&j);
+    }
+    for &j in &inner {
+        graph.state[j] = State::Waiting;
+        graph.waiting[j] = graph.jobs[j]
+            .needs
+            .iter()
+            .filter(|n| inner.contains(n))
+            .count();
+        rounds.of_job.insert(j, round);
+        if graph.waiting[j] == 0 {
+            graph.ready.insert(j);
+        }
+    }
+    // Jobs outside that wait on inner ones (and on this group job) will be
+    // released by the inner jobs again: count them back in.
+    for &j in &inner {
+        for d in graph.dependents[j].clone() {
+            if d != i && !inner.contains(&d) {
+                graph.waiting[d] += 1;
+            }
+        }
+    }
+    graph.state[i] = State::Waiting;
+    graph.waiting[i] = inner.len();
 }

@@ -2,9 +2,13 @@
 //! a record (`WORKFLOW_START`, `NODE_*`, `INFO`) and to the observer (the
 //! console), in that order; and the summaries of the instances at the end.
 
-use super::Dispatcher;
+use super::fan_out::FanOuts;
+use super::graph::JobGraph;
+use super::groups::Rounds;
 use crate::bus::{BusWriter, NewMessage};
+use crate::compile::Program;
 use crate::model::OnFailure;
+use crate::runner::context::Shared;
 use crate::runner::context::item_text;
 use crate::runner::event::{Event, Observer};
 use crate::runner::job::JobId;
@@ -27,17 +31,18 @@ impl std::fmt::Debug for Output<'_> {
     }
 }
 
-impl Dispatcher<'_> {
-    /// Records `event` on the project bus, then hands it to the observer.
-    pub(super) fn emit(&mut self, event: &Event) {
-        self.record(event);
-        self.out.observer.event(event);
+impl Output<'_> {
+    /// Records `event` on the project bus, then hands it to the observer;
+    /// `graph` names the instance an event is about.
+    pub(super) fn emit(&mut self, event: &Event, shared: &Shared, graph: &JobGraph) {
+        self.record(event, shared, graph);
+        self.observer.event(event);
     }
 
     /// The project-bus record of an event.
-    fn record(&mut self, event: &Event) {
-        let apply = ("apply_id", self.shared.apply_id.clone());
-        let workflow = ("workflow", self.shared.workflow.clone());
+    fn record(&mut self, event: &Event, shared: &Shared, graph: &JobGraph) {
+        let apply = ("apply_id", shared.apply_id.clone());
+        let workflow = ("workflow", shared.workflow.clone());
         let (kind, task_id, meta, body): (&str, String, Vec<(&str, String)>, String) = match event {
             Event::WorkflowStarted { instances, .. } => (
                 "WORKFLOW_START",
@@ -48,36 +53,36 @@ impl Dispatcher<'_> {
                         workflow,
                         ("instances", instances.to_string()),
                         ("pid", std::process::id().to_string()),
-                        ("apply_start", self.shared.apply_start.to_string()),
+                        ("apply_start", shared.apply_start.to_string()),
                     ];
-                    if self.shared.continued {
+                    if shared.continued {
                         meta.push(("resumed", "true".into()));
                     }
                     meta
                 },
                 format!(
                     "workflow {} started ({instances} instances)",
-                    self.shared.workflow
+                    shared.workflow
                 ),
             ),
             Event::InstanceStarted { key, task_id } => {
-                let i = self.graph.by_key(key);
+                let i = graph.by_key(key);
                 (
                     "NODE_START",
                     task_id.clone(),
-                    self.node_meta(i, vec![apply, workflow]),
+                    node_meta(shared, graph, i, vec![apply, workflow]),
                     format!("{key} started"),
                 )
             }
             Event::InstanceFinished { key, outcome } => {
-                let i = self.graph.by_key(key);
+                let i = graph.by_key(key);
                 let completed = outcome.fingerprint.as_ref().map(|f| f.hash.clone());
                 let kind = match outcome.status {
                     Status::Done => "NODE_DONE",
                     Status::Failed => "NODE_FAILED",
                     Status::Skipped => "NODE_SKIPPED",
                 };
-                let mut meta = self.node_meta(i, vec![apply, workflow]);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
                 if let Some(hash) = completed {
                     meta.retain(|(k, _)| *k != "fingerprint");
                     meta.push(("fingerprint", hash));
@@ -118,73 +123,85 @@ impl Dispatcher<'_> {
             ),
             _ => return,
         };
-        self.post(kind, &task_id, meta, &body);
+        self.post(shared, kind, &task_id, meta, &body);
     }
 
-    fn post(&mut self, kind: &str, task_id: &str, meta: Vec<(&str, String)>, body: &str) {
-        let Some(bus) = self.out.bus.as_mut() else {
+    fn post(
+        &mut self,
+        shared: &Shared,
+        kind: &str,
+        task_id: &str,
+        meta: Vec<(&str, String)>,
+        body: &str,
+    ) {
+        let Some(bus) = self.bus.as_mut() else {
             return;
         };
         let msg = NewMessage {
             kind: kind.to_string(),
-            project_id: self.shared.project.clone(),
+            project_id: shared.project.clone(),
             task_id: task_id.to_string(),
             run_id: String::new(),
             parents: Vec::new(),
             meta: meta
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), self.shared.redactor.redact(&v).into_owned()))
+                .map(|(k, v)| (k.to_string(), shared.redactor.redact(&v).into_owned()))
                 .collect(),
-            body: self.shared.redactor.redact(body).into_owned(),
+            body: shared.redactor.redact(body).into_owned(),
         };
         if let Err(e) = bus.append(&msg) {
             tracing::warn!("cannot post {kind}: {e}");
         }
     }
+}
 
-    fn node_meta<'k>(
-        &self,
-        i: Option<JobId>,
-        mut meta: Vec<(&'k str, String)>,
-    ) -> Vec<(&'k str, String)> {
-        if let Some(i) = i {
-            let job = &self.graph.jobs[i];
-            meta.push(("node", self.shared.program.node(job.node).id.clone()));
-            meta.push(("instance", job.key.to_string()));
-            meta.push(("fingerprint", job.fingerprint.hash.clone()));
-            if let Some(item) = &job.item {
-                meta.push(("item", item_text(Some(item))));
-            }
+fn node_meta<'k>(
+    shared: &Shared,
+    graph: &JobGraph,
+    i: Option<JobId>,
+    mut meta: Vec<(&'k str, String)>,
+) -> Vec<(&'k str, String)> {
+    if let Some(i) = i {
+        let job = &graph.jobs[i];
+        meta.push(("node", shared.program.node(job.node).id.clone()));
+        meta.push(("instance", job.key.to_string()));
+        meta.push(("fingerprint", job.fingerprint.hash.clone()));
+        if let Some(item) = &job.item {
+            meta.push(("item", item_text(Some(item))));
         }
-        meta
     }
+    meta
+}
 
-    /// Every instance that ran or was skipped, in plan order; an expanded
-    /// fan-out is shown as its instances.
-    pub(super) fn summaries(&self) -> Vec<InstanceSummary> {
-        let mut out = Vec::new();
-        for i in self.graph.jobs.ids() {
-            if self.fan_outs.parent_of(i).is_some() || self.rounds.is_retired(i) {
+/// Every instance that ran or was skipped, in plan order; an expanded
+/// fan-out is shown as its instances.
+pub(super) fn summaries(
+    graph: &JobGraph,
+    fan_outs: &FanOuts,
+    rounds: &Rounds,
+    program: &Program,
+) -> Vec<InstanceSummary> {
+    let mut out = Vec::new();
+    for i in graph.jobs.ids() {
+        if fan_outs.parent_of(i).is_some() || rounds.is_retired(i) {
+            continue;
+        }
+        let list = fan_outs
+            .children_of(i)
+            .map_or_else(|| vec![i], <[JobId]>::to_vec);
+        for j in list {
+            let Some(o) = graph.outcome(j) else {
                 continue;
-            }
-            let list = self
-                .fan_outs
-                .children_of(i)
-                .map_or_else(|| vec![i], <[JobId]>::to_vec);
-            for j in list {
-                let Some(o) = self.graph.outcome(j) else {
-                    continue;
-                };
-                let job = &self.graph.jobs[j];
-                out.push(InstanceSummary::new(
-                    &job.key,
-                    &self.shared.program.node(job.node).id,
-                    job.item.as_ref(),
-                    o,
-                    job.on_failure != OnFailure::Ignore,
-                ));
-            }
+            };
+            let job = &graph.jobs[j];
+            out.push(InstanceSummary::new(
+                &job.key,
+                &program.node(job.node).id,
+                job.item.as_ref(),
+                o,
+                job.on_failure != OnFailure::Ignore,
+            ));
         }
-        out
     }
+    out
 }

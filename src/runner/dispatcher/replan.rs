@@ -6,11 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::graph::{JobGraph, State};
-use super::units::{LaunchId, Owner};
-use super::{Control, Dispatcher};
+use super::groups::Rounds;
+use super::units::{LaunchId, Owner, Units};
 use crate::incremental::fingerprint::Fingerprint;
-use crate::runner::event::Event;
-use crate::runner::job::{Job, JobId, JobKind, PerJob};
+use crate::runner::job::{Job, JobId, PerJob};
 use crate::runner::outcome::Outcome;
 
 /// An instance before a re-plan: the fingerprint it ended (or runs) with,
@@ -58,6 +57,11 @@ impl Replans {
         self.deferred.remove(key)
     }
 
+    /// Whether `key`'s instance is kept from before the last re-plan.
+    pub(super) fn keeps(&self, key: &str) -> bool {
+        self.carried.contains_key(key) || self.adopted.contains_key(key)
+    }
+
     /// A kept unit ended before its new job was reached: its outcome waits
     /// there, to be announced.
     pub(super) fn ended_early(&mut self, key: Arc<str>, outcome: Outcome) {
@@ -76,185 +80,135 @@ pub(super) enum Taken {
     Draining,
 }
 
-impl Dispatcher<'_> {
-    pub(super) fn control(&mut self, control: Control) {
-        let Control::Replan {
-            jobs,
-            program,
-            success,
-            why,
-        } = control;
-        if self.stop_reason.is_some() {
-            return;
-        }
-        let restarted = self.replan(jobs, program, success);
-        let will_run = self
-            .graph
-            .jobs
-            .values()
-            .filter(|job| {
-                matches!(job.kind, JobKind::Agent(_) | JobKind::Group { .. })
-                    && !self.replans.carried.contains_key(&job.key)
-                    && !self.replans.adopted.contains_key(&job.key)
-                    && !restarted.contains(&job.key)
-                    && job.completed(&self.prior).is_none()
-            })
-            .map(|job| Arc::clone(&job.key))
-            .collect();
-        self.emit(&Event::Replanned {
-            why,
-            restarted,
-            will_run,
-        });
-    }
-
-    /// Swaps in a watch's new plan. Instances whose definition, inputs and
-    /// upstream are unchanged are kept (ended ones with their outcome,
-    /// running ones go on running); running ones that changed are stopped
-    /// and run again under the new plan. Returns the keys stopped.
-    fn replan(
-        &mut self,
-        jobs: PerJob<Job>,
-        program: Arc<crate::compile::Program>,
-        success: Arc<Vec<crate::plan::SuccessCommand>>,
-    ) -> Vec<Arc<str>> {
-        let old = self.before();
-        // Kept: the same definition, and everything it needs kept.
-        let running: HashSet<Arc<str>> = self
-            .units
-            .launches()
-            .filter(|l| l.owner != Owner::Invalidated)
-            .map(|l| Arc::clone(&l.key))
-            .collect();
-        let mut keep = PerJob::filled(jobs.len(), false);
-        for i in crate::runner::job::topological(&jobs) {
-            let job = &jobs[i];
-            let Some(was) = old.get(&job.key) else {
-                continue;
-            };
-            let now = &job.fingerprint;
-            keep[i] = job.needs.iter().all(|&n| keep[n])
-                && was.fingerprint.parts == now.parts
-                && was.fingerprint.templates == now.templates
-                && (running.contains(&job.key) || was.fingerprint.inputs == now.inputs);
-        }
-        let kept: HashSet<Arc<str>> = jobs
-            .iter()
-            .filter(|(i, _)| keep[*i])
-            .map(|(_, j)| Arc::clone(&j.key))
-            .collect();
-        // Run-time instances are kept with their fan-out.
-        let kept_child = |key: &str| {
-            key.split_once('[')
-                .is_some_and(|(node, _)| kept.iter().any(|k| k.strip_suffix("[*]") == Some(node)))
+/// Takes a watch's new plan in: instances whose definition, inputs and
+/// upstream are unchanged are kept (ended ones with their outcome, running
+/// ones go on running); running ones that changed are cancelled and run
+/// again under the new plan. Returns the keys cancelled. The caller puts
+/// the new jobs in place.
+pub(super) fn replan(
+    replans: &mut Replans,
+    units: &mut Units,
+    graph: &JobGraph,
+    rounds: &Rounds,
+    jobs: &PerJob<Job>,
+) -> Vec<Arc<str>> {
+    let old = before(replans, units, graph, rounds);
+    // Kept: the same definition, and everything it needs kept.
+    let running: HashSet<Arc<str>> = units
+        .launches()
+        .filter(|l| l.owner != Owner::Invalidated)
+        .map(|l| Arc::clone(&l.key))
+        .collect();
+    let mut keep = PerJob::filled(jobs.len(), false);
+    for i in crate::runner::job::topological(jobs) {
+        let job = &jobs[i];
+        let Some(was) = old.get(&job.key) else {
+            continue;
         };
-        let is_kept = |key: &str| kept.contains(key) || kept_child(key);
-        let mut carried = HashMap::new();
-        for (key, before) in old {
-            if let Some(o) = before.outcome
-                && is_kept(&key)
-            {
-                carried.insert(key, (o, false));
-            }
-        }
-        let mut restarted = Vec::new();
-        let mut adopted = HashMap::new();
-        for (id, l) in self.units.launches_mut() {
-            if l.owner == Owner::Invalidated {
-                continue;
-            }
-            if is_kept(&l.key) {
-                adopted.insert(Arc::clone(&l.key), id);
-                l.owner = Owner::Adopted;
-            } else {
-                l.cancel.cancel();
-                l.owner = Owner::Invalidated;
-                self.replans.draining.insert(Arc::clone(&l.key));
-                restarted.push(Arc::clone(&l.key));
-            }
-        }
-        // The new state; units keep running under their launch numbers.
-        let mut shared = (*self.shared).clone();
-        shared.program = program;
-        shared.success = success;
-        self.shared = Arc::new(shared);
-        self.graph = JobGraph::new(jobs);
-        self.fan_outs = super::fan_out::FanOuts::default();
-        self.rounds = super::groups::Rounds::default();
-        self.replans.carried = carried;
-        self.replans.adopted = adopted;
-        self.replans.deferred.clear();
-        let slots: Vec<String> = self
-            .units
-            .launches()
-            .filter(|l| l.owner == Owner::Adopted && l.slot)
-            .map(|l| l.node.clone())
-            .collect();
-        self.slots
-            .recount(self.units.len(), slots.iter().map(String::as_str));
-        restarted.sort();
-        restarted
+        let now = &job.fingerprint;
+        keep[i] = job.needs.iter().all(|&n| keep[n])
+            && was.fingerprint.parts == now.parts
+            && was.fingerprint.templates == now.templates
+            && (running.contains(&job.key) || was.fingerprint.inputs == now.inputs);
     }
+    let kept: HashSet<Arc<str>> = jobs
+        .iter()
+        .filter(|(i, _)| keep[*i])
+        .map(|(_, j)| Arc::clone(&j.key))
+        .collect();
+    // Run-time instances are kept with their fan-out.
+    let kept_child = |key: &str| {
+        key.split_once('[')
+            .is_some_and(|(node, _)| kept.iter().any(|k| k.strip_suffix("[*]") == Some(node)))
+    };
+    let is_kept = |key: &str| kept.contains(key) || kept_child(key);
+    replans.carried = old
+        .into_iter()
+        .filter_map(|(key, before)| {
+            let o = before.outcome?;
+            is_kept(&key).then_some((key, (o, false)))
+        })
+        .collect();
+    replans.adopted.clear();
+    replans.deferred.clear();
+    let mut restarted = Vec::new();
+    for (id, l) in units.launches_mut() {
+        if l.owner == Owner::Invalidated {
+            continue;
+        }
+        if is_kept(&l.key) {
+            replans.adopted.insert(Arc::clone(&l.key), id);
+            l.owner = Owner::Adopted;
+        } else {
+            l.cancel.cancel();
+            l.owner = Owner::Invalidated;
+            replans.draining.insert(Arc::clone(&l.key));
+            restarted.push(Arc::clone(&l.key));
+        }
+    }
+    restarted.sort();
+    restarted
+}
 
-    /// What the state before a re-plan ended (or runs) with, by key.
-    fn before(&self) -> HashMap<Arc<str>, Before> {
-        let mut old: HashMap<Arc<str>, Before> = HashMap::new();
-        for (key, (outcome, _)) in &self.replans.carried {
-            if let Some(fp) = &outcome.fingerprint {
-                old.insert(
-                    Arc::clone(key),
-                    Before {
-                        fingerprint: Arc::clone(fp),
-                        outcome: Some(Arc::clone(outcome)),
-                    },
-                );
-            }
-        }
-        for (i, job) in self.graph.jobs.iter() {
-            if self.rounds.is_retired(i) {
-                continue;
-            }
-            match &self.graph.state[i] {
-                State::Finished(o) => {
-                    let fp = o
-                        .fingerprint
-                        .clone()
-                        .unwrap_or_else(|| Arc::clone(&job.fingerprint));
-                    let mut o = (**o).clone();
-                    o.fingerprint = Some(Arc::clone(&fp));
-                    old.insert(
-                        Arc::clone(&job.key),
-                        Before {
-                            fingerprint: fp,
-                            outcome: Some(Arc::new(o)),
-                        },
-                    );
-                }
-                State::Expanded => {
-                    old.insert(
-                        Arc::clone(&job.key),
-                        Before {
-                            fingerprint: Arc::clone(&job.fingerprint),
-                            outcome: None,
-                        },
-                    );
-                }
-                State::Running | State::Waiting => {}
-            }
-        }
-        for l in self
-            .units
-            .launches()
-            .filter(|l| l.owner != Owner::Invalidated)
-        {
+/// What the state before a re-plan ended (or runs) with, by key.
+fn before(
+    replans: &Replans,
+    units: &Units,
+    graph: &JobGraph,
+    rounds: &Rounds,
+) -> HashMap<Arc<str>, Before> {
+    let mut old: HashMap<Arc<str>, Before> = HashMap::new();
+    for (key, (outcome, _)) in &replans.carried {
+        if let Some(fp) = &outcome.fingerprint {
             old.insert(
-                Arc::clone(&l.key),
+                Arc::clone(key),
                 Before {
-                    fingerprint: Arc::clone(&l.fingerprint),
-                    outcome: None,
+                    fingerprint: Arc::clone(fp),
+                    outcome: Some(Arc::clone(outcome)),
                 },
             );
         }
-        old
     }
+    for (i, job) in graph.jobs.iter() {
+        if rounds.is_retired(i) {
+            continue;
+        }
+        match &graph.state[i] {
+            State::Finished(o) => {
+                let fp = o
+                    .fingerprint
+                    .clone()
+                    .unwrap_or_else(|| Arc::clone(&job.fingerprint));
+                let mut o = (**o).clone();
+                o.fingerprint = Some(Arc::clone(&fp));
+                old.insert(
+                    Arc::clone(&job.key),
+                    Before {
+                        fingerprint: fp,
+                        outcome: Some(Arc::new(o)),
+                    },
+                );
+            }
+            State::Expanded => {
+                old.insert(
+                    Arc::clone(&job.key),
+                    Before {
+                        fingerprint: Arc::clone(&job.fingerprint),
+                        outcome: None,
+                    },
+                );
+            }
+            State::Running | State::Waiting => {}
+        }
+    }
+    for l in units.launches().filter(|l| l.owner != Owner::Invalidated) {
+        old.insert(
+            Arc::clone(&l.key),
+            Before {
+                fingerprint: Arc::clone(&l.fingerprint),
+                outcome: None,
+            },
+        );
+    }
+    old
 }

@@ -16,11 +16,11 @@ use minijinja::context;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::fan_out::FanOuts;
+use super::fan_out::{self, Expansion, FanOuts};
 use super::graph::{JobGraph, State};
-use super::groups::Rounds;
-use super::records::Output;
-use super::replan::{Replans, Taken};
+use super::groups::{self, RoundEnd, Rounds};
+use super::records::{self, Output};
+use super::replan::{self, Replans, Taken};
 use super::slots::Slots;
 use super::units::{Launched, Owner, Units};
 use crate::bus::BusWriter;
@@ -85,20 +85,20 @@ async fn next_control(control: Option<&mut mpsc::UnboundedReceiver<Control>>) ->
 }
 
 pub struct Dispatcher<'a> {
-    pub(super) shared: Arc<Shared>,
-    pub(super) graph: JobGraph,
-    pub(super) slots: Slots,
-    pub(super) units: Units,
-    pub(super) fan_outs: FanOuts,
-    pub(super) rounds: Rounds,
-    pub(super) replans: Replans,
-    pub(super) out: Output<'a>,
+    shared: Arc<Shared>,
+    graph: JobGraph,
+    slots: Slots,
+    units: Units,
+    fan_outs: FanOuts,
+    rounds: Rounds,
+    replans: Replans,
+    out: Output<'a>,
     launcher: &'a dyn Launcher,
     /// Earlier applies' records: what is up to date, what resumes.
-    pub(super) prior: Prior,
+    prior: Prior,
     fail_fast: bool,
     /// Why the apply is stopping, once it is.
-    pub(super) stop_reason: Option<StopReason>,
+    stop_reason: Option<StopReason>,
     stop: Arc<watch::Sender<StopLevel>>,
     /// Events from units.
     events: mpsc::UnboundedReceiver<Event>,
@@ -204,7 +204,12 @@ impl<'a> Dispatcher<'a> {
         }
         self.drain_events();
         Ended {
-            instances: self.summaries(),
+            instances: records::summaries(
+                &self.graph,
+                &self.fan_outs,
+                &self.rounds,
+                &self.shared.program,
+            ),
             stop_reason: self.stop_reason,
             shared: self.shared,
         }
@@ -235,7 +240,17 @@ impl<'a> Dispatcher<'a> {
             }
             Owner::Job(i) => {
                 if let JobKind::Group { .. } = self.graph.jobs[i].kind {
-                    self.group_ended(i, outcome);
+                    match groups::round_ended(
+                        i,
+                        outcome,
+                        self.stop_reason.is_some(),
+                        &mut self.graph,
+                        &mut self.fan_outs,
+                        &mut self.rounds,
+                    ) {
+                        RoundEnd::Finish(outcome) => self.finish(i, outcome),
+                        RoundEnd::Again(event) => self.emit(&event),
+                    }
                 } else {
                     self.release_slot(&launched.node);
                     self.finish(i, outcome);
@@ -251,7 +266,7 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
-    pub(super) fn stopping(&mut self, reason: StopReason) {
+    fn stopping(&mut self, reason: StopReason) {
         self.stop_reason = Some(reason.clone());
         self.emit(&Event::Stopping { reason });
         self.stop.send_if_modified(|l| {
@@ -295,7 +310,25 @@ impl<'a> Dispatcher<'a> {
                     let outcome = self.gate(i, &expr);
                     self.finish(i, outcome);
                 }
-                JobKind::FanOut { .. } => self.expand(i),
+                JobKind::FanOut { .. } => match fan_out::expand(
+                    i,
+                    &mut self.graph,
+                    &mut self.fan_outs,
+                    &self.shared.program,
+                    &self.prior,
+                ) {
+                    Expansion::Ended(outcome) => self.finish(i, *outcome),
+                    Expansion::Became(instances) => {
+                        let empty = instances.is_empty();
+                        self.emit(&Event::Expanded {
+                            key: Arc::clone(&self.graph.jobs[i].key),
+                            instances,
+                        });
+                        if empty {
+                            self.finish(i, Outcome::ended(Status::Done, StopReason::NoItems));
+                        }
+                    }
+                },
                 JobKind::Group {
                     group,
                     commands,
@@ -489,7 +522,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Marks `i` terminal and releases (or skips) its dependents.
-    pub(super) fn finish(&mut self, i: JobId, outcome: Outcome) {
+    fn finish(&mut self, i: JobId, outcome: Outcome) {
         self.settle(i, outcome, true);
     }
 
@@ -589,6 +622,70 @@ impl<'a> Dispatcher<'a> {
             }
         }
         stack.extend(skipped.into_iter().rev());
+    }
+
+    /// Records `event` on the project bus and hands it to the observer.
+    fn emit(&mut self, event: &Event) {
+        self.out.emit(event, &self.shared, &self.graph);
+    }
+
+    /// `needs` as job `i`'s templates see it.
+    fn needs_value(&self, i: JobId) -> minijinja::Value {
+        fan_out::needs_value(&self.graph, &self.fan_outs, &self.shared.program, i)
+    }
+
+    /// A watch's new plan: kept instances go on, changed running ones are
+    /// stopped, and the new jobs take the place of the old.
+    fn control(&mut self, control: Control) {
+        let Control::Replan {
+            jobs,
+            program,
+            success,
+            why,
+        } = control;
+        if self.stop_reason.is_some() {
+            return;
+        }
+        let restarted = replan::replan(
+            &mut self.replans,
+            &mut self.units,
+            &self.graph,
+            &self.rounds,
+            &jobs,
+        );
+        let mut shared = (*self.shared).clone();
+        shared.program = program;
+        shared.success = success;
+        self.shared = Arc::new(shared);
+        self.graph = JobGraph::new(jobs);
+        self.fan_outs = FanOuts::default();
+        self.rounds = Rounds::default();
+        // Units keep running under their launch numbers.
+        let slots: Vec<String> = self
+            .units
+            .launches()
+            .filter(|l| l.owner == Owner::Adopted && l.slot)
+            .map(|l| l.node.clone())
+            .collect();
+        self.slots
+            .recount(self.units.len(), slots.iter().map(String::as_str));
+        let will_run = self
+            .graph
+            .jobs
+            .values()
+            .filter(|job| {
+                matches!(job.kind, JobKind::Agent(_) | JobKind::Group { .. })
+                    && !self.replans.keeps(&job.key)
+                    && !restarted.contains(&job.key)
+                    && job.completed(&self.prior).is_none()
+            })
+            .map(|job| Arc::clone(&job.key))
+            .collect();
+        self.emit(&Event::Replanned {
+            why,
+            restarted,
+            will_run,
+        });
     }
 
     fn gate(&self, i: JobId, expr: &str) -> Outcome {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Instant as TokioInstant;
 
-use super::run::Request;
+use super::request::Request;
 use crate::process::{Spawned, StopLevel, Supervisor};
 use crate::stop_reason::StopReason;
 

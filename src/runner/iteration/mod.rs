@@ -3,9 +3,13 @@
 //! and the records it leaves ([`record`]).
 
 mod limits;
+mod ran;
 mod record;
+mod request;
 mod run;
 
 pub use limits::Cut;
+pub use ran::Ran;
 pub use record::{error_summary, finish_record, post, tail_lines};
-pub use run::{Ran, Request, run};
+pub use request::Request;
+pub use run::run;

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::limits::Cut;
-use super::run::Ran;
+use super::ran::Ran;
 use crate::agents::usage::Usage;
 use crate::bus::{BusWriter, NewMessage};
 use crate::runner::context::Shared;

@@ -10,38 +10,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::limits::{Cut, limit, wait};
+use super::ran::Ran;
 use super::record::post;
+use super::request::Request;
 use crate::agents::answer::final_answer;
 use crate::agents::http::{Call, CallEnd};
-use crate::agents::spec::AgentSpec;
 use crate::agents::stream::{StreamReport, read_stream};
 use crate::agents::usage::Usage;
 use crate::process::{self, Stdio3, group};
 use crate::runner::context::{RunPaths, Shared};
-use crate::runner::job::Job;
-use crate::store::layout::{RunDir, TaskDir};
+use crate::store::layout::RunDir;
 use crate::store::{NOT_ENDED, RunInfo};
-
-/// What one run left behind.
-#[derive(Debug)]
-pub struct Ran {
-    pub run_id: String,
-    pub run: RunDir,
-    pub exit_code: i32,
-    pub cut: Option<Cut>,
-    /// The agent reported failure in its stream (claude's `is_error`, codex's `turn.failed`).
-    pub reported_failure: bool,
-    /// What the agent's stream said went wrong.
-    pub reported_error: Option<String>,
-    /// The final answer, capped for templates.
-    pub answer: String,
-    pub usage: Usage,
-    pub duration: Duration,
-    /// The run's record as written when it started; this run owns it.
-    pub info: RunInfo,
-    /// Where the agent's program was found.
-    pub program: PathBuf,
-}
 
 /// The run could not start: its folder cannot be written, or the agent's
 /// program is missing or not executable.
@@ -62,28 +41,6 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// Everything one iteration needs.
-#[derive(Debug)]
-pub struct Request<'a> {
-    pub job: &'a Job,
-    pub agent: &'a AgentSpec,
-    pub task_id: &'a str,
-    pub task: &'a TaskDir,
-    pub run_id: &'a str,
-    /// The agent's program as an earlier iteration found it.
-    pub program: Option<&'a Path>,
-    pub iteration: u32,
-    pub previous_run: Option<&'a str>,
-    /// The prompt.md text (preamble and prompt).
-    pub prompt: &'a str,
-    pub timeout: Duration,
-    pub idle_timeout: Option<Duration>,
-    /// When the node's deadline passes, if it has one.
-    pub deadline: Option<Instant>,
-    /// Fired when a watch's re-plan invalidates the instance.
-    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 fn io_context(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> StartError {

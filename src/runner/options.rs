@@ -1,0 +1,24 @@
+//! Owns how an apply runs, as the command line asks: the runs root, the
+//! caps, what `--only`, `--force` and `--fresh` select, `--fail-fast`, and
+//! the agents' grace period.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// `--root`, relative to the current directory.
+    pub root: Option<PathBuf>,
+    pub max_parallel: usize,
+    pub only: Vec<String>,
+    pub fail_fast: bool,
+    /// SIGTERM-to-SIGKILL grace period for agents.
+    pub grace: Duration,
+    /// `--budget-usd`: caps the whole apply, below `[limits] budget_usd`.
+    pub budget_usd: Option<f64>,
+    /// `--force[=NODE,..]`: `Some(empty)` re-runs everything.
+    pub force: Option<Vec<String>>,
+    /// `--fresh`: a new apply even when the last one did not finish.
+    pub fresh: bool,
+}
