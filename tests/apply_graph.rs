@@ -1,6 +1,8 @@
 //! Scheduling: needs results in templates, run-time fan-out, gates,
 //! failure policies, `--fail-fast`, `--only`, and concurrency caps.
 
+use std::fmt::Write as _;
+
 use crate::apply_support::st;
 use crate::test_builder::Test;
 
@@ -381,4 +383,33 @@ workdir = "wd"
     let ran = ran.then().workflow(workflow).apply().status(1).run();
     assert_eq!(ran.state("sub"), st("failed", "max_iterations", 2));
     assert_eq!(ran.state("after").0, "skipped");
+}
+
+#[test]
+#[ignore = "slow: .ci/run runs it with --include-ignored"]
+fn a_chain_of_a_hundred_thousand_nodes_whose_head_fails_skips_every_dependent() {
+    // Every walk over the graph (planning, fingerprints, the skip cascade,
+    // the summary) must be a loop: a recursion as deep as the chain would
+    // overflow conductor's stack.
+    let n = 100_000;
+    let mut nodes = String::from("[nodes.n0]\nagent = \"fail\"\nprompt = \"x\"\n");
+    for i in 1..n {
+        let _ = write!(
+            nodes,
+            "[nodes.n{i}]\nneeds = [\"n{}\"]\nprompt = \"x\"\n",
+            i - 1
+        );
+    }
+    let ran = flow(&nodes).apply().status(1).run();
+    let counts = &ran.json()["counts"];
+    assert_eq!(counts["failed"], 1, "{counts}");
+    assert_eq!(counts["skipped"], n - 1, "{counts}");
+    assert_eq!(
+        ran.state(&format!("n{}", n - 1)),
+        st(
+            "skipped",
+            &format!("needs `n{}`, which did not finish", n - 2),
+            0
+        )
+    );
 }
