@@ -1,4 +1,4 @@
-//! Incremental apply and `conductor watch` (issue 4; DESIGN §3 and §8):
+//! Incremental apply and `conductor watch` (issue 4; docs/performance.md):
 //!
 //! - `plan_fingerprints/{new,up_to_date}/N`: `conductor plan` of a static
 //!   `for_each = { glob = "inputs/*.txt" }` over N input files, each
@@ -28,6 +28,15 @@
 //! never walked: a `for_each` glob walks the whole folder it is relative
 //! to, a runs root in it included. A filter argument selects sections by
 //! name (`cargo bench --bench incremental -- watch`).
+
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set itself up has nothing to measure"
+)]
+#![expect(
+    clippy::print_stdout,
+    reason = "the figures criterion does not take are printed for docs/performance.md"
+)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

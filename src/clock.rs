@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use jiff::{SignedDuration, Timestamp};
 
 /// The variable naming the offset file.
-pub const TEST_CLOCK_VAR: &str = "CONDUCTOR_TEST_CLOCK";
+pub(crate) const TEST_CLOCK_VAR: &str = "CONDUCTOR_TEST_CLOCK";
 
 fn offset_file() -> Option<&'static PathBuf> {
     static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -28,7 +28,7 @@ fn offset_file() -> Option<&'static PathBuf> {
 }
 
 /// The current time, moved by the test clock's offset if one is set.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let now = Timestamp::now();
     match offset_file() {
         None => now,

@@ -336,7 +336,7 @@ impl Diagnostics {
 }
 
 /// The closest candidate to `given`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a, I>(given: &str, candidates: I) -> Option<&'a str>
+pub(crate) fn did_you_mean<'a, I>(given: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
@@ -350,7 +350,7 @@ where
 }
 
 /// "did you mean `x`?" or a list of what is allowed, for help lines.
-pub fn suggestion_help<'a, I>(given: &str, candidates: I, what: &str) -> Option<String>
+pub(crate) fn suggestion_help<'a, I>(given: &str, candidates: I, what: &str) -> Option<String>
 where
     I: IntoIterator<Item = &'a str> + Clone,
 {

@@ -3,14 +3,14 @@
 //! code base picks a process exit code.
 
 /// Everything asked for was done.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// A node failed, or a `[success]` command failed.
-pub const FAILED: u8 = 1;
+pub(crate) const FAILED: u8 = 1;
 /// The invocation or the workflow is invalid; nothing ran.
-pub const INVALID: u8 = 2;
+pub(crate) const INVALID: u8 = 2;
 /// The environment is wrong: an agent binary is missing, the runs root is not writable.
-pub const ENVIRONMENT: u8 = 3;
+pub(crate) const ENVIRONMENT: u8 = 3;
 /// Interrupted by Ctrl-C (or SIGHUP).
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM (gracefully, like a first Ctrl-C).
-pub const TERMINATED: u8 = 143;
+pub(crate) const TERMINATED: u8 = 143;

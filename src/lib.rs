@@ -1,36 +1,43 @@
 //! Conductor: a declarative workflow engine for AI coding agents.
 //!
 //! The front end runs in stages that never reach back (see
-//! `docs/architecture.md`): [`syntax`] lowers TOML or KDL text to a spanned
-//! tree, [`decode`] reads it into the typed [`model`], [`compile`] loads
-//! sub-workflows and checks the cross references, and [`plan`] expands it into
-//! node instances on a petgraph DAG. [`prompt`] renders templates for both.
-//! Every problem is a [`diagnostic::Diagnostic`] with a stable code and a span.
+//! `docs/architecture.md`): `syntax` lowers TOML or KDL text to a spanned
+//! tree, `decode` reads it into the typed `model`, [`compile`] loads
+//! sub-workflows and checks the cross references, and [`plan`] expands it
+//! into node instances on a petgraph DAG. `runner` runs a plan: its
+//! dispatcher starts each instance's Ralph loop through a launcher, with
+//! what differs by agent kind in `agents`, processes in `process` and what
+//! makes applying incremental in `incremental`; everything is recorded on
+//! the file [`bus`] and in the run [`store`].
+//!
+//! The public surface is what the binary, the tests, the benchmarks and
+//! the fuzz targets use; everything else is the crate's own.
 
-pub mod agents;
+pub(crate) mod agents;
 pub mod bus;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod compile;
-pub mod decode;
-pub mod diagnostic;
-pub mod exit_code;
+pub(crate) mod decode;
+pub(crate) mod diagnostic;
+pub(crate) mod exit_code;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod incremental;
-pub mod load;
-pub mod model;
-pub mod paths;
+pub(crate) mod incremental;
+pub(crate) mod load;
+pub(crate) mod model;
+pub(crate) mod paths;
 pub mod plan;
 pub mod preamble;
-pub mod process;
-pub mod prompt;
-pub mod report;
-pub mod runner;
-pub mod schema;
-pub mod secrets;
-pub mod source;
-pub mod stop_reason;
+pub(crate) mod process;
+pub(crate) mod prompt;
+pub(crate) mod report;
+pub(crate) mod runner;
+pub(crate) mod schema;
+pub(crate) mod secrets;
+pub(crate) mod source;
+pub(crate) mod stop_reason;
 pub mod store;
-pub mod syntax;
-pub mod walk;
-pub mod watch;
+pub(crate) mod syntax;
+pub(crate) mod walk;
+pub(crate) mod watch;

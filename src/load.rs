@@ -13,7 +13,7 @@ use crate::source::Sources;
 
 /// What loading a file gave, whether or not it is valid.
 #[derive(Debug)]
-pub struct Load {
+pub(crate) struct Load {
     pub sources: Sources,
     /// Every diagnostic of both stages, in order.
     pub diagnostics: Vec<Diagnostic>,
@@ -25,7 +25,7 @@ pub struct Load {
 
 /// A workflow that compiled and planned without an error.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub program: Program,
     pub plan: Plan,
     pub sources: Sources,
@@ -33,7 +33,7 @@ pub struct Loaded {
 
 /// How to load.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LoadOptions<'a> {
+pub(crate) struct LoadOptions<'a> {
     /// `--root`, as given.
     pub root: Option<&'a Path>,
     /// Render every instance's first prompt into the plan.
@@ -41,12 +41,12 @@ pub struct LoadOptions<'a> {
 }
 
 impl Load {
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
     /// The program and its plan, when nothing is wrong.
-    pub fn into_loaded(self) -> Option<Loaded> {
+    pub(crate) fn into_loaded(self) -> Option<Loaded> {
         if self.has_errors() {
             return None;
         }
@@ -59,7 +59,7 @@ impl Load {
 }
 
 /// Compiles and plans `file` with `--set` values.
-pub fn load(file: &Path, sets: &[String], options: LoadOptions<'_>) -> Load {
+pub(crate) fn load(file: &Path, sets: &[String], options: LoadOptions<'_>) -> Load {
     let mut c = compile(file, sets);
     let mut diagnostics: Vec<Diagnostic> = std::mem::take(&mut c.diagnostics).into_vec();
     let plan = c.program.as_ref().map(|program| {

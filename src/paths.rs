@@ -5,7 +5,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `.` and `..` without following symlinks.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -27,7 +27,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 /// `target` relative to `base`; both absolute and normalized.
-pub fn relative_to(target: &Path, base: &Path) -> PathBuf {
+pub(crate) fn relative_to(target: &Path, base: &Path) -> PathBuf {
     let t: Vec<Component<'_>> = target.components().collect();
     let b: Vec<Component<'_>> = base.components().collect();
     let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
@@ -42,14 +42,14 @@ pub fn relative_to(target: &Path, base: &Path) -> PathBuf {
 }
 
 /// Text of a relative path for output: `.` for empty, `/` separators.
-pub fn display_rel(path: &Path) -> String {
+pub(crate) fn display_rel(path: &Path) -> String {
     let s = path.to_string_lossy().replace('\\', "/");
     if s.is_empty() { ".".to_string() } else { s }
 }
 
 /// Re-expresses `value`, written relative to `from_dir`, relative to `to_dir`.
 /// Absolute values stay absolute.
-pub fn rebase(value: &str, from_dir: &Path, to_dir: &Path) -> String {
+pub(crate) fn rebase(value: &str, from_dir: &Path, to_dir: &Path) -> String {
     let p = Path::new(value);
     if p.is_absolute() {
         return value.to_string();

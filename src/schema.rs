@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use crate::model::Workflow;
 
 /// The schema as JSON.
-pub fn workflow_schema() -> serde_json::Value {
+pub(crate) fn workflow_schema() -> serde_json::Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(Workflow)).unwrap_or_default();
     drop_null(&mut schema);
     schema
@@ -49,7 +49,7 @@ fn drop_null(v: &mut serde_json::Value) {
 }
 
 /// The schema as the pretty text that is checked in.
-pub fn workflow_schema_text() -> String {
+pub(crate) fn workflow_schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&workflow_schema()).unwrap_or_default();
     text.push('\n');
     text

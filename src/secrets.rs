@@ -5,7 +5,7 @@
 
 /// The vendor variables that hold API keys. Every `api_key_env` of the
 /// workflow's agents is a secret too.
-pub const VENDOR_KEYS: &[&str] = &[
+pub(crate) const VENDOR_KEYS: &[&str] = &[
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "GEMINI_API_KEY",
@@ -25,7 +25,7 @@ const REMOVED: &[&str] = &["CLAUDECODE"];
 /// The environment an agent starts with: `base` without any secret except
 /// the agent's own (`own`, the variables its kind or `api_key_env` names),
 /// and without the variables that break nested agents.
-pub fn agent_environment(
+pub(crate) fn agent_environment(
     base: impl IntoIterator<Item = (String, String)>,
     secrets: &[&str],
     own: &[&str],
@@ -41,7 +41,7 @@ pub fn agent_environment(
 
 /// Replaces the values of secrets in text conductor writes.
 #[derive(Debug, Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     /// Longest first, so a key that contains another is replaced whole.
     values: Vec<(String, String)>,
 }
@@ -52,7 +52,10 @@ const MIN_SECRET_LEN: usize = 8;
 
 impl Redactor {
     /// Collects the values of the secret variables present in `env`.
-    pub fn new<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>, secrets: &[&str]) -> Self {
+    pub(crate) fn new<'a>(
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+        secrets: &[&str],
+    ) -> Self {
         let mut values: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, v)| secrets.contains(k) && v.len() >= MIN_SECRET_LEN)
@@ -65,7 +68,7 @@ impl Redactor {
     }
 
     /// `text` with every secret value replaced by `[redacted NAME]`.
-    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+    pub(crate) fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         if !self.values.iter().any(|(v, _)| text.contains(v.as_str())) {
             return std::borrow::Cow::Borrowed(text);
         }

@@ -130,7 +130,7 @@ impl Sources {
 
 /// Shows `path` relative to the current directory when it lies below it, as a
 /// user would type it; otherwise as it is.
-pub fn display_name(path: &Path) -> String {
+pub(crate) fn display_name(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     let shown = cwd
         .as_deref()

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 
 /// A success condition of a Ralph loop (docs/workflow-format.md, `stop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Condition {
+pub(crate) enum Condition {
     DoneFile,
     Promise,
     OutputMatches,
@@ -21,7 +21,7 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::DoneFile,
         Self::Promise,
         Self::OutputMatches,
@@ -31,7 +31,7 @@ impl Condition {
     ];
 
     /// The condition's key in a workflow's `stop` table.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::DoneFile => "done_file",
             Self::Promise => "promise",
@@ -45,7 +45,7 @@ impl Condition {
 
 /// Why an instance (or one run of it) ended.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     // Done.
     /// This success condition held.
     Met(Condition),
@@ -205,7 +205,7 @@ impl StopReason {
 
     /// Reads a reason back as it was written; `None` for text that no
     /// version of conductor writes (a record of another tool's).
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         if let Some(c) = Condition::ALL.into_iter().find(|c| c.as_str() == text) {
             return Some(Self::Met(c));
         }
@@ -220,7 +220,7 @@ impl StopReason {
 
     /// The reasons of an instance that did not end by itself: it resumes
     /// when the apply is continued.
-    pub fn is_interruption(&self) -> bool {
+    pub(crate) fn is_interruption(&self) -> bool {
         matches!(
             self,
             Self::Interrupted | Self::Invalidated | Self::ConductorDied

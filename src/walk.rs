@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use crate::store::layout::CONDUCTOR_DIR;
 
 /// Every entry under `root` that counts, folders included, `root` first.
-pub fn entries(root: &Path, runs_root: Option<&Path>) -> impl Iterator<Item = ignore::DirEntry> {
+pub(crate) fn entries(
+    root: &Path,
+    runs_root: Option<&Path>,
+) -> impl Iterator<Item = ignore::DirEntry> {
     let runs_root: Option<PathBuf> = runs_root.map(Path::to_path_buf);
     ignore::WalkBuilder::new(root)
         .hidden(false)
@@ -30,7 +33,10 @@ pub fn entries(root: &Path, runs_root: Option<&Path>) -> impl Iterator<Item = ig
 }
 
 /// Every file under `root` that counts.
-pub fn files(root: &Path, runs_root: Option<&Path>) -> impl Iterator<Item = ignore::DirEntry> {
+pub(crate) fn files(
+    root: &Path,
+    runs_root: Option<&Path>,
+) -> impl Iterator<Item = ignore::DirEntry> {
     entries(root, runs_root).filter(|e| e.file_type().is_some_and(|t| t.is_file()))
 }
 

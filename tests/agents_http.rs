@@ -13,9 +13,9 @@ use crate::model_server::{INPUT_TOKENS, ModelServer, OUTPUT_TOKENS, Turn};
 use crate::test_builder::{Ran, Test};
 
 /// What the scripted model answers.
-pub const FINAL: &str = "FINAL: the answer, streamed in two halves.";
+pub(crate) const FINAL: &str = "FINAL: the answer, streamed in two halves.";
 /// Distinct enough that redaction of it never touches other text.
-pub const KEY: &str = "sk-http-scripted-4b8e2d1f";
+pub(crate) const KEY: &str = "sk-http-scripted-4b8e2d1f";
 /// Dollars per million input and output tokens in every test workflow.
 const PRICE: (f64, f64) = (3.0, 15.0);
 
@@ -30,13 +30,13 @@ fn one_call_cost() -> f64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     OpenAi,
     Anthropic,
 }
 
 impl Kind {
-    pub fn key_var(self) -> &'static str {
+    pub(crate) fn key_var(self) -> &'static str {
         match self {
             Self::OpenAi => "OPENAI_API_KEY",
             Self::Anthropic => "ANTHROPIC_API_KEY",
@@ -45,7 +45,7 @@ impl Kind {
 
     /// A workflow with agent `ai` of this kind pointed at `server`, and one
     /// node `n` with this `stop` table.
-    pub fn workflow(self, server: &ModelServer, stop: &str) -> String {
+    pub(crate) fn workflow(self, server: &ModelServer, stop: &str) -> String {
         let (kind, base) = match self {
             // OpenAI-compatible servers are given with their `/v1`, as Ollama's is.
             Self::OpenAi => ("openai", format!("{}/v1", server.url())),

@@ -12,41 +12,41 @@ use std::time::{Duration, Instant};
 use crate::support::conductor;
 
 /// A workflow in its own temporary folder.
-pub struct Flow {
+pub(crate) struct Flow {
     pub dir: tempfile::TempDir,
 }
 
 impl Flow {
-    pub fn new(toml: &str) -> Self {
+    pub(crate) fn new(toml: &str) -> Self {
         let flow = Self::empty();
         std::fs::write(flow.path().join("flow.toml"), toml).unwrap();
         flow
     }
 
     /// A fresh folder with no workflow in it yet.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("runs")
     }
 
     /// `conductor apply flow.toml --json` with `extra` args; the summary is parsed.
-    pub fn apply(&self, extra: &[&str]) -> (Output, serde_json::Value) {
+    pub(crate) fn apply(&self, extra: &[&str]) -> (Output, serde_json::Value) {
         let out = self.command(extra).output().unwrap();
         let summary = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out, summary)
     }
 
     /// `apply` in the background, its stdout piped (for `--json`).
-    pub fn spawn(&self, extra: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn(&self, extra: &[&str]) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
             .current_dir(self.path())
             .args(["apply", "flow.toml", "--root"])
@@ -59,7 +59,7 @@ impl Flow {
     }
 
     /// Every prompt.md, in run order.
-    pub fn prompts(&self) -> Vec<String> {
+    pub(crate) fn prompts(&self) -> Vec<String> {
         self.files()
             .into_iter()
             .filter(|(p, _)| p.ends_with("prompt.md"))
@@ -68,14 +68,14 @@ impl Flow {
     }
 
     /// The record types of every task bus, in order.
-    pub fn task_kinds(&self) -> Vec<String> {
+    pub(crate) fn task_kinds(&self) -> Vec<String> {
         self.records("TASK-MESSAGE-BUS.md")
             .iter()
             .map(|r| r["type"].as_str().unwrap_or_default().to_string())
             .collect()
     }
 
-    pub fn command(&self, extra: &[&str]) -> assert_cmd::Command {
+    pub(crate) fn command(&self, extra: &[&str]) -> assert_cmd::Command {
         let mut cmd = conductor();
         cmd.current_dir(self.path())
             .args(["apply", "flow.toml", "--json", "--grace", "300ms", "--root"])
@@ -85,7 +85,7 @@ impl Flow {
     }
 
     /// Every file under the runs root (not read), sorted.
-    pub fn paths(&self) -> Vec<PathBuf> {
+    pub(crate) fn paths(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut stack = vec![self.root()];
         while let Some(d) = stack.pop() {
@@ -103,7 +103,7 @@ impl Flow {
     }
 
     /// Every file under the runs root called `name` (not read).
-    pub fn files_named(&self, name: &str) -> Vec<PathBuf> {
+    pub(crate) fn files_named(&self, name: &str) -> Vec<PathBuf> {
         self.paths()
             .into_iter()
             .filter(|p| p.file_name().is_some_and(|n| n == name))
@@ -111,7 +111,7 @@ impl Flow {
     }
 
     /// Every file under the runs root, with its text.
-    pub fn files(&self) -> Vec<(PathBuf, String)> {
+    pub(crate) fn files(&self) -> Vec<(PathBuf, String)> {
         self.paths()
             .into_iter()
             // A temporary file may be renamed away while the apply runs.
@@ -123,7 +123,7 @@ impl Flow {
     }
 
     /// The bus records of every file named `name`, in file order.
-    pub fn records(&self, name: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn records(&self, name: &str) -> Vec<serde_json::Value> {
         self.files()
             .into_iter()
             .filter(|(p, _)| p.file_name().is_some_and(|n| n == name))
@@ -141,13 +141,13 @@ impl Flow {
             .collect()
     }
 
-    pub fn project_records(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn project_records(&self) -> Vec<serde_json::Value> {
         self.records("PROJECT-MESSAGE-BUS.md")
     }
 }
 
 /// The summary's instance with this key.
-pub fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+pub(crate) fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     summary["instances"]
         .as_array()
         .and_then(|a| a.iter().find(|i| i["key"] == key))
@@ -155,7 +155,7 @@ pub fn instance<'a>(summary: &'a serde_json::Value, key: &str) -> &'a serde_json
 }
 
 /// The run folders of an instance, oldest first (run ids sort in creation order).
-pub fn runs(summary: &serde_json::Value, key: &str) -> Vec<PathBuf> {
+pub(crate) fn runs(summary: &serde_json::Value, key: &str) -> Vec<PathBuf> {
     let task = Path::new(
         instance(summary, key)["task_dir"]
             .as_str()
@@ -171,7 +171,7 @@ pub fn runs(summary: &serde_json::Value, key: &str) -> Vec<PathBuf> {
 }
 
 /// `(status, stop_reason, iterations)` of an instance.
-pub fn state(summary: &serde_json::Value, key: &str) -> (String, String, u64) {
+pub(crate) fn state(summary: &serde_json::Value, key: &str) -> (String, String, u64) {
     let i = instance(summary, key);
     (
         i["status"].as_str().unwrap_or_default().to_string(),
@@ -182,7 +182,7 @@ pub fn state(summary: &serde_json::Value, key: &str) -> (String, String, u64) {
 
 /// A workflow with one agent `fake` running the fake agent with `args`,
 /// and one node `n` with this `stop` table.
-pub fn one_node(args: &str, stop: &str) -> String {
+pub(crate) fn one_node(args: &str, stop: &str) -> String {
     format!(
         r#"version = 1
 name = "t"
@@ -201,7 +201,7 @@ stop = {stop}
 
 /// A workflow with one agent running `argv` (TOML array items) and one
 /// node `n` with this `stop` table.
-pub fn one_node_command(argv: &str, stop: &str) -> String {
+pub(crate) fn one_node_command(argv: &str, stop: &str) -> String {
     format!(
         r#"version = 1
 name = "t"
@@ -219,7 +219,7 @@ stop = {stop}
 }
 
 /// Whether a process is alive (a zombie counts as dead).
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
@@ -227,7 +227,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// The pids in a fake agent's `--pid-file`.
-pub fn pids(file: &Path) -> Vec<i32> {
+pub(crate) fn pids(file: &Path) -> Vec<i32> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
@@ -235,12 +235,12 @@ pub fn pids(file: &Path) -> Vec<i32> {
         .collect()
 }
 
-pub fn st(s: &str, r: &str, n: u64) -> (String, String, u64) {
+pub(crate) fn st(s: &str, r: &str, n: u64) -> (String, String, u64) {
     (s.to_string(), r.to_string(), n)
 }
 
 /// Polls until `ok` holds (or panics after 20 s, naming `what`).
-pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(
@@ -252,7 +252,7 @@ pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 /// A run folder's run-info.yaml, parsed.
-pub fn run_info(run: &Path) -> serde_json::Value {
+pub(crate) fn run_info(run: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(run.join("run-info.yaml")).unwrap();
     serde_saphyr::from_str(&text).unwrap()
 }

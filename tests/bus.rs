@@ -25,7 +25,7 @@ fn post(dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// `conductor bus read --json ARGS` in `dir`, which must succeed; its records.
-pub fn read_json(dir: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
+pub(crate) fn read_json(dir: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
     let out = conductor()
         .current_dir(dir)
         .env_remove("JRUN_MESSAGE_BUS")

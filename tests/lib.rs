@@ -3,6 +3,7 @@
 
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "a failed unwrap is a failed test, with the location; that is what tests want"
 )]
 
@@ -24,7 +25,6 @@ mod bus_roundtrip;
 mod clock;
 mod examples;
 mod fake_agent;
-mod fuzz_corpus;
 mod invalid;
 mod load;
 mod model_server;

@@ -7,6 +7,11 @@
 //! 6-8 s, most of a plain `cargo test`: both are ignored there, and CI runs
 //! them with `cargo test -- --include-ignored`.
 
+#![expect(
+    clippy::print_stderr,
+    reason = "the load figures are printed beside the verdict, for docs/performance.md"
+)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -32,13 +32,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 /// Input tokens every reply reports.
-pub const INPUT_TOKENS: u64 = 1000;
+pub(crate) const INPUT_TOKENS: u64 = 1000;
 /// Output tokens every reply reports.
-pub const OUTPUT_TOKENS: u64 = 50;
+pub(crate) const OUTPUT_TOKENS: u64 = 50;
 
 /// One scripted model call.
 #[derive(Debug, Clone)]
-pub enum Turn {
+pub(crate) enum Turn {
     /// A final text answer.
     Text(String),
     /// One call of the client's shell tool running this command.
@@ -56,15 +56,15 @@ pub enum Turn {
 }
 
 impl Turn {
-    pub fn text(t: &str) -> Self {
+    pub(crate) fn text(t: &str) -> Self {
         Self::Text(t.to_string())
     }
 
-    pub fn shell(cmd: &str) -> Self {
+    pub(crate) fn shell(cmd: &str) -> Self {
         Self::Shell(cmd.to_string())
     }
 
-    pub fn error(status: u16) -> Self {
+    pub(crate) fn error(status: u16) -> Self {
         Self::Error {
             status,
             retry_after: None,
@@ -74,7 +74,7 @@ impl Turn {
 
 /// A request the server got, and what it answered.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// Path and query, as sent.
     pub path: String,
@@ -86,7 +86,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -103,7 +103,7 @@ struct State {
 
 /// The server; it stops when dropped.
 #[derive(Debug)]
-pub struct ModelServer {
+pub(crate) struct ModelServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stopping: Arc<AtomicBool>,
@@ -112,7 +112,7 @@ pub struct ModelServer {
 
 impl ModelServer {
     /// A server that plays `turns` in order, repeating the last.
-    pub fn start(turns: impl IntoIterator<Item = Turn>) -> Self {
+    pub(crate) fn start(turns: impl IntoIterator<Item = Turn>) -> Self {
         let turns: VecDeque<Turn> = turns.into_iter().collect();
         assert!(!turns.is_empty(), "script at least one turn");
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -146,17 +146,17 @@ impl ModelServer {
     }
 
     /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Every request so far, in arrival order.
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
     }
 
     /// The requests answered with a scripted model turn (not side requests).
-    pub fn model_calls(&self) -> Vec<Request> {
+    pub(crate) fn model_calls(&self) -> Vec<Request> {
         self.requests()
             .into_iter()
             .filter(|r| r.action != "side" && r.action != "unknown")

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// The repository root (tests run with it as the current directory).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The `conductor` binary cargo built for the tests.
-pub fn conductor() -> assert_cmd::Command {
+pub(crate) fn conductor() -> assert_cmd::Command {
     let mut cmd =
         assert_cmd::Command::cargo_bin("conductor").expect("the conductor binary is built");
     cmd.current_dir(root())
@@ -21,21 +21,21 @@ pub fn conductor() -> assert_cmd::Command {
 }
 
 /// Runs conductor with `args` and returns its output.
-pub fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     conductor().args(args).output().expect("conductor runs")
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Every workflow file (`.toml`, `.kdl`) directly in `dir` and in its
 /// subfolders one level down, except library folders and sub-workflows.
-pub fn workflow_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn workflow_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -57,7 +57,7 @@ enum Expect {
 
 /// One `conductor` command and what it must do; see the module docs.
 #[must_use = "a test does nothing until `run()`"]
-pub struct Test {
+pub(crate) struct Test {
     flow: Rc<Flow>,
     in_repo: bool,
     args: Vec<OsString>,
@@ -70,14 +70,14 @@ pub struct Test {
 
 impl Test {
     /// A command run in a fresh, empty folder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::at(Rc::new(Flow::empty()), false)
     }
 
     /// A command run from the repository root, as `support::run` does, so
     /// that paths such as `examples/hello/workflow.toml` work. It still has
     /// a fresh folder, for [`Test::with_root`] and written files.
-    pub fn in_repo() -> Self {
+    pub(crate) fn in_repo() -> Self {
         Self::at(Rc::new(Flow::empty()), true)
     }
 
@@ -95,12 +95,12 @@ impl Test {
     }
 
     /// Writes the workflow as `flow.toml` in the folder.
-    pub fn workflow(self, toml: impl AsRef<str>) -> Self {
+    pub(crate) fn workflow(self, toml: impl AsRef<str>) -> Self {
         self.file("flow.toml", toml.as_ref())
     }
 
     /// Writes a file in the folder, making its parent folders.
-    pub fn file(self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+    pub(crate) fn file(self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
         let path = self.flow.path().join(path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -110,17 +110,17 @@ impl Test {
     }
 
     /// Makes a folder (and its parents) in the folder.
-    pub fn dir(self, path: impl AsRef<Path>) -> Self {
+    pub(crate) fn dir(self, path: impl AsRef<Path>) -> Self {
         std::fs::create_dir_all(self.flow.path().join(path)).unwrap();
         self
     }
 
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
-    pub fn args<I>(mut self, args: I) -> Self
+    pub(crate) fn args<I>(mut self, args: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<OsString>,
@@ -131,7 +131,7 @@ impl Test {
 
     /// `apply flow.toml --json` with the folder's own runs root and a short
     /// kill grace, as [`Flow::command`] runs it; more args may follow.
-    pub fn apply(self) -> Self {
+    pub(crate) fn apply(self) -> Self {
         let root = self.flow.root();
         self.args(["apply", "flow.toml", "--json", "--grace", "300ms", "--root"])
             .arg(root)
@@ -139,61 +139,61 @@ impl Test {
 
     /// `--root` with the folder's runs root, which is empty until an apply
     /// writes to it: a command that reads the run store sees a fresh one.
-    pub fn with_root(self) -> Self {
+    pub(crate) fn with_root(self) -> Self {
         let root = self.flow.root();
         self.arg("--root").arg(root)
     }
 
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), Some(value.into())));
         self
     }
 
-    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+    pub(crate) fn env_remove(mut self, key: impl Into<OsString>) -> Self {
         self.env.push((key.into(), None));
         self
     }
 
     /// The exit code the command must give (0 unless said otherwise).
-    pub fn status(mut self, code: i32) -> Self {
+    pub(crate) fn status(mut self, code: i32) -> Self {
         self.status = Status::Code(code);
         self
     }
 
     /// The command must fail, with any exit code but 0.
-    pub fn failure(mut self) -> Self {
+    pub(crate) fn failure(mut self) -> Self {
         self.status = Status::Failure;
         self
     }
 
     /// Stdout must be exactly this.
-    pub fn stdout(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn stdout(mut self, text: impl Into<String>) -> Self {
         self.stdout.push(Expect::Is(text.into()));
         self
     }
 
-    pub fn stdout_has(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn stdout_has(mut self, text: impl Into<String>) -> Self {
         self.stdout.push(Expect::Has(text.into()));
         self
     }
 
-    pub fn stdout_lacks(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn stdout_lacks(mut self, text: impl Into<String>) -> Self {
         self.stdout.push(Expect::Lacks(text.into()));
         self
     }
 
-    pub fn stderr_has(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn stderr_has(mut self, text: impl Into<String>) -> Self {
         self.stderr.push(Expect::Has(text.into()));
         self
     }
 
-    pub fn stderr_lacks(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn stderr_lacks(mut self, text: impl Into<String>) -> Self {
         self.stderr.push(Expect::Lacks(text.into()));
         self
     }
 
     /// Kills the command after this long (the run then fails on its status).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
@@ -209,7 +209,7 @@ impl Test {
     /// Runs the command and checks every expectation; all that failed are
     /// reported together, with the command's output.
     #[track_caller]
-    pub fn run(self) -> Ran {
+    pub(crate) fn run(self) -> Ran {
         let mut cmd = conductor();
         if !self.in_repo {
             cmd.current_dir(self.flow.path());
@@ -285,7 +285,7 @@ impl Deref for Test {
 }
 
 /// A command that ran as expected: its output, and the folder it ran in.
-pub struct Ran {
+pub(crate) struct Ran {
     pub stdout: String,
     pub stderr: String,
     pub code: Option<i32>,
@@ -297,7 +297,7 @@ pub struct Ran {
 impl Ran {
     /// Stdout parsed as JSON: the summary of `apply --json`, or the plan.
     #[track_caller]
-    pub fn json(&self) -> &serde_json::Value {
+    pub(crate) fn json(&self) -> &serde_json::Value {
         self.json
             .as_ref()
             .unwrap_or_else(|| panic!("stdout is not JSON:\n{}", self.explain()))
@@ -305,19 +305,19 @@ impl Ran {
 
     /// The summary's instance with this key.
     #[track_caller]
-    pub fn instance(&self, key: &str) -> &serde_json::Value {
+    pub(crate) fn instance(&self, key: &str) -> &serde_json::Value {
         instance(self.json(), key)
     }
 
     /// `(status, stop_reason, iterations)` of an instance in the summary.
     #[track_caller]
-    pub fn state(&self, key: &str) -> (String, String, u64) {
+    pub(crate) fn state(&self, key: &str) -> (String, String, u64) {
         state(self.json(), key)
     }
 
     /// The keys of the summary's (or the plan's) instances, in order.
     #[track_caller]
-    pub fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.json()["instances"]
             .as_array()
             .unwrap_or_else(|| panic!("no instances:\n{}", self.explain()))
@@ -328,13 +328,13 @@ impl Ran {
 
     /// An instance's run folders, oldest first.
     #[track_caller]
-    pub fn runs(&self, key: &str) -> Vec<PathBuf> {
+    pub(crate) fn runs(&self, key: &str) -> Vec<PathBuf> {
         runs(self.json(), key)
     }
 
     /// An instance's answer: the `output.md` of its latest run.
     #[track_caller]
-    pub fn output(&self, key: &str) -> String {
+    pub(crate) fn output(&self, key: &str) -> String {
         let runs = self.runs(key);
         let last = runs
             .last()
@@ -343,14 +343,14 @@ impl Ran {
     }
 
     /// The next command, in the same folder (and from the same place).
-    pub fn then(&self) -> Test {
+    pub(crate) fn then(&self) -> Test {
         Test::at(Rc::clone(&self.flow), self.in_repo)
     }
 
     /// The exit code, stdout and stderr, each run's record and the end of
     /// what its agent printed: all a failed expectation needs to be
     /// understood.
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let mut text = format!(
             "exit code {:?}\n--- conductor stdout\n{}\n--- conductor stderr\n{}",
             self.code, self.stdout, self.stderr

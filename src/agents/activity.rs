@@ -17,7 +17,7 @@ const TAIL: u64 = 32 * 1024;
 const WIDTH: usize = 60;
 
 /// The tool call one stream line reports, if it reports one.
-pub fn tool_call(kind: AgentKind, line: &str) -> Option<String> {
+pub(crate) fn tool_call(kind: AgentKind, line: &str) -> Option<String> {
     if !line.trim_start().starts_with('{') {
         return None;
     }
@@ -76,7 +76,7 @@ fn detail(input: &Value) -> Option<String> {
 }
 
 /// The latest tool call in the stream file `path` (its last few KiB).
-pub fn latest(kind: AgentKind, path: &Path) -> Option<String> {
+pub(crate) fn latest(kind: AgentKind, path: &Path) -> Option<String> {
     super::kind::cli(kind)?;
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();

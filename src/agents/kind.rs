@@ -64,7 +64,7 @@ pub(crate) fn cli(kind: AgentKind) -> Option<&'static Cli> {
 
 /// An argv that cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ArgvError {
+pub(crate) enum ArgvError {
     #[error("a `command` agent needs `command = [\"program\", ...]`")]
     NoCommand,
 }

@@ -6,11 +6,11 @@
 //! probes ([`version`]), and the HTTP clients ([`http`]). Nothing here
 //! runs a loop or knows of an apply.
 
-pub mod activity;
-pub mod answer;
-pub mod http;
-pub mod kind;
-pub mod spec;
-pub mod stream;
-pub mod usage;
-pub mod version;
+pub(crate) mod activity;
+pub(crate) mod answer;
+pub(crate) mod http;
+pub(crate) mod kind;
+pub(crate) mod spec;
+pub(crate) mod stream;
+pub(crate) mod usage;
+pub(crate) mod version;

@@ -10,7 +10,7 @@ use crate::model::AgentKind;
 
 /// One agent an instance may run, resolved.
 #[derive(Debug, Clone)]
-pub struct AgentSpec {
+pub(crate) struct AgentSpec {
     pub name: String,
     pub kind: AgentKind,
     /// Program and arguments; the program as written (resolved against PATH at spawn).

@@ -12,7 +12,7 @@ use crate::model::AgentKind;
 
 /// What an agent's stdout says about its run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamReport {
+pub(crate) struct StreamReport {
     /// The final answer, when the stream carries one.
     pub answer: Option<String>,
     /// The agent reported failure although it may have exited 0.
@@ -25,10 +25,10 @@ pub struct StreamReport {
 }
 
 /// Lines longer than this are an error rather than a memory blow-up.
-pub const MAX_LINE: usize = 16 << 20;
+pub(crate) const MAX_LINE: usize = 16 << 20;
 
 /// Reads a CLI kind's JSON event stream; `command` agents have none.
-pub fn read_stream(kind: AgentKind, stdout: &Path) -> std::io::Result<StreamReport> {
+pub(crate) fn read_stream(kind: AgentKind, stdout: &Path) -> std::io::Result<StreamReport> {
     let mut report = StreamReport::default();
     if super::kind::cli(kind).is_none() {
         return Ok(report);

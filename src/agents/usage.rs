@@ -6,27 +6,27 @@ use serde::Serialize;
 
 /// Tokens and dollars an agent reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_usd: f64,
 }
 
 impl Usage {
-    pub fn add(&mut self, other: Usage) {
+    pub(crate) fn add(&mut self, other: Usage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.cost_usd += other.cost_usd;
     }
 
-    pub fn tokens(&self) -> u64 {
+    pub(crate) fn tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }
 }
 
 /// An agent's `price`, for backends that report tokens but no cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Price {
+pub(crate) struct Price {
     /// US dollars per million input tokens.
     pub input_per_mtok: f64,
     /// US dollars per million output tokens.
@@ -35,7 +35,7 @@ pub struct Price {
 
 impl Price {
     /// What `input` and `output` tokens cost, in dollars.
-    pub fn cost(self, input: u64, output: u64) -> f64 {
+    pub(crate) fn cost(self, input: u64, output: u64) -> f64 {
         #[expect(
             clippy::cast_precision_loss,
             reason = "token counts stay far below 2^52"

@@ -21,14 +21,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// path): every iteration records its agent's version, so a known one
 /// must cost no PATH search.
 #[derive(Debug, Default)]
-pub struct Versions {
+pub(crate) struct Versions {
     known: Mutex<HashMap<(String, PathBuf), String>>,
 }
 
 impl Versions {
     /// The version of the CLI `program` resolves to, for kinds that have one;
     /// empty for `command` agents and programs that are not found.
-    pub fn of(&self, kind: AgentKind, program: &str, path_var: &str, cwd: &Path) -> String {
+    pub(crate) fn of(&self, kind: AgentKind, program: &str, path_var: &str, cwd: &Path) -> String {
         if super::kind::cli(kind).is_none() {
             return String::new();
         }

@@ -12,6 +12,7 @@ mod record;
 mod writer;
 
 pub use id::{IdGenerator, format_ts};
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::parse;
 pub use reader::{ReadError, read_all, read_from, read_since, tail, tail_with_offset};
 pub use record::{Message, NewMessage, escape_body, unescape_body};

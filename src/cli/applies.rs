@@ -10,7 +10,7 @@ use crate::store::layout::ProjectDir;
 
 /// One apply, as its records tell it.
 #[derive(Debug)]
-pub struct Apply {
+pub(super) struct Apply {
     pub project_dir: PathBuf,
     pub start: Message,
     pub stop: Option<Message>,
@@ -19,20 +19,20 @@ pub struct Apply {
 }
 
 impl Apply {
-    pub fn apply_id(&self) -> &str {
+    pub(super) fn apply_id(&self) -> &str {
         self.start.meta.get("apply_id").map_or("", String::as_str)
     }
 
     /// Whether the conductor that ran it is gone without a `WORKFLOW_STOP`
     /// (it no longer holds its lock; a pid could have been reused).
-    pub fn abandoned(&self) -> bool {
+    pub(super) fn abandoned(&self) -> bool {
         self.stop.is_none() && !crate::store::live::is_running(&self.project_dir, self.apply_id())
     }
 }
 
 /// Why no apply could be shown.
 #[derive(Debug, thiserror::Error)]
-pub enum FindError {
+pub(super) enum FindError {
     #[error("no apply found under {0}\n  help: run `conductor apply FILE`, or pass --root")]
     None(String),
     #[error("{0}")]
@@ -42,7 +42,7 @@ pub enum FindError {
 }
 
 /// The latest apply under the location's root (of its workflow, if given).
-pub fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
+pub(super) fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
     let (root, project, workflow) = match &location.workflow {
         Some(file) => {
             let loaded = crate::load::load(file, &[], crate::load::LoadOptions::default());

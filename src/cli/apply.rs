@@ -11,7 +11,7 @@ use crate::load::{LoadOptions, Loaded, load};
 use crate::report::{Console, write_junit};
 use crate::runner::{self, ApplyOptions};
 
-pub fn apply(args: &ApplyArgs) -> u8 {
+pub(super) fn apply(args: &ApplyArgs) -> u8 {
     let load = load(
         &args.run.file,
         &args.run.sets,

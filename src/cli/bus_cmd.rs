@@ -9,7 +9,7 @@ use super::args::{BusCommand, BusLocation, BusPostArgs, BusReadArgs};
 use crate::bus::{self, BusWriter, Message, NewMessage};
 use crate::exit_code;
 
-pub fn run(cmd: &BusCommand) -> u8 {
+pub(super) fn run(cmd: &BusCommand) -> u8 {
     let result = match cmd {
         BusCommand::Post(a) => post(a),
         BusCommand::Read(a) => read(a),

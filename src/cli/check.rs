@@ -20,7 +20,7 @@ struct FileResult {
     diagnostics: Vec<JsonDiagnostic>,
 }
 
-pub fn validate(args: &ValidateArgs) -> u8 {
+pub(super) fn validate(args: &ValidateArgs) -> u8 {
     let mut results = Vec::new();
     let mut failed = 0;
     for file in &args.files {
@@ -80,7 +80,7 @@ pub fn validate(args: &ValidateArgs) -> u8 {
     }
 }
 
-pub fn plan(args: &PlanArgs) -> u8 {
+pub(super) fn plan(args: &PlanArgs) -> u8 {
     let c = load(
         &args.file,
         &args.sets,

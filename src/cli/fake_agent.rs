@@ -57,7 +57,7 @@ fn parse_duration(text: &str) -> Result<Duration, crate::model::DurationError> {
 }
 
 /// Runs the fake agent; returns its exit code.
-pub fn run(args: &FakeAgent) -> u8 {
+pub(super) fn run(args: &FakeAgent) -> u8 {
     match act(args) {
         Ok(code) => code,
         Err(e) => {

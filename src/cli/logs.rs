@@ -36,7 +36,7 @@ enum LogsError {
     Bus(#[from] crate::bus::ReadError),
 }
 
-pub fn logs(args: &LogsArgs) -> u8 {
+pub(super) fn logs(args: &LogsArgs) -> u8 {
     match run(args) {
         Ok(code) => code,
         Err(e) => {

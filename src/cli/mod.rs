@@ -2,6 +2,12 @@
 //! subcommands, how diagnostics and results are printed, and the mapping of
 //! outcomes to exit codes. Nothing below this module knows about clap.
 
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line is where conductor prints"
+)]
+
 mod applies;
 mod apply;
 mod args;

@@ -10,7 +10,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::source::Sources;
 
 /// Renders one diagnostic as text, the way a user sees it.
-pub fn to_text(d: &Diagnostic, sources: &Sources) -> String {
+pub(crate) fn to_text(d: &Diagnostic, sources: &Sources) -> String {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let theme = if color {
         GraphicalTheme::unicode()
@@ -43,7 +43,7 @@ fn terminal_width() -> usize {
 }
 
 /// Prints every diagnostic to stderr.
-pub fn print_all<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>, sources: &Sources) {
+pub(crate) fn print_all<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>, sources: &Sources) {
     let mut err = std::io::stderr().lock();
     for d in diags {
         let _ = writeln!(err, "{}", to_text(d, sources));
@@ -52,7 +52,7 @@ pub fn print_all<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>, sources: &
 
 /// Prints why an apply could not start, with its help, and returns its
 /// exit code.
-pub fn apply_error(e: &crate::runner::ApplyError) -> u8 {
+pub(crate) fn apply_error(e: &crate::runner::ApplyError) -> u8 {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "error: {e}");
     if let Some(help) = e.help() {
@@ -63,7 +63,7 @@ pub fn apply_error(e: &crate::runner::ApplyError) -> u8 {
 
 /// A diagnostic for `--json`: where it is as a line and column, not bytes.
 #[derive(Debug, Serialize)]
-pub struct JsonDiagnostic {
+pub(crate) struct JsonDiagnostic {
     pub code: &'static str,
     pub severity: &'static str,
     pub message: String,
@@ -73,7 +73,7 @@ pub struct JsonDiagnostic {
     pub help: Option<String>,
 }
 
-pub fn to_json(d: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
+pub(crate) fn to_json(d: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
     let at = d.labels.first().map(|l| {
         let f = sources.get(l.span.file);
         let before = f.text.get(..l.span.offset()).unwrap_or("");

@@ -29,7 +29,7 @@ struct Report {
     instances: Vec<Row>,
 }
 
-pub fn status(args: &StatusArgs) -> u8 {
+pub(super) fn status(args: &StatusArgs) -> u8 {
     let apply = match latest(&args.location) {
         Ok(a) => a,
         Err(e) => {

@@ -17,7 +17,7 @@ use crate::report::Console;
 use crate::runner::{ApplyError, Control, session::Session};
 use crate::watch::{Notice, Replanner, watch_set};
 
-pub fn watch(args: &WatchArgs) -> u8 {
+pub(super) fn watch(args: &WatchArgs) -> u8 {
     let args = &args.run;
     let load = load(
         &args.file,

@@ -60,7 +60,7 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    pub fn new(sources: Sources, diags: Diagnostics) -> Self {
+    pub(super) fn new(sources: Sources, diags: Diagnostics) -> Self {
         Self {
             sources,
             diags,
@@ -72,11 +72,11 @@ impl Builder {
         }
     }
 
-    pub fn finish(self) -> (Sources, Diagnostics) {
+    pub(super) fn finish(self) -> (Sources, Diagnostics) {
         (self.sources, self.diags)
     }
 
-    pub fn entry(&mut self, path: &Path, given: &[Given]) -> Option<Program> {
+    pub(super) fn entry(&mut self, path: &Path, given: &[Given]) -> Option<Program> {
         self.entry_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let file = match source_file::read(path, &mut self.sources) {
             Ok(f) => f,

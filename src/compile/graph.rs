@@ -14,14 +14,18 @@ use crate::source::Syntax;
 
 /// A reference from one local node to another, with where it was written.
 #[derive(Debug, Clone)]
-pub struct Dep {
+pub(super) struct Dep {
     pub to: usize,
     pub at: Spanned<String>,
 }
 
 /// Resolves every node's `needs` and fan-out source to local indices,
 /// reporting unknown names. The fan-out source is an implicit need.
-pub fn dependencies(nodes: &[Node], syntax: Syntax, diags: &mut Diagnostics) -> Vec<Vec<Dep>> {
+pub(super) fn dependencies(
+    nodes: &[Node],
+    syntax: Syntax,
+    diags: &mut Diagnostics,
+) -> Vec<Vec<Dep>> {
     let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
@@ -81,7 +85,7 @@ pub fn dependencies(nodes: &[Node], syntax: Syntax, diags: &mut Diagnostics) -> 
 }
 
 /// Reports every cycle; returns false when there is one.
-pub fn check_cycles(nodes: &[Node], deps: &[Vec<Dep>], diags: &mut Diagnostics) -> bool {
+pub(super) fn check_cycles(nodes: &[Node], deps: &[Vec<Dep>], diags: &mut Diagnostics) -> bool {
     let mut g = DiGraph::<usize, ()>::with_capacity(nodes.len(), deps.iter().map(Vec::len).sum());
     let idx: Vec<NodeIndex> = (0..nodes.len()).map(|i| g.add_node(i)).collect();
     for (i, ds) in deps.iter().enumerate() {
@@ -152,7 +156,7 @@ fn cycle_path(deps: &[Vec<Dep>], members: &BTreeSet<usize>) -> Vec<usize> {
 }
 
 /// Kahn's algorithm; among ready nodes the smallest id goes first.
-pub fn topo_order(nodes: &[Node], deps: &[Vec<Dep>]) -> Vec<usize> {
+pub(super) fn topo_order(nodes: &[Node], deps: &[Vec<Dep>]) -> Vec<usize> {
     let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, ds) in deps.iter().enumerate() {

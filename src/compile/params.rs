@@ -11,7 +11,7 @@ use crate::source::Span;
 
 /// One value given for a param from outside the file.
 #[derive(Debug, Clone)]
-pub struct Given {
+pub(super) struct Given {
     pub name: String,
     pub name_span: Span,
     pub value: serde_json::Value,
@@ -25,7 +25,7 @@ pub struct Given {
 /// Splits `--set` arguments (`name=value`) that were laid out in the virtual
 /// "command line" file. A value is read as a TOML value when it is one
 /// (`3`, `true`, `["a"]`, `"quoted"`), else taken as a plain string.
-pub fn parse_sets(
+pub(super) fn parse_sets(
     sets: &[String],
     file: crate::source::FileId,
     cwd: &Path,
@@ -77,7 +77,7 @@ fn toml_or_string(raw: &str) -> serde_json::Value {
 
 /// The final params of one scope. `dir` is the scope file's folder: path
 /// values end up relative to it.
-pub fn resolve(
+pub(super) fn resolve(
     params: &[Param],
     given: &[Given],
     dir: &Path,

@@ -11,14 +11,14 @@ use crate::syntax;
 
 /// Why a file could not be read.
 #[derive(Debug)]
-pub enum LoadError {
+pub(super) enum LoadError {
     /// The extension is neither `.toml` nor `.kdl`.
     UnknownSyntax,
     Io(std::io::Error),
 }
 
 /// Reads `path` (absolute) and registers it in `sources`.
-pub fn read(path: &Path, sources: &mut Sources) -> Result<FileId, LoadError> {
+pub(super) fn read(path: &Path, sources: &mut Sources) -> Result<FileId, LoadError> {
     let syntax = Syntax::from_path(path).ok_or(LoadError::UnknownSyntax)?;
     if let Some(id) = sources.find(path) {
         return Ok(id);
@@ -28,7 +28,7 @@ pub fn read(path: &Path, sources: &mut Sources) -> Result<FileId, LoadError> {
 }
 
 /// Parses and decodes a registered file.
-pub fn decode(file: FileId, sources: &Sources, diags: &mut Diagnostics) -> Option<Workflow> {
+pub(super) fn decode(file: FileId, sources: &Sources, diags: &mut Diagnostics) -> Option<Workflow> {
     let src = sources.get(file);
     match syntax::parse(file, src.syntax, &src.text) {
         Ok(tree) => decode_workflow(&tree, src.syntax, diags),
@@ -42,7 +42,7 @@ pub fn decode(file: FileId, sources: &Sources, diags: &mut Diagnostics) -> Optio
 }
 
 /// The diagnostic for a file that could not be read; `at` is where it was named.
-pub fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: Code) -> Diagnostic {
+pub(super) fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: Code) -> Diagnostic {
     let shown = display_name(path);
     let d = match err {
         LoadError::UnknownSyntax if path.is_dir() => Diagnostic::error(

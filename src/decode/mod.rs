@@ -8,4 +8,4 @@ mod read;
 mod stop;
 mod workflow;
 
-pub use workflow::decode_workflow;
+pub(crate) use workflow::decode_workflow;

@@ -9,7 +9,7 @@ use crate::syntax::{Key, Table, Value, ValueKind};
 
 /// Decoding context: where diagnostics go and how the file spells keys.
 #[derive(Debug)]
-pub struct Cx<'a> {
+pub(super) struct Cx<'a> {
     pub diags: &'a mut Diagnostics,
     pub syntax: Syntax,
 }

@@ -11,7 +11,11 @@ use crate::syntax::{Key, Table, Value, ValueKind};
 /// Reads a whole file's tree. Returns `None` only when the file is too broken
 /// to be used at all (no `name`, no `version`); other problems are recorded
 /// and the rest of the file is still read.
-pub fn decode_workflow(root: &Table, syntax: Syntax, diags: &mut Diagnostics) -> Option<Workflow> {
+pub(crate) fn decode_workflow(
+    root: &Table,
+    syntax: Syntax,
+    diags: &mut Diagnostics,
+) -> Option<Workflow> {
     let mut cx = Cx { diags, syntax };
     let cx = &mut cx;
     let mut f = Fields::new(root, "Workflow", "a workflow");

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// `bytes` in lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
@@ -18,12 +18,12 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// 16 hex digits of the SHA-256 of `text`.
-pub fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes())[..8])
 }
 
 /// [`short`] of a value's JSON.
-pub fn short_json(v: &impl Serialize) -> String {
+pub(crate) fn short_json(v: &impl Serialize) -> String {
     short(&serde_json::to_string(v).unwrap_or_default())
 }
 

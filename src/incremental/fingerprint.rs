@@ -21,7 +21,7 @@ use crate::store::layout::TaskDir;
 
 /// What one instance's run depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     /// SHA-256 over everything below, in hex.
     pub hash: String,
     pub parts: BTreeMap<String, String>,
@@ -59,7 +59,7 @@ impl Fingerprint {
     /// The fingerprint of one item of a run-time fan-out: the placeholder's,
     /// plus the item and (for `each_of`) the mirrored source instance.
     #[must_use]
-    pub fn child(&self, item: &serde_json::Value, source: Option<(&str, &str)>) -> Self {
+    pub(crate) fn child(&self, item: &serde_json::Value, source: Option<(&str, &str)>) -> Self {
         let mut fp = self.clone();
         fp.parts.insert("item".into(), short(&item.to_string()));
         if let Some((key, hash)) = source {
@@ -71,7 +71,7 @@ impl Fingerprint {
     /// The same, with the upstream instances' final fingerprints (taken when
     /// they ended, which may differ from the plan's).
     #[must_use]
-    pub fn with_upstream(&self, upstream: BTreeMap<String, String>) -> Self {
+    pub(crate) fn with_upstream(&self, upstream: BTreeMap<String, String>) -> Self {
         if upstream == self.upstream {
             return self.clone();
         }
@@ -84,7 +84,12 @@ impl Fingerprint {
     /// completes, so that what its own agent wrote into its inputs is part
     /// of its result, not a change that runs it again.
     #[must_use]
-    pub fn with_inputs_now(&self, workdir: &Path, patterns: &[String], runs_root: &Path) -> Self {
+    pub(crate) fn with_inputs_now(
+        &self,
+        workdir: &Path,
+        patterns: &[String],
+        runs_root: &Path,
+    ) -> Self {
         if patterns.is_empty() {
             return self.clone();
         }
@@ -99,7 +104,7 @@ impl Fingerprint {
     }
 
     /// What differs from `old`, in words: `prompt`, `input src/a.rs`, ..
-    pub fn changes(&self, old: &Self) -> Vec<String> {
+    pub(crate) fn changes(&self, old: &Self) -> Vec<String> {
         let mut out = Vec::new();
         let mut diff =
             |what: &str, new: &BTreeMap<String, String>, old: &BTreeMap<String, String>| {
@@ -122,13 +127,13 @@ impl Fingerprint {
     }
 
     /// Reads the fingerprint saved in a task folder.
-    pub fn load(task: &TaskDir) -> Option<Self> {
+    pub(crate) fn load(task: &TaskDir) -> Option<Self> {
         let text = std::fs::read_to_string(task.fingerprint()).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Saves it in a task folder.
-    pub fn save(&self, task: &TaskDir) -> std::io::Result<()> {
+    pub(crate) fn save(&self, task: &TaskDir) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         crate::store::write_atomic_fast(&task.fingerprint(), &text)
     }
@@ -144,7 +149,7 @@ fn label(what: &str, key: &str, suffix: &str) -> String {
 
 /// The fingerprint a run-time fan-out stands for once expanded: its own
 /// and its instances' final ones, in item order.
-pub fn combined(own: &str, instances: &[String]) -> String {
+pub(crate) fn combined(own: &str, instances: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(own.as_bytes());
     for i in instances {

@@ -14,7 +14,7 @@ const SHOWN: usize = 4;
 
 /// What an apply would do with an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Freshness {
+pub(crate) enum Freshness {
     /// Never completed.
     New,
     /// Its last record is not a completed run (it failed, or was stopped).
@@ -28,7 +28,7 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Self::New => "new".into(),
             Self::NotDone(why) => format!("will run again (last run: {why})"),
@@ -46,7 +46,7 @@ impl Freshness {
 
 /// What an apply would do with the instance `key`, whose fingerprint is
 /// `now`, given the workflow's index.
-pub fn of(project: &ProjectDir, index: &Index, key: &str, now: &Fingerprint) -> Freshness {
+pub(crate) fn of(project: &ProjectDir, index: &Index, key: &str, now: &Fingerprint) -> Freshness {
     let Some(done) = index.done.get(key) else {
         return match index.last.get(key) {
             Some(last) if last.status != "done" => Freshness::NotDone(last_words(last)),

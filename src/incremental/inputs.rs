@@ -12,11 +12,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 /// Hashes of the files an instance's `inputs` match: relative path to hash.
-pub type InputHashes = BTreeMap<String, String>;
+pub(crate) type InputHashes = BTreeMap<String, String>;
 
 /// Caches walks and file hashes across the instances of one plan.
 #[derive(Debug, Default)]
-pub struct InputHasher {
+pub(crate) struct InputHasher {
     /// Never an input: the runs root.
     runs_root: Option<PathBuf>,
     /// Every file under a workdir (relative, `/`-separated, sorted).
@@ -28,7 +28,7 @@ pub struct InputHasher {
 }
 
 impl InputHasher {
-    pub fn new(runs_root: PathBuf) -> Self {
+    pub(crate) fn new(runs_root: PathBuf) -> Self {
         Self {
             runs_root: Some(runs_root),
             ..Self::default()
@@ -36,7 +36,7 @@ impl InputHasher {
     }
 
     /// Forgets what is known about `paths` (files the watcher saw change).
-    pub fn forget(&mut self, paths: &[PathBuf]) {
+    pub(crate) fn forget(&mut self, paths: &[PathBuf]) {
         for p in paths {
             self.files.remove(p);
         }
@@ -46,7 +46,7 @@ impl InputHasher {
     }
 
     /// The hashes of every file `patterns` match under `workdir`.
-    pub fn hash(&mut self, workdir: &Path, patterns: &[String]) -> Arc<InputHashes> {
+    pub(crate) fn hash(&mut self, workdir: &Path, patterns: &[String]) -> Arc<InputHashes> {
         let key = (workdir.to_path_buf(), patterns.to_vec());
         if let Some(found) = self.sets.get(&key) {
             return Arc::clone(found);

@@ -5,11 +5,11 @@
 //! conductor died ([`stale`]), and what `plan` says an apply would do
 //! ([`freshness`]). It reads the run store; it never runs anything.
 
-pub mod digest;
-pub mod fingerprint;
-pub mod freshness;
-pub mod inputs;
-pub mod parts;
-pub mod prior;
-pub mod resume;
-pub mod stale;
+pub(crate) mod digest;
+pub(crate) mod fingerprint;
+pub(crate) mod freshness;
+pub(crate) mod inputs;
+pub(crate) mod parts;
+pub(crate) mod prior;
+pub(crate) mod resume;
+pub(crate) mod stale;

@@ -20,7 +20,7 @@ use crate::plan::{Instance, Plan};
 
 /// What fingerprinting needs besides the jobs.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub program: &'a Program,
     pub plan: &'a Plan,
     pub inputs: &'a mut InputHasher,
@@ -31,7 +31,7 @@ pub struct Context<'a> {
 
 /// What fingerprinting reads of one job.
 #[derive(Debug)]
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     /// The plan's instance, when the job is one (a sub-workflow's check is not).
     pub instance: Option<&'a Instance>,
     /// Its program node.
@@ -42,7 +42,7 @@ pub struct Subject<'a> {
 
 /// What the job does, as far as its fingerprint goes.
 #[derive(Debug)]
-pub enum What<'a> {
+pub(crate) enum What<'a> {
     Agent(AgentParts<'a>),
     Gate {
         expr: &'a str,
@@ -57,7 +57,7 @@ pub enum What<'a> {
 
 /// An agent job's (or a run-time fan-out's) loop.
 #[derive(Debug)]
-pub struct AgentParts<'a> {
+pub(crate) struct AgentParts<'a> {
     pub agents: &'a [AgentSpec],
     pub vars: &'a serde_json::Value,
     pub json: bool,
@@ -67,7 +67,7 @@ pub struct AgentParts<'a> {
 
 /// The fingerprint of one job; `upstream` holds the fingerprints of what
 /// it needs, by instance key.
-pub fn of(
+pub(crate) fn of(
     subject: &Subject<'_>,
     upstream: BTreeMap<String, String>,
     cx: &mut Context<'_>,

@@ -14,7 +14,7 @@ use crate::store::index::InstanceRecord;
 
 /// Earlier records this apply may use.
 #[derive(Debug, Default)]
-pub struct Prior {
+pub(crate) struct Prior {
     project_dir: PathBuf,
     done: BTreeMap<String, InstanceRecord>,
     /// Instance keys interrupted in the apply being continued, with their record.
@@ -25,7 +25,7 @@ pub struct Prior {
 
 impl Prior {
     /// From the workflow's index; `continued` is the apply being continued, if any.
-    pub fn new(
+    pub(crate) fn new(
         project_dir: PathBuf,
         index: &crate::store::index::Index,
         continued: Option<&str>,
@@ -53,18 +53,18 @@ impl Prior {
         }
     }
 
-    pub fn force_later(&mut self, keys: HashSet<String>) {
+    pub(crate) fn force_later(&mut self, keys: HashSet<String>) {
         self.forced_later = keys;
     }
 
     /// Whether `--force` named this run-time instance.
-    pub fn forces(&self, key: &str) -> bool {
+    pub(crate) fn forces(&self, key: &str) -> bool {
         self.forced_later.contains(key)
     }
 
     /// `key`'s latest completed run, when it had fingerprint `hash` and
     /// its task folder is still there: the instance is up to date.
-    pub fn completed(&self, key: &str, hash: &str) -> Option<Completed> {
+    pub(crate) fn completed(&self, key: &str, hash: &str) -> Option<Completed> {
         let record = self.done.get(key)?;
         let task_dir = self.project_dir.join(&record.task_id);
         (record.fingerprint == hash && task_dir.is_dir()).then(|| Completed {
@@ -77,7 +77,7 @@ impl Prior {
 
     /// Whether `key` was interrupted in the apply being continued, with the
     /// fingerprint `hash` it has now: then it resumes with its iteration count.
-    pub fn resumes(&self, key: &str, hash: &str) -> bool {
+    pub(crate) fn resumes(&self, key: &str, hash: &str) -> bool {
         self.interrupted
             .get(key)
             .is_some_and(|r| r.fingerprint == hash)
@@ -86,7 +86,7 @@ impl Prior {
 
 /// An instance's latest completed run, found up to date.
 #[derive(Debug, Clone)]
-pub struct Completed {
+pub(crate) struct Completed {
     pub task_id: String,
     pub task_dir: PathBuf,
     /// Its last run.
@@ -96,7 +96,7 @@ pub struct Completed {
 
 impl Completed {
     /// The answer of its last run, read back (capped) from the run store.
-    pub fn answer(&self) -> Option<String> {
+    pub(crate) fn answer(&self) -> Option<String> {
         let run = self.run_id.as_ref()?;
         let path = crate::store::layout::TaskDir::at(self.task_dir.clone())
             .run(run)

@@ -14,7 +14,7 @@ use crate::store::layout::{RunDir, TaskDir};
 
 /// The completed iterations of the attempt being resumed.
 #[derive(Debug, Default)]
-pub struct Resumed {
+pub(crate) struct Resumed {
     /// Iterations completed (the next one is this plus one).
     pub iterations: u32,
     pub usage: Usage,
@@ -24,7 +24,7 @@ pub struct Resumed {
 
 /// The last completed run of the attempt being resumed.
 #[derive(Debug)]
-pub struct LastRun {
+pub(crate) struct LastRun {
     pub run_id: String,
     /// Its answer, capped.
     pub answer: String,
@@ -34,14 +34,14 @@ pub struct LastRun {
 }
 
 /// How many run folders the task has already.
-pub fn existing_runs(task: &TaskDir) -> u32 {
+pub(crate) fn existing_runs(task: &TaskDir) -> u32 {
     std::fs::read_dir(task.runs()).map_or(0, |rd| {
         u32::try_from(rd.filter_map(Result::ok).count()).unwrap_or(u32::MAX)
     })
 }
 
 /// Reads the task folder's runs, oldest first.
-pub fn read(task: &TaskDir) -> Resumed {
+pub(crate) fn read(task: &TaskDir) -> Resumed {
     let infos: Vec<(RunDir, RunInfo)> = task
         .run_dirs()
         .into_iter()

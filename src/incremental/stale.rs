@@ -14,13 +14,13 @@ use crate::store::layout::{ProjectDir, TaskDir};
 
 /// What was finalised.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Finalised {
+pub(crate) struct Finalised {
     pub applies: usize,
     pub runs: usize,
 }
 
 /// Finalises the project's dead applies.
-pub fn finalise(project_dir: &ProjectDir, project: &str) -> Finalised {
+pub(crate) fn finalise(project_dir: &ProjectDir, project: &str) -> Finalised {
     let dead_ids = crate::store::live::dead(project_dir.path());
     if dead_ids.is_empty() {
         return Finalised::default();

@@ -9,10 +9,10 @@ mod spanned;
 mod stop;
 mod workflow;
 
-pub use agent::{Agent, AgentKind, Price};
-pub use node::{ForEach, Node, OnFailure, OutputFormat, OutputSpec, Prompt};
-pub use spanned::{Duration, DurationError, Spanned, UserMap};
-pub use stop::Stop;
-pub use workflow::{
+pub(crate) use agent::{Agent, AgentKind, Price};
+pub(crate) use node::{ForEach, Node, OnFailure, OutputFormat, OutputSpec, Prompt};
+pub(crate) use spanned::{Duration, DurationError, Spanned, UserMap};
+pub(crate) use stop::Stop;
+pub(crate) use workflow::{
     Defaults, Limits, Param, ParamType, Prompts, Success, Workflow, json_type_name,
 };

@@ -37,7 +37,7 @@ impl OnFailure {
 /// The prompt: inline template text, or a template file with variables.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(untagged)]
-pub enum Prompt {
+pub(crate) enum Prompt {
     /// Inline minijinja template text.
     Inline(Spanned<String>),
     /// A template file from the prompt library.
@@ -98,7 +98,7 @@ pub struct OutputSpec {
 /// One node of the workflow.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Node {
+pub(crate) struct Node {
     /// The node id (the table key).
     #[schemars(skip)]
     pub id: Spanned<String>,

@@ -119,4 +119,4 @@ fn parse_signed(text: &str) -> Result<jiff::SignedDuration, DurationError> {
 
 /// A map whose keys the user chose (params, vars, env, with): kept in the
 /// order written, keys never converted between syntaxes.
-pub type UserMap<T> = Vec<(Spanned<String>, T)>;
+pub(crate) type UserMap<T> = Vec<(Spanned<String>, T)>;

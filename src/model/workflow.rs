@@ -11,7 +11,7 @@ use super::{Agent, Node, OnFailure, Spanned, Stop, UserMap};
 /// The type of a param.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ParamType {
+pub(crate) enum ParamType {
     String,
     Int,
     Bool,
@@ -22,7 +22,7 @@ pub enum ParamType {
 }
 
 impl ParamType {
-    pub const ALL: [(&'static str, Self); 5] = [
+    pub(crate) const ALL: [(&'static str, Self); 5] = [
         ("string", Self::String),
         ("int", Self::Int),
         ("bool", Self::Bool),
@@ -30,7 +30,7 @@ impl ParamType {
         ("list", Self::List),
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         Self::ALL
             .iter()
             .find(|(_, k)| *k == self)
@@ -41,7 +41,7 @@ impl ParamType {
 /// A typed input of the workflow, set with `--set NAME=VALUE`.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Param {
+pub(crate) struct Param {
     #[schemars(skip)]
     pub name: Spanned<String>,
     /// The param's type.
@@ -59,7 +59,7 @@ pub struct Param {
 /// Settings every node inherits unless it sets them itself.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     pub agent: Option<Spanned<String>>,
     pub workdir: Option<Spanned<String>>,
     #[schemars(with = "Option<BTreeMap<String, String>>")]
@@ -75,7 +75,7 @@ pub struct Defaults {
 /// The prompt library.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Prompts {
+pub(crate) struct Prompts {
     /// Folders searched for templates, relative to this file, after this file's own folder.
     #[serde(default)]
     pub library: Vec<Spanned<String>>,
@@ -84,7 +84,7 @@ pub struct Prompts {
 /// Checks run after every node is done.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Success {
+pub(crate) struct Success {
     /// Shell commands that must all exit 0, run in `[defaults] workdir` (else this file's folder); `{{ params }}` may be used.
     #[serde(default)]
     pub commands: Vec<Spanned<String>>,
@@ -93,7 +93,7 @@ pub struct Success {
 /// Caps on a whole apply.
 #[derive(Debug, Clone, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Stop the apply when reported cost passes this, in US dollars.
     pub budget_usd: Option<Spanned<f64>>,
     /// At most this many agent runs in the whole apply.
@@ -103,7 +103,7 @@ pub struct Limits {
 /// A workflow file.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields, title = "Conductor workflow")]
-pub struct Workflow {
+pub(crate) struct Workflow {
     /// Format version; must be 1.
     pub version: Spanned<i64>,
     /// The workflow's name.
@@ -137,7 +137,7 @@ pub struct Workflow {
 
 impl ParamType {
     /// Whether `value` has this type (paths are strings).
-    pub fn accepts(self, value: &serde_json::Value) -> bool {
+    pub(crate) fn accepts(self, value: &serde_json::Value) -> bool {
         match self {
             Self::String | Self::Path => value.is_string(),
             Self::Int => value.is_i64(),
@@ -147,7 +147,7 @@ impl ParamType {
     }
 
     /// The type's name with its article: "an int", "a string".
-    pub fn with_article(self) -> String {
+    pub(crate) fn with_article(self) -> String {
         let name = self.as_str();
         let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"
@@ -158,7 +158,7 @@ impl ParamType {
     }
 
     /// How a value of this type is written, for help lines.
-    pub fn example(self) -> &'static str {
+    pub(crate) fn example(self) -> &'static str {
         match self {
             Self::String => "\"text\"",
             Self::Path => "\"../repo\"",
@@ -170,7 +170,7 @@ impl ParamType {
 }
 
 /// Describes a JSON value the way a type error does.
-pub fn json_type_name(value: &serde_json::Value) -> &'static str {
+pub(crate) fn json_type_name(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

@@ -15,7 +15,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 
 /// A started process, leading its own group.
 #[derive(Debug)]
-pub struct Spawned {
+pub(crate) struct Spawned {
     pub child: tokio::process::Child,
     pub pid: i32,
     /// The leader's start time (clock ticks after boot), when /proc has it.
@@ -24,14 +24,14 @@ pub struct Spawned {
 
 /// Where an agent's standard streams go.
 #[derive(Debug)]
-pub struct Stdio3 {
+pub(crate) struct Stdio3 {
     pub stdin: File,
     pub stdout: File,
     pub stderr: File,
 }
 
 /// Finds `program` on `path` (a PATH value) unless it names a file itself.
-pub fn resolve(program: &str, path: &str, cwd: &Path) -> Option<PathBuf> {
+pub(crate) fn resolve(program: &str, path: &str, cwd: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -46,7 +46,7 @@ pub fn resolve(program: &str, path: &str, cwd: &Path) -> Option<PathBuf> {
 }
 
 /// Starts `argv` in its own process group.
-pub fn spawn(
+pub(crate) fn spawn(
     program: &Path,
     args: &[String],
     cwd: &Path,
@@ -76,7 +76,7 @@ pub fn spawn(
 }
 
 /// The start time of `pid` in clock ticks after boot (field 22 of /proc/PID/stat).
-pub fn start_ticks(pid: i32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     use std::io::Read;
     // One read: the line is a few hundred bytes, and `read_to_string` would
     // grow its buffer from 32 bytes a read at a time.
@@ -93,7 +93,7 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
 /// Signals the group led by `pgid`, unless its leader's pid now belongs to
 /// another process. A group whose leader has exited is still signalled:
 /// its id cannot be reused while members remain.
-pub fn signal_group(pgid: i32, start: Option<u64>, signal: Signal) {
+pub(crate) fn signal_group(pgid: i32, start: Option<u64>, signal: Signal) {
     if let (Some(expected), Some(now)) = (start, start_ticks(pgid))
         && expected != now
     {
@@ -105,7 +105,7 @@ pub fn signal_group(pgid: i32, start: Option<u64>, signal: Signal) {
 }
 
 /// An exit status as the shell reports it: the code, or 128 + the signal.
-pub fn exit_code(status: ExitStatus) -> i32 {
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
@@ -115,7 +115,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 
 /// Stops a group: SIGTERM, then SIGKILL once `grace` has passed or
 /// `now` fires (a second Ctrl-C). Returns the leader's exit status.
-pub async fn stop(
+pub(crate) async fn stop(
     agent: &mut Spawned,
     grace: Duration,
     now: impl std::future::Future<Output = ()>,
@@ -139,7 +139,7 @@ pub async fn stop(
 
 /// Kills whatever is left in a group after its leader exited (a
 /// backgrounded grandchild), so nothing outlives its run.
-pub fn sweep(agent: &Spawned) {
+pub(crate) fn sweep(agent: &Spawned) {
     if let Some(pid) = Pid::from_raw(agent.pid) {
         let _ = kill_process_group(pid, Signal::KILL);
     }

@@ -6,11 +6,11 @@
 //! signals that set that level ([`signals`]). Shell commands run through
 //! [`shell`]. Nothing here knows of workflows or runs.
 
-pub mod group;
-pub mod shell;
-pub mod signals;
-pub mod supervisor;
-pub mod watchdog;
+pub(crate) mod group;
+pub(crate) mod shell;
+pub(crate) mod signals;
+pub(crate) mod supervisor;
+pub(crate) mod watchdog;
 
-pub use group::{Spawned, Stdio3, exit_code, resolve};
-pub use supervisor::{StopLevel, Supervisor};
+pub(crate) use group::{Spawned, Stdio3, exit_code, resolve};
+pub(crate) use supervisor::{StopLevel, Supervisor};

@@ -11,7 +11,7 @@ use super::supervisor::{StopLevel, Supervisor};
 
 /// Where a command's output goes.
 #[derive(Debug, Clone, Copy)]
-pub enum Output {
+pub(crate) enum Output {
     /// A check: only its exit code matters.
     Discard,
     /// A `[success]` command: the user reads it on conductor's stderr
@@ -22,7 +22,7 @@ pub enum Output {
 /// A command that could not be started.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot run `{command}`: {source}")]
-pub struct ShellError {
+pub(crate) struct ShellError {
     pub command: String,
     pub source: std::io::Error,
 }
@@ -44,7 +44,7 @@ fn streams(output: Output) -> std::io::Result<Stdio3> {
 }
 
 /// Runs `command` in `workdir`; its exit code (128 + signal when killed).
-pub async fn run(
+pub(crate) async fn run(
     command: &str,
     workdir: &Path,
     env: &[(String, String)],

@@ -12,13 +12,13 @@ use super::supervisor::StopLevel;
 
 /// Which signal stopped the apply.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     first: Arc<AtomicI32>,
 }
 
 impl Listener {
     /// The first stop signal's number, if one came.
-    pub fn received(&self) -> Option<i32> {
+    pub(crate) fn received(&self) -> Option<i32> {
         match self.first.load(Ordering::SeqCst) {
             0 => None,
             n => Some(n),
@@ -27,7 +27,7 @@ impl Listener {
 }
 
 /// Installs the handlers; they live as long as the runtime.
-pub fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> {
+pub(crate) fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;

@@ -14,7 +14,7 @@ use super::watchdog::Watchdog;
 
 /// How hard the apply is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StopLevel {
+pub(crate) enum StopLevel {
     Running,
     /// SIGTERM to agents, SIGKILL after the grace period.
     Graceful,
@@ -23,7 +23,7 @@ pub enum StopLevel {
 }
 
 /// Resolves when the stop level reaches `level`.
-pub async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
+pub(crate) async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
     // An error means the sender is gone: the session ended, nothing more
     // will be stopped, and waiting on is what the caller expects.
     if stop.wait_for(|l| *l >= level).await.is_err() {
@@ -33,14 +33,18 @@ pub async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLevel) {
 
 /// The session's hold on the processes it starts.
 #[derive(Debug, Clone)]
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     watchdog: Arc<Mutex<Option<Watchdog>>>,
     grace: Duration,
     stop: watch::Receiver<StopLevel>,
 }
 
 impl Supervisor {
-    pub fn new(watchdog: Watchdog, grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
+    pub(crate) fn new(
+        watchdog: Watchdog,
+        grace: Duration,
+        stop: watch::Receiver<StopLevel>,
+    ) -> Self {
         Self {
             watchdog: Arc::new(Mutex::new(Some(watchdog))),
             grace,
@@ -50,7 +54,7 @@ impl Supervisor {
 
     /// One with no watchdog, for in-process tests that start no process.
     #[cfg(test)]
-    pub fn detached(grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
+    pub(crate) fn detached(grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
         Self {
             watchdog: Arc::new(Mutex::new(None)),
             grace,
@@ -59,37 +63,40 @@ impl Supervisor {
     }
 
     /// SIGTERM-to-SIGKILL grace period.
-    pub fn grace(&self) -> Duration {
+    pub(crate) fn grace(&self) -> Duration {
         self.grace
     }
 
-    pub fn stop_level(&self) -> StopLevel {
+    pub(crate) fn stop_level(&self) -> StopLevel {
         *self.stop.borrow()
     }
 
     /// The stop level, to wait on.
-    pub fn subscribe(&self) -> watch::Receiver<StopLevel> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<StopLevel> {
         self.stop.clone()
     }
 
     /// Resolves when the stop level reaches `level`.
-    pub fn reached(&self, level: StopLevel) -> impl Future<Output = ()> + use<> {
+    pub(crate) fn reached(&self, level: StopLevel) -> impl Future<Output = ()> + use<> {
         reached(self.stop.clone(), level)
     }
 
     /// Hands a spawned group to the watchdog.
-    pub fn hold(&self, spawned: &Spawned) {
+    pub(crate) fn hold(&self, spawned: &Spawned) {
         self.with_watchdog(|w| w.watch(spawned.pid, spawned.start_ticks));
     }
 
     /// Takes a group back from the watchdog once it is gone.
-    pub fn release(&self, spawned: &Spawned) {
+    pub(crate) fn release(&self, spawned: &Spawned) {
         self.with_watchdog(|w| w.release(spawned.pid));
     }
 
     /// Stops a group the way a cut run is stopped: SIGTERM, the grace
     /// period (none once the apply is stopping now), SIGKILL.
-    pub async fn stop(&self, spawned: &mut Spawned) -> std::io::Result<std::process::ExitStatus> {
+    pub(crate) async fn stop(
+        &self,
+        spawned: &mut Spawned,
+    ) -> std::io::Result<std::process::ExitStatus> {
         let grace = if self.stop_level() == StopLevel::Now {
             Duration::ZERO
         } else {
@@ -99,7 +106,7 @@ impl Supervisor {
     }
 
     /// The watchdog exits; groups still held are killed by it.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         let taken = self
             .watchdog
             .lock()

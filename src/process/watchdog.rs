@@ -15,14 +15,14 @@ use super::group::signal_group;
 
 /// Conductor's end of the pipe.
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     child: Child,
     pipe: ChildStdin,
 }
 
 impl Watchdog {
     /// Starts the watchdog; `exe` is conductor's own binary.
-    pub fn start(exe: &std::path::Path) -> std::io::Result<Self> {
+    pub(crate) fn start(exe: &std::path::Path) -> std::io::Result<Self> {
         use std::os::unix::process::CommandExt;
         let mut child = Command::new(exe)
             .arg("__watchdog")
@@ -39,7 +39,7 @@ impl Watchdog {
     }
 
     /// Hands an agent's group to the watchdog.
-    pub fn watch(&mut self, pgid: i32, start: Option<u64>) {
+    pub(crate) fn watch(&mut self, pgid: i32, start: Option<u64>) {
         // One write per line: the pipe is unbuffered, and a line written in
         // pieces would cost a system call per piece.
         let line = format!("+{pgid} {}\n", start.unwrap_or(0));
@@ -47,14 +47,14 @@ impl Watchdog {
     }
 
     /// Takes a group back once its agent is gone.
-    pub fn release(&mut self, pgid: i32) {
+    pub(crate) fn release(&mut self, pgid: i32) {
         let _ = self.pipe.write_all(format!("-{pgid}\n").as_bytes());
     }
 
     /// Closes the pipe. The watchdog then exits by itself; conductor does not
     /// wait for it (that would add a process exit to every apply), and when
     /// conductor exits first, init reaps it.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         let Self { child, pipe } = self;
         drop(pipe);
         drop(child);
@@ -63,7 +63,7 @@ impl Watchdog {
 
 /// The watchdog process itself: reads `+PGID START` and `-PGID` lines until
 /// end of input, then kills every group still registered.
-pub fn run() -> u8 {
+pub(crate) fn run() -> u8 {
     // Ctrl-C reaches the whole foreground group; the watchdog must outlive
     // conductor's graceful stop, so it ignores what a terminal sends.
     for sig in [

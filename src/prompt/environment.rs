@@ -9,7 +9,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use super::library::Library;
 
 /// Names every prompt may use, whether or not the node is fanned out.
-pub const PROMPT_GLOBALS: &[&str] = &[
+pub(crate) const PROMPT_GLOBALS: &[&str] = &[
     "params",
     "vars",
     "env",
@@ -21,10 +21,10 @@ pub const PROMPT_GLOBALS: &[&str] = &[
 ];
 
 /// Names the other templated strings (agent, workdir, inputs...) may use.
-pub const STRING_GLOBALS: &[&str] = &["params", "vars", "env", "node", "workflow"];
+pub(crate) const STRING_GLOBALS: &[&str] = &["params", "vars", "env", "node", "workflow"];
 
 /// A strict environment whose loader reads from `library`.
-pub fn environment(library: &Library) -> Environment<'static> {
+pub(crate) fn environment(library: &Library) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Prompts are Markdown, not HTML.
@@ -41,19 +41,19 @@ pub fn environment(library: &Library) -> Environment<'static> {
 }
 
 /// Whether a string is a template rather than plain text.
-pub fn is_templated(s: &str) -> bool {
+pub(crate) fn is_templated(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
 
 /// Converts a JSON context into a template value.
-pub fn context(json: &serde_json::Value) -> minijinja::Value {
+pub(crate) fn context(json: &serde_json::Value) -> minijinja::Value {
     minijinja::Value::from(Serde(json))
 }
 
 /// The variables a template reads that it does not set itself, as dotted
 /// paths (`params.repo`, `item`), sorted. `needs["x"]` is reported as
 /// `needs.x`. Includes and parents are not followed here (see [`Library`]).
-pub fn undeclared(template: &minijinja::Template<'_, '_>) -> Vec<String> {
+pub(crate) fn undeclared(template: &minijinja::Template<'_, '_>) -> Vec<String> {
     let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
     names.sort();
     names
@@ -61,7 +61,7 @@ pub fn undeclared(template: &minijinja::Template<'_, '_>) -> Vec<String> {
 
 /// Template names a source refers to with `include`, `import`, `from` or
 /// `extends` and a literal string, so that a static check can follow them.
-pub fn referenced_templates(source: &str) -> Vec<String> {
+pub(crate) fn referenced_templates(source: &str) -> Vec<String> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(re) = RE
         .get_or_init(|| {

@@ -7,9 +7,9 @@ mod environment;
 mod library;
 mod placeholder;
 
-pub use environment::{
+pub(crate) use environment::{
     PROMPT_GLOBALS, STRING_GLOBALS, context, environment, is_templated, referenced_templates,
     undeclared,
 };
-pub use library::{Library, LoadedTemplate};
-pub use placeholder::Placeholder;
+pub(crate) use library::Library;
+pub(crate) use placeholder::Placeholder;

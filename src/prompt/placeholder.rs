@@ -8,12 +8,12 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object, Value};
 
 #[derive(Debug)]
-pub struct Placeholder {
+pub(crate) struct Placeholder {
     pub label: String,
 }
 
 impl Placeholder {
-    pub fn value(label: impl Into<String>) -> Value {
+    pub(crate) fn value(label: impl Into<String>) -> Value {
         Value::from_object(Self {
             label: label.into(),
         })

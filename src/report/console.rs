@@ -32,7 +32,7 @@ type Lines = Arc<Mutex<HashMap<Arc<str>, Live>>>;
 
 /// Prints an apply as it happens.
 #[derive(Debug)]
-pub struct Console {
+pub(crate) struct Console {
     bars: Option<MultiProgress>,
     running: Lines,
     project_dir: PathBuf,
@@ -43,7 +43,7 @@ pub struct Console {
 
 impl Console {
     /// Live lines when stderr is a terminal, plain lines otherwise.
-    pub fn new(tty: bool) -> Self {
+    pub(crate) fn new(tty: bool) -> Self {
         let running: Lines = Arc::default();
         let (done, stop) = std::sync::mpsc::channel();
         let ticker = tty.then(|| {
@@ -93,7 +93,7 @@ impl Console {
     }
 
     /// The table printed after the apply.
-    pub fn finish(&mut self, summary: &Summary) {
+    pub(crate) fn finish(&mut self, summary: &Summary) {
         drop(self.done.take());
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
@@ -144,7 +144,7 @@ impl Console {
     }
 
     /// One line for an apply that a watch ran (the live view goes on).
-    pub fn brief(&self, summary: &Summary) {
+    pub(crate) fn brief(&self, summary: &Summary) {
         let text = summary_line(summary);
         self.line(text.lines().next().unwrap_or_default());
     }

@@ -10,7 +10,7 @@ use crate::runner::outcome::Status;
 use crate::runner::summary::Summary;
 
 /// Writes the report for `summary` to `path`.
-pub fn write_junit(summary: &Summary, path: &Path) -> std::io::Result<()> {
+pub(crate) fn write_junit(summary: &Summary, path: &Path) -> std::io::Result<()> {
     let mut report = Report::new(format!("conductor {}", summary.workflow));
     let mut suite = TestSuite::new(summary.workflow.clone());
     for i in &summary.instances {

@@ -5,5 +5,5 @@
 mod console;
 mod junit;
 
-pub use console::Console;
-pub use junit::write_junit;
+pub(crate) use console::Console;
+pub(crate) use junit::write_junit;

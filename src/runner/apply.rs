@@ -14,7 +14,7 @@ use crate::compile::Program;
 use crate::plan::Plan;
 
 /// Runs `plan`; `observer` sees every event as it happens.
-pub fn apply(
+pub(crate) fn apply(
     program: Program,
     plan: &Plan,
     options: &ApplyOptions,

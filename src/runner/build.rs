@@ -19,7 +19,7 @@ use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
 
 /// A workflow that cannot run as written, found before anything starts.
 #[derive(Debug, thiserror::Error)]
-pub enum JobError {
+pub(crate) enum JobError {
     #[error("node `{node}`: unknown agent `{agent}`")]
     UnknownAgent { node: String, agent: String },
     #[error("node `{node}`: agent `{agent}`: {source}")]
@@ -45,7 +45,7 @@ pub enum JobError {
 
 /// A `stop` table that cannot be made into limits.
 #[derive(Debug, thiserror::Error)]
-pub enum StopError {
+pub(crate) enum StopError {
     #[error("`output_matches` is not a valid regex: {0}")]
     Regex(#[from] regex::Error),
     #[error("`{text}` is not a valid duration: {source}")]
@@ -58,7 +58,7 @@ pub enum StopError {
 /// Builds every job of the plan, in plan order (which is dependency order):
 /// one per instance, with the needs the plan's graph gives it, then one per
 /// sub-workflow that is judged (`add_group_checks`).
-pub fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, JobError> {
+pub(super) fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, JobError> {
     let entry_dir = program.entry_dir();
     let node_index: std::collections::HashMap<&str, NodeId> = program
         .node_ids()

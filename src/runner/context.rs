@@ -18,7 +18,7 @@ use jiff::Timestamp;
 /// apply it starts (another program, another apply id); the watchdog and
 /// the stop signal are the session's.
 #[derive(Debug, Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub program: Arc<Program>,
     pub workflow: String,
     pub apply_id: String,
@@ -48,7 +48,7 @@ pub struct Shared {
 
 /// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.
 #[derive(Debug, Default)]
-pub struct WorkflowLimits {
+pub(crate) struct WorkflowLimits {
     pub budget_usd: Option<f64>,
     pub max_agents: Option<u32>,
     /// Dollars spent, in millionths.
@@ -57,7 +57,7 @@ pub struct WorkflowLimits {
 }
 
 impl WorkflowLimits {
-    pub fn new(budget_usd: Option<f64>, max_agents: Option<u32>) -> Self {
+    pub(crate) fn new(budget_usd: Option<f64>, max_agents: Option<u32>) -> Self {
         Self {
             budget_usd,
             max_agents,
@@ -66,7 +66,7 @@ impl WorkflowLimits {
     }
 
     /// Claims one agent run, or says which cap forbids it.
-    pub fn claim_run(&self) -> Result<(), StopReason> {
+    pub(crate) fn claim_run(&self) -> Result<(), StopReason> {
         if let Some(b) = self.budget_usd
             && self.spent() >= b
         {
@@ -80,7 +80,7 @@ impl WorkflowLimits {
         Ok(())
     }
 
-    pub fn spend(&self, usd: f64) {
+    pub(crate) fn spend(&self, usd: f64) {
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -90,7 +90,7 @@ impl WorkflowLimits {
         self.spent_micro_usd.fetch_add(micro, Ordering::SeqCst);
     }
 
-    pub fn spent(&self) -> f64 {
+    pub(crate) fn spent(&self) -> f64 {
         #[expect(
             clippy::cast_precision_loss,
             reason = "millionths of dollars stay far below 2^52"
@@ -102,7 +102,7 @@ impl WorkflowLimits {
 
 /// The paths of one run, as the agent is told them.
 #[derive(Debug)]
-pub struct RunPaths<'a> {
+pub(crate) struct RunPaths<'a> {
     pub task_id: &'a str,
     pub run_id: &'a str,
     pub task_dir: &'a Path,
@@ -115,7 +115,7 @@ impl Shared {
     /// The environment one agent starts with (docs/run-store.md): conductor's own
     /// without other agents' keys, the agent's and node's `env`, then the
     /// variables the runner owns, applied last so nothing overrides them.
-    pub fn agent_env(
+    pub(crate) fn agent_env(
         &self,
         job: &Job,
         agent: &AgentSpec,
@@ -166,13 +166,13 @@ impl Shared {
         env
     }
 
-    pub fn stop_level(&self) -> StopLevel {
+    pub(crate) fn stop_level(&self) -> StopLevel {
         self.supervisor.stop_level()
     }
 }
 
 /// An item as text: strings as they are, anything else as JSON.
-pub fn item_text(item: Option<&serde_json::Value>) -> String {
+pub(super) fn item_text(item: Option<&serde_json::Value>) -> String {
     match item {
         None => String::new(),
         Some(serde_json::Value::String(s)) => s.clone(),

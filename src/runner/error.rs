@@ -12,7 +12,7 @@ use crate::exit_code;
 
 /// An apply that could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// The workflow compiled but cannot run as written.
     #[error(transparent)]
     Job(#[from] JobError),
@@ -50,7 +50,7 @@ pub enum ApplyError {
 
 /// One thing the machine lacks for the workflow to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     WorkdirMissing {
         node: String,
         dir: PathBuf,
@@ -126,7 +126,7 @@ impl fmt::Display for Problems<'_> {
 
 impl ApplyError {
     /// The process exit code it ends conductor with.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Job(_) | Self::UnknownName { .. } => exit_code::INVALID,
             Self::NotReady(_)
@@ -141,7 +141,7 @@ impl ApplyError {
 
     /// What to do about it, when there is one thing to do (the problems of
     /// [`Self::NotReady`] carry their own).
-    pub fn help(&self) -> Option<&'static str> {
+    pub(crate) fn help(&self) -> Option<&'static str> {
         match self {
             Self::RootNotWritable { .. } => {
                 Some("pass a writable folder with --root, or set CONDUCTOR_ROOT")

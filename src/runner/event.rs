@@ -10,13 +10,13 @@ use super::verdict::Verdict;
 use crate::stop_reason::StopReason;
 
 /// Receives every event, in order (the console reporter).
-pub trait Observer {
+pub(crate) trait Observer {
     fn event(&mut self, event: &Event);
 }
 
 /// Something that happened in an apply.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// The apply started; `instances` counts the plan's (run-time fan-outs once).
     WorkflowStarted {
         apply_id: String,

@@ -18,7 +18,7 @@ use crate::stop_reason::StopReason;
 use crate::store::layout::TaskDir;
 
 /// Judges one round of a sub-workflow.
-pub async fn judge(
+pub(super) async fn judge(
     shared: Arc<Shared>,
     commands: Vec<String>,
     workdir: &Path,

@@ -15,21 +15,21 @@ use crate::model::OnFailure;
 
 /// A job's place in the jobs of an apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobId(usize);
+pub(crate) struct JobId(usize);
 
 impl JobId {
-    pub fn new(index: usize) -> Self {
+    pub(crate) fn new(index: usize) -> Self {
         Self(index)
     }
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self.0
     }
 }
 
 /// Something kept per job, indexed by [`JobId`].
 #[derive(Debug, Clone)]
-pub struct PerJob<T>(Vec<T>);
+pub(crate) struct PerJob<T>(Vec<T>);
 
 impl<T> Default for PerJob<T> {
     fn default() -> Self {
@@ -39,7 +39,7 @@ impl<T> Default for PerJob<T> {
 
 impl<T> PerJob<T> {
     /// `value` for each of `n` jobs.
-    pub fn filled(n: usize, value: T) -> Self
+    pub(crate) fn filled(n: usize, value: T) -> Self
     where
         T: Clone,
     {
@@ -47,38 +47,34 @@ impl<T> PerJob<T> {
     }
 
     /// Adds the next job's entry; its id.
-    pub fn push(&mut self, value: T) -> JobId {
+    pub(crate) fn push(&mut self, value: T) -> JobId {
         self.0.push(value);
         JobId(self.0.len() - 1)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Every job's id, in order.
-    pub fn ids(&self) -> impl Iterator<Item = JobId> + use<T> {
+    pub(crate) fn ids(&self) -> impl Iterator<Item = JobId> + use<T> {
         (0..self.0.len()).map(JobId)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (JobId, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (JobId, &T)> {
         self.0.iter().enumerate().map(|(i, v)| (JobId(i), v))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (JobId, &mut T)> {
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (JobId, &mut T)> {
         self.0.iter_mut().enumerate().map(|(i, v)| (JobId(i), v))
     }
 
     /// The entries, in job order.
-    pub fn values(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
         self.0.iter()
     }
 
-    pub fn into_values(self) -> impl Iterator<Item = T> {
+    pub(crate) fn into_values(self) -> impl Iterator<Item = T> {
         self.0.into_iter()
     }
 }
@@ -105,7 +101,7 @@ impl<T> FromIterator<T> for PerJob<T> {
 
 /// The success conditions and limits of one Ralph loop, typed.
 #[derive(Debug, Clone)]
-pub struct StopSpec {
+pub(crate) struct StopSpec {
     pub done_file: bool,
     pub promise: Option<String>,
     pub output_matches: Option<regex::Regex>,
@@ -124,7 +120,7 @@ pub struct StopSpec {
 
 impl StopSpec {
     /// Whether any success condition is written (or defaulted) in.
-    pub fn has_success(&self) -> bool {
+    pub(crate) fn has_success(&self) -> bool {
         self.done_file
             || self.exit_zero
             || self.promise.is_some()
@@ -136,7 +132,7 @@ impl StopSpec {
 
 /// An agent instance's loop: its agents (the first, then `fallback_agents`) and stop.
 #[derive(Debug)]
-pub struct AgentJob {
+pub(crate) struct AgentJob {
     pub agents: Vec<AgentSpec>,
     pub stop: StopSpec,
     /// The prompt template's name in its scope's environment, and its `vars`.
@@ -151,7 +147,7 @@ pub struct AgentJob {
 }
 
 /// An `output` schema, compiled once.
-pub struct JsonSchema {
+pub(crate) struct JsonSchema {
     pub path: PathBuf,
     validator: jsonschema::Validator,
 }
@@ -166,7 +162,7 @@ impl std::fmt::Debug for JsonSchema {
 
 /// An `output` schema that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
+pub(crate) enum SchemaError {
     #[error("cannot read the output schema {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -185,13 +181,13 @@ pub enum SchemaError {
 /// errors, with where they are.
 #[derive(Debug, thiserror::Error)]
 #[error("the answer's JSON does not match {}: {}", path.display(), errors.join("; "))]
-pub struct SchemaMismatch {
+pub(crate) struct SchemaMismatch {
     path: PathBuf,
     errors: Vec<String>,
 }
 
 impl JsonSchema {
-    pub fn load(path: PathBuf) -> Result<Self, SchemaError> {
+    pub(crate) fn load(path: PathBuf) -> Result<Self, SchemaError> {
         let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Read {
             path: path.clone(),
             source,
@@ -209,7 +205,7 @@ impl JsonSchema {
     }
 
     /// Ok, or what is wrong with `value`.
-    pub fn check(&self, value: &serde_json::Value) -> Result<(), SchemaMismatch> {
+    pub(crate) fn check(&self, value: &serde_json::Value) -> Result<(), SchemaMismatch> {
         let errors: Vec<String> = self
             .validator
             .iter_errors(value)
@@ -229,7 +225,7 @@ impl JsonSchema {
 
 /// What an instance does.
 #[derive(Debug, Clone)]
-pub enum JobKind {
+pub(crate) enum JobKind {
     Agent(Arc<AgentJob>),
     Gate(String),
     /// A sub-workflow node with `[success]` commands or a `stop`: judged
@@ -256,7 +252,7 @@ pub enum JobKind {
 
 /// One node instance.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     pub key: Arc<str>,
     /// Its program node.
     pub node: NodeId,
@@ -279,7 +275,7 @@ pub struct Job {
 
 /// Every job, each after everything it needs (group jobs are appended
 /// after the jobs that need them, so index order is not enough).
-pub fn topological<J: std::borrow::Borrow<Job>>(jobs: &PerJob<J>) -> Vec<JobId> {
+pub(super) fn topological<J: std::borrow::Borrow<Job>>(jobs: &PerJob<J>) -> Vec<JobId> {
     let mut waiting: Vec<usize> = jobs.values().map(|j| j.borrow().needs.len()).collect();
     let mut dependents = vec![Vec::new(); jobs.len()];
     for (i, job) in jobs.iter() {
@@ -305,7 +301,7 @@ pub fn topological<J: std::borrow::Borrow<Job>>(jobs: &PerJob<J>) -> Vec<JobId> 
 impl Job {
     /// Its latest completed run, when that is up to date (never when
     /// `--force` names it).
-    pub fn completed(&self, prior: &Prior) -> Option<Completed> {
+    pub(crate) fn completed(&self, prior: &Prior) -> Option<Completed> {
         if self.forced {
             return None;
         }
@@ -313,7 +309,7 @@ impl Job {
     }
 
     /// Whether it resumes an interrupted loop of the apply being continued.
-    pub fn resumes(&self, prior: &Prior) -> bool {
+    pub(crate) fn resumes(&self, prior: &Prior) -> bool {
         !self.forced && prior.resumes(&self.key, &self.fingerprint.hash)
     }
 }

@@ -22,11 +22,11 @@ use super::outcome::Outcome;
 use super::unit::Launch;
 
 /// A started unit: it ends with the unit's outcome.
-pub type UnitFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+pub(crate) type UnitFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 /// What starting an agent instance's Ralph loop takes.
 #[derive(Debug)]
-pub struct UnitStart {
+pub(crate) struct UnitStart {
     pub shared: Arc<Shared>,
     pub job: Arc<Job>,
     pub agent: Arc<AgentJob>,
@@ -37,7 +37,7 @@ pub struct UnitStart {
 
 /// What judging one round of a sub-workflow takes.
 #[derive(Debug)]
-pub struct GroupCheck {
+pub(crate) struct GroupCheck {
     pub shared: Arc<Shared>,
     /// Its `[success]` commands.
     pub commands: Vec<String>,
@@ -51,7 +51,7 @@ pub struct GroupCheck {
 }
 
 /// Where units run.
-pub trait Launcher {
+pub(crate) trait Launcher {
     /// Starts one agent instance's Ralph loop.
     fn unit(&self, start: UnitStart) -> UnitFuture;
 
@@ -61,7 +61,7 @@ pub trait Launcher {
 
 /// Runs units as tasks of this process: their agents are its children.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Local;
+pub(crate) struct Local;
 
 impl Launcher for Local {
     fn unit(&self, s: UnitStart) -> UnitFuture {

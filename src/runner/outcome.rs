@@ -14,14 +14,14 @@ use crate::stop_reason::StopReason;
 /// An instance's final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Done,
     Failed,
     Skipped,
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Done => "done",
             Self::Failed => "failed",
@@ -32,7 +32,7 @@ impl Status {
 
 /// A finished instance.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: Status,
     /// The condition that held when done; the limit hit when failed; why when skipped.
     pub stop_reason: StopReason,
@@ -64,12 +64,12 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl Outcome {
     /// An instance that never ran.
-    pub fn skipped(reason: StopReason) -> Self {
+    pub(crate) fn skipped(reason: StopReason) -> Self {
         Self::ended(Status::Skipped, reason)
     }
 
     /// An instance that ended without running an agent (a gate, a fan-out).
-    pub fn ended(status: Status, reason: StopReason) -> Self {
+    pub(crate) fn ended(status: Status, reason: StopReason) -> Self {
         Self {
             status,
             stop_reason: reason,
@@ -88,7 +88,7 @@ impl Outcome {
     }
 
     /// `needs.X` for one instance of X.
-    pub fn to_value(&self, item: Option<&serde_json::Value>) -> Value {
+    pub(crate) fn to_value(&self, item: Option<&serde_json::Value>) -> Value {
         context! {
             output => self.output.as_str(),
             json => self.json.as_ref().map_or(Value::UNDEFINED, crate::prompt::context),
@@ -103,7 +103,10 @@ impl Outcome {
 }
 
 /// Follows a dotted path (`json.tasks`, `json.items.0.name`) into a result.
-pub fn at_path<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+pub(crate) fn at_path<'a>(
+    root: &'a serde_json::Value,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
     path.split('.')
         .filter(|p| !p.is_empty())
         .try_fold(root, |v, part| match v {

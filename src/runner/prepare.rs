@@ -23,7 +23,7 @@ use crate::store::layout::ProjectDir;
 
 /// Jobs ready to run: built, fingerprinted, forced and selected.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub jobs: PerJob<Job>,
     /// Run-time instances `--force` names.
     pub forced_later: HashSet<String>,
@@ -32,14 +32,14 @@ pub struct Prepared {
 /// Builds jobs from plans, for one session (a watch re-plans on its own
 /// thread with a clone).
 #[derive(Debug, Clone)]
-pub struct Preparer {
+pub(crate) struct Preparer {
     versions: Arc<Versions>,
     agent_path: String,
     options: ApplyOptions,
 }
 
 impl Preparer {
-    pub fn new(versions: Arc<Versions>, agent_path: String, options: ApplyOptions) -> Self {
+    pub(crate) fn new(versions: Arc<Versions>, agent_path: String, options: ApplyOptions) -> Self {
         Self {
             versions,
             agent_path,
@@ -49,7 +49,7 @@ impl Preparer {
 
     /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
     /// check that every agent program and workdir exists.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         program: &Program,
         plan: &Plan,
@@ -74,7 +74,7 @@ impl Preparer {
 }
 
 /// `--only` and `--force` name something, whatever state the machine is in.
-pub fn check_invocation(
+pub(crate) fn check_invocation(
     program: &Program,
     plan: &Plan,
     options: &ApplyOptions,
@@ -159,7 +159,7 @@ fn subject<'a>(job: &'a Job, plan: &'a Plan, i: usize) -> Subject<'a> {
 
 /// The freshness of every instance of the plan, by instance key: what an
 /// apply would run, and why.
-pub fn freshness(
+pub(crate) fn freshness(
     program: &Program,
     plan: &Plan,
     root_flag: Option<&Path>,

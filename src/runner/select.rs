@@ -13,7 +13,7 @@ use crate::compile::Program;
 
 /// The jobs `--only` names and everything they need; every job when it
 /// names nothing.
-pub fn only(
+pub(super) fn only(
     jobs: PerJob<Job>,
     names: &[String],
     program: &Program,
@@ -72,7 +72,7 @@ pub fn only(
 
 /// What `--force` names that is known only at run time.
 #[derive(Debug, Default)]
-pub struct Forced {
+pub(super) struct Forced {
     /// Names that match nothing, now or at run time.
     pub unknown: Vec<String>,
     /// Keys of run-time fan-out instances (`work[x]`), forced when they appear.
@@ -81,7 +81,7 @@ pub struct Forced {
 
 /// Marks the jobs `--force` names (node ids or instance keys; none: all)
 /// and everything downstream of them.
-pub fn force(jobs: &mut PerJob<Job>, names: &[String], program: &Program) -> Forced {
+pub(super) fn force(jobs: &mut PerJob<Job>, names: &[String], program: &Program) -> Forced {
     let node_id = |j: &Job| program.node(j.node).id.as_str();
     let mut forced: HashSet<JobId> = HashSet::new();
     let mut out = Forced::default();

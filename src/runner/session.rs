@@ -28,10 +28,9 @@ use crate::process::{StopLevel, Supervisor, signals, watchdog::Watchdog};
 
 /// One apply, or one watch.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     pub root: PathBuf,
     pub project_dir: PathBuf,
-    pub project: String,
     pub agent_path: String,
     pub versions: Arc<Versions>,
     pub options: ApplyOptions,
@@ -51,7 +50,7 @@ impl Session {
     /// Prepares the runs root, finalises dead applies, takes the
     /// workflow's lock and starts the watchdog; `holder` names this
     /// conductor in the lock for whoever is refused.
-    pub fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
+    pub(crate) fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
         let project_dir = root.join(&program.project);
@@ -84,7 +83,6 @@ impl Session {
         Ok(Self {
             root,
             project_dir,
-            project: program.project.clone(),
             agent_path,
             versions: Arc::new(Versions::default()),
             options: options.clone(),
@@ -101,7 +99,7 @@ impl Session {
 
     /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
     /// check that every agent program and workdir exists.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         program: &Program,
         plan: &Plan,
@@ -112,7 +110,7 @@ impl Session {
 
     /// What building jobs needs, to do it away from the session (a watch
     /// re-plans on its own thread).
-    pub fn preparer(&self) -> Preparer {
+    pub(crate) fn preparer(&self) -> Preparer {
         Preparer::new(
             Arc::clone(&self.versions),
             self.agent_path.clone(),
@@ -172,7 +170,7 @@ impl Session {
 
     /// Runs one apply of `plan` to its end; `control` brings a watch's new
     /// plans into it while it runs.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         program: Arc<Program>,
         success: Arc<Vec<crate::plan::SuccessCommand>>,
@@ -285,13 +283,16 @@ impl Session {
     }
 
     /// The first stop signal received, if any.
-    pub fn signal(&self) -> Option<i32> {
+    pub(crate) fn signal(&self) -> Option<i32> {
         self.signals.as_ref().and_then(signals::Listener::received)
     }
 
     /// Waits, between applies, for the next control message; `None` once
     /// the session is being stopped.
-    pub fn wait_control(&self, control: &mut mpsc::UnboundedReceiver<Control>) -> Option<Control> {
+    pub(crate) fn wait_control(
+        &self,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Option<Control> {
         let mut stop = self.stop_rx.clone();
         self.runtime.block_on(async {
             if *stop.borrow() > StopLevel::Running {
@@ -305,12 +306,12 @@ impl Session {
     }
 
     /// Whether the session is being stopped.
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         *self.stop_rx.borrow() > StopLevel::Running
     }
 
     /// Ends the session: the watchdog exits and the lock is released.
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         self.supervisor.finish();
         if let Some(lock) = self.lock.take() {
             lock.release();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Counts iterations that changed nothing.
 #[derive(Debug)]
-pub struct Stall {
+pub(super) struct Stall {
     limit: u32,
     workdir: PathBuf,
     runs_root: PathBuf,
@@ -17,7 +17,7 @@ pub struct Stall {
 }
 
 impl Stall {
-    pub fn new(limit: u32, workdir: PathBuf, runs_root: PathBuf) -> Self {
+    pub(super) fn new(limit: u32, workdir: PathBuf, runs_root: PathBuf) -> Self {
         let mut s = Self {
             limit,
             workdir,
@@ -30,7 +30,7 @@ impl Stall {
     }
 
     /// Records one iteration's answer; true once the limit is reached.
-    pub fn observe(&mut self, answer: &str) -> bool {
+    pub(super) fn observe(&mut self, answer: &str) -> bool {
         let now = (self.workdir_state(), hash_text(answer));
         if now == self.last {
             self.quiet += 1;

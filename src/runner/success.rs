@@ -15,7 +15,7 @@ use crate::stop_reason::{Condition, StopReason};
 
 /// What the iteration produced, as the conditions see it.
 #[derive(Debug)]
-pub struct Evidence<'a> {
+pub(super) struct Evidence<'a> {
     /// The task's `DONE` file.
     pub done_file: &'a Path,
     pub workdir: &'a Path,
@@ -29,7 +29,7 @@ pub struct Evidence<'a> {
 
 /// A success condition that could not be evaluated: the iteration fails.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
+pub(super) enum CheckError {
     #[error("stop expr `{expr}`: {source:#}")]
     Expr {
         expr: String,
@@ -41,7 +41,7 @@ pub enum CheckError {
 
 /// Evaluates `stop` against `ev`: the reason the node is done (the
 /// condition that held, or `all`), or `None` when it is not.
-pub async fn evaluate(
+pub(super) async fn evaluate(
     stop: &StopSpec,
     env: &minijinja::Environment<'static>,
     ev: &Evidence<'_>,

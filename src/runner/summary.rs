@@ -12,7 +12,7 @@ use crate::stop_reason::StopReason;
 
 /// One instance, finished.
 #[derive(Debug, Clone, Serialize)]
-pub struct InstanceSummary {
+pub(crate) struct InstanceSummary {
     pub key: String,
     pub node: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,7 +40,7 @@ pub struct InstanceSummary {
 }
 
 impl InstanceSummary {
-    pub fn new(
+    pub(crate) fn new(
         key: &str,
         node: &str,
         item: Option<&serde_json::Value>,
@@ -74,14 +74,14 @@ impl InstanceSummary {
 
 /// A `[success]` command's result.
 #[derive(Debug, Clone, Serialize)]
-pub struct SuccessSummary {
+pub(crate) struct SuccessSummary {
     pub command: String,
     pub exit_code: i32,
 }
 
 /// The whole apply.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub workflow: String,
     pub apply_id: String,
     pub project: String,
@@ -98,7 +98,7 @@ pub struct Summary {
 
 /// How many instances ended how.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Ran, and done (up-to-date instances are counted apart).
     pub done: usize,
     /// Not run: a completed run with the same fingerprint was found.
@@ -109,7 +109,7 @@ pub struct Counts {
 
 impl Summary {
     /// Fills in counts, usage, status and exit code from the instances.
-    pub fn settle(&mut self, interrupted_by: Option<i32>) {
+    pub(crate) fn settle(&mut self, interrupted_by: Option<i32>) {
         let mut counts = Counts::default();
         let mut usage = Usage::default();
         for i in &self.instances {

@@ -37,7 +37,7 @@ struct Previous {
 
 /// What the dispatcher hands a unit besides its job.
 #[derive(Debug)]
-pub struct Launch {
+pub(crate) struct Launch {
     /// `needs` as its templates see it.
     pub needs: Value,
     /// The round of the looping sub-workflows it is in (1 outside them).
@@ -59,7 +59,7 @@ struct RenderError {
 }
 
 /// Runs `job`'s loop to its end.
-pub async fn run(
+pub(super) async fn run(
     shared: Arc<Shared>,
     job: Arc<Job>,
     agent: Arc<AgentJob>,

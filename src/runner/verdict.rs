@@ -10,7 +10,7 @@ use crate::stop_reason::StopReason;
 
 /// What one iteration came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// A success condition held: the instance is done, for this reason
     /// (the condition, or `all`).
     Done(StopReason),
@@ -29,7 +29,7 @@ pub enum Verdict {
 impl Verdict {
     /// The run's stop reason, as its run-info.yaml, its `RUN_*` record and
     /// the next iteration's `previous.stop_reason` give it.
-    pub fn stop_reason(&self) -> StopReason {
+    pub(crate) fn stop_reason(&self) -> StopReason {
         match self {
             Self::Done(reason) => reason.clone(),
             Self::NotDone => StopReason::NotDone,

@@ -6,5 +6,5 @@ mod parse;
 mod toml;
 mod tree;
 
-pub use parse::parse;
-pub use tree::{Key, Table, Value, ValueKind};
+pub(crate) use parse::parse;
+pub(crate) use tree::{Key, Table, Value, ValueKind};

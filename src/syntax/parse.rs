@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Syntax};
 
 /// Parses a workflow file's text in the given syntax.
-pub fn parse(file: FileId, syntax: Syntax, text: &str) -> Result<Table, Vec<Diagnostic>> {
+pub(crate) fn parse(file: FileId, syntax: Syntax, text: &str) -> Result<Table, Vec<Diagnostic>> {
     match syntax {
         Syntax::Toml | Syntax::Text => toml::parse(file, text),
         Syntax::Kdl => kdl::parse(file, text),

@@ -7,7 +7,7 @@ use crate::source::Span;
 
 /// A key of a table, in canonical (TOML) form plus the user's own spelling.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Key {
+pub(crate) struct Key {
     /// Canonical name: schema keys use `_`; user keys (params, vars, env, node
     /// ids) are exactly as written.
     pub name: String,
@@ -18,20 +18,20 @@ pub struct Key {
 
 /// A table: ordered, keys unique.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Table {
+pub(crate) struct Table {
     pub span: Span,
     pub entries: Vec<(Key, Value)>,
 }
 
 impl Table {
-    pub fn new(span: Span) -> Self {
+    pub(crate) fn new(span: Span) -> Self {
         Self {
             span,
             entries: Vec::new(),
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         self.entries
             .iter()
             .find(|(k, _)| k.name == name)
@@ -40,7 +40,7 @@ impl Table {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     String(String),
     Integer(i64),
     Float(f64),
@@ -53,18 +53,18 @@ pub enum ValueKind {
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Value {
+pub(crate) struct Value {
     pub kind: ValueKind,
     pub span: Span,
 }
 
 impl Value {
-    pub fn new(kind: ValueKind, span: Span) -> Self {
+    pub(crate) fn new(kind: ValueKind, span: Span) -> Self {
         Self { kind, span }
     }
 
     /// What the value is, in the words a type error uses.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self.kind {
             ValueKind::String(_) => "a string",
             ValueKind::Integer(_) => "an integer",
@@ -76,14 +76,15 @@ impl Value {
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.kind {
             ValueKind::String(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_table(&self) -> Option<&Table> {
+    #[cfg(test)]
+    pub(crate) fn as_table(&self) -> Option<&Table> {
         match &self.kind {
             ValueKind::Table(t) => Some(t),
             _ => None,
@@ -92,7 +93,7 @@ impl Value {
 
     /// Plain JSON, for values the user passes through untouched (params, vars,
     /// list items).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match &self.kind {
             ValueKind::String(s) | ValueKind::Datetime(s) => serde_json::Value::from(s.as_str()),
             ValueKind::Integer(i) => serde_json::Value::from(*i),

@@ -23,14 +23,14 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// What one file event means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     Input,
     Definition,
 }
 
 /// The files that count, from the last plan that compiled.
 #[derive(Debug, Default)]
-pub struct WatchSet {
+pub(crate) struct WatchSet {
     definition: HashSet<PathBuf>,
     /// Each workdir with inputs, and the globs its inputs match.
     inputs: Vec<(PathBuf, GlobSet)>,
@@ -42,7 +42,7 @@ pub struct WatchSet {
 impl WatchSet {
     /// `definition`: the workflow's own files; `inputs`: each workdir with
     /// its instances' `inputs` patterns.
-    pub fn new(
+    pub(crate) fn new(
         definition: impl IntoIterator<Item = PathBuf>,
         inputs: &[(PathBuf, Vec<String>)],
         runs_root: &Path,
@@ -109,7 +109,7 @@ impl WatchSet {
     }
 
     /// What an event on `path` means, if anything.
-    pub fn classify(&self, path: &Path) -> Option<Kind> {
+    pub(crate) fn classify(&self, path: &Path) -> Option<Kind> {
         if path.starts_with(&self.runs_root) {
             return None;
         }
@@ -127,7 +127,7 @@ impl WatchSet {
     }
 
     /// The folders to watch.
-    pub fn folders(&self) -> &BTreeSet<PathBuf> {
+    pub(crate) fn folders(&self) -> &BTreeSet<PathBuf> {
         &self.folders
     }
 }
@@ -147,19 +147,19 @@ fn literal_folder(glob: &str) -> String {
 
 /// A debounced burst of events that count.
 #[derive(Debug, Default)]
-pub struct Burst {
+pub(crate) struct Burst {
     /// The files, each with what it is, in path order.
     pub files: Vec<(PathBuf, Kind)>,
 }
 
 impl Burst {
     /// Whether anything but inputs changed.
-    pub fn has_definition(&self) -> bool {
+    pub(crate) fn has_definition(&self) -> bool {
         self.files.iter().any(|(_, k)| *k == Kind::Definition)
     }
 
     /// `flow.toml changed`, `src/a.rs and 2 more changed`, relative to `base`.
-    pub fn describe(&self, base: &Path) -> String {
+    pub(crate) fn describe(&self, base: &Path) -> String {
         let name = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
         let names: Vec<String> = self.files.iter().map(|(p, _)| name(p)).collect();
         match names.len() {
@@ -172,14 +172,14 @@ impl Burst {
 
 /// File events on the watched folders.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     inotify: RecommendedWatcher,
     events: Receiver<notify::Result<notify::Event>>,
     watched: BTreeSet<PathBuf>,
 }
 
 impl Watcher {
-    pub fn new() -> notify::Result<Self> {
+    pub(crate) fn new() -> notify::Result<Self> {
         let (tx, events) = std::sync::mpsc::channel();
         let watcher = notify::recommended_watcher(move |e| {
             let _ = tx.send(e);
@@ -192,7 +192,7 @@ impl Watcher {
     }
 
     /// Watches exactly the folders `set` names (from now on).
-    pub fn follow(&mut self, set: &WatchSet) {
+    pub(crate) fn follow(&mut self, set: &WatchSet) {
         let wanted = set.folders().clone();
         for gone in self.watched.difference(&wanted) {
             let _ = self.inotify.unwatch(gone);
@@ -206,7 +206,7 @@ impl Watcher {
     }
 
     /// Waits for the next burst of events that count (or for `stop`).
-    pub fn next_burst(&mut self, set: &WatchSet, stop: &dyn Fn() -> bool) -> Option<Burst> {
+    pub(crate) fn next_burst(&mut self, set: &WatchSet, stop: &dyn Fn() -> bool) -> Option<Burst> {
         let mut seen: BTreeSet<(PathBuf, Kind)> = BTreeSet::new();
         let mut first: Option<Instant> = None;
         let mut last = Instant::now();

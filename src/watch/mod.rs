@@ -6,7 +6,7 @@
 //! longer compiles prints its diagnostics and leaves the last good plan in
 //! force.
 
-pub mod files;
+pub(crate) mod files;
 mod replan;
 
-pub use replan::{Notice, Replanner, watch_set};
+pub(crate) use replan::{Notice, Replanner, watch_set};

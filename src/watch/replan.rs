@@ -21,7 +21,7 @@ use crate::source::Sources;
 
 /// What the re-planning thread has to say; the command line shows it.
 #[derive(Debug)]
-pub enum Notice<'a> {
+pub(crate) enum Notice<'a> {
     /// Files cannot be watched at all: the watch goes on without re-plans.
     CannotWatch(notify::Error),
     /// A burst of input edits while agents run, taken as their own work
@@ -41,7 +41,7 @@ pub enum Notice<'a> {
 }
 
 /// The files a loaded workflow is watched through.
-pub fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) -> WatchSet {
+pub(crate) fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) -> WatchSet {
     let mut definition: Vec<PathBuf> = loaded
         .sources
         .files()
@@ -63,7 +63,7 @@ pub fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) -> Watc
 
 /// What the re-planning thread shares with the session.
 #[derive(Debug)]
-pub struct Replanner {
+pub(crate) struct Replanner {
     pub file: PathBuf,
     pub sets: Vec<String>,
     /// `--root`, as given.
@@ -83,7 +83,7 @@ pub struct Replanner {
 impl Replanner {
     /// Runs until `stop`: each burst that counts becomes a
     /// `Control::Replan`; `notice` is told what the user should know.
-    pub fn run(
+    pub(crate) fn run(
         self,
         mut set: WatchSet,
         control: &UnboundedSender<Control>,

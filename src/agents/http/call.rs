@@ -31,7 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a call ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallEnd {
+pub(crate) enum CallEnd {
     /// The model answered in full.
     Answered,
     /// Transient failures past the retries, or no time left for the next
@@ -91,7 +91,7 @@ impl Files<'_> {
 }
 
 /// One iteration's call, from its files being opened to its report.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     spec: &'a HttpSpec,
     files: Files<'a>,
     state: State,
@@ -107,7 +107,7 @@ impl std::fmt::Debug for Call<'_> {
 
 impl<'a> Call<'a> {
     /// Opens the run's stdout and stderr files for the call.
-    pub fn open(
+    pub(crate) fn open(
         spec: &'a HttpSpec,
         stdout: &Path,
         stderr: &Path,
@@ -133,7 +133,7 @@ impl<'a> Call<'a> {
     /// Makes the call: `key` as the agent's environment holds it, the
     /// node's `idle_timeout`, and `end`, when the iteration's time is up
     /// (no retry starts after it).
-    pub async fn run(
+    pub(crate) async fn run(
         &mut self,
         key: Option<&str>,
         prompt: &str,
@@ -223,13 +223,13 @@ impl<'a> Call<'a> {
     }
 
     /// Says in the run's stderr that conductor stopped the call, and why.
-    pub fn stopped(&mut self, why: &str) {
+    pub(crate) fn stopped(&mut self, why: &str) {
         self.files
             .log(&format!("call stopped by conductor ({why})"));
     }
 
     /// What the call answered, what it used, and why it failed if it did.
-    pub fn report(mut self) -> StreamReport {
+    pub(crate) fn report(mut self) -> StreamReport {
         let text = std::mem::take(&mut self.state.current.text);
         self.state.next_attempt();
         let state = self.state;

@@ -14,5 +14,5 @@ mod reply;
 mod spec;
 mod sse;
 
-pub use call::{Call, CallEnd};
-pub use spec::{HttpSpec, SpecError, Wire};
+pub(crate) use call::{Call, CallEnd};
+pub(crate) use spec::{HttpSpec, SpecError};

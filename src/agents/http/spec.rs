@@ -7,14 +7,14 @@ use crate::model::AgentKind;
 
 /// Which wire format an agent speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
+pub(crate) enum Wire {
     OpenAi,
     Anthropic,
 }
 
 /// An HTTP agent, resolved from its `[agents]` table.
 #[derive(Debug, Clone)]
-pub struct HttpSpec {
+pub(crate) struct HttpSpec {
     pub wire: Wire,
     /// The full endpoint URL.
     pub url: String,
@@ -27,7 +27,7 @@ pub struct HttpSpec {
 
 /// An HTTP agent that cannot be called as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
+pub(crate) enum SpecError {
     #[error("kind \"{kind}\" needs a `model` (the name the API knows it by)")]
     NoModel { kind: &'static str },
     #[error("`base_url` {base:?} is not a URL: {reason}")]
@@ -36,7 +36,7 @@ pub enum SpecError {
 
 impl HttpSpec {
     /// The spec of an HTTP kind; `None` for process kinds.
-    pub fn new(
+    pub(crate) fn new(
         kind: AgentKind,
         base_url: Option<&str>,
         model: Option<&str>,
@@ -74,7 +74,7 @@ impl HttpSpec {
 
     /// The key, as the agent's environment holds it (the workflow's `env`
     /// may set it); `None` when it is unset or blank.
-    pub fn key(&self, env: &[(String, String)]) -> Option<String> {
+    pub(crate) fn key(&self, env: &[(String, String)]) -> Option<String> {
         env.iter()
             .find(|(k, _)| *k == self.key_var)
             .map(|(_, v)| v.trim().to_string())

@@ -9,7 +9,7 @@ use crate::agents::stream::MAX_LINE;
 /// One complete event: its `event:` name (empty when none) and its data
 /// lines joined with `\n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(super) struct Event {
     pub name: String,
     pub data: String,
 }
@@ -17,11 +17,11 @@ pub struct Event {
 /// A line of the stream was longer than the limit.
 #[derive(Debug, thiserror::Error)]
 #[error("a line of the event stream is longer than 16 MiB")]
-pub struct LineTooLong;
+pub(super) struct LineTooLong;
 
 /// Splits a byte stream into events.
 #[derive(Debug, Default)]
-pub struct Parser {
+pub(super) struct Parser {
     /// Bytes of a line not ended yet.
     partial: Vec<u8>,
     name: String,
@@ -30,7 +30,7 @@ pub struct Parser {
 
 impl Parser {
     /// Takes the next chunk of bytes; returns the events it completed.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Event>, LineTooLong> {
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Event>, LineTooLong> {
         let mut events = Vec::new();
         let mut rest = bytes;
         while let Some(at) = rest.iter().position(|&b| b == b'\n') {

@@ -14,4 +14,4 @@ mod units;
 #[cfg(test)]
 mod tests;
 
-pub use schedule::{Control, Dispatcher, Limits, Setup};
+pub(crate) use schedule::{Control, Dispatcher, Limits, Setup};

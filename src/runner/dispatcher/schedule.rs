@@ -38,14 +38,14 @@ use crate::stop_reason::StopReason;
 
 /// Options of one execution.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_parallel: usize,
     pub fail_fast: bool,
 }
 
 /// A watch's message to a running apply.
 #[derive(Debug)]
-pub enum Control {
+pub(crate) enum Control {
     /// The files changed: run this plan from now on.
     Replan {
         jobs: PerJob<Job>,
@@ -60,7 +60,7 @@ pub enum Control {
 /// it was stopped (if it was), and the `Shared` in force at the end (a
 /// re-plan replaces it).
 #[derive(Debug)]
-pub struct Ended {
+pub(crate) struct Ended {
     pub instances: Vec<InstanceSummary>,
     pub stop_reason: Option<StopReason>,
     pub shared: Arc<Shared>,
@@ -84,7 +84,7 @@ async fn next_control(control: Option<&mut mpsc::UnboundedReceiver<Control>>) ->
     }
 }
 
-pub struct Dispatcher<'a> {
+pub(crate) struct Dispatcher<'a> {
     shared: Arc<Shared>,
     graph: JobGraph,
     slots: Slots,
@@ -117,7 +117,7 @@ impl std::fmt::Debug for Dispatcher<'_> {
 }
 
 /// What the dispatcher is handed to run an apply.
-pub struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     pub shared: Arc<Shared>,
     pub jobs: PerJob<Job>,
     pub limits: Limits,
@@ -139,7 +139,7 @@ impl std::fmt::Debug for Setup<'_> {
 }
 
 impl<'a> Dispatcher<'a> {
-    pub fn new(setup: Setup<'a>) -> Self {
+    pub(crate) fn new(setup: Setup<'a>) -> Self {
         let (sender, events) = mpsc::unbounded_channel();
         let bus = match BusWriter::open(
             &setup
@@ -177,7 +177,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Runs every job to a terminal state.
-    pub async fn run(mut self) -> Ended {
+    pub(crate) async fn run(mut self) -> Ended {
         self.emit(&Event::WorkflowStarted {
             apply_id: self.shared.apply_id.clone(),
             workflow: self.shared.workflow.clone(),

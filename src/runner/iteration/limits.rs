@@ -16,7 +16,7 @@ use crate::stop_reason::StopReason;
 /// Why a run ended without an answer to judge: an agent stopped before it
 /// exited by itself, or an HTTP call that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cut {
+pub(crate) enum Cut {
     Timeout,
     IdleTimeout,
     Deadline,
@@ -34,7 +34,7 @@ pub enum Cut {
 
 impl Cut {
     /// The stop reason of a run (and, for most cuts, of its instance).
-    pub fn stop_reason(self) -> StopReason {
+    pub(crate) fn stop_reason(self) -> StopReason {
         match self {
             Self::Timeout => StopReason::Timeout,
             Self::IdleTimeout => StopReason::IdleTimeout,

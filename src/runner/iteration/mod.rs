@@ -8,8 +8,8 @@ mod record;
 mod request;
 mod run;
 
-pub use limits::Cut;
-pub use ran::Ran;
-pub use record::{error_summary, finish_record, post, tail_lines};
-pub use request::Request;
-pub use run::run;
+pub(super) use limits::Cut;
+pub(super) use ran::Ran;
+pub(super) use record::{error_summary, finish_record, post, tail_lines};
+pub(super) use request::Request;
+pub(super) use run::run;

@@ -12,7 +12,7 @@ use crate::store::layout::RunDir;
 
 /// What one run left behind.
 #[derive(Debug)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub run_id: String,
     pub run: RunDir,
     pub exit_code: i32,

@@ -18,7 +18,7 @@ use crate::store::RunInfo;
 /// The bus is opened for each record rather than held open: every open
 /// descriptor of conductor's is one more that each new agent's exec must
 /// close, which made starting many agents quadratic (docs/performance.md).
-pub fn post(
+pub(crate) fn post(
     shared: &Shared,
     bus: &Path,
     kind: &str,
@@ -45,7 +45,7 @@ pub fn post(
 }
 
 /// The run's terminal record in run-info.yaml.
-pub fn finish_record(run: &Ran, reason: &StopReason, error: Option<String>) {
+pub(crate) fn finish_record(run: &Ran, reason: &StopReason, error: Option<String>) {
     let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
@@ -71,7 +71,7 @@ pub fn finish_record(run: &Ran, reason: &StopReason, error: Option<String>) {
 }
 
 /// The seed's error summary for an exit code.
-pub fn error_summary(run: &Ran) -> Option<String> {
+pub(crate) fn error_summary(run: &Ran) -> Option<String> {
     if let Some(cut) = run.cut {
         return Some(match cut {
             Cut::Interrupted => "stopped by conductor".to_string(),
@@ -100,7 +100,7 @@ pub fn error_summary(run: &Ran) -> Option<String> {
 }
 
 /// The last `n` lines of a file, read from its end.
-pub fn tail_lines(path: &Path, n: usize) -> String {
+pub(crate) fn tail_lines(path: &Path, n: usize) -> String {
     use std::io::{Seek, SeekFrom};
     let Ok(mut f) = File::open(path) else {
         return String::new();

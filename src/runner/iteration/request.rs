@@ -10,7 +10,7 @@ use crate::store::layout::TaskDir;
 
 /// Everything one iteration needs.
 #[derive(Debug)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub job: &'a Job,
     pub agent: &'a AgentSpec,
     pub task_id: &'a str,

@@ -25,7 +25,7 @@ use crate::store::{NOT_ENDED, RunInfo};
 /// The run could not start: its folder cannot be written, or the agent's
 /// program is missing or not executable.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("cannot {what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -53,7 +53,7 @@ fn io_context(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> Sta
 }
 
 /// Runs one iteration; `on_start` is told the run id once the agent runs.
-pub async fn run(
+pub(crate) async fn run(
     shared: &Shared,
     req: &Request<'_>,
     on_start: impl FnOnce(&str),
