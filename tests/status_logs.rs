@@ -111,3 +111,32 @@ fn status_and_logs_of_the_hello_example_match_their_snapshots() {
         settings.bind(|| insta::assert_snapshot!(name, ran.stdout));
     }
 }
+
+#[test]
+fn logs_of_an_unknown_instance_names_each_instance_once() {
+    let applied = Test::in_repo()
+        .args(["apply", "examples/hello/workflow.toml"])
+        .with_root()
+        .run();
+    let ran = applied
+        .then()
+        .args(["logs", "nope"])
+        .with_root()
+        .failure()
+        .stderr_has("no instance `nope` has started")
+        .run();
+    let listed = ran
+        .stderr
+        .split("instances: ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim();
+    let mut names: Vec<&str> = listed.split(", ").collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["greet[conductor]", "greet[world]", "summary"],
+        "{}",
+        ran.stderr
+    );
+}

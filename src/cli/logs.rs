@@ -134,14 +134,17 @@ fn follow_bus(apply: &mut Apply, offset: u64) -> Result<u64, LogsError> {
     Ok(next)
 }
 
+/// The instances the apply's records name, each once, in the order they
+/// first appear.
 fn instances(apply: &Apply) -> Vec<String> {
-    let mut v: Vec<String> = apply
+    let mut seen = std::collections::HashSet::new();
+    apply
         .records
         .iter()
-        .filter_map(|m| m.meta.get("instance").cloned())
-        .collect();
-    v.dedup();
-    v
+        .filter_map(|m| m.meta.get("instance"))
+        .filter(|k| seen.insert(k.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The task of the instance named `name` (its key, or a node with one instance).
