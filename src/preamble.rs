@@ -8,6 +8,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::store::layout::{RunDir, TaskDir};
+
 /// The seed's restart prefix for iterations after the first.
 pub const RESTART_PREFIX: &str = "Continue working on the following:\n\n";
 
@@ -45,7 +47,9 @@ pub fn prompt_file(place: &RunPlace<'_>, options: PreambleOptions, prompt: &str)
     let _ = writeln!(
         out,
         "Write output.md to {}",
-        place.run_folder.join("output.md").display()
+        RunDir::at(place.run_folder.to_path_buf())
+            .output()
+            .display()
     );
     out.push_str(
         "\n## Message Bus\n\n\
@@ -61,7 +65,9 @@ pub fn prompt_file(place: &RunPlace<'_>, options: PreambleOptions, prompt: &str)
             out,
             "\n## Completion\n\nWhen the task is complete, create the file {}:\n\n\x20   touch \"$JRUN_TASK_FOLDER/DONE\"\n\n\
              Until it exists you will be started again on this task.\n",
-            place.task_folder.join("DONE").display()
+            TaskDir::at(place.task_folder.to_path_buf())
+                .done()
+                .display()
         );
     }
     out.push_str("\n---\n\n");

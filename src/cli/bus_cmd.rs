@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::args::{BusCommand, BusLocation, BusPostArgs, BusReadArgs};
 use crate::bus::{self, BusWriter, Message, NewMessage};
 use crate::exit_code;
+use crate::store::layout::{PROJECT_BUS, ProjectDir, TASK_BUS};
 
 pub(super) fn run(cmd: &BusCommand) -> u8 {
     let result = match cmd {
@@ -68,8 +69,8 @@ fn bus_path(loc: &BusLocation) -> Result<PathBuf, BusCliError> {
             }
         }
         return Ok(match &loc.task {
-            Some(task) => root.join(project).join(task).join("TASK-MESSAGE-BUS.md"),
-            None => root.join(project).join("PROJECT-MESSAGE-BUS.md"),
+            Some(task) => ProjectDir::new(&root, project).task(task).bus(),
+            None => ProjectDir::new(&root, project).bus(),
         });
     }
     if loc.task.is_some() {
@@ -108,11 +109,11 @@ fn ids_from_path(path: &Path) -> (Option<String>, Option<String>) {
             .map(str::to_string)
     };
     match path.file_name().and_then(|n| n.to_str()) {
-        Some("TASK-MESSAGE-BUS.md") => {
+        Some(TASK_BUS) => {
             let task_dir = path.parent();
             (name(task_dir.and_then(Path::parent)), name(task_dir))
         }
-        Some("PROJECT-MESSAGE-BUS.md") => (name(path.parent()), None),
+        Some(PROJECT_BUS) => (name(path.parent()), None),
         _ => (None, None),
     }
 }

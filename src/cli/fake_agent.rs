@@ -107,7 +107,7 @@ fn act(args: &FakeAgent) -> std::io::Result<u8> {
         .unwrap_or_else(|| PathBuf::from("."));
     let call = count_call(&folder)?;
     if args.done_after.is_some_and(|n| call >= n) {
-        std::fs::write(folder.join("DONE"), "")?;
+        std::fs::write(crate::store::layout::TaskDir::at(folder.clone()).done(), "")?;
     }
     if let Some(text) = &args.stderr {
         let _ = writeln!(std::io::stderr(), "{text}");

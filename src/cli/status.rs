@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::applies::{Apply, latest};
 use super::args::StatusArgs;
 use crate::exit_code;
+use crate::store::layout::ProjectDir;
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -108,8 +109,8 @@ fn build(apply: &Apply) -> Report {
     }
     let abandoned = apply.abandoned();
     for row in rows.iter_mut().filter(|r| r.state == "running") {
-        row.iterations = std::fs::read_dir(apply.project_dir.join(&row.task_id).join("runs"))
-            .map_or(0, |rd| u32::try_from(rd.count()).unwrap_or(u32::MAX));
+        let task = ProjectDir::at(apply.project_dir.clone()).task(&row.task_id);
+        row.iterations = u32::try_from(task.run_dirs().len()).unwrap_or(u32::MAX);
         if abandoned {
             row.state = "stale".into();
             row.stop_reason = "conductor is no longer running".into();

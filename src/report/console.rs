@@ -16,6 +16,7 @@ use crate::runner::event::Event;
 use crate::runner::outcome::Status;
 use crate::runner::summary::Summary;
 use crate::stop_reason::StopReason;
+use crate::store::layout::{ProjectDir, TaskDir};
 
 /// A running instance's line.
 #[derive(Debug)]
@@ -84,7 +85,7 @@ impl Console {
                 Arc::clone(key),
                 Live {
                     bar,
-                    bus: self.project_dir.join(task_id).join("TASK-MESSAGE-BUS.md"),
+                    bus: ProjectDir::at(self.project_dir.clone()).task(task_id).bus(),
                     head: String::new(),
                     stream: None,
                 },
@@ -252,7 +253,7 @@ impl Observer for Console {
                     live.head = text;
                     live.stream = live.bus.parent().map(|task| {
                         (
-                            task.join("runs").join(run_id).join("agent-stdout.txt"),
+                            TaskDir::at(task.to_path_buf()).run(run_id).stdout(),
                             *kind,
                         )
                     });

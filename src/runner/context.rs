@@ -150,8 +150,8 @@ impl Shared {
         set("JRUN_RUNS_DIR", self.runs_root.display().to_string());
         set(
             "JRUN_MESSAGE_BUS",
-            run.task_dir
-                .join("TASK-MESSAGE-BUS.md")
+            crate::store::layout::TaskDir::at(run.task_dir.to_path_buf())
+                .bus()
                 .display()
                 .to_string(),
         );

@@ -339,7 +339,7 @@ fn unfinished(index: &crate::store::index::Index) -> Option<(String, jiff::Times
 
 /// `WORKFLOW_STOP` on the project bus.
 fn record_stop(shared: &Shared, summary: &Summary) {
-    let path = shared.project_dir.join("PROJECT-MESSAGE-BUS.md");
+    let path = shared.project_dir.join(crate::store::layout::PROJECT_BUS);
     let Ok(mut bus) = crate::bus::BusWriter::open(&path) else {
         return;
     };

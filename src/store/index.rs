@@ -73,7 +73,7 @@ pub fn path(project_dir: &Path, workflow: &str) -> PathBuf {
 impl Index {
     /// The index brought up to date with the project bus.
     pub fn load(project_dir: &Path, workflow: &str) -> Self {
-        let bus = project_dir.join("PROJECT-MESSAGE-BUS.md");
+        let bus = project_dir.join(super::layout::PROJECT_BUS);
         let bus_len = std::fs::metadata(&bus).map_or(0, |m| m.len());
         let mut index = std::fs::read(path(project_dir, workflow))
             .ok()
@@ -87,7 +87,7 @@ impl Index {
 
     /// Folds in what was appended to the project bus since.
     pub fn catch_up(&mut self, project_dir: &Path, workflow: &str) {
-        let bus = project_dir.join("PROJECT-MESSAGE-BUS.md");
+        let bus = project_dir.join(super::layout::PROJECT_BUS);
         let bus_len = std::fs::metadata(&bus).map_or(0, |m| m.len());
         if self.bus_offset >= bus_len {
             return;

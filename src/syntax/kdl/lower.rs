@@ -1,26 +1,23 @@
 //! Lowers KDL 2.0 text into the spanned tree, so that a `.kdl` workflow reaches
 //! the decoder as the very tree its TOML twin would. KDL has only nodes with
 //! arguments, properties and children; what each becomes depends on where it
-//! is written (the shapes live in `kdl_shape.rs`). This module owns the walk,
+//! is written (the shapes live in `super::shape`). This module owns the walk,
 //! the spans (always the user's own text and spelling), and the errors only
 //! the lowering can see: KDL syntax, keys set twice, and values conductor has
 //! no use for (`#null`, type annotations, integers beyond 64 bits).
-
-#[path = "kdl_shape.rs"]
-mod shape;
 
 use std::ops::Range;
 
 use kdl::{KdlDocument, KdlEntry, KdlError, KdlIdentifier, KdlNode, KdlValue};
 use miette::SourceSpan;
 
-use self::shape::{Ctx, Keyed, Shape};
-use super::tree::{Key, Table, Value, ValueKind};
+use super::shape::{Ctx, Keyed, Shape};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
+use crate::syntax::tree::{Key, Table, Value, ValueKind};
 
 /// Parses `text`; on errors returns every one found and no tree.
-pub(super) fn parse(file: FileId, text: &str) -> Result<Table, Vec<Diagnostic>> {
+pub(crate) fn parse(file: FileId, text: &str) -> Result<Table, Vec<Diagnostic>> {
     if let Some(at) = too_deep(text) {
         return Err(vec![
             Diagnostic::error(
@@ -629,7 +626,7 @@ mod tests {
 
     #[track_caller]
     fn twin(kdl_text: &str, toml_text: &str) {
-        let toml = super::super::toml::parse(FILE, toml_text)
+        let toml = crate::syntax::toml::parse(FILE, toml_text)
             .unwrap_or_else(|d| panic!("{toml_text}\n{d:#?}"));
         assert_eq!(bare(&kdl(kdl_text)), bare(&toml));
     }
@@ -657,12 +654,12 @@ mod tests {
     #[test]
     fn examples_lower_like_their_toml_twins() {
         twin(
-            include_str!("../../examples/hello/workflow.kdl"),
-            include_str!("../../examples/hello/workflow.toml"),
+            include_str!("../../../examples/hello/workflow.kdl"),
+            include_str!("../../../examples/hello/workflow.toml"),
         );
         twin(
-            include_str!("../../workflows/session.kdl"),
-            include_str!("../../workflows/session.toml"),
+            include_str!("../../../workflows/session.kdl"),
+            include_str!("../../../workflows/session.toml"),
         );
     }
 
@@ -1028,7 +1025,7 @@ mod tests {
 
     #[test]
     fn a_bad_property_value_is_pointed_at_where_it_is() {
-        let text = include_str!("../../tests/fixtures/invalid/kdl_syntax.kdl");
+        let text = include_str!("../../../tests/fixtures/invalid/kdl_syntax.kdl");
         let d = errors(text);
         let labelled: Vec<&str> = d.iter().map(|d| slice(text, d.labels[0].span)).collect();
         assert_eq!(labelled, ["\"broken", "agent="]);
