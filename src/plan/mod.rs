@@ -1,4 +1,4 @@
-//! Owns the last stage of the front end: expanding a compiled [`Program`]
+//! Owns the last stage of the front end: expanding a compiled [`Program`](crate::compile::Program)
 //! into node instances (static fan-out and matrices expanded, run-time fan-out
 //! as placeholders), resolving each instance's agent, limits and needs,
 //! rendering its first prompt strictly, and the worst case before anything

@@ -1,9 +1,9 @@
 //! Execution (docs/run-store.md): from a checked plan to a finished apply.
-//! An apply ([`apply`]) opens a session ([`session`]: lock, watchdog,
+//! An apply ([`apply`](mod@apply)) opens a session ([`session`]: lock, watchdog,
 //! runtime, signals), prepares the jobs ([`prepare`], [`job`]) and hands
 //! them to the dispatcher, the one owner of all run state, which starts
 //! each node instance as a unit through a launcher when its needs are
-//! terminal. A unit ([`unit`]) is one instance's Ralph loop of iterations
+//! terminal. A unit ([`unit`](mod@unit)) is one instance's Ralph loop of iterations
 //! ([`iteration`]), each judged by the success conditions ([`success`]);
 //! units report back by [`event`]s. What agents are, how processes run
 //! and what is incremental live beside the runner, in `crate::agents`,

@@ -1,5 +1,5 @@
 //! One iteration of a Ralph loop: one run folder, one agent process or
-//! HTTP call ([`run`]), cut short by the iteration's limits ([`limits`]),
+//! HTTP call ([`run`](mod@run)), cut short by the iteration's limits ([`limits`]),
 //! and the records it leaves ([`record`]).
 
 mod limits;
