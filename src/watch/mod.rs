@@ -1,10 +1,8 @@
-//! Owns `conductor watch`'s re-planning (docs/watch.md): a
-//! thread that waits for file bursts, recompiles the workflow, builds and
-//! fingerprints the jobs, and hands the new plan to the apply that runs (or
-//! to the next one). A burst that only touches inputs while agents are
-//! running is their own work and re-plans nothing; a workflow that no
-//! longer compiles prints its diagnostics and leaves the last good plan in
-//! force.
+//! `conductor watch`'s re-planning (docs/watch.md): which files count and
+//! how their events are gathered ([`files`]), and the thread that turns
+//! each burst that counts into a new plan for the running apply or the next
+//! one ([`replan`]). It prints nothing: what the user should know goes to
+//! the command line as notices.
 
 pub(crate) mod files;
 mod replan;
