@@ -5,6 +5,7 @@
 use super::model::{Instance, InstanceKind, StopPlan, WorstCase};
 use crate::compile::{DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Program};
 use crate::model::{Duration, Spanned, Stop};
+use crate::stop_reason::Condition;
 
 /// How many times a sub-workflow's inner nodes may loop: its `stop`'s
 /// `max_iterations`, or once without a `stop`.
@@ -22,29 +23,34 @@ pub(super) fn stop_plan(
     mut render: impl FnMut(&Spanned<String>) -> String,
 ) -> StopPlan {
     let mut success = serde_json::Map::new();
+    let mut set = |c: Condition, v: serde_json::Value| success.insert(c.as_str().into(), v);
     if let Some(v) = &stop.done_file {
-        success.insert("done_file".into(), v.value.into());
+        set(Condition::DoneFile, v.value.into());
     }
     if let Some(v) = &stop.promise {
-        success.insert("promise".into(), render(v).into());
+        set(Condition::Promise, render(v).into());
     }
     if let Some(v) = &stop.output_matches {
-        success.insert("output_matches".into(), v.value.clone().into());
+        set(Condition::OutputMatches, v.value.clone().into());
     }
     if let Some(v) = &stop.command {
-        success.insert("command".into(), render(v).into());
+        set(Condition::Command, render(v).into());
     }
     if let Some(v) = &stop.expr {
-        success.insert("expr".into(), v.value.clone().into());
+        set(Condition::Expr, v.value.clone().into());
     }
     if let Some(v) = &stop.exit_zero {
-        success.insert("exit_zero".into(), v.value.into());
+        set(Condition::ExitZero, v.value.into());
     }
     if success.is_empty() {
         // The default success condition depends on the agent kind
         // (docs/workflow-format.md, "The default success condition").
-        let key = if process { "done_file" } else { "exit_zero" };
-        success.insert(key.into(), true.into());
+        let c = if process {
+            Condition::DoneFile
+        } else {
+            Condition::ExitZero
+        };
+        success.insert(c.as_str().into(), true.into());
     }
     let text = |d: &Option<Spanned<Duration>>| d.as_ref().map(|d| d.value.to_text());
     StopPlan {

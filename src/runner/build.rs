@@ -16,6 +16,7 @@ use crate::compile::{Action, GroupId, NodeId, Program};
 use crate::model::{Agent, Duration as ModelDuration, OnFailure, OutputFormat};
 use crate::paths::normalize;
 use crate::plan::{AgentRef, Instance, InstanceKind, Plan, StopPlan};
+use crate::stop_reason::Condition;
 
 /// A workflow that cannot run as written, found before anything starts.
 #[derive(Debug, thiserror::Error)]
@@ -396,17 +397,21 @@ fn duration(text: &str) -> Result<Duration, StopError> {
 
 fn stop_spec(plan: &StopPlan) -> Result<StopSpec, StopError> {
     let s = &plan.success;
-    let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let flag = |k: &str| s.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+    let text = |c: Condition| {
+        s.get(c.as_str())
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let flag = |c: Condition| s.get(c.as_str()).and_then(serde_json::Value::as_bool) == Some(true);
     Ok(StopSpec {
-        done_file: flag("done_file"),
-        promise: text("promise"),
-        output_matches: text("output_matches")
+        done_file: flag(Condition::DoneFile),
+        promise: text(Condition::Promise),
+        output_matches: text(Condition::OutputMatches)
             .map(|r| regex::Regex::new(&r))
             .transpose()?,
-        command: text("command"),
-        expr: text("expr"),
-        exit_zero: flag("exit_zero"),
+        command: text(Condition::Command),
+        expr: text(Condition::Expr),
+        exit_zero: flag(Condition::ExitZero),
         all: plan.all,
         max_iterations: plan.max_iterations,
         timeout: duration(&plan.timeout)?,

@@ -261,7 +261,7 @@ impl Session {
             apply_id: final_shared.apply_id.clone(),
             project: final_shared.project.clone(),
             root: self.root.display().to_string(),
-            status: String::new(),
+            status: super::summary::ApplyStatus::Done,
             exit_code: 0,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             counts: super::summary::Counts::default(),
@@ -346,7 +346,7 @@ fn record_stop(shared: &Shared, summary: &Summary) {
     let meta = [
         ("apply_id", shared.apply_id.clone()),
         ("workflow", shared.workflow.clone()),
-        ("status", summary.status.clone()),
+        ("status", summary.status.to_string()),
         ("exit_code", summary.exit_code.to_string()),
         ("done", summary.counts.done.to_string()),
         ("failed", summary.counts.failed.to_string()),

@@ -86,14 +86,39 @@ pub(crate) struct Summary {
     pub apply_id: String,
     pub project: String,
     pub root: String,
-    /// `done`, `failed` or `interrupted`.
-    pub status: String,
+    pub status: ApplyStatus,
     pub exit_code: u8,
     pub duration_ms: u64,
     pub counts: Counts,
     pub usage: Usage,
     pub instances: Vec<InstanceSummary>,
     pub success: Vec<SuccessSummary>,
+}
+
+/// How a whole apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApplyStatus {
+    Done,
+    Failed,
+    /// Stopped by a signal (Ctrl-C, SIGTERM, SIGHUP).
+    Interrupted,
+}
+
+impl ApplyStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for ApplyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How many instances ended how.
@@ -131,10 +156,10 @@ impl Summary {
             .any(|i| i.status == Status::Failed && i.counts)
             || self.success.iter().any(|s| s.exit_code != 0);
         (self.status, self.exit_code) = match interrupted_by {
-            Some(15) => ("interrupted".into(), exit_code::TERMINATED),
-            Some(_) => ("interrupted".into(), exit_code::INTERRUPTED),
-            None if failed => ("failed".into(), exit_code::FAILED),
-            None => ("done".into(), exit_code::OK),
+            Some(15) => (ApplyStatus::Interrupted, exit_code::TERMINATED),
+            Some(_) => (ApplyStatus::Interrupted, exit_code::INTERRUPTED),
+            None if failed => (ApplyStatus::Failed, exit_code::FAILED),
+            None => (ApplyStatus::Done, exit_code::OK),
         };
     }
 }
