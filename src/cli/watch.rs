@@ -37,7 +37,10 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         Err(e) => return refused(&e),
     };
     let mut inputs = InputHasher::new(session.root.clone());
-    let prepared = match session.prepare(&first.program, &first.plan, &mut inputs) {
+    let prepared = match session
+        .preparer()
+        .prepare(&first.program, &first.plan, &mut inputs)
+    {
         Ok(p) => p,
         Err(e) => {
             session.close();

@@ -159,12 +159,7 @@ impl Planner<'_> {
         self.shared = None;
         self.node_id = Arc::from(node.id.as_str());
         let scope = &self.program.scopes[node.scope];
-        let entry_dir = self
-            .program
-            .scopes
-            .first()
-            .map(|s| s.dir.clone())
-            .unwrap_or_default();
+        let entry_dir = self.program.entry_dir();
         // The workdir is relative to the file that wrote it (a sub-workflow
         // may inherit its parent's); without one it is the entry file's folder.
         let (workdir_text, origin) = match &node.workdir {

@@ -30,7 +30,7 @@ pub(crate) fn apply(
         }
     };
     let mut inputs = crate::incremental::inputs::InputHasher::new(session.root.clone());
-    let prepared = match session.prepare(&program, plan, &mut inputs) {
+    let prepared = match session.preparer().prepare(&program, plan, &mut inputs) {
         Ok(p) => p,
         Err(e) => {
             session.close();

@@ -21,9 +21,7 @@ use super::prepare::{Prepared, Preparer};
 use super::summary::Summary;
 use crate::agents::version::Versions;
 use crate::compile::Program;
-use crate::incremental::inputs::InputHasher;
 use crate::incremental::{prior, stale};
-use crate::plan::Plan;
 use crate::process::{StopLevel, Supervisor, signals, watchdog::Watchdog};
 
 /// One apply, or one watch.
@@ -95,17 +93,6 @@ impl Session {
             applies: 0,
             finalised: Some(finalised).filter(|f| f.applies > 0),
         })
-    }
-
-    /// Builds the jobs of a plan: fingerprints, `--force`, `--only`, and the
-    /// check that every agent program and workdir exists.
-    pub(crate) fn prepare(
-        &self,
-        program: &Program,
-        plan: &Plan,
-        inputs: &mut InputHasher,
-    ) -> Result<Prepared, ApplyError> {
-        self.preparer().prepare(program, plan, inputs)
     }
 
     /// What building jobs needs, to do it away from the session (a watch

@@ -61,12 +61,7 @@ pub(super) async fn check(
     if stop_reason.is_some() || failed || all_current {
         return out;
     }
-    let entry_dir = shared
-        .program
-        .scopes
-        .first()
-        .map(|s| s.dir.clone())
-        .unwrap_or_default();
+    let entry_dir = shared.program.entry_dir();
     for c in shared.success.iter() {
         if shared.stop_level() > StopLevel::Running {
             break;
