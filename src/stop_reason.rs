@@ -273,6 +273,21 @@ mod tests {
     }
 
     #[test]
+    fn every_name_is_explained_to_users() {
+        let doc = include_str!("../docs/run-store.md");
+        for r in StopReason::NAMED
+            .into_iter()
+            .chain(Condition::ALL.map(StopReason::Met))
+        {
+            assert!(
+                doc.contains(&format!("`{r}`")),
+                "docs/run-store.md does not explain `{r}`"
+            );
+        }
+        assert!(doc.contains("``needs `X`, which did not finish``"));
+    }
+
+    #[test]
     fn names_are_the_ones_records_hold() {
         assert_eq!(
             StopReason::Met(Condition::DoneFile).to_string(),
