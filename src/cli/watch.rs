@@ -32,7 +32,8 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         return exit_code::INVALID;
     };
     let options = args.options();
-    let mut session = match Session::open(&first.program, &options) {
+    let mut console = Console::new(std::io::stderr().is_terminal());
+    let mut session = match Session::open(&first.program, &options, &mut console) {
         Ok(s) => s,
         Err(e) => return refused(&e),
     };
@@ -65,7 +66,6 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
     };
     std::thread::spawn(move || replanner.run(set, &control_tx, &mut show));
 
-    let mut console = Console::new(std::io::stderr().is_terminal());
     let Loaded { program, plan, .. } = first;
     let mut next = Some((Arc::new(program), Arc::new(plan.success), prepared, None));
     let mut code = exit_code::OK;

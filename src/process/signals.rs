@@ -1,38 +1,19 @@
 //! Owns how an apply reacts to signals (docs/exit-codes.md): the first Ctrl-C,
 //! SIGTERM or SIGHUP stops gracefully (agents get SIGTERM, then SIGKILL
-//! after the grace period), a second Ctrl-C kills at once.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+//! after the grace period), a second Ctrl-C kills at once. The supervisor
+//! keeps the level and the first signal; nothing here prints.
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
-use super::supervisor::StopLevel;
+use super::supervisor::{StopLevel, Supervisor};
 
-/// Which signal stopped the apply.
-#[derive(Debug)]
-pub(crate) struct Listener {
-    first: Arc<AtomicI32>,
-}
-
-impl Listener {
-    /// The first stop signal's number, if one came.
-    pub(crate) fn received(&self) -> Option<i32> {
-        match self.first.load(Ordering::SeqCst) {
-            0 => None,
-            n => Some(n),
-        }
-    }
-}
-
-/// Installs the handlers; they live as long as the runtime.
-pub(crate) fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Listener> {
+/// Installs the handlers; they live as long as the runtime they are
+/// installed on.
+pub(crate) fn listen(supervisor: &Supervisor) -> std::io::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let first = Arc::new(AtomicI32::new(0));
-    let seen = Arc::clone(&first);
+    let supervisor = supervisor.clone();
     tokio::spawn(async move {
         loop {
             let n = tokio::select! {
@@ -41,23 +22,13 @@ pub(crate) fn listen(stop: Arc<watch::Sender<StopLevel>>) -> std::io::Result<Lis
                 Some(()) = hup.recv() => 1,
                 else => break,
             };
-            let again = seen
-                .compare_exchange(0, n, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err();
-            let level = if again {
+            let level = if supervisor.signal().is_some() {
                 StopLevel::Now
             } else {
                 StopLevel::Graceful
             };
-            stop.send_if_modified(|l| {
-                if *l < level {
-                    *l = level;
-                    true
-                } else {
-                    false
-                }
-            });
+            supervisor.signalled(n, level);
         }
     });
-    Ok(Listener { first })
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! Owns what every process conductor starts is held by: the stop level of
-//! the apply (running, stopping gracefully, stopping now), the grace period
-//! between SIGTERM and SIGKILL, and the watchdog that each process group is
-//! handed to so it dies with conductor. One [`Supervisor`] per session;
-//! every agent run and shell command gets a clone.
+//! the apply (running, stopping gracefully, stopping now) and the first stop
+//! signal that raised it, the grace period between SIGTERM and SIGKILL, and
+//! the watchdog that each process group is handed to so it dies with
+//! conductor. One [`Supervisor`] per session; every agent run and shell
+//! command gets a clone.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,29 +38,57 @@ pub(crate) async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLev
 pub(crate) struct Supervisor {
     watchdog: Arc<Mutex<Option<Watchdog>>>,
     grace: Duration,
+    raise: Arc<watch::Sender<StopLevel>>,
     stop: watch::Receiver<StopLevel>,
+    /// The first stop signal's number (0: none came).
+    signal: Arc<AtomicI32>,
 }
 
 impl Supervisor {
-    pub(crate) fn new(
-        watchdog: Watchdog,
-        grace: Duration,
-        stop: watch::Receiver<StopLevel>,
-    ) -> Self {
+    /// A supervisor whose process groups `watchdog` holds (none: an
+    /// in-process test that starts no process).
+    pub(crate) fn new(watchdog: Option<Watchdog>, grace: Duration) -> Self {
+        let (raise, stop) = watch::channel(StopLevel::Running);
         Self {
-            watchdog: Arc::new(Mutex::new(Some(watchdog))),
+            watchdog: Arc::new(Mutex::new(watchdog)),
             grace,
+            raise: Arc::new(raise),
             stop,
+            signal: Arc::default(),
         }
     }
 
-    /// One with no watchdog, for in-process tests that start no process.
-    #[cfg(test)]
-    pub(crate) fn detached(grace: Duration, stop: watch::Receiver<StopLevel>) -> Self {
-        Self {
-            watchdog: Arc::new(Mutex::new(None)),
-            grace,
-            stop,
+    /// Raises the stop level to `level`, if it is lower.
+    pub(crate) fn raise(&self, level: StopLevel) {
+        self.raise.send_if_modified(|l| {
+            let higher = *l < level;
+            if higher {
+                *l = level;
+            }
+            higher
+        });
+    }
+
+    /// A stop signal came (`n`: its number): the level is raised, and
+    /// whoever waits on it is woken even when it was that high already,
+    /// so that the first signal can be told.
+    pub(crate) fn signalled(&self, n: i32, level: StopLevel) {
+        // Only the first signal is kept: it decides the exit code.
+        let _ = self
+            .signal
+            .compare_exchange(0, n, Ordering::SeqCst, Ordering::SeqCst);
+        self.raise.send_modify(|l| {
+            if *l < level {
+                *l = level;
+            }
+        });
+    }
+
+    /// The first stop signal's number, if one came.
+    pub(crate) fn signal(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
         }
     }
 

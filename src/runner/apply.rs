@@ -20,7 +20,7 @@ pub(crate) fn apply(
     options: &ApplyOptions,
     observer: &mut dyn Observer,
 ) -> Result<Summary, ApplyError> {
-    let mut session = match session::Session::open(&program, options) {
+    let mut session = match session::Session::open(&program, options, observer) {
         Ok(s) => s,
         Err(e) => {
             // A bad invocation is reported as such even when the

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::context::{self, Shared};
 use super::dispatcher::{self, Control};
@@ -32,23 +32,22 @@ pub(crate) struct Session {
     pub agent_path: String,
     pub versions: Arc<Versions>,
     pub options: ApplyOptions,
-    stop_tx: Arc<watch::Sender<StopLevel>>,
-    stop_rx: watch::Receiver<StopLevel>,
     supervisor: Supervisor,
     lock: Option<crate::store::live::WorkflowLock>,
     runtime: tokio::runtime::Runtime,
-    signals: Option<signals::Listener>,
     /// Applies run so far (the first may continue an unfinished one).
     applies: u32,
-    /// Dead applies closed when the session opened, told with the first apply.
-    finalised: Option<stale::Finalised>,
 }
 
 impl Session {
-    /// Prepares the runs root, finalises dead applies, takes the
-    /// workflow's lock and starts the watchdog; `holder` names this
-    /// conductor in the lock for whoever is refused.
-    pub(crate) fn open(program: &Program, options: &ApplyOptions) -> Result<Self, ApplyError> {
+    /// Prepares the runs root, finalises dead applies (telling `observer`),
+    /// takes the workflow's lock, starts the watchdog and listens for stop
+    /// signals.
+    pub(crate) fn open(
+        program: &Program,
+        options: &ApplyOptions,
+        observer: &mut dyn Observer,
+    ) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
         let project_dir = root.join(&program.project);
@@ -59,6 +58,12 @@ impl Session {
             &crate::store::layout::ProjectDir::at(project_dir.clone()),
             &program.project,
         );
+        if finalised.applies > 0 {
+            observer.event(&super::event::Event::StaleFinalised {
+                applies: finalised.applies,
+                runs: finalised.runs,
+            });
+        }
         let holder = format!("conductor {}", std::process::id());
         let lock = crate::store::live::WorkflowLock::acquire(&project_dir, &program.name, &holder)
             .map_err(|e| not_writable(&project_dir, e))?
@@ -73,10 +78,9 @@ impl Session {
             .enable_all()
             .build()
             .map_err(ApplyError::Runtime)?;
-        let (stop_tx, stop_rx) = watch::channel(StopLevel::Running);
-        let stop_tx = Arc::new(stop_tx);
-        let signals = runtime
-            .block_on(async { signals::listen(Arc::clone(&stop_tx)) })
+        let supervisor = Supervisor::new(Some(watchdog), options.grace);
+        runtime
+            .block_on(async { signals::listen(&supervisor) })
             .map_err(ApplyError::Signals)?;
         Ok(Self {
             root,
@@ -84,14 +88,10 @@ impl Session {
             agent_path,
             versions: Arc::new(Versions::default()),
             options: options.clone(),
-            stop_tx,
-            supervisor: Supervisor::new(watchdog, options.grace, stop_rx.clone()),
-            stop_rx,
+            supervisor,
             lock: Some(lock),
             runtime,
-            signals: Some(signals),
             applies: 0,
-            finalised: Some(finalised).filter(|f| f.applies > 0),
         })
     }
 
@@ -174,12 +174,6 @@ impl Session {
             unfinished(&index)
         };
         self.applies += 1;
-        if let Some(f) = self.finalised.take() {
-            observer.event(&super::event::Event::StaleFinalised {
-                applies: f.applies,
-                runs: f.runs,
-            });
-        }
         let (apply_id, apply_start) = continued.clone().unwrap_or_else(|| {
             let now = crate::clock::now();
             let id = format!(
@@ -220,13 +214,11 @@ impl Session {
             max_parallel: self.options.max_parallel.max(1),
             fail_fast: self.options.fail_fast,
         };
-        let stop = Arc::clone(&self.stop_tx);
         let (instances, success, final_shared) = self.runtime.block_on(async {
             let ended = dispatcher::Dispatcher::new(dispatcher::Setup {
                 shared: Arc::clone(&shared),
                 jobs: prepared.jobs,
                 limits,
-                stop,
                 observer: &mut *observer,
                 launcher: &Local,
                 prior,
@@ -271,7 +263,7 @@ impl Session {
 
     /// The first stop signal received, if any.
     pub(crate) fn signal(&self) -> Option<i32> {
-        self.signals.as_ref().and_then(signals::Listener::received)
+        self.supervisor.signal()
     }
 
     /// Waits, between applies, for the next control message; `None` once
@@ -280,7 +272,7 @@ impl Session {
         &self,
         control: &mut mpsc::UnboundedReceiver<Control>,
     ) -> Option<Control> {
-        let mut stop = self.stop_rx.clone();
+        let mut stop = self.supervisor.subscribe();
         self.runtime.block_on(async {
             if *stop.borrow() > StopLevel::Running {
                 return None;
@@ -294,7 +286,7 @@ impl Session {
 
     /// Whether the session is being stopped.
     pub(crate) fn stopping(&self) -> bool {
-        *self.stop_rx.borrow() > StopLevel::Running
+        self.supervisor.stop_level() > StopLevel::Running
     }
 
     /// Ends the session: the watchdog exits and the lock is released.

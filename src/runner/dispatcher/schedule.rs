@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use minijinja::context;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::fan_out::{self, Expansion, FanOuts};
@@ -99,7 +99,8 @@ pub(crate) struct Dispatcher<'a> {
     fail_fast: bool,
     /// Why the apply is stopping, once it is.
     stop_reason: Option<StopReason>,
-    stop: Arc<watch::Sender<StopLevel>>,
+    /// The console was told of the first stop signal.
+    told_signal: bool,
     /// Events from units.
     events: mpsc::UnboundedReceiver<Event>,
     sender: mpsc::UnboundedSender<Event>,
@@ -121,8 +122,6 @@ pub(crate) struct Setup<'a> {
     pub shared: Arc<Shared>,
     pub jobs: PerJob<Job>,
     pub limits: Limits,
-    /// The stop level it raises on `--fail-fast` (and reads Ctrl-C from).
-    pub stop: Arc<watch::Sender<StopLevel>>,
     pub observer: &'a mut dyn Observer,
     pub launcher: &'a dyn Launcher,
     pub prior: Prior,
@@ -169,7 +168,7 @@ impl<'a> Dispatcher<'a> {
             prior: setup.prior,
             fail_fast: setup.limits.fail_fast,
             stop_reason: None,
-            stop: setup.stop,
+            told_signal: false,
             events,
             sender,
             control: setup.control,
@@ -196,9 +195,17 @@ impl<'a> Dispatcher<'a> {
                 Some(event) = self.events.recv() => self.emit(&event),
                 Ok(()) = stop_rx.changed() => {
                     let level = *stop_rx.borrow();
+                    let signalled = self.shared.supervisor.signal().is_some();
                     if level > StopLevel::Running && self.stop_reason.is_none() {
                         self.stopping(StopReason::Interrupted);
+                    } else if signalled && !self.told_signal {
+                        // Already stopping (`--fail-fast`): the user is
+                        // still told what Ctrl-C does now.
+                        self.emit(&Event::Stopping {
+                            reason: StopReason::Interrupted,
+                        });
                     }
+                    self.told_signal |= signalled;
                 }
             }
         }
@@ -269,14 +276,7 @@ impl<'a> Dispatcher<'a> {
     fn stopping(&mut self, reason: StopReason) {
         self.stop_reason = Some(reason.clone());
         self.emit(&Event::Stopping { reason });
-        self.stop.send_if_modified(|l| {
-            if *l == StopLevel::Running {
-                *l = StopLevel::Graceful;
-                true
-            } else {
-                false
-            }
-        });
+        self.shared.supervisor.raise(StopLevel::Graceful);
     }
 
     fn drain_events(&mut self) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use super::{Control, Dispatcher, Limits, Setup};
 use crate::compile::Program;
@@ -58,7 +58,7 @@ impl Flow {
         crate::runner::build::build(&self.program, &self.plan).unwrap()
     }
 
-    fn shared(&self, stop: watch::Receiver<StopLevel>) -> Arc<Shared> {
+    fn shared(&self, supervisor: Supervisor) -> Arc<Shared> {
         let project_dir = self.dir.path().join("runs").join("t");
         std::fs::create_dir_all(&project_dir).unwrap();
         Arc::new(Shared {
@@ -74,7 +74,7 @@ impl Flow {
             secrets: Vec::new(),
             redactor: crate::secrets::Redactor::new(std::iter::empty(), &[]),
             agent_path: String::new(),
-            supervisor: Supervisor::detached(Duration::from_millis(10), stop),
+            supervisor,
             limits: Arc::new(WorkflowLimits::new(None, None)),
             versions: Arc::default(),
             success: Arc::new(Vec::new()),
@@ -187,46 +187,51 @@ impl Events {
     }
 }
 
-/// Runs `flow`'s jobs to their end with `launcher`; the events and the
-/// stop reason.
+/// Plays the user's part beside the dispatcher (edits, Ctrl-C), given the
+/// session's supervisor. It records what it saw rather than asserting: a
+/// panic in a local task would not fail the test.
+type Driver =
+    Box<dyn FnOnce(Supervisor) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>;
+
+/// Runs `flow`'s jobs to their end with `launcher`; the events, the stop
+/// reason and the stop level it ended at.
 fn run(
     flow: &Flow,
     jobs: PerJob<Job>,
     launcher: &Scripted,
     limits: Limits,
     control: Option<&mut mpsc::UnboundedReceiver<Control>>,
-    driver: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
+    driver: Option<Driver>,
 ) -> (Events, Option<StopReason>, StopLevel) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = watch::channel(StopLevel::Running);
-    let stop_tx = Arc::new(stop_tx);
+    let supervisor = Supervisor::new(None, Duration::from_millis(10));
     let mut events = Events::default();
     let ended = runtime.block_on(async {
         let local = tokio::task::LocalSet::new();
         if let Some(d) = driver {
-            local.spawn_local(d);
+            local.spawn_local(d(supervisor.clone()));
         }
-        local
-            .run_until(
-                Dispatcher::new(Setup {
-                    shared: flow.shared(stop_rx),
-                    jobs,
-                    limits,
-                    stop: Arc::clone(&stop_tx),
-                    observer: &mut events,
-                    launcher,
-                    prior: crate::incremental::prior::Prior::default(),
-                    control,
-                })
-                .run(),
-            )
+        let dispatch = Dispatcher::new(Setup {
+            shared: flow.shared(supervisor.clone()),
+            jobs,
+            limits,
+            observer: &mut events,
+            launcher,
+            prior: crate::incremental::prior::Prior::default(),
+            control,
+        })
+        .run();
+        // Time is paused: an apply that hangs (a held unit never let go)
+        // reaches this at once instead of hanging the test.
+        tokio::time::timeout(Duration::from_hours(1), local.run_until(dispatch))
             .await
+            .expect("the dispatcher ends")
     });
-    let level = *stop_tx.borrow();
+    let level = supervisor.stop_level();
     (events, ended.stop_reason, level)
 }
 
@@ -350,6 +355,45 @@ fn fail_fast_stops_the_apply_and_skips_what_did_not_start() {
 }
 
 #[test]
+fn ctrl_c_while_fail_fast_stops_is_still_told_once() {
+    let flow = Flow::new("[nodes.a]\nprompt = \"x\"\n[nodes.b]\nprompt = \"x\"\n");
+    let b = Arc::new(Notify::new());
+    let launcher = Scripted {
+        outcomes: HashMap::from([("a".to_string(), failed())]),
+        held: HashMap::from([("b".to_string(), Arc::clone(&b))]),
+        ..Scripted::default()
+    };
+    let limits = Limits {
+        max_parallel: 2,
+        fail_fast: true,
+    };
+    let driver: Driver = Box::new(move |supervisor| {
+        Box::pin(async move {
+            // a failed: the apply stops, b still runs; then Ctrl-C twice.
+            supervisor.reached(StopLevel::Graceful).await;
+            for level in [StopLevel::Graceful, StopLevel::Now] {
+                supervisor.signalled(2, level);
+                // Paused time: this returns once the dispatcher is idle.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            b.notify_one();
+        })
+    });
+    let (events, stop, level) = run(&flow, flow.jobs(), &launcher, limits, None, Some(driver));
+    assert_eq!(stop, Some(StopReason::FailFast));
+    assert_eq!(level, StopLevel::Now);
+    let told: Vec<_> = events
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stopping { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [StopReason::FailFast, StopReason::Interrupted]);
+}
+
+#[test]
 fn a_run_time_fan_out_becomes_one_instance_per_item_of_its_source() {
     let flow = Flow::new(
         "[nodes.plan]\nprompt = \"x\"\noutput = { format = \"json\" }\n[nodes.work]\nfor_each = { from = \"plan\", path = \"json.tasks\" }\nprompt = \"{{ item }}\"\n[nodes.report]\nneeds = [\"work\"]\nprompt = \"x\"\n",
@@ -404,23 +448,28 @@ fn a_re_plan_keeps_a_running_unit_it_did_not_change_and_restarts_one_it_did() {
         }
     }
     let program = Arc::clone(&flow.program);
-    let driver = Box::pin(async move {
-        // Both run; then the workflow is edited.
-        let mut seen = vec![starts.recv().await.unwrap(), starts.recv().await.unwrap()];
-        seen.sort();
-        assert_eq!(seen, ["changed", "kept"]);
-        control_tx
-            .send(Control::Replan {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let saw = Arc::clone(&seen);
+    let driver: Driver = Box::new(move |_| {
+        Box::pin(async move {
+            // Both run; then the workflow is edited.
+            for _ in 0..2 {
+                let started = starts.recv().await;
+                saw.lock().unwrap().extend(started);
+            }
+            saw.lock().unwrap().sort();
+            let _ = control_tx.send(Control::Replan {
                 jobs: replanned,
                 program,
                 success: Arc::new(Vec::new()),
                 why: "flow.toml changed".into(),
-            })
-            .unwrap();
-        // The changed one starts again under the new plan; then both end.
-        assert_eq!(starts.recv().await.as_deref(), Some("changed"));
-        kept.notify_one();
-        changed.notify_one();
+            });
+            // The changed one starts again under the new plan; then both end.
+            let started = starts.recv().await;
+            saw.lock().unwrap().extend(started);
+            kept.notify_one();
+            changed.notify_one();
+        })
     });
     let (events, _, _) = run(
         &flow,
@@ -430,6 +479,7 @@ fn a_re_plan_keeps_a_running_unit_it_did_not_change_and_restarts_one_it_did() {
         Some(&mut control_rx),
         Some(driver),
     );
+    assert_eq!(*seen.lock().unwrap(), ["changed", "kept", "changed"]);
     let replans: Vec<_> = events
         .0
         .iter()
