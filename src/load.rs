@@ -1,8 +1,9 @@
 //! Owns loading a workflow for a command: compile it, then plan it against
 //! its runs root (so that globs never walk the store), keeping every
 //! diagnostic of both stages, warnings included, for the caller to show.
-//! `apply`, `plan`, `validate`, `watch`, `status` and `logs` load through
-//! here, so a file means the same thing to each of them.
+//! `apply`, `plan`, `validate` and `watch` load through here, and `status`
+//! and `logs` compile through here, so a file means the same thing to each
+//! of them.
 
 use std::path::Path;
 
@@ -81,4 +82,15 @@ pub(crate) fn load(file: &Path, sets: &[String], options: LoadOptions<'_>) -> Lo
         program: c.program,
         plan: plan.filter(|_| !failed),
     }
+}
+
+/// Compiles `file` only, for a command that needs to know which workflow
+/// it names and where its runs are (`status`, `logs`), not what it would
+/// run: `None` when it does not compile.
+pub(crate) fn program(file: &Path) -> Option<Program> {
+    let c = compile(file, &[]);
+    if c.diagnostics.has_errors() {
+        return None;
+    }
+    c.program
 }

@@ -234,3 +234,36 @@ fn an_agent_that_closes_its_stdout_early_is_judged_like_any_other() {
     let output = ran.files_named("output.md").into_iter().next().unwrap();
     assert_eq!(std::fs::read_to_string(output).unwrap(), "before\n");
 }
+
+#[test]
+fn ctrl_c_during_a_success_command_is_told_and_stops_it() {
+    let flow = Flow::new(&format!(
+        "{}\n[success]\ncommands = [\"echo $$ > success.pid; exec sleep 30\"]\n",
+        one_node(r#""--done-after", "1""#, "{}")
+    ));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--grace", "2s", "--root"])
+        .arg(flow.root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = flow.path().join("success.pid");
+    wait_for("the success command to start", || {
+        pids(&pid_file).len() == 1
+    });
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        stderr.matches("stopping: interrupted").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        !alive(pids(&pid_file)[0]),
+        "the success command outlived Ctrl-C"
+    );
+}

@@ -269,3 +269,34 @@ fn a_loop_that_ends_after_agent_errors_says_why_in_its_error() {
     assert_eq!(ran.state("n"), st("failed", "max_iterations", 2));
     assert_eq!(ran.instance("n")["error"], "agent exited with code 3");
 }
+
+#[test]
+fn a_stop_expr_that_cannot_be_evaluated_fails_the_node_and_says_why() {
+    // `output` is a string: it has no attribute to call, at run time.
+    let flow = Flow::new(&one_node(
+        r#""--say", "x""#,
+        r#"{ expr = "output.nope.deeper > 1" }"#,
+    ));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n"), st("failed", "stop_error", 1));
+    let error = crate::apply_support::instance(&summary, "n")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("stop expr `output.nope.deeper > 1`"),
+        "{summary:#}"
+    );
+    let run = &crate::apply_support::runs(&summary, "n")[0];
+    let info = crate::apply_support::run_info(run);
+    // The agent's run completed; the check after it is what failed.
+    assert_eq!(info["status"], "completed", "{info:#}");
+    assert_eq!(info["stop_reason"], "stop_error", "{info:#}");
+    assert!(
+        info["error_summary"]
+            .as_str()
+            .is_some_and(|e| e.contains("stop expr")),
+        "{info:#}"
+    );
+}

@@ -45,8 +45,7 @@ pub(super) enum FindError {
 pub(super) fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
     let (root, project, workflow) = match &location.workflow {
         Some(file) => {
-            let loaded = crate::load::load(file, &[], crate::load::LoadOptions::default());
-            let Some(program) = loaded.program else {
+            let Some(program) = crate::load::program(file) else {
                 return Err(FindError::Workflow(format!(
                     "{} is not a valid workflow; run `conductor validate` on it",
                     file.display()

@@ -14,7 +14,7 @@ use crate::exit_code;
 use crate::incremental::inputs::InputHasher;
 use crate::load::{LoadOptions, Loaded, load};
 use crate::report::Console;
-use crate::runner::{ApplyError, Control, session::Session};
+use crate::runner::{Control, session::Session};
 use crate::watch::{Notice, Replanner, watch_set};
 
 pub(super) fn watch(args: &WatchArgs) -> u8 {
@@ -35,7 +35,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
     let mut console = Console::new(std::io::stderr().is_terminal());
     let mut session = match Session::open(&first.program, &options, &mut console) {
         Ok(s) => s,
-        Err(e) => return refused(&e),
+        Err(e) => return render::apply_error(&e),
     };
     let mut inputs = InputHasher::new(session.root.clone());
     let prepared = match session
@@ -45,7 +45,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         Ok(p) => p,
         Err(e) => {
             session.close();
-            return refused(&e);
+            return render::apply_error(&e);
         }
     };
     let set = watch_set(&first, &prepared, &session.root);
@@ -86,7 +86,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
                 console.brief(&summary);
                 code = summary.exit_code;
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => code = render::apply_error(&e),
         }
         if session.stopping() {
             break;
@@ -140,8 +140,4 @@ fn show(notice: Notice<'_>) {
             );
         }
     }
-}
-
-fn refused(e: &ApplyError) -> u8 {
-    render::apply_error(e)
 }

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::job::{AgentJob, Job, JobId, JobKind, JsonSchema, PerJob, SchemaError, StopSpec};
+use super::job::{
+    AgentJob, FanOutJob, Job, JobId, JobKind, JsonSchema, PerJob, SchemaError, StopSpec,
+};
 use crate::agents::http::SpecError;
 use crate::agents::kind::ArgvError;
 use crate::agents::spec::AgentSpec;
@@ -302,7 +304,7 @@ fn kind(
             max_items,
             agent,
             stop,
-        } => JobKind::FanOut {
+        } => JobKind::FanOut(Arc::new(FanOutJob {
             from: n
                 .fan_out_source
                 .or_else(|| node_index.get(from.as_str()).copied())
@@ -315,7 +317,7 @@ fn kind(
             max_items: *max_items,
             mirror: matches!(n.for_each, Some(crate::model::ForEach::EachOf { .. })),
             agent: agent_job(vec![&**agent], stop)?,
-        },
+        })),
     })
 }
 

@@ -239,15 +239,19 @@ pub(crate) enum JobKind {
         stop: Option<Arc<StopSpec>>,
     },
     /// Placeholder of a run-time fan-out; replaced by agent jobs when its source is done.
-    FanOut {
-        from: NodeId,
-        path: Option<String>,
-        lines: bool,
-        max_items: u32,
-        /// Mirrors (`each_of`) its source's instances rather than reading its answer.
-        mirror: bool,
-        agent: Arc<AgentJob>,
-    },
+    FanOut(Arc<FanOutJob>),
+}
+
+/// A run-time fan-out: where its items come from and what each runs.
+#[derive(Debug)]
+pub(crate) struct FanOutJob {
+    pub from: NodeId,
+    pub path: Option<String>,
+    pub lines: bool,
+    pub max_items: u32,
+    /// Mirrors (`each_of`) its source's instances rather than reading its answer.
+    pub mirror: bool,
+    pub agent: Arc<AgentJob>,
 }
 
 /// One node instance.

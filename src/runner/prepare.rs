@@ -129,13 +129,17 @@ fn fingerprint(jobs: &mut PerJob<Job>, plan: &Plan, cx: &mut parts::Context<'_>)
 
 /// What fingerprinting reads of job `i`.
 fn subject<'a>(job: &'a Job, plan: &'a Plan, i: usize) -> Subject<'a> {
-    let what = match &job.kind {
-        JobKind::Agent(a) | JobKind::FanOut { agent: a, .. } => What::Agent(AgentParts {
+    let agent = |a: &'a job::AgentJob| {
+        What::Agent(AgentParts {
             agents: &a.agents,
             vars: &a.vars,
             json: a.json,
             schema: a.schema.as_ref().map(|s| s.path.as_path()),
-        }),
+        })
+    };
+    let what = match &job.kind {
+        JobKind::Agent(a) => agent(a),
+        JobKind::FanOut(f) => agent(&f.agent),
         JobKind::Gate(expr) => What::Gate { expr },
         JobKind::Group {
             group,
@@ -188,7 +192,7 @@ pub(crate) fn freshness(
     for i in job::topological(&jobs) {
         let job = &jobs[i];
         at_run_time[i] =
-            matches!(job.kind, JobKind::FanOut { .. }) || job.needs.iter().any(|&n| at_run_time[n]);
+            matches!(job.kind, JobKind::FanOut(_)) || job.needs.iter().any(|&n| at_run_time[n]);
         let state = match &job.kind {
             JobKind::Gate(_) => Freshness::AtRunTime,
             _ if at_run_time[i] => Freshness::AtRunTime,
@@ -207,7 +211,8 @@ fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), Ap
     for job in jobs.values() {
         let node = &program.node(job.node).id;
         let agents = match &job.kind {
-            JobKind::Agent(a) | JobKind::FanOut { agent: a, .. } => &a.agents,
+            JobKind::Agent(a) => &a.agents,
+            JobKind::FanOut(f) => &f.agent.agents,
             JobKind::Gate(_) | JobKind::Group { .. } => continue,
         };
         if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {

@@ -100,7 +100,7 @@ pub(super) fn force(jobs: &mut PerJob<Job>, names: &[String], program: &Program)
         }
         let fan_out = name.split_once('[').is_some_and(|(node, _)| {
             jobs.values()
-                .any(|j| matches!(j.kind, JobKind::FanOut { .. }) && node_id(j) == node)
+                .any(|j| matches!(j.kind, JobKind::FanOut(_)) && node_id(j) == node)
         });
         if fan_out && name.ends_with(']') {
             out.later.insert(name.clone());

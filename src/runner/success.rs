@@ -30,7 +30,7 @@ pub(super) struct Evidence<'a> {
 /// A success condition that could not be evaluated: the iteration fails.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum CheckError {
-    #[error("stop expr `{expr}`: {source:#}")]
+    #[error("stop expr `{expr}`: {source}")]
     Expr {
         expr: String,
         source: minijinja::Error,

@@ -67,7 +67,20 @@ pub(super) async fn check(
             break;
         }
         let workdir = crate::paths::normalize(&entry_dir.join(&c.workdir));
-        let (code, error) = match run_success(&c.command, &workdir, shared).await {
+        let run = run_success(&c.command, &workdir, shared);
+        tokio::pin!(run);
+        // The dispatcher has ended: a Ctrl-C now is told from here, once.
+        let mut told = shared.stop_level() > StopLevel::Running;
+        let ran = loop {
+            tokio::select! {
+                ran = &mut run => break ran,
+                () = shared.supervisor.reached(StopLevel::Graceful), if !told => {
+                    told = true;
+                    observer.event(&Event::Stopping { reason: StopReason::Interrupted });
+                }
+            }
+        };
+        let (code, error) = match ran {
             Ok(code) => (code, None),
             Err(e) => (-1, Some(e.to_string())),
         };

@@ -474,7 +474,11 @@ impl Looper<'_> {
 
     /// The run's terminal record, on disk and on the task bus.
     fn record(&mut self, ran: &Ran, iteration: u32, verdict: &Verdict) {
-        let error = iteration::error_summary(ran);
+        // A check that could not be evaluated says why where the run does.
+        let error = iteration::error_summary(ran).or_else(|| match verdict {
+            Verdict::Error(why) => Some(why.clone()),
+            _ => None,
+        });
         let reason = verdict.stop_reason();
         iteration::finish_record(ran, &reason, error.clone());
         let node = &self.shared.program.node(self.job.node).id;

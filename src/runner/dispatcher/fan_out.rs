@@ -12,7 +12,7 @@ use super::graph::{JobGraph, State};
 use crate::compile::{NodeId, Program};
 use crate::incremental::prior::Prior;
 use crate::model::ForEach;
-use crate::runner::job::{Job, JobId, JobKind};
+use crate::runner::job::{FanOutJob, Job, JobId, JobKind};
 use crate::runner::outcome::{Outcome, Status, at_path};
 use crate::stop_reason::StopReason;
 
@@ -88,22 +88,20 @@ pub(super) enum Expansion {
 /// Turns run-time fan-out `p` into one job per item of its source's answer.
 pub(super) fn expand(
     p: JobId,
+    spec: &FanOutJob,
     graph: &mut JobGraph,
     fan_outs: &mut FanOuts,
     program: &Program,
     prior: &Prior,
 ) -> Expansion {
-    let JobKind::FanOut {
+    let FanOutJob {
         from,
-        path,
+        ref path,
         lines,
         max_items,
         mirror,
-        agent,
-    } = graph.jobs[p].kind.clone()
-    else {
-        return Expansion::Became(Vec::new());
-    };
+        ref agent,
+    } = *spec;
     let mut items: Vec<(serde_json::Value, Option<JobId>)> = Vec::new();
     for s in instances_of(graph, fan_outs, from) {
         let Some(o) = graph.outcome(s) else {
@@ -126,7 +124,7 @@ pub(super) fn expand(
                     .filter(|l| !l.is_empty())
                     .map(|l| (serde_json::Value::from(l), None)),
             );
-        } else if let Some(path) = &path {
+        } else if let Some(path) = path.as_deref() {
             let root = serde_json::json!({
                 "json": o.json.clone().unwrap_or(serde_json::Value::Null),
                 "output": o.output,
@@ -180,7 +178,7 @@ pub(super) fn expand(
             key,
             needs,
             item: Some(item),
-            kind: JobKind::Agent(Arc::clone(&agent)),
+            kind: JobKind::Agent(Arc::clone(agent)),
             fingerprint,
             forced,
             ..(*base).clone()

@@ -310,8 +310,9 @@ impl<'a> Dispatcher<'a> {
                     let outcome = self.gate(i, &expr);
                     self.finish(i, outcome);
                 }
-                JobKind::FanOut { .. } => match fan_out::expand(
+                JobKind::FanOut(spec) => match fan_out::expand(
                     i,
+                    &spec,
                     &mut self.graph,
                     &mut self.fan_outs,
                     &self.shared.program,
