@@ -470,3 +470,25 @@ prompt = "p"
     assert!(text.contains("run_shell_command: make test"), "{text}");
     assert!(text.contains("t: done"), "{text}");
 }
+
+#[test]
+fn the_default_runs_root_stays_out_of_git() {
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .env_remove("CONDUCTOR_ROOT")
+        .args(["apply", "flow.toml"])
+        .run();
+    let dir = ran.path();
+    assert!(dir.join(".conductor/runs/t/PROJECT-MESSAGE-BUS.md").is_file());
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    assert_eq!(git(&["status", "--porcelain"]), "?? flow.toml\n");
+}

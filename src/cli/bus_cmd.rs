@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::args::{BusCommand, BusLocation, BusPostArgs, BusReadArgs};
 use crate::bus::{self, BusWriter, Message, NewMessage};
 use crate::exit_code;
-use crate::store::layout::{PROJECT_BUS, ProjectDir, TASK_BUS};
+use crate::store::layout::{self, PROJECT_BUS, ProjectDir, TASK_BUS};
 
 pub(super) fn run(cmd: &BusCommand) -> u8 {
     let result = match cmd {
@@ -56,11 +56,7 @@ fn bus_path(loc: &BusLocation) -> Result<PathBuf, BusCliError> {
         return Ok(bus.clone());
     }
     if let Some(project) = &loc.project {
-        let root = loc
-            .root
-            .clone()
-            .or_else(|| std::env::var_os("CONDUCTOR_ROOT").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(".conductor/runs"));
+        let root = layout::runs_root(loc.root.as_deref(), None);
         for part in std::iter::once(project).chain(&loc.task) {
             if part.is_empty() || part.contains(['/', '\\']) || part == "." || part == ".." {
                 return Err(BusCliError::Usage(format!(
@@ -88,16 +84,8 @@ fn bus_path(loc: &BusLocation) -> Result<PathBuf, BusCliError> {
 /// The default runs root lives in the project being worked on: keep it out
 /// of git (docs/run-store.md).
 fn ignore_default_root(loc: &BusLocation) {
-    if loc.bus.is_none()
-        && loc.project.is_some()
-        && loc.root.is_none()
-        && std::env::var_os("CONDUCTOR_ROOT").is_none()
-    {
-        let ignore = Path::new(".conductor/.gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::create_dir_all(".conductor");
-            let _ = std::fs::write(ignore, "*\n");
-        }
+    if loc.bus.is_none() && loc.project.is_some() {
+        layout::keep_out_of_git(&layout::runs_root(loc.root.as_deref(), None));
     }
 }
 

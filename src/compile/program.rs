@@ -147,11 +147,6 @@ impl Program {
         (0..self.nodes.len()).map(NodeId)
     }
 
-    /// The node named `id` (`outer/inner` for sub-workflow nodes).
-    pub fn find_node(&self, id: &str) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.id == id).map(NodeId)
-    }
-
     /// The entry file's folder: what paths in it are relative to.
     pub fn entry_dir(&self) -> PathBuf {
         self.scopes

@@ -53,7 +53,7 @@ impl Session {
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
-        prepare_root(&root, &project_dir, options.root.is_some())?;
+        prepare_root(&root, &project_dir)?;
         let finalised = stale::finalise(
             &crate::store::layout::ProjectDir::at(project_dir.clone()),
             &program.project,
@@ -369,9 +369,9 @@ fn raise_fd_limit() {
     }
 }
 
-/// Creates the root and project folders, and `.conductor/.gitignore` for
-/// the default root; any failure is an environment error.
-fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), ApplyError> {
+/// Creates the root and project folders, and keeps a default root out of
+/// git; any failure is an environment error.
+fn prepare_root(root: &Path, project_dir: &Path) -> Result<(), ApplyError> {
     let fail = |what: &Path, source: std::io::Error| ApplyError::RootNotWritable {
         what: what.display().to_string(),
         source,
@@ -380,11 +380,6 @@ fn prepare_root(root: &Path, project_dir: &Path, explicit: bool) -> Result<(), A
     // (the apply's registration), not by a probe: a file created and deleted
     // costs a millisecond on some file systems.
     std::fs::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
-    if !explicit && let Some(dot) = root.parent().filter(|p| p.ends_with(".conductor")) {
-        let ignore = dot.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::write(&ignore, "*\n");
-        }
-    }
+    crate::store::layout::keep_out_of_git(root);
     Ok(())
 }

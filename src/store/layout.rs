@@ -1,5 +1,6 @@
-//! Owns the run store's layout (docs/run-store.md): where the runs root is,
-//! and the names of the project, task and run folders' files. Every path
+//! Owns the run store's layout (docs/run-store.md): where the runs root is
+//! (and that the default one stays out of git), and the names of the
+//! project, task and run folders' files. Every path
 //! into the store is built here, so the layout the Go seed's tools read is
 //! spelled once:
 //!
@@ -38,10 +39,22 @@ pub fn runs_root(flag: Option<&Path>, declared: Option<PathBuf>) -> PathBuf {
     crate::paths::normalize(&chosen)
 }
 
-/// The `.conductor` folder a runs root sits in, when it is the default one
-/// (conductor writes a `.gitignore` there).
+/// The `.conductor` folder a runs root sits in, as the default one does.
 pub fn conductor_dir_of(root: &Path) -> Option<&Path> {
     root.parent().filter(|p| p.ends_with(CONDUCTOR_DIR))
+}
+
+/// Keeps a runs root that sits in a `.conductor` folder (the default) out
+/// of git: that folder gets a `.gitignore` of `*`, once. Best effort: a
+/// root git can see still works.
+pub fn keep_out_of_git(root: &Path) {
+    if let Some(dot) = conductor_dir_of(root) {
+        let ignore = dot.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::create_dir_all(dot);
+            let _ = std::fs::write(&ignore, "*\n");
+        }
+    }
 }
 
 /// `<root>/<project>`: a project's folder.
