@@ -1,5 +1,5 @@
 //! Owns the four fuzz entry points, shared by the cargo-fuzz targets in
-//! `fuzz/` and the corpus replay test (`tests/fuzz_corpus.rs`): the TOML and
+//! `fuzz/` and the corpus replay tests (`corpus`, below): the TOML and
 //! KDL front ends (text to diagnostics and plan, as `conductor validate`
 //! runs them), the static template checks on a prompt, and the bus reader.
 //! Each takes arbitrary bytes and panics only when an invariant breaks, so a

@@ -319,7 +319,9 @@ struct ShellTool {
     args: fn(&str) -> Value,
 }
 
-/// The shell tool the request offers, if any (agent-clis.md §2).
+/// The shell tool the request offers, if any: claude's `Bash`, gemini's
+/// `run_shell_command`, a Responses or Chat Completions client's `shell`,
+/// `shell_command`, `exec_command` or `bash`.
 fn shell_tool(p: Protocol, body: &Value) -> Option<ShellTool> {
     let tools = body.get("tools").and_then(Value::as_array)?;
     let described = |cmd: &str| json!({"command": cmd, "description": "Run the scripted command"});

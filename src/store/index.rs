@@ -1,7 +1,7 @@
 //! Owns the apply index of one workflow in a project (docs/watch.md): its
 //! latest apply (to continue it) and, per instance key, its latest
 //! record and its latest completed run with that run's fingerprint (to
-//! skip it when up to date, §9.16). The index is a cache of the project
+//! skip it when up to date). The index is a cache of the project
 //! bus: `<project>/.index/<workflow>.json` remembers how far into the bus it
 //! has read, each load folds in the records appended since, and a missing
 //! or unreadable index is rebuilt from the bus alone.
