@@ -479,7 +479,10 @@ fn the_default_runs_root_stays_out_of_git() {
         .args(["apply", "flow.toml"])
         .run();
     let dir = ran.path();
-    assert!(dir.join(".conductor/runs/t/PROJECT-MESSAGE-BUS.md").is_file());
+    assert!(
+        dir.join(".conductor/runs/t/PROJECT-MESSAGE-BUS.md")
+            .is_file()
+    );
     let git = |args: &[&str]| {
         let out = std::process::Command::new("git")
             .args(args)

@@ -65,17 +65,26 @@ pub(super) async fn evaluate(
     if stop.exit_zero {
         checks.push((Condition::ExitZero, ev.exit_code == 0 && !ev.agent_failed));
     }
+    // A condition that cannot be evaluated counts as not holding, so the
+    // others are still checked as they would be; its error is then the
+    // iteration's (the first one, when both fail).
+    let mut error = None;
     if let Some(e) = &stop.expr
         && !settled(&checks)
     {
         let held = env
             .compile_expression(e)
             .and_then(|x| x.eval(ev.context.clone()))
-            .map(|v| v.is_true())
-            .map_err(|source| CheckError::Expr {
-                expr: e.clone(),
-                source,
-            })?;
+            .map_or_else(
+                |source| {
+                    error = Some(CheckError::Expr {
+                        expr: e.clone(),
+                        source,
+                    });
+                    false
+                },
+                |v| v.is_true(),
+            );
         checks.push((Condition::Expr, held));
     }
     if let Some(c) = &stop.command
@@ -89,8 +98,15 @@ pub(super) async fn evaluate(
             Some(stop.timeout),
             &shared.supervisor,
         )
-        .await?;
+        .await
+        .unwrap_or_else(|e| {
+            error.get_or_insert(CheckError::Command(e));
+            -1
+        });
         checks.push((Condition::Command, code == 0));
+    }
+    if let Some(e) = error {
+        return Err(e);
     }
     let done = if stop.all {
         checks.iter().all(|(_, ok)| *ok)
