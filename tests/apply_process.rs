@@ -238,15 +238,16 @@ fn an_agent_that_closes_its_stdout_early_is_judged_like_any_other() {
 #[test]
 fn ctrl_c_during_a_success_command_is_told_and_stops_it() {
     let flow = Flow::new(&format!(
-        "{}\n[success]\ncommands = [\"echo $$ > success.pid; exec sleep 30\"]\n",
+        "{}\n[success]\ncommands = [\"echo $$ > success.pid; exec sleep 300\"]\n",
         one_node(r#""--done-after", "1""#, "{}")
     ));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+    let stderr = flow.path().join("stderr.txt");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
         .current_dir(flow.path())
         .args(["apply", "flow.toml", "--grace", "2s", "--root"])
         .arg(flow.root())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
     let pid_file = flow.path().join("success.pid");
@@ -254,16 +255,30 @@ fn ctrl_c_during_a_success_command_is_told_and_stops_it() {
         pids(&pid_file).len() == 1
     });
     signal(child.id(), "-INT");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    // Conductor waits for the command: it ends this soon only if Ctrl-C
+    // stopped it (the command sleeps for 5 minutes otherwise).
+    let mut status = None;
+    wait_for("conductor to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{stderr}");
+    assert!(
+        !alive(pids(&pid_file)[0]),
+        "the success command outlived Ctrl-C"
+    );
     assert_eq!(
         stderr.matches("stopping: interrupted").count(),
         1,
         "{stderr}"
     );
+    // Recorded like a Ctrl-C while agents run.
     assert!(
-        !alive(pids(&pid_file)[0]),
-        "the success command outlived Ctrl-C"
+        flow.project_records()
+            .iter()
+            .any(|r| r["type"] == "INFO" && r["meta"]["stop_reason"] == "interrupted"),
+        "{:#?}",
+        flow.project_records()
     );
 }

@@ -272,8 +272,8 @@ fn a_loop_that_ends_after_agent_errors_says_why_in_its_error() {
 
 #[test]
 fn a_stop_expr_that_cannot_be_evaluated_fails_the_node_and_says_why() {
-    // `output` is a string: it has no attribute to call, at run time. The
-    // other conditions are still checked, as they are when `expr` is false.
+    // `output` is a string: it has no attribute to call, at run time. That
+    // fails the node whatever the command would say, so it is not run.
     let flow = Flow::new(&one_node(
         r#""--say", "x""#,
         r#"{ expr = "output.nope.deeper > 1", command = "touch checked" }"#,
@@ -281,7 +281,7 @@ fn a_stop_expr_that_cannot_be_evaluated_fails_the_node_and_says_why() {
     let (out, summary) = flow.apply(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(state(&summary, "n"), st("failed", "stop_error", 1));
-    assert!(flow.path().join("checked").is_file(), "the command ran");
+    assert!(!flow.path().join("checked").exists(), "the command ran");
     let error = crate::apply_support::instance(&summary, "n")["error"]
         .as_str()
         .unwrap_or_default()

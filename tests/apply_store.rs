@@ -484,9 +484,13 @@ fn the_default_runs_root_stays_out_of_git() {
             .is_file()
     );
     let git = |args: &[&str]| {
+        // The user's git configuration (excludes, untracked-file display)
+        // is not the test's.
         let out = std::process::Command::new("git")
             .args(args)
             .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("git runs");
         assert!(out.status.success(), "git {args:?}: {out:?}");

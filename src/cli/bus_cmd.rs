@@ -81,9 +81,9 @@ fn bus_path(loc: &BusLocation) -> Result<PathBuf, BusCliError> {
     }
 }
 
-/// The default runs root lives in the project being worked on: keep it out
-/// of git (docs/run-store.md).
-fn ignore_default_root(loc: &BusLocation) {
+/// A runs root in a `.conductor` folder (the default) lives in the project
+/// being worked on: keep it out of git (docs/run-store.md).
+fn keep_root_out_of_git(loc: &BusLocation) {
     if loc.bus.is_none() && loc.project.is_some() {
         layout::keep_out_of_git(&layout::runs_root(loc.root.as_deref(), None));
     }
@@ -168,7 +168,7 @@ fn post(args: &BusPostArgs) -> Result<u8, BusCliError> {
             text
         }
     };
-    ignore_default_root(&args.location);
+    keep_root_out_of_git(&args.location);
     let mut writer = BusWriter::open(&path)?;
     let mut out = std::io::stdout().lock();
     for i in 0..args.repeat {

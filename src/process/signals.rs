@@ -5,7 +5,7 @@
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::supervisor::{StopLevel, Supervisor};
+use super::supervisor::Supervisor;
 
 /// Installs the handlers; they live as long as the runtime they are
 /// installed on.
@@ -22,12 +22,7 @@ pub(crate) fn listen(supervisor: &Supervisor) -> std::io::Result<()> {
                 Some(()) = hup.recv() => 1,
                 else => break,
             };
-            let level = if supervisor.signal().is_some() {
-                StopLevel::Now
-            } else {
-                StopLevel::Graceful
-            };
-            supervisor.signalled(n, level);
+            supervisor.signalled(n);
         }
     });
     Ok(())

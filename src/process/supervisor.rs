@@ -69,14 +69,19 @@ impl Supervisor {
         });
     }
 
-    /// A stop signal came (`n`: its number): the level is raised, and
-    /// whoever waits on it is woken even when it was that high already,
-    /// so that the first signal can be told.
-    pub(crate) fn signalled(&self, n: i32, level: StopLevel) {
-        // Only the first signal is kept: it decides the exit code.
-        let _ = self
+    /// A stop signal came (`n`: its number). The first stops gracefully
+    /// and is kept (it decides the exit code); any later one stops now.
+    /// Whoever waits on the level is woken even when it was that high
+    /// already (`--fail-fast` raised it), so that the first signal can be
+    /// told.
+    pub(crate) fn signalled(&self, n: i32) {
+        let level = match self
             .signal
-            .compare_exchange(0, n, Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(0, n, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => StopLevel::Graceful,
+            Err(_) => StopLevel::Now,
+        };
         self.raise.send_modify(|l| {
             if *l < level {
                 *l = level;

@@ -338,7 +338,7 @@ impl Observer for Console {
             },
             Event::Stopping { reason } => {
                 let how = if *reason == StopReason::Interrupted {
-                    " (agents get SIGTERM; press Ctrl-C again to kill them now)"
+                    " (what runs gets SIGTERM; press Ctrl-C again to kill it now)"
                 } else {
                     ""
                 };

@@ -214,27 +214,19 @@ impl Session {
             max_parallel: self.options.max_parallel.max(1),
             fail_fast: self.options.fail_fast,
         };
-        let (instances, success, final_shared) = self.runtime.block_on(async {
-            let ended = dispatcher::Dispatcher::new(dispatcher::Setup {
+        let ended = self.runtime.block_on(
+            dispatcher::Dispatcher::new(dispatcher::Setup {
                 shared: Arc::clone(&shared),
                 jobs: prepared.jobs,
                 limits,
-                observer: &mut *observer,
+                observer,
                 launcher: &Local,
                 prior,
                 control,
             })
-            .run()
-            .await;
-            let success = super::success_commands::check(
-                &ended.shared,
-                &ended.instances,
-                ended.stop_reason.as_ref(),
-                observer,
-            )
-            .await;
-            (ended.instances, success, ended.shared)
-        });
+            .run(),
+        );
+        let (instances, success, final_shared) = (ended.instances, ended.success, ended.shared);
         let mut summary = Summary {
             workflow: final_shared.workflow.clone(),
             apply_id: final_shared.apply_id.clone(),

@@ -27,7 +27,8 @@ pub(super) struct Evidence<'a> {
     pub env: &'a [(String, String)],
 }
 
-/// A success condition that could not be evaluated: the iteration fails.
+/// A success condition that could not be evaluated: the node fails with
+/// `stop_error`.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum CheckError {
     #[error("stop expr `{expr}`: {source}")]
@@ -65,9 +66,8 @@ pub(super) async fn evaluate(
     if stop.exit_zero {
         checks.push((Condition::ExitZero, ev.exit_code == 0 && !ev.agent_failed));
     }
-    // A condition that cannot be evaluated counts as not holding, so the
-    // others are still checked as they would be; its error is then the
-    // iteration's (the first one, when both fail).
+    // A condition that cannot be evaluated fails the node whatever the
+    // others say, so none is checked after it.
     let mut error = None;
     if let Some(e) = &stop.expr
         && !settled(&checks)
@@ -88,6 +88,7 @@ pub(super) async fn evaluate(
         checks.push((Condition::Expr, held));
     }
     if let Some(c) = &stop.command
+        && error.is_none()
         && !settled(&checks)
     {
         let code = shell::run(
@@ -100,7 +101,7 @@ pub(super) async fn evaluate(
         )
         .await
         .unwrap_or_else(|e| {
-            error.get_or_insert(CheckError::Command(e));
+            error = Some(CheckError::Command(e));
             -1
         });
         checks.push((Condition::Command, code == 0));

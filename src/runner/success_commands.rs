@@ -43,13 +43,18 @@ pub(super) async fn run_success(
 
 /// The workflow's `[success]` commands, when every instance that counts is
 /// done and something ran (an apply that found everything up to date after
-/// a successful one has nothing new to check).
+/// a successful one has nothing new to check). A Ctrl-C that nobody has
+/// told yet (`told`: the dispatcher did) is told once, as the dispatcher
+/// tells it.
 pub(super) async fn check(
     shared: &Shared,
     instances: &[InstanceSummary],
     stop_reason: Option<&StopReason>,
+    told: bool,
     observer: &mut dyn Observer,
 ) -> Vec<SuccessSummary> {
+    let mut told = told;
+    tell(&mut told, shared, observer);
     let failed = instances
         .iter()
         .any(|i| i.status == Status::Failed && i.counts);
@@ -64,20 +69,20 @@ pub(super) async fn check(
     let entry_dir = shared.program.entry_dir();
     for c in shared.success.iter() {
         if shared.stop_level() > StopLevel::Running {
+            tell(&mut told, shared, observer);
             break;
         }
         let workdir = crate::paths::normalize(&entry_dir.join(&c.workdir));
         let run = run_success(&c.command, &workdir, shared);
         tokio::pin!(run);
-        // The dispatcher has ended: a Ctrl-C now is told from here, once.
-        let mut told = shared.stop_level() > StopLevel::Running;
+        let stopping = shared.supervisor.reached(StopLevel::Graceful);
+        tokio::pin!(stopping);
         let ran = loop {
             tokio::select! {
+                // A stop that comes as the command ends is still told.
+                biased;
+                () = &mut stopping, if !told => tell(&mut told, shared, observer),
                 ran = &mut run => break ran,
-                () = shared.supervisor.reached(StopLevel::Graceful), if !told => {
-                    told = true;
-                    observer.event(&Event::Stopping { reason: StopReason::Interrupted });
-                }
             }
         };
         let (code, error) = match ran {
@@ -95,4 +100,14 @@ pub(super) async fn check(
         });
     }
     out
+}
+
+/// Tells the first stop signal, unless it was told.
+fn tell(told: &mut bool, shared: &Shared, observer: &mut dyn Observer) {
+    if !*told && shared.supervisor.signal().is_some() {
+        *told = true;
+        observer.event(&Event::Stopping {
+            reason: StopReason::Interrupted,
+        });
+    }
 }

@@ -474,11 +474,16 @@ impl Looper<'_> {
 
     /// The run's terminal record, on disk and on the task bus.
     fn record(&mut self, ran: &Ran, iteration: u32, verdict: &Verdict) {
-        // A check that could not be evaluated says why where the run does.
-        let error = iteration::error_summary(ran).or_else(|| match verdict {
-            Verdict::Error(why) => Some(why.clone()),
-            _ => None,
-        });
+        // A check that could not be evaluated says why where the run does,
+        // first: it is what failed the node.
+        let run_error = iteration::error_summary(ran);
+        let error = match verdict {
+            Verdict::Error(why) => Some(match run_error {
+                Some(e) => format!("{why} ({e})"),
+                None => why.clone(),
+            }),
+            _ => run_error,
+        };
         let reason = verdict.stop_reason();
         iteration::finish_record(ran, &reason, error.clone());
         let node = &self.shared.program.node(self.job.node).id;

@@ -23,6 +23,20 @@ pub(super) struct Output<'a> {
     pub(super) observer: &'a mut dyn Observer,
 }
 
+/// The output as an observer, for what runs after the last unit (the
+/// workflow's `[success]` commands): it is recorded like the rest.
+pub(super) struct Recorder<'o, 'a> {
+    pub(super) out: &'o mut Output<'a>,
+    pub(super) shared: &'o Shared,
+    pub(super) graph: &'o JobGraph,
+}
+
+impl Observer for Recorder<'_, '_> {
+    fn event(&mut self, event: &Event) {
+        self.out.emit(event, self.shared, self.graph);
+    }
+}
+
 impl std::fmt::Debug for Output<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Output")

@@ -2,7 +2,8 @@
 //! (docs/architecture.md, "The dispatcher"). It starts each job when its
 //! needs are terminal and a slot is free (globally and per node) through
 //! the launcher, evaluates gates, skips the dependents of failures, stops
-//! everything on Ctrl-C or `--fail-fast`, and skips what is up to date.
+//! everything on Ctrl-C or `--fail-fast`, skips what is up to date, and
+//! runs the workflow's `[success]` commands once the last unit has ended.
 //! Units talk to it only by events and their outcome. Its state is grouped
 //! by concern, each kept by the file that holds its logic: the job graph
 //! (`graph`), the caps (`slots`), the running units (`units`), run-time
@@ -32,7 +33,8 @@ use crate::runner::event::{Event, Observer};
 use crate::runner::job::{Job, JobId, JobKind, PerJob};
 use crate::runner::launcher::{GroupCheck, Launcher, UnitStart};
 use crate::runner::outcome::{Outcome, Status};
-use crate::runner::summary::InstanceSummary;
+use crate::runner::success_commands;
+use crate::runner::summary::{InstanceSummary, SuccessSummary};
 use crate::runner::unit::Launch;
 use crate::stop_reason::StopReason;
 
@@ -56,13 +58,14 @@ pub(crate) enum Control {
     },
 }
 
-/// What an apply ended with: every instance's summary in plan order, why
-/// it was stopped (if it was), and the `Shared` in force at the end (a
-/// re-plan replaces it).
+/// What an apply ended with: every instance's summary in plan order, its
+/// `[success]` commands, and the `Shared` in force at the end (a re-plan
+/// replaces it).
 #[derive(Debug)]
 pub(crate) struct Ended {
     pub instances: Vec<InstanceSummary>,
-    pub stop_reason: Option<StopReason>,
+    /// The workflow's `[success]` commands, when they ran.
+    pub success: Vec<SuccessSummary>,
     pub shared: Arc<Shared>,
 }
 
@@ -210,14 +213,27 @@ impl<'a> Dispatcher<'a> {
             }
         }
         self.drain_events();
+        let instances = records::summaries(
+            &self.graph,
+            &self.fan_outs,
+            &self.rounds,
+            &self.shared.program,
+        );
+        let success = success_commands::check(
+            &self.shared,
+            &instances,
+            self.stop_reason.as_ref(),
+            self.told_signal,
+            &mut records::Recorder {
+                out: &mut self.out,
+                shared: &self.shared,
+                graph: &self.graph,
+            },
+        )
+        .await;
         Ended {
-            instances: records::summaries(
-                &self.graph,
-                &self.fan_outs,
-                &self.rounds,
-                &self.shared.program,
-            ),
-            stop_reason: self.stop_reason,
+            instances,
+            success,
             shared: self.shared,
         }
     }

@@ -210,7 +210,7 @@ fn run(
         .unwrap();
     let supervisor = Supervisor::new(None, Duration::from_millis(10));
     let mut events = Events::default();
-    let ended = runtime.block_on(async {
+    runtime.block_on(async {
         let local = tokio::task::LocalSet::new();
         if let Some(d) = driver {
             local.spawn_local(d(supervisor.clone()));
@@ -232,7 +232,12 @@ fn run(
             .expect("the dispatcher ends")
     });
     let level = supervisor.stop_level();
-    (events, ended.stop_reason, level)
+    // Why it stopped, as the user is told first.
+    let stop = events.0.iter().find_map(|e| match e {
+        Event::Stopping { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    (events, stop, level)
 }
 
 fn limits(max_parallel: usize) -> Limits {
@@ -371,8 +376,8 @@ fn ctrl_c_while_fail_fast_stops_is_still_told_once() {
         Box::pin(async move {
             // a failed: the apply stops, b still runs; then Ctrl-C twice.
             supervisor.reached(StopLevel::Graceful).await;
-            for level in [StopLevel::Graceful, StopLevel::Now] {
-                supervisor.signalled(2, level);
+            for _ in 0..2 {
+                supervisor.signalled(2);
                 // Paused time: this returns once the dispatcher is idle.
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
