@@ -256,3 +256,28 @@ pub(crate) fn run_info(run: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(run.join("run-info.yaml")).unwrap();
     serde_saphyr::from_str(&text).unwrap()
 }
+
+/// Live processes (not zombies, not this test) whose environment holds
+/// `needle`, with their command lines.
+pub(crate) fn processes_with_env(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|var| var == needle.as_bytes())
+            && crate::apply_support::alive(i32::try_from(pid).unwrap())
+        {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            out.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+        }
+    }
+    out
+}

@@ -71,31 +71,6 @@ fn rchar(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Live processes (not zombies, not this test) whose environment holds
-/// `needle`, with their command lines.
-fn processes_with_env(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|&b| b == 0).any(|var| var == needle.as_bytes())
-            && crate::apply_support::alive(i32::try_from(pid).unwrap())
-        {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            out.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
-        }
-    }
-    out
-}
-
 /// Record openings in a bus file's text: a `---` line followed by a
 /// `msg_id:` line, at the start or after a line break. Every one must parse.
 fn raw_records(text: &str) -> usize {
@@ -256,7 +231,7 @@ stop = {{ done_file = true, max_iterations = {} }}
         // does find this apply's processes. Every 50th sample until it
         // does: on a loaded machine the watchdog may start late.
         if !watchdog_seen && !samples.is_empty() && samples.len().is_multiple_of(50) {
-            last_scan = processes_with_env(&mark);
+            last_scan = crate::apply_support::processes_with_env(&mark);
             watchdog_seen = last_scan.iter().any(|(_, cmd)| cmd.contains("__watchdog"));
         }
         assert!(
@@ -399,7 +374,7 @@ stop = {{ done_file = true, max_iterations = {} }}
     let mut left = Vec::new();
     let gone = Instant::now();
     while gone.elapsed() < Duration::from_secs(10) {
-        left = processes_with_env(&mark);
+        left = crate::apply_support::processes_with_env(&mark);
         if left.is_empty() {
             break;
         }

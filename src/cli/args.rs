@@ -35,9 +35,12 @@ pub enum Command {
     /// The fake agent the tests run (not for users).
     #[command(name = "__fake-agent", hide = true)]
     FakeAgent(super::fake_agent::FakeAgent),
-    /// Kills agents' process groups when conductor exits (not for users).
-    #[command(name = "__watchdog", hide = true)]
-    Watchdog,
+    /// Starts and contains every process of an apply (not for users).
+    #[command(name = "__keeper", hide = true)]
+    Keeper {
+        #[arg(long, value_enum)]
+        containment: crate::process::Containment,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -180,6 +183,14 @@ pub struct RunArgs {
     /// instances then start again at iteration 1).
     #[arg(long)]
     pub fresh: bool,
+    /// How every process an agent starts is contained (docs/security.md).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        env = "CONDUCTOR_CONTAINMENT"
+    )]
+    pub containment: crate::process::Containment,
 }
 
 impl RunArgs {
@@ -194,6 +205,7 @@ impl RunArgs {
             budget_usd: self.budget_usd,
             force: None,
             fresh: self.fresh,
+            containment: self.containment,
         }
     }
 }

@@ -28,7 +28,7 @@ pub fn run() -> u8 {
         Command::Watch(a) => watch::watch(&a),
         Command::Status(a) => status::status(&a),
         Command::Logs(a) => logs::logs(&a),
-        Command::Watchdog => crate::process::watchdog::run(),
+        Command::Keeper { containment } => crate::process::keeper::server::run(containment),
         Command::Schema => {
             print!("{}", crate::schema::workflow_schema_text());
             exit_code::OK

@@ -1,16 +1,21 @@
 //! Processes conductor starts (agents, `stop.command` checks, `[success]`
-//! commands) and how they end: each leads its own process group with its
-//! streams on files ([`group`]), is handed to the per-apply watchdog
-//! process that kills it if conductor dies ([`watchdog`]), is stopped by
-//! the apply's stop level with a grace period ([`supervisor`]), and the
-//! signals that set that level ([`signals`]). Shell commands run through
-//! [`shell`]. Nothing here knows of workflows or runs.
+//! commands) and how they end: each is started by the per-apply keeper
+//! ([`keeper`]), which contains it and everything it starts (a cgroup per
+//! run, [`cgroup`], or its child subreaper and the process tree,
+//! [`tree`]) and ends them all when conductor goes; each is stopped by the
+//! apply's stop level with a grace period ([`supervisor`]), set by the
+//! signals ([`signals`]). Shell commands run through [`shell`]; programs
+//! are found on PATH and given their streams by [`group`]. Nothing here
+//! knows of workflows or runs.
 
+pub(crate) mod cgroup;
 pub(crate) mod group;
+pub(crate) mod keeper;
 pub(crate) mod shell;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
-pub(crate) mod watchdog;
+pub(crate) mod tree;
 
-pub(crate) use group::{Spawned, Stdio3, exit_code, resolve};
+pub(crate) use group::{Stdio3, resolve};
+pub(crate) use keeper::{Contained, Containment};
 pub(crate) use supervisor::{StopLevel, Supervisor};

@@ -1,13 +1,14 @@
 //! Owns the shell commands conductor runs itself (`stop.command` checks,
 //! a sub-workflow's and the workflow's `[success]` commands). Each runs
-//! with `sh -c` in its own process group, held by the watchdog like an
-//! agent, and is stopped like one by Ctrl-C (or its timeout).
+//! with `sh -c`, started and contained by the keeper like an agent, and is
+//! stopped like one by Ctrl-C (or its timeout).
 
 use std::path::Path;
 use std::time::Duration;
 
-use super::group::{self, Stdio3};
-use super::supervisor::{StopLevel, Supervisor};
+use super::group::Stdio3;
+use super::keeper::Spawn;
+use super::supervisor::{self, StopLevel, Supervisor};
 
 /// Where a command's output goes.
 #[derive(Debug, Clone, Copy)]
@@ -57,27 +58,27 @@ pub(crate) async fn run(
         source,
     };
     let streams = streams(output).map_err(failed)?;
-    let mut child = group::spawn(
-        Path::new("/bin/sh"),
-        &["-c".to_string(), command.to_string()],
-        workdir,
-        env,
-        streams,
-    )
-    .map_err(failed)?;
-    supervisor.hold(&child);
+    let args = ["-c".to_string(), command.to_string()];
+    let mut run = supervisor
+        .spawn(Spawn {
+            program: Path::new("/bin/sh"),
+            args: &args,
+            cwd: workdir,
+            env,
+            stdio: streams,
+        })
+        .await
+        .map_err(failed)?;
     let limit = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
             None => std::future::pending().await,
         }
     };
-    let status = tokio::select! {
-        s = child.child.wait() => s,
-        () = limit => group::stop(&mut child, supervisor.grace(), std::future::pending()).await,
-        () = supervisor.reached(StopLevel::Graceful) => supervisor.stop(&mut child).await,
+    let code = tokio::select! {
+        code = run.wait() => code,
+        () = limit => supervisor::stop(&mut run, supervisor.grace(), std::future::pending()).await,
+        () = supervisor.reached(StopLevel::Graceful) => supervisor.stop(&mut run).await,
     };
-    group::sweep(&child);
-    supervisor.release(&child);
-    Ok(status.map_or(-1, group::exit_code))
+    Ok(code)
 }

@@ -1,18 +1,16 @@
 //! Owns what every process conductor starts is held by: the stop level of
 //! the apply (running, stopping gracefully, stopping now) and the first stop
 //! signal that raised it, the grace period between SIGTERM and SIGKILL, and
-//! the watchdog that each process group is handed to so it dies with
-//! conductor. One [`Supervisor`] per session; every agent run and shell
-//! command gets a clone.
+//! the keeper that starts and contains every process. One [`Supervisor`]
+//! per session; every agent run and shell command gets a clone.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::group::Spawned;
-use super::watchdog::Watchdog;
+use super::keeper::{Contained, Keeper, Spawn};
 
 /// How hard the apply is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,7 +34,7 @@ pub(crate) async fn reached(mut stop: watch::Receiver<StopLevel>, level: StopLev
 /// The session's hold on the processes it starts.
 #[derive(Debug, Clone)]
 pub(crate) struct Supervisor {
-    watchdog: Arc<Mutex<Option<Watchdog>>>,
+    keeper: Option<Keeper>,
     grace: Duration,
     raise: Arc<watch::Sender<StopLevel>>,
     stop: watch::Receiver<StopLevel>,
@@ -45,12 +43,12 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor whose process groups `watchdog` holds (none: an
-    /// in-process test that starts no process).
-    pub(crate) fn new(watchdog: Option<Watchdog>, grace: Duration) -> Self {
+    /// A supervisor whose processes `keeper` starts (none: an in-process
+    /// test that starts no process).
+    pub(crate) fn new(keeper: Option<Keeper>, grace: Duration) -> Self {
         let (raise, stop) = watch::channel(StopLevel::Running);
         Self {
-            watchdog: Arc::new(Mutex::new(watchdog)),
+            keeper,
             grace,
             raise: Arc::new(raise),
             stop,
@@ -116,51 +114,52 @@ impl Supervisor {
         reached(self.stop.clone(), level)
     }
 
-    /// Hands a spawned group to the watchdog.
-    pub(crate) fn hold(&self, spawned: &Spawned) {
-        self.with_watchdog(|w| w.watch(spawned.pid, spawned.start_ticks));
+    /// How the keeper contains runs (none without a keeper).
+    pub(crate) fn containment(&self) -> Option<&str> {
+        self.keeper.as_ref().map(Keeper::containment)
     }
 
-    /// Takes a group back from the watchdog once it is gone.
-    pub(crate) fn release(&self, spawned: &Spawned) {
-        self.with_watchdog(|w| w.release(spawned.pid));
+    /// Starts a run through the keeper.
+    pub(crate) async fn spawn(&self, spawn: Spawn<'_>) -> std::io::Result<Contained> {
+        match &self.keeper {
+            Some(k) => k.spawn(spawn).await,
+            None => Err(std::io::Error::other("no process keeper in this session")),
+        }
     }
 
-    /// Stops a group the way a cut run is stopped: SIGTERM, the grace
-    /// period (none once the apply is stopping now), SIGKILL.
-    pub(crate) async fn stop(
-        &self,
-        spawned: &mut Spawned,
-    ) -> std::io::Result<std::process::ExitStatus> {
+    /// Stops a run the way a cut run is stopped: SIGTERM to all of it, the
+    /// grace period (none once the apply is stopping now), SIGKILL; its
+    /// exit code once nothing of it is left.
+    pub(crate) async fn stop(&self, run: &mut Contained) -> i32 {
         let grace = if self.stop_level() == StopLevel::Now {
             Duration::ZERO
         } else {
             self.grace
         };
-        super::group::stop(spawned, grace, self.reached(StopLevel::Now)).await
+        stop(run, grace, self.reached(StopLevel::Now)).await
     }
 
-    /// The watchdog exits; groups still held are killed by it.
+    /// The keeper ends what is left and exits.
     pub(crate) fn finish(&self) {
-        let taken = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(w) = taken {
-            w.finish();
+        if let Some(k) = &self.keeper {
+            k.finish();
         }
     }
+}
 
-    fn with_watchdog(&self, f: impl FnOnce(&mut Watchdog)) {
-        // The lock is never held across an await; a poisoned one still
-        // guards a usable pipe.
-        let mut guard = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(w) = guard.as_mut() {
-            f(w);
-        }
+/// SIGTERM to all of `run`, then SIGKILL once `grace` has passed or `now`
+/// fires (a second Ctrl-C); its exit code.
+pub(crate) async fn stop(
+    run: &mut Contained,
+    grace: Duration,
+    now: impl std::future::Future<Output = ()>,
+) -> i32 {
+    run.terminate();
+    tokio::select! {
+        code = run.wait() => return code,
+        () = tokio::time::sleep(grace) => {}
+        () = now => {}
     }
+    run.kill();
+    run.wait().await
 }

@@ -1,6 +1,6 @@
 //! Owns what every unit of one apply shares: the program (for templates),
 //! the apply's identity and folders, the base environment and secrets, the
-//! process supervisor (stop level, grace period, watchdog).
+//! process supervisor (stop level, grace period, keeper).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::stop_reason::StopReason;
 use jiff::Timestamp;
 
 /// Shared by the dispatcher and every unit. A watch clones it for each
-/// apply it starts (another program, another apply id); the watchdog and
+/// apply it starts (another program, another apply id); the keeper and
 /// the stop signal are the session's.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     pub redactor: Redactor,
     /// PATH for agents: conductor's own folder first.
     pub agent_path: String,
-    /// The stop level, the grace period and the watchdog.
+    /// The stop level, the grace period and the keeper.
     pub supervisor: Supervisor,
     /// Workflow-wide caps (`[limits]`, `--budget-usd`) and what is used of them.
     pub limits: Arc<WorkflowLimits>,

@@ -40,8 +40,8 @@ pub(crate) enum ApplyError {
     },
     #[error("cannot find conductor's own binary: {0}")]
     OwnBinary(std::io::Error),
-    #[error("cannot start the process watchdog: {0}")]
-    Watchdog(std::io::Error),
+    #[error(transparent)]
+    Keeper(#[from] crate::process::keeper::KeeperError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
@@ -133,7 +133,7 @@ impl ApplyError {
             | Self::RootNotWritable { .. }
             | Self::Locked { .. }
             | Self::OwnBinary(_)
-            | Self::Watchdog(_)
+            | Self::Keeper(_)
             | Self::Runtime(_)
             | Self::Signals(_) => exit_code::ENVIRONMENT,
         }
@@ -150,6 +150,9 @@ impl ApplyError {
                 Some("wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)")
             }
             Self::UnknownName { .. } => Some("`conductor plan FILE` lists every node and instance"),
+            Self::Keeper(crate::process::keeper::KeeperError::Unavailable(_)) => Some(
+                "run without --containment cgroup (CONDUCTOR_CONTAINMENT) to contain agents as their subreaper (docs/security.md)",
+            ),
             _ => None,
         }
     }

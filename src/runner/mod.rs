@@ -1,5 +1,5 @@
 //! Execution (docs/run-store.md): from a checked plan to a finished apply.
-//! An apply ([`apply`](mod@apply)) opens a session ([`session`]: lock, watchdog,
+//! An apply ([`apply`](mod@apply)) opens a session ([`session`]: lock, keeper,
 //! runtime, signals), prepares the jobs ([`prepare`], [`job`]) and hands
 //! them to the dispatcher, the one owner of all run state, which starts
 //! each node instance as a unit through a launcher when its needs are

@@ -1,6 +1,6 @@
 //! Owns how an apply runs, as the command line asks: the runs root, the
 //! caps, what `--only`, `--force` and `--fresh` select, `--fail-fast`, and
-//! the agents' grace period.
+//! the agents' grace period and how they are contained.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,4 +21,6 @@ pub struct ApplyOptions {
     pub force: Option<Vec<String>>,
     /// `--fresh`: a new apply even when the last one did not finish.
     pub fresh: bool,
+    /// `--containment`: how the keeper contains runs.
+    pub containment: crate::process::Containment,
 }

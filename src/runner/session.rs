@@ -1,6 +1,6 @@
 //! Owns what lives as long as one `apply`, or as long as one `watch` across
 //! the applies it starts: the runs root and project folder, the lock that
-//! keeps a second conductor off the workflow, the process watchdog, the
+//! keeps a second conductor off the workflow, the process keeper, the
 //! async runtime and the stop signals. Each apply run in the session gets
 //! its own identity (a new apply id, or the unfinished one it continues),
 //! its own `Shared`, and its own records on the project bus.
@@ -22,7 +22,8 @@ use super::summary::Summary;
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::{prior, stale};
-use crate::process::{StopLevel, Supervisor, signals, watchdog::Watchdog};
+use crate::process::keeper::Keeper;
+use crate::process::{StopLevel, Supervisor, signals};
 
 /// One apply, or one watch.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// Prepares the runs root, finalises dead applies (telling `observer`),
-    /// takes the workflow's lock, starts the watchdog and listens for stop
+    /// takes the workflow's lock, starts the keeper and listens for stop
     /// signals.
     pub(crate) fn open(
         program: &Program,
@@ -72,13 +73,15 @@ impl Session {
                 dir: project_dir.clone(),
                 holder: held.0,
             })?;
-        let watchdog = Watchdog::start(&exe).map_err(ApplyError::Watchdog)?;
         raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ApplyError::Runtime)?;
-        let supervisor = Supervisor::new(Some(watchdog), options.grace);
+        let keeper = runtime
+            .block_on(Keeper::start(&exe, options.containment))
+            .map_err(ApplyError::Keeper)?;
+        let supervisor = Supervisor::new(Some(keeper), options.grace);
         runtime
             .block_on(async { signals::listen(&supervisor) })
             .map_err(ApplyError::Signals)?;
@@ -281,7 +284,7 @@ impl Session {
         self.supervisor.stop_level() > StopLevel::Running
     }
 
-    /// Ends the session: the watchdog exits and the lock is released.
+    /// Ends the session: the keeper ends what is left and exits and the lock is released.
     pub(crate) fn close(mut self) {
         self.supervisor.finish();
         if let Some(lock) = self.lock.take() {

@@ -73,6 +73,9 @@ pub struct RunInfo {
     pub output_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// How the run's processes were contained (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +200,7 @@ mod tests {
             input_tokens: None,
             output_tokens: None,
             cost_usd: None,
+            containment: None,
         }
     }
 

@@ -72,6 +72,9 @@ impl Output<'_> {
                     if shared.continued {
                         meta.push(("resumed", "true".into()));
                     }
+                    if let Some(c) = shared.supervisor.containment() {
+                        meta.push(("containment", c.to_string()));
+                    }
                     meta
                 },
                 format!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::time::Instant as TokioInstant;
 
 use super::request::Request;
-use crate::process::{Spawned, StopLevel, Supervisor};
+use crate::process::{Contained, StopLevel, Supervisor};
 use crate::stop_reason::StopReason;
 
 /// Why a run ended without an answer to judge: an agent stopped before it
@@ -68,7 +68,7 @@ pub(super) async fn limit(supervisor: &Supervisor, req: &Request<'_>) -> Cut {
 /// their growth.
 pub(super) async fn wait(
     supervisor: &Supervisor,
-    agent: &mut Spawned,
+    agent: &mut Contained,
     req: &Request<'_>,
     started: Instant,
     watched: [&Path; 2],
@@ -99,7 +99,7 @@ pub(super) async fn wait(
         }
     };
     tokio::select! {
-        _ = agent.child.wait() => None,
+        _ = agent.wait() => None,
         cut = limit(supervisor, req) => Some(cut),
         () = idle => Some(Cut::IdleTimeout),
     }

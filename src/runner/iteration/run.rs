@@ -17,7 +17,8 @@ use crate::agents::answer::final_answer;
 use crate::agents::http::{Call, CallEnd};
 use crate::agents::stream::{StreamReport, read_stream};
 use crate::agents::usage::Usage;
-use crate::process::{self, Stdio3, group};
+use crate::process::keeper::Spawn;
+use crate::process::{self, Stdio3};
 use crate::runner::context::{RunPaths, Shared};
 use crate::store::layout::RunDir;
 use crate::store::{NOT_ENDED, RunInfo};
@@ -136,6 +137,10 @@ pub(crate) async fn run(
         input_tokens: None,
         output_tokens: None,
         cost_usd: None,
+        containment: http
+            .is_none()
+            .then(|| shared.supervisor.containment().map(str::to_string))
+            .flatten(),
     };
     // RUN_START comes first on the task bus: a fast agent may post at once.
     post(
@@ -191,11 +196,21 @@ pub(crate) async fn run(
     let Some((resolved, args, stdio)) = start else {
         return Err(StartError::NoProgram);
     };
-    let spawned = resolved.and_then(|path| {
-        group::spawn(&path, args, &req.job.workdir, &env, stdio)
+    let spawned = match resolved {
+        Ok(path) => shared
+            .supervisor
+            .spawn(Spawn {
+                program: &path,
+                args,
+                cwd: &req.job.workdir,
+                env: &env,
+                stdio,
+            })
+            .await
             .map(|agent| (agent, path.clone()))
-            .map_err(|source| StartError::Spawn { path, source })
-    });
+            .map_err(|source| StartError::Spawn { path, source }),
+        Err(e) => Err(e),
+    };
     let (mut agent, program_path) = match spawned {
         Ok(a) => a,
         Err(error) => {
@@ -218,7 +233,6 @@ pub(crate) async fn run(
             return Err(error);
         }
     };
-    shared.supervisor.hold(&agent);
     info.pid = i64::from(agent.pid);
     info.pgid = i64::from(agent.pid);
     if let Err(e) = info.write_running(&info_path) {
@@ -234,13 +248,10 @@ pub(crate) async fn run(
         [&stdout_path, &stderr_path],
     )
     .await;
-    let status = match cut {
-        None => agent.child.wait().await,
+    let exit_code = match cut {
+        None => agent.wait().await,
         Some(_) => shared.supervisor.stop(&mut agent).await,
     };
-    group::sweep(&agent);
-    shared.supervisor.release(&agent);
-    let exit_code = status.map_or(-1, process::exit_code);
     let duration = started.elapsed();
 
     let report = read_stream(req.agent.kind, &stdout_path).unwrap_or_else(|e| {

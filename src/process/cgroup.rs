@@ -1,0 +1,201 @@
+//! Owns cgroup v2 containment (docs/security.md, "Containment"): where the
+//! unified hierarchy is and which cgroup conductor runs in; the keeper's own
+//! cgroup below that one, made and probed once per keeper (a process must
+//! be able to move in and out of it, and `cgroup.kill` must exist: Linux
+//! 5.14); one cgroup per run, which every process the run starts is born
+//! into and cannot leave without privileges; killing a run's cgroup at once;
+//! and removing what keepers that died left behind.
+//!
+//! No controller is enabled: conductor limits nothing, it only contains, so
+//! the cgroups it makes are allowed next to processes in the one it is in.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why cgroups cannot contain runs here.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CgroupError {
+    #[error("no cgroup v2 hierarchy is mounted")]
+    NoHierarchy,
+    #[error("this process's cgroup v2 path is unknown (/proc/self/cgroup)")]
+    NoOwnCgroup,
+    #[error("cannot create a cgroup under {}: {source}", .dir.display())]
+    Create { dir: PathBuf, source: io::Error },
+    #[error("cannot move a process into {}: {source} (the cgroup is not delegated to this user)", .dir.display())]
+    Move { dir: PathBuf, source: io::Error },
+    #[error("{} has no cgroup.kill (Linux 5.14 or later is needed)", .dir.display())]
+    NoKill { dir: PathBuf },
+}
+
+/// The keeper's cgroup: `<conductor's cgroup>/conductor-<pid>-<start>`.
+#[derive(Debug)]
+pub(crate) struct Base {
+    /// The cgroup conductor (and the keeper, between spawns) is in.
+    home: PathBuf,
+    dir: PathBuf,
+}
+
+/// One run's cgroup.
+#[derive(Debug)]
+pub(crate) struct RunCgroup {
+    dir: PathBuf,
+}
+
+impl Base {
+    /// Makes the keeper's cgroup and checks that it can contain, after
+    /// clearing what dead keepers left in conductor's cgroup.
+    pub(crate) fn create() -> Result<Self, CgroupError> {
+        let mount = mount_point().ok_or(CgroupError::NoHierarchy)?;
+        let own = own_cgroup().ok_or(CgroupError::NoOwnCgroup)?;
+        let home = mount.join(own.trim_start_matches('/'));
+        clear_dead(&home);
+        let me = std::process::id();
+        let start = super::tree::start_ticks(i32::try_from(me).unwrap_or(0)).unwrap_or(0);
+        let dir = home.join(format!("conductor-{me}-{start}"));
+        std::fs::create_dir(&dir).map_err(|source| CgroupError::Create {
+            dir: home.clone(),
+            source,
+        })?;
+        let base = Self { home, dir };
+        if let Err(e) = base.probe() {
+            let _ = std::fs::remove_dir(base.dir.join("probe"));
+            let _ = std::fs::remove_dir(&base.dir);
+            return Err(e);
+        }
+        Ok(base)
+    }
+
+    fn probe(&self) -> Result<(), CgroupError> {
+        let probe = self
+            .run_named("probe")
+            .map_err(|source| CgroupError::Create {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        if !probe.dir.join("cgroup.kill").exists() {
+            return Err(CgroupError::NoKill { dir: probe.dir });
+        }
+        probe.enter().map_err(|source| CgroupError::Move {
+            dir: probe.dir.clone(),
+            source,
+        })?;
+        self.leave().map_err(|source| CgroupError::Move {
+            dir: self.home.clone(),
+            source,
+        })?;
+        let _ = probe.remove();
+        Ok(())
+    }
+
+    /// Where runs' cgroups are made.
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new cgroup for run `id`.
+    pub(crate) fn run(&self, id: u64) -> io::Result<RunCgroup> {
+        self.run_named(&format!("run-{id}"))
+    }
+
+    fn run_named(&self, name: &str) -> io::Result<RunCgroup> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir)?;
+        Ok(RunCgroup { dir })
+    }
+
+    /// Moves this process back where it came from.
+    pub(crate) fn leave(&self) -> io::Result<()> {
+        std::fs::write(self.home.join("cgroup.procs"), b"0")
+    }
+
+    /// Removes the keeper's cgroup (its runs' are removed first).
+    pub(crate) fn remove(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    let run = RunCgroup { dir: e.path() };
+                    let _ = run.kill();
+                    let _ = run.remove();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+impl RunCgroup {
+    /// Moves this process into it, so that what it starts next is born
+    /// there.
+    pub(crate) fn enter(&self) -> io::Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), b"0")
+    }
+
+    /// The processes in it now.
+    pub(crate) fn procs(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|t| {
+                t.split_ascii_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL to every process in it, at once: none can fork its way out.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        std::fs::write(self.dir.join("cgroup.kill"), b"1")
+    }
+
+    /// Removes it; fails while a process is still in it.
+    pub(crate) fn remove(&self) -> io::Result<()> {
+        std::fs::remove_dir(&self.dir)
+    }
+}
+
+/// Where the unified (v2) hierarchy is mounted, from /proc/self/mountinfo.
+fn mount_point() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        // `ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER`
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        left.split(' ').nth(4).map(PathBuf::from)
+    })
+}
+
+/// This process's cgroup v2 path, from /proc/self/cgroup (`0::PATH`).
+fn own_cgroup() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
+}
+
+/// Kills and removes the cgroups of keepers that are gone (conductor and
+/// its keeper were both killed): their processes are no run's any more.
+fn clear_dead(home: &Path) {
+    let Ok(entries) = std::fs::read_dir(home) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some((pid, start)) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("conductor-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(p, s)| Some((p.parse::<i32>().ok()?, s.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        if super::tree::start_ticks(pid) == Some(start) {
+            continue;
+        }
+        Base {
+            home: home.to_path_buf(),
+            dir: e.path(),
+        }
+        .remove();
+    }
+}

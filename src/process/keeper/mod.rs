@@ -1,0 +1,11 @@
+//! The keeper: the small process that starts, contains and ends every
+//! process conductor runs (docs/security.md, "Containment"). Conductor
+//! talks to it through [`client`]; [`server`] is the keeper itself
+//! (`conductor __keeper`); [`protocol`] is what they say.
+
+pub(crate) mod client;
+pub(crate) mod protocol;
+pub(crate) mod server;
+
+pub(crate) use client::{Contained, Keeper, KeeperError, Spawn};
+pub(crate) use protocol::Containment;

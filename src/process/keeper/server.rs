@@ -1,0 +1,393 @@
+//! Owns the keeper process, `conductor __keeper` (docs/security.md,
+//! "Containment"): one per apply or watch, started before any agent, in
+//! its own process group and deaf to terminal signals. It starts every
+//! process conductor runs (agents, `stop.command` checks, `[success]`
+//! commands), so a start costs a fork of this small process, not of
+//! conductor with a descriptor per running agent. It is their child
+//! subreaper: whatever a run's processes start, and however they detach
+//! (`setsid`, a double fork, `set -m`, Node's `detached`), stays below it.
+//! It knows a run's processes by the run's cgroup where one can be made,
+//! else by their process group, the run's tag in their environment, and
+//! descent. A run is reported ended only once its first process has exited
+//! and every other process of it is gone; when conductor goes (its socket
+//! closes, however it died), the keeper kills everything below it and
+//! exits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use super::protocol::{self, Containment, RUN_TAG, Reply, Request};
+use crate::process::cgroup::{Base, RunCgroup};
+use crate::process::tree;
+
+/// How often a run being swept is looked at again when no child's exit
+/// wakes the keeper first.
+const SWEEP_POLL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 10_000_000,
+};
+
+/// One run, from its start until nothing of it is left.
+#[derive(Debug)]
+struct Run {
+    pid: i32,
+    /// `RUN_TAG=<tag>`, as its processes' environment holds it.
+    tag: String,
+    cgroup: Option<RunCgroup>,
+    /// The first process's exit code, once it has exited: the rest of the
+    /// run is then being killed.
+    code: Option<i32>,
+}
+
+#[derive(Debug)]
+struct Keeper {
+    me: i32,
+    base: Option<Base>,
+    runs: HashMap<u64, Run>,
+    /// Run ids by their first process, until it is reaped.
+    leaders: HashMap<i32, u64>,
+}
+
+/// The keeper's main: serves requests on stdin until conductor is gone.
+pub(crate) fn run(containment: Containment) -> u8 {
+    // Ctrl-C reaches the whole foreground group; the keeper must outlive
+    // conductor's graceful stop, so it ignores what a terminal sends.
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::default());
+    }
+    let Ok(stdin) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return 1;
+    };
+    let requests = UnixStream::from(stdin);
+    let Ok((woken, wake)) = UnixStream::pair() else {
+        return 1;
+    };
+    if woken.set_nonblocking(true).is_err()
+        || wake.set_nonblocking(true).is_err()
+        || signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, wake).is_err()
+    {
+        return 1;
+    }
+    let me = rustix::process::getpid();
+    let subreaper = rustix::process::set_child_subreaper(Some(me));
+    let (base, containment) = match (containment, Base::create()) {
+        (Containment::Subreaper, Ok(base)) => {
+            base.remove();
+            (None, "subreaper (as asked)".to_string())
+        }
+        (Containment::Subreaper, Err(_)) => (None, "subreaper (as asked)".to_string()),
+        (_, Ok(base)) => {
+            let what = format!("cgroup ({})", base.path().display());
+            (Some(base), what)
+        }
+        (Containment::Cgroup, Err(e)) => {
+            reply(&Reply::Unavailable {
+                why: format!("cgroup containment is not available: {e}"),
+            });
+            return 1;
+        }
+        (Containment::Auto, Err(e)) => (None, format!("subreaper (no cgroup: {e})")),
+    };
+    if let Err(e) = subreaper {
+        reply(&Reply::Unavailable {
+            why: format!("cannot become the agents' child subreaper: {e}"),
+        });
+        return 1;
+    }
+    reply(&Reply::Ready { containment });
+    let mut keeper = Keeper {
+        me: me.as_raw_nonzero().get(),
+        base,
+        runs: HashMap::new(),
+        leaders: HashMap::new(),
+    };
+    keeper.serve(&requests, &woken);
+    keeper.shutdown(&woken);
+    0
+}
+
+fn reply(reply: &Reply) {
+    // Conductor gone: nobody to tell, and the end of stdin says so too.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(protocol::line(reply).as_bytes());
+    let _ = out.flush();
+}
+
+impl Keeper {
+    fn serve(&mut self, requests: &UnixStream, woken: &UnixStream) {
+        loop {
+            let sweeping = self.runs.values().any(|r| r.code.is_some());
+            let mut fds = [
+                PollFd::new(requests, PollFlags::IN),
+                PollFd::new(woken, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, sweeping.then_some(&SWEEP_POLL)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return,
+            }
+            let request = !fds[0].revents().is_empty();
+            drain(woken);
+            self.reap();
+            if request {
+                match protocol::receive(requests) {
+                    Ok(Some((request, fds))) => self.handle(request, fds),
+                    Ok(None) | Err(_) => return,
+                }
+            }
+            self.sweep();
+        }
+    }
+
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) {
+        match request {
+            Request::Spawn {
+                id,
+                program,
+                args,
+                cwd,
+                env,
+            } => {
+                let answer = self.spawn(id, &program, &args, &cwd, &env, fds);
+                reply(&answer);
+            }
+            Request::Term { id } => self.signal_run(id, Signal::TERM),
+            Request::Kill { id } => self.signal_run(id, Signal::KILL),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        id: u64,
+        program: &std::path::Path,
+        args: &[String],
+        cwd: &std::path::Path,
+        env: &[(String, String)],
+        fds: Vec<OwnedFd>,
+    ) -> Reply {
+        let failed = |error: String, os_error: Option<i32>| Reply::Failed {
+            id,
+            error,
+            os_error,
+        };
+        let Ok::<[OwnedFd; 3], _>([stdin, stdout, stderr]) = fds.try_into() else {
+            return failed("a spawn came without its three streams".into(), None);
+        };
+        let cgroup = match &self.base {
+            Some(base) => match base.run(id) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    return failed(
+                        format!("cannot make the run's cgroup: {e}"),
+                        e.raw_os_error(),
+                    );
+                }
+            },
+            None => None,
+        };
+        // Born into its cgroup: the keeper steps in, starts it, steps out.
+        if let Some(c) = &cgroup
+            && let Err(e) = c.enter()
+        {
+            let _ = c.remove();
+            return failed(
+                format!("cannot enter the run's cgroup: {e}"),
+                e.raw_os_error(),
+            );
+        }
+        let tag = format!("{}-{id}", self.me);
+        let started = std::process::Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env(RUN_TAG, &tag)
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .process_group(0)
+            .spawn();
+        let mut cgroup = cgroup;
+        if let (Some(base), Some(_)) = (&self.base, &cgroup)
+            && base.leave().is_err()
+        {
+            // Still in the run's cgroup: killing it would kill the keeper,
+            // so this run is swept like one without a cgroup.
+            cgroup = None;
+        }
+        match started {
+            Ok(child) => {
+                let pid = i32::try_from(child.id()).unwrap_or(0);
+                // Dropping a std `Child` neither waits nor kills: the keeper
+                // reaps every child itself.
+                drop(child);
+                self.leaders.insert(pid, id);
+                self.runs.insert(
+                    id,
+                    Run {
+                        pid,
+                        tag: format!("{RUN_TAG}={tag}"),
+                        cgroup,
+                        code: None,
+                    },
+                );
+                Reply::Started { id, pid }
+            }
+            Err(e) => {
+                if let Some(c) = cgroup {
+                    let _ = c.remove();
+                }
+                failed(e.to_string(), e.raw_os_error())
+            }
+        }
+    }
+
+    /// Every child that ended is reaped (the keeper adopts orphans, so
+    /// they are its children too); a run's first process ending starts
+    /// the sweep of the rest of the run.
+    fn reap(&mut self) {
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            let pid = pid.as_raw_nonzero().get();
+            if let Some(id) = self.leaders.remove(&pid)
+                && let Some(run) = self.runs.get_mut(&id)
+            {
+                let code = status
+                    .exit_status()
+                    .or_else(|| status.terminating_signal().map(|s| 128 + s))
+                    .unwrap_or(-1);
+                run.code = Some(code);
+            }
+        }
+    }
+
+    /// The processes of run `id` now, its first one included while it runs.
+    fn members(&self, run: &Run) -> Vec<i32> {
+        if let Some(c) = &run.cgroup {
+            return c.procs();
+        }
+        let mut roots: Vec<i32> = self
+            .strays()
+            .into_iter()
+            .filter(|&p| {
+                tree::stat(p).is_some_and(|s| s.pgrp == run.pid) || tree::has_tag(p, &run.tag)
+            })
+            .collect();
+        if run.code.is_none() {
+            roots.push(run.pid);
+        }
+        tree::subtree(roots)
+    }
+
+    /// The keeper's children that are no running run's first process:
+    /// orphans it adopted.
+    fn strays(&self) -> Vec<i32> {
+        tree::children(self.me)
+            .into_iter()
+            .filter(|p| !self.leaders.contains_key(p))
+            .collect()
+    }
+
+    fn signal_run(&mut self, id: u64, signal: Signal) {
+        let Some(run) = self.runs.get(&id) else {
+            return;
+        };
+        if signal == Signal::KILL
+            && let Some(c) = &run.cgroup
+        {
+            let _ = c.kill();
+        }
+        for pid in self.members(run) {
+            kill(pid, signal);
+        }
+    }
+
+    /// Kills what is left of runs whose first process exited; a run with
+    /// nothing left is reported ended and forgotten.
+    fn sweep(&mut self) {
+        let ended: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.code.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            let Some(run) = self.runs.get(&id) else {
+                continue;
+            };
+            let left = self.members(run);
+            if !left.is_empty() {
+                if let Some(c) = &run.cgroup {
+                    let _ = c.kill();
+                }
+                for pid in left {
+                    kill(pid, Signal::KILL);
+                }
+                continue;
+            }
+            if let Some(c) = &run.cgroup
+                && c.remove().is_err()
+            {
+                // Processes still leaving it: looked at again soon.
+                continue;
+            }
+            let code = run.code.unwrap_or(-1);
+            self.runs.remove(&id);
+            reply(&Reply::Exited { id, code });
+        }
+        // An orphan whose run cannot be told (it left the group and cleared
+        // its environment) is killed once no run is left that could own it.
+        if self.base.is_none() && self.runs.is_empty() {
+            for pid in tree::subtree(self.strays()) {
+                kill(pid, Signal::KILL);
+            }
+        }
+    }
+
+    /// Conductor is gone: everything below the keeper is killed, and the
+    /// keeper waits until it is gone before it exits.
+    fn shutdown(&mut self, woken: &UnixStream) {
+        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        for id in ids {
+            self.signal_run(id, Signal::KILL);
+        }
+        loop {
+            self.reap();
+            let left = tree::subtree(tree::children(self.me));
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                kill(pid, Signal::KILL);
+            }
+            let mut fds = [PollFd::new(woken, PollFlags::IN)];
+            let _ = rustix::event::poll(&mut fds, Some(&SWEEP_POLL));
+            drain(woken);
+        }
+        if let Some(base) = &self.base {
+            base.remove();
+        }
+    }
+}
+
+fn kill(pid: i32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Empties the SIGCHLD pipe (it only says "look").
+fn drain(woken: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*woken).read(&mut buf), Ok(n) if n > 0) {}
+}
