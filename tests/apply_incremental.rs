@@ -173,7 +173,7 @@ fn kill_in_b(f: &Flow) -> String {
     wait_for("b's second iteration", || f.path().join("hanging").exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    // The watchdog kills the agent's group once conductor is gone.
+    // The keeper ends the agent once conductor is gone.
     let records = f.project_records();
     records
         .iter()
@@ -206,6 +206,43 @@ fn after_sigkill_apply_continues_the_same_apply_and_resumes_the_interrupted_loop
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[1]["meta"]["resumed"], "true");
     assert_eq!(starts[1]["meta"]["apply_id"], first_id.as_str());
+}
+
+#[test]
+fn a_done_left_by_an_interrupted_iteration_is_cleared_on_resume_not_credited() {
+    // b's first call writes DONE and hangs until conductor is killed; the
+    // resumed loop must not take that DONE for its own.
+    let test = flow(
+        r#"
+[agents.slow]
+kind = "command"
+command = ["sh", "-c", """
+echo "$CONDUCTOR_INSTANCE $CONDUCTOR_ITERATION" >> calls.log
+if [ ! -e hung ]; then touch "$JRUN_TASK_FOLDER/DONE" hung hanging; exec sleep 60; fi
+"""]
+[nodes.a]
+prompt = "a"
+[nodes.b]
+needs = ["a"]
+agent = "slow"
+prompt = "b"
+stop = { done_file = true, exit_zero = false, max_iterations = 2 }
+"#,
+    );
+    kill_in_b(&test);
+    let f = test.apply().status(1).run();
+    assert_eq!(calls(&f), ["a 1", "b 1", "b 1", "b 2"]);
+    assert_eq!(f.state("b"), ("failed".into(), "max_iterations".into(), 2));
+    let bus: String = f
+        .files_named("TASK-MESSAGE-BUS.md")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("-b-"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        bus.contains("DONE was found on resume"),
+        "the clearing is recorded on the task bus:\n{bus}"
+    );
 }
 
 #[test]

@@ -88,15 +88,24 @@ pub(super) async fn run(
     if let Err(e) = job.fingerprint.save(&task) {
         tracing::warn!("cannot save the fingerprint of {}: {e}", job.key);
     }
-    if !launch.resume {
-        // A loop that starts over in a folder an earlier attempt used must
-        // not find that attempt's DONE.
-        match std::fs::remove_file(task.done()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!("cannot remove {}: {e}", task.done().display());
-            }
-            _ => {}
+    // Only a DONE made during one of this loop's iterations counts: a loop
+    // that starts over must not find an earlier attempt's, and a resumed
+    // one must not credit a DONE from the iteration that was cut (it was
+    // never judged, and anything could have made it since).
+    match std::fs::remove_file(task.done()) {
+        Ok(()) if launch.resume => iteration::post(
+            &shared,
+            &task.bus(),
+            "INFO",
+            &task_id,
+            "",
+            vec![("instance", job.key.to_string())],
+            "DONE was found on resume from an interrupted iteration: removed, since only a DONE made during an iteration counts",
+        ),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("cannot remove {}: {e}", task.done().display());
         }
+        _ => {}
     }
     // A closed channel means the dispatcher is gone; the loop still ends
     // on its own and its records are on disk.
