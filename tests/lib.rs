@@ -34,6 +34,7 @@ mod preamble;
 mod properties;
 mod readme;
 mod schema;
+mod secrets;
 mod status_logs;
 mod test_builder;
 mod watch;

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::stream::StreamReport;
+use crate::secrets::Redactor;
 
 /// Text handed to templates is capped; the raw output stays on disk in full.
 pub(crate) const TEMPLATE_TEXT_CAP: usize = 1 << 20;
@@ -26,16 +27,28 @@ pub(crate) fn cap(mut text: String) -> String {
 }
 
 /// output.md written by the agent wins; else the stream's answer; else stdout.
-/// output.md is made to exist either way, as the Go seed guarantees.
-pub(crate) fn final_answer(report: &StreamReport, output: &Path, stdout: &Path) -> String {
-    if !output.exists() {
-        let written = match &report.answer {
-            Some(a) => std::fs::write(output, a),
+/// output.md is made to exist either way, as the Go seed guarantees, and
+/// holds no secret: one the agent wrote is redacted in place (stdout already
+/// was, on its way).
+pub(crate) fn final_answer(
+    report: &StreamReport,
+    output: &Path,
+    stdout: &Path,
+    redactor: &Redactor,
+) -> String {
+    if output.exists() {
+        if let Err(e) = crate::secrets::redact_file(output, redactor) {
+            tracing::warn!("cannot redact {}: {e}", output.display());
+        }
+    } else {
+        let answer = report.answer.as_deref().map(|a| redactor.redact(a));
+        let written = match &answer {
+            Some(a) => std::fs::write(output, a.as_bytes()),
             None => std::fs::copy(stdout, output).map(|_| ()),
         };
         if let Err(e) = written {
             tracing::warn!("cannot write {}: {e}", output.display());
-            return cap(report.answer.clone().unwrap_or_default());
+            return cap(answer.map(std::borrow::Cow::into_owned).unwrap_or_default());
         }
     }
     read_capped(output)
@@ -125,15 +138,23 @@ mod tests {
             answer: Some("streamed".into()),
             ..StreamReport::default()
         };
-        assert_eq!(final_answer(&streamed, &output, &stdout), "streamed");
+        assert_eq!(
+            final_answer(&streamed, &output, &stdout, &Redactor::default()),
+            "streamed"
+        );
         std::fs::write(&output, "written by the agent").unwrap();
         assert_eq!(
-            final_answer(&streamed, &output, &stdout),
+            final_answer(&streamed, &output, &stdout, &Redactor::default()),
             "written by the agent"
         );
         std::fs::remove_file(&output).unwrap();
         assert_eq!(
-            final_answer(&StreamReport::default(), &output, &stdout),
+            final_answer(
+                &StreamReport::default(),
+                &output,
+                &stdout,
+                &Redactor::default()
+            ),
             "printed"
         );
         assert_eq!(std::fs::read_to_string(&output).unwrap(), "printed");

@@ -168,6 +168,13 @@ fn post(args: &BusPostArgs) -> Result<u8, BusCliError> {
             text
         }
     };
+    // An agent may post what holds its key: the bus never keeps it.
+    let redactor = crate::secrets::Redactor::of_this_process();
+    let body = redactor.redact(&body).into_owned();
+    let meta: BTreeMap<String, String> = meta
+        .into_iter()
+        .map(|(k, v)| (k, redactor.redact(&v).into_owned()))
+        .collect();
     keep_root_out_of_git(&args.location);
     let mut writer = BusWriter::open(&path)?;
     let mut out = std::io::stdout().lock();

@@ -12,12 +12,12 @@ use super::supervisor::{self, StopLevel, Supervisor};
 
 /// Where a command's output goes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Output {
+pub(crate) enum Output<'a> {
     /// A check: only its exit code matters.
     Discard,
     /// A `[success]` command: the user reads it on conductor's stderr
-    /// (stdout is for machine output).
-    Stderr,
+    /// (stdout is for machine output), with these secrets redacted.
+    Stderr { redact: &'a [(String, String)] },
 }
 
 /// A command that could not be started.
@@ -28,11 +28,11 @@ pub(crate) struct ShellError {
     pub source: std::io::Error,
 }
 
-fn streams(output: Output) -> std::io::Result<Stdio3> {
+fn streams(output: Output<'_>) -> std::io::Result<Stdio3> {
     use std::os::fd::AsFd;
     let out = || match output {
         Output::Discard => std::fs::OpenOptions::new().write(true).open("/dev/null"),
-        Output::Stderr => std::io::stderr()
+        Output::Stderr { .. } => std::io::stderr()
             .as_fd()
             .try_clone_to_owned()
             .map(std::fs::File::from),
@@ -49,7 +49,7 @@ pub(crate) async fn run(
     command: &str,
     workdir: &Path,
     env: &[(String, String)],
-    output: Output,
+    output: Output<'_>,
     timeout: Option<Duration>,
     supervisor: &Supervisor,
 ) -> Result<i32, ShellError> {
@@ -66,6 +66,10 @@ pub(crate) async fn run(
             cwd: workdir,
             env,
             stdio: streams,
+            redact: match output {
+                Output::Discard => &[],
+                Output::Stderr { redact } => redact,
+            },
         })
         .await
         .map_err(failed)?;

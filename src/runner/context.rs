@@ -163,6 +163,9 @@ impl Shared {
         set("CONDUCTOR_ITEM", item_text(job.item.as_ref()));
         set("CONDUCTOR_ITERATION", run.iteration.to_string());
         set("CONDUCTOR_APPLY_ID", self.apply_id.clone());
+        // Names, never values: what `conductor bus post` run by the agent
+        // redacts from what it posts.
+        set(crate::secrets::SECRET_NAMES, self.secrets.join(","));
         env
     }
 

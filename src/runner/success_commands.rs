@@ -34,7 +34,9 @@ pub(super) async fn run_success(
         command,
         workdir,
         &env,
-        Output::Stderr,
+        Output::Stderr {
+            redact: shared.redactor.pairs(),
+        },
         None,
         &shared.supervisor,
     )

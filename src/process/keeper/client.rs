@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::oneshot;
 
-use super::protocol::{self, Containment, Reply, Request};
+use super::protocol::{self, Containment, Reply, Request, SpawnRequest};
 use crate::process::group::Stdio3;
 
 /// Why the keeper could not be started.
@@ -37,6 +37,8 @@ pub(crate) struct Spawn<'a> {
     pub cwd: &'a Path,
     pub env: &'a [(String, String)],
     pub stdio: Stdio3,
+    /// Secret values and their marks, redacted from its stdout and stderr.
+    pub redact: &'a [(String, String)],
 }
 
 /// A run the keeper started.
@@ -159,13 +161,14 @@ impl Keeper {
                 exited: Some(exited_tx),
             },
         );
-        let request = Request::Spawn {
+        let request = Request::Spawn(SpawnRequest {
             id,
             program: spawn.program.to_path_buf(),
             args: spawn.args.to_vec(),
             cwd: spawn.cwd.to_path_buf(),
             env: spawn.env.to_vec(),
-        };
+            redact: spawn.redact.to_vec(),
+        });
         let fds = vec![
             OwnedFd::from(spawn.stdio.stdin),
             OwnedFd::from(spawn.stdio.stdout),

@@ -44,19 +44,26 @@ pub enum Containment {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Request {
-    /// Start `program`, its stdin, stdout and stderr the three descriptors
-    /// sent with the request, as run `id`.
-    Spawn {
-        id: u64,
-        program: PathBuf,
-        args: Vec<String>,
-        cwd: PathBuf,
-        env: Vec<(String, String)>,
-    },
+    /// Start a run, its stdin, stdout and stderr the three descriptors sent
+    /// with the request.
+    Spawn(SpawnRequest),
     /// SIGTERM to every process of run `id`.
     Term { id: u64 },
     /// SIGKILL to every process of run `id`.
     Kill { id: u64 },
+}
+
+/// Run `id`: `program` with `args` in `cwd`, with exactly `env`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SpawnRequest {
+    pub id: u64,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Secret values and their marks: when there are some, the run's
+    /// stdout and stderr reach their descriptors redacted.
+    pub redact: Vec<(String, String)>,
 }
 
 /// From the keeper to conductor.
@@ -175,18 +182,19 @@ mod tests {
     fn a_request_and_its_descriptors_cross_the_socket_in_order() {
         let (a, b) = UnixStream::pair().unwrap();
         let file = tempfile::tempfile().unwrap();
-        let spawn = Request::Spawn {
+        let spawn = Request::Spawn(SpawnRequest {
             id: 7,
             program: "/bin/true".into(),
             args: vec!["x y".into()],
             cwd: "/".into(),
             env: vec![("KEY".into(), "v=1\n2".into())],
-        };
+            redact: Vec::new(),
+        });
         send(&a, &spawn, &[file.as_fd(), file.as_fd(), file.as_fd()]).unwrap();
         send(&a, &Request::Term { id: 7 }, &[]).unwrap();
         drop(a);
         let (first, fds) = receive(&b).unwrap().unwrap();
-        assert!(matches!(first, Request::Spawn { id: 7, ref env, .. } if env[0].1 == "v=1\n2"));
+        assert!(matches!(first, Request::Spawn(ref s) if s.id == 7 && s.env[0].1 == "v=1\n2"));
         assert_eq!(fds.len(), 3);
         let (second, fds) = receive(&b).unwrap().unwrap();
         assert!(matches!(second, Request::Term { id: 7 }));

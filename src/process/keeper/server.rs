@@ -20,12 +20,18 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::{Timespec, epoll};
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use super::protocol::{self, Containment, RUN_TAG, Reply, Request};
+use super::protocol::{self, Containment, RUN_TAG, Reply, Request, SpawnRequest};
+use super::relay::Relay;
 use crate::process::cgroup::{Base, RunCgroup};
 use crate::process::tree;
+use crate::secrets::StreamRedactor;
+
+/// Event tokens: the requests socket, the SIGCHLD pipe, then relays.
+const REQUESTS: u64 = 0;
+const CHILDREN: u64 = 1;
 
 /// How often a run being swept is looked at again when no child's exit
 /// wakes the keeper first.
@@ -44,6 +50,8 @@ struct Run {
     /// The first process's exit code, once it has exited: the rest of the
     /// run is then being killed.
     code: Option<i32>,
+    /// Its stdout and stderr on their way to their files, by token.
+    relays: Vec<(u64, Relay)>,
 }
 
 #[derive(Debug)]
@@ -53,6 +61,10 @@ struct Keeper {
     runs: HashMap<u64, Run>,
     /// Run ids by their first process, until it is reaped.
     leaders: HashMap<i32, u64>,
+    /// Run ids by their relays' tokens.
+    relays: HashMap<u64, u64>,
+    next_token: u64,
+    epoll: OwnedFd,
 }
 
 /// The keeper's main: serves requests on stdin until conductor is gone.
@@ -106,12 +118,30 @@ pub(crate) fn run(containment: Containment) -> u8 {
         });
         return 1;
     }
+    let Ok(poller) = epoll::create(epoll::CreateFlags::CLOEXEC) else {
+        return 1;
+    };
+    for (fd, token) in [(requests.as_fd(), REQUESTS), (woken.as_fd(), CHILDREN)] {
+        if epoll::add(
+            &poller,
+            fd,
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::IN,
+        )
+        .is_err()
+        {
+            return 1;
+        }
+    }
     reply(&Reply::Ready { containment });
     let mut keeper = Keeper {
         me: me.as_raw_nonzero().get(),
         base,
         runs: HashMap::new(),
         leaders: HashMap::new(),
+        relays: HashMap::new(),
+        next_token: CHILDREN + 1,
+        epoll: poller,
     };
     keeper.serve(&requests, &woken);
     keeper.shutdown(&woken);
@@ -127,18 +157,26 @@ fn reply(reply: &Reply) {
 
 impl Keeper {
     fn serve(&mut self, requests: &UnixStream, woken: &UnixStream) {
+        let mut events = Vec::with_capacity(64);
         loop {
             let sweeping = self.runs.values().any(|r| r.code.is_some());
-            let mut fds = [
-                PollFd::new(requests, PollFlags::IN),
-                PollFd::new(woken, PollFlags::IN),
-            ];
-            match rustix::event::poll(&mut fds, sweeping.then_some(&SWEEP_POLL)) {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                sweeping.then_some(&SWEEP_POLL),
+            ) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(_) => return,
             }
-            let request = !fds[0].revents().is_empty();
-            drain(woken);
+            let mut request = false;
+            for event in &events {
+                match event.data.u64() {
+                    REQUESTS => request = true,
+                    CHILDREN => drain(woken),
+                    token => self.pump(token),
+                }
+            }
             self.reap();
             if request {
                 match protocol::receive(requests) {
@@ -150,16 +188,26 @@ impl Keeper {
         }
     }
 
+    /// Moves a relay's output along; one whose pipe ended is done.
+    fn pump(&mut self, token: u64) {
+        let Some(run) = self.relays.get(&token).and_then(|id| self.runs.get_mut(id)) else {
+            return;
+        };
+        let Some(at) = run.relays.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        if run.relays[at].1.pump() {
+            let (_, relay) = run.relays.swap_remove(at);
+            let _ = epoll::delete(&self.epoll, relay.pipe());
+            relay.finish();
+            self.relays.remove(&token);
+        }
+    }
+
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) {
         match request {
-            Request::Spawn {
-                id,
-                program,
-                args,
-                cwd,
-                env,
-            } => {
-                let answer = self.spawn(id, &program, &args, &cwd, &env, fds);
+            Request::Spawn(spawn) => {
+                let answer = self.spawn(&spawn, fds);
                 reply(&answer);
             }
             Request::Term { id } => self.signal_run(id, Signal::TERM),
@@ -167,15 +215,15 @@ impl Keeper {
         }
     }
 
-    fn spawn(
-        &mut self,
-        id: u64,
-        program: &std::path::Path,
-        args: &[String],
-        cwd: &std::path::Path,
-        env: &[(String, String)],
-        fds: Vec<OwnedFd>,
-    ) -> Reply {
+    fn spawn(&mut self, spawn: &SpawnRequest, fds: Vec<OwnedFd>) -> Reply {
+        let SpawnRequest {
+            id,
+            ref program,
+            ref args,
+            ref cwd,
+            ref env,
+            ref redact,
+        } = *spawn;
         let failed = |error: String, os_error: Option<i32>| Reply::Failed {
             id,
             error,
@@ -183,6 +231,16 @@ impl Keeper {
         };
         let Ok::<[OwnedFd; 3], _>([stdin, stdout, stderr]) = fds.try_into() else {
             return failed("a spawn came without its three streams".into(), None);
+        };
+        // Output that could hold a secret goes through the keeper.
+        let (stdout, stderr, relays) = match relayed(redact, stdout, stderr) {
+            Ok(r) => r,
+            Err(e) => {
+                return failed(
+                    format!("cannot make the run's pipes: {e}"),
+                    e.raw_os_error(),
+                );
+            }
         };
         let cgroup = match &self.base {
             Some(base) => match base.run(id) {
@@ -233,6 +291,22 @@ impl Keeper {
                 // reaps every child itself.
                 drop(child);
                 self.leaders.insert(pid, id);
+                let mut tokens = Vec::new();
+                for relay in relays {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if epoll::add(
+                        &self.epoll,
+                        relay.pipe(),
+                        epoll::EventData::new_u64(token),
+                        epoll::EventFlags::IN,
+                    )
+                    .is_ok()
+                    {
+                        self.relays.insert(token, id);
+                    }
+                    tokens.push((token, relay));
+                }
                 self.runs.insert(
                     id,
                     Run {
@@ -240,6 +314,7 @@ impl Keeper {
                         tag: format!("{RUN_TAG}={tag}"),
                         cgroup,
                         code: None,
+                        relays: tokens,
                     },
                 );
                 Reply::Started { id, pid }
@@ -342,7 +417,14 @@ impl Keeper {
                 continue;
             }
             let code = run.code.unwrap_or(-1);
-            self.runs.remove(&id);
+            if let Some(run) = self.runs.remove(&id) {
+                // Its writers are gone: what is left in the pipes is the end.
+                for (token, relay) in run.relays {
+                    let _ = epoll::delete(&self.epoll, relay.pipe());
+                    relay.finish();
+                    self.relays.remove(&token);
+                }
+            }
             reply(&Reply::Exited { id, code });
         }
         // An orphan whose run cannot be told (it left the group and cleared
@@ -370,7 +452,10 @@ impl Keeper {
             for pid in left {
                 kill(pid, Signal::KILL);
             }
-            let mut fds = [PollFd::new(woken, PollFlags::IN)];
+            let mut fds = [rustix::event::PollFd::new(
+                woken,
+                rustix::event::PollFlags::IN,
+            )];
             let _ = rustix::event::poll(&mut fds, Some(&SWEEP_POLL));
             drain(woken);
         }
@@ -390,4 +475,31 @@ fn kill(pid: i32, signal: Signal) {
 fn drain(woken: &UnixStream) {
     let mut buf = [0u8; 64];
     while matches!((&*woken).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// The descriptors a run writes its stdout and stderr to, and the relays
+/// that carry them on when there are secrets to redact.
+fn relayed(
+    redact: &[(String, String)],
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> std::io::Result<(OwnedFd, OwnedFd, Vec<Relay>)> {
+    let (Some(out), Some(err)) = (StreamRedactor::new(redact), StreamRedactor::new(redact)) else {
+        return Ok((stdout, stderr, Vec::new()));
+    };
+    let pipe = || -> std::io::Result<(OwnedFd, OwnedFd)> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&read, true)?;
+        Ok((read, write))
+    };
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    Ok((
+        out_write,
+        err_write,
+        vec![
+            Relay::new(out_read, stdout, out),
+            Relay::new(err_read, stderr, err),
+        ],
+    ))
 }

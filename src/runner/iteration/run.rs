@@ -20,6 +20,7 @@ use crate::agents::usage::Usage;
 use crate::process::keeper::Spawn;
 use crate::process::{self, Stdio3};
 use crate::runner::context::{RunPaths, Shared};
+use crate::secrets::Redactor;
 use crate::store::layout::RunDir;
 use crate::store::{NOT_ENDED, RunInfo};
 
@@ -191,7 +192,15 @@ pub(crate) async fn run(
             report,
             program: PathBuf::new(),
         };
-        return Ok(collect(req, run_id, run, info, ended, started.elapsed()));
+        return Ok(collect(
+            req,
+            run_id,
+            run,
+            info,
+            ended,
+            started.elapsed(),
+            &shared.redactor,
+        ));
     }
     let Some((resolved, args, stdio)) = start else {
         return Err(StartError::NoProgram);
@@ -205,6 +214,7 @@ pub(crate) async fn run(
                 cwd: &req.job.workdir,
                 env: &env,
                 stdio,
+                redact: shared.redactor.pairs(),
             })
             .await
             .map(|agent| (agent, path.clone()))
@@ -267,7 +277,15 @@ pub(crate) async fn run(
         report,
         program: program_path,
     };
-    Ok(collect(req, run_id, run, info, ended, duration))
+    Ok(collect(
+        req,
+        run_id,
+        run,
+        info,
+        ended,
+        duration,
+        &shared.redactor,
+    ))
 }
 
 /// How an agent's run ended, as `collect` needs it.
@@ -288,9 +306,10 @@ fn collect(
     info: RunInfo,
     ended: Ended,
     duration: Duration,
+    redactor: &Redactor,
 ) -> Ran {
     let report = ended.report;
-    let answer = final_answer(&report, &run.output(), &run.stdout());
+    let answer = final_answer(&report, &run.output(), &run.stdout(), redactor);
     let (input_tokens, output_tokens) = (
         report.input_tokens.unwrap_or(0),
         report.output_tokens.unwrap_or(0),
@@ -302,7 +321,7 @@ fn collect(
         exit_code: ended.exit_code,
         cut: ended.cut,
         reported_failure: report.failed,
-        reported_error: report.error,
+        reported_error: report.error.map(|e| redactor.redact(&e).into_owned()),
         answer,
         usage: Usage {
             input_tokens,

@@ -1,0 +1,83 @@
+//! Secrets (docs/security.md, "Secrets"): an agent's key reaches that agent
+//! and nothing else, and no byte conductor writes or prints holds it, even
+//! when the agent prints it, writes it into `output.md`, or a `[success]`
+//! command does.
+
+use crate::test_builder::Test;
+
+const KEY: &str = "sk-live-THIS-IS-SECRET-0123456789";
+
+/// An agent that holds `MY_KEY` and prints it every way it can.
+const LEAKY: &str = r#"version = 1
+name = "t"
+[agents.leaky]
+kind = "command"
+command = ["sh", "-c", """
+printf 'out %s\n' "$MY_KEY"
+printf 'err %s\n' "$MY_KEY" >&2
+# Split across two writes, as a stream may be.
+printf 'split %s' "${MY_KEY%????????}"; sleep 0.1; printf '%s end\n' "${MY_KEY#${MY_KEY%????????}}"
+conductor bus post --type FACT --body "bus $MY_KEY" --meta "k=$MY_KEY" > /dev/null
+printf 'answer %s\n' "$MY_KEY" > "$JRUN_RUN_FOLDER/output.md"
+touch "$JRUN_TASK_FOLDER/DONE"
+"""]
+api_key_env = "MY_KEY"
+[agents.reader]
+kind = "command"
+command = ["sh", "-c", "cat > seen.txt; touch \"$JRUN_TASK_FOLDER/DONE\""]
+[nodes.n]
+agent = "leaky"
+prompt = "work"
+[nodes.m]
+needs = ["n"]
+agent = "reader"
+prompt = "upstream said: {{ needs.n.output }} ({{ needs.n.output[7:15] }})"
+[success]
+commands = ["echo \"success saw $MY_KEY\""]
+"#;
+
+#[test]
+fn a_key_an_agent_prints_is_in_no_file_and_on_no_screen() {
+    let ran = Test::new()
+        .workflow(LEAKY)
+        .apply()
+        .env("MY_KEY", KEY)
+        .stdout_lacks(KEY)
+        .stderr_lacks(KEY)
+        .stderr_has("success saw [redacted MY_KEY]")
+        .run();
+    let files = ran.files();
+    let stdout = files
+        .iter()
+        .find(|(p, _)| p.ends_with("agent-stdout.txt") && p.to_string_lossy().contains("-n-"))
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        stdout, "out [redacted MY_KEY]\nsplit [redacted MY_KEY] end\n",
+        "the agent's stdout, redacted as it streamed"
+    );
+    for (path, text) in &files {
+        assert!(!text.contains(KEY), "{} holds the key", path.display());
+    }
+    // What the next agent was sent is what prompt.md shows, and neither
+    // holds any part of the key.
+    let seen = std::fs::read_to_string(ran.path().join("seen.txt")).unwrap();
+    assert!(
+        seen.contains("upstream said: answer [redacted MY_KEY]"),
+        "{seen}"
+    );
+    assert!(!seen.contains(&KEY[7..15]), "{seen}");
+    for cmd in [
+        &["status"][..],
+        &["logs", "n"][..],
+        &["logs", "n", "--stderr"][..],
+    ] {
+        ran.then()
+            .args(cmd.iter().copied())
+            .with_root()
+            .env("MY_KEY", KEY)
+            .stdout_lacks(KEY)
+            .stderr_lacks(KEY)
+            .run();
+    }
+}
