@@ -29,6 +29,7 @@ pub(crate) mod model;
 pub(crate) mod paths;
 pub mod plan;
 pub mod preamble;
+pub(crate) mod private;
 pub(crate) mod process;
 pub(crate) mod prompt;
 pub(crate) mod report;

@@ -356,6 +356,43 @@ fn anthropic_fails_the_node_at_once_on_401_with_the_servers_message() {
     fails_at_once_on_401(Kind::Anthropic);
 }
 
+/// A redirect is not followed: the key would go to whatever host it names
+/// (headers like `x-api-key` are not dropped on the way). The node fails
+/// at once, saying where the server pointed.
+fn follows_no_redirect(kind: Kind) {
+    let elsewhere = ModelServer::start([Turn::text(FINAL)]);
+    let target = match kind {
+        Kind::OpenAi => format!("{}/v1/chat/completions", elsewhere.url()),
+        Kind::Anthropic => format!("{}/v1/messages", elsewhere.url()),
+    };
+    let server = ModelServer::start([Turn::Redirect(target.clone())]);
+    let ran = apply(kind, &server, "{ max_iterations = 3 }", 1);
+    let why = ran.explain();
+    assert_eq!(ran.state("n"), st("failed", "backend_error", 1), "{why}");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the key went to the redirect's host: {why}"
+    );
+    let error = ran.instance("n")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("307") && error.contains(&target) && error.contains("base_url"),
+        "{error}"
+    );
+}
+
+#[test]
+fn openai_follows_no_redirect_with_its_key() {
+    follows_no_redirect(Kind::OpenAi);
+}
+
+#[test]
+fn anthropic_follows_no_redirect_with_its_key() {
+    follows_no_redirect(Kind::Anthropic);
+}
+
 #[test]
 fn budget_usd_from_price_stops_the_loop() {
     // Never done: each answer costs one_call_cost(); the budget allows one

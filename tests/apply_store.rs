@@ -499,3 +499,25 @@ fn the_default_runs_root_stays_out_of_git() {
     git(&["init", "-q"]);
     assert_eq!(git(&["status", "--porcelain"]), "?? flow.toml\n");
 }
+
+#[test]
+fn the_run_store_is_readable_by_its_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let ran = Test::new()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .env_remove("CONDUCTOR_ROOT")
+        .args(["apply", "flow.toml"])
+        .run();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let runs = ran.path().join(".conductor/runs");
+    for dir in [runs.clone(), runs.join("t")] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    // A project folder an older conductor left open is closed.
+    std::fs::set_permissions(runs.join("t"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    ran.then()
+        .args(["apply", "flow.toml", "--force"])
+        .env_remove("CONDUCTOR_ROOT")
+        .run();
+    assert_eq!(mode(&runs.join("t")), 0o700);
+}

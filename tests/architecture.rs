@@ -478,6 +478,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("exit_code", 0),
     ("paths", 0),
+    ("private", 0),
     ("secrets", 0),
     ("stop_reason", 0),
     ("bus", 0),

@@ -53,6 +53,8 @@ pub(crate) enum Turn {
     /// A 200 stream that sends its first event, then nothing, until the
     /// client closes the connection (or 30 s pass).
     Stall,
+    /// A 307 to this URL.
+    Redirect(String),
 }
 
 impl Turn {
@@ -81,7 +83,8 @@ pub(crate) struct Request {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Value,
-    /// `text`, `shell`, `error <status>`, `cut`, `stall`, `side` or `unknown`.
+    /// `text`, `shell`, `error <status>`, `cut`, `stall`, `redirect`, `side` or
+    /// `unknown`.
     pub action: String,
 }
 
@@ -220,7 +223,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
                 let shell = shell_tool(p, &body);
                 let head = st.turns.front().cloned().unwrap_or_else(|| Turn::text(""));
                 let side = match head {
-                    Turn::Error { .. } | Turn::Cut | Turn::Stall => false,
+                    Turn::Error { .. } | Turn::Cut | Turn::Stall | Turn::Redirect(_) => false,
                     Turn::Shell(_) => shell.is_none() || p == Protocol::GeminiOnce,
                     Turn::Text(_) => p == Protocol::GeminiOnce,
                 };
@@ -237,6 +240,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
                         Turn::Error { status, .. } => format!("error {status}"),
                         Turn::Cut => "cut".to_string(),
                         Turn::Stall => "stall".to_string(),
+                        Turn::Redirect(_) => "redirect".to_string(),
                     };
                     (
                         action,
@@ -392,6 +396,8 @@ enum Reply {
     },
     /// The connection closed with no reply (a cut non-streaming call).
     Hangup,
+    /// A 307 to this URL.
+    Redirect(String),
 }
 
 impl Reply {
@@ -423,6 +429,10 @@ impl Reply {
                 )?;
             }
             Self::Hangup => {}
+            Self::Redirect(to) => write!(
+                w,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?,
             Self::Stream { events, cut, stall } => {
                 w.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
@@ -505,6 +515,7 @@ fn reply_for(
             status,
             retry_after,
         } => return Reply::status(*status, retry_after.clone(), error_body(p, *status)),
+        Turn::Redirect(to) => return Reply::Redirect(to.clone()),
         Turn::Text(t) => (t.clone(), None),
         Turn::Cut | Turn::Stall => ("partial answer, cut".to_string(), None),
         Turn::Shell(cmd) => {

@@ -69,7 +69,7 @@ impl BusWriter {
         let file = match open() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(io)?;
+                    crate::private::create_dir_all(dir).map_err(io)?;
                 }
                 open()
             }

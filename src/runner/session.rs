@@ -374,7 +374,10 @@ fn prepare_root(root: &Path, project_dir: &Path) -> Result<(), ApplyError> {
     // Whether files can be written in it is found by the first one written
     // (the apply's registration), not by a probe: a file created and deleted
     // costs a millisecond on some file systems.
-    std::fs::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
+    crate::private::create_dir_all(project_dir).map_err(|e| fail(project_dir, e))?;
+    // A project folder an older conductor made is closed too: it holds
+    // what agents did.
+    crate::private::restrict(project_dir).map_err(|e| fail(project_dir, e))?;
     crate::store::layout::keep_out_of_git(root);
     Ok(())
 }

@@ -80,7 +80,7 @@ pub(super) async fn run(
         task_dir: Some(task.path().to_path_buf()),
         ..Outcome::ended(Status::Failed, StopReason::NotDone)
     };
-    if let Err(e) = std::fs::create_dir_all(task.runs()) {
+    if let Err(e) = crate::private::create_dir_all(&task.runs()) {
         out.stop_reason = StopReason::StoreError;
         out.error = Some(format!("cannot create {}: {e}", task.path().display()));
         return out;

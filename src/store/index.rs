@@ -108,7 +108,7 @@ impl Index {
         let file = path(project_dir, workflow);
         let written = file
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_or(Ok(()), crate::private::create_dir_all)
             .and_then(|()| serde_json::to_vec(self).map_err(std::io::Error::other))
             .and_then(|bytes| crate::store::write_atomic_fast(&file, &bytes));
         if let Err(e) = written {

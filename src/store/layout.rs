@@ -51,7 +51,7 @@ pub fn keep_out_of_git(root: &Path) {
     if let Some(dot) = conductor_dir_of(root) {
         let ignore = dot.join(".gitignore");
         if !ignore.exists() {
-            let _ = std::fs::create_dir_all(dot);
+            let _ = crate::private::create_dir_all(dot);
             let _ = std::fs::write(&ignore, "*\n");
         }
     }

@@ -21,7 +21,7 @@ impl LiveApply {
     /// name, so no one ever sees it unlocked while its apply runs.
     pub fn register(project_dir: &Path, apply_id: &str) -> std::io::Result<Self> {
         let dir = project_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         let tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(&dir)?;
         tmp.as_file().lock()?;
         let path = dir.join(format!("{apply_id}.lock"));
@@ -59,7 +59,7 @@ impl WorkflowLock {
     ) -> std::io::Result<Result<Self, Held>> {
         use std::io::{Read, Seek, Write};
         let dir = project_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         let name = format!("{}.workflow", super::ids::short_hash(workflow, 6));
         let mut file = OpenOptions::new()
             .create(true)

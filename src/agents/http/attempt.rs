@@ -94,6 +94,21 @@ pub(super) async fn once(
         .map_err(|_| AttemptError::Stalled(idle))?
         .map_err(|e| AttemptError::from_reqwest(&e))?;
     let status = response.status();
+    if status.is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nowhere said")
+            .to_string();
+        return Err(AttemptError::Status {
+            status,
+            message: format!(
+                "the server redirected to {to}; conductor follows no redirect with an API key: set `base_url` to where it points if that is right"
+            ),
+            retry_after: None,
+        });
+    }
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
         let text = read_error_body(&mut response, idle).await;

@@ -151,8 +151,11 @@ impl<'a> Call<'a> {
             );
             return self.refuse(why);
         }
+        // No redirect is followed: the key travels in headers (`x-api-key`)
+        // that a redirect to another host would carry along.
         let client = match reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
         {
             Ok(c) => c,

@@ -64,13 +64,15 @@ pub(crate) async fn run(
     let run = req.task.run(&run_id);
     let run_dir = run.path();
     let bus = &req.task.bus();
-    std::fs::create_dir_all(run_dir).map_err(io_context("create", run_dir))?;
+    crate::private::create_dir_all(run_dir).map_err(io_context("create", run_dir))?;
     let prompt_path = run.prompt();
     let stdout_path = run.stdout();
     let stderr_path = run.stderr();
     let output_path = run.output();
-    std::fs::write(&prompt_path, shared.redactor.redact(req.prompt).as_bytes())
-        .map_err(io_context("write", &prompt_path))?;
+    // What prompt.md shows is what the agent is sent, byte for byte: a
+    // process agent reads the file, an HTTP one is sent the same text.
+    let prompt = shared.redactor.redact(req.prompt);
+    std::fs::write(&prompt_path, prompt.as_bytes()).map_err(io_context("write", &prompt_path))?;
     let paths = RunPaths {
         task_id: req.task_id,
         run_id: &run_id,
@@ -173,7 +175,7 @@ pub(crate) async fn run(
             .map_or(started + req.timeout, |d| d.min(started + req.timeout));
         let key = spec.key(&env);
         let cut = tokio::select! {
-            ended = call.run(key.as_deref(), req.prompt, req.idle_timeout, end) => match ended {
+            ended = call.run(key.as_deref(), &prompt, req.idle_timeout, end) => match ended {
                 CallEnd::Answered => None,
                 CallEnd::Failed => Some(Cut::Backend),
                 CallEnd::Refused => Some(Cut::Rejected),
