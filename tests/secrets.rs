@@ -81,3 +81,57 @@ fn a_key_an_agent_prints_is_in_no_file_and_on_no_screen() {
             .run();
     }
 }
+
+/// Escape sequences that retitle the window, clear the screen and colour
+/// what follows.
+const HOSTILE: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31m";
+
+#[test]
+fn what_agents_write_is_shown_never_played_on_a_terminal() {
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
+name = "t"
+[agents.loud]
+kind = "command"
+command = ["sh", "-c", """
+printf 'out \\033]0;pwned\\007\\033[2J\\033[31m red\\n'
+conductor bus post --body "$(printf 'bus \\033[2J')" > /dev/null
+touch "$JRUN_TASK_FOLDER/DONE"
+"""]
+[nodes.n]
+agent = "loud"
+for_each = ["a\u001b[31mb"]
+prompt = "work"
+"#,
+        )
+        .apply()
+        .stderr_lacks("\u{1b}")
+        .stdout_lacks("\u{1b}")
+        .run();
+    let logs = ran
+        .then()
+        .args(["logs", "n"])
+        .with_root()
+        .stdout_lacks("\u{1b}")
+        .stdout_has("out \\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m red")
+        .run();
+    assert!(!logs.stdout.contains(HOSTILE));
+    ran.then()
+        .args(["status"])
+        .with_root()
+        .stdout_lacks("\u{1b}")
+        .stdout_has("a\\x1b[31mb")
+        .run();
+    let bus = ran
+        .files_named("TASK-MESSAGE-BUS.md")
+        .into_iter()
+        .next()
+        .unwrap();
+    ran.then()
+        .args(["bus", "read", "--bus"])
+        .arg(bus)
+        .stdout_lacks("\u{1b}")
+        .stdout_has("bus \\x1b[2J")
+        .run();
+}

@@ -236,6 +236,8 @@ fn print_messages(messages: &[Message], json: bool) {
 }
 
 /// `[2026-03-01 10:15:02] (DECISION) task-x: first line`, further lines indented.
+/// A record as a person reads it; what agents wrote is shown, never played
+/// (escape sequences appear as `\xNN`).
 fn human(m: &Message) -> String {
     let when = m.ts.get(..19).unwrap_or(&m.ts).replace('T', " ");
     let scope = if m.task_id.is_empty() {
@@ -253,7 +255,7 @@ fn human(m: &Message) -> String {
         text.push_str("\n    ");
         text.push_str(line);
     }
-    text
+    crate::report::printable(&text).into_owned()
 }
 
 /// Prints messages as they are appended, woken by file events (inotify on

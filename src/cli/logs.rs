@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::applies::{Apply, FindError, latest};
 use super::args::LogsArgs;
 use crate::exit_code;
+use crate::report::PrintableBytes;
 use crate::store::layout::{ProjectDir, RunDir, TaskDir};
 
 /// Why an instance's output cannot be shown.
@@ -82,32 +83,54 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
             path: path.clone(),
             source,
         };
+        // Agents' output is shown, never played: escape sequences in it
+        // are printed as `\xNN` (docs/security.md).
         let mut f = std::fs::File::open(&path).map_err(read)?;
-        std::io::copy(&mut f, &mut out).map_err(read)?;
+        let mut escape = PrintableBytes::default();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut shown = Vec::new();
+        loop {
+            let n = f.read(&mut buf).map_err(read)?;
+            if n == 0 {
+                break;
+            }
+            escape.push(buf.get(..n).unwrap_or_default(), &mut shown);
+            out.write_all(&shown).map_err(read)?;
+            shown.clear();
+        }
+        escape.finish(&mut shown);
+        out.write_all(&shown).map_err(read)?;
         return Ok(exit_code::OK);
     }
     // Follow: poll the run's file for growth (a file that is being appended
     // to raises no event notify reports reliably across new run folders).
     let mut current: Option<(RunDir, u64)> = None;
+    let mut escape = PrintableBytes::default();
     loop {
         let newest = latest_run(&task);
         if let Some(run) = newest
             && current.as_ref().is_none_or(|(c, _)| *c != run)
         {
             if let Some((old, offset)) = &current {
-                copy_from(&file(old), *offset, &mut out);
+                copy_from(&file(old), *offset, &mut escape, &mut out);
+                let mut rest = Vec::new();
+                escape.finish(&mut rest);
+                let _ = out.write_all(&rest);
             }
             let _ = writeln!(out, "==> {} <==", run.path().display());
             current = Some((run, 0));
         }
         if let Some((run, offset)) = current.as_mut() {
-            *offset = copy_from(&file(run), *offset, &mut out);
+            *offset = copy_from(&file(run), *offset, &mut escape, &mut out);
         }
         let _ = out.flush();
         if ended(&apply, &args.instance) {
             if let Some((run, offset)) = current.as_mut() {
-                copy_from(&file(run), *offset, &mut out);
+                copy_from(&file(run), *offset, &mut escape, &mut out);
             }
+            let mut rest = Vec::new();
+            escape.finish(&mut rest);
+            let _ = out.write_all(&rest);
             return Ok(exit_code::OK);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -198,8 +221,8 @@ fn latest_run(task: &TaskDir) -> Option<RunDir> {
     task.run_dirs().into_iter().rfind(|r| r.path().is_dir())
 }
 
-/// Copies `path` from `offset` to `out`; returns the new offset.
-fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
+/// Copies `path` from `offset` to `out`, escaped; returns the new offset.
+fn copy_from(path: &Path, offset: u64, escape: &mut PrintableBytes, out: &mut impl Write) -> u64 {
     let Ok(mut f) = std::fs::File::open(path) else {
         return offset;
     };
@@ -208,6 +231,8 @@ fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
     }
     let mut buf = Vec::new();
     let n = f.read_to_end(&mut buf).unwrap_or(0);
-    let _ = out.write_all(&buf[..n]);
+    let mut shown = Vec::new();
+    escape.push(buf.get(..n).unwrap_or_default(), &mut shown);
+    let _ = out.write_all(&shown);
     offset + n as u64
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::applies::{Apply, latest};
 use super::args::StatusArgs;
 use crate::exit_code;
+use crate::report::printable;
 use crate::store::layout::ProjectDir;
 
 #[derive(Debug, Serialize)]
@@ -51,7 +52,10 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
     let _ = writeln!(
         out,
         "{} ({}, started {}): {}",
-        report.workflow, report.apply_id, report.started, report.state
+        printable(&report.workflow),
+        report.apply_id,
+        report.started,
+        report.state
     );
     let width = report
         .instances
@@ -69,7 +73,10 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         let _ = writeln!(
             out,
             "{:<width$}  {:<8}  {:>5}  {}",
-            r.instance, r.state, r.iterations, r.stop_reason
+            printable(&r.instance),
+            r.state,
+            r.iterations,
+            printable(&r.stop_reason)
         );
     }
     exit_code::OK

@@ -61,6 +61,7 @@ impl Console {
     }
 
     fn line(&self, text: &str) {
+        let text = &*super::printable(text);
         match &self.bars {
             Some(m) => {
                 let _ = m.println(text);
@@ -77,7 +78,7 @@ impl Console {
         let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bar = m.add(ProgressBar::new_spinner().with_style(style));
-        bar.set_prefix(key.to_string());
+        bar.set_prefix(super::printable(key).into_owned());
         bar.set_message("starting");
         bar.enable_steady_tick(Duration::from_millis(120));
         if let Ok(mut r) = self.running.lock() {
@@ -122,7 +123,7 @@ impl Console {
             let _ = writeln!(
                 err,
                 "{:<width$}  {:<8}  {:>5}  {:>8}  {}",
-                i.key,
+                super::printable(&i.key),
                 if i.stop_reason == StopReason::UpToDate {
                     "current"
                 } else {
@@ -138,10 +139,11 @@ impl Console {
             let _ = writeln!(
                 err,
                 "[success] {mark}: {} (exit {})",
-                s.command, s.exit_code
+                super::printable(&s.command),
+                s.exit_code
             );
         }
-        let _ = writeln!(err, "{}", summary_line(summary));
+        let _ = writeln!(err, "{}", super::printable(&summary_line(summary)));
     }
 
     /// One line for an apply that a watch ran (the live view goes on).
@@ -200,7 +202,9 @@ fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
                 .and_then(|(path, kind)| crate::agents::activity::latest(*kind, path))
                 .map(|t| format!(" · {t}"))
                 .unwrap_or_default();
-            live.bar.set_message(format!("{}{tool}{latest}", live.head));
+            live.bar.set_message(
+                super::printable(&format!("{}{tool}{latest}", live.head)).into_owned(),
+            );
         }
     }
 }
@@ -249,7 +253,7 @@ impl Observer for Console {
                 } else if let Ok(mut r) = self.running.lock()
                     && let Some(live) = r.get_mut(key)
                 {
-                    live.bar.set_message(text.clone());
+                    live.bar.set_message(super::printable(&text).into_owned());
                     live.head = text;
                     live.stream = live.bus.parent().map(|task| {
                         (

@@ -4,6 +4,8 @@
 
 mod console;
 mod junit;
+mod printable;
 
 pub(crate) use console::Console;
 pub(crate) use junit::write_junit;
+pub(crate) use printable::{PrintableBytes, printable};
