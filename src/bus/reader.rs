@@ -42,6 +42,10 @@ struct Header {
     links: Vec<serde_json::Value>,
     #[serde(default)]
     meta: BTreeMap<String, serde_json::Value>,
+    /// The body's length in bytes, as written (conductor's records; the Go
+    /// seed's have none).
+    #[serde(default)]
+    body_bytes: Option<usize>,
 }
 
 /// Decodes a header: our own flat headers by a fast path, anything else
@@ -97,6 +101,7 @@ fn flat_header(text: &str) -> Option<Header> {
         parents: Vec::new(),
         links: Vec::new(),
         meta: BTreeMap::new(),
+        body_bytes: None,
     };
     let mut seen = 0u8;
     let mut in_meta = false;
@@ -116,6 +121,13 @@ fn flat_header(text: &str) -> Option<Header> {
         }
         in_meta = false;
         let (key, raw) = line.split_once(": ")?;
+        if key == "body_bytes" {
+            if h.body_bytes.is_some() {
+                return None;
+            }
+            h.body_bytes = Some(raw.parse().ok()?);
+            continue;
+        }
         let value = flat_scalar(raw)?;
         let (slot, bit) = match key {
             "msg_id" => (&mut h.msg_id, 1),
@@ -163,6 +175,10 @@ pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
         }
         state = match state {
             State::Seek => State::Header(pos),
+            // A blank line before this fence is the one between records:
+            // the header before it was cut short, and this fence opens the
+            // next record rather than closing that one.
+            State::Header(from) if text[from..start].ends_with("\n\n") => State::Header(pos),
             State::Header(from) => match decode_header(&text[from..start]) {
                 Ok(h) => State::Body(Box::new(h), pos),
                 // Not a header (a torn record, or we started mid-record):
@@ -172,8 +188,16 @@ pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
             State::Body(h, from) => {
                 // The blank line before this fence separates the records.
                 let body = &text[from..start];
-                let body = body.strip_suffix('\n').unwrap_or(body);
-                out.push(message(h, body));
+                // A body cut short by a writer that died is dropped, not
+                // shown as if whole; the fence that ended it opens the next.
+                if whole(&h, body) {
+                    let body = match h.body_bytes {
+                        // Exactly the body and the newline after it.
+                        Some(n) => &body[..=n],
+                        None => body.strip_suffix('\n').unwrap_or(body),
+                    };
+                    out.push(message(h, body));
+                }
                 consumed = start;
                 State::Header(pos)
             }
@@ -182,9 +206,19 @@ pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
     // The last record counts only when it is whole: a writer that died in
     // the middle of its one write leaves no final newline.
     if let State::Body(h, from) = state {
-        // The writer always puts at least a newline after the closing `---`.
-        if text.ends_with('\n') && text.len() > from {
-            out.push(message(h, &text[from..]));
+        let region = &text[from..];
+        if let Some(n) = h.body_bytes {
+            // Its body and the newline after it, then perhaps the start of
+            // the next record (its blank line and part of its fence).
+            let after = region.get(n..).unwrap_or_default();
+            if let Some(next) = after.strip_prefix('\n')
+                && "\n---".starts_with(next)
+            {
+                out.push(message(h, &region[..=n]));
+                consumed = from + n + 1;
+            }
+        } else if text.ends_with('\n') && !region.is_empty() {
+            out.push(message(h, region));
             consumed = text.len();
         } else {
             // A partial `---` after a blank line is the torn start of the
@@ -199,6 +233,18 @@ pub(crate) fn parse(text: &str) -> (Vec<Message>, usize) {
         }
     }
     (out, consumed)
+}
+
+/// Whether `region` (from the fence after the header to the fence of the
+/// next record) holds the whole body its header announces: the body, the
+/// newline the writer adds, and the blank line between records. A body
+/// one byte short, mended by the next writer's newline, has one newline
+/// too few.
+fn whole(h: &Header, region: &str) -> bool {
+    let Some(n) = h.body_bytes else {
+        return true;
+    };
+    region.as_bytes().get(n..) == Some(b"\n\n")
 }
 
 fn message(h: Box<Header>, body: &str) -> Message {
@@ -411,10 +457,59 @@ mod tests {
     }
 
     #[test]
+    fn a_record_torn_inside_its_body_is_dropped_and_the_next_one_kept() {
+        let torn = record("a", "line one\nline two\nline three");
+        // Cut anywhere in the body, at a line's end too (the writer died
+        // mid-write); the next writer starts on a new line, as ours does.
+        let body_at = torn.find("line one").unwrap();
+        for cut in body_at..torn.len() - 1 {
+            let text = format!("{}\n{}", &torn[..cut], record("b", "next"));
+            let (msgs, consumed) = parse(&text);
+            let ids: Vec<&str> = msgs.iter().map(|m| m.msg_id.as_str()).collect();
+            assert_eq!(ids, ["b"], "cut at {cut}: {text:?}");
+            assert_eq!(msgs[0].body, "next");
+            assert_eq!(consumed, text.len());
+        }
+    }
+
+    #[test]
+    fn a_record_torn_anywhere_never_hides_the_next_one() {
+        // A writer dies after any byte of record a; then b is appended by
+        // the writer, which starts it on a line of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.md");
+        let torn = record("a", "line one\nline two");
+        for cut in 1..torn.len() - 1 {
+            std::fs::write(&path, &torn.as_bytes()[..cut]).unwrap();
+            let mut w = crate::bus::BusWriter::open(&path).unwrap();
+            let id = w
+                .append(&NewMessage {
+                    kind: "FACT".into(),
+                    project_id: "p".into(),
+                    body: "next".into(),
+                    ..NewMessage::default()
+                })
+                .unwrap();
+            let msgs = read_all(&path).unwrap();
+            let ids: Vec<&str> = msgs.iter().map(|m| m.msg_id.as_str()).collect();
+            assert_eq!(
+                ids,
+                [id.as_str()],
+                "cut at {cut}: {:?}",
+                std::fs::read_to_string(&path)
+            );
+            assert_eq!(msgs[0].body, "next");
+        }
+    }
+
+    #[test]
     fn offsets_count_the_bytes_of_invalid_utf8_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bus.md");
-        let mut bytes = record("a", "bad").into_bytes();
+        // Written by another writer: no `body_bytes` to check it by.
+        let mut bytes = record("a", "bad")
+            .replace("body_bytes: 3\n", "")
+            .into_bytes();
         bytes.pop();
         bytes.extend_from_slice(b"\xff\xfe\n");
         let first = bytes.len() as u64;

@@ -65,6 +65,15 @@ impl NewMessage {
         push_scalar(out, &self.task_id);
         out.push_str("\nrun_id: ");
         push_scalar(out, &self.run_id);
+        // The body's length, so that a reader can tell a body cut short
+        // (a writer that died mid-write) from a whole one.
+        let body = if self.body.contains("---") {
+            std::borrow::Cow::Owned(escape_body(&self.body))
+        } else {
+            std::borrow::Cow::Borrowed(self.body.as_str())
+        };
+        out.push_str("\nbody_bytes: ");
+        out.push_str(&body.len().to_string());
         out.push('\n');
         if self.kind == "ISSUE" {
             out.push_str("issue_id: ");
@@ -90,11 +99,7 @@ impl NewMessage {
             }
         }
         out.push_str("---\n");
-        if self.body.contains("---") {
-            out.push_str(&escape_body(&self.body));
-        } else {
-            out.push_str(&self.body);
-        }
+        out.push_str(&body);
         // Always one newline more than the body has, which the reader takes
         // off: every body, trailing newlines included, reads back exactly.
         out.push('\n');
@@ -221,7 +226,7 @@ mod tests {
         let text = m.render("MSG-1", "2026-03-01T10:15:02.123Z");
         assert_eq!(
             text,
-            "---\nmsg_id: MSG-1\nts: 2026-03-01T10:15:02.123Z\ntype: DECISION\nproject_id: payments\ntask_id: task-1\nrun_id: \"\"\nmeta:\n    stage: review\n---\nChose optimistic locking.\n"
+            "---\nmsg_id: MSG-1\nts: 2026-03-01T10:15:02.123Z\ntype: DECISION\nproject_id: payments\ntask_id: task-1\nrun_id: \"\"\nbody_bytes: 25\nmeta:\n    stage: review\n---\nChose optimistic locking.\n"
         );
     }
 }

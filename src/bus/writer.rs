@@ -63,7 +63,13 @@ impl BusWriter {
                 path: path.to_path_buf(),
             });
         }
-        let open = || OpenOptions::new().append(true).create(true).open(path);
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(path)
+        };
         // Missing folders are created only when the open says so: most
         // appends go to a bus whose folder exists.
         let file = match open() {
@@ -128,12 +134,25 @@ impl BusWriter {
     fn write_locked(&mut self, record: &str) -> std::io::Result<()> {
         self.file.lock()?;
         let result = (|| {
-            if !self.has_content {
-                self.has_content = self.file.metadata()?.len() > 0;
-            }
+            let len = self.file.metadata()?.len();
+            self.has_content |= len > 0;
             let bytes = record.as_bytes();
-            let bytes = if self.has_content { bytes } else { &bytes[1..] };
-            self.write_whole(bytes)
+            if !self.has_content {
+                return self.write_whole(&bytes[1..]);
+            }
+            // A writer that died mid-write left no newline at the end: one
+            // more puts this record's blank line and fence on lines of their
+            // own, so readers see where the torn one ends.
+            let mut last = [0u8; 1];
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut last, len - 1)?;
+            if last[0] == b'\n' {
+                self.write_whole(bytes)
+            } else {
+                let mut mended = Vec::with_capacity(bytes.len() + 1);
+                mended.push(b'\n');
+                mended.extend_from_slice(bytes);
+                self.write_whole(&mended)
+            }
         })();
         let unlocked = self.file.unlock();
         if result.is_ok() {
