@@ -3,7 +3,7 @@
 //! agent), secrets never written anywhere, items that cannot escape the
 //! runs root, `[success]`, reports, and exit code 3.
 
-use crate::apply_support::{Flow, one_node, st};
+use crate::apply_support::{Flow, one_node, st, state};
 use crate::test_builder::Test;
 
 #[test]
@@ -520,4 +520,157 @@ fn the_run_store_is_readable_by_its_user_only() {
         .env_remove("CONDUCTOR_ROOT")
         .run();
     assert_eq!(mode(&runs.join("t")), 0o700);
+}
+
+/// Makes what stands where a bus goes.
+type Make = fn(&std::path::Path);
+
+#[test]
+fn a_project_bus_that_cannot_be_written_is_exit_3_before_any_agent_starts() {
+    // A folder, a FIFO (an open for writing would wait for a reader for
+    // ever) and a symlink out of the runs root stand where the bus goes.
+    let workflow = one_node(r#""--done-after", "1", "--pid-file", "started""#, "{}");
+    let make: [(&str, Make); 3] = [
+        ("a folder", |p| std::fs::create_dir(p).unwrap()),
+        ("a FIFO", |p| {
+            let ok = std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }),
+        ("a symlink", |p| {
+            std::os::unix::fs::symlink("/tmp/elsewhere-bus.md", p).unwrap();
+        }),
+    ];
+    for (what, make) in make {
+        let test = Test::new().workflow(&workflow);
+        let bus = test.root().join("t/PROJECT-MESSAGE-BUS.md");
+        std::fs::create_dir_all(bus.parent().unwrap()).unwrap();
+        make(&bus);
+        let ran = test
+            .apply()
+            .status(3)
+            .timeout(std::time::Duration::from_secs(30))
+            .stderr_has("the project bus cannot be written")
+            .stderr_has("help: the project bus must be a regular file")
+            .run();
+        assert!(
+            !ran.path().join("started").exists(),
+            "{what}: an agent started"
+        );
+    }
+}
+
+#[test]
+fn a_run_store_that_cannot_take_a_write_is_exit_3_not_a_missing_agent() {
+    // A file-size limit (util-linux `prlimit`) stands in for a full disk:
+    // the second iteration's prompt.md is larger than any file may grow.
+    let big = "x".repeat(64 << 10);
+    let flow = Flow::new(
+        &one_node(r#""--say", "not yet""#, "{ max_iterations = 3 }").replace(
+            "prompt = \"work\"",
+            &format!("prompt = \"{{% if iteration > 1 %}}{big}{{% endif %}}work\""),
+        ),
+    );
+    let out = std::process::Command::new("prlimit")
+        .arg("--fsize=32768")
+        .arg(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--json", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        state(&summary, "n"),
+        st("failed", "store_error", 2),
+        "{summary:#}"
+    );
+    let error = crate::apply_support::instance(&summary, "n")["error"].to_string();
+    assert!(
+        error.contains("prompt.md") && error.contains("File too large"),
+        "{error}"
+    );
+    assert!(stderr.contains("stopping: store_error"), "{stderr}");
+    // No run is left marked running.
+    for info in flow.files_named("run-info.yaml") {
+        let text = std::fs::read_to_string(&info).unwrap();
+        assert!(
+            !text.contains("status: running"),
+            "{}: {text}",
+            info.display()
+        );
+    }
+}
+
+/// A small tmpfs mounted for one test, unmounted when it ends.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs (this test needs root)");
+        Self(at)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "mounts a tmpfs, so it needs root: .ci/run runs it"]
+fn a_full_disk_is_exit_3_and_leaves_no_run_marked_running() {
+    // Once its run is recorded, the agent fills the disk the runs root is
+    // on: its own output fails, its run's last record must still land (in
+    // place of the `running` one), and the next iteration cannot start.
+    let flow = Flow::new(&crate::apply_support::one_node_command(
+        r#""sh", "-c", "while [ ! -e \"$JRUN_RUN_FOLDER/run-info.yaml\" ]; do sleep 0.01; done; head -c 4194304 /dev/zero""#,
+        "{ exit_zero = true, max_iterations = 3 }",
+    ));
+    let disk = TinyDisk::mount(flow.path().join("disk"), "256k");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--json", "--root"])
+        .arg(disk.0.join("runs"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state(&summary, "n").1, "store_error", "{summary:#}");
+    let error = crate::apply_support::instance(&summary, "n")["error"].to_string();
+    assert!(error.contains("No space left on device"), "{error}");
+    let mut infos = 0;
+    for e in walk(&disk.0) {
+        if e.ends_with("run-info.yaml") {
+            infos += 1;
+            let text = std::fs::read_to_string(&e).unwrap();
+            assert!(!text.contains("status: running"), "{}: {text}", e.display());
+        }
+    }
+    assert!(infos > 0, "the first run's record landed");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

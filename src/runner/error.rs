@@ -38,6 +38,8 @@ pub(crate) enum ApplyError {
         dir: PathBuf,
         holder: String,
     },
+    #[error("the project bus cannot be written: {0}")]
+    Bus(crate::bus::AppendError),
     #[error("cannot find conductor's own binary: {0}")]
     OwnBinary(std::io::Error),
     #[error(transparent)]
@@ -132,6 +134,7 @@ impl ApplyError {
             Self::NotReady(_)
             | Self::RootNotWritable { .. }
             | Self::Locked { .. }
+            | Self::Bus(_)
             | Self::OwnBinary(_)
             | Self::Keeper(_)
             | Self::Runtime(_)
@@ -146,6 +149,9 @@ impl ApplyError {
             Self::RootNotWritable { .. } => {
                 Some("pass a writable folder with --root, or set CONDUCTOR_ROOT")
             }
+            Self::Bus(_) => Some(
+                "the project bus must be a regular file conductor can append to: move away what is at that path, or pass another --root",
+            ),
             Self::Locked { .. } => {
                 Some("wait for it to finish, or stop it (Ctrl-C, or `kill` that pid)")
             }

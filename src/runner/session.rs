@@ -379,5 +379,11 @@ fn prepare_root(root: &Path, project_dir: &Path) -> Result<(), ApplyError> {
     // what agents did.
     crate::private::restrict(project_dir).map_err(|e| fail(project_dir, e))?;
     crate::store::layout::keep_out_of_git(root);
+    // The project bus is where the apply is recorded: one that cannot be
+    // appended to (a folder, a FIFO, a symlink) stops it before any agent.
+    crate::bus::BusWriter::open(
+        &crate::store::layout::ProjectDir::at(project_dir.to_path_buf()).bus(),
+    )
+    .map_err(ApplyError::Bus)?;
     Ok(())
 }

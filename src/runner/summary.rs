@@ -155,9 +155,15 @@ impl Summary {
             .iter()
             .any(|i| i.status == Status::Failed && i.counts)
             || self.success.iter().any(|s| s.exit_code != 0);
+        // The run store failing is the environment's fault, not a node's.
+        let store = self
+            .instances
+            .iter()
+            .any(|i| i.stop_reason == StopReason::StoreError);
         (self.status, self.exit_code) = match interrupted_by {
             Some(15) => (ApplyStatus::Interrupted, exit_code::TERMINATED),
             Some(_) => (ApplyStatus::Interrupted, exit_code::INTERRUPTED),
+            None if store => (ApplyStatus::Failed, exit_code::ENVIRONMENT),
             None if failed => (ApplyStatus::Failed, exit_code::FAILED),
             None => (ApplyStatus::Done, exit_code::OK),
         };

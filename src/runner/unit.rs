@@ -272,7 +272,9 @@ impl Looper<'_> {
                     );
                     out.error = Some(why);
                     out.iterations = iteration;
-                    return fail(out, StopReason::AgentMissing);
+                    // The run store failing (a full disk) is not the agent's
+                    // fault, and is said as what it is.
+                    return fail(out, e.stop_reason());
                 }
             };
             out.iterations = iteration;

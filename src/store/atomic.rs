@@ -19,6 +19,19 @@ pub fn write_atomic_fast(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    match replace_once(path, bytes, durable) {
+        // A full disk: the old version's blocks make room for the new one
+        // (a run's terminal record replacing its `running` one must land,
+        // or the run would stay marked running).
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull && path.is_file() => {
+            std::fs::remove_file(path)?;
+            replace_once(path, bytes, durable)
+        }
+        other => other,
+    }
+}
+
+fn replace_once(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

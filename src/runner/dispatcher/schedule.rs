@@ -583,6 +583,11 @@ impl<'a> Dispatcher<'a> {
             {
                 self.stopping(StopReason::FailFast);
             }
+            // A run store that cannot be written (a full disk) fails every
+            // run after it: nothing more is started.
+            if outcome.stop_reason == StopReason::StoreError && self.stop_reason.is_none() {
+                self.stopping(StopReason::StoreError);
+            }
             let parent = self.fan_outs.parent_of(i);
             if self.graph.jobs[i].forced && outcome.status == Status::Done {
                 self.force_downstream(i, parent);

@@ -21,6 +21,7 @@ use crate::process::keeper::Spawn;
 use crate::process::{self, Stdio3};
 use crate::runner::context::{RunPaths, Shared};
 use crate::secrets::Redactor;
+use crate::stop_reason::StopReason;
 use crate::store::layout::RunDir;
 use crate::store::{NOT_ENDED, RunInfo};
 
@@ -43,6 +44,19 @@ pub(crate) enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// Why the instance failed: its run could not be recorded (the run
+    /// store), or its agent could not be started.
+    pub(crate) fn stop_reason(&self) -> StopReason {
+        match self {
+            Self::Io { .. } => StopReason::StoreError,
+            Self::NoProgram | Self::NotFound { .. } | Self::Spawn { .. } => {
+                StopReason::AgentMissing
+            }
+        }
+    }
 }
 
 fn io_context(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> StartError {
