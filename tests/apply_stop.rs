@@ -302,3 +302,45 @@ fn a_stop_expr_that_cannot_be_evaluated_fails_the_node_and_says_why() {
         "{info:#}"
     );
 }
+
+#[test]
+fn the_conditions_judge_the_whole_answer_not_its_first_mib() {
+    // Past the first MiB (all templates are handed) the promise still counts.
+    let long = r#""sh", "-c", "head -c 2097152 /dev/zero | tr '\\0' x; echo; echo '<promise>DONE</promise>'""#;
+    let flow = Flow::new(&crate::apply_support::one_node_command(
+        long,
+        r#"{ promise = "<promise>DONE</promise>", max_iterations = 1 }"#,
+    ));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{summary:#}");
+    assert_eq!(state(&summary, "n"), st("done", "promise", 1));
+
+    // A JSON answer longer than a MiB is read whole, and `expr` sees it.
+    let json = r#""sh", "-c", "printf '{\"pad\": \"'; head -c 2097152 /dev/zero | tr '\\0' x; printf '\", \"ok\": true}'""#;
+    let flow = Flow::new(
+        &crate::apply_support::one_node_command(
+            json,
+            r#"{ expr = "json.ok", max_iterations = 1 }"#,
+        )
+        .replace(
+            "prompt = \"work\"",
+            "prompt = \"work\"\noutput = { format = \"json\" }",
+        ),
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{summary:#}");
+    assert_eq!(state(&summary, "n"), st("done", "expr", 1));
+
+    // Past 64 MiB nothing is judged by its beginning: the node fails, saying so.
+    let huge =
+        r#""sh", "-c", "head -c 68157440 /dev/zero | tr '\\0' x; echo '<promise>DONE</promise>'""#;
+    let flow = Flow::new(&crate::apply_support::one_node_command(
+        huge,
+        r#"{ promise = "<promise>DONE</promise>", max_iterations = 1 }"#,
+    ));
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{summary:#}");
+    assert_eq!(state(&summary, "n"), st("failed", "stop_error", 1));
+    let error = crate::apply_support::instance(&summary, "n")["error"].to_string();
+    assert!(error.contains("more than the 64 MiB"), "{error}");
+}

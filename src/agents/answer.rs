@@ -13,6 +13,47 @@ use crate::secrets::Redactor;
 /// Text handed to templates is capped; the raw output stays on disk in full.
 pub(crate) const TEMPLATE_TEXT_CAP: usize = 1 << 20;
 
+/// The success conditions and JSON extraction judge the whole answer up to
+/// this size (docs/workflow-format.md); a larger one is not judged at all
+/// rather than judged by its beginning.
+pub(crate) const JUDGED_TEXT_CAP: u64 = 64 << 20;
+
+/// An answer too large to be judged whole.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the answer is {} MiB, more than the {} MiB the success conditions judge whole",
+    .bytes >> 20,
+    JUDGED_TEXT_CAP >> 20
+)]
+pub(crate) struct TooLarge {
+    pub bytes: u64,
+}
+
+/// The whole answer: `capped` itself when it was not cut, else `output`
+/// read again in full.
+pub(crate) fn whole<'a>(
+    capped: &'a str,
+    output: &Path,
+) -> Result<std::borrow::Cow<'a, str>, TooLarge> {
+    if capped.len() <= TEMPLATE_TEXT_CAP {
+        return Ok(std::borrow::Cow::Borrowed(capped));
+    }
+    let bytes = std::fs::metadata(output).map_or(0, |m| m.len());
+    if bytes > JUDGED_TEXT_CAP {
+        return Err(TooLarge { bytes });
+    }
+    let mut text = Vec::new();
+    if let Ok(f) = File::open(output) {
+        // Read no more than the cap, should the file grow meanwhile.
+        if let Err(e) = f.take(JUDGED_TEXT_CAP).read_to_end(&mut text) {
+            tracing::warn!("cannot read {}: {e}", output.display());
+        }
+    }
+    Ok(std::borrow::Cow::Owned(
+        String::from_utf8_lossy(&text).into_owned(),
+    ))
+}
+
 /// Caps `text` at [`TEMPLATE_TEXT_CAP`] bytes (on a char boundary), saying so.
 pub(crate) fn cap(mut text: String) -> String {
     if text.len() > TEMPLATE_TEXT_CAP {

@@ -284,10 +284,30 @@ impl Looper<'_> {
             usage.add(ran.usage);
             self.shared.limits.spend(ran.usage.cost_usd);
             out.usage = usage;
+            // The conditions and the JSON judge the whole answer, not the
+            // part templates are handed.
+            let judges_answer = self.agent.json
+                || self.agent.stop.promise.is_some()
+                || self.agent.stop.output_matches.is_some()
+                || self.agent.stop.expr.is_some();
+            let whole = if judges_answer && ran.cut.is_none() {
+                crate::agents::answer::whole(&ran.answer, &ran.run.output())
+            } else {
+                Ok(std::borrow::Cow::Borrowed(ran.answer.as_str()))
+            };
+            let whole = match whole {
+                Ok(w) => w,
+                Err(too_large) => {
+                    let verdict = Verdict::Error(too_large.to_string());
+                    self.record(&ran, iteration, &verdict);
+                    out.error = Some(too_large.to_string());
+                    return fail(out, StopReason::StopError);
+                }
+            };
             // The answer's JSON, and why it is not usable when it is not.
             let (json, json_error) = match (self.agent.json, ran.cut) {
                 (false, _) | (true, Some(_)) => (None, None),
-                (true, None) => match extract_json(&ran.answer) {
+                (true, None) => match extract_json(&whole) {
                     None => (None, Some("the answer holds no JSON".to_string())),
                     Some(v) => match self.agent.schema.as_ref().map(|s| s.check(&v)) {
                         Some(Err(e)) => (None, Some(e.to_string())),
@@ -305,7 +325,7 @@ impl Looper<'_> {
             let mut verdict = match ran.cut {
                 Some(cut) => Verdict::Cut(cut),
                 None => {
-                    self.judge(&ran, iteration, json.as_ref(), agent_error)
+                    self.judge(&ran, &whole, iteration, json.as_ref(), agent_error)
                         .await
                 }
             };
@@ -374,13 +394,14 @@ impl Looper<'_> {
     async fn judge(
         &self,
         ran: &Ran,
+        whole: &str,
         iteration: u32,
         json: Option<&serde_json::Value>,
         agent_error: bool,
     ) -> Verdict {
         let scope = &self.shared.program.scopes[self.shared.program.node(self.job.node).scope];
         let ctx = context! {
-            output => ran.answer.as_str(),
+            output => whole,
             json => json.map(crate::prompt::context),
             iteration => iteration,
             exit_code => ran.exit_code,
@@ -409,7 +430,7 @@ impl Looper<'_> {
         let ev = Evidence {
             done_file: &done_file,
             workdir: &self.job.workdir,
-            answer: &ran.answer,
+            answer: whole,
             exit_code: ran.exit_code,
             agent_failed: ran.reported_failure,
             context: ctx,
