@@ -184,7 +184,7 @@ stop = {{ done_file = true, max_iterations = {} }}
         ITERATIONS + 1
     );
     std::fs::write(dir.path().join("flow.toml"), workflow).unwrap();
-    // Conductor, its watchdog and its agents inherit this variable: it is
+    // Conductor, its keeper and its agents inherit this variable: it is
     // how the processes of this apply, and only these, are found in /proc.
     let mark = format!("CONDUCTOR_LOAD_TEST={}", dir.path().display());
     let summary_path = dir.path().join("summary.json");
@@ -208,7 +208,7 @@ stop = {{ done_file = true, max_iterations = {} }}
     );
     let pid = apply.0.id();
     let mut samples: Vec<Sample> = Vec::new();
-    let mut watchdog_seen = false;
+    let mut keeper_seen = false;
     let mut last_scan = Vec::new();
     let status = loop {
         if let Some(status) = apply.0.try_wait().unwrap() {
@@ -229,10 +229,10 @@ stop = {{ done_file = true, max_iterations = {} }}
         }
         // While agents run, the scan that must come back empty at the end
         // does find this apply's processes. Every 50th sample until it
-        // does: on a loaded machine the watchdog may start late.
-        if !watchdog_seen && !samples.is_empty() && samples.len().is_multiple_of(50) {
+        // does: on a loaded machine the keeper may start late.
+        if !keeper_seen && !samples.is_empty() && samples.len().is_multiple_of(50) {
             last_scan = crate::apply_support::processes_with_env(&mark);
-            watchdog_seen = last_scan.iter().any(|(_, cmd)| cmd.contains("__watchdog"));
+            keeper_seen = last_scan.iter().any(|(_, cmd)| cmd.contains("__keeper"));
         }
         assert!(
             started.elapsed() < Duration::from_mins(10),
@@ -251,8 +251,8 @@ stop = {{ done_file = true, max_iterations = {} }}
     );
     assert!(samples.len() > 50, "too few samples");
     assert!(
-        watchdog_seen,
-        "no watchdog among this apply's processes while it ran; the last scan found {last_scan:?}"
+        keeper_seen,
+        "no keeper among this apply's processes while it ran; the last scan found {last_scan:?}"
     );
 
     // What the user is told.
@@ -335,7 +335,7 @@ stop = {{ done_file = true, max_iterations = {} }}
         last.fds
     );
     // Descriptors: back near where they started (the runtime, the
-    // watchdog's pipe, the locks and the project bus are opened after the
+    // keeper's socket, the locks and the project bus are opened after the
     // first sample); a leak per run or per instance would be thousands.
     assert!(
         last.fds <= first.fds + 16,
@@ -344,8 +344,8 @@ stop = {{ done_file = true, max_iterations = {} }}
         first.fds
     );
     // While it ran, bounded by the agents running at once, not by the runs
-    // done: each costs a pidfd, and while it starts the three files it gets
-    // as stdin, stdout and stderr (measured: a peak of 51 with 32 agents).
+    // done: while an agent starts, conductor holds the three files it gets
+    // as stdin, stdout and stderr until the keeper has them.
     let bound = first.fds + 3 * MAX_PARALLEL + 16;
     assert!(
         peak_fds <= bound,
@@ -369,8 +369,8 @@ stop = {{ done_file = true, max_iterations = {} }}
         "conductor's heap grew as it ran: {early} KiB in the first quarter, {late} KiB in the last"
     );
 
-    // Nothing of this apply is left running: no agent, no watchdog (which
-    // exits by itself once conductor's end of its pipe closes).
+    // Nothing of this apply is left running: no agent, no keeper (which
+    // exits by itself once conductor's end of its socket closes).
     let mut left = Vec::new();
     let gone = Instant::now();
     while gone.elapsed() < Duration::from_secs(10) {
