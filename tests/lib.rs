@@ -23,6 +23,7 @@ mod architecture;
 mod bus;
 mod bus_roundtrip;
 mod clock;
+mod diagnostics;
 mod examples;
 mod fake_agent;
 mod invalid;

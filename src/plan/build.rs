@@ -620,10 +620,14 @@ impl Planner<'_> {
             needs => Value::from(needs),
         };
         let scope = &self.program.scopes[node.scope];
-        let rendered = scope
-            .templates
-            .get_template(template)
-            .and_then(|t| t.render(ctx));
+        // Placeholders stand in for what exists only at run time, templates
+        // named after them included.
+        let (rendered, _reads) = prompt::recording(true, || {
+            scope
+                .templates
+                .get_template(template)
+                .and_then(|t| t.render(ctx))
+        });
         match rendered {
             Ok(s) => Some(s),
             Err(e) => {

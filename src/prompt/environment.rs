@@ -37,6 +37,7 @@ pub(crate) fn environment(library: &Library) -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env.set_loader(library.loader());
+    env.set_path_join_callback(|name, _parent| super::reads::looked_up(name));
     env
 }
 
@@ -59,19 +60,74 @@ pub(crate) fn undeclared(template: &minijinja::Template<'_, '_>) -> Vec<String> 
     names
 }
 
+/// A template named in a source with a literal string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reference {
+    pub name: String,
+    /// `{% include "x" ignore missing %}`: it may not exist.
+    pub optional: bool,
+}
+
 /// Template names a source refers to with `include`, `import`, `from` or
-/// `extends` and a literal string, so that a static check can follow them.
-pub(crate) fn referenced_templates(source: &str) -> Vec<String> {
+/// `extends` and a string literal that is the whole name, so that a static
+/// check can follow them. A name computed from a literal and values
+/// (`"parts/" ~ item ~ ".md"`) is not one: the plan's renders find it.
+pub(crate) fn referenced_templates(source: &str) -> Vec<Reference> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let Some(re) = RE
         .get_or_init(|| {
-            regex::Regex::new(r#"\{%-?\s*(?:include|import|from|extends)\s+["']([^"']+)["']"#).ok()
+            regex::Regex::new(
+                r#"\{%[-+]?\s*(?:include|import|from|extends)\s+(?:"([^"]*)"|'([^']*)')\s*(ignore\s+missing\b)?\s*(?:[-+]?%\}|as\b|import\b|with\b|without\b)"#,
+            )
+            .ok()
         })
         .as_ref()
     else {
         return Vec::new();
     };
     re.captures_iter(source)
-        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .filter_map(|c| {
+            let name = c.get(1).or_else(|| c.get(2))?.as_str().to_string();
+            Some(Reference {
+                name,
+                optional: c.get(3).is_some(),
+            })
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(source: &str) -> Vec<(String, bool)> {
+        referenced_templates(source)
+            .into_iter()
+            .map(|r| (r.name, r.optional))
+            .collect()
+    }
+
+    #[test]
+    fn only_whole_literal_names_are_references() {
+        assert_eq!(names(r#"{% include "a.md" %}"#), [("a.md".into(), false)]);
+        assert_eq!(names(r"{%- include 'a.md' -%}"), [("a.md".into(), false)]);
+        assert_eq!(names(r#"{% include "parts/" ~ item ~ ".md" %}"#), []);
+        assert_eq!(names(r"{% include name %}"), []);
+        assert_eq!(
+            names(r#"{% include "x.md" ignore missing %}"#),
+            [("x.md".into(), true)]
+        );
+        assert_eq!(
+            names(r#"{% import "m.md" as m %}{% from "n.md" import f %}{% extends "b.md" %}"#),
+            [
+                ("m.md".into(), false),
+                ("n.md".into(), false),
+                ("b.md".into(), false)
+            ]
+        );
+        assert_eq!(
+            names(r#"{% include "a.md" with context %}"#),
+            [("a.md".into(), false)]
+        );
+    }
 }

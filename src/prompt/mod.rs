@@ -6,6 +6,7 @@
 mod environment;
 mod library;
 mod placeholder;
+mod reads;
 
 pub(crate) use environment::{
     PROMPT_GLOBALS, STRING_GLOBALS, context, environment, is_templated, referenced_templates,
@@ -13,3 +14,4 @@ pub(crate) use environment::{
 };
 pub(crate) use library::Library;
 pub(crate) use placeholder::Placeholder;
+pub(crate) use reads::recording;
