@@ -104,3 +104,126 @@ fn a_self_including_template_says_recursion() {
         .stderr_lacks("panicked")
         .run();
 }
+
+#[test]
+fn invalid_utf8_in_a_workflow_file_gets_a_line_and_column() {
+    let mut text = flow("[nodes.a]\nprompt = \"x\"\n").into_bytes();
+    // `# café` in Latin-1 on line 2 of the file.
+    let at = text.iter().position(|&b| b == b'\n').unwrap() + 1;
+    text.splice(at..at, b"# caf\xE9\n".iter().copied());
+    Test::new()
+        .file("flow.toml", text)
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("conductor::io")
+        .stderr_has("flow.toml is not UTF-8 text")
+        .stderr_has("╭─[flow.toml:2:6]")
+        .stderr_has("byte 0xE9 is not UTF-8")
+        .stderr_has("save the file as UTF-8")
+        .run();
+}
+
+#[test]
+fn invalid_utf8_in_a_template_gets_a_line_and_column() {
+    Test::new()
+        .workflow(flow("[nodes.a]\nprompt = { template = \"p.md\" }\n"))
+        .file("p.md", b"line one\nna\xEFve\n".as_slice())
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("not UTF-8: byte 0xEF at line 2, column 3")
+        .run();
+}
+
+#[test]
+fn env_names_no_process_can_carry_are_diagnosed() {
+    Test::new()
+        .workflow(flow(
+            "[agents.other]\nkind = \"command\"\ncommand = [\"cat\"]\nenv = { \"\" = \"x\" }\napi_key_env = \"KEY=1\"\n\n\
+             [nodes.a]\nprompt = \"x\"\nenv = { \"A=B\" = \"x\", \"N\\u0000UL\" = \"y\", OK = \"with\\u0000nul\" }\n",
+        ))
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("`A=B` cannot be an environment variable name: it holds `=`")
+        .stderr_has("`N\\0UL` cannot be an environment variable name: it holds a NUL character")
+        .stderr_has("an environment variable name cannot be empty")
+        .stderr_has("`KEY=1` cannot be an environment variable name")
+        .stderr_has("the value of `OK` holds a NUL character")
+        .stderr_has("no process can carry this name")
+        .stderr_has("╭─[flow.toml:20:9]")
+        .stderr_has("flow.toml: 5 errors")
+        .run();
+}
+
+#[test]
+fn an_out_of_range_integer_names_the_real_bound() {
+    Test::new()
+        .workflow(flow(
+            "[nodes.a]\nprompt = \"x\"\nmax_parallel = 5000000000\nstop = { max_iterations = 99999999999999999999 }\n\
+             for_each = [1, 99999999999999999999]\n",
+        ))
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("`max_parallel` must be a whole number from 1 to 4294967295, not 5000000000")
+        .stderr_has(
+            "`max_iterations` must be a whole number from 1 to 4294967295, not 99999999999999999999",
+        )
+        .stderr_has("99999999999999999999 does not fit in a 64-bit integer")
+        .stderr_lacks("remove the quotes")
+        .stderr_lacks("not a string")
+        .run();
+    Test::new()
+        .file(
+            "flow.kdl",
+            "version 1\nname \"t\"\nagent \"echo\" kind=\"command\" {\n    command \"cat\"\n}\n\
+             node \"a\" agent=\"echo\" {\n    prompt \"x\"\n    stop max-iterations=99999999999999999999\n}\n",
+        )
+        .args(["validate", "flow.kdl"])
+        .status(INVALID)
+        .stderr_has(
+            "`max-iterations` must be a whole number from 1 to 4294967295, not 99999999999999999999",
+        )
+        .run();
+    Test::new()
+        .workflow(flow("[nodes.a]\nprompt = \"{{ params.n }}\"\n").replace(
+            "[defaults]",
+            "[params]\nn = { type = \"int\", default = 1 }\n\n[defaults]",
+        ))
+        .args(["validate", "flow.toml", "--set", "n=99999999999999999999"])
+        .status(INVALID)
+        .stderr_has("99999999999999999999 does not fit in param `n`: an int goes from")
+        .stderr_lacks("gave a string")
+        .run();
+}
+
+#[test]
+fn a_diagnostic_never_prints_a_huge_source_line_whole() {
+    let long = "x".repeat(100_000);
+    let ran = Test::new()
+        .workflow(flow(&format!(
+            "[nodes.a]\nprompt = \"x\"\nstop = {{ promise = \"{long}\", max_iterations = 0, output_matches = \"{long}(\" }}\n"
+        )))
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("`max_iterations` must be a whole number of at least 1, not 0")
+        .stderr_has("conductor::bad_regex")
+        .run();
+    // The column is that of the whole line; the line is cut around it.
+    let line = format!("stop = {{ promise = \"{long}\", max_iterations = 0");
+    let column = line.find(", max_iterations = 0").unwrap() + ", max_iterations = ".len() + 1;
+    assert!(
+        ran.stderr.contains(&format!("╭─[flow.toml:14:{column}]")),
+        "{}",
+        &ran.stderr[..ran.stderr.len().min(3000)]
+    );
+    assert!(
+        ran.stderr.contains("…"),
+        "{}",
+        &ran.stderr[..3000.min(ran.stderr.len())]
+    );
+    assert!(
+        ran.stderr.len() < 6000,
+        "{} bytes of stderr:\n{}",
+        ran.stderr.len(),
+        &ran.stderr[..3000]
+    );
+}

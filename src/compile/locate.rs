@@ -122,8 +122,9 @@ impl Locator<'_> {
         let file = match self.sources.find(&path) {
             Some(f) => f,
             None => {
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    return fallback;
+                let text = match crate::source::read_text(&path) {
+                    Ok(text) | Err(crate::source::ReadError::NotUtf8 { lossy: text, .. }) => text,
+                    Err(crate::source::ReadError::Io(_)) => return fallback,
                 };
                 self.sources.add(
                     path.clone(),

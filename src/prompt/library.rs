@@ -56,7 +56,7 @@ impl Library {
             let Some(path) = resolve(&search, name) else {
                 return Ok(None);
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = crate::source::read_text(&path).map_err(|e| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
                     format!("cannot read template {}: {e}", path.display()),
