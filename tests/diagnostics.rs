@@ -227,3 +227,35 @@ fn a_diagnostic_never_prints_a_huge_source_line_whole() {
         &ran.stderr[..3000]
     );
 }
+
+#[test]
+fn an_invalid_json_schema_is_caught_by_validate_with_its_location() {
+    let node = "[nodes.a]\nprompt = \"x\"\noutput = { format = \"json\", schema = \"s.json\" }\n";
+    Test::new()
+        .workflow(flow(node))
+        .file(
+            "s.json",
+            "{\n  \"type\": \"object\",\n  \"properties\": {\n    \"tasks\": { \"type\": \"strnig\" }\n  }\n}\n",
+        )
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("output schema `s.json` is not a valid JSON Schema at /properties/tasks/type")
+        .stderr_has("╭─[s.json:4:24]")
+        .stderr_has("not valid here")
+        .stderr_has("╭─[flow.toml:14:38]")
+        .run();
+    Test::new()
+        .workflow(flow(node))
+        .file("s.json", "{\n  \"type\": \"object\",\n}\n")
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("output schema `s.json` is not JSON")
+        .stderr_has("╭─[s.json:3:1]")
+        .stderr_has("trailing comma")
+        .run();
+    Test::new()
+        .workflow(flow(node))
+        .file("s.json", "{ \"type\": \"object\" }")
+        .args(["validate", "flow.toml"])
+        .run();
+}
