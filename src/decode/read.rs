@@ -291,10 +291,20 @@ impl Cx<'_> {
         if n.is_finite() && n > 0.0 {
             Some(Spanned::new(n, value.span))
         } else {
+            // `nan`, `inf` and negative amounts are valid TOML and KDL
+            // floats, but no amount of money: a budget compared with them
+            // would never, or always, be used up.
+            let shown = match value.kind {
+                ValueKind::Integer(i) => i.to_string(),
+                _ => n.to_string().to_lowercase(),
+            };
             self.invalid(
                 value,
-                format!("`{}` must be a number greater than 0", key.spelled),
-                None,
+                format!(
+                    "`{}` must be a finite number greater than 0, not {shown}",
+                    key.spelled
+                ),
+                Some("write an amount in US dollars, such as 2.50".to_string()),
             );
             None
         }
