@@ -28,6 +28,7 @@ pub enum Code {
     UnknownNeed,
     DuplicateNode,
     DuplicateKey,
+    DuplicateItem,
     Cycle,
     UnknownAgent,
     TemplateSyntax,
@@ -63,6 +64,7 @@ impl Code {
             Self::UnknownNeed => "conductor::unknown_need",
             Self::DuplicateNode => "conductor::duplicate_node",
             Self::DuplicateKey => "conductor::duplicate_key",
+            Self::DuplicateItem => "conductor::duplicate_item",
             Self::Cycle => "conductor::cycle",
             Self::UnknownAgent => "conductor::unknown_agent",
             Self::TemplateSyntax => "conductor::template_syntax",
@@ -174,9 +176,17 @@ impl Diagnostic {
             let labels: Vec<LabeledSpan> = mine
                 .iter()
                 .zip(&excerpt.spans)
-                .map(|(l, &(start, end))| {
+                .enumerate()
+                .map(|(i, (l, &(start, end)))| {
                     let text = (!l.text.is_empty()).then(|| shorten(&l.text, LABEL_MAX));
-                    LabeledSpan::new_with_span(text, SourceSpan::from((start, end - start)))
+                    let span = SourceSpan::from((start, end - start));
+                    // The first label is where the problem is: the location
+                    // the report names.
+                    if i == 0 {
+                        LabeledSpan::new_primary_with_span(text, span)
+                    } else {
+                        LabeledSpan::new_with_span(text, span)
+                    }
                 })
                 .collect();
             (excerpt, labels)

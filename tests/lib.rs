@@ -26,6 +26,7 @@ mod clock;
 mod diagnostics;
 mod examples;
 mod fake_agent;
+mod instances;
 mod invalid;
 mod load;
 mod model_server;

@@ -243,9 +243,17 @@ impl Planner<'_> {
                 }
             },
         };
+        if let Some(ForEach::Items(list)) = &node.for_each {
+            let written: Vec<(Option<&serde_json::Value>, Span)> = items
+                .iter()
+                .zip(list)
+                .map(|(item, v)| (item.as_ref(), v.span))
+                .collect();
+            self.duplicates(node, "`for_each`", "item", &written);
+        }
         let mut axes: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
         for (k, vs) in &node.matrix {
-            let values = vs
+            let values: Vec<serde_json::Value> = vs
                 .iter()
                 .map(|v| match v.value.as_str() {
                     Some(s) => serde_json::Value::from(
@@ -255,6 +263,17 @@ impl Planner<'_> {
                     None => v.value.clone(),
                 })
                 .collect();
+            let written: Vec<(Option<&serde_json::Value>, Span)> = values
+                .iter()
+                .zip(vs)
+                .map(|(value, v)| (Some(value), v.span))
+                .collect();
+            self.duplicates(
+                node,
+                &format!("matrix axis `{}`", k.value),
+                "value",
+                &written,
+            );
             axes.push((k.value.clone(), values));
         }
         let combos = matrix_combos(&axes);
@@ -281,6 +300,55 @@ impl Planner<'_> {
         debug_assert_eq!(self.slots.len(), i);
         self.slots.push(slots);
         self.runtime.push(runtime);
+    }
+
+    /// Two items (or matrix values) that give one instance key would be
+    /// one instance twice: one task folder, one `DONE`, one fingerprint.
+    /// Each is an error at the second one written.
+    fn duplicates(
+        &mut self,
+        node: &Node,
+        list: &str,
+        what: &str,
+        written: &[(Option<&serde_json::Value>, Span)],
+    ) {
+        let mut seen: std::collections::HashMap<String, (&serde_json::Value, Span)> =
+            std::collections::HashMap::new();
+        for &(value, span) in written {
+            let Some(value) = value else { continue };
+            let key = super::expand::item_key(value);
+            let Some(&(first, first_span)) = seen.get(&key) else {
+                seen.insert(key, (value, span));
+                continue;
+            };
+            let (message, help) = if first == value {
+                (
+                    format!(
+                        "{list} of node `{}` lists the {what} {value} twice",
+                        node.id
+                    ),
+                    format!(
+                        "remove one: each {what} makes instances of its own, with their own task folders"
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "{list} of node `{}` has the {what}s {first} and {value}, which give one instance key `{key}`",
+                        node.id
+                    ),
+                    format!(
+                        "make the {what}s differ as text (a number and a string of its digits are one key), or remove one"
+                    ),
+                )
+            };
+            self.push(
+                Diagnostic::error(Code::DuplicateItem, message)
+                    .label(span, "again here")
+                    .label(first_span, "first here")
+                    .help(help),
+            );
+        }
     }
 
     fn instance(

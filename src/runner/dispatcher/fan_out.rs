@@ -159,6 +159,20 @@ pub(super) fn expand(
         .iter()
         .map(|(item, _)| crate::plan::expand::instance_key(node_id, Some(item), None).into())
         .collect();
+    // Two items with one key would be one instance twice, sharing a task
+    // folder: the fan-out fails, saying which.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(first) = seen.insert(key, i) {
+            let mut out = Outcome::ended(Status::Failed, StopReason::FanOutSource);
+            out.error = Some(format!(
+                "items {} and {} give one instance, `{key}`: each instance needs an item of its own (remove duplicate lines or list entries from the source's answer)",
+                first + 1,
+                i + 1
+            ));
+            return Expansion::Ended(Box::new(out));
+        }
+    }
     if items.is_empty() {
         return Expansion::Became(keys);
     }
