@@ -47,7 +47,7 @@ impl Locator<'_> {
             ErrorKind::TemplateNotFound => Code::TemplateNotFound,
             _ => Code::TemplateRender,
         };
-        let detail = e.detail().unwrap_or("template error").to_string();
+        let detail = crate::prompt::error_detail(e);
         let what = match code {
             Code::TemplateSyntax => "template syntax error",
             Code::UndefinedVariable => "undefined variable in template",

@@ -8,12 +8,21 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
 use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
-use crate::compile::{Action, Locator, Node, Program, env_json};
+use crate::compile::{Action, Locator, Node, NodeId, Program, env_json};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, ForEach, OutputFormat, Spanned};
 use crate::paths::{display_rel, normalize, rebase};
 use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
+
+/// The most instances a plan may have (docs/workflow-format.md, "Size caps"):
+/// a plan is built and checked before anything runs, so its size must stay
+/// within what `validate`, `plan` and `watch` handle in seconds.
+const MAX_INSTANCES: usize = 100_000;
+
+/// The most `needs` links between instances a plan may have: a node of n
+/// instances that needs a node of m has n × m of them.
+const MAX_LINKS: usize = 2_000_000;
 
 /// What to include.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +39,15 @@ struct Slot {
     item: Option<serde_json::Value>,
     /// Index into the plan's instances.
     at: usize,
+}
+
+/// A static node's instances by item key, for the nodes that mirror it.
+#[derive(Debug, Default)]
+struct ItemIndex {
+    /// Item keys in the order their items first appear.
+    order: Vec<String>,
+    /// Positions in the node's slots of the instances of each item.
+    slots: std::collections::HashMap<String, Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -51,6 +69,10 @@ struct Planner<'a> {
     edges: Vec<(usize, usize)>,
     show_prompts: bool,
     runs_root: Option<std::path::PathBuf>,
+    /// Nodes a render of which ran out of fuel.
+    out_of_fuel: std::collections::HashSet<String>,
+    /// Mirrored nodes' instances by item, by node index.
+    items_of: std::collections::HashMap<usize, ItemIndex>,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
@@ -75,6 +97,8 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         edges: Vec::new(),
         show_prompts: options.show_prompts,
         runs_root: options.runs_root,
+        out_of_fuel: std::collections::HashSet::new(),
+        items_of: std::collections::HashMap::new(),
     };
     for (i, node) in program.nodes.iter().enumerate() {
         p.node(i, node);
@@ -233,10 +257,18 @@ impl Planner<'_> {
                 Vec::new()
             }
             Some(ForEach::EachOf { .. }) => match node.fan_out_source {
-                Some(src) if !self.runtime[src.index()] => self.slots[src.index()]
-                    .iter()
-                    .map(|s| s.item.clone())
-                    .collect(),
+                // One instance per item of the source: a source with a matrix
+                // has several instances of one item, which one mirror needs.
+                Some(src) if !self.runtime[src.index()] => {
+                    self.index_items(src.index());
+                    let index = &self.items_of[&src.index()];
+                    let slots = &self.slots[src.index()];
+                    index
+                        .order
+                        .iter()
+                        .map(|k| slots[index.slots[k][0]].item.clone())
+                        .collect()
+                }
                 _ => {
                     runtime = true;
                     Vec::new()
@@ -276,7 +308,22 @@ impl Planner<'_> {
             );
             axes.push((k.value.clone(), values));
         }
-        let combos = matrix_combos(&axes);
+        // Counted before anything is built, so that a matrix of ten axes of
+        // ten values is refused at once rather than expanded.
+        let combos_len = axes
+            .iter()
+            .map(|(_, v)| v.len())
+            .fold(1usize, usize::saturating_mul);
+        let count = if runtime {
+            1
+        } else {
+            items.len().saturating_mul(combos_len)
+        };
+        let combos = if self.within_caps(node, count, items.len(), combos_len) {
+            matrix_combos(&axes)
+        } else {
+            Vec::new()
+        };
         let mut slots = Vec::new();
         if runtime {
             let at = self.instances.len();
@@ -300,6 +347,51 @@ impl Planner<'_> {
         debug_assert_eq!(self.slots.len(), i);
         self.slots.push(slots);
         self.runtime.push(runtime);
+    }
+
+    /// Whether `count` more instances of `node`, with their `needs` links,
+    /// stay within the plan's caps; says why not when they do not.
+    fn within_caps(&mut self, node: &Node, count: usize, items: usize, combos: usize) -> bool {
+        // Each instance waits for every instance of each need; a mirror
+        // (`each_of`) only for those of its own item.
+        let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
+        let links = node
+            .needs
+            .iter()
+            .map(|&j| {
+                let n = self.slots[j.index()].len();
+                if mirrored && Some(j) == node.fan_out_source && !self.runtime[j.index()] {
+                    n.saturating_mul(combos)
+                } else {
+                    n.saturating_mul(count)
+                }
+            })
+            .fold(0usize, usize::saturating_add);
+        let (what, cap) = if self.instances.len().saturating_add(count) > MAX_INSTANCES {
+            (
+                format!(
+                    "node `{}` expands to {count} instances ({items} item(s) × {combos} matrix combination(s)), and a plan may have at most {MAX_INSTANCES}",
+                    node.id
+                ),
+                "instances",
+            )
+        } else if self.edges.len().saturating_add(links) > MAX_LINKS {
+            (
+                format!(
+                    "node `{}` adds {links} `needs` links between instances ({count} instance(s), each waiting for every instance it needs), and a plan may have at most {MAX_LINKS}",
+                    node.id
+                ),
+                "links",
+            )
+        } else {
+            return true;
+        };
+        self.push(
+            Diagnostic::error(Code::TooLarge, what)
+                .label(node.span, format!("too many {cap}"))
+                .help("fan out over fewer items or matrix values, or split the work into several workflows; see docs/workflow-format.md, \"Size caps\""),
+        );
+        false
     }
 
     /// Two items (or matrix values) that give one instance key would be
@@ -497,14 +589,22 @@ impl Planner<'_> {
         let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
         let mut keys = Vec::new();
         for &j in &node.needs {
-            for s in &self.slots[j.index()] {
-                if mirrored
-                    && Some(j) == node.fan_out_source
-                    && !self.runtime[j.index()]
-                    && s.item.as_ref() != item
-                {
-                    continue;
+            let j = j.index();
+            if mirrored && Some(NodeId::new(j)) == node.fan_out_source && !self.runtime[j] {
+                // Only the instances with this item, found by its key: a
+                // scan of all of them for each mirror would be quadratic.
+                self.index_items(j);
+                let found = item
+                    .map(super::expand::item_key)
+                    .and_then(|k| self.items_of[&j].slots.get(&k));
+                for &p in found.into_iter().flatten() {
+                    let at = self.slots[j][p].at;
+                    keys.push(Arc::clone(&self.instances[at].key));
+                    self.edges.push((at, me));
                 }
+                continue;
+            }
+            for s in &self.slots[j] {
                 keys.push(Arc::clone(&self.instances[s.at].key));
                 self.edges.push((s.at, me));
             }
@@ -615,6 +715,9 @@ impl Planner<'_> {
         if !is_templated(text) {
             return Some(text.to_string());
         }
+        if self.out_of_fuel.contains(&node.id) {
+            return None;
+        }
         let ctx = self.context(node, item, matrix);
         match self.program.scopes[node.scope]
             .templates
@@ -622,7 +725,8 @@ impl Planner<'_> {
         {
             Ok(s) => Some(s),
             Err(e) => {
-                let detail = e.detail().unwrap_or("cannot render").to_string();
+                self.note_fuel(node, &e);
+                let detail = prompt::error_detail(&e);
                 self.push(
                     Diagnostic::error(Code::UndefinedVariable, format!("cannot render `{text}` for node `{}`: {detail}", node.id))
                         .label(span, "in this value")
@@ -660,10 +764,19 @@ impl Planner<'_> {
                 && matches!(node.for_each, Some(ForEach::EachOf { .. }));
             let value = if mirrored {
                 // `needs.X` is the one instance of X with the same item.
-                self.slots[j.index()]
-                    .iter()
-                    .find(|s| s.item.as_ref() == item)
-                    .map(|s| self.result_placeholder(j.index(), s))
+                let found = match item {
+                    Some(item) => {
+                        self.index_items(j.index());
+                        self.items_of[&j.index()]
+                            .slots
+                            .get(&super::expand::item_key(item))
+                            .and_then(|found| found.first().copied())
+                    }
+                    // A run-time mirror of a run-time fan-out: its one slot.
+                    None => self.slots[j.index()].iter().position(|s| s.item.is_none()),
+                };
+                found
+                    .map(|p| self.result_placeholder(j.index(), &self.slots[j.index()][p]))
                     .unwrap_or_default()
             } else {
                 self.needs_value(j.index())
@@ -687,6 +800,9 @@ impl Planner<'_> {
             iteration => 1,
             needs => Value::from(needs),
         };
+        if self.out_of_fuel.contains(&node.id) {
+            return None;
+        }
         let scope = &self.program.scopes[node.scope];
         // Placeholders stand in for what exists only at run time, templates
         // named after them included.
@@ -699,6 +815,7 @@ impl Planner<'_> {
         match rendered {
             Ok(s) => Some(s),
             Err(e) => {
+                self.note_fuel(node, &e);
                 let mut locator = Locator {
                     sources: self.sources,
                     scopes: &self.program.scopes,
@@ -712,6 +829,33 @@ impl Planner<'_> {
                 self.push(d);
                 None
             }
+        }
+    }
+
+    /// Indexes node `j`'s instances by item key, once.
+    fn index_items(&mut self, j: usize) {
+        if self.items_of.contains_key(&j) {
+            return;
+        }
+        let mut index = ItemIndex::default();
+        for (p, slot) in self.slots[j].iter().enumerate() {
+            let Some(item) = &slot.item else { continue };
+            let key = super::expand::item_key(item);
+            let positions = index.slots.entry(key.clone()).or_default();
+            if positions.is_empty() {
+                index.order.push(key);
+            }
+            positions.push(p);
+        }
+        self.items_of.insert(j, index);
+    }
+
+    /// A node whose template used up a render's fuel is not rendered again
+    /// for its other instances: once is reported, and a thousand items
+    /// would take a thousand times as long to say the same.
+    fn note_fuel(&mut self, node: &Node, e: &minijinja::Error) {
+        if e.kind() == minijinja::ErrorKind::OutOfFuel {
+            self.out_of_fuel.insert(node.id.clone());
         }
     }
 

@@ -23,9 +23,17 @@ pub(crate) const PROMPT_GLOBALS: &[&str] = &[
 /// Names the other templated strings (agent, workdir, inputs...) may use.
 pub(crate) const STRING_GLOBALS: &[&str] = &["params", "vars", "env", "node", "workflow"];
 
+/// The work one render may do (docs/workflow-format.md, "Size caps"): about
+/// one unit per instruction and per 64 bytes of data it makes, so ten
+/// million allow some 640 MB of text, far more than any prompt, while loops
+/// nested over large ranges end in a second with an error instead of
+/// running for hours.
+pub(crate) const RENDER_FUEL: u64 = 10_000_000;
+
 /// A strict environment whose loader reads from `library`.
 pub(crate) fn environment(library: &Library) -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Prompts are Markdown, not HTML.
     env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -39,6 +47,18 @@ pub(crate) fn environment(library: &Library) -> Environment<'static> {
     env.set_loader(library.loader());
     env.set_path_join_callback(|name, _parent| super::reads::looked_up(name));
     env
+}
+
+/// What went wrong in a render, in words: a render that used up its fuel
+/// names the cap.
+pub(crate) fn error_detail(e: &minijinja::Error) -> String {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "rendering ran out of fuel: one render may do about {RENDER_FUEL} steps of work (loops nested over large ranges do more); see docs/workflow-format.md, \"Size caps\""
+        );
+    }
+    e.detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string)
 }
 
 /// Whether a string is a template rather than plain text.
