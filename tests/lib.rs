@@ -36,5 +36,6 @@ mod properties;
 mod readme;
 mod schema;
 mod status_logs;
+mod templated_fields;
 mod test_builder;
 mod watch;

@@ -73,12 +73,50 @@ struct Planner<'a> {
     out_of_fuel: std::collections::HashSet<String>,
     /// Mirrored nodes' instances by item, by node index.
     items_of: std::collections::HashMap<usize, ItemIndex>,
+    /// Rendering a run-time fan-out's instance: `item` is a stand-in.
+    item_stand_in: bool,
+    /// Making one run-time item's instance (`instance_of_item`): no needs,
+    /// no prompt.
+    child: bool,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
 /// (templated agent names, render errors, empty globs).
 pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (Plan, Diagnostics) {
-    let mut p = Planner {
+    let mut p = Planner::new(program, sources, options);
+    for (i, node) in program.nodes.iter().enumerate() {
+        p.node(i, node);
+    }
+    p.finish()
+}
+
+/// One item's instance of a run-time fan-out node, made when its source is
+/// done: its workdir, `env`, `inputs`, agents (and their `model`), stop
+/// conditions and `vars` rendered for the item, as the plan renders a
+/// static item's. Its needs and prompt are the runner's. The errors are
+/// those a plan would report for such an item.
+pub(crate) fn instance_of_item(
+    program: &Program,
+    node: NodeId,
+    item: &serde_json::Value,
+) -> Result<Instance, Vec<Diagnostic>> {
+    let mut sources = Sources::new();
+    let mut p = Planner::new(program, &mut sources, PlanOptions::default());
+    p.child = true;
+    let node = program.node(node);
+    p.node_id = Arc::from(node.id.as_str());
+    let (workdir, _) = p.workdir(node, Some(item), None);
+    let instance = p.instance(node, Some(item), None, &workdir, false);
+    if p.diags.has_errors() {
+        Err(p.diags.into_vec())
+    } else {
+        Ok(instance)
+    }
+}
+
+impl<'a> Planner<'a> {
+    fn new(program: &'a Program, sources: &'a mut Sources, options: PlanOptions) -> Self {
+        Planner {
         program,
         sources,
         diags: Diagnostics::new(),
@@ -99,10 +137,14 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
         runs_root: options.runs_root,
         out_of_fuel: std::collections::HashSet::new(),
         items_of: std::collections::HashMap::new(),
-    };
-    for (i, node) in program.nodes.iter().enumerate() {
-        p.node(i, node);
+        item_stand_in: false,
+        child: false,
     }
+    }
+
+    fn finish(mut self) -> (Plan, Diagnostics) {
+    let p = &mut self;
+    let program = p.program;
     let mut graph = DiGraph::with_capacity(p.instances.len(), p.edges.len());
     let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
     for &(from, to) in &p.edges {
@@ -134,13 +176,14 @@ pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (
             .first()
             .map(|s| s.params.clone())
             .unwrap_or_default(),
-        instances: p.instances,
+        instances: std::mem::take(&mut p.instances),
         sub_workflows,
         success,
         worst_case,
         graph,
     };
-    (plan, p.diags)
+    (plan, std::mem::take(&mut p.diags))
+    }
 }
 
 impl Planner<'_> {
@@ -183,26 +226,17 @@ impl Planner<'_> {
         self.shared = None;
         self.node_id = Arc::from(node.id.as_str());
         let scope = &self.program.scopes[node.scope];
-        let entry_dir = self.program.entry_dir();
-        // The workdir is relative to the file that wrote it (a sub-workflow
-        // may inherit its parent's); without one it is the entry file's folder.
-        let (workdir_text, origin) = match &node.workdir {
-            Some((w, origin)) => {
-                let ctx_node = Node {
-                    scope: *origin,
-                    ..node.clone()
-                };
-                (
-                    self.render(&ctx_node, &w.value, w.span, None, None)
-                        .unwrap_or_else(|| w.value.clone()),
-                    *origin,
-                )
-            }
-            None => (".".to_string(), 0),
+        // A templated workdir may read the item: it is rendered per
+        // instance. A glob looks in the node's workdir, so that one is
+        // rendered without an item.
+        let per_instance = node.workdir.as_ref().is_some_and(|(w, _)| is_templated(&w.value))
+            && !matches!(node.for_each, Some(ForEach::Glob { .. }));
+        let (workdir, workdir_local) = if per_instance {
+            // Not used: each instance has its own.
+            (Arc::from("."), String::new())
+        } else {
+            self.workdir(node, None, None)
         };
-        let origin_dir = self.program.scopes[origin].dir.clone();
-        let workdir: Arc<str> = rebase(&workdir_text, &origin_dir, &entry_dir).into();
-        let workdir_local = rebase(&workdir_text, &origin_dir, &scope.dir);
         let mut runtime = false;
         let items: Vec<Option<serde_json::Value>> = match &node.for_each {
             None => vec![None],
@@ -327,7 +361,16 @@ impl Planner<'_> {
         let mut slots = Vec::new();
         if runtime {
             let at = self.instances.len();
+            // Its items are known at run time: `item` is a stand-in here,
+            // and each item's instance renders its own (`instance_of_item`).
+            self.item_stand_in = true;
+            let workdir = if per_instance {
+                self.workdir(node, None, None).0
+            } else {
+                Arc::clone(&workdir)
+            };
             let inst = self.instance(node, None, None, &workdir, true);
+            self.item_stand_in = false;
             self.instances.push(inst);
             slots.push(Slot { item: None, at });
         } else {
@@ -335,6 +378,11 @@ impl Planner<'_> {
                 for combo in &combos {
                     let matrix = (!combo.is_empty()).then(|| combo.clone());
                     let at = self.instances.len();
+                    let workdir = if per_instance {
+                        self.workdir(node, item.as_ref(), matrix.as_ref()).0
+                    } else {
+                        Arc::clone(&workdir)
+                    };
                     let inst = self.instance(node, item.as_ref(), matrix.as_ref(), &workdir, false);
                     self.instances.push(inst);
                     slots.push(Slot {
@@ -347,6 +395,38 @@ impl Planner<'_> {
         debug_assert_eq!(self.slots.len(), i);
         self.slots.push(slots);
         self.runtime.push(runtime);
+    }
+
+    /// The workdir of an instance, relative to the entry file's folder and
+    /// to the node's own file. It is relative to the file that wrote it (a
+    /// sub-workflow may inherit its parent's); without one it is the entry
+    /// file's folder.
+    fn workdir(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> (Arc<str>, String) {
+        let (text, origin) = match &node.workdir {
+            Some((w, origin)) => {
+                let ctx_node = Node {
+                    scope: *origin,
+                    ..node.clone()
+                };
+                (
+                    self.render(&ctx_node, &w.value, w.span, item, matrix)
+                        .unwrap_or_else(|| w.value.clone()),
+                    *origin,
+                )
+            }
+            None => (".".to_string(), 0),
+        };
+        let origin_dir = &self.program.scopes[origin].dir;
+        let entry_dir = self.program.entry_dir();
+        (
+            rebase(&text, origin_dir, &entry_dir).into(),
+            rebase(&text, origin_dir, &self.program.scopes[node.scope].dir),
+        )
     }
 
     /// Whether `count` more instances of `node`, with their `needs` links,
@@ -456,11 +536,20 @@ impl Planner<'_> {
         } else {
             instance_key(&node.id, item, matrix).into()
         };
-        let needs = self.needs_keys(node, item, self.instances.len());
+        let needs = if self.child {
+            Vec::new()
+        } else {
+            self.needs_keys(node, item, self.instances.len())
+        };
         // Agent and stop plan are shared by every instance of a node unless
-        // they depend on the item or the matrix.
+        // they depend on the item or the matrix (an agent's `model` too).
+        let templated_model = self.program.scopes[node.scope]
+            .agents
+            .iter()
+            .any(|(_, a)| a.model.as_ref().is_some_and(|m| is_templated(&m.value)));
         let shared = !node.agent.as_ref().is_some_and(|a| is_templated(&a.value))
             && node.matrix.is_empty()
+            && !templated_model
             && ![&node.stop.command, &node.stop.promise]
                 .into_iter()
                 .flatten()
@@ -483,7 +572,7 @@ impl Planner<'_> {
                 let stop = match &self.shared {
                     Some((_, _, stop)) if shared => Arc::clone(stop),
                     _ => Arc::new(stop_plan(&node.stop, kind_is_process, |s| {
-                        self.render_opt(node, s, item)
+                        self.render_opt(node, s, item, matrix)
                     })),
                 };
                 if shared && self.shared.is_none() {
@@ -513,7 +602,7 @@ impl Planner<'_> {
                         .iter()
                         .filter_map(|f| {
                             let name = self.render(node, &f.value, f.span, item, matrix)?;
-                            self.resolve_agent(node, &name, f.span, None)
+                            self.resolve_agent(node, &name, f.span, None, item, matrix)
                                 .map(|(a, _)| Arc::new(a))
                         })
                         .collect();
@@ -549,11 +638,19 @@ impl Planner<'_> {
                 )
             })
             .collect();
+        // `vars` values may be template strings, rendered per instance.
+        let vars = match &node.action {
+            Action::Prompt { vars, .. } => vars
+                .iter()
+                .map(|(k, v)| (k.clone(), self.render_value(node, v, item, matrix)))
+                .collect(),
+            Action::Gate { .. } => serde_json::Map::new(),
+        };
         let prompt = match &node.action {
-            Action::Prompt { template, vars } => {
-                self.render_prompt(node, template, vars, item, matrix, runtime)
+            Action::Prompt { template, .. } if !self.child => {
+                self.render_prompt(node, template, &vars, item, matrix, runtime)
             }
-            Action::Gate { .. } => None,
+            Action::Prompt { .. } | Action::Gate { .. } => None,
         };
         Instance {
             key,
@@ -574,6 +671,34 @@ impl Planner<'_> {
                 .map(|&g| self.program.group(g).id.clone())
                 .collect(),
             prompt: prompt.filter(|_| self.show_prompts),
+            vars,
+        }
+    }
+
+    /// A `vars` value with its template strings rendered, in lists and
+    /// tables too.
+    fn render_value(
+        &mut self,
+        node: &Node,
+        value: &serde_json::Value,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> serde_json::Value {
+        match value {
+            serde_json::Value::String(s) if is_templated(s) => serde_json::Value::from(
+                self.render(node, s, node.span, item, matrix)
+                    .unwrap_or_else(|| s.clone()),
+            ),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|v| self.render_value(node, v, item, matrix))
+                .collect(),
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), self.render_value(node, v, item, matrix)))
+                    .collect(),
+            ),
+            other => other.clone(),
         }
     }
 
@@ -639,7 +764,7 @@ impl Planner<'_> {
             kind: "command",
             model: model.clone(),
         };
-        match name.and_then(|n| self.resolve_agent(node, &n, span, model)) {
+        match name.and_then(|n| self.resolve_agent(node, &n, span, model, item, matrix)) {
             Some(found) => found,
             None => (unknown, true),
         }
@@ -651,6 +776,8 @@ impl Planner<'_> {
         name: &str,
         span: Span,
         model: Option<String>,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<(AgentRef, bool)> {
         let scope = &self.program.scopes[node.scope];
         let agent = scope
@@ -675,11 +802,20 @@ impl Planner<'_> {
             );
             return None;
         };
+        // The agent's `model` is a template string, rendered for the
+        // instance that runs it; a matrix `model` wins over it.
+        let model = match model {
+            Some(m) => Some(m),
+            None => agent
+                .model
+                .as_ref()
+                .map(|m| self.render_opt(node, m, item, matrix)),
+        };
         Some((
             AgentRef {
                 name: name.to_string(),
                 kind: agent.kind.value.as_str(),
-                model: model.or_else(|| agent.model.as_ref().map(|m| m.value.clone())),
+                model,
             },
             agent.kind.value.is_process(),
         ))
@@ -698,8 +834,19 @@ impl Planner<'_> {
             env => self.env.clone(),
             node => node.id.as_str(),
             workflow => scope.workflow.as_str(),
-            item => item.map(prompt::context),
+            item => self.item_value(item),
             matrix => matrix.map(|m| prompt::context(&serde_json::Value::Object(m.clone()))),
+        }
+    }
+
+    /// `item` as templates see it: the item, the stand-in of a run-time
+    /// fan-out's, or undefined (so that a node without fan-out that reads it
+    /// is told so, rather than given `none`).
+    fn item_value(&self, item: Option<&serde_json::Value>) -> Value {
+        match item {
+            Some(item) => prompt::context(item),
+            None if self.item_stand_in => Placeholder::value("<item>"),
+            None => Value::UNDEFINED,
         }
     }
 
@@ -742,8 +889,9 @@ impl Planner<'_> {
         node: &Node,
         s: &Spanned<String>,
         item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> String {
-        self.render(node, &s.value, s.span, item, None)
+        self.render(node, &s.value, s.span, item, matrix)
             .unwrap_or_else(|| s.value.clone())
     }
 

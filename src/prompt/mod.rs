@@ -14,4 +14,4 @@ pub(crate) use environment::{
 };
 pub(crate) use library::Library;
 pub(crate) use placeholder::Placeholder;
-pub(crate) use reads::recording;
+pub(crate) use reads::{pattern, recording};
