@@ -4,9 +4,8 @@
 //! file name, line, column and an underlined excerpt.
 
 use std::fmt;
-use std::sync::Arc;
 
-use miette::{LabeledSpan, NamedSource, SourceSpan};
+use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 use crate::source::{Sources, Span};
 
@@ -29,6 +28,8 @@ pub enum Code {
     UnknownNeed,
     DuplicateNode,
     DuplicateKey,
+    DuplicateItem,
+    TooLarge,
     Cycle,
     UnknownAgent,
     TemplateSyntax,
@@ -64,6 +65,8 @@ impl Code {
             Self::UnknownNeed => "conductor::unknown_need",
             Self::DuplicateNode => "conductor::duplicate_node",
             Self::DuplicateKey => "conductor::duplicate_key",
+            Self::DuplicateItem => "conductor::duplicate_item",
+            Self::TooLarge => "conductor::too_large",
             Self::Cycle => "conductor::cycle",
             Self::UnknownAgent => "conductor::unknown_agent",
             Self::TemplateSyntax => "conductor::template_syntax",
@@ -169,22 +172,26 @@ impl Diagnostic {
         }
         let part = |file: crate::source::FileId| {
             let f = sources.get(file);
-            let labels: Vec<LabeledSpan> = self
-                .labels
+            let mine: Vec<&Label> = self.labels.iter().filter(|l| l.span.file == file).collect();
+            let spans: Vec<Span> = mine.iter().map(|l| l.span).collect();
+            let excerpt = Excerpt::new(f.name.clone(), &f.text, &spans);
+            let labels: Vec<LabeledSpan> = mine
                 .iter()
-                .filter(|l| l.span.file == file)
-                .map(|l| {
-                    let text = (!l.text.is_empty()).then(|| l.text.clone());
-                    LabeledSpan::new_with_span(
-                        text,
-                        SourceSpan::from((l.span.offset(), l.span.len())),
-                    )
+                .zip(&excerpt.spans)
+                .enumerate()
+                .map(|(i, (l, &(start, end)))| {
+                    let text = (!l.text.is_empty()).then(|| shorten(&l.text, LABEL_MAX));
+                    let span = SourceSpan::from((start, end - start));
+                    // The first label is where the problem is: the location
+                    // the report names.
+                    if i == 0 {
+                        LabeledSpan::new_primary_with_span(text, span)
+                    } else {
+                        LabeledSpan::new_with_span(text, span)
+                    }
                 })
                 .collect();
-            (
-                NamedSource::new(f.name.clone(), Arc::clone(&f.text)),
-                labels,
-            )
+            (excerpt, labels)
         };
         let mut parts = files.into_iter().map(part);
         let (source, labels) = parts
@@ -213,7 +220,7 @@ impl Diagnostic {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
             },
-            message: self.message.clone(),
+            message: shorten(&self.message, MESSAGE_MAX),
             help: self.help.clone(),
             source,
             labels,
@@ -229,7 +236,7 @@ pub struct Report {
     severity: miette::Severity,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<Arc<str>>>,
+    source: Option<Excerpt>,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
@@ -277,6 +284,166 @@ impl miette::Diagnostic for Report {
         } else {
             Some(Box::new(self.labels.iter().cloned()))
         }
+    }
+}
+
+/// The most of a message, and of a label, a report prints: a message may
+/// quote a value the user wrote, and a value may be a whole prompt.
+const MESSAGE_MAX: usize = 400;
+const LABEL_MAX: usize = 160;
+
+/// The most characters of one source line a report shows, and how many of
+/// them come before the column it points at.
+const LINE_MAX: usize = 200;
+const BEFORE_COLUMN: usize = 60;
+
+/// `text`, cut to `max` characters with `…` when it is longer.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// A file's text as a report shows it: a line longer than [`LINE_MAX`]
+/// characters is cut to a window around the first label on it, with `…`
+/// where it was cut, while the location a report names (line and column)
+/// stays that of the whole file.
+#[derive(Debug)]
+struct Excerpt {
+    name: String,
+    text: String,
+    /// The cut lines: where each starts and ends in `text`, the bytes cut
+    /// from its start, and the bytes of the `…` that stands for them.
+    cut: Vec<(usize, usize, usize, usize)>,
+    /// The labels' spans, as offsets into `text`.
+    spans: Vec<(usize, usize)>,
+}
+
+/// One line of a file in an [`Excerpt`]: where it starts in the file and
+/// in the excerpt, and for a cut line the characters kept.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    from: usize,
+    len: usize,
+    to: usize,
+    /// `(first, end)` characters kept of a cut line.
+    kept: Option<(usize, usize)>,
+}
+
+impl Excerpt {
+    fn new(name: String, file: &str, spans: &[Span]) -> Self {
+        let mut text = String::new();
+        let mut lines: Vec<Line> = Vec::new();
+        let mut cut = Vec::new();
+        let mut from = 0;
+        for line in file.split_inclusive('\n') {
+            let body = line.strip_suffix('\n').unwrap_or(line);
+            let to = text.len();
+            let long = body.len() > LINE_MAX && body.chars().count() > LINE_MAX;
+            let kept = long.then(|| {
+                // The window starts a little before the first label on the line.
+                let anchor = spans
+                    .iter()
+                    .map(|s| s.offset())
+                    .filter(|&o| o >= from && o < from + line.len())
+                    .min()
+                    .map_or(0, |o| {
+                        body[..body.floor_char_boundary(o - from)].chars().count()
+                    });
+                let start = anchor.saturating_sub(BEFORE_COLUMN);
+                (start, (start + LINE_MAX).min(body.chars().count()))
+            });
+            match kept {
+                None => text.push_str(line),
+                Some((start, end)) => {
+                    let byte = |c: usize| body.char_indices().nth(c).map_or(body.len(), |(b, _)| b);
+                    if start > 0 {
+                        text.push('…');
+                    }
+                    text.push_str(&body[byte(start)..byte(end)]);
+                    if byte(end) < body.len() {
+                        text.push('…');
+                    }
+                    // Columns are counted in bytes, as miette counts them.
+                    let marker = if start > 0 { '…'.len_utf8() } else { 0 };
+                    cut.push((to, text.len(), byte(start), marker));
+                    if line.ends_with('\n') {
+                        text.push('\n');
+                    }
+                }
+            }
+            lines.push(Line {
+                from,
+                len: line.len(),
+                to,
+                kept,
+            });
+            from += line.len();
+        }
+        let map = |offset: usize| -> usize {
+            let i = lines
+                .partition_point(|l| l.from <= offset)
+                .saturating_sub(1);
+            let Some(l) = lines.get(i) else {
+                return text.len();
+            };
+            let within = (offset - l.from).min(l.len);
+            let Some((start, end)) = l.kept else {
+                return l.to + within;
+            };
+            let body = &file[l.from..l.from + l.len];
+            let c = body[..body.floor_char_boundary(within)].chars().count();
+            let marker = if start > 0 { '…'.len_utf8() } else { 0 };
+            let shown: usize = body
+                .chars()
+                .skip(start)
+                .take(c.clamp(start, end) - start)
+                .map(char::len_utf8)
+                .sum();
+            l.to + marker + shown
+        };
+        let spans = spans
+            .iter()
+            .map(|s| {
+                let a = map(s.offset());
+                (a, map(s.end as usize).max(a))
+            })
+            .collect();
+        Self {
+            name,
+            text,
+            cut,
+            spans,
+        }
+    }
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        let at = inner.span().offset();
+        // On a cut line, the column is that of the whole line.
+        let (cut, marker) = self
+            .cut
+            .iter()
+            .find(|&&(from, to, _, _)| at >= from && at <= to)
+            .map_or((0, 0), |&(_, _, cut, marker)| (cut, marker));
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            (inner.column() + cut).saturating_sub(marker),
+            inner.line_count(),
+        )))
     }
 }
 

@@ -142,3 +142,71 @@ pub(crate) fn display_name(path: &Path) -> String {
         shown.display().to_string()
     }
 }
+
+/// Why a text file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Its text with each invalid sequence replaced by U+FFFD, and where
+    /// the first one is: `offset` is a byte offset into that text.
+    #[error("it is not UTF-8: byte 0x{byte:02X} at line {line}, column {column}")]
+    NotUtf8 {
+        lossy: String,
+        offset: usize,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
+}
+
+/// Reads a text file; when it is not UTF-8, says where it stops being so.
+pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
+    let bytes = std::fs::read(path)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let byte = bytes.get(offset).copied().unwrap_or(0);
+            // The valid prefix is kept byte for byte, so `offset` is the
+            // same in the lossy text.
+            let lossy = String::from_utf8_lossy(&bytes).into_owned();
+            let before = &lossy[..offset];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(ReadError::NotUtf8 {
+                lossy,
+                offset,
+                line,
+                column,
+                byte,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, b"a = 1\n# caf\xE9\n").unwrap();
+        match read_text(&path) {
+            Err(ReadError::NotUtf8 {
+                lossy,
+                offset,
+                line,
+                column,
+                byte,
+            }) => {
+                assert_eq!((line, column, byte), (2, 6, 0xE9));
+                assert_eq!(&lossy[offset..offset + 3], "\u{FFFD}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -344,3 +344,69 @@ fn the_conditions_judge_the_whole_answer_not_its_first_mib() {
     let error = crate::apply_support::instance(&summary, "n")["error"].to_string();
     assert!(error.contains("more than the 64 MiB"), "{error}");
 }
+
+#[test]
+fn budgets_that_are_no_amount_are_refused() {
+    Test::new()
+        .workflow(
+            "version = 1\nname = \"t\"\n[agents.a]\nkind = \"command\"\ncommand = [\"cat\"]\n\
+             price = { input_per_mtok = nan, output_per_mtok = -inf }\n\
+             [limits]\nbudget_usd = -1.5\n\
+             [nodes.n]\nagent = \"a\"\nprompt = \"p\"\nstop = { budget_usd = inf }\n",
+        )
+        .args(["validate", "flow.toml"])
+        .status(2)
+        .stderr_has("`input_per_mtok` must be a finite number greater than 0, not nan")
+        .stderr_has("`output_per_mtok` must be a finite number greater than 0, not -inf")
+        .stderr_has("`budget_usd` must be a finite number greater than 0, not -1.5")
+        .stderr_has("`budget_usd` must be a finite number greater than 0, not inf")
+        .run();
+    for bad in ["NaN", "inf", "-3", "0", "1e400"] {
+        Test::new()
+            .workflow(one_node(r#""--say", "x""#, "{ exit_zero = true }"))
+            .apply()
+            .arg(format!("--budget-usd={bad}"))
+            .status(2)
+            .stderr_has(format!(
+                "a budget is a number of US dollars greater than 0, such as 2.50; `{bad}` is not"
+            ))
+            .run();
+    }
+}
+
+#[test]
+fn token_sums_saturate_and_a_negative_cost_is_an_agent_error() {
+    let claude = |line: &str| {
+        format!(
+            "version = 1\nname = \"t\"\n[agents.fake]\nkind = \"claude\"\ncommand = [\"conductor\"]\n\
+             args = [\"__fake-agent\", \"--json\", '{line}']\n\
+             [nodes.n]\nagent = \"fake\"\nprompt = \"p\"\nstop = {{ exit_zero = true, max_iterations = 2, budget_tokens = 1000 }}\n"
+        )
+    };
+    // More tokens than 64 bits hold, reported in parts: the sum saturates
+    // (and is well over the budget), it does not wrap around to look small.
+    let ran = Test::new()
+        .workflow(claude(&format!(
+            r#"{{"type":"result","subtype":"success","is_error":false,"result":"ok","usage":{{"input_tokens":{max},"cache_read_input_tokens":{max},"output_tokens":{max}}}}}"#,
+            max = u64::MAX
+        )))
+        .apply()
+        .stderr_lacks("panicked")
+        .stderr_lacks("overflow")
+        .run();
+    assert_eq!(ran.state("n"), st("done", "exit_zero", 1));
+    assert_eq!(ran.instance("n")["usage"]["input_tokens"], u64::MAX);
+    // A negative cost would give back what was spent: the run is an agent
+    // error, which says why, and the cost is not counted.
+    let ran = Test::new()
+        .workflow(claude(
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","total_cost_usd":-5,"usage":{"input_tokens":1,"output_tokens":1}}"#,
+        ))
+        .apply()
+        .status(1)
+        .run();
+    assert_eq!(ran.state("n"), st("failed", "max_iterations", 2));
+    let error = ran.instance("n")["error"].as_str().unwrap_or_default();
+    assert!(error.contains("a cost of -5 USD"), "{error}");
+    assert_eq!(ran.instance("n")["usage"]["cost_usd"], 0.0);
+}

@@ -78,7 +78,7 @@ fn redacted(root: &Path) -> insta::Settings {
     settings.add_filter(&regex::escape(&root.display().to_string()), "[ROOT]");
     // task-<apply start>-<instance slug>-<hash of apply id and instance>
     settings.add_filter(
-        r"task-\d{8}-\d{6}-([a-z0-9-]+)-[0-9a-f]{6}\b",
+        r"task-\d{8}-\d{6}-([a-z0-9-]+)-[0-9a-f]{16}\b",
         "task-[STAMP]-$1-[HASH]",
     );
     // apply-<start>-<hash of the pid and the time>

@@ -84,15 +84,22 @@ fn claude_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport
     report.cost_usd = event
         .get("total_cost_usd")
         .and_then(serde_json::Value::as_f64);
+    if let Some(why) = report.cost_usd.and_then(super::usage::cost_error) {
+        // Not counted: the run is an agent error, and says why.
+        report.cost_usd = None;
+        report.failed = true;
+        report.error = Some(why);
+    }
     if let Some(u) = event.get("usage") {
-        let input = [
-            "input_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-        ]
-        .iter()
-        .filter_map(|k| u64_at(u, k))
-        .sum();
+        let input = super::usage::sum_tokens(
+            [
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+            ]
+            .iter()
+            .filter_map(|k| u64_at(u, k)),
+        );
         report.input_tokens = Some(input);
         report.output_tokens = u64_at(u, "output_tokens");
     }
@@ -111,10 +118,17 @@ fn codex_event(event: &serde_json::Value, kind: &str, report: &mut StreamReport)
         }
         "turn.completed" => {
             if let Some(u) = event.get("usage") {
-                report.input_tokens =
-                    Some(report.input_tokens.unwrap_or(0) + u64_at(u, "input_tokens").unwrap_or(0));
+                report.input_tokens = Some(
+                    report
+                        .input_tokens
+                        .unwrap_or(0)
+                        .saturating_add(u64_at(u, "input_tokens").unwrap_or(0)),
+                );
                 report.output_tokens = Some(
-                    report.output_tokens.unwrap_or(0) + u64_at(u, "output_tokens").unwrap_or(0),
+                    report
+                        .output_tokens
+                        .unwrap_or(0)
+                        .saturating_add(u64_at(u, "output_tokens").unwrap_or(0)),
                 );
             }
         }

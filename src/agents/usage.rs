@@ -13,15 +13,30 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
+    /// Adds `other`'s; token counts saturate (an agent may report any
+    /// number), so a sum never wraps around to look small.
     pub(crate) fn add(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.cost_usd += other.cost_usd;
     }
 
     pub(crate) fn tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
+}
+
+/// A sum of token counts as agents report them, saturating.
+pub(crate) fn sum_tokens(counts: impl IntoIterator<Item = u64>) -> u64 {
+    counts.into_iter().fold(0, u64::saturating_add)
+}
+
+/// Why a cost an agent reported cannot be counted: budgets add costs up,
+/// and a negative one would give back what was spent.
+pub(crate) fn cost_error(cost: f64) -> Option<String> {
+    (!cost.is_finite() || cost < 0.0).then(|| {
+        format!("the agent reported a cost of {cost} USD, which is not a cost: costs are 0 or more")
+    })
 }
 
 /// An agent's `price`, for backends that report tokens but no cost.
@@ -48,6 +63,24 @@ impl Price {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_sums_saturate() {
+        let mut u = Usage {
+            input_tokens: u64::MAX - 1,
+            output_tokens: 5,
+            cost_usd: 0.0,
+        };
+        u.add(Usage {
+            input_tokens: 10,
+            ..Usage::default()
+        });
+        assert_eq!(u.input_tokens, u64::MAX);
+        assert_eq!(u.tokens(), u64::MAX);
+        assert_eq!(sum_tokens([u64::MAX, 1]), u64::MAX);
+        assert!(cost_error(-0.5).is_some());
+        assert!(cost_error(0.0).is_none());
+    }
 
     #[test]
     fn prices_are_per_million_tokens() {

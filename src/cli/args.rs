@@ -174,7 +174,7 @@ pub struct RunArgs {
     )]
     pub root: Option<PathBuf>,
     /// Cap an apply's spending in US dollars (as reported by the agents).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = parse_budget)]
     pub budget_usd: Option<f64>,
     /// How long agents get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
@@ -240,6 +240,18 @@ pub struct ApplyArgs {
 pub struct WatchArgs {
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// A budget that is not a finite amount greater than 0.
+#[derive(Debug, thiserror::Error)]
+#[error("a budget is a number of US dollars greater than 0, such as 2.50; `{0}` is not")]
+struct BadBudget(String);
+
+fn parse_budget(text: &str) -> Result<f64, BadBudget> {
+    match text.trim().parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd > 0.0 => Ok(usd),
+        _ => Err(BadBudget(text.to_string())),
+    }
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, crate::model::DurationError> {

@@ -57,7 +57,16 @@ pub(super) struct Builder {
     /// Inline prompt templates: (scope, template name) to the span of the text.
     pub inline: HashMap<(usize, String), InlineTemplate>,
     pub entry_dir: PathBuf,
+    /// [`MAX_NODES`] was passed and said so.
+    too_many_nodes: bool,
 }
+
+/// The deepest sub-workflows nest (docs/workflow-format.md, "Size caps").
+const MAX_NESTING: usize = 32;
+
+/// The most nodes a program has, counting each use of a sub-workflow
+/// (docs/workflow-format.md, "Size caps").
+const MAX_NODES: usize = 20_000;
 
 impl Builder {
     pub(super) fn new(sources: Sources, diags: Diagnostics) -> Self {
@@ -69,6 +78,7 @@ impl Builder {
             groups: Vec::new(),
             inline: HashMap::new(),
             entry_dir: PathBuf::new(),
+            too_many_nodes: false,
         }
     }
 
@@ -319,6 +329,38 @@ impl Builder {
                     .label(sub.span, "included again here")
                     .help("a sub-workflow cannot use a workflow that is already open; to loop a subgraph, give the node a `stop`"),
             );
+            return None;
+        }
+        if up.stack.len() > MAX_NESTING {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::TooLarge,
+                    format!(
+                        "sub-workflows nest more than {MAX_NESTING} deep here ({} files open)",
+                        up.stack.len()
+                    ),
+                )
+                .label(sub.span, "one level too deep")
+                .help("flatten the chain of sub-workflows; see docs/workflow-format.md, \"Size caps\""),
+            );
+            return None;
+        }
+        // A file used twice that uses another twice, and so on, doubles
+        // at each level: count what has been spliced in so far.
+        if self.nodes.len() + self.groups.len() >= MAX_NODES {
+            if !self.too_many_nodes {
+                self.too_many_nodes = true;
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::TooLarge,
+                        format!(
+                            "the workflow and its sub-workflows have more than {MAX_NODES} nodes, counting each use of a sub-workflow"
+                        ),
+                    )
+                    .label(sub.span, "used once more here")
+                    .help("use sub-workflows fewer times, or split the work into several workflows; see docs/workflow-format.md, \"Size caps\""),
+                );
+            }
             return None;
         }
         if local.for_each.is_some() || !local.matrix.is_empty() {

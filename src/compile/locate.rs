@@ -37,6 +37,8 @@ impl Locator<'_> {
         fallback: Span,
         hint: Option<(&str, &str)>,
     ) -> Diagnostic {
+        // An error in an included template is best shown where it is.
+        let (e, chain) = innermost(e);
         let name = e.name().or(hint.map(|h| h.0));
         let source = e.template_source().or(hint.map(|h| h.1)).unwrap_or("");
         let code = match e.kind() {
@@ -45,7 +47,7 @@ impl Locator<'_> {
             ErrorKind::TemplateNotFound => Code::TemplateNotFound,
             _ => Code::TemplateRender,
         };
-        let detail = e.detail().unwrap_or("template error").to_string();
+        let detail = crate::prompt::error_detail(e);
         let what = match code {
             Code::TemplateSyntax => "template syntax error",
             Code::UndefinedVariable => "undefined variable in template",
@@ -64,10 +66,27 @@ impl Locator<'_> {
                 .map(|r| whole_chars(source, r));
             self.locate(scope, name, range, fallback)
         });
+        if detail.contains("recursion limit") {
+            return recursion(&chain, span);
+        }
         if let Some((_, tag)) = unclosed {
             return Diagnostic::error(code, format!("{what}: `{{% {tag} %}}` is never closed"))
                 .label(span, "this block is not closed")
                 .help(format!("add `{{% end{tag} %}}` where the block ends"));
+        }
+        if code == Code::TemplateNotFound {
+            let search: Vec<String> = self.scopes[scope]
+                .library
+                .search_path()
+                .iter()
+                .map(|d| format!("{}/", crate::source::display_name(d)))
+                .collect();
+            return Diagnostic::error(code, format!("template not found: {detail}"))
+                .label(span, "names a template that does not exist")
+                .help(format!(
+                    "templates are looked up in: {}; create it there, or correct the name",
+                    search.join(", ")
+                ));
         }
         let help = match code {
             Code::TemplateSyntax => {
@@ -103,8 +122,9 @@ impl Locator<'_> {
         let file = match self.sources.find(&path) {
             Some(f) => f,
             None => {
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    return fallback;
+                let text = match crate::source::read_text(&path) {
+                    Ok(text) | Err(crate::source::ReadError::NotUtf8 { lossy: text, .. }) => text,
+                    Err(crate::source::ReadError::Io(_)) => return fallback,
                 };
                 self.sources.add(
                     path.clone(),
@@ -132,6 +152,55 @@ impl Locator<'_> {
             ),
             _ => text_span,
         }
+    }
+}
+
+/// The error at the bottom of a chain of includes, and the names of the
+/// templates the chain went through, outermost first.
+fn innermost(e: &minijinja::Error) -> (&minijinja::Error, Vec<String>) {
+    let mut chain: Vec<String> = e.name().map(str::to_string).into_iter().collect();
+    let mut current = e;
+    while let Some(next) =
+        std::error::Error::source(current).and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
+        current = next;
+        if let Some(name) = current.name() {
+            chain.push(name.to_string());
+        }
+    }
+    (current, chain)
+}
+
+/// Templates that include (or import, or extend) each other without end,
+/// or macros that call each other too deep.
+fn recursion(chain: &[String], span: Span) -> Diagnostic {
+    let cycle = chain.last().and_then(|last| {
+        let before = &chain[..chain.len() - 1];
+        let at = before.iter().rposition(|n| n == last)?;
+        Some(&chain[at..])
+    });
+    match cycle {
+        Some([one, _]) => Diagnostic::error(
+            Code::TemplateRender,
+            format!("template `{one}` includes itself (recursion without end)"),
+        )
+        .label(span, "includes itself here")
+        .help("a template cannot include, import or extend itself; move the shared part into a template of its own"),
+        Some(cycle) => Diagnostic::error(
+            Code::TemplateRender,
+            format!(
+                "templates include each other without end (recursion): {}",
+                cycle.join(" -> ")
+            ),
+        )
+        .label(span, "the cycle closes here")
+        .help("break the cycle: no template may include, import or extend one that includes it"),
+        None => Diagnostic::error(
+            Code::TemplateRender,
+            "template recursion is too deep: includes, imports or macro calls nest without end",
+        )
+        .label(span, "too deep here")
+        .help("a macro that calls itself needs a condition that ends it"),
     }
 }
 

@@ -11,6 +11,7 @@ mod locate;
 mod node;
 mod params;
 mod program;
+mod schema_file;
 mod source_file;
 mod templates;
 

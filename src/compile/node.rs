@@ -2,8 +2,6 @@
 //! registers and checks its prompt, and checks its fan-out source, globs and
 //! output schema.
 
-use std::path::Path;
-
 use super::builder::Builder;
 use super::program::{Action, DEFAULT_MAX_ITEMS, GroupId, Node, NodeId};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
@@ -290,28 +288,8 @@ impl Builder {
 
     fn check_schema_file(&mut self, scope: usize, schema: &Spanned<String>) {
         let path = self.scopes[scope].dir.join(&schema.value);
-        let parsed = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|t| {
-                serde_json::from_str::<serde_json::Value>(&t)
-                    .map_err(|e| format!("it is not JSON: {e}"))
-            });
-        if let Err(why) = parsed {
-            self.diags.push(
-                Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("output schema `{}`: {why}", schema.value),
-                )
-                .label(schema.span, "this schema file")
-                .help(format!(
-                    "the path is relative to the workflow file's folder ({})",
-                    display_dir(&self.scopes[scope].dir)
-                )),
-            );
+        if let Some(d) = super::schema_file::check(&path, schema, &mut self.sources) {
+            self.diags.push(d);
         }
     }
-}
-
-fn display_dir(dir: &Path) -> String {
-    crate::source::display_name(dir)
 }

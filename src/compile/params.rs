@@ -142,6 +142,29 @@ fn check(
     diags: &mut Diagnostics,
 ) -> Option<serde_json::Value> {
     let ty = p.ty.value;
+    // Digits that do not fit in 64 bits reach here as text: say so, rather
+    // than that a string was given.
+    let out_of_range = value.as_str().is_some_and(|s| {
+        let d = s.strip_prefix('-').unwrap_or(s);
+        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && s.parse::<i64>().is_err()
+    });
+    if ty == crate::model::ParamType::Int && out_of_range {
+        diags.push(
+            Diagnostic::error(
+                Code::ParamType,
+                format!(
+                    "{} does not fit in param `{}`: an int goes from {} to {}",
+                    value.as_str().unwrap_or_default(),
+                    p.name.value,
+                    i64::MIN,
+                    i64::MAX
+                ),
+            )
+            .label(span, "out of range")
+            .label(p.ty.span, "the type is declared here"),
+        );
+        return None;
+    }
     if !ty.accepts(value) {
         diags.push(
             Diagnostic::error(

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::decode::decode_workflow;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Workflow;
-use crate::source::{FileId, Sources, Span, Syntax, display_name};
+use crate::source::{FileId, ReadError, Sources, Span, Syntax, display_name};
 use crate::syntax;
 
 /// Why a file could not be read.
@@ -15,16 +15,39 @@ pub(super) enum LoadError {
     /// The extension is neither `.toml` nor `.kdl`.
     UnknownSyntax,
     Io(std::io::Error),
+    /// Not UTF-8: its text (lossy) is registered as `file`, for a
+    /// diagnostic that points at the first bad byte.
+    NotUtf8 {
+        file: FileId,
+        offset: usize,
+        byte: u8,
+    },
 }
 
 /// Reads `path` (absolute) and registers it in `sources`.
 pub(super) fn read(path: &Path, sources: &mut Sources) -> Result<FileId, LoadError> {
     let syntax = Syntax::from_path(path).ok_or(LoadError::UnknownSyntax)?;
-    if let Some(id) = sources.find(path) {
+    // A file that is not UTF-8 is kept as text only, for its diagnostic:
+    // read it again to say so again.
+    if let Some(id) = sources
+        .find(path)
+        .filter(|id| sources.get(*id).syntax != Syntax::Text)
+    {
         return Ok(id);
     }
-    let text = std::fs::read_to_string(path).map_err(LoadError::Io)?;
-    Ok(sources.add(path.to_path_buf(), display_name(path), text, syntax))
+    match crate::source::read_text(path) {
+        Ok(text) => Ok(sources.add(path.to_path_buf(), display_name(path), text, syntax)),
+        Err(ReadError::Io(e)) => Err(LoadError::Io(e)),
+        Err(ReadError::NotUtf8 {
+            lossy,
+            offset,
+            byte,
+            ..
+        }) => {
+            let file = sources.add(path.to_path_buf(), display_name(path), lossy, Syntax::Text);
+            Err(LoadError::NotUtf8 { file, offset, byte })
+        }
+    }
 }
 
 /// Parses and decodes a registered file.
@@ -65,6 +88,14 @@ pub(super) fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: C
             )
         }
         LoadError::Io(e) => Diagnostic::error(Code::Io, format!("cannot read {shown}: {e}")),
+        LoadError::NotUtf8 { file, offset, byte } => {
+            Diagnostic::error(Code::Io, format!("{shown} is not UTF-8 text"))
+                .label(
+                    Span::new(*file, *offset..*offset + '\u{FFFD}'.len_utf8()),
+                    format!("byte 0x{byte:02X} is not UTF-8"),
+                )
+                .help("save the file as UTF-8; a workflow file is text in UTF-8")
+        }
     };
     match at {
         Some(span) => d.label(span, "named here"),

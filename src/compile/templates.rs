@@ -149,8 +149,8 @@ impl Builder {
             needs: needs.iter().map(String::as_str).collect(),
         };
         let mut seen = HashSet::new();
-        let mut queue = vec![(template.to_string(), None::<Span>)];
-        while let Some((name, named_at)) = queue.pop() {
+        let mut queue = vec![(template.to_string(), None::<Span>, false)];
+        while let Some((name, named_at, optional)) = queue.pop() {
             if !seen.insert(name.clone()) {
                 continue;
             }
@@ -160,6 +160,7 @@ impl Builder {
                 .map(|t| (prompt::undeclared(&t), t.source().to_string()));
             let (names, source) = match loaded {
                 Ok(found) => found,
+                Err(e) if optional && e.kind() == ErrorKind::TemplateNotFound => continue,
                 Err(e) => {
                     let d = if e.kind() == ErrorKind::TemplateNotFound {
                         self.not_found(
@@ -192,8 +193,8 @@ impl Builder {
                 }
             }
             for referenced in prompt::referenced_templates(&source) {
-                let at = self.span_in_template(scope, &name, &source, &referenced);
-                queue.push((referenced, Some(at)));
+                let at = self.span_in_template(scope, &name, &source, &referenced.name);
+                queue.push((referenced.name, Some(at), referenced.optional));
             }
         }
     }

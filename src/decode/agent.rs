@@ -26,10 +26,13 @@ pub(crate) fn decode_agent(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<
     let extra_args = f.get("extra_args").and_then(|(k, v)| cx.string_list(k, v));
     let env = f
         .get("env")
-        .map(|(k, v)| cx.string_map(k, v))
+        .map(|(k, v)| cx.env_map(k, v))
         .unwrap_or_default();
     let base_url = f.get("base_url").and_then(|(k, v)| cx.string(k, v));
-    let api_key_env = f.get("api_key_env").and_then(|(k, v)| cx.string(k, v));
+    let api_key_env = f
+        .get("api_key_env")
+        .and_then(|(k, v)| cx.string(k, v))
+        .filter(|name| cx.env_name(&name.value, name.span));
     let price = f.get("price").and_then(|(k, v)| decode_price(cx, k, v));
     f.finish(cx);
     // A bad or missing kind is already reported; the agent still counts as

@@ -154,7 +154,7 @@ fn read_settings(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Defaults {
         workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
         env: f
             .get("env")
-            .map(|(k, v)| cx.string_map(k, v))
+            .map(|(k, v)| cx.env_map(k, v))
             .unwrap_or_default(),
         inputs: f.get("inputs").and_then(|(k, v)| cx.string_list(k, v)),
         on_failure: f
@@ -206,7 +206,7 @@ fn decode_for_each(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<ForEach>
         ValueKind::Array(items) => Some(ForEach::Items(
             items
                 .iter()
-                .map(|v| Spanned::new(v.to_json(), v.span))
+                .map(|v| Spanned::new(cx.json(v), v.span))
                 .collect(),
         )),
         ValueKind::Table(t) => decode_for_each_table(cx, key, t),
@@ -276,7 +276,7 @@ fn decode_matrix(
                 Spanned::new(k.name.clone(), k.span),
                 items
                     .iter()
-                    .map(|i| Spanned::new(i.to_json(), i.span))
+                    .map(|i| Spanned::new(cx.json(i), i.span))
                     .collect(),
             )),
             ValueKind::Array(_) => cx.invalid(

@@ -7,6 +7,20 @@ use crate::schema;
 use crate::source::{Span, Syntax};
 use crate::syntax::{Key, Table, Value, ValueKind};
 
+/// An integer type a count is read into, and the largest value it holds
+/// (as the workflow file writes it, an `i64`).
+pub(crate) trait Count: TryFrom<i64> {
+    const MAX: i64;
+}
+
+impl Count for u32 {
+    const MAX: i64 = 4_294_967_295;
+}
+
+impl Count for u64 {
+    const MAX: i64 = i64::MAX;
+}
+
 /// Decoding context: where diagnostics go and how the file spells keys.
 #[derive(Debug)]
 pub(super) struct Cx<'a> {
@@ -169,23 +183,50 @@ impl Cx<'_> {
     }
 
     pub(crate) fn integer(&mut self, key: &Key, value: &Value) -> Option<Spanned<i64>> {
-        if let ValueKind::Integer(i) = value.kind {
-            Some(Spanned::new(i, value.span))
-        } else {
-            self.wrong_type(key, value, "an integer");
-            None
+        match &value.kind {
+            ValueKind::Integer(i) => Some(Spanned::new(*i, value.span)),
+            ValueKind::HugeInteger(text) => {
+                self.too_large(key, value, text, i64::MIN, i64::MAX);
+                None
+            }
+            _ => {
+                self.wrong_type(key, value, "an integer");
+                None
+            }
         }
     }
 
-    /// A count of at least 1 (iterations, parallelism, items, tokens).
-    pub(crate) fn count<T: TryFrom<i64>>(
-        &mut self,
-        key: &Key,
-        value: &Value,
-    ) -> Option<Spanned<T>> {
+    /// An integer beyond what `key` takes, naming the range it takes.
+    fn too_large(&mut self, key: &Key, value: &Value, text: &str, min: i64, max: i64) {
+        self.diags.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!(
+                    "`{}` must be a whole number from {min} to {max}, not {text}",
+                    key.spelled
+                ),
+            )
+            .label(value.span, format!("more than {max}"))
+            .help(format!("write a number no larger than {max}")),
+        );
+    }
+
+    /// A count of at least 1 (iterations, parallelism, items, tokens), no
+    /// larger than its type holds.
+    pub(crate) fn count<T: Count>(&mut self, key: &Key, value: &Value) -> Option<Spanned<T>> {
+        if let ValueKind::HugeInteger(text) = &value.kind
+            && !text.starts_with('-')
+        {
+            self.too_large(key, value, text, 1, T::MAX);
+            return None;
+        }
         let i = self.integer(key, value)?;
         match T::try_from(i.value) {
             Ok(n) if i.value >= 1 => Some(Spanned::new(n, i.span)),
+            _ if i.value > T::MAX => {
+                self.too_large(key, value, &i.value.to_string(), 1, T::MAX);
+                None
+            }
             _ => {
                 self.invalid(
                     value,
@@ -200,12 +241,48 @@ impl Cx<'_> {
         }
     }
 
+    /// A value passed on as it is (params, vars, items, matrix values):
+    /// its integers must fit in 64 bits, as templates and JSON hold them.
+    pub(crate) fn json(&mut self, value: &Value) -> serde_json::Value {
+        self.check_integers(value);
+        value.to_json()
+    }
+
+    fn check_integers(&mut self, value: &Value) {
+        match &value.kind {
+            ValueKind::HugeInteger(text) => self.diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("{text} does not fit in a 64-bit integer"),
+                )
+                .label(value.span, "out of range")
+                .help(format!(
+                    "integers go from {} to {}; to pass the digits on as text, quote them: \"{text}\"",
+                    i64::MIN,
+                    i64::MAX
+                )),
+            ),
+            ValueKind::Array(items) => {
+                for i in items {
+                    self.check_integers(i);
+                }
+            }
+            ValueKind::Table(t) => {
+                for (_, v) in &t.entries {
+                    self.check_integers(v);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A positive amount of money (integers allowed: `budget_usd = 5`).
     pub(crate) fn money(&mut self, key: &Key, value: &Value) -> Option<Spanned<f64>> {
         #[expect(clippy::cast_precision_loss, reason = "budgets are small numbers")]
         let n = match value.kind {
             ValueKind::Float(f) => f,
             ValueKind::Integer(i) => i as f64,
+            ValueKind::HugeInteger(ref text) => text.parse().unwrap_or(f64::NAN),
             _ => {
                 self.wrong_type(key, value, "a number");
                 return None;
@@ -214,10 +291,20 @@ impl Cx<'_> {
         if n.is_finite() && n > 0.0 {
             Some(Spanned::new(n, value.span))
         } else {
+            // `nan`, `inf` and negative amounts are valid TOML and KDL
+            // floats, but no amount of money: a budget compared with them
+            // would never, or always, be used up.
+            let shown = match value.kind {
+                ValueKind::Integer(i) => i.to_string(),
+                _ => n.to_string().to_lowercase(),
+            };
             self.invalid(
                 value,
-                format!("`{}` must be a number greater than 0", key.spelled),
-                None,
+                format!(
+                    "`{}` must be a finite number greater than 0, not {shown}",
+                    key.spelled
+                ),
+                Some("write an amount in US dollars, such as 2.50".to_string()),
             );
             None
         }
@@ -319,8 +406,9 @@ impl Cx<'_> {
         None
     }
 
-    /// A table of user-chosen keys to strings (env).
-    pub(crate) fn string_map(&mut self, key: &Key, value: &Value) -> UserMap<Spanned<String>> {
+    /// A table of environment variables: names a process can carry, to
+    /// strings.
+    pub(crate) fn env_map(&mut self, key: &Key, value: &Value) -> UserMap<Spanned<String>> {
         let Some(t) = self.table(key, value) else {
             return Vec::new();
         };
@@ -328,9 +416,47 @@ impl Cx<'_> {
             .iter()
             .filter_map(|(k, v)| {
                 let s = self.string(k, v)?;
-                Some((Spanned::new(k.name.clone(), k.span), s))
+                let name_ok = self.env_name(&k.name, k.span);
+                if s.value.contains('\0') {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("the value of `{}` holds a NUL character", k.name),
+                        )
+                        .label(v.span, "no environment variable can hold NUL")
+                        .help("remove the NUL (`\\u0000`) from the value"),
+                    );
+                    return None;
+                }
+                name_ok.then(|| (Spanned::new(k.name.clone(), k.span), s))
             })
             .collect()
+    }
+
+    /// An environment variable name: a process's environment is a list of
+    /// `NAME=VALUE` strings, so a name is not empty and holds neither `=`
+    /// nor NUL. Says so and returns `false` when it is not one.
+    pub(crate) fn env_name(&mut self, name: &str, span: Span) -> bool {
+        let why = if name.is_empty() {
+            "an environment variable name cannot be empty".to_string()
+        } else if name.contains('=') {
+            format!("`{name}` cannot be an environment variable name: it holds `=`")
+        } else if name.contains('\0') {
+            format!(
+                "`{}` cannot be an environment variable name: it holds a NUL character",
+                name.escape_debug()
+            )
+        } else {
+            return true;
+        };
+        self.diags.push(
+            Diagnostic::error(Code::InvalidValue, why)
+                .label(span, "no process can carry this name")
+                .help(
+                    "a process's environment is `NAME=VALUE` strings, so a name needs at least one character and no `=` or NUL; use letters, digits and `_`, such as `MY_VAR`",
+                ),
+        );
+        false
     }
 
     /// A table of user-chosen keys to any values (vars, with).
@@ -347,7 +473,7 @@ impl Cx<'_> {
             .map(|(k, v)| {
                 (
                     Spanned::new(k.name.clone(), k.span),
-                    Spanned::new(v.to_json(), v.span),
+                    Spanned::new(self.json(v), v.span),
                 )
             })
             .collect()

@@ -191,12 +191,12 @@ fn decode_param(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Param> {
     };
     let default = f
         .get("default")
-        .map(|(_, v)| Spanned::new(v.to_json(), v.span));
+        .map(|(_, v)| Spanned::new(cx.json(v), v.span));
     let choices = f.get("enum").and_then(|(k, v)| match &v.kind {
         ValueKind::Array(items) => Some(
             items
                 .iter()
-                .map(|i| Spanned::new(i.to_json(), i.span))
+                .map(|i| Spanned::new(cx.json(i), i.span))
                 .collect::<Vec<_>>(),
         ),
         _ => {

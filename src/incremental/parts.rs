@@ -144,7 +144,10 @@ fn agent_parts(
             .unwrap_or_default();
         fp.parts
             .insert("prompt".into(), short_json(&(template, &main, &agent.vars)));
-        let mut queue = crate::prompt::referenced_templates(&main);
+        let mut queue: Vec<String> = crate::prompt::referenced_templates(&main)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         while let Some(name) = queue.pop() {
             if fp.templates.contains_key(&name) {
                 continue;
@@ -154,7 +157,11 @@ fn agent_parts(
                 .get_template(&name)
                 .map(|t| t.source().to_string())
                 .unwrap_or_default();
-            queue.extend(crate::prompt::referenced_templates(&source));
+            queue.extend(
+                crate::prompt::referenced_templates(&source)
+                    .into_iter()
+                    .map(|r| r.name),
+            );
             fp.templates.insert(name, short(&source));
         }
         // Only the params the prompt reads: a param another node uses does

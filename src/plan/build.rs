@@ -8,12 +8,21 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
 use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
-use crate::compile::{Action, Locator, Node, Program, env_json};
+use crate::compile::{Action, Locator, Node, NodeId, Program, env_json};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, ForEach, OutputFormat, Spanned};
 use crate::paths::{display_rel, normalize, rebase};
 use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
+
+/// The most instances a plan may have (docs/workflow-format.md, "Size caps"):
+/// a plan is built and checked before anything runs, so its size must stay
+/// within what `validate`, `plan` and `watch` handle in seconds.
+const MAX_INSTANCES: usize = 100_000;
+
+/// The most `needs` links between instances a plan may have: a node of n
+/// instances that needs a node of m has n × m of them.
+const MAX_LINKS: usize = 2_000_000;
 
 /// What to include.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +39,15 @@ struct Slot {
     item: Option<serde_json::Value>,
     /// Index into the plan's instances.
     at: usize,
+}
+
+/// A static node's instances by item key, for the nodes that mirror it.
+#[derive(Debug, Default)]
+struct ItemIndex {
+    /// Item keys in the order their items first appear.
+    order: Vec<String>,
+    /// Positions in the node's slots of the instances of each item.
+    slots: std::collections::HashMap<String, Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -51,72 +69,121 @@ struct Planner<'a> {
     edges: Vec<(usize, usize)>,
     show_prompts: bool,
     runs_root: Option<std::path::PathBuf>,
+    /// Nodes a render of which ran out of fuel.
+    out_of_fuel: std::collections::HashSet<String>,
+    /// Mirrored nodes' instances by item, by node index.
+    items_of: std::collections::HashMap<usize, ItemIndex>,
+    /// Rendering a run-time fan-out's instance: `item` is a stand-in.
+    item_stand_in: bool,
+    /// Making one run-time item's instance (`instance_of_item`): no needs,
+    /// no prompt.
+    child: bool,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
 /// (templated agent names, render errors, empty globs).
 pub fn plan(program: &Program, sources: &mut Sources, options: PlanOptions) -> (Plan, Diagnostics) {
-    let mut p = Planner {
-        program,
-        sources,
-        diags: Diagnostics::new(),
-        instances: Vec::new(),
-        slots: Vec::with_capacity(program.nodes.len()),
-        runtime: Vec::with_capacity(program.nodes.len()),
-        env: prompt::context(&env_json()),
-        params: program
-            .scopes
-            .iter()
-            .map(|s| prompt::context(&serde_json::Value::Object(s.params.clone())))
-            .collect(),
-        needs_cache: std::collections::HashMap::new(),
-        shared: None,
-        node_id: Arc::from(""),
-        edges: Vec::new(),
-        show_prompts: options.show_prompts,
-        runs_root: options.runs_root,
-    };
+    let mut p = Planner::new(program, sources, options);
     for (i, node) in program.nodes.iter().enumerate() {
         p.node(i, node);
     }
-    let mut graph = DiGraph::with_capacity(p.instances.len(), p.edges.len());
-    let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
-    for &(from, to) in &p.edges {
-        graph.add_edge(idx[from], idx[to], ());
+    p.finish()
+}
+
+/// One item's instance of a run-time fan-out node, made when its source is
+/// done: its workdir, `env`, `inputs`, agents (and their `model`), stop
+/// conditions and `vars` rendered for the item, as the plan renders a
+/// static item's. Its needs and prompt are the runner's. The errors are
+/// those a plan would report for such an item.
+pub(crate) fn instance_of_item(
+    program: &Program,
+    node: NodeId,
+    item: &serde_json::Value,
+) -> Result<Instance, Vec<Diagnostic>> {
+    let mut sources = Sources::new();
+    let mut p = Planner::new(program, &mut sources, PlanOptions::default());
+    p.child = true;
+    let node = program.node(node);
+    p.node_id = Arc::from(node.id.as_str());
+    let (workdir, _) = p.workdir(node, Some(item), None);
+    let instance = p.instance(node, Some(item), None, &workdir, false);
+    if p.diags.has_errors() {
+        Err(p.diags.into_vec())
+    } else {
+        Ok(instance)
     }
-    let worst_case = worst_case(program, &p.instances);
-    let success = p.success_commands();
-    let sub_workflows = program
-        .groups
-        .iter()
-        .map(|g| GroupPlan {
-            id: g.id.clone(),
-            file: g.file.clone(),
-            result: program
-                .nodes
-                .get(g.result.index())
-                .map(|n| n.id.clone())
+}
+
+impl<'a> Planner<'a> {
+    fn new(program: &'a Program, sources: &'a mut Sources, options: PlanOptions) -> Self {
+        Planner {
+            program,
+            sources,
+            diags: Diagnostics::new(),
+            instances: Vec::new(),
+            slots: Vec::with_capacity(program.nodes.len()),
+            runtime: Vec::with_capacity(program.nodes.len()),
+            env: prompt::context(&env_json()),
+            params: program
+                .scopes
+                .iter()
+                .map(|s| prompt::context(&serde_json::Value::Object(s.params.clone())))
+                .collect(),
+            needs_cache: std::collections::HashMap::new(),
+            shared: None,
+            node_id: Arc::from(""),
+            edges: Vec::new(),
+            show_prompts: options.show_prompts,
+            runs_root: options.runs_root,
+            out_of_fuel: std::collections::HashSet::new(),
+            items_of: std::collections::HashMap::new(),
+            item_stand_in: false,
+            child: false,
+        }
+    }
+
+    fn finish(mut self) -> (Plan, Diagnostics) {
+        let p = &mut self;
+        let program = p.program;
+        let mut graph = DiGraph::with_capacity(p.instances.len(), p.edges.len());
+        let idx: Vec<_> = (0..p.instances.len()).map(|i| graph.add_node(i)).collect();
+        for &(from, to) in &p.edges {
+            graph.add_edge(idx[from], idx[to], ());
+        }
+        let worst_case = worst_case(program, &p.instances);
+        let success = p.success_commands();
+        let sub_workflows = program
+            .groups
+            .iter()
+            .map(|g| GroupPlan {
+                id: g.id.clone(),
+                file: g.file.clone(),
+                result: program
+                    .nodes
+                    .get(g.result.index())
+                    .map(|n| n.id.clone())
+                    .unwrap_or_default(),
+                max_iterations: group_iterations(g.stop.as_ref()),
+                success: g.success.clone(),
+            })
+            .collect();
+        let plan = Plan {
+            format_version: 1,
+            workflow: program.name.clone(),
+            project: program.project.clone(),
+            params: program
+                .scopes
+                .first()
+                .map(|s| s.params.clone())
                 .unwrap_or_default(),
-            max_iterations: group_iterations(g.stop.as_ref()),
-            success: g.success.clone(),
-        })
-        .collect();
-    let plan = Plan {
-        format_version: 1,
-        workflow: program.name.clone(),
-        project: program.project.clone(),
-        params: program
-            .scopes
-            .first()
-            .map(|s| s.params.clone())
-            .unwrap_or_default(),
-        instances: p.instances,
-        sub_workflows,
-        success,
-        worst_case,
-        graph,
-    };
-    (plan, p.diags)
+            instances: std::mem::take(&mut p.instances),
+            sub_workflows,
+            success,
+            worst_case,
+            graph,
+        };
+        (plan, std::mem::take(&mut p.diags))
+    }
 }
 
 impl Planner<'_> {
@@ -159,26 +226,20 @@ impl Planner<'_> {
         self.shared = None;
         self.node_id = Arc::from(node.id.as_str());
         let scope = &self.program.scopes[node.scope];
-        let entry_dir = self.program.entry_dir();
-        // The workdir is relative to the file that wrote it (a sub-workflow
-        // may inherit its parent's); without one it is the entry file's folder.
-        let (workdir_text, origin) = match &node.workdir {
-            Some((w, origin)) => {
-                let ctx_node = Node {
-                    scope: *origin,
-                    ..node.clone()
-                };
-                (
-                    self.render(&ctx_node, &w.value, w.span, None, None)
-                        .unwrap_or_else(|| w.value.clone()),
-                    *origin,
-                )
-            }
-            None => (".".to_string(), 0),
+        // A templated workdir may read the item: it is rendered per
+        // instance. A glob looks in the node's workdir, so that one is
+        // rendered without an item.
+        let per_instance = node
+            .workdir
+            .as_ref()
+            .is_some_and(|(w, _)| is_templated(&w.value))
+            && !matches!(node.for_each, Some(ForEach::Glob { .. }));
+        let (workdir, workdir_local) = if per_instance {
+            // Not used: each instance has its own.
+            (Arc::from("."), String::new())
+        } else {
+            self.workdir(node, None, None)
         };
-        let origin_dir = self.program.scopes[origin].dir.clone();
-        let workdir: Arc<str> = rebase(&workdir_text, &origin_dir, &entry_dir).into();
-        let workdir_local = rebase(&workdir_text, &origin_dir, &scope.dir);
         let mut runtime = false;
         let items: Vec<Option<serde_json::Value>> = match &node.for_each {
             None => vec![None],
@@ -233,19 +294,35 @@ impl Planner<'_> {
                 Vec::new()
             }
             Some(ForEach::EachOf { .. }) => match node.fan_out_source {
-                Some(src) if !self.runtime[src.index()] => self.slots[src.index()]
-                    .iter()
-                    .map(|s| s.item.clone())
-                    .collect(),
+                // One instance per item of the source: a source with a matrix
+                // has several instances of one item, which one mirror needs.
+                Some(src) if !self.runtime[src.index()] => {
+                    self.index_items(src.index());
+                    let index = &self.items_of[&src.index()];
+                    let slots = &self.slots[src.index()];
+                    index
+                        .order
+                        .iter()
+                        .map(|k| slots[index.slots[k][0]].item.clone())
+                        .collect()
+                }
                 _ => {
                     runtime = true;
                     Vec::new()
                 }
             },
         };
+        if let Some(ForEach::Items(list)) = &node.for_each {
+            let written: Vec<(Option<&serde_json::Value>, Span)> = items
+                .iter()
+                .zip(list)
+                .map(|(item, v)| (item.as_ref(), v.span))
+                .collect();
+            self.duplicates(node, "`for_each`", "item", &written);
+        }
         let mut axes: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
         for (k, vs) in &node.matrix {
-            let values = vs
+            let values: Vec<serde_json::Value> = vs
                 .iter()
                 .map(|v| match v.value.as_str() {
                     Some(s) => serde_json::Value::from(
@@ -255,13 +332,48 @@ impl Planner<'_> {
                     None => v.value.clone(),
                 })
                 .collect();
+            let written: Vec<(Option<&serde_json::Value>, Span)> = values
+                .iter()
+                .zip(vs)
+                .map(|(value, v)| (Some(value), v.span))
+                .collect();
+            self.duplicates(
+                node,
+                &format!("matrix axis `{}`", k.value),
+                "value",
+                &written,
+            );
             axes.push((k.value.clone(), values));
         }
-        let combos = matrix_combos(&axes);
+        // Counted before anything is built, so that a matrix of ten axes of
+        // ten values is refused at once rather than expanded.
+        let combos_len = axes
+            .iter()
+            .map(|(_, v)| v.len())
+            .fold(1usize, usize::saturating_mul);
+        let count = if runtime {
+            1
+        } else {
+            items.len().saturating_mul(combos_len)
+        };
+        let combos = if self.within_caps(node, count, items.len(), combos_len) {
+            matrix_combos(&axes)
+        } else {
+            Vec::new()
+        };
         let mut slots = Vec::new();
         if runtime {
             let at = self.instances.len();
+            // Its items are known at run time: `item` is a stand-in here,
+            // and each item's instance renders its own (`instance_of_item`).
+            self.item_stand_in = true;
+            let workdir = if per_instance {
+                self.workdir(node, None, None).0
+            } else {
+                Arc::clone(&workdir)
+            };
             let inst = self.instance(node, None, None, &workdir, true);
+            self.item_stand_in = false;
             self.instances.push(inst);
             slots.push(Slot { item: None, at });
         } else {
@@ -269,6 +381,11 @@ impl Planner<'_> {
                 for combo in &combos {
                     let matrix = (!combo.is_empty()).then(|| combo.clone());
                     let at = self.instances.len();
+                    let workdir = if per_instance {
+                        self.workdir(node, item.as_ref(), matrix.as_ref()).0
+                    } else {
+                        Arc::clone(&workdir)
+                    };
                     let inst = self.instance(node, item.as_ref(), matrix.as_ref(), &workdir, false);
                     self.instances.push(inst);
                     slots.push(Slot {
@@ -281,6 +398,132 @@ impl Planner<'_> {
         debug_assert_eq!(self.slots.len(), i);
         self.slots.push(slots);
         self.runtime.push(runtime);
+    }
+
+    /// The workdir of an instance, relative to the entry file's folder and
+    /// to the node's own file. It is relative to the file that wrote it (a
+    /// sub-workflow may inherit its parent's); without one it is the entry
+    /// file's folder.
+    fn workdir(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> (Arc<str>, String) {
+        let (text, origin) = match &node.workdir {
+            Some((w, origin)) => {
+                let ctx_node = Node {
+                    scope: *origin,
+                    ..node.clone()
+                };
+                (
+                    self.render(&ctx_node, &w.value, w.span, item, matrix)
+                        .unwrap_or_else(|| w.value.clone()),
+                    *origin,
+                )
+            }
+            None => (".".to_string(), 0),
+        };
+        let origin_dir = &self.program.scopes[origin].dir;
+        let entry_dir = self.program.entry_dir();
+        (
+            rebase(&text, origin_dir, &entry_dir).into(),
+            rebase(&text, origin_dir, &self.program.scopes[node.scope].dir),
+        )
+    }
+
+    /// Whether `count` more instances of `node`, with their `needs` links,
+    /// stay within the plan's caps; says why not when they do not.
+    fn within_caps(&mut self, node: &Node, count: usize, items: usize, combos: usize) -> bool {
+        // Each instance waits for every instance of each need; a mirror
+        // (`each_of`) only for those of its own item.
+        let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
+        let links = node
+            .needs
+            .iter()
+            .map(|&j| {
+                let n = self.slots[j.index()].len();
+                if mirrored && Some(j) == node.fan_out_source && !self.runtime[j.index()] {
+                    n.saturating_mul(combos)
+                } else {
+                    n.saturating_mul(count)
+                }
+            })
+            .fold(0usize, usize::saturating_add);
+        let (what, cap) = if self.instances.len().saturating_add(count) > MAX_INSTANCES {
+            (
+                format!(
+                    "node `{}` expands to {count} instances ({items} item(s) × {combos} matrix combination(s)), and a plan may have at most {MAX_INSTANCES}",
+                    node.id
+                ),
+                "instances",
+            )
+        } else if self.edges.len().saturating_add(links) > MAX_LINKS {
+            (
+                format!(
+                    "node `{}` adds {links} `needs` links between instances ({count} instance(s), each waiting for every instance it needs), and a plan may have at most {MAX_LINKS}",
+                    node.id
+                ),
+                "links",
+            )
+        } else {
+            return true;
+        };
+        self.push(
+            Diagnostic::error(Code::TooLarge, what)
+                .label(node.span, format!("too many {cap}"))
+                .help("fan out over fewer items or matrix values, or split the work into several workflows; see docs/workflow-format.md, \"Size caps\""),
+        );
+        false
+    }
+
+    /// Two items (or matrix values) that give one instance key would be
+    /// one instance twice: one task folder, one `DONE`, one fingerprint.
+    /// Each is an error at the second one written.
+    fn duplicates(
+        &mut self,
+        node: &Node,
+        list: &str,
+        what: &str,
+        written: &[(Option<&serde_json::Value>, Span)],
+    ) {
+        let mut seen: std::collections::HashMap<String, (&serde_json::Value, Span)> =
+            std::collections::HashMap::new();
+        for &(value, span) in written {
+            let Some(value) = value else { continue };
+            let key = super::expand::item_key(value);
+            let Some(&(first, first_span)) = seen.get(&key) else {
+                seen.insert(key, (value, span));
+                continue;
+            };
+            let (message, help) = if first == value {
+                (
+                    format!(
+                        "{list} of node `{}` lists the {what} {value} twice",
+                        node.id
+                    ),
+                    format!(
+                        "remove one: each {what} makes instances of its own, with their own task folders"
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "{list} of node `{}` has the {what}s {first} and {value}, which give one instance key `{key}`",
+                        node.id
+                    ),
+                    format!(
+                        "make the {what}s differ as text (a number and a string of its digits are one key), or remove one"
+                    ),
+                )
+            };
+            self.push(
+                Diagnostic::error(Code::DuplicateItem, message)
+                    .label(span, "again here")
+                    .label(first_span, "first here")
+                    .help(help),
+            );
+        }
     }
 
     fn instance(
@@ -296,11 +539,20 @@ impl Planner<'_> {
         } else {
             instance_key(&node.id, item, matrix).into()
         };
-        let needs = self.needs_keys(node, item, self.instances.len());
+        let needs = if self.child {
+            Vec::new()
+        } else {
+            self.needs_keys(node, item, self.instances.len())
+        };
         // Agent and stop plan are shared by every instance of a node unless
-        // they depend on the item or the matrix.
+        // they depend on the item or the matrix (an agent's `model` too).
+        let templated_model = self.program.scopes[node.scope]
+            .agents
+            .iter()
+            .any(|(_, a)| a.model.as_ref().is_some_and(|m| is_templated(&m.value)));
         let shared = !node.agent.as_ref().is_some_and(|a| is_templated(&a.value))
             && node.matrix.is_empty()
+            && !templated_model
             && ![&node.stop.command, &node.stop.promise]
                 .into_iter()
                 .flatten()
@@ -323,7 +575,7 @@ impl Planner<'_> {
                 let stop = match &self.shared {
                     Some((_, _, stop)) if shared => Arc::clone(stop),
                     _ => Arc::new(stop_plan(&node.stop, kind_is_process, |s| {
-                        self.render_opt(node, s, item)
+                        self.render_opt(node, s, item, matrix)
                     })),
                 };
                 if shared && self.shared.is_none() {
@@ -353,7 +605,7 @@ impl Planner<'_> {
                         .iter()
                         .filter_map(|f| {
                             let name = self.render(node, &f.value, f.span, item, matrix)?;
-                            self.resolve_agent(node, &name, f.span, None)
+                            self.resolve_agent(node, &name, f.span, None, item, matrix)
                                 .map(|(a, _)| Arc::new(a))
                         })
                         .collect();
@@ -389,11 +641,19 @@ impl Planner<'_> {
                 )
             })
             .collect();
+        // `vars` values may be template strings, rendered per instance.
+        let vars = match &node.action {
+            Action::Prompt { vars, .. } => vars
+                .iter()
+                .map(|(k, v)| (k.clone(), self.render_value(node, v, item, matrix)))
+                .collect(),
+            Action::Gate { .. } => serde_json::Map::new(),
+        };
         let prompt = match &node.action {
-            Action::Prompt { template, vars } => {
-                self.render_prompt(node, template, vars, item, matrix, runtime)
+            Action::Prompt { template, .. } if !self.child => {
+                self.render_prompt(node, template, &vars, item, matrix, runtime)
             }
-            Action::Gate { .. } => None,
+            Action::Prompt { .. } | Action::Gate { .. } => None,
         };
         Instance {
             key,
@@ -414,6 +674,34 @@ impl Planner<'_> {
                 .map(|&g| self.program.group(g).id.clone())
                 .collect(),
             prompt: prompt.filter(|_| self.show_prompts),
+            vars,
+        }
+    }
+
+    /// A `vars` value with its template strings rendered, in lists and
+    /// tables too.
+    fn render_value(
+        &mut self,
+        node: &Node,
+        value: &serde_json::Value,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> serde_json::Value {
+        match value {
+            serde_json::Value::String(s) if is_templated(s) => serde_json::Value::from(
+                self.render(node, s, node.span, item, matrix)
+                    .unwrap_or_else(|| s.clone()),
+            ),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|v| self.render_value(node, v, item, matrix))
+                .collect(),
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), self.render_value(node, v, item, matrix)))
+                    .collect(),
+            ),
+            other => other.clone(),
         }
     }
 
@@ -429,14 +717,22 @@ impl Planner<'_> {
         let mirrored = matches!(node.for_each, Some(ForEach::EachOf { .. }));
         let mut keys = Vec::new();
         for &j in &node.needs {
-            for s in &self.slots[j.index()] {
-                if mirrored
-                    && Some(j) == node.fan_out_source
-                    && !self.runtime[j.index()]
-                    && s.item.as_ref() != item
-                {
-                    continue;
+            let j = j.index();
+            if mirrored && Some(NodeId::new(j)) == node.fan_out_source && !self.runtime[j] {
+                // Only the instances with this item, found by its key: a
+                // scan of all of them for each mirror would be quadratic.
+                self.index_items(j);
+                let found = item
+                    .map(super::expand::item_key)
+                    .and_then(|k| self.items_of[&j].slots.get(&k));
+                for &p in found.into_iter().flatten() {
+                    let at = self.slots[j][p].at;
+                    keys.push(Arc::clone(&self.instances[at].key));
+                    self.edges.push((at, me));
                 }
+                continue;
+            }
+            for s in &self.slots[j] {
                 keys.push(Arc::clone(&self.instances[s.at].key));
                 self.edges.push((s.at, me));
             }
@@ -471,7 +767,7 @@ impl Planner<'_> {
             kind: "command",
             model: model.clone(),
         };
-        match name.and_then(|n| self.resolve_agent(node, &n, span, model)) {
+        match name.and_then(|n| self.resolve_agent(node, &n, span, model, item, matrix)) {
             Some(found) => found,
             None => (unknown, true),
         }
@@ -483,6 +779,8 @@ impl Planner<'_> {
         name: &str,
         span: Span,
         model: Option<String>,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<(AgentRef, bool)> {
         let scope = &self.program.scopes[node.scope];
         let agent = scope
@@ -507,11 +805,20 @@ impl Planner<'_> {
             );
             return None;
         };
+        // The agent's `model` is a template string, rendered for the
+        // instance that runs it; a matrix `model` wins over it.
+        let model = match model {
+            Some(m) => Some(m),
+            None => agent
+                .model
+                .as_ref()
+                .map(|m| self.render_opt(node, m, item, matrix)),
+        };
         Some((
             AgentRef {
                 name: name.to_string(),
                 kind: agent.kind.value.as_str(),
-                model: model.or_else(|| agent.model.as_ref().map(|m| m.value.clone())),
+                model,
             },
             agent.kind.value.is_process(),
         ))
@@ -530,8 +837,19 @@ impl Planner<'_> {
             env => self.env.clone(),
             node => node.id.as_str(),
             workflow => scope.workflow.as_str(),
-            item => item.map(prompt::context),
+            item => self.item_value(item),
             matrix => matrix.map(|m| prompt::context(&serde_json::Value::Object(m.clone()))),
+        }
+    }
+
+    /// `item` as templates see it: the item, the stand-in of a run-time
+    /// fan-out's, or undefined (so that a node without fan-out that reads it
+    /// is told so, rather than given `none`).
+    fn item_value(&self, item: Option<&serde_json::Value>) -> Value {
+        match item {
+            Some(item) => prompt::context(item),
+            None if self.item_stand_in => Placeholder::value("<item>"),
+            None => Value::UNDEFINED,
         }
     }
 
@@ -547,6 +865,9 @@ impl Planner<'_> {
         if !is_templated(text) {
             return Some(text.to_string());
         }
+        if self.out_of_fuel.contains(&node.id) {
+            return None;
+        }
         let ctx = self.context(node, item, matrix);
         match self.program.scopes[node.scope]
             .templates
@@ -554,7 +875,8 @@ impl Planner<'_> {
         {
             Ok(s) => Some(s),
             Err(e) => {
-                let detail = e.detail().unwrap_or("cannot render").to_string();
+                self.note_fuel(node, &e);
+                let detail = prompt::error_detail(&e);
                 self.push(
                     Diagnostic::error(Code::UndefinedVariable, format!("cannot render `{text}` for node `{}`: {detail}", node.id))
                         .label(span, "in this value")
@@ -570,8 +892,9 @@ impl Planner<'_> {
         node: &Node,
         s: &Spanned<String>,
         item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> String {
-        self.render(node, &s.value, s.span, item, None)
+        self.render(node, &s.value, s.span, item, matrix)
             .unwrap_or_else(|| s.value.clone())
     }
 
@@ -592,10 +915,19 @@ impl Planner<'_> {
                 && matches!(node.for_each, Some(ForEach::EachOf { .. }));
             let value = if mirrored {
                 // `needs.X` is the one instance of X with the same item.
-                self.slots[j.index()]
-                    .iter()
-                    .find(|s| s.item.as_ref() == item)
-                    .map(|s| self.result_placeholder(j.index(), s))
+                let found = match item {
+                    Some(item) => {
+                        self.index_items(j.index());
+                        self.items_of[&j.index()]
+                            .slots
+                            .get(&super::expand::item_key(item))
+                            .and_then(|found| found.first().copied())
+                    }
+                    // A run-time mirror of a run-time fan-out: its one slot.
+                    None => self.slots[j.index()].iter().position(|s| s.item.is_none()),
+                };
+                found
+                    .map(|p| self.result_placeholder(j.index(), &self.slots[j.index()][p]))
                     .unwrap_or_default()
             } else {
                 self.needs_value(j.index())
@@ -619,14 +951,22 @@ impl Planner<'_> {
             iteration => 1,
             needs => Value::from(needs),
         };
+        if self.out_of_fuel.contains(&node.id) {
+            return None;
+        }
         let scope = &self.program.scopes[node.scope];
-        let rendered = scope
-            .templates
-            .get_template(template)
-            .and_then(|t| t.render(ctx));
+        // Placeholders stand in for what exists only at run time, templates
+        // named after them included.
+        let (rendered, _reads) = prompt::recording(true, || {
+            scope
+                .templates
+                .get_template(template)
+                .and_then(|t| t.render(ctx))
+        });
         match rendered {
             Ok(s) => Some(s),
             Err(e) => {
+                self.note_fuel(node, &e);
                 let mut locator = Locator {
                     sources: self.sources,
                     scopes: &self.program.scopes,
@@ -640,6 +980,33 @@ impl Planner<'_> {
                 self.push(d);
                 None
             }
+        }
+    }
+
+    /// Indexes node `j`'s instances by item key, once.
+    fn index_items(&mut self, j: usize) {
+        if self.items_of.contains_key(&j) {
+            return;
+        }
+        let mut index = ItemIndex::default();
+        for (p, slot) in self.slots[j].iter().enumerate() {
+            let Some(item) = &slot.item else { continue };
+            let key = super::expand::item_key(item);
+            let positions = index.slots.entry(key.clone()).or_default();
+            if positions.is_empty() {
+                index.order.push(key);
+            }
+            positions.push(p);
+        }
+        self.items_of.insert(j, index);
+    }
+
+    /// A node whose template used up a render's fuel is not rendered again
+    /// for its other instances: once is reported, and a thousand items
+    /// would take a thousand times as long to say the same.
+    fn note_fuel(&mut self, node: &Node, e: &minijinja::Error) {
+        if e.kind() == minijinja::ErrorKind::OutOfFuel {
+            self.out_of_fuel.insert(node.id.clone());
         }
     }
 

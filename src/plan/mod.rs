@@ -13,5 +13,6 @@ mod limits;
 mod model;
 pub mod text;
 
+pub(crate) use build::instance_of_item;
 pub use build::{PlanOptions, plan};
 pub use model::{AgentRef, Instance, InstanceKind, Plan, StopPlan, SuccessCommand, WorstCase};

@@ -77,6 +77,10 @@ pub struct Instance {
     /// The rendered first-iteration prompt (with `--show-prompts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// The prompt's `vars`, their template strings rendered for this
+    /// instance. Not shown: `--show-prompts` shows what they made.
+    #[serde(skip)]
+    pub vars: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The most that can run before anything runs.

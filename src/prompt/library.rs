@@ -50,10 +50,13 @@ impl Library {
         let search = Arc::clone(&self.search);
         let loaded = Arc::clone(&self.loaded);
         move |name| {
+            if let Some(text) = super::reads::stand_in(name) {
+                return Ok(Some(text));
+            }
             let Some(path) = resolve(&search, name) else {
                 return Ok(None);
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = crate::source::read_text(&path).map_err(|e| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
                     format!("cannot read template {}: {e}", path.display()),

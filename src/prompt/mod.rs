@@ -6,10 +6,12 @@
 mod environment;
 mod library;
 mod placeholder;
+mod reads;
 
 pub(crate) use environment::{
-    PROMPT_GLOBALS, STRING_GLOBALS, context, environment, is_templated, referenced_templates,
-    undeclared,
+    PROMPT_GLOBALS, STRING_GLOBALS, context, environment, error_detail, is_templated,
+    referenced_templates, undeclared,
 };
 pub(crate) use library::Library;
 pub(crate) use placeholder::Placeholder;
+pub(crate) use reads::{pattern, recording};

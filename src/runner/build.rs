@@ -41,6 +41,12 @@ pub(crate) enum JobError {
     Schema { node: String, source: SchemaError },
     #[error("node `{node}`: {source}")]
     Stop { node: String, source: StopError },
+    /// A run-time item's workdir, which preflight could not check.
+    #[error("node `{node}`: the workdir {} does not exist", dir.display())]
+    Workdir {
+        node: String,
+        dir: std::path::PathBuf,
+    },
     /// The plan and the program disagree: a plan of another program.
     #[error("instance `{key}` is of node `{node}`, which the workflow does not have")]
     UnknownNode { key: String, node: String },
@@ -235,7 +241,8 @@ fn kind(
 ) -> Result<JobKind, JobError> {
     let n = program.node(node);
     let prompt = || match &n.action {
-        Action::Prompt { template, vars } => {
+        // The plan rendered the `vars` for this instance.
+        Action::Prompt { template, .. } => {
             let source = program.scopes[n.scope]
                 .templates
                 .get_template(template)
@@ -243,7 +250,7 @@ fn kind(
                 .unwrap_or_default();
             (
                 template.clone(),
-                serde_json::Value::Object(vars.clone()),
+                serde_json::Value::Object(inst.vars.clone()),
                 source.contains("previous"),
             )
         }
@@ -318,6 +325,67 @@ fn kind(
             mirror: matches!(n.for_each, Some(crate::model::ForEach::EachOf { .. })),
             agent: agent_job(vec![&**agent], stop)?,
         })),
+    })
+}
+
+/// The job of one item of run-time fan-out `base`: the fan-out's job with
+/// what the item's instance (`crate::plan::instance_of_item`) renders for
+/// it: its workdir, `env`, `inputs`, agents, stop and `vars`. Its needs,
+/// fingerprint and `--force` mark are the dispatcher's to set.
+pub(crate) fn item_job(
+    program: &Program,
+    base: &Job,
+    spec: &FanOutJob,
+    inst: &Instance,
+) -> Result<Job, JobError> {
+    let n = program.node(base.node);
+    let InstanceKind::Agent {
+        agent,
+        fallback_agents,
+        stop,
+    } = &inst.kind
+    else {
+        return Err(JobError::UnknownNode {
+            key: inst.key.to_string(),
+            node: n.id.clone(),
+        });
+    };
+    let agents = std::iter::once(&**agent)
+        .chain(fallback_agents.iter().map(|a| &**a))
+        .map(|a| agent_spec(program, base.node, a))
+        .collect::<Result<_, _>>()?;
+    let stop = stop_spec(stop).map_err(|source| JobError::Stop {
+        node: n.id.clone(),
+        source,
+    })?;
+    let job = AgentJob {
+        agents,
+        stop,
+        template: spec.agent.template.clone(),
+        vars: serde_json::Value::Object(inst.vars.clone()),
+        uses_previous: spec.agent.uses_previous,
+        json: spec.agent.json,
+        schema: spec.agent.schema.clone(),
+    };
+    let workdir = normalize(&program.entry_dir().join(&*inst.workdir));
+    if !workdir.is_dir() {
+        return Err(JobError::Workdir {
+            node: n.id.clone(),
+            dir: workdir,
+        });
+    }
+    Ok(Job {
+        key: Arc::clone(&inst.key),
+        item: inst.item.clone(),
+        kind: JobKind::Agent(Arc::new(job)),
+        workdir,
+        env: inst
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        inputs: inst.inputs.clone(),
+        ..base.clone()
     })
 }
 

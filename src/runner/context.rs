@@ -81,13 +81,20 @@ impl WorkflowLimits {
     }
 
     pub(crate) fn spend(&self, usd: f64) {
+        // A cast saturates (a negative or NaN cost counts as 0: agents'
+        // costs are checked where they are read), and so does the sum, so
+        // a huge cost cannot wrap around to look small.
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
-            reason = "costs are small and positive"
+            reason = "float to int casts saturate, which is what a budget wants"
         )]
         let micro = (usd * 1e6).round() as u64;
-        self.spent_micro_usd.fetch_add(micro, Ordering::SeqCst);
+        let _ = self
+            .spent_micro_usd
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spent| {
+                Some(spent.saturating_add(micro))
+            });
     }
 
     pub(crate) fn spent(&self) -> f64 {

@@ -215,7 +215,14 @@ fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), Ap
             JobKind::FanOut(f) => &f.agent.agents,
             JobKind::Gate(_) | JobKind::Group { .. } => continue,
         };
-        if !job.workdir.is_dir() && seen.insert(("dir", job.workdir.display().to_string())) {
+        // A run-time fan-out whose workdir is made from its items has none
+        // yet: each item's is checked when the items are known.
+        let stand_in = matches!(job.kind, JobKind::FanOut(_))
+            && crate::prompt::pattern(&job.workdir.to_string_lossy()).is_some();
+        if !stand_in
+            && !job.workdir.is_dir()
+            && seen.insert(("dir", job.workdir.display().to_string()))
+        {
             problems.push(Problem::WorkdirMissing {
                 node: node.clone(),
                 dir: job.workdir.clone(),

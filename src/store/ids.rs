@@ -1,4 +1,4 @@
-//! Task ids `task-<UTC apply start>-<slug>-<6 hex>` (docs/run-store.md) and run ids
+//! Task ids `task-<UTC apply start>-<slug>-<16 hex>` (docs/run-store.md) and run ids
 //! that lead with a zero-padded per-task sequence. Both use only `a-z`, `0-9`
 //! and `-`, so no node id or item can make a path that leaves the runs root.
 
@@ -11,12 +11,19 @@ use sha2::{Digest, Sha256};
 /// pattern `[a-z0-9][a-z0-9-]{1,48}[a-z0-9]`.
 const TAIL_MAX: usize = 50;
 
+/// Bytes of the hash in a task id: 64 bits, so that two instance keys of one
+/// apply (which `validate` makes distinct) share a task folder with a chance
+/// of about n² / 2⁶⁵ (10⁻¹¹ for 20,000 instances); with 24 bits, 20,000
+/// similar items shared 11 folders.
+const HASH_BYTES: usize = 8;
+
 /// The id of one node instance's task in one apply: the apply's start time,
-/// a readable slug of the instance key, and 6 hex digits of a hash of the
-/// apply id and the instance key, so two applies started within the same
-/// second, or two items whose slugs are equal, never collide.
+/// a readable slug of the instance key, and 16 hex digits of a hash of the
+/// apply id and the whole instance key, so two applies started within the
+/// same second, or two items whose slugs are equal (or cut the same), do
+/// not share a folder.
 pub fn task_id(apply_start: Timestamp, apply_id: &str, instance_key: &str) -> String {
-    let hash = short_hash(&format!("{apply_id}\n{instance_key}"), 3);
+    let hash = short_hash(&format!("{apply_id}\n{instance_key}"), HASH_BYTES);
     let mut slug = slug(instance_key);
     slug.truncate(TAIL_MAX - hash.len() - 1);
     let slug = slug.trim_end_matches('-');
@@ -112,7 +119,7 @@ mod tests {
     fn task_ids_are_readable_and_fit_the_seed_pattern() {
         let id = task_id(t(), "apply-1", "review-dev-docs[docs/dev/testing.md]");
         assert!(
-            id.starts_with("task-20260301-101502-review-dev-docs-docs-dev-testing-md-"),
+            id.starts_with("task-20260301-101502-review-dev-docs-docs-dev-testing-"),
             "{id}"
         );
         assert!(is_task_id(&id), "{id}");
@@ -131,6 +138,18 @@ mod tests {
     fn task_ids_differ_by_apply_and_by_key() {
         assert_ne!(task_id(t(), "a", "n[x]"), task_id(t(), "b", "n[x]"));
         assert_ne!(task_id(t(), "a", "n[a b]"), task_id(t(), "a", "n[a-b]"));
+    }
+
+    #[test]
+    fn similar_keys_whose_slugs_are_cut_the_same_get_their_own_ids() {
+        // Keys alike in their first 60 characters, as items of one glob are:
+        // the slug is cut the same, and only the hash tells them apart.
+        let prefix = "review-dev-docs[docs/dev/a-very-long-folder-name/and-deeper/";
+        let ids: std::collections::HashSet<String> = (0..20_000)
+            .map(|i| task_id(t(), "apply-1", &format!("{prefix}file-{i}.md]")))
+            .collect();
+        assert_eq!(ids.len(), 20_000);
+        assert!(ids.iter().all(|id| is_task_id(id)));
     }
 
     #[test]

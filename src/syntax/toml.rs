@@ -123,7 +123,7 @@ fn value(file: FileId, v: &DeValue<'_>, span: Span) -> Value {
         DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
             Ok(n) => ValueKind::Integer(n),
             // Out of i64 range: keep the text; a typed read will report it.
-            Err(_) => ValueKind::String(i.to_string()),
+            Err(_) => ValueKind::HugeInteger(i.to_string()),
         },
         DeValue::Float(f) => ValueKind::Float(float(f.as_str())),
         DeValue::Boolean(b) => ValueKind::Bool(*b),

@@ -43,6 +43,9 @@ impl Table {
 pub(crate) enum ValueKind {
     String(String),
     Integer(i64),
+    /// An integer beyond 64 bits, as written: each key that reads it says
+    /// which range it takes.
+    HugeInteger(String),
     Float(f64),
     Bool(bool),
     /// A TOML date or time, kept as written; no workflow key takes one.
@@ -67,7 +70,7 @@ impl Value {
     pub(crate) fn type_name(&self) -> &'static str {
         match self.kind {
             ValueKind::String(_) => "a string",
-            ValueKind::Integer(_) => "an integer",
+            ValueKind::Integer(_) | ValueKind::HugeInteger(_) => "an integer",
             ValueKind::Float(_) => "a float",
             ValueKind::Bool(_) => "a boolean",
             ValueKind::Datetime(_) => "a datetime",
@@ -95,7 +98,10 @@ impl Value {
     /// list items).
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match &self.kind {
-            ValueKind::String(s) | ValueKind::Datetime(s) => serde_json::Value::from(s.as_str()),
+            // A huge integer is reported where it is read (`Cx::json`).
+            ValueKind::String(s) | ValueKind::Datetime(s) | ValueKind::HugeInteger(s) => {
+                serde_json::Value::from(s.as_str())
+            }
             ValueKind::Integer(i) => serde_json::Value::from(*i),
             ValueKind::Float(f) => serde_json::Number::from_f64(*f)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),

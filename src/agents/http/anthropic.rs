@@ -55,7 +55,7 @@ fn tokens(usage: &Value, keys: &[&str]) -> Option<u64> {
         .iter()
         .filter_map(|k| usage.get(*k).and_then(Value::as_u64))
         .collect();
-    (!found.is_empty()).then(|| found.iter().sum())
+    (!found.is_empty()).then(|| crate::agents::usage::sum_tokens(found))
 }
 
 /// Every input token is billed, cached ones included.

@@ -60,7 +60,7 @@ impl State {
         let done = std::mem::take(&mut self.current);
         let add = |total: &mut Option<u64>, n: Option<u64>| {
             if let Some(n) = n {
-                *total = Some(total.unwrap_or(0) + n);
+                *total = Some(total.unwrap_or(0).saturating_add(n));
             }
         };
         add(&mut self.input_tokens, done.input_tokens);

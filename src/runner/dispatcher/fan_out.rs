@@ -12,7 +12,7 @@ use super::graph::{JobGraph, State};
 use crate::compile::{NodeId, Program};
 use crate::incremental::prior::Prior;
 use crate::model::ForEach;
-use crate::runner::job::{FanOutJob, Job, JobId, JobKind};
+use crate::runner::job::{FanOutJob, Job, JobId};
 use crate::runner::outcome::{Outcome, Status, at_path};
 use crate::stop_reason::StopReason;
 
@@ -100,7 +100,7 @@ pub(super) fn expand(
         lines,
         max_items,
         mirror,
-        ref agent,
+        agent: _,
     } = *spec;
     let mut items: Vec<(serde_json::Value, Option<JobId>)> = Vec::new();
     for s in instances_of(graph, fan_outs, from) {
@@ -159,11 +159,50 @@ pub(super) fn expand(
         .iter()
         .map(|(item, _)| crate::plan::expand::instance_key(node_id, Some(item), None).into())
         .collect();
+    // Two items with one key would be one instance twice, sharing a task
+    // folder: the fan-out fails, saying which.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(first) = seen.insert(key, i) {
+            let mut out = Outcome::ended(Status::Failed, StopReason::FanOutSource);
+            out.error = Some(format!(
+                "items {} and {} give one instance, `{key}`: each instance needs an item of its own (remove duplicate lines or list entries from the source's answer)",
+                first + 1,
+                i + 1
+            ));
+            return Expansion::Ended(Box::new(out));
+        }
+    }
     if items.is_empty() {
         return Expansion::Became(keys);
     }
+    // Each item's own instance: what its templated fields (workdir, env,
+    // stop, vars, an agent's model) render to for it. One that cannot be
+    // rendered fails the fan-out before any item runs.
+    let mut jobs = Vec::with_capacity(items.len());
+    for ((item, _), key) in items.iter().zip(&keys) {
+        let made = crate::plan::instance_of_item(program, base.node, item)
+            .map_err(|diags| {
+                diags
+                    .iter()
+                    .find(|d| d.is_error())
+                    .map_or_else(|| "cannot render it".to_string(), |d| d.message.clone())
+            })
+            .and_then(|inst| {
+                crate::runner::build::item_job(program, &base, spec, &inst)
+                    .map_err(|e| e.to_string())
+            });
+        match made {
+            Ok(job) => jobs.push(job),
+            Err(why) => {
+                let mut out = Outcome::ended(Status::Failed, StopReason::RenderError);
+                out.error = Some(format!("`{key}`: {why}"));
+                return Expansion::Ended(Box::new(out));
+            }
+        }
+    }
     let mut children = Vec::new();
-    for ((item, source), key) in items.into_iter().zip(keys.iter().cloned()) {
+    for (((item, source), key), job) in items.into_iter().zip(keys.iter().cloned()).zip(jobs) {
         let mut needs = base.needs.clone();
         if let Some(s) = source {
             needs.push(s);
@@ -177,11 +216,9 @@ pub(super) fn expand(
         let child = graph.push(Job {
             key,
             needs,
-            item: Some(item),
-            kind: JobKind::Agent(Arc::clone(agent)),
             fingerprint,
             forced,
-            ..(*base).clone()
+            ..job
         });
         // Its needs are the fan-out's (ended) and the mirrored source
         // instance (ended): it is ready now.

@@ -429,20 +429,11 @@ impl Lower<'_> {
             KdlValue::Float(f) => ValueKind::Float(*f),
             KdlValue::Bool(b) => ValueKind::Bool(*b),
             KdlValue::Integer(i) => {
-                if let Ok(i) = i64::try_from(*i) {
-                    ValueKind::Integer(i)
-                } else {
-                    let range = format!("integers go from {} to {}", i64::MIN, i64::MAX);
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::InvalidValue,
-                            format!("{i} does not fit in a 64-bit integer"),
-                        )
-                        .label(span, "out of range")
-                        .help(range),
-                    );
-                    return None;
-                }
+                // Out of i64 range: keep the text; a typed read will report it.
+                i64::try_from(*i).map_or_else(
+                    |_| ValueKind::HugeInteger(i.to_string()),
+                    ValueKind::Integer,
+                )
             }
             KdlValue::Null => {
                 self.diags.push(
@@ -956,7 +947,7 @@ mod tests {
 
     #[test]
     fn values_conductor_has_no_use_for() {
-        let text = "name #null\nnode \"a\" max-items=#null\ndescription (t)\"x\"\n(t)version 1\nlimits max-agents=99999999999999999999";
+        let text = "name #null\nnode \"a\" max-items=#null\ndescription (t)\"x\"\n(t)version 1";
         let d = errors(text);
         let found: Vec<(Code, &str)> = d
             .iter()
@@ -969,8 +960,14 @@ mod tests {
                 (Code::InvalidValue, "#null"),
                 (Code::InvalidValue, "(t)\"x\""),
                 (Code::InvalidValue, "(t)"),
-                (Code::InvalidValue, "99999999999999999999"),
             ]
+        );
+        // An integer beyond 64 bits is kept, for the key that reads it to
+        // name the range it takes.
+        let root = kdl("limits max-agents=99999999999999999999");
+        assert_eq!(
+            at(&root, "limits.max_agents").kind,
+            ValueKind::HugeInteger("99999999999999999999".into())
         );
         assert_eq!(
             d[0].message,
