@@ -448,3 +448,42 @@ prompt = "{{ item }}"
     assert_eq!(second.keys(), ["each[a.txt]", "each[b.txt]"]);
     assert_eq!(second.json()["counts"]["up_to_date"], 2);
 }
+
+#[test]
+fn a_prompt_is_stale_when_an_environment_variable_or_a_template_it_reads_changes() {
+    // `env.TARGET` is read by name; the part by a name computed from a param.
+    let f = Test::new()
+        .workflow(
+            r#"version = 1
+name = "t"
+[params]
+part = { type = "string", default = "a" }
+[agents.a]
+kind = "command"
+command = ["cat"]
+[nodes.n]
+agent = "a"
+stop = { exit_zero = true }
+prompt = '''for {{ env.TARGET }}: {% include "parts/" ~ params.part ~ ".md" %}'''
+"#,
+        )
+        .file("parts/a.md", "part A")
+        .apply()
+        .env("TARGET", "one")
+        .run();
+    assert_eq!(f.state("n").1, "exit_zero");
+    let same = f.then().apply().env("TARGET", "one").run();
+    assert_eq!(same.state("n").1, "up_to_date", "{}", same.explain());
+    let changed = f.then().apply().env("TARGET", "two").run();
+    assert_eq!(changed.state("n").1, "exit_zero", "{}", changed.explain());
+    let same = f.then().apply().env("TARGET", "two").run();
+    assert_eq!(same.state("n").1, "up_to_date");
+    let edited = f
+        .then()
+        .file("parts/a.md", "part A, edited")
+        .apply()
+        .env("TARGET", "two")
+        .run();
+    assert_eq!(edited.state("n").1, "exit_zero", "{}", edited.explain());
+    assert!(edited.output("n").contains("for two: part A, edited"));
+}

@@ -209,7 +209,7 @@ kind = "command"
 command = ["sh", "-c", "env; echo \"key=${ANTHROPIC_API_KEY:-unset}\" >&2"]
 [nodes.n]
 agent = "tool"
-prompt = "The key is {{ env.ANTHROPIC_API_KEY }}."
+prompt = "The key is {{ env['ANTHROPIC' ~ '_API_KEY'] | default('absent') }}; {{ env | items | list | reverse }}."
 stop = { exit_zero = true }
 "#,
         )
@@ -229,6 +229,43 @@ stop = { exit_zero = true }
         .find(|(p, _)| p.ends_with("agent-stderr.txt"))
         .unwrap();
     assert_eq!(err.1, "key=unset\n");
+    // However a template asks, `env` holds no key.
+    let prompt = files
+        .iter()
+        .find(|(p, _)| p.ends_with("prompt.md"))
+        .unwrap();
+    assert!(prompt.1.contains("The key is absent;"), "{}", prompt.1);
+    assert!(!prompt.1.contains("TERCES"), "{}", prompt.1);
+}
+
+#[test]
+fn a_template_that_reads_a_key_is_refused_and_told_how_to_give_it() {
+    Test::new()
+        .workflow(
+            r#"version = 1
+name = "t"
+[agents.tool]
+kind = "command"
+command = ["cat"]
+api_key_env = "MY_SERVICE_KEY"
+[nodes.n]
+agent = "tool"
+prompt = "The key is {{ env.ANTHROPIC_API_KEY | reverse }}."
+env = { OPENAI_API_KEY = "{{ env.ANTHROPIC_API_KEY }}" }
+stop = { exit_zero = true, expr = "env.MY_SERVICE_KEY == 'x'" }
+"#,
+        )
+        .args(["validate", "flow.toml"])
+        .env("ANTHROPIC_API_KEY", "sk-ant-THIS-IS-SECRET-0123456789")
+        .status(2)
+        .stderr_has("conductor::secret_in_template")
+        .stderr_has("`env.ANTHROPIC_API_KEY` holds an API key, which templates cannot read")
+        .stderr_has("`env.MY_SERVICE_KEY` holds an API key")
+        .stderr_has("api_key_env")
+        .stderr_has("flow.toml:9:")
+        .stderr_has("flow.toml:10:")
+        .stderr_lacks("THIS-IS-SECRET")
+        .run();
 }
 
 #[test]

@@ -112,6 +112,28 @@ impl Builder {
         if let Some(schema) = local.output.as_ref().and_then(|o| o.schema.as_ref()) {
             self.check_schema_file(scope, schema);
         }
+        // The templated strings rendered for the plan read no secret.
+        let strings = env
+            .iter()
+            .map(|(_, v)| v)
+            .chain(workdir.as_ref().map(|(w, _)| w))
+            .chain(&inputs)
+            .chain(
+                [&stop.command, &stop.promise, &stop.output_matches]
+                    .into_iter()
+                    .flatten(),
+            );
+        let mut strings: Vec<Spanned<String>> = strings.cloned().collect();
+        if let Some(Prompt::Template { vars, .. }) = &local.prompt {
+            strings.extend(vars.iter().filter_map(|(_, v)| {
+                v.value
+                    .as_str()
+                    .map(|s| Spanned::new(s.to_string(), v.span))
+            }));
+        }
+        for text in &strings {
+            self.check_no_secret(scope, text);
+        }
         Some(Node {
             action: action?,
             id,

@@ -133,7 +133,31 @@ pub struct Program {
     pub inline: std::collections::HashMap<(usize, String), InlineTemplate>,
 }
 
+/// The variables that hold secrets in a program of these scopes: the
+/// vendor keys and every agent's `api_key_env` (docs/security.md).
+pub(crate) fn secret_names(scopes: &[Scope]) -> Vec<String> {
+    let mut names: Vec<String> = crate::secrets::VENDOR_KEYS
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+    for scope in scopes {
+        for (_, agent) in &scope.agents {
+            if let Some(k) = &agent.api_key_env
+                && !names.contains(&k.value)
+            {
+                names.push(k.value.clone());
+            }
+        }
+    }
+    names
+}
+
 impl Program {
+    /// The variables that hold secrets: see [`secret_names`].
+    pub(crate) fn secret_names(&self) -> Vec<String> {
+        secret_names(&self.scopes)
+    }
+
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]
     }

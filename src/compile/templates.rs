@@ -148,6 +148,7 @@ impl Builder {
             vars: vars.keys().map(String::as_str).collect(),
             needs: needs.iter().map(String::as_str).collect(),
         };
+        let secrets = super::program::secret_names(&self.scopes);
         let mut seen = HashSet::new();
         let mut queue = vec![(template.to_string(), None::<Span>, false)];
         while let Some((name, named_at, optional)) = queue.pop() {
@@ -180,6 +181,15 @@ impl Builder {
                 }
             };
             for var in names {
+                if let Some((message, help)) = secret_read(&var, &secrets) {
+                    let span = self.span_in_template(scope, &name, &source, &var);
+                    self.diags.push(
+                        Diagnostic::error(Code::SecretInTemplate, message)
+                            .label(span, "reads a secret")
+                            .help(help),
+                    );
+                    continue;
+                }
                 if is_guarded(&source, &var) {
                     continue;
                 }
@@ -236,6 +246,15 @@ impl Builder {
                 );
             }
             Ok(names) => {
+                let secrets = super::program::secret_names(&self.scopes);
+                if let Some((message, help)) = names.iter().find_map(|v| secret_read(v, &secrets)) {
+                    self.diags.push(
+                        Diagnostic::error(Code::SecretInTemplate, message)
+                            .label(expr.span, "in this expression")
+                            .help(help),
+                    );
+                    return;
+                }
                 let Some(allowed) = allowed else { return };
                 for var in names {
                     if let Some((message, help)) = undefined(&var, allowed) {
@@ -250,6 +269,27 @@ impl Builder {
         }
     }
 
+    /// A templated string that reads a secret through `env` is an error
+    /// (docs/security.md, "Secrets").
+    pub(super) fn check_no_secret(&mut self, scope: usize, text: &Spanned<String>) {
+        if !prompt::is_templated(&text.value) {
+            return;
+        }
+        let reads = self.scopes[scope]
+            .templates
+            .template_from_str(&text.value)
+            .map(|t| prompt::undeclared(&t))
+            .unwrap_or_default();
+        let secrets = super::program::secret_names(&self.scopes);
+        if let Some((message, help)) = reads.iter().find_map(|v| secret_read(v, &secrets)) {
+            self.diags.push(
+                Diagnostic::error(Code::SecretInTemplate, message)
+                    .label(text.span, "reads a secret")
+                    .help(help),
+            );
+        }
+    }
+
     /// Renders a templated string of a node (not a prompt) over the string
     /// context; reports errors at `span`.
     pub(super) fn render_string(
@@ -260,11 +300,22 @@ impl Builder {
         span: Span,
         item: Option<&serde_json::Value>,
     ) -> Option<String> {
-        let ctx = string_context(&self.scopes[scope], node, item);
-        match self.scopes[scope]
+        let secrets = super::program::secret_names(&self.scopes);
+        let reads = self.scopes[scope]
             .templates
-            .render_str(text, prompt::context(&ctx))
-        {
+            .template_from_str(text)
+            .map(|t| prompt::undeclared(&t))
+            .unwrap_or_default();
+        if let Some((message, help)) = reads.iter().find_map(|v| secret_read(v, &secrets)) {
+            self.diags.push(
+                Diagnostic::error(Code::SecretInTemplate, message)
+                    .label(span, "in this value")
+                    .help(help),
+            );
+            return None;
+        }
+        let ctx = string_context(&self.scopes[scope], node, item, &secrets);
+        match self.scopes[scope].templates.render_str(text, ctx) {
             Ok(s) => Some(s),
             Err(e) => {
                 let detail = e.detail().unwrap_or("cannot render").to_string();
@@ -329,40 +380,46 @@ impl Builder {
     }
 }
 
-/// The context of templated strings other than prompts.
+/// The context of templated strings other than prompts; `env` is
+/// conductor's without the secrets (docs/security.md).
 pub(crate) fn string_context(
     scope: &super::Scope,
     node: &str,
     item: Option<&serde_json::Value>,
-) -> serde_json::Value {
-    let mut ctx = serde_json::Map::new();
+    secrets: &[String],
+) -> minijinja::Value {
+    let mut ctx = std::collections::BTreeMap::new();
     ctx.insert(
-        "params".into(),
-        serde_json::Value::Object(scope.params.clone()),
+        "params",
+        prompt::context(&serde_json::Value::Object(scope.params.clone())),
     );
     ctx.insert(
-        "vars".into(),
-        serde_json::Value::Object(serde_json::Map::new()),
+        "vars",
+        prompt::context(&serde_json::Value::Object(serde_json::Map::new())),
     );
-    ctx.insert("env".into(), env_json());
-    ctx.insert("node".into(), serde_json::Value::from(node));
-    ctx.insert(
-        "workflow".into(),
-        serde_json::Value::from(scope.workflow.as_str()),
-    );
+    ctx.insert("env", prompt::env_value(std::env::vars(), secrets));
+    ctx.insert("node", minijinja::Value::from(node));
+    ctx.insert("workflow", minijinja::Value::from(scope.workflow.as_str()));
     if let Some(item) = item {
-        ctx.insert("item".into(), item.clone());
+        ctx.insert("item", prompt::context(item));
     }
-    serde_json::Value::Object(ctx)
+    minijinja::Value::from(ctx)
 }
 
-/// The process environment as a template value.
-pub(crate) fn env_json() -> serde_json::Value {
-    serde_json::Value::Object(
-        std::env::vars()
-            .map(|(k, v)| (k, serde_json::Value::from(v)))
-            .collect(),
-    )
+/// When `var` (a dotted path) reads a secret through `env`: what is wrong
+/// and how to give an agent its key instead.
+fn secret_read(var: &str, secrets: &[String]) -> Option<(String, String)> {
+    let name = var.strip_prefix("env.")?.split('.').next()?;
+    secrets.iter().any(|s| s == name).then(|| {
+        (
+            format!("`env.{name}` holds an API key, which templates cannot read"),
+            format!(
+                "conductor gives {name} only to the agent that uses it, in that agent's environment: \
+                 an agent whose kind reads it, or one with `api_key_env = \"{name}\"`; \
+                 it never goes into a prompt, a command or a file (docs/security.md, \"Secrets\")"
+            ),
+        )
+    })
 }
 
 /// Why a variable is not available, with a suggestion; `None` when it is.

@@ -13,3 +13,4 @@ pub(crate) mod parts;
 pub(crate) mod prior;
 pub(crate) mod resume;
 pub(crate) mod stale;
+pub(crate) mod template_patterns;

@@ -2,7 +2,8 @@
 //! definition as the plan has it (without its prompt text, description
 //! and needs, which are hashed apart), its stop plan, its agents with
 //! their CLI versions, its prompt template with every template it
-//! includes and the params they read, its output settings and schema,
+//! includes (by computed name too) and the params and environment
+//! variables they read, its output settings and schema,
 //! and the content of its `inputs`; for a gate its expression, for a
 //! sub-workflow's check its commands and stop. The caller walks the jobs
 //! in dependency order and hands each the fingerprints of its needs.
@@ -114,6 +115,25 @@ pub(crate) fn of(
     fp.seal()
 }
 
+/// The values of the environment variables a prompt reads, by name; all of
+/// them (but the secrets, which no template sees) when it went through
+/// them all. An unset variable counts as a value of its own.
+fn env_parts(
+    names: &std::collections::BTreeSet<&str>,
+    secrets: &[String],
+) -> Vec<(String, String)> {
+    let visible = |k: &str| !secrets.iter().any(|s| s == k);
+    if names.contains(crate::prompt::ALL_ENV) {
+        let all: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| visible(k)).collect();
+        return vec![("env *".to_string(), short_json(&all))];
+    }
+    names
+        .iter()
+        .filter(|k| visible(k))
+        .map(|k| (format!("env {k}"), short_json(&std::env::var(k).ok())))
+        .collect()
+}
+
 fn agent_parts(
     fp: &mut Fingerprint,
     subject: &Subject<'_>,
@@ -144,9 +164,13 @@ fn agent_parts(
             .unwrap_or_default();
         fp.parts
             .insert("prompt".into(), short_json(&(template, &main, &agent.vars)));
+        // The templates named in the source, and those the plan's render
+        // loaded by a computed name.
+        let reads = subject.instance.map(|i| &*i.reads);
         let mut queue: Vec<String> = crate::prompt::referenced_templates(&main)
             .into_iter()
             .map(|r| r.name)
+            .chain(reads.into_iter().flat_map(|r| r.templates.iter().cloned()))
             .collect();
         while let Some(name) = queue.pop() {
             if fp.templates.contains_key(&name) {
@@ -179,6 +203,28 @@ fn agent_parts(
             .collect();
         if stop_reads_params {
             read.push("params".into());
+        }
+        if let Some(reads) = reads {
+            for pattern in &reads.patterns {
+                let found = super::template_patterns::matching(&scope.library, pattern);
+                fp.templates
+                    .insert(format!("{pattern} (by item)"), short_json(&found));
+            }
+        }
+        let env: std::collections::BTreeSet<&str> = read
+            .iter()
+            .filter_map(|r| match r.as_str() {
+                "env" => Some(crate::prompt::ALL_ENV),
+                r => r.strip_prefix("env.").and_then(|e| e.split('.').next()),
+            })
+            .chain(
+                reads
+                    .into_iter()
+                    .flat_map(|r| r.env.iter().map(String::as_str)),
+            )
+            .collect();
+        if !env.is_empty() {
+            fp.parts.extend(env_parts(&env, &cx.program.secret_names()));
         }
         let params = scope
             .params

@@ -8,7 +8,7 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
 use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
-use crate::compile::{Action, Locator, Node, NodeId, Program, env_json};
+use crate::compile::{Action, Locator, Node, NodeId, Program};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::model::{Agent, ForEach, OutputFormat, Spanned};
 use crate::paths::{display_rel, normalize, rebase};
@@ -78,6 +78,9 @@ struct Planner<'a> {
     /// Making one run-time item's instance (`instance_of_item`): no needs,
     /// no prompt.
     child: bool,
+    /// What the last prompt rendered read, shared by the instances whose
+    /// renders read the same.
+    reads: Option<Arc<prompt::Reads>>,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
@@ -123,7 +126,7 @@ impl<'a> Planner<'a> {
             instances: Vec::new(),
             slots: Vec::with_capacity(program.nodes.len()),
             runtime: Vec::with_capacity(program.nodes.len()),
-            env: prompt::context(&env_json()),
+            env: prompt::env_value(std::env::vars(), &program.secret_names()),
             params: program
                 .scopes
                 .iter()
@@ -138,6 +141,7 @@ impl<'a> Planner<'a> {
             out_of_fuel: std::collections::HashSet::new(),
             items_of: std::collections::HashMap::new(),
             item_stand_in: false,
+            reads: None,
             child: false,
         }
     }
@@ -649,11 +653,12 @@ impl Planner<'_> {
                 .collect(),
             Action::Gate { .. } => serde_json::Map::new(),
         };
-        let prompt = match &node.action {
+        let (prompt, reads) = match &node.action {
             Action::Prompt { template, .. } if !self.child => {
-                self.render_prompt(node, template, &vars, item, matrix, runtime)
+                let prompt = self.render_prompt(node, template, &vars, item, matrix, runtime);
+                (prompt, self.reads.clone())
             }
-            Action::Prompt { .. } | Action::Gate { .. } => None,
+            Action::Prompt { .. } | Action::Gate { .. } => (None, None),
         };
         Instance {
             key,
@@ -675,6 +680,7 @@ impl Planner<'_> {
                 .collect(),
             prompt: prompt.filter(|_| self.show_prompts),
             vars,
+            reads: reads.unwrap_or_default(),
         }
     }
 
@@ -957,12 +963,15 @@ impl Planner<'_> {
         let scope = &self.program.scopes[node.scope];
         // Placeholders stand in for what exists only at run time, templates
         // named after them included.
-        let (rendered, _reads) = prompt::recording(true, || {
+        let (rendered, reads) = prompt::recording(true, || {
             scope
                 .templates
                 .get_template(template)
                 .and_then(|t| t.render(ctx))
         });
+        if self.reads.as_deref() != Some(&reads) {
+            self.reads = Some(Arc::new(reads));
+        }
         match rendered {
             Ok(s) => Some(s),
             Err(e) => {

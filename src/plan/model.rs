@@ -81,6 +81,10 @@ pub struct Instance {
     /// instance. Not shown: `--show-prompts` shows what they made.
     #[serde(skip)]
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// What rendering the prompt read (templates, environment variables):
+    /// the fingerprint covers them (docs/watch.md).
+    #[serde(skip)]
+    pub(crate) reads: Arc<crate::prompt::Reads>,
 }
 
 /// The most that can run before anything runs.

@@ -1,7 +1,7 @@
 //! Owns recording which templates one render pulls in with `include`,
-//! `import`, `from` or `extends`, whatever the name is computed from, so
-//! that a fingerprint covers every template that shaped a prompt
-//! (docs/watch.md); and, while a plan renders with placeholders for what
+//! `import`, `from` or `extends`, whatever the name is computed from, and
+//! which environment variables it reads, so that a fingerprint covers
+//! everything that shaped a prompt (docs/watch.md); and, while a plan renders with placeholders for what
 //! exists only at run time, standing in for a template whose name is made
 //! from one (`{% include "parts/" ~ item ~ ".md" %}` of a run-time item)
 //! rather than calling it missing. Such a name is kept as a pattern, with
@@ -24,7 +24,13 @@ pub(crate) struct Reads {
     /// Names made from a run-time placeholder, with `*` for it: which
     /// template they are is known only when the instance runs.
     pub patterns: BTreeSet<String>,
+    /// Environment variables read through `env`; [`ALL_ENV`] when the
+    /// render went through all of them.
+    pub env: BTreeSet<String>,
 }
+
+/// What [`Reads::env`] holds for a render that listed every variable.
+pub(crate) const ALL_ENV: &str = "*";
 
 #[derive(Debug)]
 struct Recorder {
@@ -73,6 +79,15 @@ pub(super) fn looked_up(name: &str) -> std::borrow::Cow<'_, str> {
             }
         }
     })
+}
+
+/// Notes that the render reads environment variable `name`.
+pub(super) fn env_read(name: &str) {
+    CURRENT.with(|c| {
+        if let Some(rec) = c.borrow_mut().as_mut() {
+            rec.reads.env.insert(name.to_string());
+        }
+    });
 }
 
 /// The text of a stand-in, when `name` names one.

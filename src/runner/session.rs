@@ -118,17 +118,7 @@ impl Session {
         continued: bool,
     ) -> Shared {
         let base_env: Vec<(String, String)> = std::env::vars().collect();
-        let mut secrets: Vec<String> = crate::secrets::VENDOR_KEYS
-            .iter()
-            .map(|s| (*s).to_string())
-            .collect();
-        for scope in &program.scopes {
-            for (_, a) in &scope.agents {
-                if let Some(k) = &a.api_key_env {
-                    secrets.push(k.value.clone());
-                }
-            }
-        }
+        let secrets = program.secret_names();
         let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let redactor = crate::secrets::Redactor::new(
             base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),

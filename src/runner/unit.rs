@@ -463,7 +463,7 @@ impl Looper<'_> {
         let ctx = context! {
             params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
             vars => crate::prompt::context(&self.agent.vars),
-            env => crate::prompt::context(&crate::compile::env_json()),
+            env => crate::prompt::env_value(self.shared.base_env.iter().cloned(), &self.shared.secrets),
             node => node.id.as_str(),
             workflow => scope.workflow.as_str(),
             item => self.job.item.as_ref().map(crate::prompt::context),
