@@ -40,4 +40,5 @@ mod secrets;
 mod status_logs;
 mod templated_fields;
 mod test_builder;
+mod values;
 mod watch;

@@ -231,6 +231,9 @@ impl Builder {
             .filter_map(|&i| exports[i].as_ref())
             .flat_map(|e| e.all.clone())
             .collect();
+        for command in wf.success.iter().flat_map(|s| &s.commands) {
+            self.check_shell_values(command, false);
+        }
         let success = wf
             .success
             .as_ref()

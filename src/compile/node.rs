@@ -112,6 +112,9 @@ impl Builder {
         if let Some(schema) = local.output.as_ref().and_then(|o| o.schema.as_ref()) {
             self.check_schema_file(scope, schema);
         }
+        if let Some(command) = &stop.command {
+            self.check_shell_values(command, true);
+        }
         // The templated strings rendered for the plan read no secret.
         let strings = env
             .iter()

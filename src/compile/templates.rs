@@ -269,6 +269,37 @@ impl Builder {
         }
     }
 
+    /// Warns of a value pasted into shell command `text` without
+    /// `shell_quote`: an item like `$(touch X)` would run (docs/security.md,
+    /// "Values are data, never code"). `has_item`: the command runs with
+    /// `$CONDUCTOR_ITEM` in its environment.
+    pub(super) fn check_shell_values(&mut self, text: &Spanned<String>, has_item: bool) {
+        let Some(bare) = unquoted_interpolation(&text.value) else {
+            return;
+        };
+        let quoted = format!("{{{{ {} | shell_quote }}}}", bare.trim());
+        let help = if has_item && bare.trim() == "item" {
+            format!(
+                "write `{quoted}`, or `\"$CONDUCTOR_ITEM\"` (the item, in the command's environment)"
+            )
+        } else {
+            format!(
+                "write `{quoted}`: the shell then reads the value as one word, whatever it holds"
+            )
+        };
+        self.diags.push(
+            Diagnostic::warning(
+                Code::UnquotedInShell,
+                format!(
+                    "`{{{{ {} }}}}` is pasted into a shell command as it is: a value such as `$(touch X)` would run",
+                    bare.trim()
+                ),
+            )
+            .label(text.span, "in this command")
+            .help(format!("{help} (docs/security.md, \"Values are data, never code\")")),
+        );
+    }
+
     /// A templated string that reads a secret through `env` is an error
     /// (docs/security.md, "Secrets").
     pub(super) fn check_no_secret(&mut self, scope: usize, text: &Spanned<String>) {
@@ -404,6 +435,26 @@ pub(crate) fn string_context(
         ctx.insert("item", prompt::context(item));
     }
     minijinja::Value::from(ctx)
+}
+
+/// The first `{{ ... }}` of `text` whose value is not passed through
+/// `shell_quote` last: its expression.
+fn unquoted_interpolation(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        let inner =
+            after[..close].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let quoted = inner
+            .rsplit_once('|')
+            .is_some_and(|(_, last)| last.trim() == "shell_quote");
+        if !quoted {
+            return Some(inner);
+        }
+        rest = &after[close + 2..];
+    }
+    None
 }
 
 /// When `var` (a dotted path) reads a secret through `env`: what is wrong

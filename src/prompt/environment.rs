@@ -44,6 +44,9 @@ pub(crate) fn environment(library: &Library) -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    env.add_filter("shell_quote", |v: minijinja::Value| {
+        super::shell_quote::shell_quote(&v)
+    });
     env.set_loader(library.loader());
     env.set_path_join_callback(|name, _parent| super::reads::looked_up(name));
     env

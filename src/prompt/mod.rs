@@ -8,6 +8,7 @@ mod environment;
 mod library;
 mod placeholder;
 mod reads;
+mod shell_quote;
 
 pub(crate) use env::env_value;
 pub(crate) use environment::{
