@@ -441,3 +441,51 @@ fn codex_fails_the_node_when_the_server_always_answers_429() {
 fn gemini_fails_the_node_when_the_server_always_answers_500() {
     fails_with_server(Cli::Gemini, Turn::error(500), "scripted failure 500");
 }
+
+/// The CLI's shell tool starts a process in a session of its own (as a
+/// user's `npm run dev &` or a daemon would), then the model stalls: the
+/// node's timeout ends the iteration, and nothing the tool started is left
+/// (docs/security.md, "Containment").
+fn contains_what_its_tool_started(cli: Cli) {
+    const ESCAPE: &str = r#"setsid sh -c 'echo $$ > "$JRUN_TASK_FOLDER/escaped.pid"; exec sleep 600' </dev/null >/dev/null 2>&1 & sleep 1; echo started"#;
+    let bin = find(cli);
+    let server = ModelServer::start([Turn::shell(ESCAPE), Turn::Stall]);
+    let flow =
+        Flow::new(&cli.workflow(&server.url(), r#"{ timeout = "20s", max_iterations = 1 }"#));
+    let home = Home::new(cli, None);
+    let (out, summary) = apply(&flow, cli, &bin, &home);
+    let why = explain(&out, &flow);
+    assert_eq!(out.status.code(), Some(1), "{why}");
+    assert_eq!(
+        state(&summary, "n"),
+        ("failed".into(), "timeout".into(), 1),
+        "{why}"
+    );
+    let task = PathBuf::from(instance(&summary, "n")["task_dir"].as_str().unwrap());
+    let pid = std::fs::read_to_string(task.join("escaped.pid"))
+        .unwrap_or_else(|e| panic!("the tool did not start its process ({e}): {why}"));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("sleep"),
+        "the tool's process {} outlived the apply: {why}",
+        pid.trim()
+    );
+}
+
+#[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
+fn claude_leaves_nothing_its_tool_started_in_another_session() {
+    contains_what_its_tool_started(Cli::Claude);
+}
+
+#[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
+fn codex_leaves_nothing_its_tool_started_in_another_session() {
+    contains_what_its_tool_started(Cli::Codex);
+}
+
+#[test]
+#[ignore = "needs the real claude, codex and gemini CLIs (.ci/install-agent-clis)"]
+fn gemini_leaves_nothing_its_tool_started_in_another_session() {
+    contains_what_its_tool_started(Cli::Gemini);
+}
