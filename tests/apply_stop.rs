@@ -267,7 +267,10 @@ fn a_loop_that_ends_after_agent_errors_says_why_in_its_error() {
         .status(1)
         .run();
     assert_eq!(ran.state("n"), st("failed", "max_iterations", 2));
-    assert_eq!(ran.instance("n")["error"], "agent exited with code 3");
+    assert_eq!(
+        ran.instance("n")["error"],
+        "the last iteration: agent exited with code 3; no DONE"
+    );
 }
 
 #[test]

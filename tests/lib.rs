@@ -23,6 +23,7 @@ mod architecture;
 mod bus;
 mod bus_roundtrip;
 mod clock;
+mod console;
 mod containment;
 mod diagnostics;
 mod examples;

@@ -13,11 +13,15 @@ use super::supervisor::{self, StopLevel, Supervisor};
 /// Where a command's output goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Output<'a> {
-    /// A check: only its exit code matters.
-    Discard,
     /// A `[success]` command: the user reads it on conductor's stderr
     /// (stdout is for machine output), with these secrets redacted.
     Stderr { redact: &'a [(String, String)] },
+    /// A check whose output explains a failure: into this file (made
+    /// anew, readable by its user only), with these secrets redacted.
+    File {
+        path: &'a Path,
+        redact: &'a [(String, String)],
+    },
 }
 
 /// A command that could not be started.
@@ -31,16 +35,26 @@ pub(crate) struct ShellError {
 fn streams(output: Output<'_>) -> std::io::Result<Stdio3> {
     use std::os::fd::AsFd;
     let out = || match output {
-        Output::Discard => std::fs::OpenOptions::new().write(true).open("/dev/null"),
         Output::Stderr { .. } => std::io::stderr()
             .as_fd()
             .try_clone_to_owned()
             .map(std::fs::File::from),
+        Output::File { path, .. } => {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+        }
     };
+    // One open file for both: a file's two streams share its offset.
+    let stdout = out()?;
     Ok(Stdio3 {
         stdin: std::fs::File::open("/dev/null")?,
-        stdout: out()?,
-        stderr: out()?,
+        stderr: stdout.try_clone()?,
+        stdout,
     })
 }
 
@@ -67,8 +81,7 @@ pub(crate) async fn run(
             env,
             stdio: streams,
             redact: match output {
-                Output::Discard => &[],
-                Output::Stderr { redact } => redact,
+                Output::Stderr { redact } | Output::File { redact, .. } => redact,
             },
         })
         .await

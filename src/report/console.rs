@@ -270,11 +270,17 @@ impl Observer for Console {
                 verdict,
                 duration,
             } => {
+                let why = verdict.why();
                 if self.bars.is_none() {
+                    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
                     self.line(&format!(
-                        "{key}: iteration {iteration} exited {exit_code} after {}: {verdict}",
+                        "{key}: iteration {iteration} exited {exit_code} after {}: {verdict}{why}",
                         format_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
                     ));
+                } else if let Some(why) = why {
+                    // The live line moves on to the next iteration; what
+                    // this one lacked stays above it.
+                    self.line(&format!("{key}: iteration {iteration} not done: {why}"));
                 }
             }
             Event::InstanceFinished { key, outcome } => {

@@ -12,7 +12,7 @@ use minijinja::context;
 use super::context::Shared;
 use super::job::StopSpec;
 use super::outcome::{Outcome, Status};
-use super::success::{Evidence, evaluate};
+use super::success::{Evidence, Judged, evaluate};
 use super::success_commands::run_success;
 use crate::stop_reason::StopReason;
 use crate::store::layout::TaskDir;
@@ -86,6 +86,13 @@ pub(super) async fn judge(
             .unwrap_or_else(|| workdir.to_path_buf()),
     )
     .done();
+    // A round has no run folder: the check's output, read for its last
+    // lines, goes to a file of its own that is gone after.
+    let output = tempfile::NamedTempFile::new().ok();
+    let output_path = output.as_ref().map_or_else(
+        || std::path::PathBuf::from("/dev/null"),
+        |f| f.path().to_path_buf(),
+    );
     let ev = Evidence {
         done_file: &done_file,
         workdir,
@@ -102,11 +109,15 @@ pub(super) async fn judge(
             iteration => round,
         },
         env: &shared.base_env,
+        command_output: &output_path,
+        redact: shared.redactor.pairs(),
     };
     let templates = &shared.program.scopes[0].templates;
     match evaluate(&stop, templates, &ev, &shared).await {
-        Ok(Some(reason)) => ended(Status::Done, reason, None),
-        Ok(None) => ended(Status::Failed, StopReason::NotDone, None),
+        Ok(Judged::Done(reason)) => ended(Status::Done, reason, None),
+        Ok(Judged::NotDone(why)) => {
+            ended(Status::Failed, StopReason::NotDone, Some(why.to_string()))
+        }
         Err(e) => ended(Status::Failed, StopReason::StopError, Some(e.to_string())),
     }
 }

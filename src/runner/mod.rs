@@ -30,6 +30,7 @@ mod success_commands;
 pub(crate) mod summary;
 mod unit;
 mod verdict;
+pub(crate) mod why;
 
 pub(crate) use apply::apply;
 pub(crate) use dispatcher::Control;

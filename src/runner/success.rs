@@ -10,6 +10,7 @@ use minijinja::Value;
 
 use super::context::Shared;
 use super::job::StopSpec;
+use super::why::{Unmet, Why};
 use crate::process::shell::{self, Output, ShellError};
 use crate::stop_reason::{Condition, StopReason};
 
@@ -25,6 +26,20 @@ pub(super) struct Evidence<'a> {
     /// Variables for `expr`: `output`, `json`, `iteration`, `exit_code`, `item`, `params`...
     pub context: Value,
     pub env: &'a [(String, String)],
+    /// Where the `command` check's output goes (`stop-command.txt` in the
+    /// run folder): its last lines say why it failed.
+    pub command_output: &'a Path,
+    /// Secrets to redact from that output.
+    pub redact: &'a [(String, String)],
+}
+
+/// What the conditions made of an iteration.
+#[derive(Debug)]
+pub(super) enum Judged {
+    /// The node is done, for this reason (the condition, or `all`).
+    Done(StopReason),
+    /// It is not: the conditions not met, and what was seen instead.
+    NotDone(Why),
 }
 
 /// A success condition that could not be evaluated: the node fails with
@@ -41,30 +56,57 @@ pub(super) enum CheckError {
 }
 
 /// Evaluates `stop` against `ev`: the reason the node is done (the
-/// condition that held, or `all`), or `None` when it is not.
+/// condition that held, or `all`), or what was not met.
 pub(super) async fn evaluate(
     stop: &StopSpec,
     env: &minijinja::Environment<'static>,
     ev: &Evidence<'_>,
     shared: &Shared,
-) -> Result<Option<StopReason>, CheckError> {
-    let mut checks: Vec<(Condition, bool)> = Vec::new();
-    let settled = |checks: &Vec<(Condition, bool)>| {
-        let held = checks.iter().any(|(_, ok)| *ok);
-        let failed = checks.iter().any(|(_, ok)| !*ok);
+) -> Result<Judged, CheckError> {
+    // Each condition checked, with what was seen when it was not met.
+    let mut checks: Vec<(Condition, Option<Unmet>)> = Vec::new();
+    let settled = |checks: &Vec<(Condition, Option<Unmet>)>| {
+        let held = checks.iter().any(|(_, unmet)| unmet.is_none());
+        let failed = checks.iter().any(|(_, unmet)| unmet.is_some());
         if stop.all { failed } else { held }
     };
+    let unless = |held: bool, unmet: Unmet| (!held).then_some(unmet);
     if stop.done_file {
-        checks.push((Condition::DoneFile, ev.done_file.exists()));
+        checks.push((
+            Condition::DoneFile,
+            unless(ev.done_file.exists(), Unmet::NoDoneFile),
+        ));
     }
     if let Some(p) = &stop.promise {
-        checks.push((Condition::Promise, ev.answer.contains(p.as_str())));
+        checks.push((
+            Condition::Promise,
+            unless(
+                ev.answer.contains(p.as_str()),
+                Unmet::NoPromise { promise: p.clone() },
+            ),
+        ));
     }
     if let Some(r) = &stop.output_matches {
-        checks.push((Condition::OutputMatches, r.is_match(ev.answer)));
+        checks.push((
+            Condition::OutputMatches,
+            unless(
+                r.is_match(ev.answer),
+                Unmet::NoMatch {
+                    pattern: r.as_str().to_string(),
+                },
+            ),
+        ));
     }
     if stop.exit_zero {
-        checks.push((Condition::ExitZero, ev.exit_code == 0 && !ev.agent_failed));
+        checks.push((
+            Condition::ExitZero,
+            unless(
+                ev.exit_code == 0 && !ev.agent_failed,
+                Unmet::NonZero {
+                    exit_code: ev.exit_code,
+                },
+            ),
+        ));
     }
     // A condition that cannot be evaluated fails the node whatever the
     // others say, so none is checked after it.
@@ -85,7 +127,10 @@ pub(super) async fn evaluate(
                 },
                 |v| v.is_true(),
             );
-        checks.push((Condition::Expr, held));
+        checks.push((
+            Condition::Expr,
+            unless(held, Unmet::ExprFalse { expr: e.clone() }),
+        ));
     }
     if let Some(c) = &stop.command
         && error.is_none()
@@ -95,7 +140,10 @@ pub(super) async fn evaluate(
             c,
             ev.workdir,
             ev.env,
-            Output::Discard,
+            Output::File {
+                path: ev.command_output,
+                redact: ev.redact,
+            },
             Some(stop.timeout),
             &shared.supervisor,
         )
@@ -104,19 +152,33 @@ pub(super) async fn evaluate(
             error = Some(CheckError::Command(e));
             -1
         });
-        checks.push((Condition::Command, code == 0));
+        checks.push((
+            Condition::Command,
+            unless(
+                code == 0,
+                Unmet::CommandFailed {
+                    command: c.clone(),
+                    exit_code: code,
+                    tail: super::iteration::tail_lines(ev.command_output, 3),
+                },
+            ),
+        ));
     }
     if let Some(e) = error {
         return Err(e);
     }
     let done = if stop.all {
-        checks.iter().all(|(_, ok)| *ok)
+        checks.iter().all(|(_, unmet)| unmet.is_none())
     } else {
-        checks.iter().any(|(_, ok)| *ok)
+        checks.iter().any(|(_, unmet)| unmet.is_none())
     };
-    Ok(match checks.iter().find(|(_, ok)| *ok) {
-        Some(_) if done && stop.all && checks.len() > 1 => Some(StopReason::All),
-        Some((condition, _)) if done => Some(StopReason::Met(*condition)),
-        _ => None,
+    Ok(match checks.iter().find(|(_, unmet)| unmet.is_none()) {
+        Some(_) if done && stop.all && checks.len() > 1 => Judged::Done(StopReason::All),
+        Some((condition, _)) if done => Judged::Done(StopReason::Met(*condition)),
+        _ => Judged::NotDone(Why {
+            agent: None,
+            json: None,
+            unmet: checks.into_iter().filter_map(|(_, unmet)| unmet).collect(),
+        }),
     })
 }

@@ -18,7 +18,7 @@ use super::iteration::{self, Cut, Ran, Request};
 use super::job::{AgentJob, Job};
 use super::outcome::{Outcome, Status};
 use super::stall::Stall;
-use super::success::{Evidence, evaluate};
+use super::success::{Evidence, Judged, evaluate};
 use super::verdict::Verdict;
 use crate::agents::answer::extract_json;
 use crate::agents::usage::Usage;
@@ -166,6 +166,7 @@ impl Looper<'_> {
         let stop = &self.agent.stop;
         let deadline = stop.deadline.map(|d| started + d);
         let mut previous: Option<Previous> = None;
+        let mut last_why: Option<String> = None;
         let mut previous_run: Option<String> = None;
         let mut agent_index = 0;
         let mut programs: Vec<Option<PathBuf>> = vec![None; self.agent.agents.len()];
@@ -330,8 +331,10 @@ impl Looper<'_> {
                 }
             };
             // A JSON node is not done on an answer whose JSON is missing or invalid.
-            if json_error.is_some() && matches!(verdict, Verdict::Done(_)) {
-                verdict = Verdict::InvalidJson;
+            if let Some(e) = &json_error
+                && matches!(verdict, Verdict::Done(_))
+            {
+                verdict = Verdict::InvalidJson(e.clone());
             }
             self.record(&ran, iteration, &verdict);
             out.output.clone_from(&ran.answer);
@@ -346,8 +349,14 @@ impl Looper<'_> {
                     out.error = Some(why);
                     return fail(out, StopReason::StopError);
                 }
-                Verdict::NotDone | Verdict::AgentError | Verdict::InvalidJson | Verdict::Cut(_) => {
-                }
+                Verdict::NotDone(_)
+                | Verdict::AgentError(_)
+                | Verdict::InvalidJson(_)
+                | Verdict::Cut(_) => {}
+            }
+            // The node's cause, should this be its last iteration.
+            if let Some(why) = verdict.why() {
+                last_why = Some(why);
             }
             let rotate = self.agent.agents.len() > 1
                 && (agent_error
@@ -386,6 +395,10 @@ impl Looper<'_> {
                 stop_reason: Some(verdict.stop_reason()),
                 error: json_error,
             });
+        }
+        if let Some(why) = last_why {
+            out.error
+                .get_or_insert_with(|| format!("the last iteration: {why}"));
         }
         fail(out, StopReason::MaxIterations);
     }
@@ -435,11 +448,16 @@ impl Looper<'_> {
             agent_failed: ran.reported_failure,
             context: ctx,
             env: &env,
+            command_output: &ran.run.stop_command(),
+            redact: self.shared.redactor.pairs(),
         };
         match evaluate(&self.agent.stop, &scope.templates, &ev, self.shared).await {
-            Ok(Some(reason)) => Verdict::Done(reason),
-            Ok(None) if agent_error => Verdict::AgentError,
-            Ok(None) => Verdict::NotDone,
+            Ok(Judged::Done(reason)) => Verdict::Done(reason),
+            Ok(Judged::NotDone(mut why)) if agent_error => {
+                why.agent = Some(agent_failure(ran));
+                Verdict::AgentError(why)
+            }
+            Ok(Judged::NotDone(why)) => Verdict::NotDone(why),
             Err(e) => Verdict::Error(e.to_string()),
         }
     }
@@ -517,7 +535,10 @@ impl Looper<'_> {
             _ => run_error,
         };
         let reason = verdict.stop_reason();
-        iteration::finish_record(ran, &reason, error.clone());
+        let why = verdict
+            .why()
+            .map(|w| self.shared.redactor.redact(&w).into_owned());
+        iteration::finish_record(ran, &reason, error.clone(), why.clone());
         let node = &self.shared.program.node(self.job.node).id;
         let kind = if ran.exit_code == 0 {
             "RUN_STOP"
@@ -548,6 +569,9 @@ impl Looper<'_> {
         if let Some(item) = &self.job.item {
             meta.push(("item", item_text(Some(item))));
         }
+        if let Some(why) = why {
+            meta.push(("why", why));
+        }
         if ran.usage != Usage::default() {
             meta.push(("input_tokens", ran.usage.input_tokens.to_string()));
             meta.push(("output_tokens", ran.usage.output_tokens.to_string()));
@@ -569,6 +593,21 @@ impl Looper<'_> {
             verdict: verdict.clone(),
             duration: ran.duration,
         });
+    }
+}
+
+/// What an agent that failed said of it: conductor's summary of its exit,
+/// with its own error or the last line of its stderr.
+fn agent_failure(ran: &Ran) -> String {
+    let summary = iteration::error_summary(ran).unwrap_or_else(|| "the agent failed".to_string());
+    if ran.reported_error.is_some() {
+        return summary;
+    }
+    let last = iteration::tail_lines(&ran.run.stderr(), 1);
+    if last.trim().is_empty() {
+        summary
+    } else {
+        format!("{summary}: {}", last.trim())
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::iteration::Cut;
+use super::why::Why;
 use crate::stop_reason::StopReason;
 
 /// What one iteration came to.
@@ -14,12 +15,12 @@ pub(crate) enum Verdict {
     /// A success condition held: the instance is done, for this reason
     /// (the condition, or `all`).
     Done(StopReason),
-    /// No success condition held; the loop goes on.
-    NotDone,
+    /// No success condition held; the loop goes on. Why not.
+    NotDone(Why),
     /// No success condition held, and the agent reported failure.
-    AgentError,
-    /// A condition held, but the answer's JSON is missing or invalid.
-    InvalidJson,
+    AgentError(Why),
+    /// A condition held, but the answer's JSON is missing or invalid: why.
+    InvalidJson(String),
     /// Conductor ended the run before the agent did.
     Cut(Cut),
     /// A success condition could not be evaluated; the instance fails.
@@ -27,14 +28,24 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
+    /// Why the iteration did not finish its node, in a line; `None` when
+    /// it did, or when conductor cut it (its stop reason says that).
+    pub(crate) fn why(&self) -> Option<String> {
+        match self {
+            Self::NotDone(why) | Self::AgentError(why) => Some(why.to_string()),
+            Self::InvalidJson(e) => Some(format!("schema: {e}")),
+            Self::Done(_) | Self::Cut(_) | Self::Error(_) => None,
+        }
+    }
+
     /// The run's stop reason, as its run-info.yaml, its `RUN_*` record and
     /// the next iteration's `previous.stop_reason` give it.
     pub(crate) fn stop_reason(&self) -> StopReason {
         match self {
             Self::Done(reason) => reason.clone(),
-            Self::NotDone => StopReason::NotDone,
-            Self::AgentError => StopReason::AgentError,
-            Self::InvalidJson => StopReason::InvalidJson,
+            Self::NotDone(_) => StopReason::NotDone,
+            Self::AgentError(_) => StopReason::AgentError,
+            Self::InvalidJson(_) => StopReason::InvalidJson,
             Self::Cut(cut) => cut.stop_reason(),
             Self::Error(_) => StopReason::StopError,
         }
@@ -61,7 +72,7 @@ mod tests {
             Verdict::Done(StopReason::Met(Condition::Promise)).to_string(),
             "promise"
         );
-        assert_eq!(Verdict::NotDone.to_string(), "not_done");
+        assert_eq!(Verdict::NotDone(Why::default()).to_string(), "not_done");
         assert_eq!(Verdict::Cut(Cut::Rejected).to_string(), "backend_error");
         assert_eq!(
             Verdict::Error("stop expr `x`: undefined".into()).to_string(),

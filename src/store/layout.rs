@@ -191,6 +191,11 @@ impl RunDir {
     pub fn stderr(&self) -> PathBuf {
         self.0.join("agent-stderr.txt")
     }
+
+    /// `stop-command.txt`: what the `stop.command` check printed.
+    pub fn stop_command(&self) -> PathBuf {
+        self.0.join("stop-command.txt")
+    }
 }
 
 impl AsRef<Path> for RunDir {

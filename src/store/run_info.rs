@@ -65,6 +65,9 @@ pub struct RunInfo {
     pub iteration: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
+    /// Why the iteration did not finish its node (docs/console.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +199,7 @@ mod tests {
             item: Some("world: yes".into()),
             iteration: Some(1),
             stop_reason: None,
+            why: None,
             fingerprint: None,
             input_tokens: None,
             output_tokens: None,

@@ -45,7 +45,12 @@ pub(crate) fn post(
 }
 
 /// The run's terminal record in run-info.yaml.
-pub(crate) fn finish_record(run: &Ran, reason: &StopReason, error: Option<String>) {
+pub(crate) fn finish_record(
+    run: &Ran,
+    reason: &StopReason,
+    error: Option<String>,
+    why: Option<String>,
+) {
     let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
@@ -59,6 +64,7 @@ pub(crate) fn finish_record(run: &Ran, reason: &StopReason, error: Option<String
         };
         i.error_summary = error;
         i.stop_reason = Some(reason.to_string());
+        i.why = why;
         if run.usage != Usage::default() {
             i.input_tokens = Some(run.usage.input_tokens);
             i.output_tokens = Some(run.usage.output_tokens);

@@ -150,6 +150,7 @@ pub(crate) async fn run(
             .map(|i| crate::runner::context::item_text(Some(i))),
         iteration: Some(req.iteration),
         stop_reason: None,
+        why: None,
         fingerprint: Some(req.job.fingerprint.hash.clone()).filter(|h| !h.is_empty()),
         input_tokens: None,
         output_tokens: None,
