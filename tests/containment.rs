@@ -243,3 +243,48 @@ cases!(
     "cgroup",
     ignore = "needs a writable cgroup v2 hierarchy: .ci/run runs these where the machine allows"
 );
+
+#[test]
+#[ignore = "slow: 2,000 agents at once (CI runs it)"]
+fn a_burst_of_starts_stays_within_a_small_descriptor_limit() {
+    // 2,000 agents at once under a limit of 200 open files: each start holds
+    // its three stdio files only until the keeper has them, and at most 64
+    // starts are under way, so no start fails for want of a descriptor.
+    // (Without that bound, conductor queued starts faster than the keeper
+    // took them and ran out of descriptors.)
+    let items: Vec<String> = (0..2000).map(|i| format!("\"i{i}\"")).collect();
+    let flow = crate::apply_support::Flow::new(&format!(
+        "version = 1\nname = \"t\"\n[agents.a]\nkind = \"command\"\ncommand = [\"sleep\", \"1\"]\n\
+         [nodes.n]\nagent = \"a\"\nprompt = \"p\"\nfor_each = [{}]\nstop = {{ exit_zero = true }}\n",
+        items.join(", ")
+    ));
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=200:200")
+        .arg(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args([
+            "apply",
+            "flow.toml",
+            "--json",
+            "--max-parallel",
+            "2000",
+            "--root",
+        ])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("Too many open files"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["counts"]["done"], 2000);
+}

@@ -71,6 +71,7 @@ pub(crate) async fn run(
         command: command.to_string(),
         source,
     };
+    let admitted = supervisor.admit().await;
     let streams = streams(output).map_err(failed)?;
     let args = ["-c".to_string(), command.to_string()];
     let mut run = supervisor
@@ -86,6 +87,7 @@ pub(crate) async fn run(
         })
         .await
         .map_err(failed)?;
+    drop(admitted);
     let limit = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,

@@ -40,7 +40,14 @@ pub(crate) struct Supervisor {
     stop: watch::Receiver<StopLevel>,
     /// The first stop signal's number (0: none came).
     signal: Arc<AtomicI32>,
+    /// Starts under way: a start holds its three stdio files until the
+    /// keeper has them, so the files open at once are bounded by this, not
+    /// by how many agents start together (docs/performance.md).
+    starting: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most process starts under way at once.
+const STARTING: usize = 64;
 
 impl Supervisor {
     /// A supervisor whose processes `keeper` starts (none: an in-process
@@ -53,7 +60,14 @@ impl Supervisor {
             raise: Arc::new(raise),
             stop,
             signal: Arc::default(),
+            starting: Arc::new(tokio::sync::Semaphore::new(STARTING)),
         }
+    }
+
+    /// Waits for a turn to start a process; held from opening its stdio
+    /// files until [`Self::spawn`] returns.
+    pub(crate) async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.starting).acquire_owned().await.ok()
     }
 
     /// Raises the stop level to `level`, if it is lower.

@@ -97,6 +97,10 @@ pub(crate) async fn run(
     };
     let env = shared.agent_env(req.job, req.agent, &paths);
     let http = req.agent.http.as_ref();
+    let admitted = match http {
+        None => shared.supervisor.admit().await,
+        Some(_) => None,
+    };
     let start = match http {
         None => Some(prepare_process(shared, req, &run)?),
         Some(_) => None,
@@ -238,6 +242,7 @@ pub(crate) async fn run(
             .map_err(|source| StartError::Spawn { path, source }),
         Err(e) => Err(e),
     };
+    drop(admitted);
     let (mut agent, program_path) = match spawned {
         Ok(a) => a,
         Err(error) => {
