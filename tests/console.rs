@@ -125,3 +125,80 @@ fn a_done_iteration_has_no_why() {
     assert_eq!(ran.state("n"), st("done", "done_file", 1));
     assert!(run_info(&ran.runs("n")[0])["why"].is_null());
 }
+
+/// What `conductor apply` draws on a terminal `cols` wide, one entry per
+/// row of the screen. The live view pads each line to the width and lets
+/// the terminal go to the next row, so rows are cut from what is drawn
+/// between cursor movements.
+fn on_a_terminal(flow: &crate::apply_support::Flow, cols: usize, args: &str) -> Vec<String> {
+    let bin = assert_cmd::cargo::cargo_bin("conductor");
+    let line = format!(
+        "stty cols {cols} rows 30; {} apply flow.toml --root {} {args}",
+        bin.display(),
+        flow.root().display()
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(flow.path())
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let csi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").unwrap();
+    let mut rows = Vec::new();
+    for drawn in csi.replace_all(&text, "\n").split(['\n', '\r']) {
+        let chars: Vec<char> = drawn.chars().collect();
+        rows.extend(chars.chunks(cols).map(|row| row.iter().collect::<String>()));
+    }
+    rows
+}
+
+#[test]
+fn a_terminal_shows_a_header_of_counts_and_money_and_no_live_line_wraps() {
+    // One claude-kind agent reports 5 cents and ends; one with a long name
+    // runs on, so the header is drawn after the first one's cost is in.
+    let flow = crate::apply_support::Flow::new(
+        r#"version = 1
+name = "t"
+[agents.paid]
+kind = "claude"
+command = ["sh", "-c", "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":0.05,\"usage\":{\"input_tokens\":1200,\"output_tokens\":34}}'"]
+[agents.slow]
+kind = "command"
+command = ["sh", "-c", "sleep 2.5"]
+[nodes.quick]
+agent = "paid"
+prompt = "p"
+stop = { exit_zero = true }
+[nodes.a-node-with-a-rather-long-name-that-a-narrow-terminal-cuts]
+agent = "slow"
+prompt = "p"
+stop = { exit_zero = true }
+"#,
+    );
+    let lines = on_a_terminal(&flow, 48, "--budget-usd 1");
+    let all = lines.join("\n");
+    // The header, on one row, with what was spent against the budget.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("done 1/2 · running 1 · $0.05 of $1.00")),
+        "{all}"
+    );
+    // A live line (a spinner, the key, what it does, the time) is cut to
+    // the row: its time is on the row its spinner is on.
+    let spinner = |c: char| ('\u{2800}'..='\u{28ff}').contains(&c);
+    let live: Vec<&String> = lines.iter().filter(|l| l.chars().any(spinner)).collect();
+    assert!(live.iter().any(|l| l.contains("a-node-with")), "{all}");
+    for l in live {
+        assert!(
+            l.trim_end().ends_with(']'),
+            "a live line wrapped: {l:?}\n{all}"
+        );
+    }
+    // Nothing of the live view is left behind: the header is gone at the end.
+    let last_header = lines.iter().rposition(|l| l.contains("running "));
+    let table = lines.iter().rposition(|l| l.starts_with("instance "));
+    assert!(last_header < table, "{all}");
+}

@@ -1,6 +1,9 @@
-//! The console reporter: on a TTY one live line per running instance
-//! (iteration, elapsed time, and the latest message its agent posted to the
-//! bus), otherwise plain timestamped lines; a summary table at the end.
+//! The console reporter: on a TTY a header of counts and money
+//! (`super::tally`) over one live line per running instance (iteration,
+//! its cost, elapsed time, and the latest tool call or message its agent
+//! posted to the bus), lines cut to the terminal's width; otherwise plain
+//! timestamped lines, the header among them every ten seconds; a summary
+//! table at the end (docs/console.md).
 //! Everything goes to stderr: stdout is for machine output.
 
 use std::collections::HashMap;
@@ -23,7 +26,7 @@ use crate::store::layout::{ProjectDir, TaskDir};
 struct Live {
     bar: ProgressBar,
     bus: PathBuf,
-    /// `iteration 2/5 (claude)`.
+    /// `n[a] iteration 2/5 (claude) · $0.12`: the key, then what it does.
     head: String,
     /// The current run's stream and its agent's kind, for its tool calls.
     stream: Option<(std::path::PathBuf, crate::model::AgentKind)>,
@@ -31,10 +34,18 @@ struct Live {
 
 type Lines = Arc<Mutex<HashMap<Arc<str>, Live>>>;
 
+/// How often plain output repeats the header.
+const PLAIN_HEADER_EVERY: Duration = Duration::from_secs(10);
+
 /// Prints an apply as it happens.
 #[derive(Debug)]
 pub(crate) struct Console {
     bars: Option<MultiProgress>,
+    /// The header line, on a TTY; its counts.
+    header: Option<ProgressBar>,
+    tally: Arc<Mutex<super::tally::Tally>>,
+    /// When plain output last printed the header.
+    header_printed: std::time::Instant,
     running: Lines,
     project_dir: PathBuf,
     /// Dropped to stop the ticker at once.
@@ -46,13 +57,25 @@ impl Console {
     /// Live lines when stderr is a terminal, plain lines otherwise.
     pub(crate) fn new(tty: bool) -> Self {
         let running: Lines = Arc::default();
+        let tally: Arc<Mutex<super::tally::Tally>> = Arc::default();
+        let bars = tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let header = bars.as_ref().map(|m| {
+            let style = ProgressStyle::with_template("{wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            m.add(ProgressBar::new_spinner().with_style(style))
+        });
         let (done, stop) = std::sync::mpsc::channel();
         let ticker = tty.then(|| {
             let running = Arc::clone(&running);
-            std::thread::spawn(move || tick(&running, &stop))
+            let tally = Arc::clone(&tally);
+            let header = header.clone();
+            std::thread::spawn(move || tick(&running, &tally, header.as_ref(), &stop))
         });
         Self {
-            bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars,
+            header,
+            tally,
+            header_printed: std::time::Instant::now(),
             running,
             project_dir: PathBuf::new(),
             done: Some(done),
@@ -75,11 +98,12 @@ impl Console {
 
     fn start(&self, key: &Arc<str>, task_id: &str) {
         let Some(m) = &self.bars else { return };
-        let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {msg} [{elapsed}]")
+        // The key is part of the message, so that the whole line is cut to
+        // the terminal's width, never wrapped.
+        let style = ProgressStyle::with_template("{spinner} {wide_msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bar = m.add(ProgressBar::new_spinner().with_style(style));
-        bar.set_prefix(super::printable(key).into_owned());
-        bar.set_message("starting");
+        bar.set_message(format!("{} starting", super::printable(key)));
         bar.enable_steady_tick(Duration::from_millis(120));
         if let Ok(mut r) = self.running.lock() {
             r.insert(
@@ -104,6 +128,9 @@ impl Console {
             for (_, live) in r.drain() {
                 live.bar.finish_and_clear();
             }
+        }
+        if let Some(h) = &self.header {
+            h.finish_and_clear();
         }
         let mut err = std::io::stderr().lock();
         let width = summary
@@ -130,7 +157,7 @@ impl Console {
                     i.status.as_str()
                 },
                 i.iterations,
-                format_ms(i.duration_ms),
+                super::human::format_ms(i.duration_ms),
                 i.stop_reason
             );
         }
@@ -169,7 +196,7 @@ fn summary_line(summary: &Summary) -> String {
         "{}: {} in {} ({} done{current}, {} failed, {} skipped{cost})\nruns: {}",
         summary.workflow,
         summary.status,
-        format_ms(summary.duration_ms),
+        super::human::format_ms(summary.duration_ms),
         summary.counts.done,
         summary.counts.failed,
         summary.counts.skipped,
@@ -181,10 +208,18 @@ fn summary_line(summary: &Summary) -> String {
 
 /// Refreshes each live line with the latest message an agent posted,
 /// reading only the end of its task bus.
-fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
+fn tick(
+    running: &Lines,
+    tally: &Mutex<super::tally::Tally>,
+    header: Option<&ProgressBar>,
+    stop: &std::sync::mpsc::Receiver<()>,
+) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
         stop.recv_timeout(Duration::from_millis(500))
     {
+        if let (Some(h), Ok(t)) = (header, tally.lock()) {
+            h.set_message(t.header());
+        }
         let Ok(r) = running.lock() else { return };
         for live in r.values() {
             let latest = crate::bus::tail(&live.bus, 4)
@@ -209,26 +244,47 @@ fn tick(running: &Lines, stop: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
-fn format_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        #[expect(clippy::cast_precision_loss, reason = "display only")]
-        let s = ms as f64 / 1000.0;
-        format!("{s:.1}s")
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+impl Console {
+    /// The header, after `event` is counted: redrawn on a TTY, printed now
+    /// and then otherwise.
+    fn count(&mut self, event: &Event) {
+        let Ok(mut t) = self.tally.lock() else { return };
+        t.event(event);
+        match &self.header {
+            Some(h) => h.set_message(t.header()),
+            None if matches!(event, Event::InstanceFinished { .. })
+                && self.header_printed.elapsed() >= PLAIN_HEADER_EVERY =>
+            {
+                let text = t.header();
+                drop(t);
+                self.header_printed = std::time::Instant::now();
+                self.line(&text);
+            }
+            None => {}
+        }
+    }
+
+    /// What `key` has cost so far, as ` · $0.12`.
+    fn cost_of(&self, key: &str) -> String {
+        self.tally
+            .lock()
+            .ok()
+            .and_then(|t| t.cost_of(key))
+            .map(|c| format!(" · {}", super::human::money(c)))
+            .unwrap_or_default()
     }
 }
 
 impl Observer for Console {
     fn event(&mut self, event: &Event) {
+        self.count(event);
         match event {
             Event::WorkflowStarted {
                 workflow,
                 instances,
                 apply_id,
                 project_dir,
+                ..
             } => {
                 self.project_dir.clone_from(project_dir);
                 self.line(&format!(
@@ -247,9 +303,14 @@ impl Observer for Console {
                 run_id,
                 kind,
             } => {
-                let text = format!("iteration {iteration}/{max_iterations} ({agent})");
+                let text = format!(
+                    "{key} iteration {iteration}/{max_iterations} ({agent}){}",
+                    self.cost_of(key)
+                );
                 if self.bars.is_none() {
-                    self.line(&format!("{key}: {text}"));
+                    self.line(&format!(
+                        "{key}: iteration {iteration}/{max_iterations} ({agent})"
+                    ));
                 } else if let Ok(mut r) = self.running.lock()
                     && let Some(live) = r.get_mut(key)
                 {
@@ -269,13 +330,14 @@ impl Observer for Console {
                 exit_code,
                 verdict,
                 duration,
+                ..
             } => {
                 let why = verdict.why();
                 if self.bars.is_none() {
                     let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
                     self.line(&format!(
                         "{key}: iteration {iteration} exited {exit_code} after {}: {verdict}{why}",
-                        format_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+                        super::human::format_ms(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
                     ));
                 } else if let Some(why) = why {
                     // The live line moves on to the next iteration; what
@@ -346,6 +408,8 @@ impl Observer for Console {
                 Some(e) => self.line(&format!("[success] {command}: {e}")),
                 None => self.line(&format!("[success] {command}: exit {exit_code}")),
             },
+            // Counted into the header only.
+            Event::Queued { .. } => {}
             Event::Stopping { reason } => {
                 let how = if *reason == StopReason::Interrupted {
                     " (what runs gets SIGTERM; press Ctrl-C again to kill it now)"

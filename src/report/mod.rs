@@ -3,8 +3,10 @@
 //! table, a JSON document, or a JUnit XML file.
 
 mod console;
+mod human;
 mod junit;
 mod printable;
+mod tally;
 
 pub(crate) use console::Console;
 pub(crate) use junit::write_junit;

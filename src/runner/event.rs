@@ -24,6 +24,8 @@ pub(crate) enum Event {
         instances: usize,
         /// `<root>/<project>`: task folders are inside.
         project_dir: std::path::PathBuf,
+        /// The workflow's budget in US dollars, when it has one.
+        budget_usd: Option<f64>,
     },
     /// An instance's task folder exists and its loop begins.
     InstanceStarted { key: Arc<str>, task_id: String },
@@ -43,7 +45,13 @@ pub(crate) enum Event {
         exit_code: i32,
         verdict: Verdict,
         duration: Duration,
+        /// What the iteration used (tokens, cost).
+        usage: crate::agents::usage::Usage,
     },
+    /// How many instances are ready to start but wait for a slot (the
+    /// others that have not started wait for their needs). Told when it
+    /// changes; not recorded on the bus.
+    Queued { queued: usize },
     /// A run-time fan-out became these instances.
     Expanded {
         key: Arc<str>,

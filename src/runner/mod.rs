@@ -29,7 +29,7 @@ mod success;
 mod success_commands;
 pub(crate) mod summary;
 mod unit;
-mod verdict;
+pub(crate) mod verdict;
 pub(crate) mod why;
 
 pub(crate) use apply::apply;

@@ -592,6 +592,7 @@ impl Looper<'_> {
             exit_code: ran.exit_code,
             verdict: verdict.clone(),
             duration: ran.duration,
+            usage: ran.usage,
         });
     }
 }

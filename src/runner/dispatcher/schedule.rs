@@ -185,12 +185,19 @@ impl<'a> Dispatcher<'a> {
             workflow: self.shared.workflow.clone(),
             instances: self.graph.len(),
             project_dir: self.shared.project_dir.clone(),
+            budget_usd: self.shared.limits.budget_usd,
         });
+        let mut queued = 0;
         let mut stop_rx = self.shared.supervisor.subscribe();
         loop {
             self.launch();
             if self.slots.running() == 0 && self.graph.ready.is_empty() {
                 break;
+            }
+            let now = self.graph.ready.len() + self.slots.held();
+            if now != queued {
+                queued = now;
+                self.emit(&Event::Queued { queued });
             }
             tokio::select! {
                 Some((launched, outcome)) = self.units.next() => self.unit_ended(launched, outcome),

@@ -74,6 +74,11 @@ impl Slots {
         self.held.get_mut(node).and_then(VecDeque::pop_front)
     }
 
+    /// How many instances are held back.
+    pub(super) fn held(&self) -> usize {
+        self.held.values().map(VecDeque::len).sum()
+    }
+
     /// Every held instance (the apply is stopping: they will not start).
     pub(super) fn drain_held(&mut self) -> Vec<JobId> {
         self.held.drain().flat_map(|(_, q)| q).collect()
