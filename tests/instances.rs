@@ -243,3 +243,40 @@ fn chains_of_sub_workflows_are_capped() {
     .stderr_has("sub-workflows nest more than 32 deep here")
     .run();
 }
+
+#[test]
+fn json_items_get_readable_keys_everywhere_a_user_looks() {
+    // Static items named by `title`/`name`; two that read alike stay
+    // apart; a run-time fan-out of JSON objects is named the same way.
+    let ran = Test::new()
+        .workflow(flow(
+            "[nodes.work]\nfor_each = [{ title = \"Word Count\" }, { name = \"lint\", n = 1 }, { name = \"lint\", n = 2 }]\n\
+             prompt = \"{{ item | tojson }}\"\n\n\
+             [nodes.plan]\nprompt = '{\"tasks\": [{\"id\": \"Fix bug #12\"}, {\"id\": 40}]}'\noutput = { format = \"json\" }\n\n\
+             [nodes.fix]\nfor_each = { from = \"plan\", path = \"json.tasks\" }\nprompt = \"{{ item.id }}\"\n",
+        ))
+        .apply()
+        .stderr_has("work[word-count]: done")
+        .stderr_has("fix[fix-bug-12]: done")
+        .stderr_has("fix[40]: done")
+        .run();
+    let keys = ran.keys();
+    assert!(keys.contains(&"work[word-count]".to_string()), "{keys:?}");
+    let lint: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("work[lint~"))
+        .collect();
+    assert_eq!(lint.len(), 2, "{keys:?}");
+    assert_eq!(ran.state("fix[fix-bug-12]"), st("done", "exit_zero", 1));
+    // `logs` and `status` take the readable key.
+    ran.then()
+        .args(["logs", "work[word-count]"])
+        .with_root()
+        .stdout_has("Word Count")
+        .run();
+    ran.then()
+        .args(["status"])
+        .with_root()
+        .stdout_has("fix[fix-bug-12]")
+        .run();
+}

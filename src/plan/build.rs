@@ -75,6 +75,8 @@ struct Planner<'a> {
     items_of: std::collections::HashMap<usize, ItemIndex>,
     /// Rendering a run-time fan-out's instance: `item` is a stand-in.
     item_stand_in: bool,
+    /// The next instance's item as its key reads, unique in its list.
+    item_label: Option<String>,
     /// Making one run-time item's instance (`instance_of_item`): no needs,
     /// no prompt.
     child: bool,
@@ -141,6 +143,7 @@ impl<'a> Planner<'a> {
             out_of_fuel: std::collections::HashSet::new(),
             items_of: std::collections::HashMap::new(),
             item_stand_in: false,
+            item_label: None,
             reads: None,
             child: false,
         }
@@ -381,8 +384,12 @@ impl Planner<'_> {
             self.instances.push(inst);
             slots.push(Slot { item: None, at });
         } else {
+            let labels = super::expand::labels(items.iter().flatten());
+            let mut labels = labels.into_iter();
             for item in &items {
+                let label = item.as_ref().and_then(|_| labels.next());
                 for combo in &combos {
+                    self.item_label.clone_from(&label);
                     let matrix = (!combo.is_empty()).then(|| combo.clone());
                     let at = self.instances.len();
                     let workdir = if per_instance {
@@ -541,7 +548,11 @@ impl Planner<'_> {
         let key: Arc<str> = if runtime {
             format!("{}[*]", node.id).into()
         } else {
-            instance_key(&node.id, item, matrix).into()
+            let label = self
+                .item_label
+                .take()
+                .or_else(|| item.and_then(|i| super::expand::labels([i]).pop()));
+            instance_key(&node.id, label.as_deref(), matrix).into()
         };
         let needs = if self.child {
             Vec::new()

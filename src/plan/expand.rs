@@ -93,16 +93,81 @@ fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`.
+/// The fields whose value names a JSON item, in the order they are looked
+/// for (docs/workflow-format.md, "Instance keys").
+const NAMING_FIELDS: &[&str] = &["name", "id", "title", "key"];
+
+/// The most characters of a name an instance key keeps.
+const LABEL_CHARS: usize = 48;
+
+/// How an item reads in its instance's key: a string as it is, a number or
+/// a boolean as written, an object by its `name`, `id`, `title` or `key`
+/// (slugged), anything else by a short hash of its JSON.
+fn label(item: &serde_json::Value) -> String {
+    let named = item.as_object().and_then(|o| {
+        NAMING_FIELDS.iter().find_map(|f| match o.get(*f) {
+            Some(serde_json::Value::String(s)) => Some(slug(s)).filter(|s| !s.is_empty()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+    });
+    named.unwrap_or_else(|| item_key(item))
+}
+
+/// Lower case letters and digits, `.` and `_`; anything else one `-`.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() || c == '.' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').chars().take(LABEL_CHARS).collect()
+}
+
+/// The labels of one list of items in their instance keys: [`label`]s,
+/// unique among different items. Where two different items read alike, the
+/// ones that are not plain strings get `~` and a short hash of their JSON
+/// (a string item is always itself). The same item twice keeps one label:
+/// it is a duplicate, which `validate` reports.
+pub(crate) fn labels<'v>(items: impl IntoIterator<Item = &'v serde_json::Value>) -> Vec<String> {
+    let items: Vec<&serde_json::Value> = items.into_iter().collect();
+    let labels: Vec<String> = items.iter().map(|i| label(i)).collect();
+    let mut identities: std::collections::HashMap<&str, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
+    for (item, l) in items.iter().zip(&labels) {
+        identities
+            .entry(l.as_str())
+            .or_default()
+            .insert(item_key(item));
+    }
+    items
+        .iter()
+        .zip(&labels)
+        .map(|(item, l)| {
+            let shared = identities.get(l.as_str()).is_some_and(|ids| ids.len() > 1);
+            if shared && !item.is_string() && item.is_object() {
+                format!("{l}~{}", item_key(item))
+            } else {
+                l.clone()
+            }
+        })
+        .collect()
+}
+
+/// `node`, `node[item]`, `node[k=v,..]` or `node[item][k=v,..]`, with the
+/// item as its label reads (see [`labels`]).
 pub(crate) fn instance_key(
     node: &str,
-    item: Option<&serde_json::Value>,
+    item: Option<&str>,
     matrix: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> String {
     let mut key = node.to_string();
     if let Some(item) = item {
         key.push('[');
-        key.push_str(&item_key(item));
+        key.push_str(item);
         key.push(']');
     }
     if let Some(m) = matrix.filter(|m| !m.is_empty()) {
@@ -125,7 +190,7 @@ mod tests {
     fn keys_follow_the_design() {
         let item = serde_json::json!("docs/a.md");
         assert_eq!(
-            instance_key("review", Some(&item), None),
+            instance_key("review", Some(&labels([&item])[0]), None),
             "review[docs/a.md]"
         );
         let m = serde_json::json!({"agent": "claude", "model": "x"});
@@ -137,6 +202,33 @@ mod tests {
         let b = serde_json::json!({"a": 2, "b": 1});
         assert_eq!(item_key(&a), item_key(&b));
         assert_eq!(item_key(&a).len(), 8);
+    }
+
+    #[test]
+    fn a_json_item_reads_as_its_name_and_stays_unique() {
+        let items = [
+            serde_json::json!({"title": "Word Count!", "n": 1}),
+            serde_json::json!({"id": 7}),
+            serde_json::json!({"name": "twin", "v": 1}),
+            serde_json::json!({"name": "twin", "v": 2}),
+            serde_json::json!({"other": true}),
+            serde_json::json!("twin"),
+            serde_json::json!({"name": "", "id": "x"}),
+        ];
+        let got = labels(&items);
+        assert_eq!(got[0], "word-count");
+        assert_eq!(got[1], "7");
+        assert!(got[2].starts_with("twin~") && got[3].starts_with("twin~"));
+        assert_ne!(got[2], got[3]);
+        assert_eq!(got[4], item_key(&items[4]));
+        assert_eq!(got[5], "twin");
+        assert_eq!(got[6], "x");
+        // One item twice keeps one label: a duplicate, not two instances.
+        let twice = [
+            serde_json::json!({"name": "a"}),
+            serde_json::json!({"name": "a"}),
+        ];
+        assert_eq!(labels(&twice), ["a", "a"]);
     }
 
     #[test]

@@ -155,9 +155,9 @@ pub(super) fn expand(
     }
     let base = Arc::clone(&graph.jobs[p]);
     let node_id = &program.node(base.node).id;
-    let keys: Vec<Arc<str>> = items
+    let keys: Vec<Arc<str>> = crate::plan::expand::labels(items.iter().map(|(item, _)| item))
         .iter()
-        .map(|(item, _)| crate::plan::expand::instance_key(node_id, Some(item), None).into())
+        .map(|label| crate::plan::expand::instance_key(node_id, Some(label), None).into())
         .collect();
     // Two items with one key would be one instance twice, sharing a task
     // folder: the fan-out fails, saying which.
