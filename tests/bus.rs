@@ -367,3 +367,64 @@ fn a_full_disk_during_a_post_is_a_clear_error_and_leaves_no_half_record() {
         .collect();
     assert_eq!(bodies, ["first", "third"]);
 }
+
+#[test]
+fn a_misspelt_project_or_task_is_said_not_read_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    post(dir.path(), &["--project", "demo", "--body", "hello"]);
+    let run = |args: &[&str]| {
+        conductor()
+            .current_dir(dir.path())
+            .env_remove("JRUN_MESSAGE_BUS")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["bus", "read", "--project", "dmeo"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("there is no bus at"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("the projects there are: demo"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["bus", "read", "--project", "demo", "--task", "summary"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an instance key"),
+        "{}",
+        stderr(&out)
+    );
+    // Posting to a new project is allowed, and said.
+    let out = run(&["bus", "post", "--project", "other", "--body", "x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: started a new bus at"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("the projects there are: demo"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing on stdin is no body (exit 2); `--body ''` is a body, as any text.
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .env_remove("JRUN_MESSAGE_BUS")
+        .args(["bus", "post", "--project", "demo"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no body: stdin was empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read_json(dir.path(), &["--project", "demo"]).len(), 1);
+}

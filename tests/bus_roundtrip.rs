@@ -83,11 +83,18 @@ fn ten_thousand_random_bodies_round_trip_through_post_and_read() {
     let bodies: Vec<String> = (0..10_000).map(|_| body(&mut rng)).collect();
     let mut writer = conductor::bus::BusWriter::open(&bus).unwrap();
     for (i, body) in bodies.iter().enumerate() {
-        // Every 100th through the real command, its body on stdin.
+        // Every 100th through the real command, its body on stdin (an
+        // empty one as `--body ''`: nothing on stdin is no body).
         if i % 100 == 0 {
             let mut post = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
                 .args(["bus", "post", "--project", "p", "--type", "FACT", "--bus"])
                 .arg(&bus)
+                .args(
+                    body.is_empty()
+                        .then_some(["--body", ""])
+                        .into_iter()
+                        .flatten(),
+                )
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .spawn()

@@ -28,7 +28,7 @@ fn conductor_lines(text: &str) -> Vec<String> {
 fn readme_names_install_and_test_commands() {
     let text = readme();
     assert!(
-        text.contains("cargo install --path ."),
+        text.contains("cargo install --locked --path ."),
         "the README must give the install command"
     );
     assert!(

@@ -37,6 +37,9 @@ enum BusCliError {
     Watch { path: String, source: notify::Error },
     #[error("cannot read the body from stdin: {0}")]
     Stdin(std::io::Error),
+    /// `bus read` of a bus that is not there: a misspelt project or task.
+    #[error("there is no bus at {}{}", path.display(), hint)]
+    NoBus { path: PathBuf, hint: String },
 }
 
 impl BusCliError {
@@ -45,7 +48,9 @@ impl BusCliError {
             Self::Usage(_) | Self::Stdin(_) | Self::Append(bus::AppendError::Missing(_)) => {
                 exit_code::INVALID
             }
-            Self::Append(_) | Self::Read(_) | Self::Watch { .. } => exit_code::ENVIRONMENT,
+            Self::Append(_) | Self::Read(_) | Self::Watch { .. } | Self::NoBus { .. } => {
+                exit_code::ENVIRONMENT
+            }
         }
     }
 }
@@ -104,6 +109,40 @@ fn ids_from_path(path: &Path) -> (Option<String>, Option<String>) {
         Some(PROJECT_BUS) => (name(path.parent()), None),
         _ => (None, None),
     }
+}
+
+/// What is beside a bus that is not there: `; the projects under ROOT
+/// are: a, b` (or the tasks of its project), so that a misspelling shows.
+fn siblings(bus: &Path) -> String {
+    let task = bus.file_name().and_then(|n| n.to_str()) == Some(TASK_BUS);
+    // A task bus is in <project>/<task>/; a project bus in <project>/.
+    let Some(place) = bus.parent() else {
+        return String::new();
+    };
+    let Some(folder) = place.parent() else {
+        return String::new();
+    };
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return String::new();
+    }
+    names.sort();
+    let shown = names.len().min(10);
+    let more = if names.len() > shown { ", .." } else { "" };
+    let what = if task {
+        "the tasks of its project"
+    } else {
+        "the projects there"
+    };
+    format!("; {what} are: {}{more}", names[..shown].join(", "))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -165,6 +204,14 @@ fn post(args: &BusPostArgs) -> Result<u8, BusCliError> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(BusCliError::Stdin)?;
+            // Nothing at all on stdin is no body (exit-codes.md); any
+            // text, even blank lines, is a body: bodies are data.
+            if text.is_empty() {
+                return Err(BusCliError::Usage(
+                    "no body: stdin was empty; give --body TEXT, or pipe the text on stdin"
+                        .to_string(),
+                ));
+            }
             text
         }
     };
@@ -176,6 +223,16 @@ fn post(args: &BusPostArgs) -> Result<u8, BusCliError> {
         .map(|(k, v)| (k, redactor.redact(&v).into_owned()))
         .collect();
     keep_root_out_of_git(&args.location);
+    // A new project or task is allowed (a person may start one), but said:
+    // a misspelt name would otherwise post where nobody reads.
+    if !path.exists() && args.location.project.is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: started a new bus at {}{}",
+            path.display(),
+            siblings(&path)
+        );
+    }
     let mut writer = BusWriter::open(&path)?;
     let mut out = std::io::stdout().lock();
     for i in 0..args.repeat {
@@ -203,6 +260,22 @@ fn post(args: &BusPostArgs) -> Result<u8, BusCliError> {
 
 fn read(args: &BusReadArgs) -> Result<u8, BusCliError> {
     let path = bus_path(&args.location)?;
+    // `--follow` may wait for a bus to appear; a plain read of none is a
+    // misspelt project or task, not an empty bus.
+    if !args.follow && !path.exists() {
+        let mut hint = siblings(&path);
+        if args
+            .location
+            .task
+            .as_deref()
+            .is_some_and(|t| !t.starts_with("task-"))
+        {
+            hint.push_str(
+                "; --task takes a task id (task-...), not an instance key: `conductor status` shows each instance's task id",
+            );
+        }
+        return Err(BusCliError::NoBus { path, hint });
+    }
     let (mut messages, offset) = match (&args.since, args.tail) {
         (Some(since), _) => {
             let all = bus::read_since(&path, since)?;

@@ -7,6 +7,7 @@
 //! Everything goes to stderr: stdout is for machine output.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -364,6 +365,10 @@ impl Observer for Console {
                 if let Some(e) = &outcome.error {
                     text.push_str(": ");
                     text.push_str(e);
+                }
+                // Where to look next, for one whose agent ran.
+                if outcome.status == Status::Failed && outcome.run_id.is_some() {
+                    let _ = write!(text, "\n  its output: conductor logs '{key}' (and --stderr)");
                 }
                 self.line(&text);
             }
