@@ -418,7 +418,7 @@ fn status_and_logs_show_an_up_to_date_instance_from_its_earlier_run() {
         status
             .stdout
             .lines()
-            .any(|l| l.starts_with('c') && l.contains("up_to_date")),
+            .any(|l| l.starts_with('c') && l.contains("exit_zero (up to date)")),
         "{}",
         status.stdout
     );

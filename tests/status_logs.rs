@@ -140,3 +140,62 @@ fn logs_of_an_unknown_instance_names_each_instance_once() {
         ran.stderr
     );
 }
+
+#[test]
+fn status_and_logs_say_which_workflow_they_show_and_logs_finds_an_instances_workflow() {
+    // `first` has instance `a`; `second`, applied after it, has `b`.
+    let flow = |name: &str, node: &str| {
+        one_node(r#""--done-after", "1", "--say", "words""#, "{}")
+            .replace("name = \"t\"", &format!("name = \"{name}\""))
+            .replace("[nodes.n]", &format!("[nodes.{node}]"))
+    };
+    let first = Test::new()
+        .workflow(flow("first", "a"))
+        .file("second.toml", flow("second", "b"))
+        .apply()
+        .run();
+    let second = first
+        .then()
+        .args(["apply", "second.toml"])
+        .with_root()
+        .run();
+    second
+        .then()
+        .args(["status"])
+        .with_root()
+        .stdout_has("second (")
+        .stderr_has("note: showing workflow `second`; also applied under this root: first")
+        .run();
+    // `logs a` finds the workflow that ran `a`, and says which it shows.
+    second
+        .then()
+        .args(["logs", "a"])
+        .with_root()
+        .stdout("words\n")
+        .stderr_has("showing workflow `first`")
+        .run();
+    // A --workflow that is no file says so.
+    second
+        .then()
+        .args(["status", "--workflow", "nope.toml"])
+        .with_root()
+        .status(3)
+        .stderr_has("nope.toml: no such file")
+        .run();
+    // An up-to-date instance keeps how its result was made.
+    let again = second
+        .then()
+        .args(["apply", "second.toml"])
+        .with_root()
+        .run();
+    again
+        .then()
+        .args(["status"])
+        .with_root()
+        .stdout_has("done_file (up to date)")
+        .run();
+    let status = again.then().args(["status", "--json"]).with_root().run();
+    let json = status.json();
+    assert_eq!(json["instances"][0]["stop_reason"], "up_to_date");
+    assert_eq!(json["instances"][0]["result_stop_reason"], "done_file");
+}

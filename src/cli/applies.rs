@@ -16,9 +16,29 @@ pub(super) struct Apply {
     pub stop: Option<Message>,
     /// NODE_* records in order.
     pub records: Vec<Message>,
+    /// The other workflows applied under the same root (with no
+    /// `--workflow`): the user may have meant one of them.
+    pub others: Vec<String>,
 }
 
 impl Apply {
+    pub(super) fn workflow(&self) -> &str {
+        self.start.meta.get("workflow").map_or("", String::as_str)
+    }
+
+    /// `note: ...` saying which workflow is shown, when others were
+    /// applied under the same root; empty otherwise.
+    pub(super) fn which(&self) -> String {
+        if self.others.is_empty() {
+            return String::new();
+        }
+        format!(
+            "note: showing workflow `{}`; also applied under this root: {} (--workflow FILE picks one)",
+            self.workflow(),
+            self.others.join(", ")
+        )
+    }
+
     pub(super) fn apply_id(&self) -> &str {
         self.start.meta.get("apply_id").map_or("", String::as_str)
     }
@@ -41,10 +61,17 @@ pub(super) enum FindError {
     Read(#[from] crate::bus::ReadError),
 }
 
-/// The latest apply under the location's root (of its workflow, if given).
-pub(super) fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
+/// The latest apply under the location's root: of its workflow, if given;
+/// else, when `instance` is given, the latest that ran it; else the latest.
+pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result<Apply, FindError> {
     let (root, project, workflow) = match &location.workflow {
         Some(file) => {
+            if !file.exists() {
+                return Err(FindError::Workflow(format!(
+                    "{}: no such file (--workflow takes the workflow's file)",
+                    file.display()
+                )));
+            }
             let Some(program) = crate::load::program(file) else {
                 return Err(FindError::Workflow(format!(
                     "{} is not a valid workflow; run `conductor validate` on it",
@@ -76,45 +103,83 @@ pub(super) fn latest(location: &StoreLocation) -> Result<Apply, FindError> {
             })
             .unwrap_or_default(),
     };
-    let mut best: Option<Apply> = None;
+    // The latest apply of each workflow under the root.
+    let mut candidates: Vec<Apply> = Vec::new();
     for bus in buses {
         if !bus.is_file() {
             continue;
         }
         let messages = read_all(&bus)?;
-        let Some(at) = messages.iter().rposition(|m| {
-            m.kind == "WORKFLOW_START"
-                && workflow
-                    .as_ref()
-                    .is_none_or(|w| m.meta.get("workflow") == Some(w))
-        }) else {
-            continue;
-        };
-        if best.as_ref().is_some_and(|b| b.start.ts >= messages[at].ts) {
-            continue;
+        let mut seen: Vec<&str> = Vec::new();
+        for (at, m) in messages.iter().enumerate().rev() {
+            if m.kind != "WORKFLOW_START" {
+                continue;
+            }
+            let name = m.meta.get("workflow").map_or("", String::as_str);
+            if workflow.as_ref().is_some_and(|w| w != name) || seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            candidates.push(apply_at(&bus, &messages, at));
         }
-        let id = messages[at]
-            .meta
-            .get("apply_id")
-            .cloned()
-            .unwrap_or_default();
-        let mine = |m: &&Message| m.meta.get("apply_id") == Some(&id);
-        let rest = &messages[at + 1..];
-        best = Some(Apply {
-            project_dir: bus.parent().map(Path::to_path_buf).unwrap_or_default(),
-            start: messages[at].clone(),
-            stop: rest
-                .iter()
-                .filter(mine)
-                .find(|m| m.kind == "WORKFLOW_STOP")
-                .cloned(),
-            records: rest
-                .iter()
-                .filter(mine)
-                .filter(|m| m.kind.starts_with("NODE_"))
-                .cloned()
-                .collect(),
-        });
     }
-    best.ok_or_else(|| FindError::None(root.display().to_string()))
+    let names: std::collections::BTreeSet<String> = candidates
+        .iter()
+        .map(|a| a.workflow().to_string())
+        .collect();
+    // The latest that ran `instance`, when one is asked for; else the latest.
+    let ran = |a: &&Apply| {
+        instance.is_none_or(|k| {
+            a.records
+                .iter()
+                .any(|m| m.meta.get("instance").map(String::as_str) == Some(k))
+        })
+    };
+    let chosen = newest(candidates.iter().filter(ran))
+        .or_else(|| newest(candidates.iter()))
+        .map(|a| a.start.clone());
+    let Some(start) = chosen else {
+        return Err(FindError::None(root.display().to_string()));
+    };
+    let mut best = candidates
+        .into_iter()
+        .find(|a| a.start.msg_id == start.msg_id)
+        .ok_or_else(|| FindError::None(root.display().to_string()))?;
+    best.others = names
+        .into_iter()
+        .filter(|n| n.as_str() != best.workflow())
+        .collect();
+    Ok(best)
+}
+
+/// The one that started last.
+fn newest<'a>(applies: impl Iterator<Item = &'a Apply>) -> Option<&'a Apply> {
+    applies.max_by(|a, b| a.start.ts.cmp(&b.start.ts))
+}
+
+/// The apply that the `WORKFLOW_START` at `at` begins.
+fn apply_at(bus: &Path, messages: &[Message], at: usize) -> Apply {
+    let id = messages[at]
+        .meta
+        .get("apply_id")
+        .cloned()
+        .unwrap_or_default();
+    let mine = |m: &&Message| m.meta.get("apply_id") == Some(&id);
+    let rest = &messages[at + 1..];
+    Apply {
+        project_dir: bus.parent().map(Path::to_path_buf).unwrap_or_default(),
+        start: messages[at].clone(),
+        stop: rest
+            .iter()
+            .filter(mine)
+            .find(|m| m.kind == "WORKFLOW_STOP")
+            .cloned(),
+        records: rest
+            .iter()
+            .filter(mine)
+            .filter(|m| m.kind.starts_with("NODE_"))
+            .cloned()
+            .collect(),
+        others: Vec::new(),
+    }
 }

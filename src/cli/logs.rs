@@ -48,7 +48,11 @@ pub(super) fn logs(args: &LogsArgs) -> u8 {
 }
 
 fn run(args: &LogsArgs) -> Result<u8, LogsError> {
-    let mut apply = latest(&args.location)?;
+    let mut apply = latest(&args.location, Some(&args.instance))?;
+    let which = apply.which();
+    if !which.is_empty() {
+        let _ = writeln!(std::io::stderr(), "{which}");
+    }
     // The first poll reads the bus from its start once more, so a record
     // appended while `latest` read it is seen twice rather than missed;
     // later polls read only what was appended.

@@ -19,6 +19,9 @@ struct Row {
     state: String,
     iterations: u32,
     stop_reason: String,
+    /// For an up-to-date instance, why the run that made its result ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_stop_reason: Option<String>,
     task_id: String,
 }
 
@@ -32,13 +35,17 @@ struct Report {
 }
 
 pub(super) fn status(args: &StatusArgs) -> u8 {
-    let apply = match latest(&args.location) {
+    let apply = match latest(&args.location, None) {
         Ok(a) => a,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");
             return exit_code::ENVIRONMENT;
         }
     };
+    let which = apply.which();
+    if !which.is_empty() && !args.json {
+        let _ = writeln!(std::io::stderr(), "{which}");
+    }
     let report = build(&apply);
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -70,13 +77,18 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         "instance", "state", "iter"
     );
     for r in &report.instances {
+        // An up-to-date result says how it was made.
+        let reason = match &r.result_stop_reason {
+            Some(made) => format!("{made} (up to date)"),
+            None => r.stop_reason.clone(),
+        };
         let _ = writeln!(
             out,
             "{:<width$}  {:<8}  {:>5}  {}",
             printable(&r.instance),
             r.state,
             r.iterations,
-            printable(&r.stop_reason)
+            printable(&reason)
         );
     }
     exit_code::OK
@@ -95,6 +107,7 @@ fn build(apply: &Apply) -> Report {
                     state: "running".into(),
                     iterations: 0,
                     stop_reason: String::new(),
+                    result_stop_reason: None,
                     task_id: m.task_id.clone(),
                 });
                 rows.len() - 1
@@ -107,6 +120,7 @@ fn build(apply: &Apply) -> Report {
         if m.kind != "NODE_START" {
             row.state = m.meta.get("status").cloned().unwrap_or_default();
             row.stop_reason = m.meta.get("stop_reason").cloned().unwrap_or_default();
+            row.result_stop_reason = m.meta.get("result_stop_reason").cloned();
             row.iterations = m
                 .meta
                 .get("iterations")

@@ -71,6 +71,7 @@ impl Prior {
             task_id: record.task_id.clone(),
             run_id: Some(record.run_id.clone()).filter(|r| !r.is_empty()),
             iterations: record.iterations,
+            stop_reason: record.stop_reason.clone(),
             task_dir,
         })
     }
@@ -92,6 +93,8 @@ pub(crate) struct Completed {
     /// Its last run.
     pub run_id: Option<String>,
     pub iterations: u32,
+    /// Why that run ended its loop.
+    pub stop_reason: String,
 }
 
 impl Completed {

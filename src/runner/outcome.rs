@@ -51,6 +51,10 @@ pub(crate) struct Outcome {
     /// The last run's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// For an up-to-date instance: the stop reason of the run that made
+    /// its result (`exit_zero`, `done_file`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_stop_reason: Option<String>,
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
     pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
@@ -82,6 +86,7 @@ impl Outcome {
             task_id: None,
             task_dir: None,
             run_id: None,
+            result_stop_reason: None,
             fingerprint: None,
             duration: Duration::ZERO,
         }

@@ -158,7 +158,18 @@ impl Index {
                 };
                 if status == "done" && !record.fingerprint.is_empty() && !record.task_id.is_empty()
                 {
-                    self.done.insert(key.clone(), record.clone());
+                    // An up-to-date instance's result is still the one its
+                    // run made, for the reason that run ended.
+                    let produced = m
+                        .meta
+                        .get("result_stop_reason")
+                        .filter(|r| !r.is_empty())
+                        .cloned();
+                    let mut done = record.clone();
+                    if let Some(r) = produced {
+                        done.stop_reason = r;
+                    }
+                    self.done.insert(key.clone(), done);
                 }
                 self.last.insert(key, record);
             }

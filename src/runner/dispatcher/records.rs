@@ -109,6 +109,9 @@ impl Output<'_> {
                 if let Some(run) = &outcome.run_id {
                     meta.push(("run_id", run.clone()));
                 }
+                if let Some(r) = &outcome.result_stop_reason {
+                    meta.push(("result_stop_reason", r.clone()));
+                }
                 meta.push(("iterations", outcome.iterations.to_string()));
                 meta.push(("duration_ms", outcome.duration.as_millis().to_string()));
                 if let Some(c) = outcome.exit_code {

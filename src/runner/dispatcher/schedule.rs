@@ -530,6 +530,7 @@ impl<'a> Dispatcher<'a> {
         let completed = job.completed(&self.prior)?;
         let mut out = Outcome::ended(Status::Done, StopReason::UpToDate);
         out.iterations = completed.iterations;
+        out.result_stop_reason = Some(completed.stop_reason.clone()).filter(|r| !r.is_empty());
         out.task_id = Some(completed.task_id.clone());
         out.run_id.clone_from(&completed.run_id);
         if read
