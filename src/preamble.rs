@@ -3,7 +3,9 @@
 //! exist, how to signal DONE (only when `done_file` is in force: see
 //! docs/workflow-format.md, "The default success condition"), then the
 //! prompt itself, with the Go seed's restart prefix on later iterations
-//! unless the prompt reads `previous` itself.
+//! unless the prompt reads `previous` itself. An HTTP agent (a model
+//! called over its API) runs no command and sees no file: it is told none
+//! of that, only its prompt (docs/agents.md, "What each kind is told").
 
 use std::fmt::Write;
 use std::path::Path;
@@ -33,11 +35,24 @@ pub struct PreambleOptions {
     pub iteration: u32,
     /// The prompt template reads `previous` itself, so it needs no prefix.
     pub prompt_uses_previous: bool,
+    /// The agent runs on this machine, with its files and commands (a
+    /// process agent); an HTTP agent does not.
+    pub local: bool,
 }
 
 /// The full text given to the agent on stdin.
 pub fn prompt_file(place: &RunPlace<'_>, options: PreambleOptions, prompt: &str) -> String {
     let mut out = String::new();
+    if !options.local {
+        if options.iteration > 1 && !options.prompt_uses_previous {
+            out.push_str(RESTART_PREFIX);
+        }
+        out.push_str(prompt);
+        if !prompt.ends_with('\n') {
+            out.push('\n');
+        }
+        return out;
+    }
     let _ = writeln!(out, "JRUN_TASK_FOLDER={}", place.task_folder.display());
     let _ = writeln!(out, "JRUN_RUN_FOLDER={}", place.run_folder.display());
     let _ = writeln!(out, "JRUN_PROJECT_ID={}", place.project_id);
@@ -111,6 +126,7 @@ mod tests {
                 done_file: false,
                 iteration: 1,
                 prompt_uses_previous: false,
+                local: true,
             },
             "Fix it.",
         );
@@ -123,6 +139,7 @@ mod tests {
                 done_file: true,
                 iteration: 2,
                 prompt_uses_previous: false,
+                local: true,
             },
             "Fix it.",
         );
@@ -134,9 +151,22 @@ mod tests {
                 done_file: true,
                 iteration: 2,
                 prompt_uses_previous: true,
+                local: true,
             },
             "Fix it.",
         );
         assert!(!text.contains("Continue working"));
+        // An HTTP agent is told nothing it could not act on.
+        let text = prompt_file(
+            &p,
+            PreambleOptions {
+                done_file: true,
+                iteration: 2,
+                prompt_uses_previous: false,
+                local: false,
+            },
+            "Review it.",
+        );
+        assert_eq!(text, "Continue working on the following:\n\nReview it.\n");
     }
 }

@@ -154,6 +154,14 @@ fn answers_in_one_iteration(kind: Kind) {
     assert_eq!(messages.len(), 1, "{body:#}");
     assert_eq!(messages[0]["role"], "user");
     assert_eq!(messages[0]["content"], read(&run, "prompt.md"));
+    // It runs no command and sees no file: it is told of neither.
+    let sent = messages[0]["content"].as_str().unwrap_or_default();
+    for local in ["JRUN_", "conductor bus", "DONE", "/runs/"] {
+        assert!(
+            !sent.contains(local),
+            "an HTTP agent was told {local:?}: {sent}"
+        );
+    }
     match kind {
         Kind::OpenAi => {
             assert_eq!(calls[0].path, "/v1/chat/completions");

@@ -27,6 +27,7 @@ fn every_advertised_command_works_from_inside_an_agent() {
             done_file: true,
             iteration: 1,
             prompt_uses_previous: false,
+            local: true,
         },
         "Do it.",
     );

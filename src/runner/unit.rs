@@ -226,7 +226,7 @@ impl Looper<'_> {
             }
             let run_id =
                 crate::store::run_id(seq_base + iteration - first + 1, crate::clock::now());
-            let text = self.prompt_text(&run_id, iteration, &prompt);
+            let text = self.prompt_text(&run_id, iteration, &prompt, agent.http.is_none());
             let req = Request {
                 job: self.job,
                 agent,
@@ -500,7 +500,7 @@ impl Looper<'_> {
             })
     }
 
-    fn prompt_text(&self, run_id: &str, iteration: u32, prompt: &str) -> String {
+    fn prompt_text(&self, run_id: &str, iteration: u32, prompt: &str, local: bool) -> String {
         let run = self.task.run(run_id);
         let bus = self.task.bus();
         let place = RunPlace {
@@ -517,6 +517,7 @@ impl Looper<'_> {
                 done_file: self.agent.stop.done_file,
                 iteration,
                 prompt_uses_previous: self.agent.uses_previous,
+                local,
             },
             prompt,
         )
