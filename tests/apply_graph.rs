@@ -413,3 +413,42 @@ fn a_chain_of_a_hundred_thousand_nodes_whose_head_fails_skips_every_dependent() 
         )
     );
 }
+
+#[test]
+fn a_quorum_gate_that_passes_over_a_failed_reviewer_gives_a_green_apply_and_keeps_it() {
+    // Three reviewers, `c` always fails; the gate needs two of three.
+    let workflow = r#"version = 1
+name = "t"
+[agents.review]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo \"$CONDUCTOR_INSTANCE\" >> calls.txt; test \"$CONDUCTOR_ITEM\" != c"]
+[nodes.review]
+agent = "review"
+for_each = ["a", "b", "c"]
+prompt = "review {{ item }}"
+stop = { exit_zero = true, max_iterations = 1 }
+[nodes.quorum]
+needs = ["review"]
+gate = "needs['review'] | selectattr('status', 'eq', 'done') | list | length >= 2"
+"#;
+    let ran = Test::new()
+        .workflow(workflow)
+        .apply()
+        .stderr_has("review[c]: its failure is tolerated: quorum passed over it")
+        .stderr_has("max_iterations (tolerated)")
+        .run();
+    assert_eq!(ran.json()["status"], "done", "{:#}", ran.json());
+    assert_eq!(ran.instance("review[c]")["tolerated"], true);
+    assert_eq!(ran.state("quorum").0, "done");
+    let calls = || std::fs::read_to_string(ran.path().join("calls.txt")).unwrap();
+    assert_eq!(calls().lines().count(), 3);
+    // A later apply does not run (and bill) the failed reviewer again: its
+    // tolerated failure stands while its fingerprint holds.
+    let again = ran.then().apply().run();
+    assert_eq!(calls().lines().count(), 3, "{}", calls());
+    assert_eq!(again.json()["status"], "done");
+    assert_eq!(again.state("review[c]"), st("failed", "up_to_date", 1));
+    // Unless forced.
+    ran.then().apply().arg("--force=review[c]").run();
+    assert_eq!(calls().lines().count(), 4, "{}", calls());
+}

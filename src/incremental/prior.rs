@@ -72,6 +72,7 @@ impl Prior {
             run_id: Some(record.run_id.clone()).filter(|r| !r.is_empty()),
             iterations: record.iterations,
             stop_reason: record.stop_reason.clone(),
+            failed: record.status == "failed",
             task_dir,
         })
     }
@@ -95,6 +96,8 @@ pub(crate) struct Completed {
     pub iterations: u32,
     /// Why that run ended its loop.
     pub stop_reason: String,
+    /// It failed, and a gate tolerated the failure.
+    pub failed: bool,
 }
 
 impl Completed {

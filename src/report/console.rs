@@ -159,7 +159,11 @@ impl Console {
                 },
                 i.iterations,
                 super::human::format_ms(i.duration_ms),
-                i.stop_reason
+                if i.tolerated {
+                    format!("{} (tolerated)", i.stop_reason)
+                } else {
+                    i.stop_reason.to_string()
+                }
             );
         }
         for s in &summary.success {
@@ -415,6 +419,13 @@ impl Observer for Console {
             },
             // Counted into the header only.
             Event::Queued { .. } => {}
+            Event::Tolerated { key, gates } => {
+                let gates: Vec<&str> = gates.iter().map(|g| &**g).collect();
+                self.line(&format!(
+                    "{key}: its failure is tolerated: {} passed over it",
+                    gates.join(", ")
+                ));
+            }
             Event::Stopping { reason } => {
                 let how = if *reason == StopReason::Interrupted {
                     " (what runs gets SIGTERM; press Ctrl-C again to kill it now)"

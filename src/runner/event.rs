@@ -91,6 +91,14 @@ pub(crate) enum Event {
         /// Other instances the new plan runs (not up to date).
         will_run: Vec<Arc<str>>,
     },
+    /// A failed instance whose every dependent is a gate that passed: the
+    /// failure is reported, not fatal, and a later apply keeps it while
+    /// its fingerprint holds.
+    Tolerated {
+        key: Arc<str>,
+        /// The gates that passed over it.
+        gates: Vec<Arc<str>>,
+    },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: StopReason },
     /// Earlier applies whose conductor died were closed before this one

@@ -31,9 +31,15 @@ pub(crate) struct InstanceSummary {
     pub task_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_dir: Option<String>,
-    /// Whether this instance's failure fails the apply (`on_failure` is not `ignore`).
+    /// Whether this instance's failure fails the apply (`on_failure` is not
+    /// `ignore`, and no gate tolerated it).
     #[serde(skip)]
     pub counts: bool,
+    /// It failed, and every instance that needs it is a gate that passed
+    /// over the failure (docs/workflow-format.md, "Gates"): reported, not
+    /// fatal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tolerated: bool,
     /// The answer's head, for the JUnit failure text.
     #[serde(skip)]
     pub output: String,
@@ -61,6 +67,7 @@ impl InstanceSummary {
             task_id: outcome.task_id.clone(),
             task_dir: outcome.task_dir.as_ref().map(|d| d.display().to_string()),
             counts,
+            tolerated: false,
             output: outcome
                 .error
                 .as_deref()

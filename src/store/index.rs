@@ -131,6 +131,26 @@ impl Index {
                     status: None,
                 });
             }
+            // A failure a gate tolerated stands, while its fingerprint
+            // holds, as a completed result does.
+            "INFO" if meta("tolerated") == "true" => {
+                let key = meta("instance");
+                if key.is_empty() || m.task_id.is_empty() || meta("fingerprint").is_empty() {
+                    return;
+                }
+                self.done.insert(
+                    key,
+                    InstanceRecord {
+                        apply_id,
+                        status: "failed".to_string(),
+                        stop_reason: meta("stop_reason"),
+                        task_id: m.task_id.clone(),
+                        run_id: meta("run_id"),
+                        fingerprint: meta("fingerprint"),
+                        iterations: meta("iterations").parse().unwrap_or(0),
+                    },
+                );
+            }
             "WORKFLOW_STOP" => {
                 if let Some(latest) = self.latest.as_mut().filter(|l| l.apply_id == apply_id) {
                     latest.status = Some(meta("status"));

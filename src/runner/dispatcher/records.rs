@@ -135,6 +135,34 @@ impl Output<'_> {
                     body,
                 )
             }
+            Event::Tolerated { key, gates } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("tolerated", "true".into()));
+                meta.push((
+                    "gates",
+                    gates.iter().map(|g| &**g).collect::<Vec<_>>().join(","),
+                ));
+                if let Some(o) = i.and_then(|i| graph.outcome(i)) {
+                    meta.push(("stop_reason", o.stop_reason.to_string()));
+                    meta.push(("iterations", o.iterations.to_string()));
+                    if let Some(run) = &o.run_id {
+                        meta.push(("run_id", run.clone()));
+                    }
+                }
+                (
+                    "INFO",
+                    i.map(|i| {
+                        graph
+                            .outcome(i)
+                            .and_then(|o| o.task_id.clone())
+                            .unwrap_or_default()
+                    })
+                    .unwrap_or_default(),
+                    meta,
+                    format!("{key} failed; tolerated by the gate(s) that need it"),
+                )
+            }
             Event::Stopping { reason } => (
                 "INFO",
                 String::new(),
@@ -193,6 +221,33 @@ fn node_meta<'k>(
     meta
 }
 
+/// The gates that passed over failed instance `j`, when every instance
+/// that needs it (or its fan-out) is such a gate; none otherwise.
+pub(super) fn tolerating_gates(graph: &JobGraph, fan_outs: &FanOuts, j: JobId) -> Vec<JobId> {
+    let failed = graph.outcome(j).is_some_and(|o| o.status == Status::Failed);
+    if !failed {
+        return Vec::new();
+    }
+    let dependents: Vec<JobId> = graph.dependents[j]
+        .iter()
+        .chain(
+            fan_outs
+                .parent_of(j)
+                .iter()
+                .flat_map(|&p| &graph.dependents[p]),
+        )
+        .copied()
+        .collect();
+    let passed_gate = |&d: &JobId| {
+        matches!(graph.jobs[d].kind, crate::runner::job::JobKind::Gate(_))
+            && graph.outcome(d).is_some_and(|o| o.status == Status::Done)
+    };
+    if dependents.is_empty() || !dependents.iter().all(passed_gate) {
+        return Vec::new();
+    }
+    dependents
+}
+
 /// Every instance that ran or was skipped, in plan order; an expanded
 /// fan-out is shown as its instances.
 pub(super) fn summaries(
@@ -214,13 +269,16 @@ pub(super) fn summaries(
                 continue;
             };
             let job = &graph.jobs[j];
-            out.push(InstanceSummary::new(
+            let tolerated = !tolerating_gates(graph, fan_outs, j).is_empty();
+            let mut summary = InstanceSummary::new(
                 &job.key,
                 &program.node(job.node).id,
                 job.item.as_ref(),
                 o,
-                job.on_failure != OnFailure::Ignore,
-            ));
+                job.on_failure != OnFailure::Ignore && !tolerated,
+            );
+            summary.tolerated = tolerated;
+            out.push(summary);
         }
     }
     out

@@ -220,6 +220,33 @@ impl<'a> Dispatcher<'a> {
             }
         }
         self.drain_events();
+        // Failures a passing gate tolerated are said, and recorded so
+        // that a later apply keeps them while they are up to date.
+        let tolerated: Vec<(Arc<str>, Vec<Arc<str>>)> = self
+            .graph
+            .jobs
+            .ids()
+            .filter(|&j| {
+                self.graph
+                    .outcome(j)
+                    .is_some_and(|o| o.stop_reason != StopReason::UpToDate)
+            })
+            .filter_map(|j| {
+                let gates = records::tolerating_gates(&self.graph, &self.fan_outs, j);
+                (!gates.is_empty()).then(|| {
+                    (
+                        Arc::clone(&self.graph.jobs[j].key),
+                        gates
+                            .iter()
+                            .map(|&g| Arc::clone(&self.graph.jobs[g].key))
+                            .collect(),
+                    )
+                })
+            })
+            .collect();
+        for (key, gates) in tolerated {
+            self.emit(&Event::Tolerated { key, gates });
+        }
         let instances = records::summaries(
             &self.graph,
             &self.fan_outs,
@@ -528,7 +555,12 @@ impl<'a> Dispatcher<'a> {
     fn up_to_date(&self, i: JobId, read: bool) -> Option<Outcome> {
         let job = &self.graph.jobs[i];
         let completed = job.completed(&self.prior)?;
-        let mut out = Outcome::ended(Status::Done, StopReason::UpToDate);
+        let status = if completed.failed {
+            Status::Failed
+        } else {
+            Status::Done
+        };
+        let mut out = Outcome::ended(status, StopReason::UpToDate);
         out.iterations = completed.iterations;
         out.result_stop_reason = Some(completed.stop_reason.clone()).filter(|r| !r.is_empty());
         out.task_id = Some(completed.task_id.clone());
