@@ -20,7 +20,7 @@ use crate::runner::event::Event;
 use crate::runner::outcome::Status;
 use crate::runner::summary::Summary;
 use crate::stop_reason::StopReason;
-use crate::store::layout::{ProjectDir, TaskDir};
+use crate::store::layout::{ProjectDir, RunDir, TaskDir};
 
 /// A running instance's line.
 #[derive(Debug)]
@@ -29,8 +29,9 @@ struct Live {
     bus: PathBuf,
     /// `n[a] iteration 2/5 (claude) · $0.12`: the key, then what it does.
     head: String,
-    /// The current run's stream and its agent's kind, for its tool calls.
-    stream: Option<(std::path::PathBuf, crate::model::AgentKind)>,
+    /// The current run, its agent's kind and when it started: its tool
+    /// calls, silence and retries.
+    run: Option<(RunDir, crate::model::AgentKind, std::time::SystemTime)>,
 }
 
 type Lines = Arc<Mutex<HashMap<Arc<str>, Live>>>;
@@ -113,7 +114,7 @@ impl Console {
                     bar,
                     bus: ProjectDir::at(self.project_dir.clone()).task(task_id).bus(),
                     head: String::new(),
-                    stream: None,
+                    run: None,
                 },
             );
         }
@@ -237,13 +238,18 @@ fn tick(
                 })
                 .unwrap_or_default();
             let tool = live
-                .stream
+                .run
                 .as_ref()
-                .and_then(|(path, kind)| crate::agents::activity::latest(*kind, path))
+                .and_then(|(run, kind, _)| crate::agents::activity::latest(*kind, &run.stdout()))
                 .map(|t| format!(" · {t}"))
                 .unwrap_or_default();
+            let note = live
+                .run
+                .as_ref()
+                .map(|(run, kind, started)| super::liveness::note(run, *kind, *started))
+                .unwrap_or_default();
             live.bar.set_message(
-                super::printable(&format!("{}{tool}{latest}", live.head)).into_owned(),
+                super::printable(&format!("{}{note}{tool}{latest}", live.head)).into_owned(),
             );
         }
     }
@@ -321,10 +327,11 @@ impl Observer for Console {
                 {
                     live.bar.set_message(super::printable(&text).into_owned());
                     live.head = text;
-                    live.stream = live.bus.parent().map(|task| {
+                    live.run = live.bus.parent().map(|task| {
                         (
-                            TaskDir::at(task.to_path_buf()).run(run_id).stdout(),
+                            TaskDir::at(task.to_path_buf()).run(run_id),
                             *kind,
+                            std::time::SystemTime::now(),
                         )
                     });
                 }

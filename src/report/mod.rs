@@ -5,6 +5,7 @@
 mod console;
 mod human;
 mod junit;
+mod liveness;
 mod printable;
 mod tally;
 
