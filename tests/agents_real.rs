@@ -265,6 +265,31 @@ fn creates_done(cli: Cli) {
         stream.lines().count() > 2 && stream.contains("seen-task-id"),
         "the agent's event stream, tool call included, is kept: {stream}"
     );
+    // The streams the transcript tests read (tests/fixtures/streams) are
+    // recorded from here: CONDUCTOR_RECORD_STREAMS=DIR.
+    if let Some(dir) = std::env::var_os("CONDUCTOR_RECORD_STREAMS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("{}.jsonl", cli.name())),
+            &stream,
+        )
+        .unwrap();
+    }
+    // `conductor logs` reads it as a transcript: the tool call with its
+    // command, and the answer.
+    let logs = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["logs", "n", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.status.success(), "{transcript}");
+    assert!(transcript.contains("seen-task-id"), "{transcript}");
+    assert!(transcript.contains(FINAL), "{transcript}");
+    assert!(
+        !transcript.contains("{\"type\""),
+        "raw JSON in the transcript: {transcript}"
+    );
     let info = run_info(&run);
     assert_eq!(info["status"], "completed", "{info:#}");
     assert_eq!(info["exit_code"], 0);

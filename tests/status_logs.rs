@@ -199,3 +199,34 @@ fn status_and_logs_say_which_workflow_they_show_and_logs_finds_an_instances_work
     assert_eq!(json["instances"][0]["stop_reason"], "up_to_date");
     assert_eq!(json["instances"][0]["result_stop_reason"], "done_file");
 }
+
+/// An apply whose one agent, of `kind`, plays back the recorded stream of
+/// that real CLI (tests/fixtures/streams, recorded by `agents_real` with
+/// `CONDUCTOR_RECORD_STREAMS`).
+fn played_back(kind: &str) -> crate::test_builder::Ran {
+    let stream = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/streams/{kind}.jsonl")),
+    )
+    .unwrap();
+    Test::new()
+        .workflow(format!(
+            "version = 1\nname = \"t\"\n[agents.cli]\nkind = \"{kind}\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; cat stream.jsonl\", \"sh\"]\n\
+             [nodes.n]\nagent = \"cli\"\nprompt = \"p\"\nstop = {{ exit_zero = true }}\n"
+        ))
+        .file("stream.jsonl", stream)
+        .apply()
+        .run()
+}
+
+#[test]
+fn logs_reads_each_real_clis_stream_as_a_transcript() {
+    for kind in ["claude", "codex", "gemini"] {
+        let ran = played_back(kind);
+        let logs = ran.then().args(["logs", "n"]).with_root().run();
+        insta::assert_snapshot!(format!("transcript_{kind}"), logs.stdout);
+        // --raw prints the stream as recorded.
+        let raw = ran.then().args(["logs", "n", "--raw"]).with_root().run();
+        assert!(raw.stdout.starts_with('{'), "{}", raw.stdout);
+        assert!(raw.stdout.contains("\"type\""), "{}", raw.stdout);
+    }
+}

@@ -61,7 +61,7 @@ pub(crate) fn tool_call(kind: AgentKind, line: &str) -> Option<String> {
 
 /// The argument that says most about a call: its command, else its file or
 /// pattern, else its description.
-fn detail(input: &Value) -> Option<String> {
+pub(super) fn detail(input: &Value) -> Option<String> {
     [
         "command",
         "file_path",

@@ -12,5 +12,6 @@ pub(crate) mod http;
 pub(crate) mod kind;
 pub(crate) mod spec;
 pub(crate) mod stream;
+pub(crate) mod transcript;
 pub(crate) mod usage;
 pub(crate) mod version;

@@ -293,4 +293,7 @@ pub struct LogsArgs {
     /// Print stderr instead of stdout.
     #[arg(long)]
     pub stderr: bool,
+    /// Print a CLI agent's event stream as recorded, not as a transcript.
+    #[arg(long)]
+    pub raw: bool,
 }

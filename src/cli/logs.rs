@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::applies::{Apply, FindError, latest};
 use super::args::LogsArgs;
+use crate::agents::transcript::Transcript;
 use crate::exit_code;
 use crate::report::PrintableBytes;
 use crate::store::layout::{ProjectDir, RunDir, TaskDir};
@@ -77,11 +78,25 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
             run.stdout()
         }
     };
+    // A CLI agent's stream reads as a transcript unless asked raw.
+    let transcript = |run: &RunDir| {
+        if args.stderr || args.raw {
+            return None;
+        }
+        let info = crate::store::RunInfo::read(&run.info()).ok()?;
+        Transcript::new(crate::model::AgentKind::parse(&info.agent)?)
+    };
     let mut out = std::io::stdout().lock();
     if !args.follow {
         let Some(run) = latest_run(&task) else {
             return Ok(exit_code::OK);
         };
+        if let Some(mut t) = transcript(&run) {
+            let path = run.stdout();
+            let mut escape = PrintableBytes::default();
+            transcript_from(&path, 0, &mut t, &mut escape, &mut out, true);
+            return Ok(exit_code::OK);
+        }
         let path = file(&run);
         let read = |source| LogsError::Read {
             path: path.clone(),
@@ -108,29 +123,41 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
     }
     // Follow: poll the run's file for growth (a file that is being appended
     // to raises no event notify reports reliably across new run folders).
-    let mut current: Option<(RunDir, u64)> = None;
+    let mut current: Option<(RunDir, u64, Option<Transcript>)> = None;
     let mut escape = PrintableBytes::default();
+    // What is new in the run's file since `offset`: as a transcript, whole
+    // lines only (`last`: the rest too), or as it is.
+    let more = |run: &RunDir,
+                offset: u64,
+                t: &mut Option<Transcript>,
+                escape: &mut PrintableBytes,
+                out: &mut std::io::StdoutLock<'_>,
+                last: bool| match t {
+        Some(t) => transcript_from(&run.stdout(), offset, t, escape, out, last),
+        None => copy_from(&file(run), offset, escape, out),
+    };
     loop {
         let newest = latest_run(&task);
         if let Some(run) = newest
-            && current.as_ref().is_none_or(|(c, _)| *c != run)
+            && current.as_ref().is_none_or(|(c, _, _)| *c != run)
         {
-            if let Some((old, offset)) = &current {
-                copy_from(&file(old), *offset, &mut escape, &mut out);
+            if let Some((old, offset, t)) = current.as_mut() {
+                more(old, *offset, t, &mut escape, &mut out, true);
                 let mut rest = Vec::new();
                 escape.finish(&mut rest);
                 let _ = out.write_all(&rest);
             }
             let _ = writeln!(out, "==> {} <==", run.path().display());
-            current = Some((run, 0));
+            let t = transcript(&run);
+            current = Some((run, 0, t));
         }
-        if let Some((run, offset)) = current.as_mut() {
-            *offset = copy_from(&file(run), *offset, &mut escape, &mut out);
+        if let Some((run, offset, t)) = current.as_mut() {
+            *offset = more(run, *offset, t, &mut escape, &mut out, false);
         }
         let _ = out.flush();
         if ended(&apply, &args.instance) {
-            if let Some((run, offset)) = current.as_mut() {
-                copy_from(&file(run), *offset, &mut escape, &mut out);
+            if let Some((run, offset, t)) = current.as_mut() {
+                more(run, *offset, t, &mut escape, &mut out, true);
             }
             let mut rest = Vec::new();
             escape.finish(&mut rest);
@@ -226,6 +253,42 @@ fn latest_run(task: &TaskDir) -> Option<RunDir> {
 }
 
 /// Copies `path` from `offset` to `out`, escaped; returns the new offset.
+/// The transcript of the stream at `path` from `offset` on, whole lines
+/// only unless `last` (then the rest, and what the transcript still
+/// holds); the offset after what was read.
+fn transcript_from(
+    path: &Path,
+    offset: u64,
+    t: &mut Transcript,
+    escape: &mut PrintableBytes,
+    out: &mut impl Write,
+    last: bool,
+) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let whole = if last {
+        buf.len()
+    } else {
+        buf.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)
+    };
+    let text = String::from_utf8_lossy(buf.get(..whole).unwrap_or_default());
+    let mut said: String = text.lines().map(|l| t.line(l)).collect();
+    if last {
+        said.push_str(&t.finish());
+    }
+    // Agents' text is shown, never played (docs/security.md).
+    let mut shown = Vec::new();
+    escape.push(said.as_bytes(), &mut shown);
+    let _ = out.write_all(&shown);
+    offset + whole as u64
+}
+
 fn copy_from(path: &Path, offset: u64, escape: &mut PrintableBytes, out: &mut impl Write) -> u64 {
     let Ok(mut f) = std::fs::File::open(path) else {
         return offset;
