@@ -202,3 +202,19 @@ stop = { exit_zero = true }
     let table = lines.iter().rposition(|l| l.starts_with("instance "));
     assert!(last_header < table, "{all}");
 }
+
+#[test]
+fn success_command_output_is_folded_under_its_command_not_mixed_in() {
+    let ran = Test::new()
+        .workflow(format!(
+            "{}\n[success]\ncommands = [\"echo quiet-pass\", \"echo one; echo 'two: it broke'; exit 4\"]\n",
+            flow("touch \\\"$JRUN_TASK_FOLDER/DONE\\\"", "{ max_iterations = 1 }")
+        ))
+        .apply()
+        .status(1)
+        .stderr_has("[success] echo quiet-pass: exit 0")
+        .stderr_lacks("quiet-pass\n")
+        .stderr_has(": exit 4, its last lines:\n  │ one\n  │ two: it broke")
+        .run();
+    assert_eq!(ran.json()["success"][1]["exit_code"], 4);
+}

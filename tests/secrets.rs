@@ -33,7 +33,8 @@ needs = ["n"]
 agent = "reader"
 prompt = "upstream said: {{ needs.n.output }} ({{ needs.n.output[7:15] }})"
 [success]
-commands = ["echo \"success saw $MY_KEY\""]
+# It fails, so that its output is shown (folded under it).
+commands = ["echo \"success saw $MY_KEY\"; exit 3"]
 "#;
 
 #[test]
@@ -42,6 +43,7 @@ fn a_key_an_agent_prints_is_in_no_file_and_on_no_screen() {
         .workflow(LEAKY)
         .apply()
         .env("MY_KEY", KEY)
+        .status(1)
         .stdout_lacks(KEY)
         .stderr_lacks(KEY)
         .stderr_has("success saw [redacted MY_KEY]")

@@ -10,18 +10,14 @@ use super::group::Stdio3;
 use super::keeper::Spawn;
 use super::supervisor::{self, StopLevel, Supervisor};
 
-/// Where a command's output goes.
+/// Where a command's output goes: stdout and stderr together into this
+/// file (made anew, readable by its user only), with these secrets
+/// redacted. Its last lines say why a check or a `[success]` command
+/// failed; nothing of it is mixed into conductor's own output.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Output<'a> {
-    /// A `[success]` command: the user reads it on conductor's stderr
-    /// (stdout is for machine output), with these secrets redacted.
-    Stderr { redact: &'a [(String, String)] },
-    /// A check whose output explains a failure: into this file (made
-    /// anew, readable by its user only), with these secrets redacted.
-    File {
-        path: &'a Path,
-        redact: &'a [(String, String)],
-    },
+pub(crate) struct Output<'a> {
+    pub path: &'a Path,
+    pub redact: &'a [(String, String)],
 }
 
 /// A command that could not be started.
@@ -33,21 +29,14 @@ pub(crate) struct ShellError {
 }
 
 fn streams(output: Output<'_>) -> std::io::Result<Stdio3> {
-    use std::os::fd::AsFd;
-    let out = || match output {
-        Output::Stderr { .. } => std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from),
-        Output::File { path, .. } => {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-        }
+    use std::os::unix::fs::OpenOptionsExt;
+    let out = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(output.path)
     };
     // One open file for both: a file's two streams share its offset.
     let stdout = out()?;
@@ -81,9 +70,7 @@ pub(crate) async fn run(
             cwd: workdir,
             env,
             stdio: streams,
-            redact: match output {
-                Output::Stderr { redact } | Output::File { redact, .. } => redact,
-            },
+            redact: output.redact,
         })
         .await
         .map_err(failed)?;

@@ -420,8 +420,17 @@ impl Observer for Console {
                 command,
                 exit_code,
                 error,
+                tail,
             } => match error {
                 Some(e) => self.line(&format!("[success] {command}: {e}")),
+                // A failed command's last lines, folded under it.
+                None if *exit_code != 0 && !tail.is_empty() => {
+                    let folded: Vec<String> = tail.lines().map(|l| format!("  │ {l}")).collect();
+                    self.line(&format!(
+                        "[success] {command}: exit {exit_code}, its last lines:\n{}",
+                        folded.join("\n")
+                    ));
+                }
                 None => self.line(&format!("[success] {command}: exit {exit_code}")),
             },
             // Counted into the header only.

@@ -76,6 +76,8 @@ pub(crate) enum Event {
         command: String,
         exit_code: i32,
         error: Option<String>,
+        /// The last lines it printed, redacted.
+        tail: String,
     },
     /// A watch starts an apply after files changed: what changed, and the
     /// instances that are not up to date.

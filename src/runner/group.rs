@@ -44,8 +44,8 @@ pub(super) async fn judge(
         out
     };
     for c in &commands {
-        let code = match run_success(c, workdir, &shared).await {
-            Ok(code) => code,
+        let (code, tail) = match run_success(c, workdir, &shared).await {
+            Ok(checked) => (checked.code, checked.tail),
             Err(e) => {
                 let reason = if stop.is_some() {
                     StopReason::NotDone
@@ -61,7 +61,16 @@ pub(super) async fn judge(
             } else {
                 StopReason::SuccessFailed
             };
-            return ended(Status::Failed, reason, Some(format!("`{c}` exited {code}")));
+            let last = tail
+                .lines()
+                .last()
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default();
+            return ended(
+                Status::Failed,
+                reason,
+                Some(format!("`{c}` exited {code}{last}")),
+            );
         }
     }
     let answer = result

@@ -140,7 +140,7 @@ pub(super) async fn evaluate(
             c,
             ev.workdir,
             ev.env,
-            Output::File {
+            Output {
                 path: ev.command_output,
                 redact: ev.redact,
             },

@@ -1,8 +1,9 @@
 //! Owns the `[success]` commands: the workflow's, run once every instance
 //! that counts is done, and a sub-workflow's, run after each of its rounds
 //! (`super::group`). They run in conductor's environment with the agents'
-//! PATH (so `conductor` itself is found), their output on conductor's
-//! stderr.
+//! PATH (so `conductor` itself is found). Their output (redacted) goes to
+//! a file of its own, not into the live view: a failed command's last
+//! lines are shown folded under it (docs/console.md).
 
 use std::path::Path;
 
@@ -14,12 +15,28 @@ use crate::process::StopLevel;
 use crate::process::shell::{self, Output, ShellError};
 use crate::stop_reason::StopReason;
 
-/// Runs a `[success]` command; its exit code, or why it could not start.
+/// The most lines of a failed command's output shown under it.
+const SHOWN_LINES: usize = 12;
+
+/// What a `[success]` command came to: its exit code and the last lines it
+/// printed (stdout and stderr together).
+#[derive(Debug)]
+pub(super) struct Checked {
+    pub code: i32,
+    pub tail: String,
+}
+
+/// Runs a `[success]` command; its exit code and last lines, or why it
+/// could not start.
 pub(super) async fn run_success(
     command: &str,
     workdir: &Path,
     shared: &Shared,
-) -> Result<i32, ShellError> {
+) -> Result<Checked, ShellError> {
+    let output = tempfile::NamedTempFile::new().map_err(|source| ShellError {
+        command: command.to_string(),
+        source,
+    })?;
     let env: Vec<(String, String)> = shared
         .base_env
         .iter()
@@ -30,17 +47,22 @@ pub(super) async fn run_success(
             shared.agent_path.clone(),
         )))
         .collect();
-    shell::run(
+    let code = shell::run(
         command,
         workdir,
         &env,
-        Output::Stderr {
+        Output {
+            path: output.path(),
             redact: shared.redactor.pairs(),
         },
         None,
         &shared.supervisor,
     )
-    .await
+    .await?;
+    Ok(Checked {
+        code,
+        tail: super::iteration::tail_lines(output.path(), SHOWN_LINES),
+    })
 }
 
 /// The workflow's `[success]` commands, when every instance that counts is
@@ -87,14 +109,15 @@ pub(super) async fn check(
                 ran = &mut run => break ran,
             }
         };
-        let (code, error) = match ran {
-            Ok(code) => (code, None),
-            Err(e) => (-1, Some(e.to_string())),
+        let (code, tail, error) = match ran {
+            Ok(checked) => (checked.code, checked.tail, None),
+            Err(e) => (-1, String::new(), Some(e.to_string())),
         };
         observer.event(&Event::SuccessChecked {
             command: c.command.clone(),
             exit_code: code,
             error,
+            tail,
         });
         out.push(SuccessSummary {
             command: c.command.clone(),
