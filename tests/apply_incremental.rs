@@ -487,3 +487,40 @@ prompt = '''for {{ env.TARGET }}: {% include "parts/" ~ params.part ~ ".md" %}''
     assert_eq!(edited.state("n").1, "exit_zero", "{}", edited.explain());
     assert!(edited.output("n").contains("for two: part A, edited"));
 }
+
+#[test]
+fn an_apply_that_changes_a_nodes_inputs_says_that_node_runs_again_next_time() {
+    // The planner reads `notes/*.md`; the worker it feeds writes one.
+    let f = Test::new()
+        .workflow(
+            r#"version = 1
+name = "t"
+[agents.a]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; if [ \"$CONDUCTOR_NODE\" = work ]; then echo new > notes/b.md; fi; echo ok"]
+[defaults]
+agent = "a"
+stop = { exit_zero = true }
+[nodes.plan]
+prompt = "plan"
+inputs = ["notes/*.md"]
+[nodes.work]
+needs = ["plan"]
+prompt = "work"
+"#,
+        )
+        .file("notes/a.md", "a")
+        .apply()
+        .stderr_has("plan: will run again on the next apply: this apply changed its inputs (notes/b.md)")
+        .run();
+    let bus = std::fs::read_to_string(f.root().join("t/PROJECT-MESSAGE-BUS.md")).unwrap();
+    assert!(bus.contains("inputs_changed: notes/b.md"), "{bus}");
+    // As said: the next apply runs it, and `plan` says why first.
+    f.then()
+        .args(["plan", "flow.toml"])
+        .with_root()
+        .stdout_has("input notes/b.md")
+        .run();
+    let next = f.then().apply().run();
+    assert_eq!(next.state("plan").1, "exit_zero");
+}

@@ -435,6 +435,15 @@ impl Observer for Console {
             },
             // Counted into the header only.
             Event::Queued { .. } => {}
+            Event::InputsChanged { key, files } => {
+                let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+                let more = files.len().saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                self.line(&format!(
+                    "{key}: will run again on the next apply: this apply changed its inputs ({}{more}); see docs/watch.md, \"An apply that changes its own inputs\"",
+                    shown.join(", ")
+                ));
+            }
             Event::Tolerated { key, gates } => {
                 let gates: Vec<&str> = gates.iter().map(|g| &**g).collect();
                 self.line(&format!(

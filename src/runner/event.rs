@@ -101,6 +101,9 @@ pub(crate) enum Event {
         /// The gates that passed over it.
         gates: Vec<Arc<str>>,
     },
+    /// An instance done in this apply whose `inputs` the apply changed
+    /// after it ran (a dependent wrote them): the next apply runs it again.
+    InputsChanged { key: Arc<str>, files: Vec<String> },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: StopReason },
     /// Earlier applies whose conductor died were closed before this one

@@ -135,6 +135,20 @@ impl Output<'_> {
                     body,
                 )
             }
+            Event::InputsChanged { key, files } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("inputs_changed", files.join(",")));
+                (
+                    "INFO",
+                    String::new(),
+                    meta,
+                    format!(
+                        "{key} will run again on the next apply: this apply changed its inputs ({})",
+                        files.join(", ")
+                    ),
+                )
+            }
             Event::Tolerated { key, gates } => {
                 let i = graph.by_key(key);
                 let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
@@ -219,6 +233,46 @@ fn node_meta<'k>(
         }
     }
     meta
+}
+
+/// The instances done in this apply whose `inputs` are not what they ran
+/// on any more (docs/watch.md, "An apply that changes its own inputs"),
+/// each with the files that differ.
+pub(super) fn inputs_changed(
+    graph: &JobGraph,
+    runs_root: &std::path::Path,
+) -> Vec<(std::sync::Arc<str>, Vec<String>)> {
+    let mut hasher = crate::incremental::inputs::InputHasher::new(runs_root.to_path_buf());
+    let mut out = Vec::new();
+    for j in graph.jobs.ids() {
+        let job = &graph.jobs[j];
+        let Some(outcome) = graph.outcome(j).filter(|o| {
+            o.status == Status::Done && o.stop_reason != crate::stop_reason::StopReason::UpToDate
+        }) else {
+            continue;
+        };
+        if job.inputs.is_empty() {
+            continue;
+        }
+        // What it completed with (a re-plan may have changed it).
+        let before = &outcome
+            .fingerprint
+            .as_ref()
+            .map_or(&job.fingerprint, |f| f)
+            .inputs;
+        let now = hasher.hash(&job.workdir, &job.inputs);
+        let mut files: Vec<String> = before
+            .iter()
+            .filter(|(path, hash)| now.get(*path) != Some(*hash))
+            .map(|(path, _)| path.clone())
+            .chain(now.keys().filter(|p| !before.contains_key(*p)).cloned())
+            .collect();
+        files.sort();
+        if !files.is_empty() {
+            out.push((std::sync::Arc::clone(&job.key), files));
+        }
+    }
+    out
 }
 
 /// The gates that passed over failed instance `j`, when every instance

@@ -247,6 +247,9 @@ impl<'a> Dispatcher<'a> {
         for (key, gates) in tolerated {
             self.emit(&Event::Tolerated { key, gates });
         }
+        for (key, files) in records::inputs_changed(&self.graph, &self.shared.runs_root) {
+            self.emit(&Event::InputsChanged { key, files });
+        }
         let instances = records::summaries(
             &self.graph,
             &self.fan_outs,
