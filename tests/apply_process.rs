@@ -282,3 +282,50 @@ fn ctrl_c_during_a_success_command_is_told_and_stops_it() {
         flow.project_records()
     );
 }
+
+#[test]
+fn a_clis_version_is_asked_once_per_binary_across_applies() {
+    // A stand-in `claude` that counts how often it is asked its version.
+    let flow = Flow::new("");
+    let cli = flow.path().join("bin/claude");
+    let script = "#!/bin/sh\nif [ \"$1\" = --version ]; then echo asked >> \"$PROBES\"; echo '9.9.9 (stand-in)'; exit 0; fi\ncat >/dev/null; touch \"$JRUN_TASK_FOLDER/DONE\"\n";
+    std::fs::create_dir_all(cli.parent().unwrap()).unwrap();
+    std::fs::write(&cli, script).unwrap();
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        flow.path().join("flow.toml"),
+        format!(
+            "version = 1\nname = \"t\"\n[agents.c]\nkind = \"claude\"\ncommand = [\"{}\"]\n\
+             [nodes.n]\nagent = \"c\"\nprompt = \"p\"\n",
+            cli.display()
+        ),
+    )
+    .unwrap();
+    let probes = flow.path().join("probes.txt");
+    let apply = |force: bool| {
+        let mut cmd = flow.command(if force { &["--force=n"][..] } else { &[][..] });
+        let out = cmd.env("PROBES", &probes).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&probes)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(apply(false), 1);
+    // Another process, the same binary: not asked again.
+    assert_eq!(apply(true), 1);
+    let info = std::fs::read_to_string(flow.files_named("run-info.yaml").last().unwrap()).unwrap();
+    assert!(info.contains("9.9.9 (stand-in)"), "{info}");
+    // A new binary (another modification time) is asked.
+    std::fs::File::options()
+        .write(true)
+        .open(&cli)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_mins(1))
+        .unwrap();
+    assert_eq!(apply(true), 2);
+}

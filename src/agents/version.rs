@@ -1,6 +1,8 @@
 //! Owns finding out which version of an agent CLI will run: `<program>
-//! --version`, once per program per process, bounded by a timeout so a CLI
-//! that waits for input cannot hold up a plan. The version feeds the
+//! --version`, once per program per process and kept between processes by
+//! binary (its path, size and modification time), the CLIs of one apply
+//! asked at once, each bounded by a timeout so a CLI that waits for input
+//! cannot hold up a plan. The version feeds the
 //! fingerprint (docs/watch.md) and is recorded in each run's run-info.yaml.
 //! `command` agents have no version to probe: their argv stands for them.
 
@@ -19,13 +21,45 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Probed versions, by program as written (and the folder, for a relative
 /// path): every iteration records its agent's version, so a known one
-/// must cost no PATH search.
+/// must cost no PATH search. With a cache file, versions also outlive the
+/// process, by binary: a CLI whose file (path, size, modification time) is
+/// unchanged is not started again to ask (a Node CLI takes a second).
 #[derive(Debug, Default)]
 pub(crate) struct Versions {
     known: Mutex<HashMap<(String, PathBuf), String>>,
+    /// The cache file and what it holds, when there is one.
+    disk: Option<(PathBuf, Mutex<Disk>)>,
+}
+
+/// The cache file's content: by resolved binary path.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Disk {
+    binaries: HashMap<PathBuf, Probed>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// One binary's version, and the file it was asked of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Probed {
+    len: u64,
+    modified_ns: u128,
+    version: String,
 }
 
 impl Versions {
+    /// Versions kept in `file` between processes too.
+    pub(crate) fn cached_in(file: PathBuf) -> Self {
+        let disk = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Disk>(&b).ok())
+            .unwrap_or_default();
+        Self {
+            known: Mutex::default(),
+            disk: Some((file, Mutex::new(disk))),
+        }
+    }
+
     /// The version of the CLI `program` resolves to, for kinds that have one;
     /// empty for `command` agents and programs that are not found.
     pub(crate) fn of(&self, kind: AgentKind, program: &str, path_var: &str, cwd: &Path) -> String {
@@ -38,18 +72,102 @@ impl Versions {
             PathBuf::new()
         };
         let key = (program.to_string(), folder);
-        let mut known = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(v) = known.get(&key) {
+        if let Some(v) = self.lock_known().get(&key) {
             return v.clone();
         }
+        // Not under the lock: probes of different CLIs run at once.
         let version = crate::process::resolve(program, path_var, cwd)
-            .map_or_else(String::new, |p| {
-                probe(&p).unwrap_or_else(|| "unknown".into())
-            });
-        known.insert(key, version.clone());
+            .map_or_else(String::new, |p| self.of_binary(&p));
+        self.lock_known().insert(key, version.clone());
+        version
+    }
+
+    /// Asks each distinct CLI of `probes` (kind, program, PATH, folder) for
+    /// its version at once, so that an apply of several CLIs waits for the
+    /// slowest, not for their sum.
+    pub(crate) fn warm(&self, probes: &[(AgentKind, String, String, PathBuf)]) {
+        let mut distinct: Vec<&(AgentKind, String, String, PathBuf)> = Vec::new();
+        for p in probes {
+            if super::kind::cli(p.0).is_some() && !distinct.iter().any(|d| d.1 == p.1 && d.3 == p.3)
+            {
+                distinct.push(p);
+            }
+        }
+        std::thread::scope(|scope| {
+            for (kind, program, path_var, cwd) in distinct {
+                scope.spawn(move || self.of(*kind, program, path_var, cwd));
+            }
+        });
+    }
+
+    /// Writes the cache file, when it has news.
+    pub(crate) fn save(&self) {
+        let Some((file, disk)) = &self.disk else {
+            return;
+        };
+        let mut disk = disk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !disk.dirty {
+            return;
+        }
+        let written = serde_json::to_vec(&*disk)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::store::write_atomic_fast(file, &bytes));
+        match written {
+            Ok(()) => disk.dirty = false,
+            Err(e) => tracing::debug!("cannot save {}: {e}", file.display()),
+        }
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, PathBuf), String>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The version of binary `path`: from the cache file while the file is
+    /// the one that was asked, else asked now.
+    fn of_binary(&self, path: &Path) -> String {
+        let stat = std::fs::metadata(path).ok().map(|m| {
+            let modified_ns = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (m.len(), modified_ns)
+        });
+        let cached = |disk: &Disk| {
+            let (len, modified_ns) = stat?;
+            disk.binaries
+                .get(path)
+                .filter(|p| p.len == len && p.modified_ns == modified_ns)
+                .map(|p| p.version.clone())
+        };
+        if let Some((_, disk)) = &self.disk
+            && let Some(v) = cached(
+                &disk
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+        {
+            return v;
+        }
+        let version = probe(path).unwrap_or_else(|| "unknown".into());
+        if let (Some((_, disk)), Some((len, modified_ns))) = (&self.disk, stat) {
+            let mut disk = disk
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            disk.binaries.insert(
+                path.to_path_buf(),
+                Probed {
+                    len,
+                    modified_ns,
+                    version: version.clone(),
+                },
+            );
+            disk.dirty = true;
+        }
         version
     }
 }

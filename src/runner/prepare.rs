@@ -56,6 +56,27 @@ impl Preparer {
         inputs: &mut InputHasher,
     ) -> Result<Prepared, ApplyError> {
         let mut jobs = build(program, plan)?;
+        // Every CLI the jobs may run is asked its version at once (and
+        // only when its binary changed since it was last asked).
+        let probes: Vec<_> = jobs
+            .values()
+            .flat_map(|job| {
+                let agents: &[crate::agents::spec::AgentSpec] = match &job.kind {
+                    JobKind::Agent(a) => &a.agents,
+                    JobKind::FanOut(f) => &f.agent.agents,
+                    JobKind::Gate(_) | JobKind::Group { .. } => &[],
+                };
+                agents.iter().filter_map(|a| {
+                    Some((
+                        a.kind,
+                        a.argv.first()?.clone(),
+                        self.agent_path.clone(),
+                        job.workdir.clone(),
+                    ))
+                })
+            })
+            .collect();
+        self.versions.warm(&probes);
         fingerprint(
             &mut jobs,
             plan,
@@ -67,6 +88,7 @@ impl Preparer {
                 path_var: &self.agent_path,
             },
         );
+        self.versions.save();
         let (jobs, forced_later) = selected(jobs, program, &self.options)?;
         preflight(&jobs, &self.agent_path, program)?;
         Ok(Prepared { jobs, forced_later })

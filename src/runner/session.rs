@@ -85,11 +85,14 @@ impl Session {
         runtime
             .block_on(async { signals::listen(&supervisor) })
             .map_err(ApplyError::Signals)?;
+        let versions = Arc::new(Versions::cached_in(crate::store::layout::versions_cache(
+            &root,
+        )));
         Ok(Self {
             root,
             project_dir,
             agent_path,
-            versions: Arc::new(Versions::default()),
+            versions,
             options: options.clone(),
             supervisor,
             lock: Some(lock),

@@ -21,6 +21,12 @@ pub const TASK_BUS: &str = "TASK-MESSAGE-BUS.md";
 /// inside); it is never an input, a glob item or a stall signal.
 pub const CONDUCTOR_DIR: &str = ".conductor";
 
+/// `<root>/.cli-versions.json`: the agent CLIs' versions, by binary, kept
+/// between applies (docs/run-store.md).
+pub fn versions_cache(root: &Path) -> PathBuf {
+    root.join(".cli-versions.json")
+}
+
 /// The runs root: `--root` (relative to the current directory), else
 /// `CONDUCTOR_ROOT`, else `declared` (the workflow's `root`, already
 /// relative to its file), else `.conductor/runs` under the current
