@@ -230,3 +230,46 @@ fn logs_reads_each_real_clis_stream_as_a_transcript() {
         assert!(raw.stdout.contains("\"type\""), "{}", raw.stdout);
     }
 }
+
+#[test]
+fn logs_without_an_instance_lists_the_instances_and_their_states() {
+    let applied = Test::new()
+        .workflow(one_node(r#""--done-after", "1""#, "{}"))
+        .apply()
+        .run();
+    applied
+        .then()
+        .args(["logs"])
+        .with_root()
+        .stdout_has("instance")
+        .stdout_has("n ")
+        .stdout_has("done_file")
+        .stderr_has("conductor logs KEY")
+        .run();
+}
+
+#[test]
+fn status_of_a_running_instance_says_what_it_does_and_why_it_goes_on() {
+    // Iteration 1 ends without DONE; iteration 2 runs on.
+    let test = Test::new().workflow(crate::apply_support::one_node_command(
+        r#""sh", "-c", "cat >/dev/null; if [ $(ls \"$JRUN_TASK_FOLDER/runs\" | wc -l) -ge 2 ]; then sleep 20; fi""#,
+        "{ max_iterations = 3 }",
+    ));
+    let mut apply = test.spawn(&[]);
+    let mut shown = String::new();
+    wait_for(
+        "status to show the second iteration running, and why the first did not finish",
+        || {
+            let out = crate::support::conductor()
+                .current_dir(test.path())
+                .args(["status", "--root"])
+                .arg(test.root())
+                .output()
+                .unwrap();
+            shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            shown.contains("iteration 2 running for") && shown.contains("last iteration: no DONE")
+        },
+    );
+    let _ = apply.kill();
+    let _ = apply.wait();
+}

@@ -259,7 +259,7 @@ fn parse_grace(text: &str) -> Result<std::time::Duration, crate::model::Duration
 }
 
 /// Where to look for applies.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct StoreLocation {
     /// The workflow whose latest apply to show [default: the latest apply under the root].
     #[arg(long, value_name = "FILE")]
@@ -283,8 +283,9 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The node or instance key (such as `review` or `review[docs/a.md]`).
-    pub instance: String,
+    /// The node or instance key (such as `review` or `review[docs/a.md]`);
+    /// without one, the instances and their states.
+    pub instance: Option<String>,
     #[command(flatten)]
     pub location: StoreLocation,
     /// Keep printing as the agent writes, across iterations, until the instance ends.

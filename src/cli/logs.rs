@@ -49,7 +49,21 @@ pub(super) fn logs(args: &LogsArgs) -> u8 {
 }
 
 fn run(args: &LogsArgs) -> Result<u8, LogsError> {
-    let mut apply = latest(&args.location, Some(&args.instance))?;
+    // Without an instance: which there are, and how to ask for one.
+    let Some(instance) = &args.instance else {
+        let code = super::status::status(&super::args::StatusArgs {
+            location: args.location.clone(),
+            json: false,
+        });
+        if code == exit_code::OK {
+            let _ = writeln!(
+                std::io::stderr(),
+                "conductor logs KEY prints an instance's output (-f follows it)"
+            );
+        }
+        return Ok(code);
+    };
+    let mut apply = latest(&args.location, Some(instance))?;
     let which = apply.which();
     if !which.is_empty() {
         let _ = writeln!(std::io::stderr(), "{which}");
@@ -58,10 +72,10 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
     // appended while `latest` read it is seen twice rather than missed;
     // later polls read only what was appended.
     let mut bus_offset = 0;
-    let Some(task_id) = task_of(&apply, &args.instance)? else {
+    let Some(task_id) = task_of(&apply, instance)? else {
         let known: Vec<String> = instances(&apply);
         return Err(LogsError::NotStarted {
-            name: args.instance.clone(),
+            name: instance.clone(),
             apply: apply.apply_id().to_string(),
             known: if known.is_empty() {
                 "none yet".to_string()
@@ -155,7 +169,7 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
             *offset = more(run, *offset, t, &mut escape, &mut out, false);
         }
         let _ = out.flush();
-        if ended(&apply, &args.instance) {
+        if ended(&apply, instance) {
             if let Some((run, offset, t)) = current.as_mut() {
                 more(run, *offset, t, &mut escape, &mut out, true);
             }

@@ -1,6 +1,8 @@
 //! `conductor status [--json]`: the latest apply's instances with their
-//! state, iterations and stop reason, read from the project bus (and, for
-//! running instances, the number of run folders in their task).
+//! state, iterations and stop reason, read from the project bus; and from
+//! each instance's run records, what it has cost and why its last
+//! iteration did not finish it, and for a running one how long its
+//! iteration has run and its latest tool call (docs/run-store.md).
 
 use std::io::Write;
 
@@ -23,6 +25,18 @@ struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     result_stop_reason: Option<String>,
     task_id: String,
+    /// What its runs cost, as their agents reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+    /// Why its last iteration did not finish it (docs/console.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+    /// A running one: how long its iteration has run, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_ms: Option<u64>,
+    /// A running one: its agent's latest tool call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,8 +104,59 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
             r.iterations,
             printable(&reason)
         );
+        // What goes on, or why the last iteration did not finish it.
+        let mut detail = Vec::new();
+        if let Some(ms) = r.running_ms {
+            detail.push(format!(
+                "iteration {} running for {}s",
+                r.iterations,
+                ms / 1000
+            ));
+        }
+        if let Some(c) = r.cost_usd {
+            detail.push(format!("${c:.2}"));
+        }
+        if let Some(a) = &r.activity {
+            detail.push(a.clone());
+        }
+        if let Some(w) = &r.why {
+            detail.push(format!("last iteration: {w}"));
+        }
+        if !detail.is_empty() && r.result_stop_reason.is_none() {
+            let _ = writeln!(out, "{:<width$}    {}", "", printable(&detail.join(" · ")));
+        }
     }
     exit_code::OK
+}
+
+/// What an instance's run records add to its row: cost, the last why, and
+/// for a running iteration its age and latest tool call.
+fn runs_of(task: &crate::store::layout::TaskDir, row: &mut Row) {
+    let mut cost = 0.0;
+    let mut why = None;
+    let mut last = None;
+    for run in task.run_dirs() {
+        let Ok(info) = crate::store::RunInfo::read(&run.info()) else {
+            continue;
+        };
+        cost += info.cost_usd.unwrap_or(0.0);
+        if info.status != "running" {
+            why.clone_from(&info.why);
+        }
+        last = Some((run, info));
+    }
+    row.cost_usd = (cost > 0.0).then_some(cost);
+    row.why = why;
+    let Some((run, info)) = last.filter(|(_, i)| i.status == "running") else {
+        return;
+    };
+    row.running_ms = info
+        .start_time
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| u64::try_from(crate::clock::now().duration_since(t).as_millis()).ok());
+    row.activity = crate::model::AgentKind::parse(&info.agent)
+        .and_then(|k| crate::agents::activity::latest(k, &run.stdout()));
 }
 
 fn build(apply: &Apply) -> Report {
@@ -109,6 +174,10 @@ fn build(apply: &Apply) -> Report {
                     stop_reason: String::new(),
                     result_stop_reason: None,
                     task_id: m.task_id.clone(),
+                    cost_usd: None,
+                    why: None,
+                    running_ms: None,
+                    activity: None,
                 });
                 rows.len() - 1
             }
@@ -127,6 +196,12 @@ fn build(apply: &Apply) -> Report {
                 .and_then(|i| i.parse().ok())
                 .unwrap_or(0);
         }
+    }
+    for row in rows.iter_mut().filter(|r| !r.task_id.is_empty()) {
+        runs_of(
+            &ProjectDir::at(apply.project_dir.clone()).task(&row.task_id),
+            row,
+        );
     }
     let abandoned = apply.abandoned();
     for row in rows.iter_mut().filter(|r| r.state == "running") {
