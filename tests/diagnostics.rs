@@ -259,3 +259,43 @@ fn an_invalid_json_schema_is_caught_by_validate_with_its_location() {
         .args(["validate", "flow.toml"])
         .run();
 }
+
+#[test]
+fn a_duration_written_without_its_unit_or_quotes_is_told_how_to_write_it() {
+    let toml = "version = 1\nname = \"t\"\n[agents.a]\nkind = \"command\"\ncommand = [\"cat\"]\n\
+                [nodes.n]\nagent = \"a\"\nprompt = \"p\"\nstop = { timeout = 30 }\n";
+    Test::new()
+        .workflow(toml)
+        .args(["validate", "flow.toml"])
+        .status(2)
+        .stderr_has("`timeout` must be a duration, not a number")
+        .stderr_has("such as \"30s\"")
+        .run();
+    let kdl = "version 1\nname \"t\"\nagent \"a\" kind=\"command\" {\n    command \"cat\"\n}\n\
+               node \"n\" agent=\"a\" {\n    prompt \"p\"\n    stop timeout=30m\n}\n";
+    Test::new()
+        .file("flow.kdl", kdl)
+        .args(["validate", "flow.kdl"])
+        .status(2)
+        .stderr_has("quote a value with a unit: timeout=\"30m\"")
+        .run();
+    Test::new()
+        .workflow(toml.replace("timeout = 30", "timeout = \"30s\""))
+        .args(["apply", "flow.toml", "--grace=bogus"])
+        .status(2)
+        .stderr_has("`bogus` is not a duration: write it with its unit")
+        .stderr_lacks("friendly")
+        .run();
+}
+
+#[test]
+fn only_of_an_unknown_instance_suggests_the_nearest_instance() {
+    Test::new()
+        .workflow(flow(
+            "[nodes.greet]\nfor_each = [\"world\", \"conductor\"]\nprompt = \"p\"\n",
+        ))
+        .args(["apply", "flow.toml", "--only", "greet[wrld]"])
+        .status(INVALID)
+        .stderr_has("did you mean `greet[world]`?")
+        .run();
+}

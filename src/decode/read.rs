@@ -338,19 +338,27 @@ impl Cx<'_> {
     }
 
     pub(crate) fn duration(&mut self, key: &Key, value: &Value) -> Option<Spanned<Duration>> {
+        // A bare number has no unit: say how a duration is written.
+        if let ValueKind::Integer(_) | ValueKind::Float(_) = &value.kind {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::WrongType,
+                    format!("`{}` must be a duration, not a number", key.spelled),
+                )
+                .label(value.span, "a number has no unit")
+                .help("write a duration as a string with its unit, such as \"30s\", \"10m\" or \"1h 30m\""),
+            );
+            return None;
+        }
         let text = self.string(key, value)?;
         match Duration::parse(&text.value) {
             Ok(d) => Some(Spanned::new(d, value.span)),
             Err(why) => {
-                let why = why.to_string();
-                // jiff explains at length; the last clause is the useful part.
-                let last = why.rsplit(": ").next().unwrap_or(&why).trim();
-                let short = if last.len() <= 64 {
-                    last
-                } else {
-                    "not a duration"
-                }
-                .to_string();
+                // The help says how to write one; the label only what is wrong.
+                let short = match why {
+                    crate::model::DurationError::Syntax(_) => "not a duration".to_string(),
+                    other => other.to_string(),
+                };
                 self.diags.push(
                     Diagnostic::error(
                         Code::BadDuration,

@@ -93,13 +93,13 @@ pub enum DurationError {
     NotPositive,
     #[error("duration too long")]
     TooLong,
-    #[error("{0}")]
-    Syntax(jiff::Error),
+    #[error("`{0}` is not a duration: write it with its unit, such as 300ms, 10s, 2m or 1h30m")]
+    Syntax(String),
 }
 
 /// Reads the friendly and ISO 8601 forms; negative durations are refused.
 fn parse_signed(text: &str) -> Result<jiff::SignedDuration, DurationError> {
-    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|e: jiff::Error| {
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_: jiff::Error| {
         // A fixed duration has no calendar units; say how to write one.
         let lower = text.to_ascii_lowercase();
         let calendar = lower
@@ -108,7 +108,7 @@ fn parse_signed(text: &str) -> Result<jiff::SignedDuration, DurationError> {
         if calendar {
             DurationError::Calendar
         } else {
-            DurationError::Syntax(e)
+            DurationError::Syntax(text.trim().to_string())
         }
     })?;
     if parsed.is_negative() {

@@ -120,15 +120,7 @@ fn selected(
         let forced = select::force(&mut jobs, names, program);
         forced_later = forced.later;
         if let Some(name) = forced.unknown.first() {
-            return Err(ApplyError::UnknownName {
-                flag: "force",
-                name: name.clone(),
-                suggestion: crate::diagnostic::did_you_mean(
-                    name,
-                    program.nodes.iter().map(|n| n.id.as_str()),
-                )
-                .map(str::to_string),
-            });
+            return Err(select::unknown("force", name, &jobs, program));
         }
     }
     let jobs = select::only(jobs, &options.only, program)?;

@@ -34,12 +34,7 @@ pub(super) fn only(
             .map(|(i, _)| i)
             .collect();
         if matched.is_empty() {
-            let known = jobs.values().map(|j| program.node(j.node).id.as_str());
-            return Err(ApplyError::UnknownName {
-                flag: "only",
-                name: name.clone(),
-                suggestion: crate::diagnostic::did_you_mean(name, known).map(str::to_string),
-            });
+            return Err(unknown("only", name, &jobs, program));
         }
         stack.extend(matched);
     }
@@ -126,4 +121,34 @@ pub(super) fn force(jobs: &mut PerJob<Job>, names: &[String], program: &Program)
         jobs[i].forced = true;
     }
     out
+}
+
+/// `--FLAG NAME` names nothing: the nearest node or instance key, or, for
+/// `node[..]` of a node that has instances, those instances.
+pub(super) fn unknown(
+    flag: &'static str,
+    name: &str,
+    jobs: &PerJob<Job>,
+    program: &Program,
+) -> ApplyError {
+    let nodes = jobs.values().map(|j| program.node(j.node).id.as_str());
+    let keys = jobs.values().map(|j| &*j.key);
+    let suggestion = crate::diagnostic::did_you_mean(name, nodes.chain(keys)).map(str::to_string);
+    let node = name.split('[').next().unwrap_or(name);
+    let instances: Vec<&str> = jobs
+        .values()
+        .filter(|j| program.node(j.node).id == node)
+        .map(|j| &*j.key)
+        .take(12)
+        .collect();
+    let suggestion = match suggestion {
+        Some(s) => Some(s),
+        None if !instances.is_empty() && node != name => Some(instances.join("`, `")),
+        None => None,
+    };
+    ApplyError::UnknownName {
+        flag,
+        name: name.to_string(),
+        suggestion,
+    }
 }

@@ -65,6 +65,17 @@ fn too_deep(text: &str) -> Option<usize> {
 const SYNTAX_HELP: &str =
     "conductor reads KDL 2.0 (booleans are `#true` and `#false`); see https://kdl.dev";
 
+/// When `written` is a value with a unit left bare (`timeout=30m`, which
+/// KDL reads as a number followed by garbage): how to write it.
+fn unquoted_unit(written: &str) -> Option<String> {
+    let (key, value) = written.trim().split_once('=')?;
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &value[digits.len()..];
+    let number = !digits.is_empty() && digits.parse::<f64>().is_ok();
+    (number && !unit.is_empty() && !key.is_empty())
+        .then(|| format!("quote a value with a unit: {key}=\"{value}\""))
+}
+
 fn syntax_errors(file: FileId, text: &str, error: &KdlError) -> Vec<Diagnostic> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
@@ -82,10 +93,12 @@ fn syntax_errors(file: FileId, text: &str, error: &KdlError) -> Vec<Diagnostic> 
             .next()
             .map(|c| c.to_lowercase().chain(chars).collect())
             .unwrap_or_default();
+        let help = unquoted_unit(text.get(range.clone()).unwrap_or_default())
+            .unwrap_or_else(|| d.help.as_deref().unwrap_or(SYNTAX_HELP).to_string());
         out.push(
             Diagnostic::error(Code::KdlSyntax, format!("invalid KDL: {message}"))
                 .label(Span::new(file, range), d.label.as_deref().unwrap_or("here"))
-                .help(d.help.as_deref().unwrap_or(SYNTAX_HELP)),
+                .help(help),
         );
     }
     if out.is_empty() {
