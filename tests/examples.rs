@@ -1,7 +1,7 @@
 //! Every workflow committed in `examples/` and `workflows/` is valid, and
 //! each TOML file's KDL twin plans to the same bytes.
 
-use crate::support::{root, workflow_files};
+use crate::support::{required_params, root, workflow_files};
 use crate::test_builder::Test;
 
 #[test]
@@ -21,6 +21,7 @@ fn every_committed_workflow_validates() {
             .to_string();
         Test::in_repo()
             .args(["validate", &rel])
+            .args(required_params(&f))
             .stderr_has("valid (")
             .run();
     }
@@ -43,6 +44,7 @@ fn toml_and_kdl_twins_plan_byte_for_byte() {
                 Test::in_repo()
                     .args(["plan", "--json", "--show-prompts"])
                     .arg(file)
+                    .args(required_params(file))
                     .run()
                     .stdout
             };

@@ -194,7 +194,9 @@ fn every_committed_workflow_plans_as_its_snapshots() {
             ("json", &["--json"]),
             ("dot", &["--dot"]),
         ] {
-            let args = [&["plan", rel][..], flags].concat();
+            let set = crate::support::required_params(&file);
+            let set: Vec<&str> = set.iter().map(String::as_str).collect();
+            let args = [&["plan", rel][..], flags, &set].concat();
             // The text view counts the instances that are up to date in the
             // runs root: a fresh, empty one makes that line the same on
             // every machine.

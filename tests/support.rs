@@ -59,3 +59,14 @@ pub(crate) fn workflow_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The `--set` arguments a committed workflow needs to validate or plan:
+/// the session workflow has no default for the repository its agents work
+/// on (they skip permission prompts), so tests name one.
+pub(crate) fn required_params(file: &Path) -> Vec<String> {
+    if file.to_string_lossy().contains("workflows/session.") {
+        vec!["--set".to_string(), "repo=../conductor-loop".to_string()]
+    } else {
+        Vec::new()
+    }
+}
