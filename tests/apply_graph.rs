@@ -65,6 +65,9 @@ prompt = "{% for w in needs.work %}{{ w.item }}={{ w.output | trim }};{% endfor 
     )
     .file("plan.md", "Plan the work.")
     .apply()
+    // The banner counts the fan-out once, and says it becomes its items.
+    .stderr_has("applying 3 instance(s), one of them a run-time fan-out that becomes its items")
+    .stderr_has("work[*]: 3 instance(s)")
     .run();
     for item in ["alpha", "beta", "gamma"] {
         assert_eq!(

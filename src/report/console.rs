@@ -293,13 +293,20 @@ impl Observer for Console {
             Event::WorkflowStarted {
                 workflow,
                 instances,
+                fan_outs,
                 apply_id,
                 project_dir,
                 ..
             } => {
                 self.project_dir.clone_from(project_dir);
+                // A run-time fan-out is one instance until its items are known.
+                let later = match fan_outs {
+                    0 => String::new(),
+                    1 => ", one of them a run-time fan-out that becomes its items".to_string(),
+                    n => format!(", {n} of them run-time fan-outs that become their items"),
+                };
                 self.line(&format!(
-                    "{workflow}: applying {instances} instance(s) ({apply_id})"
+                    "{workflow}: applying {instances} instance(s){later} ({apply_id})"
                 ));
             }
             Event::InstanceStarted { key, task_id } => self.start(key, task_id),

@@ -163,6 +163,7 @@ mod tests {
             apply_id: "a".into(),
             workflow: "w".into(),
             instances: 4,
+            fan_outs: 1,
             project_dir: "/p".into(),
             budget_usd: Some(5.0),
         });

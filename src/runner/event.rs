@@ -22,6 +22,9 @@ pub(crate) enum Event {
         apply_id: String,
         workflow: String,
         instances: usize,
+        /// Of those, run-time fan-outs: each becomes its items when its
+        /// source is done.
+        fan_outs: usize,
         /// `<root>/<project>`: task folders are inside.
         project_dir: std::path::PathBuf,
         /// The workflow's budget in US dollars, when it has one.

@@ -184,6 +184,12 @@ impl<'a> Dispatcher<'a> {
             apply_id: self.shared.apply_id.clone(),
             workflow: self.shared.workflow.clone(),
             instances: self.graph.len(),
+            fan_outs: self
+                .graph
+                .jobs
+                .values()
+                .filter(|j| matches!(j.kind, JobKind::FanOut(_)))
+                .count(),
             project_dir: self.shared.project_dir.clone(),
             budget_usd: self.shared.limits.budget_usd,
         });
