@@ -451,7 +451,23 @@ gate = "needs['review'] | selectattr('status', 'eq', 'done') | list | length >= 
     assert_eq!(calls().lines().count(), 3, "{}", calls());
     assert_eq!(again.json()["status"], "done");
     assert_eq!(again.state("review[c]"), st("failed", "up_to_date", 1));
+    // --fail-fast does not stop on a failure that stands tolerated.
+    let fast = ran.then().apply().arg("--fail-fast").run();
+    assert_eq!(fast.state("quorum").0, "done");
+    assert_eq!(calls().lines().count(), 3, "{}", calls());
     // Unless forced.
     ran.then().apply().arg("--force=review[c]").run();
     assert_eq!(calls().lines().count(), 4, "{}", calls());
+    // A gate that no longer tolerates it: the apply fails, says so, and
+    // the next apply runs the reviewer again.
+    let strict = workflow.replace("length >= 2", "length >= 3");
+    ran.then()
+        .workflow(&strict)
+        .apply()
+        .status(1)
+        .stderr_has("review[c]: its earlier failure is no longer tolerated")
+        .run();
+    assert_eq!(calls().lines().count(), 4, "{}", calls());
+    ran.then().workflow(&strict).apply().status(1).run();
+    assert_eq!(calls().lines().count(), 5, "{}", calls());
 }

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::model::AgentKind;
 
+/// How many CLIs are asked their version at once.
+const WARM_AT_ONCE: usize = 8;
+
 /// How long a `--version` may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,18 +89,29 @@ impl Versions {
     /// its version at once, so that an apply of several CLIs waits for the
     /// slowest, not for their sum.
     pub(crate) fn warm(&self, probes: &[(AgentKind, String, String, PathBuf)]) {
-        let mut distinct: Vec<&(AgentKind, String, String, PathBuf)> = Vec::new();
-        for p in probes {
-            if super::kind::cli(p.0).is_some() && !distinct.iter().any(|d| d.1 == p.1 && d.3 == p.3)
-            {
-                distinct.push(p);
-            }
+        // One probe per key `of` caches by: a bare program name is the same
+        // CLI in every workdir.
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<&(AgentKind, String, String, PathBuf)> = probes
+            .iter()
+            .filter(|p| super::kind::cli(p.0).is_some())
+            .filter(|p| {
+                let folder = if p.1.contains('/') {
+                    p.3.clone()
+                } else {
+                    PathBuf::new()
+                };
+                seen.insert((p.1.clone(), folder))
+            })
+            .collect();
+        // A few at a time: each is a process (a Node CLI, ~0.5 s).
+        for batch in distinct.chunks(WARM_AT_ONCE) {
+            std::thread::scope(|scope| {
+                for (kind, program, path_var, cwd) in batch {
+                    scope.spawn(move || self.of(*kind, program, path_var, cwd));
+                }
+            });
         }
-        std::thread::scope(|scope| {
-            for (kind, program, path_var, cwd) in distinct {
-                scope.spawn(move || self.of(*kind, program, path_var, cwd));
-            }
-        });
     }
 
     /// Writes the cache file, when it has news.
@@ -153,7 +167,10 @@ impl Versions {
         {
             return v;
         }
-        let version = probe(path).unwrap_or_else(|| "unknown".into());
+        let Some(version) = probe(path) else {
+            // Not kept on disk: the next process asks again.
+            return "unknown".into();
+        };
         if let (Some((_, disk)), Some((len, modified_ns))) = (&self.disk, stat) {
             let mut disk = disk
                 .lock()

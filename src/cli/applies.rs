@@ -105,11 +105,13 @@ pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result
     };
     // The latest apply of each workflow under the root.
     let mut candidates: Vec<Apply> = Vec::new();
+    let mut read: Vec<(PathBuf, Vec<Message>)> = Vec::new();
     for bus in buses {
         if !bus.is_file() {
             continue;
         }
-        let messages = read_all(&bus)?;
+        read.push((bus.clone(), read_all(&bus)?));
+        let messages = &read[read.len() - 1].1;
         let mut seen: Vec<&str> = Vec::new();
         for (at, m) in messages.iter().enumerate().rev() {
             if m.kind != "WORKFLOW_START" {
@@ -120,7 +122,7 @@ pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result
                 continue;
             }
             seen.push(name);
-            candidates.push(apply_at(&bus, &messages, at));
+            candidates.push(apply_at(&bus, messages, at));
         }
     }
     let names: std::collections::BTreeSet<String> = candidates
@@ -135,6 +137,24 @@ pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result
                 .any(|m| m.meta.get("instance").map(String::as_str) == Some(k))
         })
     };
+    // None of the latest ran it (an `--only` apply came after): an earlier
+    // apply that did, newest first.
+    if instance.is_some() && !candidates.iter().any(|a| ran(&a)) {
+        let mut earlier: Vec<Apply> = Vec::new();
+        for (bus, messages) in &read {
+            for (at, m) in messages.iter().enumerate().rev() {
+                let name = m.meta.get("workflow").map_or("", String::as_str);
+                if m.kind == "WORKFLOW_START" && workflow.as_ref().is_none_or(|w| w == name) {
+                    let apply = apply_at(bus, messages, at);
+                    if ran(&&apply) {
+                        earlier.push(apply);
+                        break;
+                    }
+                }
+            }
+        }
+        candidates.extend(earlier);
+    }
     let chosen = newest(candidates.iter().filter(ran))
         .or_else(|| newest(candidates.iter()))
         .map(|a| a.start.clone());

@@ -137,18 +137,28 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
     }
     // Follow: poll the run's file for growth (a file that is being appended
     // to raises no event notify reports reliably across new run folders).
-    let mut current: Option<(RunDir, u64, Option<Transcript>)> = None;
+    let mut current: Option<(RunDir, u64, Option<Option<Transcript>>)> = None;
     let mut escape = PrintableBytes::default();
     // What is new in the run's file since `offset`: as a transcript, whole
     // lines only (`last`: the rest too), or as it is.
+    // Whether a run reads as a transcript is known once its run-info.yaml
+    // is written (when its agent starts); until then nothing of it is
+    // printed, unless it is over (`last`), then as it is.
     let more = |run: &RunDir,
                 offset: u64,
-                t: &mut Option<Transcript>,
+                t: &mut Option<Option<Transcript>>,
                 escape: &mut PrintableBytes,
                 out: &mut std::io::StdoutLock<'_>,
-                last: bool| match t {
-        Some(t) => transcript_from(&run.stdout(), offset, t, escape, out, last),
-        None => copy_from(&file(run), offset, escape, out),
+                last: bool| {
+        if t.is_none() && (args.stderr || args.raw || run.info().exists()) {
+            *t = Some(transcript(run));
+        }
+        match t {
+            Some(Some(t)) => transcript_from(&run.stdout(), offset, t, escape, out, last),
+            Some(None) => copy_from(&file(run), offset, escape, out),
+            None if last => copy_from(&file(run), offset, escape, out),
+            None => offset,
+        }
     };
     loop {
         let newest = latest_run(&task);
@@ -162,8 +172,7 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
                 let _ = out.write_all(&rest);
             }
             let _ = writeln!(out, "==> {} <==", run.path().display());
-            let t = transcript(&run);
-            current = Some((run, 0, t));
+            current = Some((run, 0, None));
         }
         if let Some((run, offset, t)) = current.as_mut() {
             *offset = more(run, *offset, t, &mut escape, &mut out, false);

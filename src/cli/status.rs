@@ -210,6 +210,9 @@ fn build(apply: &Apply) -> Report {
         if abandoned {
             row.state = "stale".into();
             row.stop_reason = "conductor is no longer running".into();
+            // Its last run-info still says running; nothing runs.
+            row.running_ms = None;
+            row.activity = None;
         }
     }
     let state = match &apply.stop {

@@ -38,6 +38,7 @@ pub(crate) fn matching(library: &Library, pattern: &str) -> Vec<(String, String)
             for entry in entries.flatten() {
                 seen += 1;
                 if seen > MAX_FILES {
+                    found.sort();
                     return found;
                 }
                 let path = entry.path();

@@ -30,11 +30,13 @@ pub(crate) struct ShellError {
 
 fn streams(output: Output<'_>) -> std::io::Result<Stdio3> {
     use std::os::unix::fs::OpenOptionsExt;
+    // Made anew: whatever is at the path (a symlink an agent planted in
+    // its run folder) is removed, never followed.
     let out = || {
+        let _ = std::fs::remove_file(output.path);
         std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(output.path)
     };

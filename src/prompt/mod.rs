@@ -9,6 +9,7 @@ mod library;
 mod placeholder;
 mod reads;
 mod shell_quote;
+pub(crate) use shell_quote::shell_word;
 
 pub(crate) use env::env_value;
 pub(crate) use environment::{

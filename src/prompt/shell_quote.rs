@@ -34,6 +34,11 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// `text` as one POSIX shell word.
+pub(crate) fn shell_word(text: &str) -> String {
+    quote(text)
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -386,7 +386,11 @@ impl Observer for Console {
                 }
                 // Where to look next, for one whose agent ran.
                 if outcome.status == Status::Failed && outcome.run_id.is_some() {
-                    let _ = write!(text, "\n  its output: conductor logs '{key}' (and --stderr)");
+                    let _ = write!(
+                        text,
+                        "\n  its output: conductor logs {} (and --stderr)",
+                        crate::prompt::shell_word(key)
+                    );
                 }
                 self.line(&text);
             }
@@ -442,6 +446,9 @@ impl Observer for Console {
             },
             // Counted into the header only.
             Event::Queued { .. } => {}
+            Event::NoLongerTolerated { key } => self.line(&format!(
+                "{key}: its earlier failure is no longer tolerated; the next apply runs it again"
+            )),
             Event::InputsChanged { key, files } => {
                 let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
                 let more = files.len().saturating_sub(shown.len());

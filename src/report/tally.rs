@@ -17,14 +17,18 @@ use crate::stop_reason::StopReason;
 #[derive(Debug)]
 pub(super) struct Tally {
     started_at: Instant,
-    /// Instances known: the plan's, run-time fan-outs as their items once
-    /// they are known.
-    total: usize,
+    /// The plan's instances, each run-time fan-out counted once.
+    planned: usize,
+    /// Each run-time fan-out's items, once known (a looping sub-workflow
+    /// expands its fan-outs again: the latest counts).
+    expanded: HashMap<Arc<str>, usize>,
     running: HashSet<Arc<str>>,
-    done: usize,
-    up_to_date: usize,
-    failed: usize,
-    skipped: usize,
+    /// How each instance that ended ended, the latest time (a looping
+    /// sub-workflow runs its instances again).
+    ended: HashMap<Arc<str>, Ended>,
+    /// How many of `ended` ended each way (kept as it changes: the header
+    /// is drawn often, the instances may be 100,000).
+    counts: [usize; 4],
     queued: usize,
     usage: Usage,
     budget_usd: Option<f64>,
@@ -32,16 +36,24 @@ pub(super) struct Tally {
     cost: HashMap<Arc<str>, f64>,
 }
 
+/// How an instance ended, for the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Done,
+    UpToDate,
+    Failed,
+    Skipped,
+}
+
 impl Default for Tally {
     fn default() -> Self {
         Self {
             started_at: Instant::now(),
-            total: 0,
+            planned: 0,
+            expanded: HashMap::new(),
             running: HashSet::new(),
-            done: 0,
-            up_to_date: 0,
-            failed: 0,
-            skipped: 0,
+            ended: HashMap::new(),
+            counts: [0; 4],
             queued: 0,
             usage: Usage::default(),
             budget_usd: None,
@@ -60,17 +72,19 @@ impl Tally {
                 ..
             } => {
                 *self = Self {
-                    total: *instances,
+                    planned: *instances,
                     budget_usd: *budget_usd,
                     ..Self::default()
                 };
             }
             Event::InstanceStarted { key, .. } => {
+                if let Some(was) = self.ended.remove(key) {
+                    self.counts[was as usize] -= 1;
+                }
                 self.running.insert(Arc::clone(key));
             }
-            Event::Expanded { instances, .. } if !instances.is_empty() => {
-                // The fan-out counted once becomes its items.
-                self.total = (self.total + instances.len()).saturating_sub(1);
+            Event::Expanded { key, instances } if !instances.is_empty() => {
+                self.expanded.insert(Arc::clone(key), instances.len());
             }
             Event::IterationFinished { key, usage, .. } => {
                 self.usage.add(*usage);
@@ -78,14 +92,16 @@ impl Tally {
             }
             Event::InstanceFinished { key, outcome } => {
                 self.running.remove(key);
-                match outcome.status {
-                    Status::Done if outcome.stop_reason == StopReason::UpToDate => {
-                        self.up_to_date += 1;
-                    }
-                    Status::Done => self.done += 1,
-                    Status::Failed => self.failed += 1,
-                    Status::Skipped => self.skipped += 1,
+                let ended = match outcome.status {
+                    Status::Done if outcome.stop_reason == StopReason::UpToDate => Ended::UpToDate,
+                    Status::Done => Ended::Done,
+                    Status::Failed => Ended::Failed,
+                    Status::Skipped => Ended::Skipped,
+                };
+                if let Some(was) = self.ended.insert(Arc::clone(key), ended) {
+                    self.counts[was as usize] -= 1;
                 }
+                self.counts[ended as usize] += 1;
             }
             Event::Queued { queued } => self.queued = *queued,
             _ => {}
@@ -100,28 +116,26 @@ impl Tally {
     /// `done 3/10 · running 2 · queued 1 · waiting 4 · $0.42 of $5.00 ·
     /// 12.3k tokens · 1m12s`.
     pub(super) fn header(&self) -> String {
-        let finished = self.done + self.up_to_date + self.failed + self.skipped;
-        let waiting = self
-            .total
-            .saturating_sub(finished + self.running.len() + self.queued);
-        let done = if self.up_to_date > 0 {
-            format!(
-                "done {} ({} up to date)",
-                self.done + self.up_to_date,
-                self.up_to_date
-            )
+        // A fan-out counted once in the plan becomes its items.
+        let total = self.planned + self.expanded.values().map(|n| n - 1).sum::<usize>();
+        let count = |what: Ended| self.counts[what as usize];
+        let (done, up_to_date) = (count(Ended::Done), count(Ended::UpToDate));
+        let (failed, skipped) = (count(Ended::Failed), count(Ended::Skipped));
+        let waiting = total.saturating_sub(self.ended.len() + self.running.len() + self.queued);
+        let done = if up_to_date > 0 {
+            format!("done {} ({up_to_date} up to date)", done + up_to_date)
         } else {
-            format!("done {}", self.done)
+            format!("done {done}")
         };
         // Most wanted first: a narrow terminal cuts the end. Counts of
         // nothing are left out.
-        let mut parts = vec![format!("{done}/{}", self.total)];
+        let mut parts = vec![format!("{done}/{total}")];
         for (n, what) in [
             (self.running.len(), "running"),
             (self.queued, "queued"),
             (waiting, "waiting"),
-            (self.failed, "failed"),
-            (self.skipped, "skipped"),
+            (failed, "failed"),
+            (skipped, "skipped"),
         ] {
             if n > 0 {
                 parts.push(format!("{what} {n}"));

@@ -107,6 +107,9 @@ pub(crate) enum Event {
     /// An instance done in this apply whose `inputs` the apply changed
     /// after it ran (a dependent wrote them): the next apply runs it again.
     InputsChanged { key: Arc<str>, files: Vec<String> },
+    /// A failure tolerated by an earlier apply that no gate tolerates now:
+    /// it no longer stands, and the next apply runs the instance again.
+    NoLongerTolerated { key: Arc<str> },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: StopReason },
     /// Earlier applies whose conductor died were closed before this one

@@ -355,9 +355,7 @@ impl Looper<'_> {
                 | Verdict::Cut(_) => {}
             }
             // The node's cause, should this be its last iteration.
-            if let Some(why) = verdict.why() {
-                last_why = Some(why);
-            }
+            last_why = verdict.why().or_else(|| iteration::error_summary(&ran));
             let rotate = self.agent.agents.len() > 1
                 && (agent_error
                     || matches!(

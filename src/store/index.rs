@@ -151,6 +151,12 @@ impl Index {
                     },
                 );
             }
+            "INFO" if meta("tolerated") == "false" => {
+                let key = meta("instance");
+                if self.done.get(&key).is_some_and(|r| r.status == "failed") {
+                    self.done.remove(&key);
+                }
+            }
             "WORKFLOW_STOP" => {
                 if let Some(latest) = self.latest.as_mut().filter(|l| l.apply_id == apply_id) {
                     latest.status = Some(meta("status"));

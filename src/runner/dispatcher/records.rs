@@ -135,6 +135,19 @@ impl Output<'_> {
                     body,
                 )
             }
+            Event::NoLongerTolerated { key } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("tolerated", "false".into()));
+                (
+                    "INFO",
+                    String::new(),
+                    meta,
+                    format!(
+                        "{key}: its earlier failure is no longer tolerated; it runs again next time"
+                    ),
+                )
+            }
             Event::InputsChanged { key, files } => {
                 let i = graph.by_key(key);
                 let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);

@@ -253,6 +253,20 @@ impl<'a> Dispatcher<'a> {
         for (key, gates) in tolerated {
             self.emit(&Event::Tolerated { key, gates });
         }
+        let untolerated: Vec<Arc<str>> = self
+            .graph
+            .jobs
+            .ids()
+            .filter(|&j| {
+                self.graph.outcome(j).is_some_and(|o| {
+                    o.status == Status::Failed && o.stop_reason == StopReason::UpToDate
+                }) && records::tolerating_gates(&self.graph, &self.fan_outs, j).is_empty()
+            })
+            .map(|j| Arc::clone(&self.graph.jobs[j].key))
+            .collect();
+        for key in untolerated {
+            self.emit(&Event::NoLongerTolerated { key });
+        }
         for (key, files) in records::inputs_changed(&self.graph, &self.shared.runs_root) {
             self.emit(&Event::InputsChanged { key, files });
         }
@@ -625,7 +639,10 @@ impl<'a> Dispatcher<'a> {
                     outcome: Arc::clone(&outcome),
                 });
             }
+            // A failure a gate tolerated before (up to date) is not news:
+            // the gate decides again.
             if outcome.status == Status::Failed
+                && outcome.stop_reason != StopReason::UpToDate
                 && self.graph.jobs[i].on_failure != OnFailure::Ignore
                 && self.fail_fast
                 && self.stop_reason.is_none()
