@@ -273,3 +273,48 @@ fn status_of_a_running_instance_says_what_it_does_and_why_it_goes_on() {
     let _ = apply.kill();
     let _ = apply.wait();
 }
+
+#[test]
+fn logs_follow_typed_as_an_apply_starts_follows_that_apply_not_the_one_before() {
+    let test = Test::new().workflow(crate::apply_support::one_node_command(
+        r#""sh", "-c", "cat >/dev/null; echo \"answer of $CONDUCTOR_APPLY_ID\"; touch \"$JRUN_TASK_FOLDER/DONE\"""#,
+        "{}",
+    ));
+    let first = test.spawn(&[]).wait_with_output().unwrap();
+    assert!(first.status.success());
+    // An apply of the workflow is starting: it holds the workflow's lock,
+    // its first record is not written yet.
+    let project = test.root().join("t");
+    let lock = conductor::store::live::WorkflowLock::acquire(&project, "t", "apply-starting")
+        .unwrap()
+        .unwrap();
+    let stderr = test.path().join("logs-stderr.txt");
+    let logs = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(test.path())
+        .args(["logs", "n", "-f", "--root"])
+        .arg(test.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("logs to wait for the starting apply", || {
+        std::fs::read_to_string(&stderr)
+            .unwrap_or_default()
+            .contains("waiting for the apply that is starting (apply-starting")
+    });
+    lock.release();
+    // Forced: an up-to-date instance would show the first apply's run.
+    let second = test.spawn(&["--force=n"]).wait_with_output().unwrap();
+    assert!(second.status.success());
+    let followed = logs.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&followed.stdout);
+    let bus = std::fs::read_to_string(project.join("PROJECT-MESSAGE-BUS.md")).unwrap();
+    let ids: Vec<&str> = bus
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("apply_id: "))
+        .collect();
+    let (old, new) = (ids[0], ids[ids.len() - 1]);
+    assert_ne!(old, new);
+    assert!(shown.contains(&format!("answer of {new}")), "{shown}");
+    assert!(!shown.contains(&format!("answer of {old}")), "{shown}");
+}

@@ -63,7 +63,11 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
         }
         return Ok(code);
     };
-    let mut apply = latest(&args.location, Some(instance))?;
+    let mut apply = if args.follow {
+        starting_apply(&args.location, instance)?
+    } else {
+        latest(&args.location, Some(instance))?
+    };
     let which = apply.which();
     if !which.is_empty() {
         let _ = writeln!(std::io::stderr(), "{which}");
@@ -189,6 +193,46 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
         }
         std::thread::sleep(Duration::from_millis(100));
         bus_offset = follow_bus(&mut apply, bus_offset)?;
+    }
+}
+
+/// How long `logs -f` waits for an apply that is starting.
+const START_WAIT: Duration = Duration::from_mins(1);
+
+/// The apply `logs -f` follows: when an apply of the workflow is starting
+/// (it holds the workflow's lock, its first record is not written yet), or
+/// none has been made yet, that one, waited for; never the one before it.
+fn starting_apply(
+    location: &super::args::StoreLocation,
+    instance: &str,
+) -> Result<Apply, LogsError> {
+    let waited = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let found = latest(location, Some(instance));
+        let starting = match &found {
+            Ok(apply) if apply.stop.is_some() => {
+                crate::store::live::workflow_holder(&apply.project_dir, apply.workflow())
+                    .filter(|holder| !holder.starts_with(apply.apply_id()))
+            }
+            // Nothing applied yet: the first apply may be starting.
+            Err(FindError::None(_)) => Some("the first apply".to_string()),
+            _ => None,
+        };
+        let Some(holder) = starting else {
+            return Ok(found?);
+        };
+        if waited.elapsed() > START_WAIT {
+            return Ok(found?);
+        }
+        if !told {
+            told = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "waiting for the apply that is starting ({holder})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

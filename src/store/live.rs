@@ -83,6 +83,24 @@ impl WorkflowLock {
     }
 }
 
+/// Who holds `workflow`'s lock in the project now (an apply of it is
+/// starting or running), as it wrote itself; `None` when no one does.
+pub fn workflow_holder(project_dir: &Path, workflow: &str) -> Option<String> {
+    use std::io::Read;
+    let name = format!("{}.workflow", super::ids::short_hash(workflow, 6));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .open(project_dir.join(DIR).join(name))
+        .ok()?;
+    if file.try_lock().is_ok() {
+        let _ = file.unlock();
+        return None;
+    }
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    Some(holder.trim().to_string())
+}
+
 /// The ids of the project's applies whose process died while they ran.
 /// Each is returned locked by this process, so that two applies starting at
 /// once never both finalise it; `forget` it once it is finalised.
