@@ -280,3 +280,33 @@ fn json_items_get_readable_keys_everywhere_a_user_looks() {
         .stdout_has("fix[fix-bug-12]")
         .run();
 }
+
+#[test]
+fn a_run_time_fan_out_names_its_instances_with_its_key_template() {
+    let nodes = "[nodes.plan]\nprompt = '{\"tasks\": [{\"title\": \"Fix the bug\"}, {\"title\": \"Add docs\"}, {\"title\": \"Add docs\", \"n\": 2}]}'\noutput = { format = \"json\" }\n\n\
+                 [nodes.fix]\nfor_each = { from = \"plan\", path = \"json.tasks\", key = \"{{ item.title }}\" }\nprompt = \"{{ item.title }}\"\n";
+    let ran = Test::new()
+        .workflow(flow(nodes))
+        .apply()
+        .stderr_has("fix[fix-the-bug]: done")
+        .run();
+    let keys = ran.keys();
+    assert!(keys.contains(&"fix[fix-the-bug]".to_string()), "{keys:?}");
+    // Two items the template reads alike stay two instances.
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("fix[add-docs~"))
+            .count(),
+        2,
+        "{keys:?}"
+    );
+    // A template that does not parse is a validate error.
+    Test::new()
+        .workflow(flow(
+            &nodes.replace("{{ item.title }}\" }", "{{ item.title \" }"),
+        ))
+        .args(["validate", "flow.toml"])
+        .status(INVALID)
+        .stderr_has("invalid `key` template")
+        .run();
+}

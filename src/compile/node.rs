@@ -243,7 +243,15 @@ impl Builder {
         };
         match &local.for_each {
             Some(ForEach::Glob { glob }) => self.check_glob(glob),
-            Some(ForEach::From { from, path, lines }) => {
+            Some(ForEach::From {
+                from,
+                path,
+                lines,
+                key,
+            }) => {
+                if let Some(key) = key {
+                    self.check_key_template(scope, key);
+                }
                 let lines_on = lines.as_ref().is_some_and(|l| l.value);
                 match (path, lines_on) {
                     (Some(p), true) => self.diags.push(

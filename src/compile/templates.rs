@@ -300,6 +300,23 @@ impl Builder {
         );
     }
 
+    /// A run-time fan-out's `key` template parses and reads no secret.
+    pub(super) fn check_key_template(&mut self, scope: usize, key: &Spanned<String>) {
+        if let Err(e) = self.scopes[scope].templates.template_from_str(&key.value) {
+            let detail = e.detail().unwrap_or("invalid template").to_string();
+            self.diags.push(
+                Diagnostic::error(
+                    Code::TemplateSyntax,
+                    format!("invalid `key` template: {detail}"),
+                )
+                .label(key.span, "in this template")
+                .help("write a template over `item`, such as \"{{ item.title }}\""),
+            );
+            return;
+        }
+        self.check_no_secret(scope, key);
+    }
+
     /// A templated string that reads a secret through `env` is an error
     /// (docs/security.md, "Secrets").
     pub(super) fn check_no_secret(&mut self, scope: usize, text: &Spanned<String>) {

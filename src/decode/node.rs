@@ -231,15 +231,17 @@ fn decode_for_each_table(cx: &mut Cx<'_>, key: &Key, t: &Table) -> Option<ForEac
         return Some(ForEach::Glob { glob: glob? });
     }
     if has("from") {
-        let mut f = Fields::with_keys(t, vec!["from", "path", "lines"], what);
+        let mut f = Fields::with_keys(t, vec!["from", "path", "lines", "key"], what);
         let from = f.get("from").and_then(|(k, v)| cx.string(k, v));
         let path = f.get("path").and_then(|(k, v)| cx.string(k, v));
         let lines = f.get("lines").and_then(|(k, v)| cx.boolean(k, v));
+        let key = f.get("key").and_then(|(k, v)| cx.string(k, v));
         f.finish(cx);
         return Some(ForEach::From {
             from: from?,
             path,
             lines,
+            key,
         });
     }
     if has("each_of") {
@@ -248,7 +250,11 @@ fn decode_for_each_table(cx: &mut Cx<'_>, key: &Key, t: &Table) -> Option<ForEac
         f.finish(cx);
         return Some(ForEach::EachOf { each_of: each_of? });
     }
-    let f = Fields::with_keys(t, vec!["glob", "from", "path", "lines", "each_of"], what);
+    let f = Fields::with_keys(
+        t,
+        vec!["glob", "from", "path", "lines", "key", "each_of"],
+        what,
+    );
     f.finish(cx);
     cx.diags.push(
         Diagnostic::error(Code::FanOut, format!("{} names no source of items", key.spelled))

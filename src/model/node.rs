@@ -69,6 +69,9 @@ pub enum ForEach {
         path: Option<Spanned<String>>,
         /// One item per non-blank line of its answer.
         lines: Option<Spanned<bool>>,
+        /// How each instance's key reads: a template over `item`, such as
+        /// `{{ item.title }}` (docs/workflow-format.md, "Instance keys").
+        key: Option<Spanned<String>>,
     },
     /// Mirror another fanned-out node's instances one to one.
     EachOf {

@@ -598,7 +598,9 @@ impl Planner<'_> {
                 }
                 if runtime {
                     let (from, path, lines) = match &node.for_each {
-                        Some(ForEach::From { from, path, lines }) => (
+                        Some(ForEach::From {
+                            from, path, lines, ..
+                        }) => (
                             from.value.clone(),
                             path.as_ref().map(|p| p.value.clone()),
                             lines.as_ref().is_some_and(|l| l.value),

@@ -135,9 +135,34 @@ fn slug(text: &str) -> String {
 pub(crate) fn labels<'v>(items: impl IntoIterator<Item = &'v serde_json::Value>) -> Vec<String> {
     let items: Vec<&serde_json::Value> = items.into_iter().collect();
     let labels: Vec<String> = items.iter().map(|i| label(i)).collect();
+    unique(&items, &labels, true)
+}
+
+/// As [`labels`], each item read as the text its node's `key` template
+/// made of it (slugged; an empty one falls back to the item's own label).
+pub(crate) fn labels_named(items: &[&serde_json::Value], named: &[String]) -> Vec<String> {
+    let labels: Vec<String> = items
+        .iter()
+        .zip(named)
+        .map(|(item, name)| {
+            Some(slug(name))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| label(item))
+        })
+        .collect();
+    unique(items, &labels, false)
+}
+
+/// `labels`, with `~hash` added where different items read alike (but to
+/// a plain string that reads as itself, when `strings_are_themselves`).
+fn unique(
+    items: &[&serde_json::Value],
+    labels: &[String],
+    strings_are_themselves: bool,
+) -> Vec<String> {
     let mut identities: std::collections::HashMap<&str, std::collections::HashSet<String>> =
         std::collections::HashMap::new();
-    for (item, l) in items.iter().zip(&labels) {
+    for (item, l) in items.iter().zip(labels) {
         identities
             .entry(l.as_str())
             .or_default()
@@ -145,10 +170,10 @@ pub(crate) fn labels<'v>(items: impl IntoIterator<Item = &'v serde_json::Value>)
     }
     items
         .iter()
-        .zip(&labels)
+        .zip(labels)
         .map(|(item, l)| {
             let shared = identities.get(l.as_str()).is_some_and(|ids| ids.len() > 1);
-            if shared && !item.is_string() && item.is_object() {
+            if shared && !(strings_are_themselves && item.is_string()) {
                 format!("{l}~{}", item_key(item))
             } else {
                 l.clone()

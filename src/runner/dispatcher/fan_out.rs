@@ -155,7 +155,19 @@ pub(super) fn expand(
     }
     let base = Arc::clone(&graph.jobs[p]);
     let node_id = &program.node(base.node).id;
-    let keys: Vec<Arc<str>> = crate::plan::expand::labels(items.iter().map(|(item, _)| item))
+    let labels = match key_names(program, base.node, &items) {
+        Ok(Some(named)) => {
+            let values: Vec<&serde_json::Value> = items.iter().map(|(item, _)| item).collect();
+            crate::plan::expand::labels_named(&values, &named)
+        }
+        Ok(None) => crate::plan::expand::labels(items.iter().map(|(item, _)| item)),
+        Err(why) => {
+            let mut out = Outcome::ended(Status::Failed, StopReason::RenderError);
+            out.error = Some(why);
+            return Expansion::Ended(Box::new(out));
+        }
+    };
+    let keys: Vec<Arc<str>> = labels
         .iter()
         .map(|label| crate::plan::expand::instance_key(node_id, Some(label), None).into())
         .collect();
@@ -229,6 +241,36 @@ pub(super) fn expand(
     fan_outs.expanded(p, children);
     graph.state[p] = State::Expanded;
     Expansion::Became(keys)
+}
+
+/// What the node's `for_each.key` template makes of each item, when it has
+/// one; why one cannot be rendered.
+fn key_names(
+    program: &Program,
+    node: NodeId,
+    items: &[(serde_json::Value, Option<JobId>)],
+) -> Result<Option<Vec<String>>, String> {
+    let n = program.node(node);
+    let Some(ForEach::From { key: Some(key), .. }) = &n.for_each else {
+        return Ok(None);
+    };
+    let scope = &program.scopes[n.scope];
+    items
+        .iter()
+        .map(|(item, _)| {
+            let ctx = minijinja::context! {
+                item => crate::prompt::context(item),
+                params => crate::prompt::context(&serde_json::Value::Object(scope.params.clone())),
+                node => n.id.as_str(),
+                workflow => scope.workflow.as_str(),
+            };
+            scope
+                .templates
+                .render_str(&key.value, ctx)
+                .map_err(|e| format!("`key` of item {item}: {}", crate::prompt::error_detail(&e)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// The instances of `node`: an expanded fan-out counts as the jobs it became.
