@@ -302,22 +302,25 @@ fn a_clis_version_is_asked_once_per_binary_across_applies() {
     )
     .unwrap();
     let probes = flow.path().join("probes.txt");
-    let apply = |force: bool| {
+    let apply = |force: bool, says: bool| {
         let mut cmd = flow.command(if force { &["--force=n"][..] } else { &[][..] });
         let out = cmd.env("PROBES", &probes).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // The wait for a first probe is said before it starts.
+        assert_eq!(
+            stderr.contains("for its version (once per binary"),
+            says,
+            "{stderr}"
         );
         std::fs::read_to_string(&probes)
             .unwrap_or_default()
             .lines()
             .count()
     };
-    assert_eq!(apply(false), 1);
+    assert_eq!(apply(false, true), 1);
     // Another process, the same binary: not asked again.
-    assert_eq!(apply(true), 1);
+    assert_eq!(apply(true, false), 1);
     let info = std::fs::read_to_string(flow.files_named("run-info.yaml").last().unwrap()).unwrap();
     assert!(info.contains("9.9.9 (stand-in)"), "{info}");
     // A new binary (another modification time) is asked.
@@ -327,5 +330,5 @@ fn a_clis_version_is_asked_once_per_binary_across_applies() {
         .unwrap()
         .set_modified(std::time::SystemTime::now() + Duration::from_mins(1))
         .unwrap();
-    assert_eq!(apply(true), 2);
+    assert_eq!(apply(true, true), 2);
 }

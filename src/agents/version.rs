@@ -88,7 +88,11 @@ impl Versions {
     /// Asks each distinct CLI of `probes` (kind, program, PATH, folder) for
     /// its version at once, so that an apply of several CLIs waits for the
     /// slowest, not for their sum.
-    pub(crate) fn warm(&self, probes: &[(AgentKind, String, String, PathBuf)]) {
+    pub(crate) fn warm(
+        &self,
+        probes: &[(AgentKind, String, String, PathBuf)],
+        asking: &mut dyn FnMut(&[String]),
+    ) {
         // One probe per key `of` caches by: a bare program name is the same
         // CLI in every workdir.
         let mut seen = std::collections::HashSet::new();
@@ -104,6 +108,16 @@ impl Versions {
                 seen.insert((p.1.clone(), folder))
             })
             .collect();
+        // Those that will be asked (not known, here or on disk) are said
+        // first: a first probe of a Node CLI takes a second or two.
+        let misses: Vec<String> = distinct
+            .iter()
+            .filter(|(_, program, path_var, cwd)| !self.known(program, path_var, cwd))
+            .map(|p| p.1.clone())
+            .collect();
+        if !misses.is_empty() {
+            asking(&misses);
+        }
         // A few at a time: each is a process (a Node CLI, ~0.5 s).
         for batch in distinct.chunks(WARM_AT_ONCE) {
             std::thread::scope(|scope| {
@@ -132,6 +146,40 @@ impl Versions {
             Ok(()) => disk.dirty = false,
             Err(e) => tracing::debug!("cannot save {}: {e}", file.display()),
         }
+    }
+
+    /// Whether `program`'s version is known without asking it.
+    fn known(&self, program: &str, path_var: &str, cwd: &Path) -> bool {
+        let folder = if program.contains('/') {
+            cwd.to_path_buf()
+        } else {
+            PathBuf::new()
+        };
+        if self
+            .lock_known()
+            .contains_key(&(program.to_string(), folder))
+        {
+            return true;
+        }
+        let Some((_, disk)) = &self.disk else {
+            return false;
+        };
+        let Some(path) = crate::process::resolve(program, path_var, cwd) else {
+            return true;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return false;
+        };
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        disk.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .binaries
+            .get(&path)
+            .is_some_and(|p| p.len == meta.len() && p.modified_ns == modified_ns)
     }
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, PathBuf), String>> {

@@ -38,10 +38,19 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         Err(e) => return render::apply_error(&e),
     };
     let mut inputs = InputHasher::new(session.root.clone());
-    let prepared = match session
-        .preparer()
-        .prepare(&first.program, &first.plan, &mut inputs)
-    {
+    let prepared = match session.preparer().prepare_telling(
+        &first.program,
+        &first.plan,
+        &mut inputs,
+        &mut |programs| {
+            crate::runner::Observer::event(
+                &mut console,
+                &crate::runner::event::Event::AskingVersions {
+                    programs: programs.to_vec(),
+                },
+            );
+        },
+    ) {
         Ok(p) => p,
         Err(e) => {
             session.close();

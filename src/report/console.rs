@@ -446,6 +446,11 @@ impl Observer for Console {
             },
             // Counted into the header only.
             Event::Queued { .. } => {}
+            Event::AskingVersions { programs } => self.line(&format!(
+                "asking {} for {} version (once per binary; the answer is kept)",
+                programs.join(", "),
+                if programs.len() == 1 { "its" } else { "their" }
+            )),
             Event::NoLongerTolerated { key } => self.line(&format!(
                 "{key}: its earlier failure is no longer tolerated; the next apply runs it again"
             )),

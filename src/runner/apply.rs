@@ -30,13 +30,20 @@ pub(crate) fn apply(
         }
     };
     let mut inputs = crate::incremental::inputs::InputHasher::new(session.root.clone());
-    let prepared = match session.preparer().prepare(&program, plan, &mut inputs) {
-        Ok(p) => p,
-        Err(e) => {
-            session.close();
-            return Err(e);
-        }
-    };
+    let prepared =
+        match session
+            .preparer()
+            .prepare_telling(&program, plan, &mut inputs, &mut |programs| {
+                observer.event(&super::event::Event::AskingVersions {
+                    programs: programs.to_vec(),
+                });
+            }) {
+            Ok(p) => p,
+            Err(e) => {
+                session.close();
+                return Err(e);
+            }
+        };
     let summary = session.run(
         Arc::new(program),
         Arc::new(plan.success.clone()),

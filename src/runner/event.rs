@@ -110,6 +110,9 @@ pub(crate) enum Event {
     /// A failure tolerated by an earlier apply that no gate tolerates now:
     /// it no longer stands, and the next apply runs the instance again.
     NoLongerTolerated { key: Arc<str> },
+    /// Before the apply starts: these agent CLIs are being asked their
+    /// version (once per binary; it can take seconds).
+    AskingVersions { programs: Vec<String> },
     /// A stop was requested (Ctrl-C, SIGTERM, SIGHUP, `--fail-fast`).
     Stopping { reason: StopReason },
     /// Earlier applies whose conductor died were closed before this one

@@ -55,6 +55,18 @@ impl Preparer {
         plan: &Plan,
         inputs: &mut InputHasher,
     ) -> Result<Prepared, ApplyError> {
+        self.prepare_telling(program, plan, inputs, &mut |_| {})
+    }
+
+    /// As [`Self::prepare`]; `asking` is told the agent CLIs about to be
+    /// asked their version, before the wait (docs/console.md, "Starting").
+    pub(crate) fn prepare_telling(
+        &self,
+        program: &Program,
+        plan: &Plan,
+        inputs: &mut InputHasher,
+        asking: &mut dyn FnMut(&[String]),
+    ) -> Result<Prepared, ApplyError> {
         let mut jobs = build(program, plan)?;
         // Every CLI the jobs may run is asked its version at once (and
         // only when its binary changed since it was last asked).
@@ -76,7 +88,7 @@ impl Preparer {
                 })
             })
             .collect();
-        self.versions.warm(&probes);
+        self.versions.warm(&probes, asking);
         fingerprint(
             &mut jobs,
             plan,
