@@ -218,3 +218,53 @@ fn success_command_output_is_folded_under_its_command_not_mixed_in() {
         .run();
     assert_eq!(ran.json()["success"][1]["exit_code"], 4);
 }
+
+#[test]
+fn a_plain_console_session_matches_its_snapshot() {
+    // One instance at a time, so the lines come in one order: a node that
+    // fails with its cause, one whose promise never comes, a fan-out of
+    // named JSON items, and `[success]` commands, one failing.
+    let ran = Test::new()
+        .workflow(
+            r#"version = 1
+name = "shown"
+[agents.failing]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo 'rate limited' >&2; exit 41"]
+[agents.talker]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo 'almost there'"]
+[agents.worker]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; touch \"$JRUN_TASK_FOLDER/DONE\""]
+[nodes.a]
+agent = "failing"
+prompt = "p"
+stop = { exit_zero = true, max_iterations = 2 }
+on_failure = "continue"
+[nodes.b]
+agent = "talker"
+prompt = "p"
+stop = { promise = "SHIPPED", max_iterations = 1 }
+on_failure = "continue"
+[nodes.work]
+agent = "worker"
+for_each = [{ name = "Word Count" }, { name = "Lint" }]
+prompt = "{{ item.name }}"
+[success]
+commands = ["true", "echo 'checking'; echo 'no: broken' >&2; exit 2"]
+"#,
+        )
+        .apply()
+        .args(["--max-parallel", "1"])
+        .env("NO_COLOR", "1")
+        .status(1)
+        .run();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_omit_expression(true);
+    settings.add_filter(&regex::escape(&ran.root().display().to_string()), "[ROOT]");
+    settings.add_filter(r"(?m)^\d{2}:\d{2}:\d{2}Z ", "[T] ");
+    settings.add_filter(r"apply-\d{8}-\d{6}-[0-9a-f]{6}\b", "apply-[ID]");
+    settings.add_filter(r"\s+\d+(?:\.\d)?(?:ms|s)\b", " [D]");
+    settings.bind(|| insta::assert_snapshot!("plain_console_session", ran.stderr));
+}
