@@ -89,8 +89,15 @@ pub(crate) fn load(file: &Path, sets: &[String], options: LoadOptions<'_>) -> Lo
 /// run: `None` when it does not compile.
 pub(crate) fn program(file: &Path) -> Option<Program> {
     let c = compile(file, &[]);
-    if c.diagnostics.has_errors() {
+    // A param that must be given (none is, here) does not change which
+    // workflow this is or where its runs are.
+    let only_params = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .all(|d| d.code == crate::diagnostic::Code::ParamType);
+    if !only_params {
         return None;
     }
-    c.program
+    c.program.or(c.partial)
 }

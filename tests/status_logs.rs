@@ -318,3 +318,15 @@ fn logs_follow_typed_as_an_apply_starts_follows_that_apply_not_the_one_before() 
     assert!(shown.contains(&format!("answer of {new}")), "{shown}");
     assert!(!shown.contains(&format!("answer of {old}")), "{shown}");
 }
+
+#[test]
+fn status_of_a_workflow_with_a_required_param_needs_no_set() {
+    // Which workflow a file is does not depend on the params it needs.
+    Test::in_repo()
+        .args(["status", "--workflow", "workflows/session.toml"])
+        .with_root()
+        .status(3)
+        .stderr_has("no apply found")
+        .stderr_lacks("not a valid workflow")
+        .run();
+}

@@ -17,6 +17,9 @@ pub struct Compilation {
     pub sources: Sources,
     pub diagnostics: Diagnostics,
     pub program: Option<Program>,
+    /// The program even when something is wrong, as far as it was built:
+    /// enough to say which workflow a file is (`status`, `logs`).
+    pub(crate) partial: Option<Program>,
 }
 
 /// Compiles the workflow at `entry` with `--set` values (`name=value`).
@@ -52,10 +55,15 @@ fn compile_with(entry: &Path, text: Option<String>, sets: &[String]) -> Compilat
     let program = b.entry(&abs, &given);
     let (sources, mut diagnostics) = b.finish();
     diagnostics.sort();
-    let program = program.filter(|_| !diagnostics.has_errors());
+    let (program, partial) = if diagnostics.has_errors() {
+        (None, program)
+    } else {
+        (program, None)
+    };
     Compilation {
         sources,
         diagnostics,
         program,
+        partial,
     }
 }
