@@ -330,3 +330,53 @@ fn status_of_a_workflow_with_a_required_param_needs_no_set() {
         .stderr_lacks("not a valid workflow")
         .run();
 }
+
+#[test]
+fn status_shows_queued_and_waiting_instances_and_what_they_wait_for() {
+    let test = Test::new().workflow(
+        r#"version = 1
+name = "t"
+[agents.slow]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; sleep 20"]
+[defaults]
+agent = "slow"
+stop = { exit_zero = true }
+[nodes.a]
+prompt = "p"
+[nodes.b]
+needs = ["a"]
+prompt = "p"
+[nodes.c]
+prompt = "p"
+"#,
+    );
+    let mut apply = test.spawn(&["--max-parallel", "1"]);
+    // Rows of `status`: an instance's line and the detail line under it.
+    let row = |shown: &str, key: &str| {
+        shown
+            .lines()
+            .position(|l| l.starts_with(&format!("{key} ")))
+            .map(|i| shown.lines().skip(i).take(2).collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    };
+    let mut shown = String::new();
+    wait_for(
+        "status to show a running, b waiting for a, c queued",
+        || {
+            let out = crate::support::conductor()
+                .current_dir(test.path())
+                .args(["status", "--workflow", "flow.toml", "--root"])
+                .arg(test.root())
+                .output()
+                .unwrap();
+            shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            row(&shown, "a").contains("running")
+                && row(&shown, "b").contains("waiting for a")
+                && row(&shown, "c").contains("queued")
+        },
+    );
+    let _ = apply.kill();
+    let _ = apply.wait();
+    assert!(row(&shown, "b").contains("waiting"), "{shown}");
+}

@@ -37,6 +37,9 @@ struct Row {
     /// A running one: its agent's latest tool call.
     #[serde(skip_serializing_if = "Option::is_none")]
     activity: Option<String>,
+    /// One not started yet: the instances it needs that are not done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    waiting_for: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +63,12 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
     if !which.is_empty() && !args.json {
         let _ = writeln!(std::io::stderr(), "{which}");
     }
-    let report = build(&apply);
+    let mut report = build(&apply);
+    if let Some(file) = &args.location.workflow
+        && report.state == "running"
+    {
+        not_started(file, &apply, &mut report.instances);
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(
@@ -122,11 +130,71 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         if let Some(w) = &r.why {
             detail.push(format!("last iteration: {w}"));
         }
+        if !r.waiting_for.is_empty() {
+            detail.push(format!("waiting for {}", r.waiting_for.join(", ")));
+        }
         if !detail.is_empty() && r.result_stop_reason.is_none() {
             let _ = writeln!(out, "{:<width$}    {}", "", printable(&detail.join(" · ")));
         }
     }
     exit_code::OK
+}
+
+/// The instances of a running apply that have not started, from its plan
+/// (the workflow planned again with the params it runs with): queued when
+/// what they need is done (they wait for a slot), else waiting, with what
+/// for. A workflow edited since plans what it is now.
+fn not_started(file: &std::path::Path, apply: &Apply, rows: &mut Vec<Row>) {
+    let sets: Vec<String> = apply
+        .start
+        .meta
+        .get("sets")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    let options = crate::load::LoadOptions::default();
+    let Some(loaded) = crate::load::load(file, &sets, options).into_loaded() else {
+        return;
+    };
+    let done =
+        |rows: &[Row], key: &str| rows.iter().any(|r| r.instance == key && r.state == "done");
+    let mut more = Vec::new();
+    for inst in &loaded.plan.instances {
+        let key = &*inst.key;
+        // A run-time fan-out shows as its instances once it expanded.
+        let expanded = key.ends_with("[*]")
+            && rows
+                .iter()
+                .any(|r| r.instance.starts_with(key.trim_end_matches("*]")));
+        if expanded || rows.iter().any(|r| r.instance == key) {
+            continue;
+        }
+        let waiting_for: Vec<String> = inst
+            .needs
+            .iter()
+            .filter(|n| !done(rows, n))
+            .map(ToString::to_string)
+            .collect();
+        more.push(Row {
+            instance: key.to_string(),
+            node: inst.node.to_string(),
+            state: if waiting_for.is_empty() {
+                "queued"
+            } else {
+                "waiting"
+            }
+            .to_string(),
+            iterations: 0,
+            stop_reason: String::new(),
+            result_stop_reason: None,
+            task_id: String::new(),
+            cost_usd: None,
+            why: None,
+            running_ms: None,
+            activity: None,
+            waiting_for,
+        });
+    }
+    rows.extend(more);
 }
 
 /// What an instance's run records add to its row: cost, the last why, and
@@ -178,6 +246,7 @@ fn build(apply: &Apply) -> Report {
                     why: None,
                     running_ms: None,
                     activity: None,
+                    waiting_for: Vec::new(),
                 });
                 rows.len() - 1
             }

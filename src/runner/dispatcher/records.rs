@@ -68,6 +68,9 @@ impl Output<'_> {
                         ("instances", instances.to_string()),
                         ("pid", std::process::id().to_string()),
                         ("apply_start", shared.apply_start.to_string()),
+                        // The params it runs with, as `--set` would give
+                        // them: `status --workflow` plans the same instances.
+                        ("sets", params_as_sets(&shared.program)),
                     ];
                     if shared.continued {
                         meta.push(("resumed", "true".into()));
@@ -286,6 +289,24 @@ pub(super) fn inputs_changed(
         }
     }
     out
+}
+
+/// The entry workflow's params as a JSON list of `NAME=VALUE` (each value
+/// as JSON, which `--set` reads as TOML); tables, which TOML writes
+/// otherwise, are left out.
+fn params_as_sets(program: &Program) -> String {
+    let sets: Vec<String> = program
+        .scopes
+        .first()
+        .map(|s| {
+            s.params
+                .iter()
+                .filter(|(_, v)| !v.is_object())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::to_string(&sets).unwrap_or_default()
 }
 
 /// The gates that passed over failed instance `j`, when every instance
