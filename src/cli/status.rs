@@ -86,6 +86,7 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         report.started,
         report.state
     );
+    let _ = writeln!(out, "{}", totals(&report.instances));
     let width = report
         .instances
         .iter()
@@ -138,6 +139,24 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         }
     }
     exit_code::OK
+}
+
+/// `done 3/10 · running 1 · failed 1 · $0.42`: the instances by state, as
+/// the console's header counts them, and what their runs cost.
+fn totals(rows: &[Row]) -> String {
+    let count = |state: &str| rows.iter().filter(|r| r.state == state).count();
+    let mut parts = vec![format!("done {}/{}", count("done"), rows.len())];
+    for state in ["running", "queued", "waiting", "failed", "skipped", "stale"] {
+        let n = count(state);
+        if n > 0 {
+            parts.push(format!("{state} {n}"));
+        }
+    }
+    let cost: f64 = rows.iter().filter_map(|r| r.cost_usd).sum();
+    if cost > 0.0 {
+        parts.push(format!("${cost:.2}"));
+    }
+    parts.join(" · ")
 }
 
 /// The instances of a running apply that have not started, from its plan

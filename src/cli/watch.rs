@@ -100,7 +100,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         if session.stopping() {
             break;
         }
-        eprintln!("conductor: watching for changes (Ctrl-C to stop)");
+        console.note("conductor: watching for changes (Ctrl-C to stop)");
         if let Some(Control::Replan {
             jobs,
             program,
@@ -116,6 +116,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         }
     }
     stop.store(true, Ordering::SeqCst);
+    console.close();
     let signal = session.signal();
     session.close();
     match signal {

@@ -122,18 +122,7 @@ impl Console {
 
     /// The table printed after the apply.
     pub(crate) fn finish(&mut self, summary: &Summary) {
-        drop(self.done.take());
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
-        if let Ok(mut r) = self.running.lock() {
-            for (_, live) in r.drain() {
-                live.bar.finish_and_clear();
-            }
-        }
-        if let Some(h) = &self.header {
-            h.finish_and_clear();
-        }
+        self.close();
         let mut err = std::io::stderr().lock();
         let width = summary
             .instances
@@ -177,6 +166,29 @@ impl Console {
             );
         }
         let _ = writeln!(err, "{}", super::printable(&summary_line(summary)));
+    }
+
+    /// Ends the live view: the ticker stops, and the header and live lines
+    /// are cleared, so that nothing frozen is left on the terminal.
+    pub(crate) fn close(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Ok(mut r) = self.running.lock() {
+            for (_, live) in r.drain() {
+                live.bar.finish_and_clear();
+            }
+        }
+        if let Some(h) = &self.header {
+            h.finish_and_clear();
+        }
+    }
+
+    /// A line of conductor's own between applies (a watch waiting): printed
+    /// above the live view, never through it.
+    pub(crate) fn note(&self, text: &str) {
+        self.line(text);
     }
 
     /// One line for an apply that a watch ran (the live view goes on).
