@@ -487,20 +487,8 @@ agent = "g"
 prompt = "p"
 "#,
     );
-    let bin = assert_cmd::cargo::cargo_bin("conductor");
-    let line = format!(
-        "{} apply flow.toml --root {}",
-        bin.display(),
-        flow.root().display()
-    );
-    let out = std::process::Command::new("script")
-        .current_dir(flow.path())
-        .args(["-qec", &line, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    // Wide enough that no live line is cut.
+    let text = crate::apply_support::apply_on_a_terminal(&flow, 200, "");
     assert!(text.contains("iteration 1/10 (a)"), "{text}");
     assert!(text.contains("PROGRESS: halfway there"), "{text}");
     // A CLI agent's latest tool call, from its event stream.

@@ -281,3 +281,22 @@ pub(crate) fn processes_with_env(needle: &str) -> Vec<(u32, String)> {
     }
     out
 }
+
+/// What `conductor apply --root ROOT ARGS` in `flow`'s folder draws on a
+/// pseudo-terminal (util-linux `script`) `cols` wide, when it succeeds.
+pub(crate) fn apply_on_a_terminal(flow: &Flow, cols: usize, args: &str) -> String {
+    let line = format!(
+        "stty cols {cols} rows 30; {} apply flow.toml --root {} {args}",
+        assert_cmd::cargo::cargo_bin("conductor").display(),
+        flow.root().display()
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(flow.path())
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}

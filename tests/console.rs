@@ -131,20 +131,7 @@ fn a_done_iteration_has_no_why() {
 /// the terminal go to the next row, so rows are cut from what is drawn
 /// between cursor movements.
 fn on_a_terminal(flow: &crate::apply_support::Flow, cols: usize, args: &str) -> Vec<String> {
-    let bin = assert_cmd::cargo::cargo_bin("conductor");
-    let line = format!(
-        "stty cols {cols} rows 30; {} apply flow.toml --root {} {args}",
-        bin.display(),
-        flow.root().display()
-    );
-    let out = std::process::Command::new("script")
-        .current_dir(flow.path())
-        .args(["-qec", &line, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = crate::apply_support::apply_on_a_terminal(flow, cols, args);
     let csi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").unwrap();
     let mut rows = Vec::new();
     for drawn in csi.replace_all(&text, "\n").split(['\n', '\r']) {

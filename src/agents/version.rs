@@ -69,12 +69,7 @@ impl Versions {
         if super::kind::cli(kind).is_none() {
             return String::new();
         }
-        let folder = if program.contains('/') {
-            cwd.to_path_buf()
-        } else {
-            PathBuf::new()
-        };
-        let key = (program.to_string(), folder);
+        let key = cache_key(program, cwd);
         if let Some(v) = self.lock_known().get(&key) {
             return v.clone();
         }
@@ -99,14 +94,7 @@ impl Versions {
         let distinct: Vec<&(AgentKind, String, String, PathBuf)> = probes
             .iter()
             .filter(|p| super::kind::cli(p.0).is_some())
-            .filter(|p| {
-                let folder = if p.1.contains('/') {
-                    p.3.clone()
-                } else {
-                    PathBuf::new()
-                };
-                seen.insert((p.1.clone(), folder))
-            })
+            .filter(|p| seen.insert(cache_key(&p.1, &p.3)))
             .collect();
         // Those that will be asked (not known, here or on disk) are said
         // first: a first probe of a Node CLI takes a second or two.
@@ -150,36 +138,27 @@ impl Versions {
 
     /// Whether `program`'s version is known without asking it.
     fn known(&self, program: &str, path_var: &str, cwd: &Path) -> bool {
-        let folder = if program.contains('/') {
-            cwd.to_path_buf()
-        } else {
-            PathBuf::new()
-        };
-        if self
-            .lock_known()
-            .contains_key(&(program.to_string(), folder))
-        {
+        if self.lock_known().contains_key(&cache_key(program, cwd)) {
             return true;
         }
-        let Some((_, disk)) = &self.disk else {
+        if self.disk.is_none() {
             return false;
-        };
-        let Some(path) = crate::process::resolve(program, path_var, cwd) else {
-            return true;
-        };
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return false;
-        };
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        }
+        // Not found on PATH: nothing to ask.
+        crate::process::resolve(program, path_var, cwd).is_none_or(|p| self.on_disk(&p).is_some())
+    }
+
+    /// The version the cache file keeps for binary `path`, while the file
+    /// is the one that was asked.
+    fn on_disk(&self, path: &Path) -> Option<String> {
+        let (_, disk) = self.disk.as_ref()?;
+        let (len, modified_ns) = stat(path)?;
         disk.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .binaries
-            .get(&path)
-            .is_some_and(|p| p.len == meta.len() && p.modified_ns == modified_ns)
+            .get(path)
+            .filter(|p| p.len == len && p.modified_ns == modified_ns)
+            .map(|p| p.version.clone())
     }
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, PathBuf), String>> {
@@ -191,35 +170,14 @@ impl Versions {
     /// The version of binary `path`: from the cache file while the file is
     /// the one that was asked, else asked now.
     fn of_binary(&self, path: &Path) -> String {
-        let stat = std::fs::metadata(path).ok().map(|m| {
-            let modified_ns = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            (m.len(), modified_ns)
-        });
-        let cached = |disk: &Disk| {
-            let (len, modified_ns) = stat?;
-            disk.binaries
-                .get(path)
-                .filter(|p| p.len == len && p.modified_ns == modified_ns)
-                .map(|p| p.version.clone())
-        };
-        if let Some((_, disk)) = &self.disk
-            && let Some(v) = cached(
-                &disk
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            )
-        {
+        if let Some(v) = self.on_disk(path) {
             return v;
         }
         let Some(version) = probe(path) else {
             // Not kept on disk: the next process asks again.
             return "unknown".into();
         };
-        if let (Some((_, disk)), Some((len, modified_ns))) = (&self.disk, stat) {
+        if let (Some((_, disk)), Some((len, modified_ns))) = (&self.disk, stat(path)) {
             let mut disk = disk
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -235,6 +193,29 @@ impl Versions {
         }
         version
     }
+}
+
+/// What `of` caches a version by: a bare program name is the same CLI in
+/// every folder; a path is relative to its folder.
+fn cache_key(program: &str, cwd: &Path) -> (String, PathBuf) {
+    let folder = if program.contains('/') {
+        cwd.to_path_buf()
+    } else {
+        PathBuf::new()
+    };
+    (program.to_string(), folder)
+}
+
+/// A binary's size and modification time (nanoseconds since the epoch):
+/// while both hold, it is the binary that was asked.
+fn stat(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    let modified_ns = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Some((m.len(), modified_ns))
 }
 
 /// The first non-empty line `program --version` prints, if it prints one in time.

@@ -59,6 +59,9 @@ pub(super) struct Builder {
     pub entry_dir: PathBuf,
     /// [`MAX_NODES`] was passed and said so.
     too_many_nodes: bool,
+    /// The secret variable names of the scopes so far, and how many scopes
+    /// that was: found again only when a scope was added.
+    secrets: (usize, Vec<String>),
 }
 
 /// The deepest sub-workflows nest (docs/workflow-format.md, "Size caps").
@@ -69,6 +72,18 @@ const MAX_NESTING: usize = 32;
 const MAX_NODES: usize = 20_000;
 
 impl Builder {
+    /// The variables that hold secrets (`program::secret_names`) for the
+    /// scopes built so far.
+    pub(super) fn secret_names(&mut self) -> Vec<String> {
+        if self.secrets.0 != self.scopes.len() || self.secrets.1.is_empty() {
+            self.secrets = (
+                self.scopes.len(),
+                super::program::secret_names(&self.scopes),
+            );
+        }
+        self.secrets.1.clone()
+    }
+
     pub(super) fn new(sources: Sources, diags: Diagnostics) -> Self {
         Self {
             sources,
@@ -79,6 +94,7 @@ impl Builder {
             inline: HashMap::new(),
             entry_dir: PathBuf::new(),
             too_many_nodes: false,
+            secrets: (0, Vec::new()),
         }
     }
 

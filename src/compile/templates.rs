@@ -148,7 +148,7 @@ impl Builder {
             vars: vars.keys().map(String::as_str).collect(),
             needs: needs.iter().map(String::as_str).collect(),
         };
-        let secrets = super::program::secret_names(&self.scopes);
+        let secrets = self.secret_names();
         let mut seen = HashSet::new();
         let mut queue = vec![(template.to_string(), None::<Span>, false)];
         while let Some((name, named_at, optional)) = queue.pop() {
@@ -246,7 +246,7 @@ impl Builder {
                 );
             }
             Ok(names) => {
-                let secrets = super::program::secret_names(&self.scopes);
+                let secrets = self.secret_names();
                 if let Some((message, help)) = names.iter().find_map(|v| secret_read(v, &secrets)) {
                     self.diags.push(
                         Diagnostic::error(Code::SecretInTemplate, message)
@@ -328,7 +328,7 @@ impl Builder {
             .template_from_str(&text.value)
             .map(|t| prompt::undeclared(&t))
             .unwrap_or_default();
-        let secrets = super::program::secret_names(&self.scopes);
+        let secrets = self.secret_names();
         if let Some((message, help)) = reads.iter().find_map(|v| secret_read(v, &secrets)) {
             self.diags.push(
                 Diagnostic::error(Code::SecretInTemplate, message)
@@ -348,7 +348,7 @@ impl Builder {
         span: Span,
         item: Option<&serde_json::Value>,
     ) -> Option<String> {
-        let secrets = super::program::secret_names(&self.scopes);
+        let secrets = self.secret_names();
         let reads = self.scopes[scope]
             .templates
             .template_from_str(text)

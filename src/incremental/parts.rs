@@ -28,6 +28,9 @@ pub(crate) struct Context<'a> {
     pub versions: &'a Versions,
     /// PATH agents see, to find the CLIs whose versions are probed.
     pub path_var: &'a str,
+    /// The program's secret variables (`Program::secret_names`), found
+    /// once: no fingerprint holds their values.
+    pub secrets: &'a [String],
 }
 
 /// What fingerprinting reads of one job.
@@ -224,7 +227,7 @@ fn agent_parts(
             )
             .collect();
         if !env.is_empty() {
-            fp.parts.extend(env_parts(&env, &cx.program.secret_names()));
+            fp.parts.extend(env_parts(&env, cx.secrets));
         }
         let params = scope
             .params

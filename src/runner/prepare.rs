@@ -98,6 +98,7 @@ impl Preparer {
                 inputs,
                 versions: &self.versions,
                 path_var: &self.agent_path,
+                secrets: &program.secret_names(),
             },
         );
         self.versions.save();
@@ -208,6 +209,7 @@ pub(crate) fn freshness(
             inputs: &mut InputHasher::new(root.clone()),
             versions: &Versions::default(),
             path_var: &path_var,
+            secrets: &program.secret_names(),
         },
     );
     let index = crate::store::index::Index::load(project.path(), &program.name);
