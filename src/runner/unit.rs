@@ -58,7 +58,18 @@ struct RenderError {
     source: minijinja::Error,
 }
 
-/// Runs `job`'s loop to its end.
+/// The task folder name of `job`'s loop in `round` (from 1): each round of
+/// a looping sub-workflow is a task of its own.
+pub(super) fn task_id(shared: &Shared, job: &Job, round: u32) -> String {
+    let task_key = if round > 1 {
+        format!("{}#{}", job.key, round)
+    } else {
+        job.key.to_string()
+    };
+    crate::store::task_id(shared.apply_start, &shared.apply_id, &task_key)
+}
+
+/// Runs `job`'s loop to its end. The dispatcher has recorded its start.
 pub(super) async fn run(
     shared: Arc<Shared>,
     job: Arc<Job>,
@@ -67,13 +78,7 @@ pub(super) async fn run(
     events: UnboundedSender<Event>,
 ) -> Outcome {
     let started = Instant::now();
-    // Each round of a looping sub-workflow is a task of its own.
-    let task_key = if launch.round > 1 {
-        format!("{}#{}", job.key, launch.round)
-    } else {
-        job.key.to_string()
-    };
-    let task_id = crate::store::task_id(shared.apply_start, &shared.apply_id, &task_key);
+    let task_id = task_id(&shared, &job, launch.round);
     let task = TaskDir::at(shared.project_dir.join(&task_id));
     let mut out = Outcome {
         task_id: Some(task_id.clone()),
@@ -93,26 +98,24 @@ pub(super) async fn run(
     // one must not credit a DONE from the iteration that was cut (it was
     // never judged, and anything could have made it since).
     match std::fs::remove_file(task.done()) {
-        Ok(()) if launch.resume => iteration::post(
+        Ok(()) => iteration::post(
             &shared,
             &task.bus(),
             "INFO",
             &task_id,
             "",
             vec![("instance", job.key.to_string())],
-            "DONE was found on resume from an interrupted iteration: removed, since only a DONE made during an iteration counts",
+            if launch.resume {
+                "DONE was found on resume from an interrupted iteration: removed, since only a DONE made during an iteration counts"
+            } else {
+                "DONE was found from an earlier attempt as the loop starts over: removed, since only a DONE made during an iteration counts"
+            },
         ),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!("cannot remove {}: {e}", task.done().display());
         }
         _ => {}
     }
-    // A closed channel means the dispatcher is gone; the loop still ends
-    // on its own and its records are on disk.
-    let _ = events.send(Event::InstanceStarted {
-        key: Arc::clone(&job.key),
-        task_id: task_id.clone(),
-    });
     let mut looper = Looper {
         agent_error: None,
         shared: &shared,

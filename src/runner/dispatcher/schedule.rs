@@ -431,7 +431,8 @@ impl<'a> Dispatcher<'a> {
                 }
                 JobKind::Agent(agent) => {
                     let job = Arc::clone(&self.graph.jobs[i]);
-                    let node = self.shared.program.node(job.node);
+                    let shared = Arc::clone(&self.shared);
+                    let node = shared.program.node(job.node);
                     if self.slots.full() {
                         self.graph.ready.insert(i);
                         break;
@@ -445,11 +446,19 @@ impl<'a> Dispatcher<'a> {
                     self.graph.state[i] = State::Running;
                     let cancel = CancellationToken::new();
                     let first = self.rounds.first(i);
+                    let round = self.rounds.of(i);
+                    // Recorded before the unit can start its agent: a
+                    // conductor killed at any later moment finds the
+                    // instance running, so the next apply resumes it.
+                    self.emit(&Event::InstanceStarted {
+                        key: Arc::clone(&job.key),
+                        task_id: crate::runner::unit::task_id(&self.shared, &job, round),
+                    });
                     let start = UnitStart {
                         shared: Arc::clone(&self.shared),
                         launch: Launch {
                             needs: self.needs_value(i),
-                            round: self.rounds.of(i),
+                            round,
                             group_previous: self.rounds.previous_of(&node.groups),
                             resume: first && job.resumes(&self.prior),
                             cancel: cancel.clone(),
