@@ -502,6 +502,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("runner", 4),
     ("report", 5),
     ("watch", 5),
+    // What the run store holds, read back; the web UI and API over it.
+    ("view", 5),
+    ("serve", 5),
     // The command line.
     ("cli", 6),
     ("fuzzing", 6),

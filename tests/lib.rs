@@ -38,6 +38,8 @@ mod properties;
 mod readme;
 mod schema;
 mod secrets;
+mod serve_api;
+mod serve_support;
 mod status_logs;
 mod templated_fields;
 mod test_builder;

@@ -29,6 +29,18 @@ pub(super) fn apply(args: &ApplyArgs) -> u8 {
         force: args.force.clone(),
         ..args.run.options()
     };
+    // The page, while the apply runs; it stops with the apply.
+    let _ui = match &args.run.ui {
+        Some(addr) => {
+            let root =
+                crate::store::layout::runs_root(args.run.root.as_deref(), program.declared_root());
+            match super::serve::ui(addr, &root) {
+                Ok(s) => Some(s),
+                Err(code) => return code,
+            }
+        }
+        None => None,
+    };
     let mut console = Console::new(std::io::stderr().is_terminal());
     let summary = match runner::apply(program, &plan, &options, &mut console) {
         Ok(s) => s,

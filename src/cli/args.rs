@@ -32,6 +32,8 @@ pub enum Command {
     /// Post to and read the file bus.
     #[command(subcommand)]
     Bus(BusCommand),
+    /// Serve the web page and HTTP API over the run store (docs/ui.md, docs/api.md).
+    Serve(ServeArgs),
     /// The fake agent the tests run (not for users).
     #[command(name = "__fake-agent", hide = true)]
     FakeAgent(super::fake_agent::FakeAgent),
@@ -191,6 +193,10 @@ pub struct RunArgs {
         env = "CONDUCTOR_CONTAINMENT"
     )]
     pub containment: crate::process::Containment,
+    /// Serve the web page while it runs, on ADDR [default: 127.0.0.1:14355,
+    /// else a free port], and print its address.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub ui: Option<String>,
 }
 
 impl RunArgs {
@@ -198,6 +204,7 @@ impl RunArgs {
     pub fn options(&self) -> crate::runner::ApplyOptions {
         crate::runner::ApplyOptions {
             root: self.root.clone(),
+            file: std::path::absolute(&self.file).ok(),
             max_parallel: self.max_parallel as usize,
             only: self.only.clone(),
             fail_fast: false,
@@ -256,6 +263,29 @@ fn parse_budget(text: &str) -> Result<f64, BadBudget> {
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, crate::model::DurationError> {
     crate::model::Duration::parse_flag(text)
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; anything but loopback needs --token-env.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:14355")]
+    pub bind: std::net::SocketAddr,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The runs root [default: $CONDUCTOR_ROOT, else .conductor/runs]"
+    )]
+    pub root: Option<PathBuf>,
+    /// The workflow files the page may start.
+    #[arg(long, value_name = "DIR")]
+    pub workflows: Option<PathBuf>,
+    /// Show everything, act on nothing: no stop, start, re-run or post.
+    #[arg(long)]
+    pub read_only: bool,
+    /// The environment variable that holds the token clients must send
+    /// (required with a --bind beyond loopback).
+    #[arg(long, value_name = "NAME")]
+    pub token_env: Option<String>,
 }
 
 /// Where to look for applies.

@@ -6,12 +6,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::applies::{Apply, FindError, latest};
 use super::args::LogsArgs;
 use crate::agents::transcript::Transcript;
 use crate::exit_code;
 use crate::report::PrintableBytes;
 use crate::store::layout::{ProjectDir, RunDir, TaskDir};
+use crate::view::applies::{Apply, FindError, latest};
 
 /// Why an instance's output cannot be shown.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,11 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
     let mut apply = if args.follow {
         starting_apply(&args.location, instance)?
     } else {
-        latest(&args.location, Some(instance))?
+        latest(
+            args.location.root.as_deref(),
+            args.location.workflow.as_deref(),
+            Some(instance),
+        )?
     };
     let which = apply.which();
     if !which.is_empty() {
@@ -209,7 +213,11 @@ fn starting_apply(
     let waited = std::time::Instant::now();
     let mut told = false;
     loop {
-        let found = latest(location, Some(instance));
+        let found = latest(
+            location.root.as_deref(),
+            location.workflow.as_deref(),
+            Some(instance),
+        );
         let starting = match &found {
             Ok(apply) if apply.stop.is_some() => {
                 crate::store::live::workflow_holder(&apply.project_dir, apply.workflow())
@@ -331,29 +339,12 @@ fn transcript_from(
     out: &mut impl Write,
     last: bool,
 ) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return offset;
-    };
-    if f.seek(SeekFrom::Start(offset)).is_err() {
-        return offset;
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let whole = if last {
-        buf.len()
-    } else {
-        buf.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)
-    };
-    let text = String::from_utf8_lossy(buf.get(..whole).unwrap_or_default());
-    let mut said: String = text.lines().map(|l| t.line(l)).collect();
-    if last {
-        said.push_str(&t.finish());
-    }
+    let (said, offset) = crate::view::transcript::from(path, offset, t, last);
     // Agents' text is shown, never played (docs/security.md).
     let mut shown = Vec::new();
     escape.push(said.as_bytes(), &mut shown);
     let _ = out.write_all(&shown);
-    offset + whole as u64
+    offset
 }
 
 fn copy_from(path: &Path, offset: u64, escape: &mut PrintableBytes, out: &mut impl Write) -> u64 {

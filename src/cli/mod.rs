@@ -8,7 +8,6 @@
     reason = "the command line is where conductor prints"
 )]
 
-mod applies;
 mod apply;
 mod args;
 mod bus_cmd;
@@ -17,6 +16,7 @@ mod fake_agent;
 mod logs;
 pub(crate) mod render;
 mod run;
+mod serve;
 mod status;
 mod watch;
 

@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
-use super::{apply, bus_cmd, check, logs, status, watch};
+use super::{apply, bus_cmd, check, logs, serve, status, watch};
 use crate::exit_code;
 
 /// Runs conductor with the process's arguments; returns the exit code.
@@ -34,6 +34,7 @@ pub fn run() -> u8 {
             exit_code::OK
         }
         Command::Bus(cmd) => bus_cmd::run(&cmd),
+        Command::Serve(a) => serve::serve(&a),
         Command::FakeAgent(args) => super::fake_agent::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(

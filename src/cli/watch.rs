@@ -37,6 +37,16 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return render::apply_error(&e),
     };
+    let _ui = match &args.ui {
+        Some(addr) => match super::serve::ui(addr, &session.root) {
+            Ok(s) => Some(s),
+            Err(code) => {
+                session.close();
+                return code;
+            }
+        },
+        None => None,
+    };
     let mut inputs = InputHasher::new(session.root.clone());
     let prepared = match session.preparer().prepare_telling(
         &first.program,

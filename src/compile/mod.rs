@@ -21,3 +21,4 @@ pub use program::{
     Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId, Node,
     NodeId, Program, Scope,
 };
+pub(crate) use source_file::params_of;

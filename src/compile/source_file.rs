@@ -102,3 +102,12 @@ pub(super) fn load_error(path: &Path, err: &LoadError, at: Option<Span>, code: C
         None => d,
     }
 }
+
+/// The params `path` declares, as written: what a form that starts it
+/// asks for. None when it cannot be read or decoded.
+pub(crate) fn params_of(path: &Path) -> Option<Vec<crate::model::Param>> {
+    let mut sources = Sources::default();
+    let mut diags = Diagnostics::default();
+    let file = read(path, &mut sources).ok()?;
+    decode(file, &sources, &mut diags).map(|wf| wf.params)
+}

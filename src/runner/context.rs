@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     /// This apply continues an unfinished one (same id and task folders).
     pub continued: bool,
     pub project: String,
+    /// The workflow file, absolute, when the apply was given one.
+    pub file: Option<PathBuf>,
     /// `<root>/<project>`.
     pub project_dir: PathBuf,
     pub runs_root: PathBuf,

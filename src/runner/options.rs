@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct ApplyOptions {
     /// `--root`, relative to the current directory.
     pub root: Option<PathBuf>,
+    /// The workflow file applied, recorded so that readers of the run
+    /// store (`conductor serve`) can plan it again.
+    pub file: Option<PathBuf>,
     pub max_parallel: usize,
     pub only: Vec<String>,
     pub fail_fast: bool,

@@ -134,6 +134,7 @@ impl Session {
         Shared {
             workflow: program.name.clone(),
             project: program.project.clone(),
+            file: self.options.file.clone(),
             limits: Arc::new(context::WorkflowLimits::new(budget, program.max_agents)),
             program,
             apply_id,

@@ -75,6 +75,12 @@ impl Output<'_> {
                     if shared.continued {
                         meta.push(("resumed", "true".into()));
                     }
+                    if let Some(b) = shared.limits.budget_usd {
+                        meta.push(("budget_usd", b.to_string()));
+                    }
+                    if let Some(file) = &shared.file {
+                        meta.push(("file", file.display().to_string()));
+                    }
                     if let Some(c) = shared.supervisor.containment() {
                         meta.push(("containment", c.to_string()));
                     }

@@ -68,6 +68,7 @@ impl Flow {
             apply_start: jiff::Timestamp::UNIX_EPOCH,
             continued: false,
             project: "t".into(),
+            file: None,
             project_dir,
             runs_root: self.dir.path().join("runs"),
             base_env: Vec::new(),

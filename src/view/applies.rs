@@ -1,16 +1,16 @@
-//! Finds "the latest apply" for `status` and `logs`, from the project bus
-//! alone (no index to go stale): its `WORKFLOW_START` record and every
-//! NODE_* record carrying the same apply id.
+//! Finds applies in the run store, from the project buses alone (no index
+//! to go stale): "the latest apply" for `status` and `logs`, every apply
+//! for `conductor serve`, one by its id. An apply is its `WORKFLOW_START`
+//! record and every NODE_* record carrying the same apply id.
 
 use std::path::{Path, PathBuf};
 
-use super::args::StoreLocation;
 use crate::bus::{Message, read_all};
 use crate::store::layout::ProjectDir;
 
 /// One apply, as its records tell it.
 #[derive(Debug)]
-pub(super) struct Apply {
+pub(crate) struct Apply {
     pub project_dir: PathBuf,
     pub start: Message,
     pub stop: Option<Message>,
@@ -22,13 +22,13 @@ pub(super) struct Apply {
 }
 
 impl Apply {
-    pub(super) fn workflow(&self) -> &str {
+    pub(crate) fn workflow(&self) -> &str {
         self.start.meta.get("workflow").map_or("", String::as_str)
     }
 
     /// `note: ...` saying which workflow is shown, when others were
     /// applied under the same root; empty otherwise.
-    pub(super) fn which(&self) -> String {
+    pub(crate) fn which(&self) -> String {
         if self.others.is_empty() {
             return String::new();
         }
@@ -39,20 +39,20 @@ impl Apply {
         )
     }
 
-    pub(super) fn apply_id(&self) -> &str {
+    pub(crate) fn apply_id(&self) -> &str {
         self.start.meta.get("apply_id").map_or("", String::as_str)
     }
 
     /// Whether the conductor that ran it is gone without a `WORKFLOW_STOP`
     /// (it no longer holds its lock; a pid could have been reused).
-    pub(super) fn abandoned(&self) -> bool {
+    pub(crate) fn abandoned(&self) -> bool {
         self.stop.is_none() && !crate::store::live::is_running(&self.project_dir, self.apply_id())
     }
 }
 
 /// Why no apply could be shown.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum FindError {
+pub(crate) enum FindError {
     #[error("no apply found under {0}\n  help: run `conductor apply FILE`, or pass --root")]
     None(String),
     #[error("{0}")]
@@ -63,8 +63,12 @@ pub(super) enum FindError {
 
 /// The latest apply under the location's root: of its workflow, if given;
 /// else, when `instance` is given, the latest that ran it; else the latest.
-pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result<Apply, FindError> {
-    let (root, project, workflow) = match &location.workflow {
+pub(crate) fn latest(
+    root: Option<&Path>,
+    workflow: Option<&Path>,
+    instance: Option<&str>,
+) -> Result<Apply, FindError> {
+    let (root, project, workflow) = match workflow {
         Some(file) => {
             if !file.exists() {
                 return Err(FindError::Workflow(format!(
@@ -78,19 +82,14 @@ pub(super) fn latest(location: &StoreLocation, instance: Option<&str>) -> Result
                     file.display()
                 )));
             };
-            let root =
-                crate::store::layout::runs_root(location.root.as_deref(), program.declared_root());
+            let root = crate::store::layout::runs_root(root, program.declared_root());
             (
                 root,
                 Some(program.project.clone()),
                 Some(program.name.clone()),
             )
         }
-        None => (
-            crate::store::layout::runs_root(location.root.as_deref(), None),
-            None,
-            None,
-        ),
+        None => (crate::store::layout::runs_root(root, None), None, None),
     };
     let buses: Vec<PathBuf> = match &project {
         Some(p) => vec![ProjectDir::new(&root, p).bus()],
@@ -202,4 +201,53 @@ fn apply_at(bus: &Path, messages: &[Message], at: usize) -> Apply {
             .collect(),
         others: Vec::new(),
     }
+}
+
+/// Every apply of every project under `root`, newest first within a
+/// project; projects by name.
+pub(crate) fn all(root: &Path) -> Result<Vec<(String, Vec<Apply>)>, FindError> {
+    let mut projects: Vec<(String, Vec<Apply>)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(projects);
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let bus = ProjectDir::at(entry.path()).bus();
+        if !bus.is_file() {
+            continue;
+        }
+        let messages = read_all(&bus)?;
+        // A continued apply started again under its id: its last start.
+        let mut seen = std::collections::HashSet::new();
+        let applies: Vec<Apply> = messages
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, m)| {
+                m.kind == "WORKFLOW_START"
+                    && seen.insert(m.meta.get("apply_id").cloned().unwrap_or_default())
+            })
+            .map(|(at, _)| apply_at(&bus, &messages, at))
+            .collect();
+        projects.push((entry.file_name().to_string_lossy().into_owned(), applies));
+    }
+    projects.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(projects)
+}
+
+/// The apply `apply_id` of the project at `project_dir`: the last
+/// `WORKFLOW_START` with that id (a continued apply starts again under the
+/// same id), with every record of the id after the first.
+pub(crate) fn find(project_dir: &Path, apply_id: &str) -> Result<Option<Apply>, FindError> {
+    let bus = ProjectDir::at(project_dir.to_path_buf()).bus();
+    if !bus.is_file() {
+        return Ok(None);
+    }
+    let messages = read_all(&bus)?;
+    Ok(messages
+        .iter()
+        .rposition(|m| {
+            m.kind == "WORKFLOW_START"
+                && m.meta.get("apply_id").map(String::as_str) == Some(apply_id)
+        })
+        .map(|at| apply_at(&bus, &messages, at)))
 }

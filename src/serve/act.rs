@@ -1,0 +1,268 @@
+//! Owns the API's actions, each what a person at a terminal would do: post
+//! to a bus, press Ctrl-C on a running conductor (SIGINT to the process
+//! that holds the apply's lock), start `conductor apply` on a workflow file
+//! under `--workflows`, or again with `--force` for one instance. None of
+//! them writes workflow-level state: the running conductor stays its only
+//! writer (docs/api.md, "Acting").
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::read::{blocking, bus_path, find};
+use super::state::Server;
+
+/// The longest body a person may post.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Post {
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    body: String,
+    #[serde(default)]
+    parent: Option<String>,
+}
+
+pub(super) async fn post(
+    State(server): State<Arc<Server>>,
+    Path(project): Path<String>,
+    Json(p): Json<Post>,
+) -> Result<Response, ApiError> {
+    let kind = p
+        .kind
+        .clone()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "USER".into());
+    if kind.len() > 32 || !kind.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        return Err(ApiError::BadRequest(format!(
+            "type `{}`: a message type is 1 to 32 capital letters or `_`, such as USER or ANSWER",
+            kind.escape_default()
+        )));
+    }
+    if p.body.trim().is_empty() {
+        return Err(ApiError::BadRequest("the message body is empty".into()));
+    }
+    if p.body.len() > MAX_BODY {
+        return Err(ApiError::BadRequest(format!(
+            "the message body is {} bytes; at most {MAX_BODY}",
+            p.body.len()
+        )));
+    }
+    let msg_id = blocking(move || {
+        let path = bus_path(&server, &project, p.task_id.as_deref())?;
+        let parents = match p.parent.filter(|x| !x.is_empty()) {
+            Some(parent) => {
+                let known = crate::bus::read_all(&path)?
+                    .iter()
+                    .any(|m| m.msg_id == parent);
+                if !known {
+                    return Err(ApiError::BadRequest(format!(
+                        "parent `{parent}` is not a message of this bus"
+                    )));
+                }
+                vec![parent]
+            }
+            None => Vec::new(),
+        };
+        let mut meta = BTreeMap::new();
+        meta.insert("from".to_string(), "web".to_string());
+        let msg = crate::bus::NewMessage {
+            kind,
+            project_id: project.clone(),
+            task_id: p.task_id.unwrap_or_default(),
+            run_id: String::new(),
+            parents,
+            meta,
+            body: p.body,
+        };
+        let mut writer =
+            crate::bus::BusWriter::open(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
+        writer
+            .append(&msg)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"msg_id": msg_id})),
+    )
+        .into_response())
+}
+
+pub(super) async fn stop_apply(
+    State(server): State<Arc<Server>>,
+    Path((project, apply_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let (dir, apply) = find(&server, &project, &apply_id)?;
+        if apply.stop.is_some() || !crate::store::live::is_running(&dir, &apply_id) {
+            return Err(ApiError::Conflict(format!(
+                "apply `{apply_id}` is not running"
+            )));
+        }
+        let pid = apply
+            .start
+            .meta
+            .get("pid")
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| ApiError::Internal("its start record has no pid".into()))?;
+        // Its lock is held, so the process that recorded the start is the
+        // one running it: a Ctrl-C to it stops the apply gracefully.
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).map_err(|e| {
+            ApiError::Internal(format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()))
+        })
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"stopping": true})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Start {
+    file: String,
+    #[serde(default)]
+    params: BTreeMap<String, serde_json::Value>,
+}
+
+pub(super) async fn start(
+    State(server): State<Arc<Server>>,
+    Json(s): Json<Start>,
+) -> Result<Response, ApiError> {
+    let root = server.options.root.clone();
+    let file = server.workflow_file(&s.file)?;
+    let sets: Vec<String> = s
+        .params
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(text) => format!("{k}={text}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    let (pid, workflow) = blocking(move || launch(&root, &file, &sets, None)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"pid": pid, "workflow": workflow})),
+    )
+        .into_response())
+}
+
+pub(super) async fn rerun(
+    State(server): State<Arc<Server>>,
+    Path((project, apply_id, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let root = server.options.root.clone();
+    let (pid, workflow) = blocking(move || {
+        let (dir, apply) = find(&server, &project, &apply_id)?;
+        let file = apply
+            .start
+            .meta
+            .get("file")
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                ApiError::Conflict("this apply did not record its workflow file".into())
+            })?;
+        if let Some(holder) = crate::store::live::workflow_holder(&dir, apply.workflow()) {
+            return Err(ApiError::Conflict(format!(
+                "workflow `{}` is being applied ({holder}); re-run when it ends",
+                apply.workflow()
+            )));
+        }
+        if !apply
+            .records
+            .iter()
+            .any(|m| m.meta.get("instance") == Some(&key))
+        {
+            return Err(ApiError::NotFound(format!(
+                "no instance `{key}` in apply `{apply_id}`"
+            )));
+        }
+        let sets: Vec<String> = apply
+            .start
+            .meta
+            .get("sets")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        launch(&root, &file, &sets, Some(&key))
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"pid": pid, "workflow": workflow})),
+    )
+        .into_response())
+}
+
+/// Starts `conductor apply FILE` under `root`, after checking that it
+/// plans (a bad param is the form's error, not a failed apply); its pid
+/// and the workflow's name.
+fn launch(
+    root: &FsPath,
+    file: &FsPath,
+    sets: &[String],
+    force: Option<&str>,
+) -> Result<(u32, String), ApiError> {
+    let options = crate::load::LoadOptions {
+        root: Some(root),
+        ..crate::load::LoadOptions::default()
+    };
+    let load = crate::load::load(file, sets, options);
+    if load
+        .diagnostics
+        .iter()
+        .any(crate::diagnostic::Diagnostic::is_error)
+    {
+        let said: Vec<String> = load
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect();
+        return Err(ApiError::BadRequest(said.join("; ")));
+    }
+    let workflow = load
+        .into_loaded()
+        .map(|l| l.plan.workflow)
+        .unwrap_or_default();
+    let exe = std::env::current_exe().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("apply").arg(file).arg("--root").arg(root);
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    if let Some(key) = force {
+        cmd.arg(format!("--force={key}"));
+    }
+    // Its own process group: a Ctrl-C to the server is not one to the
+    // applies it started, which run to their end like any other.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.current_dir(file.parent().unwrap_or(root))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = cmd
+        .spawn()
+        .map_err(|e| ApiError::Internal(format!("cannot start conductor apply: {e}")))?;
+    let pid = child.id();
+    // Reaped when it ends, so no zombie is left behind.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    Ok((pid, workflow))
+}

@@ -1,0 +1,298 @@
+//! Owns the live side of the API: server-sent event streams of a bus's
+//! records, of an apply as it changes, of the overview, and of a run's
+//! output as it is written (docs/api.md, "Live"). Each resumes from the
+//! `Last-Event-ID` a reconnecting browser sends: a bus stream from the
+//! message id, an output stream from the byte offset.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream;
+
+use super::error::ApiError;
+use super::read::{BusQuery, RunFile, blocking, bus_path, run_dir};
+use super::state::Server;
+use crate::bus::Message;
+
+/// How often a followed file is looked at: a record reaches the page in
+/// about this much time (a `stat` each; nothing is read until it grows).
+const BUS_POLL: Duration = Duration::from_millis(25);
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
+const APPLY_POLL: Duration = Duration::from_millis(500);
+const OVERVIEW_POLL: Duration = Duration::from_secs(2);
+/// An unchanged apply or overview is sent again this often, for its ages.
+const REFRESH: Duration = Duration::from_secs(5);
+/// A first connection to a bus stream gets this many of its last records.
+const FIRST: usize = 50;
+
+type Events = Sse<
+    axum::response::sse::KeepAliveStream<
+        std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>,
+    >,
+>;
+
+fn sse(s: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Events {
+    Sse::new(Box::pin(s) as std::pin::Pin<Box<dyn Stream<Item = _> + Send>>)
+        .keep_alive(KeepAlive::default())
+}
+
+fn last_event_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+fn message_event(m: &Message) -> Event {
+    Event::default()
+        .event("message")
+        .id(m.msg_id.clone())
+        .data(serde_json::to_string(m).unwrap_or_default())
+}
+
+struct BusFollow {
+    path: PathBuf,
+    offset: u64,
+    queue: VecDeque<Message>,
+}
+
+pub(super) async fn messages(
+    State(server): State<Arc<Server>>,
+    Path(project): Path<String>,
+    Query(q): Query<BusQuery>,
+    headers: HeaderMap,
+) -> Result<Events, ApiError> {
+    let since = last_event_id(&headers);
+    let follow = blocking(move || {
+        let path = bus_path(&server, &project, q.task_id.as_deref())?;
+        let (first, offset) = match since {
+            Some(id) => {
+                let (all, offset) = crate::bus::read_from(&path, 0)?;
+                match all.iter().position(|m| m.msg_id == id) {
+                    Some(at) => (all[at + 1..].to_vec(), offset),
+                    // A cursor this bus does not hold: start as new.
+                    None => (all[all.len().saturating_sub(FIRST)..].to_vec(), offset),
+                }
+            }
+            None => crate::bus::tail_with_offset(&path, FIRST)?,
+        };
+        Ok(BusFollow {
+            path,
+            offset,
+            queue: first.into(),
+        })
+    })
+    .await?;
+    let s = stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(m) = f.queue.pop_front() {
+                return Some((Ok(message_event(&m)), f));
+            }
+            tokio::time::sleep(BUS_POLL).await;
+            let grown = std::fs::metadata(&f.path).is_ok_and(|m| m.len() > f.offset);
+            if grown && let Ok((more, next)) = crate::bus::read_from(&f.path, f.offset) {
+                f.offset = next;
+                f.queue.extend(more);
+            }
+        }
+    });
+    Ok(sse(s))
+}
+
+/// A JSON document followed by polling: sent at once, then when it
+/// changes (its volatile fields, the ages, aside) or every [`REFRESH`].
+struct Snapshot<F> {
+    make: F,
+    event: &'static str,
+    every: Duration,
+    last: Option<(String, Instant)>,
+    first: bool,
+}
+
+/// Ages and durations move on every poll; a change is anything else.
+fn steady(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for k in ["duration_ms", "running_ms", "silent_ms", "age_ms"] {
+                o.remove(k);
+            }
+            o.values_mut().for_each(steady);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(steady),
+        _ => {}
+    }
+}
+
+fn snapshots<F>(snap: Snapshot<F>) -> impl Stream<Item = Result<Event, Infallible>> + Send
+where
+    F: Fn() -> Result<serde_json::Value, ApiError> + Clone + Send + Sync + 'static,
+{
+    stream::unfold(snap, |mut s| async move {
+        loop {
+            if !s.first {
+                tokio::time::sleep(s.every).await;
+            }
+            s.first = false;
+            let make = s.make.clone();
+            let Ok(Ok(mut value)) = tokio::task::spawn_blocking(make).await else {
+                continue;
+            };
+            let data = value.to_string();
+            steady(&mut value);
+            let key = value.to_string();
+            let due = match &s.last {
+                None => true,
+                Some((k, at)) => *k != key || at.elapsed() >= REFRESH,
+            };
+            if due {
+                s.last = Some((key, Instant::now()));
+                return Some((Ok(Event::default().event(s.event).data(data)), s));
+            }
+        }
+    })
+}
+
+pub(super) async fn apply(
+    State(server): State<Arc<Server>>,
+    Path((project, apply_id)): Path<(String, String)>,
+) -> Result<Events, ApiError> {
+    // Refused at once when there is no such apply.
+    let check = (Arc::clone(&server), project.clone(), apply_id.clone());
+    blocking(move || super::read::find(&check.0, &check.1, &check.2).map(|_| ())).await?;
+    let make = move || {
+        let d = super::read::apply_detail(&server, &project, &apply_id)?;
+        serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))
+    };
+    Ok(sse(snapshots(Snapshot {
+        make,
+        event: "apply",
+        every: APPLY_POLL,
+        last: None,
+        first: true,
+    })))
+}
+
+pub(super) async fn overview(State(server): State<Arc<Server>>) -> Events {
+    let make = move || {
+        let o = super::read::overview(&server)?;
+        serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()))
+    };
+    sse(snapshots(Snapshot {
+        make,
+        event: "overview",
+        every: OVERVIEW_POLL,
+        last: None,
+        first: true,
+    }))
+}
+
+struct OutputFollow {
+    run: crate::store::layout::RunDir,
+    path: PathBuf,
+    offset: u64,
+    transcript: Option<crate::agents::transcript::Transcript>,
+    ended: bool,
+}
+
+impl OutputFollow {
+    /// What is new, and whether the run has ended with all of it read.
+    fn more(&mut self) -> (String, bool) {
+        // Read the run's state first: output written before it ended is
+        // then read below, whole.
+        let over =
+            crate::store::RunInfo::read(&self.run.info()).is_ok_and(|i| i.status != "running");
+        let (text, next) = match self.transcript.as_mut() {
+            Some(t) => crate::view::transcript::from(&self.path, self.offset, t, over),
+            None => read_from(&self.path, self.offset),
+        };
+        self.offset = next;
+        (text, over)
+    }
+}
+
+fn read_from(path: &std::path::Path, offset: u64) -> (String, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (String::new(), offset);
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(offset)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return (String::new(), offset);
+    }
+    // Whole UTF-8 characters only; the rest comes with the next read.
+    let whole = match std::str::from_utf8(&buf) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => buf.len(),
+    };
+    (
+        String::from_utf8_lossy(&buf[..whole]).into_owned(),
+        offset + whole as u64,
+    )
+}
+
+pub(super) async fn output(
+    State(server): State<Arc<Server>>,
+    Path((project, task, run, name)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Events, ApiError> {
+    let file = RunFile::parse(&name)?;
+    let resume: u64 = last_event_id(&headers)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let follow = blocking(move || {
+        let run = run_dir(&server, &project, &task, &run)?;
+        let path = file.path(&run);
+        let mut transcript = if file == RunFile::Transcript {
+            crate::view::transcript::of(&run)
+        } else {
+            None
+        };
+        // A transcript resumed mid-stream reads what came before again,
+        // unsent, for the state it left (a tool call awaiting its result).
+        let offset = match transcript.as_mut() {
+            Some(t) if resume > 0 => {
+                let (_, at) = crate::view::transcript::from(&path, 0, t, false);
+                at.min(resume)
+            }
+            _ => resume,
+        };
+        Ok(OutputFollow {
+            run,
+            path,
+            offset,
+            transcript,
+            ended: false,
+        })
+    })
+    .await?;
+    let s = stream::unfold(follow, |mut f| async move {
+        if f.ended {
+            return None;
+        }
+        loop {
+            let (text, over) = f.more();
+            if !text.is_empty() {
+                let data = serde_json::json!({"text": text}).to_string();
+                let event = Event::default()
+                    .event("chunk")
+                    .id(f.offset.to_string())
+                    .data(data);
+                return Some((Ok(event), f));
+            }
+            if over {
+                f.ended = true;
+                return Some((Ok(Event::default().event("end").data("{}")), f));
+            }
+            tokio::time::sleep(OUTPUT_POLL).await;
+        }
+    });
+    Ok(sse(s))
+}

@@ -1,0 +1,564 @@
+//! `conductor serve` over real HTTP on 127.0.0.1: what the page reads (an
+//! apply, its instances and iterations, a run's files, the bus, the
+//! workflows it may start, metrics), the live streams and their resume,
+//! the actions (post, stop, start, re-run), and what keeps the server
+//! safe (Host, Origin, token, read-only, path segments) (docs/api.md).
+
+use serde_json::json;
+
+use crate::apply_support::{Flow, alive, wait_for};
+use crate::serve_support::{Served, next_event};
+
+const FLOW: &str = r#"version = 1
+name = "t"
+
+[agents.sh]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo working on $CONDUCTOR_INSTANCE"]
+
+[defaults]
+agent = "sh"
+stop = { exit_zero = true, max_iterations = 1 }
+
+[nodes.work]
+for_each = ["parser", "lexer"]
+prompt = "work on {{ item }}"
+
+[nodes.review]
+needs = ["work"]
+prompt = "review"
+"#;
+
+/// An applied `FLOW`, and a server over its runs root.
+fn applied(extra: &[&str]) -> (Flow, Served, String) {
+    let flow = Flow::new(FLOW);
+    let (out, summary) = flow.apply(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = Served::start(&flow.root(), extra, &[]);
+    let apply = summary["apply_id"].as_str().unwrap().to_string();
+    (flow, served, apply)
+}
+
+fn task_of(served: &Served, apply: &str, key: &str) -> (String, String) {
+    let d = served
+        .get(&format!(
+            "/api/v1/projects/t/applies/{apply}/instances/{}",
+            enc(key)
+        ))
+        .json();
+    let task = d["instance"]["task_id"].as_str().unwrap().to_string();
+    let run = d["iterations"][0]["run_id"].as_str().unwrap().to_string();
+    (task, run)
+}
+
+/// A URL path segment, escaped.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_apply_reads_as_status_shows_it_with_needs_iterations_and_files() {
+    let (flow, served, apply) = applied(&[]);
+    assert_eq!(served.get("/api/v1/health").json()["status"], "ok");
+    let overview = served.get("/api/v1/overview").json();
+    let row = &overview["projects"][0]["applies"][0];
+    assert_eq!(row["apply_id"], apply.as_str());
+    assert_eq!(row["state"], "done");
+    assert_eq!(row["counts"]["done"], 3);
+    assert_eq!(row["counts"]["total"], 3);
+
+    let d = served
+        .get(&format!("/api/v1/projects/t/applies/{apply}"))
+        .json();
+    assert_eq!(d["state"], "done");
+    assert!(d["file"].as_str().unwrap().ends_with("flow.toml"));
+    let keys: Vec<&str> = d["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["work[parser]", "work[lexer]", "review"]);
+    assert_eq!(
+        d["instances"][2]["needs"],
+        json!(["work[parser]", "work[lexer]"])
+    );
+    // The same rows as `conductor status --json`.
+    let status: serde_json::Value = serde_json::from_slice(
+        &crate::support::conductor()
+            .args(["status", "--json", "--root"])
+            .arg(flow.root())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for (a, b) in status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(d["instances"].as_array().unwrap())
+    {
+        for field in ["instance", "state", "iterations", "stop_reason", "task_id"] {
+            assert_eq!(a[field], b[field], "{field}");
+        }
+    }
+
+    let i = served
+        .get(&format!(
+            "/api/v1/projects/t/applies/{apply}/instances/work%5Blexer%5D"
+        ))
+        .json();
+    assert_eq!(i["instance"]["state"], "done");
+    let it = &i["iterations"][0];
+    assert_eq!(it["iteration"], 1);
+    assert_eq!(it["status"], "completed");
+    assert_eq!(it["exit_code"], 0);
+    assert_eq!(it["stop_reason"], "exit_zero");
+
+    let (task, run) = task_of(&served, &apply, "work[lexer]");
+    let base = format!("/api/v1/projects/t/tasks/{task}/runs/{run}");
+    let out = served.get(&format!("{base}/stdout"));
+    assert_eq!(out.status, 200);
+    assert_eq!(out.body, "working on work[lexer]\n");
+    assert!(
+        served
+            .get(&format!("{base}/prompt"))
+            .body
+            .contains("work on lexer")
+    );
+    assert_eq!(served.get(&format!("{base}/nope")).status, 404);
+    assert_eq!(
+        served
+            .get(&format!(
+                "/api/v1/projects/t/applies/{apply}/instances/nope"
+            ))
+            .status,
+        404
+    );
+    assert_eq!(
+        served.get("/api/v1/projects/t/applies/apply-none").status,
+        404
+    );
+    assert_eq!(served.get("/api/v1/projects/none/applies/x").status, 404);
+}
+
+#[test]
+fn metrics_count_applies_instances_and_iterations() {
+    let (_flow, served, _) = applied(&[]);
+    let m = served.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body.contains("conductor_applies{state=\"done\"} 1"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("conductor_instances{project=\"t\",workflow=\"t\",state=\"done\"} 3"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("conductor_iterations 3"), "{}", m.body);
+    assert!(m.body.contains("conductor_failures 0"), "{}", m.body);
+}
+
+#[test]
+fn no_path_segment_reaches_outside_the_root() {
+    let (flow, served, apply) = applied(&[]);
+    std::fs::write(flow.path().join("secret.txt"), "top secret").unwrap();
+    let (task, run) = task_of(&served, &apply, "review");
+    for path in [
+        "/api/v1/projects/..%2F..%2Fsecret.txt/messages".to_string(),
+        "/api/v1/projects/%2E%2E/messages".to_string(),
+        "/api/v1/projects/t/messages?task_id=..%2F..".to_string(),
+        format!("/api/v1/projects/t/tasks/{task}/runs/..%2F..%2F..%2F..%2Fsecret.txt/stdout"),
+        format!("/api/v1/projects/t/tasks/..%5C..%5Csecret.txt/runs/{run}/stdout"),
+        format!("/api/v1/projects/t/tasks/{task}/runs/{run}/..%2F..%2F..%2F..%2Fsecret.txt"),
+        "/api/v1/projects/t/tasks/%00/runs/x/stdout".to_string(),
+        "/../../secret.txt".to_string(),
+        "/assets/..%2F..%2Fsecret.txt".to_string(),
+    ] {
+        let a = served.get(&path);
+        assert!(
+            a.status == 400 || a.status == 404,
+            "{path}: {} {}",
+            a.status,
+            a.body
+        );
+        assert!(!a.body.contains("top secret"), "{path}");
+        assert!(a.json()["error"]["message"].is_string(), "{path}");
+    }
+}
+
+#[test]
+fn a_page_on_another_host_or_origin_can_neither_read_nor_act() {
+    let (_flow, served, _) = applied(&[]);
+    // DNS rebinding: another name that resolves to 127.0.0.1.
+    let a = served.get_with("/api/v1/overview", &[("Host", "evil.example:80")]);
+    assert_eq!(a.status, 403);
+    assert_eq!(a.json()["error"]["code"], "FORBIDDEN");
+    // A page of another site posting through the user's browser.
+    let a = served.post_with(
+        "/api/v1/projects/t/messages",
+        &json!({"body": "x"}),
+        &[("Origin", "http://evil.example")],
+    );
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("evil.example"), "{}", a.body);
+    // Its own page may.
+    let own = format!("http://127.0.0.1:{}", served.port());
+    let a = served.post_with(
+        "/api/v1/projects/t/messages",
+        &json!({"body": "from the page"}),
+        &[("Origin", own.as_str())],
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+}
+
+#[test]
+fn read_only_refuses_every_action_and_says_so() {
+    let (flow, served, apply) = applied(&["--read-only"]);
+    assert_eq!(served.get("/api/v1/server").json()["read_only"], true);
+    for (path, body) in [
+        (
+            "/api/v1/projects/t/messages".to_string(),
+            json!({"body": "x"}),
+        ),
+        (
+            format!("/api/v1/projects/t/applies/{apply}/stop"),
+            json!({}),
+        ),
+        (
+            format!("/api/v1/projects/t/applies/{apply}/instances/review/rerun"),
+            json!({}),
+        ),
+        (
+            "/api/v1/workflows/start".to_string(),
+            json!({"file": "flow.toml"}),
+        ),
+    ] {
+        let a = served.post(&path, &body);
+        assert_eq!(a.status, 403, "{path}");
+        assert_eq!(a.json()["error"]["code"], "READ_ONLY", "{path}");
+    }
+    let bus = std::fs::read_to_string(flow.root().join("t/PROJECT-MESSAGE-BUS.md")).unwrap();
+    assert!(!bus.contains("type: USER"), "nothing was posted");
+}
+
+#[test]
+fn beyond_loopback_a_token_is_required_and_checked() {
+    let flow = Flow::new(FLOW);
+    // Refused without one.
+    let out = crate::support::conductor()
+        .args(["serve", "--bind", "0.0.0.0:0", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a token is required"));
+    let token = "a-long-enough-token-for-tests";
+    let served = Served::start(
+        &flow.root(),
+        &["--token-env", "CONDUCTOR_TEST_TOKEN"],
+        &[("CONDUCTOR_TEST_TOKEN", token)],
+    );
+    assert_eq!(served.get("/api/v1/overview").status, 401);
+    assert_eq!(
+        served
+            .get_with(
+                "/api/v1/overview",
+                &[("Authorization", "Bearer wrong-token-000000")]
+            )
+            .status,
+        401
+    );
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        served
+            .get_with("/api/v1/overview", &[("Authorization", bearer.as_str())])
+            .status,
+        200
+    );
+    // Health and metrics are open; the page's entry sets the cookie.
+    assert_eq!(served.get("/api/v1/health").status, 200);
+    assert_eq!(served.get("/?token=wrong").status, 401);
+    let entry = served.get(&format!("/?token={token}"));
+    assert_eq!(entry.status, 303);
+    let cookie = entry.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    assert_eq!(
+        served
+            .get_with("/api/v1/overview", &[("Cookie", pair)])
+            .status,
+        200
+    );
+}
+
+#[test]
+fn a_bus_is_listed_filtered_posted_to_and_streamed_with_resume() {
+    let (_flow, served, apply) = applied(&[]);
+    let (task, _) = task_of(&served, &apply, "review");
+    let q = served.post(
+        "/api/v1/projects/t/messages",
+        &json!({"task_id": task, "type": "QUESTION", "body": "which parser?"}),
+    );
+    assert_eq!(q.status, 201, "{}", q.body);
+    let question = q.json()["msg_id"].as_str().unwrap().to_string();
+    let stream = served.events(
+        &format!("/api/v1/projects/t/messages/stream?task_id={task}"),
+        None,
+    );
+    let (_, id, data) = next_event(&stream, "the question", |e, _, d| {
+        e == "message" && d.contains("which parser?")
+    });
+    assert_eq!(id, question);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&data).unwrap()["type"],
+        "QUESTION"
+    );
+    // A reply is linked to the question, and reaches the open stream.
+    let a = served.post(
+        "/api/v1/projects/t/messages",
+        &json!({"task_id": task, "type": "ANSWER", "body": "the fast one", "parent": question}),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let (_, answer_id, data) = next_event(&stream, "the answer", |e, _, d| {
+        e == "message" && d.contains("the fast one")
+    });
+    let answer: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert!(
+        answer["parents"].to_string().contains(&question),
+        "{answer}"
+    );
+    // The bus file holds them, as `conductor bus read` shows.
+    let read = served
+        .get(&format!(
+            "/api/v1/projects/t/messages?task_id={task}&type=ANSWER"
+        ))
+        .json();
+    let listed = read["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["body"], "the fast one");
+    let found = served
+        .get(&format!(
+            "/api/v1/projects/t/messages?task_id={task}&q=parser"
+        ))
+        .json();
+    assert_eq!(found["messages"].as_array().unwrap().len(), 1);
+    // Resumed after the question: only what came later.
+    let resumed = served.events(
+        &format!("/api/v1/projects/t/messages/stream?task_id={task}"),
+        Some(&question),
+    );
+    let (_, first, _) = next_event(&resumed, "the first after the cursor", |e, _, _| {
+        e == "message"
+    });
+    assert_eq!(first, answer_id);
+    // What is wrong is said.
+    for (body, says) in [
+        (json!({"task_id": task, "body": "  "}), "empty"),
+        (
+            json!({"task_id": task, "type": "lower", "body": "x"}),
+            "capital",
+        ),
+        (
+            json!({"task_id": task, "body": "x", "parent": "MSG-none"}),
+            "not a message",
+        ),
+        (json!({"body": "x", "extra": 1}), "unknown field"),
+    ] {
+        let a = served.post("/api/v1/projects/t/messages", &body);
+        assert!(a.status == 400 || a.status == 422, "{body}: {}", a.status);
+        assert!(a.body.contains(says), "{body}: {}", a.body);
+    }
+}
+
+#[test]
+fn a_running_agents_output_streams_live_and_stop_ends_the_apply_leaving_nothing() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.slow]
+kind = "command"
+command = ["sh", "-c", "echo $$ > agent.pid; echo first line; while [ ! -e go ]; do sleep 0.05; done; echo second line; exec sleep 60"]
+[nodes.n]
+agent = "slow"
+prompt = "p"
+stop = { exit_zero = true, max_iterations = 1 }
+"#,
+    );
+    let mut apply = flow.spawn(&["--json", "--grace", "300ms"]);
+    wait_for("the agent", || flow.path().join("agent.pid").exists());
+    let served = Served::start(&flow.root(), &[], &[]);
+    let overview = served.get("/api/v1/overview").json();
+    let row = &overview["projects"][0]["applies"][0];
+    assert_eq!(row["state"], "running");
+    assert_eq!(row["running"], true);
+    let id = row["apply_id"].as_str().unwrap().to_string();
+    let updates = served.events(&format!("/api/v1/projects/t/applies/{id}/stream"), None);
+    let (_, _, data) = next_event(&updates, "the apply", |e, _, _| e == "apply");
+    let d: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(d["instances"][0]["state"], "running");
+    assert_eq!(d["counts"]["running"], 1);
+
+    let i = served
+        .get(&format!("/api/v1/projects/t/applies/{id}/instances/n"))
+        .json();
+    assert_eq!(i["iterations"][0]["status"], "running");
+    let task = i["instance"]["task_id"].as_str().unwrap();
+    let run = i["iterations"][0]["run_id"].as_str().unwrap();
+    let output = served.events(
+        &format!("/api/v1/projects/t/tasks/{task}/runs/{run}/stdout/stream"),
+        None,
+    );
+    let (_, offset, data) = next_event(&output, "the first line", |e, _, _| e == "chunk");
+    assert!(data.contains("first line"), "{data}");
+    std::fs::write(flow.path().join("go"), "").unwrap();
+    next_event(&output, "the second line, as it is written", |e, _, d| {
+        e == "chunk" && d.contains("second line")
+    });
+    // Resumed from the first chunk's offset: only what came after.
+    let resumed = served.events(
+        &format!("/api/v1/projects/t/tasks/{task}/runs/{run}/stdout/stream"),
+        Some(&offset),
+    );
+    let (_, _, data) = next_event(&resumed, "the rest", |e, _, _| e == "chunk");
+    assert!(
+        !data.contains("first line") && data.contains("second line"),
+        "{data}"
+    );
+
+    let agent: i32 = std::fs::read_to_string(flow.path().join("agent.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stop = served.post(&format!("/api/v1/projects/t/applies/{id}/stop"), &json!({}));
+    assert_eq!(stop.status, 202, "{}", stop.body);
+    let status = apply.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "stopped as on Ctrl-C");
+    assert!(!alive(agent), "the agent is gone");
+    next_event(&output, "the end of the run's output", |e, _, _| e == "end");
+    let d = served
+        .get(&format!("/api/v1/projects/t/applies/{id}"))
+        .json();
+    assert_eq!(d["state"], "interrupted");
+    assert_eq!(d["running"], false);
+    // Nothing to stop any more.
+    let again = served.post(&format!("/api/v1/projects/t/applies/{id}/stop"), &json!({}));
+    assert_eq!(again.status, 409);
+}
+
+#[test]
+fn a_workflow_is_started_from_its_params_and_an_instance_re_run() {
+    let flow = Flow::empty();
+    let dir = flow.path().join("workflows");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("greet.toml"),
+        r#"version = 1
+name = "greet"
+[params]
+who = { type = "string", description = "Whom to greet." }
+times = { type = "int", default = 1 }
+[agents.sh]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo hello $WHO"]
+[nodes.hi]
+agent = "sh"
+prompt = "p"
+env = { WHO = "{{ params.who }}" }
+stop = { exit_zero = true, max_iterations = 1 }
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.toml"), "version = 1\nname = \n").unwrap();
+    let served = Served::start(&flow.root(), &["--workflows", dir.to_str().unwrap()], &[]);
+    let w = served.get("/api/v1/workflows").json();
+    let list = w["workflows"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["file"], "broken.toml");
+    assert!(list[0]["error"].as_str().unwrap().contains("validate"));
+    let greet = &list[1];
+    assert_eq!(greet["name"], "greet");
+    assert_eq!(greet["params"][0]["name"], "who");
+    assert_eq!(greet["params"][0]["required"], true);
+    assert_eq!(greet["params"][0]["description"], "Whom to greet.");
+    assert_eq!(greet["params"][1]["type"], "int");
+    assert_eq!(greet["params"][1]["default"], 1);
+
+    // A required param missing is the form's error; nothing starts.
+    let a = served.post("/api/v1/workflows/start", &json!({"file": "greet.toml"}));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("who"), "{}", a.body);
+    // Only files under --workflows.
+    let a = served.post("/api/v1/workflows/start", &json!({"file": "../greet.toml"}));
+    assert_eq!(a.status, 404);
+    let a = served.post(
+        "/api/v1/workflows/start",
+        &json!({"file": "greet.toml", "params": {"who": "Ada", "times": 2}}),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    let done = || {
+        let o = served.get("/api/v1/overview").json();
+        o["projects"][0]["applies"][0]["state"] == "done"
+    };
+    wait_for("the started apply to end", done);
+    let o = served.get("/api/v1/overview").json();
+    let id = o["projects"][0]["applies"][0]["apply_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = served
+        .get(&format!("/api/v1/projects/greet/applies/{id}/instances/hi"))
+        .json();
+    let task = d["instance"]["task_id"].as_str().unwrap();
+    let run = d["iterations"][0]["run_id"].as_str().unwrap();
+    assert_eq!(
+        served
+            .get(&format!(
+                "/api/v1/projects/greet/tasks/{task}/runs/{run}/stdout"
+            ))
+            .body,
+        "hello Ada\n"
+    );
+    // Re-run: the same params, forced.
+    let a = served.post(
+        &format!("/api/v1/projects/greet/applies/{id}/instances/hi/rerun"),
+        &json!({}),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    wait_for("the re-run", || {
+        let o = served.get("/api/v1/overview").json();
+        let first = &o["projects"][0]["applies"][0];
+        first["apply_id"] != id.as_str() && first["state"] == "done"
+    });
+    let o = served.get("/api/v1/overview").json();
+    let rerun = o["projects"][0]["applies"][0]["apply_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = served
+        .get(&format!(
+            "/api/v1/projects/greet/applies/{rerun}/instances/hi"
+        ))
+        .json();
+    assert_eq!(
+        d["instance"]["stop_reason"], "exit_zero",
+        "it ran again, not up to date"
+    );
+}
