@@ -39,6 +39,7 @@ mod readme;
 mod schema;
 mod secrets;
 mod serve_api;
+mod serve_browser;
 mod serve_support;
 mod status_logs;
 mod templated_fields;

@@ -69,7 +69,10 @@ pub(crate) fn of(task: &TaskDir) -> Vec<Iteration> {
             end: ended,
             duration_ms,
             exit_code: (!running).then_some(info.exit_code),
-            stop_reason: info.stop_reason.filter(|s| !s.is_empty()),
+            // What an iteration that did not finish the node saw is its why.
+            stop_reason: info
+                .stop_reason
+                .filter(|s| !s.is_empty() && s != "not_done" && info.why.is_none()),
             why: info.why,
             input_tokens: info.input_tokens,
             output_tokens: info.output_tokens,

@@ -119,7 +119,7 @@ setInterval(() => {
 
 const ICONS = {
   done: '✓', completed: '✓', failed: '✗', running: '●', queued: '…', waiting: '○',
-  skipped: '–', stale: '?', pending: '◌', interrupted: '■', stopped: '■',
+  skipped: '–', stale: '?', pending: '◌', interrupted: '■', stopped: '■', exited: '↻',
 };
 const stateClass = s => 's-' + String(s || 'unknown').toLowerCase().replace(/[^a-z]/g, '');
 function badge(state, extra = '') {
@@ -650,10 +650,8 @@ function renderActions(st) {
   keepFocus(st.actions, () => {
     st.actions.replaceChildren(h('a', { href: applyHref(p, a), class: 'pill' }, '← the apply'));
     if (!x || server.read_only) return;
-    if (x.state === 'running') {
-      st.actions.append(h('button', { id: 'stop-instance', type: 'button', class: 'danger',
-        onclick: ev => act(ev.currentTarget, `${base}/stop`, 'Stopping this instance’s loop…') }, '■ Stop instance'));
-    } else if (st.apply && !st.apply.running) {
+    // A running instance is stopped with its apply (the apply page's button).
+    if (x.state !== 'running' && st.apply && !st.apply.running) {
       st.actions.append(h('button', { id: 'rerun', type: 'button',
         onclick: ev => act(ev.currentTarget, `${base}/rerun`, 'Re-run started: the apply will show it.') }, '↻ Re-run'));
     }
@@ -670,7 +668,9 @@ function renderIterations(scope, st) {
     return h('tr', { 'data-iteration': it.iteration, class: it === shown ? 'shown' : null, 'aria-current': it === shown ? 'true' : null },
       h('td', {}, h('button', { type: 'button', class: 'link', 'data-iteration': it.iteration,
         title: 'show this run in the tabs below', onclick: () => { st.run = it.run_id; renderInstance(scope, st); } }, `#${it.iteration}`)),
-      h('td', {}, badge(it.status === 'completed' ? 'done' : it.status)),
+      // A run that exited did not necessarily finish its node: the stop
+      // reason column says whether it did.
+      h('td', {}, badge(it.status === 'completed' ? (it.stop_reason ? 'done' : 'exited') : it.status)),
       h('td', {}, it.agent || ''),
       h('td', {}, timeEl(it.start)),
       h('td', { class: 'num' }, ticking(ms, live)),
