@@ -32,6 +32,7 @@ mod instances;
 mod invalid;
 mod load;
 mod model_server;
+mod notify;
 mod plan;
 mod preamble;
 mod properties;

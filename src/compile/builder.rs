@@ -145,6 +145,10 @@ impl Builder {
             success_workdir: wf.defaults.as_ref().and_then(|d| d.workdir.clone()),
             budget_usd: limits.budget_usd.map(|b| b.value),
             max_agents: limits.max_agents.map(|m| m.value),
+            notify: wf.notify.as_ref().map(|n| super::program::NotifySpec {
+                webhook: n.webhook.value.clone(),
+                secret_env: n.secret_env.as_ref().map(|s| s.value.clone()),
+            }),
             inline: std::mem::take(&mut self.inline),
         })
     }
@@ -185,6 +189,11 @@ impl Builder {
             agents,
             library,
             templates,
+            notify_secret: wf
+                .notify
+                .as_ref()
+                .and_then(|n| n.secret_env.as_ref())
+                .map(|s| s.value.clone()),
         });
 
         let deps = dependencies(&wf.nodes, syntax, &mut self.diags);

@@ -19,6 +19,6 @@ pub use entry::{Compilation, compile, compile_text};
 pub(crate) use locate::Locator;
 pub use program::{
     Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId, Node,
-    NodeId, Program, Scope,
+    NodeId, NotifySpec, Program, Scope,
 };
 pub(crate) use source_file::params_of;

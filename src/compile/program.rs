@@ -23,6 +23,8 @@ pub struct Scope {
     pub agents: Vec<(String, Agent)>,
     pub library: Library,
     pub templates: minijinja::Environment<'static>,
+    /// The variable holding the file's webhook secret (`[notify] secret_env`).
+    pub notify_secret: Option<String>,
 }
 
 impl Scope {
@@ -129,8 +131,18 @@ pub struct Program {
     pub success_workdir: Option<Spanned<String>>,
     pub budget_usd: Option<f64>,
     pub max_agents: Option<u32>,
+    /// The entry file's `[notify]`.
+    pub notify: Option<NotifySpec>,
     /// Inline prompt templates: (scope, template name) to the span of their text.
     pub inline: std::collections::HashMap<(usize, String), InlineTemplate>,
+}
+
+/// Where the ends of instances and applies are posted (`[notify]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub webhook: String,
+    /// The variable holding the signing secret.
+    pub secret_env: Option<String>,
 }
 
 /// The variables that hold secrets in a program of these scopes: the
@@ -141,6 +153,11 @@ pub(crate) fn secret_names(scopes: &[Scope]) -> Vec<String> {
         .map(|s| (*s).to_string())
         .collect();
     for scope in scopes {
+        if let Some(k) = &scope.notify_secret
+            && !names.contains(k)
+        {
+            names.push(k.clone());
+        }
         for (_, agent) in &scope.agents {
             if let Some(k) = &agent.api_key_env
                 && !names.contains(&k.value)

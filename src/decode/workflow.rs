@@ -4,7 +4,9 @@ use super::agent::decode_agent;
 use super::node::{decode_defaults, decode_node, valid_id};
 use super::read::{Cx, Fields};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::model::{Limits, Param, ParamType, Prompts, Spanned, Success, Workflow, json_type_name};
+use crate::model::{
+    Limits, Notify, Param, ParamType, Prompts, Spanned, Success, Workflow, json_type_name,
+};
 use crate::source::{Span, Syntax};
 use crate::syntax::{Key, Table, Value, ValueKind};
 
@@ -126,6 +128,7 @@ pub(crate) fn decode_workflow(
     };
     let success = f.get("success").and_then(|(k, v)| decode_success(cx, k, v));
     let limits = f.get("limits").and_then(|(k, v)| decode_limits(cx, k, v));
+    let notify = f.get("notify").and_then(|(k, v)| decode_notify(cx, k, v));
     f.finish(cx);
     Some(Workflow {
         version: version?,
@@ -141,6 +144,7 @@ pub(crate) fn decode_workflow(
         nodes,
         success,
         limits,
+        notify,
     })
 }
 
@@ -274,6 +278,58 @@ fn decode_success(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Success> 
         .unwrap_or_default();
     f.finish(cx);
     Some(Success { commands })
+}
+
+fn decode_notify(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Notify> {
+    let table = cx.table(key, value)?;
+    let mut f = Fields::new(table, "Notify", format!("`{}`", key.spelled));
+    let webhook = match f.get("webhook") {
+        Some((k, v)) => cx.string(k, v).and_then(|url| {
+            if url.value.starts_with("http://") || url.value.starts_with("https://") {
+                Some(url)
+            } else {
+                cx.invalid(
+                    v,
+                    format!("`{}` is not an http or https URL", url.value),
+                    Some("give the full URL a POST goes to, such as https://hooks.example.com/conductor".into()),
+                );
+                None
+            }
+        }),
+        None => {
+            cx.missing(
+                key.span,
+                "webhook",
+                "notify",
+                "add the URL each end is POSTed to, such as `webhook = \"https://hooks.example.com/conductor\"`",
+            );
+            None
+        }
+    };
+    let secret_env = f.get("secret_env").and_then(|(k, v)| {
+        let name = cx.string(k, v)?;
+        let valid = !name.value.is_empty()
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.value.starts_with(|c: char| c.is_ascii_digit());
+        if valid {
+            Some(name)
+        } else {
+            cx.invalid(
+                v,
+                format!("`{}` is not an environment variable name", name.value),
+                Some("name the variable that holds the secret, such as CONDUCTOR_WEBHOOK_SECRET; never the secret itself".into()),
+            );
+            None
+        }
+    });
+    f.finish(cx);
+    Some(Notify {
+        webhook: webhook?,
+        secret_env,
+    })
 }
 
 fn decode_limits(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Limits> {

@@ -14,5 +14,5 @@ pub(crate) use node::{ForEach, Node, OnFailure, OutputFormat, OutputSpec, Prompt
 pub(crate) use spanned::{Duration, DurationError, Spanned, UserMap};
 pub(crate) use stop::Stop;
 pub(crate) use workflow::{
-    Defaults, Limits, Param, ParamType, Prompts, Success, Workflow, json_type_name,
+    Defaults, Limits, Notify, Param, ParamType, Prompts, Success, Workflow, json_type_name,
 };

@@ -100,6 +100,16 @@ pub(crate) struct Limits {
     pub max_agents: Option<Spanned<u32>>,
 }
 
+/// Who is told when instances and applies end.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Notify {
+    /// An http(s) URL each instance's and the apply's end is posted to, as JSON.
+    pub webhook: Spanned<String>,
+    /// The environment variable holding the secret each POST is signed with (HMAC-SHA256, `X-Conductor-Signature`).
+    pub secret_env: Option<Spanned<String>>,
+}
+
 /// A workflow file.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields, title = "Conductor workflow")]
@@ -133,6 +143,8 @@ pub(crate) struct Workflow {
     pub success: Option<Success>,
     /// Caps on a whole apply.
     pub limits: Option<Limits>,
+    /// Webhooks on instance and apply end.
+    pub notify: Option<Notify>,
 }
 
 impl ParamType {

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub versions: Arc<crate::agents::version::Versions>,
     /// The workflow's `[success]` commands.
     pub success: Arc<Vec<crate::plan::SuccessCommand>>,
+    /// Its `[notify]` webhooks.
+    pub notifier: Option<Arc<super::notify::Notifier>>,
 }
 
 /// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.

@@ -63,6 +63,10 @@ pub(crate) enum Problem {
         node: String,
         var: String,
     },
+    /// `[notify] secret_env` names a variable that is unset or blank.
+    WebhookSecretUnset {
+        var: String,
+    },
     /// A process agent's program is not on PATH.
     ProgramMissing {
         agent: String,
@@ -81,6 +85,9 @@ impl Problem {
                 "export {var} with the key, or name the variable that holds it with `api_key_env`"
             )),
             Self::ProgramMissing { hint, .. } => Some(hint.clone()),
+            Self::WebhookSecretUnset { var } => Some(format!(
+                "export {var} with the secret the webhook's receiver checks signatures with"
+            )),
         }
     }
 }
@@ -95,6 +102,9 @@ impl fmt::Display for Problem {
                 f,
                 "agent `{agent}` (node `{node}`): the API key variable {var} is not set"
             ),
+            Self::WebhookSecretUnset { var } => {
+                write!(f, "[notify]: the webhook secret variable {var} is not set")
+            }
             Self::ProgramMissing {
                 agent,
                 node,

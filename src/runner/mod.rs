@@ -19,6 +19,7 @@ mod group;
 mod iteration;
 mod job;
 pub(crate) mod launcher;
+mod notify;
 mod options;
 pub(crate) mod outcome;
 pub(crate) mod prepare;

@@ -291,6 +291,11 @@ fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), Ap
             }
         }
     }
+    if let Some(var) = program.notify.as_ref().and_then(|n| n.secret_env.as_ref())
+        && std::env::var(var).map_or(true, |v| v.trim().is_empty())
+    {
+        problems.push(Problem::WebhookSecretUnset { var: var.clone() });
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -131,7 +131,15 @@ impl Session {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let notifier = program.notify.as_ref().map(|n| {
+            Arc::new(super::notify::Notifier::new(
+                n,
+                &program.project,
+                self.project_dir.join(crate::store::layout::PROJECT_BUS),
+            ))
+        });
         Shared {
+            notifier,
             workflow: program.name.clone(),
             project: program.project.clone(),
             file: self.options.file.clone(),
@@ -239,6 +247,12 @@ impl Session {
         };
         summary.settle(self.signal());
         record_stop(&final_shared, &summary);
+        if let Some(n) = &final_shared.notifier {
+            self.runtime.block_on(async {
+                n.send("apply.finished", stop_payload(&final_shared, &summary));
+                n.drain().await;
+            });
+        }
         // What this apply recorded, folded in once for the next one (a
         // watch's edit may have renamed the workflow: then read it afresh).
         if final_shared.workflow != shared.workflow {
@@ -303,6 +317,23 @@ fn unfinished(index: &crate::store::index::Index) -> Option<(String, jiff::Times
     }
     let start = latest.apply_start.parse().ok()?;
     Some((latest.apply_id.clone(), start))
+}
+
+/// What the `apply.finished` webhook says.
+fn stop_payload(shared: &Shared, summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "workflow": shared.workflow,
+        "project": shared.project,
+        "apply_id": shared.apply_id,
+        "status": summary.status.to_string(),
+        "exit_code": summary.exit_code,
+        "done": summary.counts.done,
+        "failed": summary.counts.failed,
+        "skipped": summary.counts.skipped,
+        "duration_ms": summary.duration_ms,
+        "cost_usd": summary.usage.cost_usd,
+        "ts": crate::bus::format_ts(crate::clock::now()),
+    })
 }
 
 /// `WORKFLOW_STOP` on the project bus.

@@ -131,6 +131,27 @@ impl Output<'_> {
                     meta.push(("output_tokens", outcome.usage.output_tokens.to_string()));
                     meta.push(("cost_usd", format!("{:.6}", outcome.usage.cost_usd)));
                 }
+                if let Some(n) = &shared.notifier
+                    && outcome.stop_reason != crate::stop_reason::StopReason::UpToDate
+                {
+                    let mut payload: serde_json::Map<String, serde_json::Value> = meta
+                        .iter()
+                        .filter(|(k, _)| *k != "fingerprint")
+                        .map(|(k, v)| ((*k).to_string(), typed(k, v)))
+                        .collect();
+                    payload.insert("project".into(), shared.project.clone().into());
+                    if let Some(t) = &outcome.task_id {
+                        payload.insert("task_id".into(), t.clone().into());
+                    }
+                    if let Some(e) = &outcome.error {
+                        payload.insert("error".into(), e.clone().into());
+                    }
+                    payload.insert(
+                        "ts".into(),
+                        crate::bus::format_ts(crate::clock::now()).into(),
+                    );
+                    n.send("instance.finished", serde_json::Value::Object(payload));
+                }
                 let mut body =
                     format!("{key} {}: {}", outcome.status.as_str(), outcome.stop_reason);
                 if let Some(e) = &outcome.error {
@@ -237,6 +258,18 @@ impl Output<'_> {
             tracing::warn!("cannot post {kind}: {e}");
         }
     }
+}
+
+/// A record's meta value as JSON: counts and amounts as numbers.
+fn typed(key: &str, value: &str) -> serde_json::Value {
+    let number = match key {
+        "iterations" | "duration_ms" | "exit_code" | "input_tokens" | "output_tokens" => {
+            value.parse::<i64>().ok().map(serde_json::Value::from)
+        }
+        "cost_usd" => value.parse::<f64>().ok().map(serde_json::Value::from),
+        _ => None,
+    };
+    number.unwrap_or_else(|| value.into())
 }
 
 fn node_meta<'k>(

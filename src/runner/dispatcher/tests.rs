@@ -79,6 +79,7 @@ impl Flow {
             limits: Arc::new(WorkflowLimits::new(None, None)),
             versions: Arc::default(),
             success: Arc::new(Vec::new()),
+            notifier: None,
         })
     }
 }
