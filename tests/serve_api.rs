@@ -562,3 +562,133 @@ stop = { exit_zero = true, max_iterations = 1 }
         "it ran again, not up to date"
     );
 }
+
+#[test]
+fn apply_ui_serves_the_running_apply_and_says_where() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.gated]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; while [ ! -e go ]; do sleep 0.05; done"]
+[nodes.n]
+agent = "gated"
+prompt = "p"
+stop = { exit_zero = true, max_iterations = 1 }
+"#,
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .args(["apply", "flow.toml", "--ui=127.0.0.1:0", "--root"])
+        .arg(flow.root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let url = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("apply --ui says where its page is");
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim_end_matches('/').to_string();
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    wait_for("the apply on its page", || {
+        let body = agent
+            .get(format!("{url}/api/v1/overview"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+        o["projects"][0]["applies"][0]["counts"]["running"] == 1
+    });
+    let page = agent
+        .get(format!("{url}/"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(page.contains("/assets/app.js"), "{page}");
+    std::fs::write(flow.path().join("go"), "").unwrap();
+    assert!(child.wait().unwrap().success());
+    // The page ends with the apply.
+    assert!(agent.get(format!("{url}/api/v1/health")).call().is_err());
+}
+
+#[test]
+fn the_openapi_document_covers_every_route_with_schemas_from_the_code() {
+    let (_flow, served, _) = applied(&[]);
+    let doc = served.get("/api/v1/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    // Every route the server has, read from its router.
+    let routes =
+        std::fs::read_to_string(crate::support::root().join("src/serve/routes.rs")).unwrap();
+    let flat: String = routes.split_whitespace().collect();
+    let mut seen = 0;
+    for rest in flat.split(".route(\"").skip(1) {
+        let rest = rest.split(".route(").next().unwrap();
+        let path = rest.split('"').next().unwrap();
+        if path == "/" || path.starts_with("/assets/") {
+            continue;
+        }
+        let full = if path == "/metrics" {
+            path.to_string()
+        } else {
+            format!("/api/v1{path}")
+        };
+        let methods: Vec<&str> = ["get", "post"]
+            .into_iter()
+            .filter(|m| rest.contains(&format!("{m}(")) || rest.contains(&format!(".{m}(")))
+            .collect();
+        for m in methods {
+            assert!(
+                paths.get(&full).is_some_and(|p| p.get(m).is_some()),
+                "{} {full} is not in the OpenAPI document",
+                m.to_uppercase()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 18, "only {seen} routes read from routes.rs");
+    // Its schemas are the types' own: an instance has what status shows.
+    let schemas = &doc["components"]["schemas"];
+    for field in [
+        "instance",
+        "state",
+        "iterations",
+        "stop_reason",
+        "why",
+        "needs",
+    ] {
+        assert!(
+            schemas["Instance"]["properties"].get(field).is_some(),
+            "Instance lacks {field}: {}",
+            schemas["Instance"]
+        );
+    }
+    // Every reference resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = r.split('"').next().unwrap();
+        assert!(schemas.get(name).is_some(), "no schema {name}");
+    }
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 /// A message as read from a bus.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Message {
     pub msg_id: String,
     pub ts: String,

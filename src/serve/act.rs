@@ -22,7 +22,7 @@ use super::state::Server;
 /// The longest body a person may post.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Post {
     #[serde(default)]
@@ -132,7 +132,7 @@ pub(super) async fn stop_apply(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Start {
     file: String,

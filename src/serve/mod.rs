@@ -11,6 +11,7 @@ mod error;
 mod guard;
 mod live;
 mod metrics;
+mod openapi;
 mod options;
 mod read;
 mod routes;

@@ -33,8 +33,8 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
-#[derive(Debug, Serialize)]
-struct ServerInfo {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct ServerInfo {
     version: &'static str,
     root: String,
     read_only: bool,
@@ -60,7 +60,7 @@ pub(super) async fn server_info(State(server): State<Arc<Server>>) -> Json<impl 
 }
 
 /// A task folder no conductor apply wrote (the Go system's).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct OtherTask {
     task_id: String,
     runs: usize,
@@ -70,14 +70,14 @@ pub(super) struct OtherTask {
     done: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct ProjectView {
     project: String,
     applies: Vec<ApplySummary>,
     tasks: Vec<OtherTask>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct Overview {
     projects: Vec<ProjectView>,
 }
@@ -231,8 +231,8 @@ pub(super) async fn apply_json(
     Ok(Json(d).into_response())
 }
 
-#[derive(Debug, Serialize)]
-struct InstanceDetail {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct InstanceDetail {
     instance: Instance,
     iterations: Vec<crate::view::iterations::Iteration>,
 }

@@ -10,12 +10,13 @@ use axum::routing::{get, post};
 
 use super::options::{ServeError, ServeOptions};
 use super::state::Server;
-use super::{act, assets, guard, live, metrics, read};
+use super::{act, assets, guard, live, metrics, openapi, read};
 
 fn router(server: Arc<Server>) -> Router {
     let api = Router::new()
         .route("/health", get(read::health))
         .route("/server", get(read::server_info))
+        .route("/openapi.json", get(openapi::document))
         .route("/overview", get(read::overview_json))
         .route("/overview/stream", get(live::overview))
         .route("/workflows", get(read::workflows))

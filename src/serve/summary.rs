@@ -11,7 +11,7 @@ use crate::view::applies::Apply;
 use crate::view::report::{Instance, Report};
 
 /// How many instances are in each state.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct Counts {
     pub done: usize,
     pub running: usize,
@@ -25,7 +25,7 @@ pub(super) struct Counts {
 }
 
 /// One apply, in a line.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct ApplySummary {
     pub project: String,
     pub workflow: String,
@@ -47,7 +47,7 @@ pub(super) struct ApplySummary {
 }
 
 /// Something on an apply that a person should look at.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct Attention {
     pub instance: String,
     /// `failed`, `looping`, `silent`, `slow` or `question`.
@@ -57,7 +57,7 @@ pub(super) struct Attention {
 }
 
 /// One apply, whole.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(super) struct ApplyDetail {
     #[serde(flatten)]
     pub summary: ApplySummary,

@@ -12,7 +12,7 @@ use crate::store::layout::TaskDir;
     clippy::struct_field_names,
     reason = "the API's field names, as docs/api.md gives them"
 )]
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Iteration {
     pub run_id: String,
     pub iteration: u32,

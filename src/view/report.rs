@@ -19,7 +19,7 @@ use crate::store::layout::{ProjectDir, TaskDir};
     clippy::struct_field_names,
     reason = "the field names of `status --json`, which users' scripts read"
 )]
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Instance {
     pub instance: String,
     pub node: String,

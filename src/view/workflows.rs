@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 /// One workflow file.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Workflow {
     /// Its path relative to the folder, with `/`.
     pub file: String,
@@ -20,7 +20,7 @@ pub(crate) struct Workflow {
 }
 
 /// One param, as a form asks for it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Param {
     pub name: String,
     #[serde(rename = "type")]
