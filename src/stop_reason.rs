@@ -111,6 +111,8 @@ pub(crate) enum StopReason {
     Interrupted,
     /// A watch's re-plan changed what it was doing.
     Invalidated,
+    /// A person stopped it (`conductor serve`'s stop of one instance).
+    Stopped,
     /// Its conductor died while it ran (found by the next apply).
     ConductorDied,
     /// Not run: `--fail-fast` stopped the apply after a failure.
@@ -160,6 +162,7 @@ impl StopReason {
             Self::InternalError => "internal_error",
             Self::Interrupted => "interrupted",
             Self::Invalidated => "invalidated",
+            Self::Stopped => "stopped",
             Self::ConductorDied => "conductor_died",
             Self::FailFast => "fail_fast",
             Self::Skipped { .. } => return None,
@@ -167,7 +170,7 @@ impl StopReason {
     }
 
     /// Every reason with a fixed name, for reading names back.
-    const NAMED: [Self; 33] = [
+    const NAMED: [Self; 34] = [
         Self::All,
         Self::GateTrue,
         Self::Done,
@@ -198,6 +201,7 @@ impl StopReason {
         Self::SuccessFailed,
         Self::InternalError,
         Self::Interrupted,
+        Self::Stopped,
         Self::Invalidated,
         Self::ConductorDied,
         Self::FailFast,

@@ -239,6 +239,10 @@ fn read_only_refuses_every_action_and_says_so() {
             json!({}),
         ),
         (
+            format!("/api/v1/projects/t/applies/{apply}/instances/review/stop"),
+            json!({}),
+        ),
+        (
             format!("/api/v1/projects/t/applies/{apply}/instances/review/rerun"),
             json!({}),
         ),
@@ -691,4 +695,81 @@ fn the_openapi_document_covers_every_route_with_schemas_from_the_code() {
         let name = r.split('"').next().unwrap();
         assert!(schemas.get(name).is_some(), "no schema {name}");
     }
+}
+
+#[test]
+fn stopping_one_instance_ends_its_loop_and_the_rest_goes_on() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.gated]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; echo $$ > pid-$CONDUCTOR_NODE; while [ ! -e go ]; do sleep 0.05; done"]
+[defaults]
+agent = "gated"
+stop = { exit_zero = true, max_iterations = 1 }
+[nodes.keep]
+prompt = "p"
+[nodes.drop]
+prompt = "p"
+[nodes.after]
+needs = ["drop"]
+prompt = "p"
+"#,
+    );
+    let mut apply = flow.spawn(&["--json", "--grace", "300ms"]);
+    wait_for("both agents", || {
+        flow.path().join("pid-keep").exists() && flow.path().join("pid-drop").exists()
+    });
+    let served = Served::start(&flow.root(), &[], &[]);
+    let id = served.get("/api/v1/overview").json()["projects"][0]["applies"][0]["apply_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/api/v1/projects/t/applies/{id}/instances");
+    assert_eq!(
+        served
+            .post(&format!("{base}/after/stop"), &json!({}))
+            .status,
+        404,
+        "not started"
+    );
+    let a = served.post(&format!("{base}/drop/stop"), &json!({}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let dropped: i32 = std::fs::read_to_string(flow.path().join("pid-drop"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for("the stopped instance to end", || {
+        served.get(&format!("{base}/drop")).json()["instance"]["state"] == "failed"
+    });
+    let d = served.get(&format!("{base}/drop")).json();
+    assert_eq!(d["instance"]["stop_reason"], "stopped");
+    assert!(!alive(dropped), "its agent is gone");
+    // The other goes on to its end; what needed the stopped one is skipped.
+    assert_eq!(
+        served.get(&format!("{base}/keep")).json()["instance"]["state"],
+        "running"
+    );
+    std::fs::write(flow.path().join("go"), "").unwrap();
+    let status = apply.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a stopped instance is a failed one");
+    let d = served
+        .get(&format!("/api/v1/projects/t/applies/{id}"))
+        .json();
+    let state = |k: &str| {
+        d["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["instance"] == k)
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(state("keep"), "done");
+    assert_eq!(state("drop"), "failed");
+    assert_eq!(state("after"), "skipped");
+    let again = served.post(&format!("{base}/keep/stop"), &json!({}));
+    assert_eq!(again.status, 409);
 }

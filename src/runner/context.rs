@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub versions: Arc<crate::agents::version::Versions>,
     /// The workflow's `[success]` commands.
     pub success: Arc<Vec<crate::plan::SuccessCommand>>,
+    /// It takes requests to stop one instance (SIGUSR1).
+    pub stop_requests: bool,
     /// Its `[notify]` webhooks.
     pub notifier: Option<Arc<super::notify::Notifier>>,
 }

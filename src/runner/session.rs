@@ -36,6 +36,8 @@ pub(crate) struct Session {
     supervisor: Supervisor,
     lock: Option<crate::store::live::WorkflowLock>,
     runtime: tokio::runtime::Runtime,
+    /// SIGUSR1 brings a person's request to stop one instance.
+    stop_requests: bool,
     /// Applies run so far (the first may continue an unfinished one).
     applies: u32,
 }
@@ -85,6 +87,9 @@ impl Session {
         runtime
             .block_on(async { signals::listen(&supervisor) })
             .map_err(ApplyError::Signals)?;
+        // Before the apply is registered as running: a stop request is
+        // only ever sent to an apply that says it takes them.
+        let stop_requests = runtime.block_on(async { dispatcher::install_stop_requests() });
         let versions = Arc::new(Versions::cached_in(crate::store::layout::versions_cache(
             &root,
         )));
@@ -97,6 +102,7 @@ impl Session {
             supervisor,
             lock: Some(lock),
             runtime,
+            stop_requests,
             applies: 0,
         })
     }
@@ -140,6 +146,7 @@ impl Session {
         });
         Shared {
             notifier,
+            stop_requests: self.stop_requests,
             workflow: program.name.clone(),
             project: program.project.clone(),
             file: self.options.file.clone(),

@@ -48,6 +48,8 @@ pub(crate) struct Launch {
     pub resume: bool,
     /// Fired when a watch's re-plan invalidates it.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Fired when a person stops it.
+    pub stopped: tokio_util::sync::CancellationToken,
 }
 
 /// A prompt that cannot be rendered: the instance fails.
@@ -125,6 +127,7 @@ pub(super) async fn run(
         group_previous: launch.group_previous,
         resume: launch.resume,
         cancel: launch.cancel,
+        stopped: launch.stopped,
         task_id: &task_id,
         task: &task,
         events: &events,
@@ -159,6 +162,7 @@ struct Looper<'a> {
     group_previous: Value,
     resume: bool,
     cancel: tokio_util::sync::CancellationToken,
+    stopped: tokio_util::sync::CancellationToken,
     task_id: &'a str,
     task: &'a TaskDir,
     events: &'a UnboundedSender<Event>,
@@ -206,6 +210,9 @@ impl Looper<'_> {
             if self.cancel.is_cancelled() {
                 return fail(out, StopReason::Invalidated);
             }
+            if self.stopped.is_cancelled() {
+                return fail(out, StopReason::Stopped);
+            }
             if let Err(cap) = self.shared.limits.claim_run() {
                 out.error = Some(format!("the workflow's `{cap}` limit is used up"));
                 return fail(out, cap);
@@ -244,6 +251,7 @@ impl Looper<'_> {
                 idle_timeout: stop.idle_timeout,
                 deadline,
                 cancel: &self.cancel,
+                stopped: &self.stopped,
             };
             let key = Arc::clone(&self.job.key);
             let events = self.events.clone();
@@ -371,6 +379,7 @@ impl Looper<'_> {
                 // Out of retries: this iteration failed; the next may do better.
                 Some(Cut::Backend) => {}
                 Some(Cut::Invalidated) => return fail(out, StopReason::Invalidated),
+                Some(Cut::Stopped) => return fail(out, StopReason::Stopped),
                 Some(Cut::Deadline) => return fail(out, StopReason::Deadline),
                 Some(cut) if !rotate => return fail(out, cut.stop_reason()),
                 _ => {}

@@ -111,13 +111,7 @@ pub(super) async fn stop_apply(
                 "apply `{apply_id}` is not running"
             )));
         }
-        let pid = apply
-            .start
-            .meta
-            .get("pid")
-            .and_then(|p| p.parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw)
-            .ok_or_else(|| ApiError::Internal("its start record has no pid".into()))?;
+        let pid = pid_of(&apply)?;
         // Its lock is held, so the process that recorded the start is the
         // one running it: a Ctrl-C to it stops the apply gracefully.
         rustix::process::kill_process(pid, rustix::process::Signal::INT).map_err(|e| {
@@ -130,6 +124,56 @@ pub(super) async fn stop_apply(
         Json(serde_json::json!({"stopping": true})),
     )
         .into_response())
+}
+
+pub(super) async fn stop_instance(
+    State(server): State<Arc<Server>>,
+    Path((project, apply_id, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let (dir, apply) = find(&server, &project, &apply_id)?;
+        if apply.stop.is_some() || !crate::store::live::is_running(&dir, &apply_id) {
+            return Err(ApiError::Conflict(format!("apply `{apply_id}` is not running")));
+        }
+        if apply.start.meta.get("stop_requests").map(String::as_str) != Some("usr1") {
+            return Err(ApiError::Conflict(
+                "this apply's conductor takes no request to stop one instance; stop the whole apply".into(),
+            ));
+        }
+        let last = apply
+            .records
+            .iter()
+            .rev()
+            .find(|m| m.meta.get("instance") == Some(&key))
+            .ok_or_else(|| ApiError::NotFound(format!("no instance `{key}` has started in apply `{apply_id}`")))?;
+        if last.kind != "NODE_START" {
+            return Err(ApiError::Conflict(format!("instance `{key}` is not running")));
+        }
+        let pid = pid_of(&apply)?;
+        crate::store::live::request_stop(&dir, &apply_id, &key)
+            .map_err(|e| ApiError::Internal(format!("cannot write the stop request: {e}")))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::USR1).map_err(|e| {
+            ApiError::Internal(format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()))
+        })
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"stopping": true})),
+    )
+        .into_response())
+}
+
+/// The pid of the conductor running `apply` (its lock is held, checked by
+/// the caller, so it is the process that recorded the start).
+fn pid_of(apply: &crate::view::applies::Apply) -> Result<rustix::process::Pid, ApiError> {
+    apply
+        .start
+        .meta
+        .get("pid")
+        .and_then(|p| p.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| ApiError::Internal("its start record has no pid".into()))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -155,6 +155,13 @@ fn ops(schema: &mut dyn FnMut(Kind) -> Value) -> Vec<Op> {
         ),
         op(
             "post",
+            "/api/v1/projects/{p}/applies/{a}/instances/{k}/stop",
+            "Stop one running instance's loop (stop reason `stopped`); the rest of the apply goes on.",
+            Body::Json(obj(json!({"stopping": {"type": "boolean"}}))),
+            "202",
+        ),
+        op(
+            "post",
             "/api/v1/projects/{p}/applies/{a}/instances/{k}/rerun",
             "Apply the workflow again with --force for this instance.",
             Body::Json(obj(

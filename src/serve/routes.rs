@@ -37,6 +37,10 @@ fn router(server: Arc<Server>) -> Router {
             "/projects/{p}/applies/{a}/instances/{k}/rerun",
             post(act::rerun),
         )
+        .route(
+            "/projects/{p}/applies/{a}/instances/{k}/stop",
+            post(act::stop_instance),
+        )
         .route("/projects/{p}/tasks/{t}/runs/{r}/{f}", get(read::run_file))
         .route(
             "/projects/{p}/tasks/{t}/runs/{r}/{f}/stream",

@@ -139,6 +139,38 @@ pub fn forget(project_dir: &Path, apply_id: &str) {
     let _ = std::fs::remove_file(project_dir.join(DIR).join(format!("{apply_id}.lock")));
 }
 
+/// The folder of an apply's requests to stop instances: one file each,
+/// holding the instance key (docs/api.md, "Acting").
+fn stop_requests(project_dir: &Path, apply_id: &str) -> PathBuf {
+    project_dir.join(DIR).join(format!("{apply_id}.stop"))
+}
+
+/// Asks the running apply `apply_id` to stop instance `key`: the request
+/// is written for it to take (the caller then wakes it with SIGUSR1).
+pub fn request_stop(project_dir: &Path, apply_id: &str, key: &str) -> std::io::Result<()> {
+    let dir = stop_requests(project_dir, apply_id);
+    crate::private::create_dir_all(&dir)?;
+    let name = super::ids::short_hash(key, 8);
+    super::atomic::write_atomic_fast(&dir.join(name), key.as_bytes())
+}
+
+/// The instance keys the apply `apply_id` is asked to stop, each request
+/// taken (removed) as it is read.
+pub fn take_stop_requests(project_dir: &Path, apply_id: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(stop_requests(project_dir, apply_id)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let key = std::fs::read_to_string(e.path()).ok()?;
+            std::fs::remove_file(e.path()).ok()?;
+            Some(key)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

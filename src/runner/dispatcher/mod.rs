@@ -7,6 +7,7 @@ mod graph;
 mod groups;
 mod records;
 mod replan;
+mod requests;
 mod schedule;
 mod slots;
 mod units;
@@ -14,4 +15,5 @@ mod units;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use requests::install as install_stop_requests;
 pub(crate) use schedule::{Control, Dispatcher, Limits, Setup};

@@ -75,6 +75,9 @@ impl Output<'_> {
                     if shared.continued {
                         meta.push(("resumed", "true".into()));
                     }
+                    if shared.stop_requests {
+                        meta.push(("stop_requests", "usr1".into()));
+                    }
                     if let Some(b) = shared.limits.budget_usd {
                         meta.push(("budget_usd", b.to_string()));
                     }

@@ -195,6 +195,10 @@ impl<'a> Dispatcher<'a> {
         });
         let mut queued = 0;
         let mut stop_rx = self.shared.supervisor.subscribe();
+        let mut requests = super::requests::Requests::open(
+            self.shared.project_dir.clone(),
+            self.shared.apply_id.clone(),
+        );
         loop {
             self.launch();
             if self.slots.running() == 0 && self.graph.ready.is_empty() {
@@ -209,6 +213,7 @@ impl<'a> Dispatcher<'a> {
                 Some((launched, outcome)) = self.units.next() => self.unit_ended(launched, outcome),
                 Some(control) = next_control(self.control.as_deref_mut()) => self.control(control),
                 Some(event) = self.events.recv() => self.emit(&event),
+                keys = requests.next() => self.stop_asked(&keys),
                 Ok(()) = stop_rx.changed() => {
                     let level = *stop_rx.borrow();
                     let signalled = self.shared.supervisor.signal().is_some();
@@ -346,6 +351,16 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// A person asked to stop these instances: each running one's loop
+    /// ends (stop reason `stopped`); the rest of the apply goes on.
+    fn stop_asked(&mut self, keys: &[String]) {
+        for l in self.units.launches() {
+            if keys.iter().any(|k| **k == *l.key) {
+                l.stopped.cancel();
+            }
+        }
+    }
+
     fn stopping(&mut self, reason: StopReason) {
         self.stop_reason = Some(reason.clone());
         self.emit(&Event::Stopping { reason });
@@ -427,7 +442,11 @@ impl<'a> Dispatcher<'a> {
                         round,
                     };
                     let unit = self.launcher.group(check);
-                    self.spawn(i, CancellationToken::new(), unit);
+                    self.spawn(
+                        i,
+                        (CancellationToken::new(), CancellationToken::new()),
+                        unit,
+                    );
                 }
                 JobKind::Agent(agent) => {
                     let job = Arc::clone(&self.graph.jobs[i]);
@@ -445,6 +464,7 @@ impl<'a> Dispatcher<'a> {
                     self.slots.take(Some(&node.id));
                     self.graph.state[i] = State::Running;
                     let cancel = CancellationToken::new();
+                    let stopped = CancellationToken::new();
                     let first = self.rounds.first(i);
                     let round = self.rounds.of(i);
                     // Recorded before the unit can start its agent: a
@@ -462,13 +482,14 @@ impl<'a> Dispatcher<'a> {
                             group_previous: self.rounds.previous_of(&node.groups),
                             resume: first && job.resumes(&self.prior),
                             cancel: cancel.clone(),
+                            stopped: stopped.clone(),
                         },
                         job,
                         agent,
                         events: self.sender.clone(),
                     };
                     let unit = self.launcher.unit(start);
-                    self.spawn(i, cancel, unit);
+                    self.spawn(i, (cancel, stopped), unit);
                 }
             }
         }
@@ -524,7 +545,7 @@ impl<'a> Dispatcher<'a> {
     fn spawn(
         &mut self,
         i: JobId,
-        cancel: CancellationToken,
+        (cancel, stopped): (CancellationToken, CancellationToken),
         unit: super::super::launcher::UnitFuture,
     ) {
         let job = &self.graph.jobs[i];
@@ -535,6 +556,7 @@ impl<'a> Dispatcher<'a> {
             slot: matches!(job.kind, JobKind::Agent(_)),
             fingerprint: Arc::clone(&job.fingerprint),
             cancel,
+            stopped,
         };
         self.units.spawn(launched, unit);
     }

@@ -80,6 +80,7 @@ impl Flow {
             versions: Arc::default(),
             success: Arc::new(Vec::new()),
             notifier: None,
+            stop_requests: false,
         })
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct Launched {
     pub(super) fingerprint: Arc<Fingerprint>,
     /// Fired to stop it when a re-plan invalidates it.
     pub(super) cancel: CancellationToken,
+    /// Fired when a person stops it.
+    pub(super) stopped: CancellationToken,
 }
 
 /// The running units.

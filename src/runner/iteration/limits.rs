@@ -23,6 +23,8 @@ pub(crate) enum Cut {
     Interrupted,
     /// A watch's re-plan changed what this run was doing.
     Invalidated,
+    /// A person stopped the instance.
+    Stopped,
     /// An HTTP agent's API kept failing past the retries, or the time ran
     /// out between them (docs/agents.md): the iteration failed, the loop
     /// goes on.
@@ -41,6 +43,7 @@ impl Cut {
             Self::Deadline => StopReason::Deadline,
             Self::Interrupted => StopReason::Interrupted,
             Self::Invalidated => StopReason::Invalidated,
+            Self::Stopped => StopReason::Stopped,
             Self::Backend | Self::Rejected => StopReason::BackendError,
         }
     }
@@ -60,6 +63,7 @@ pub(super) async fn limit(supervisor: &Supervisor, req: &Request<'_>) -> Cut {
         () = deadline => Cut::Deadline,
         () = supervisor.reached(StopLevel::Graceful) => Cut::Interrupted,
         () = req.cancel.cancelled() => Cut::Invalidated,
+        () = req.stopped.cancelled() => Cut::Stopped,
     }
 }
 

@@ -86,6 +86,7 @@ pub(crate) fn error_summary(run: &Ran) -> Option<String> {
                 run.reported_error.as_deref().unwrap_or("the call failed")
             ),
             Cut::Invalidated => "stopped: the watched workflow changed".to_string(),
+            Cut::Stopped => "stopped by a person".to_string(),
             other => format!("timed out ({})", other.stop_reason()),
         });
     }

@@ -28,4 +28,6 @@ pub(crate) struct Request<'a> {
     pub deadline: Option<Instant>,
     /// Fired when a watch's re-plan invalidates the instance.
     pub cancel: &'a tokio_util::sync::CancellationToken,
+    /// Fired when a person stops the instance.
+    pub stopped: &'a tokio_util::sync::CancellationToken,
 }

@@ -650,8 +650,10 @@ function renderActions(st) {
   keepFocus(st.actions, () => {
     st.actions.replaceChildren(h('a', { href: applyHref(p, a), class: 'pill' }, '← the apply'));
     if (!x || server.read_only) return;
-    // A running instance is stopped with its apply (the apply page's button).
-    if (x.state !== 'running' && st.apply && !st.apply.running) {
+    if (x.state === 'running') {
+      st.actions.append(h('button', { id: 'stop-instance', type: 'button', class: 'danger',
+        onclick: ev => act(ev.currentTarget, `${base}/stop`, 'Stopping this instance’s loop…') }, '■ Stop instance'));
+    } else if (st.apply && !st.apply.running) {
       st.actions.append(h('button', { id: 'rerun', type: 'button',
         onclick: ev => act(ev.currentTarget, `${base}/rerun`, 'Re-run started: the apply will show it.') }, '↻ Re-run'));
     }
