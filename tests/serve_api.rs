@@ -773,3 +773,49 @@ prompt = "p"
     let again = served.post(&format!("{base}/keep/stop"), &json!({}));
     assert_eq!(again.status, 409);
 }
+
+#[test]
+fn a_large_output_streams_in_pieces_and_arrives_whole() {
+    let flow = Flow::new(
+        r#"version = 1
+name = "t"
+[agents.big]
+kind = "command"
+command = ["sh", "-c", "cat >/dev/null; head -c 700000 /dev/zero | tr '\\0' 'x'; echo; echo end-of-output"]
+[nodes.n]
+agent = "big"
+prompt = "p"
+stop = { exit_zero = true, max_iterations = 1 }
+"#,
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = Served::start(&flow.root(), &[], &[]);
+    let apply = summary["apply_id"].as_str().unwrap();
+    let (task, run) = task_of(&served, apply, "n");
+    let whole = served.get(&format!(
+        "/api/v1/projects/t/tasks/{task}/runs/{run}/stdout"
+    ));
+    assert_eq!(whole.body.len(), 700_000 + 1 + "end-of-output\n".len());
+    let events = served.events(
+        &format!("/api/v1/projects/t/tasks/{task}/runs/{run}/stdout/stream"),
+        None,
+    );
+    let mut text = String::new();
+    let mut chunks = 0;
+    loop {
+        let (event, _, data) = next_event(&events, "the rest of the output", |_, _, _| true);
+        if event == "end" {
+            break;
+        }
+        chunks += 1;
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        text.push_str(v["text"].as_str().unwrap());
+    }
+    assert_eq!(text, whole.body, "the pieces make the file");
+    assert!(chunks >= 3, "sent in pieces, not whole: {chunks}");
+}

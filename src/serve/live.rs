@@ -29,6 +29,9 @@ const APPLY_POLL: Duration = Duration::from_millis(500);
 const OVERVIEW_POLL: Duration = Duration::from_secs(2);
 /// An unchanged apply or overview is sent again this often, for its ages.
 const REFRESH: Duration = Duration::from_secs(5);
+/// At most this much of a run's file is read for one event, so a huge
+/// output streams in pieces instead of being held whole.
+const CHUNK: u64 = 256 * 1024;
 /// A first connection to a bus stream gets this many of its last records.
 const FIRST: usize = 50;
 
@@ -210,21 +213,31 @@ impl OutputFollow {
         let over =
             crate::store::RunInfo::read(&self.run.info()).is_ok_and(|i| i.status != "running");
         let (text, next) = match self.transcript.as_mut() {
-            Some(t) => crate::view::transcript::from(&self.path, self.offset, t, over),
+            Some(t) => {
+                crate::view::transcript::from_at_most(&self.path, self.offset, t, over, CHUNK)
+            }
             None => read_from(&self.path, self.offset),
         };
+        // Not over while more is left to read than one chunk took.
+        let more_left = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > next);
         self.offset = next;
-        (text, over)
+        (text, over && !more_left)
     }
 }
 
 fn read_from(path: &std::path::Path, offset: u64) -> (String, u64) {
+    read_span(path, offset, CHUNK)
+}
+
+/// Up to `max` bytes of `path` from `offset`, as text, whole characters
+/// only; and the offset reached.
+pub(super) fn read_span(path: &std::path::Path, offset: u64, max: u64) -> (String, u64) {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
         return (String::new(), offset);
     };
     let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(offset)).is_err() || f.read_to_end(&mut buf).is_err() {
+    if f.seek(SeekFrom::Start(offset)).is_err() || f.take(max).read_to_end(&mut buf).is_err() {
         return (String::new(), offset);
     }
     // Whole UTF-8 characters only; the rest comes with the next read.

@@ -21,6 +21,9 @@ use crate::store::layout::{ProjectDir, TaskDir};
 use crate::view::applies::Apply;
 use crate::view::report::{Depth, Instance};
 
+/// A run's file is served whole up to this size, else its end.
+const TAIL: u64 = 8 << 20;
+
 /// At most this many applies of one workflow in the overview.
 const APPLIES_PER_WORKFLOW: usize = 20;
 
@@ -326,16 +329,22 @@ pub(super) async fn run_file(
     let text = blocking(move || {
         let run = run_dir(&server, &project, &task, &run)?;
         let path = file.path(&run);
+        // A huge file is served by its end (its stream serves it all).
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let skipped = size.saturating_sub(TAIL);
+        let note = if skipped > 0 {
+            format!("[the first {skipped} bytes are not shown here; the file's stream has them]\n")
+        } else {
+            String::new()
+        };
         if file == RunFile::Transcript
             && let Some(mut t) = crate::view::transcript::of(&run)
         {
-            return Ok(crate::view::transcript::from(&path, 0, &mut t, true).0);
+            let said = crate::view::transcript::from(&path, skipped, &mut t, true).0;
+            return Ok(note + &said);
         }
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(ApiError::Internal(format!("cannot read {name}: {e}"))),
-        }
+        let (text, _) = super::live::read_span(&path, skipped, TAIL);
+        Ok(note + &text)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())

@@ -12,6 +12,18 @@ use crate::store::layout::RunDir;
 /// only unless `last` (then the rest, and what the transcript still
 /// holds); and the offset after what was read.
 pub(crate) fn from(path: &Path, offset: u64, t: &mut Transcript, last: bool) -> (String, u64) {
+    from_at_most(path, offset, t, last, u64::MAX)
+}
+
+/// As [`from`], reading at most `max` bytes of the stream: a line longer
+/// than that is taken in pieces rather than waited for whole.
+pub(crate) fn from_at_most(
+    path: &Path,
+    offset: u64,
+    t: &mut Transcript,
+    last: bool,
+    max: u64,
+) -> (String, u64) {
     let Ok(mut f) = std::fs::File::open(path) else {
         return (String::new(), offset);
     };
@@ -19,11 +31,14 @@ pub(crate) fn from(path: &Path, offset: u64, t: &mut Transcript, last: bool) -> 
         return (String::new(), offset);
     }
     let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let whole = if last {
-        buf.len()
-    } else {
-        buf.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)
+    let _ = f.take(max).read_to_end(&mut buf);
+    let full = buf.len() as u64 == max;
+    let last = last && !full;
+    let whole = match buf.iter().rposition(|&b| b == b'\n') {
+        _ if last => buf.len(),
+        Some(at) => at + 1,
+        None if full => buf.len(),
+        None => 0,
     };
     let text = String::from_utf8_lossy(buf.get(..whole).unwrap_or_default());
     let mut said: String = text.lines().map(|l| t.line(l)).collect();
