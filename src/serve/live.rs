@@ -226,29 +226,7 @@ impl OutputFollow {
 }
 
 fn read_from(path: &std::path::Path, offset: u64) -> (String, u64) {
-    read_span(path, offset, CHUNK)
-}
-
-/// Up to `max` bytes of `path` from `offset`, as text, whole characters
-/// only; and the offset reached.
-pub(super) fn read_span(path: &std::path::Path, offset: u64, max: u64) -> (String, u64) {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return (String::new(), offset);
-    };
-    let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(offset)).is_err() || f.take(max).read_to_end(&mut buf).is_err() {
-        return (String::new(), offset);
-    }
-    // Whole UTF-8 characters only; the rest comes with the next read.
-    let whole = match std::str::from_utf8(&buf) {
-        Err(e) if e.error_len().is_none() => e.valid_up_to(),
-        _ => buf.len(),
-    };
-    (
-        String::from_utf8_lossy(&buf[..whole]).into_owned(),
-        offset + whole as u64,
-    )
+    crate::view::text::span(path, offset, CHUNK)
 }
 
 pub(super) async fn output(

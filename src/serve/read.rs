@@ -343,7 +343,7 @@ pub(super) async fn run_file(
             let said = crate::view::transcript::from(&path, skipped, &mut t, true).0;
             return Ok(note + &said);
         }
-        let (text, _) = super::live::read_span(&path, skipped, TAIL);
+        let (text, _) = crate::view::text::span(&path, skipped, TAIL);
         Ok(note + &text)
     })
     .await?;

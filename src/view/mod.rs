@@ -6,5 +6,6 @@ pub(crate) mod applies;
 pub(crate) mod iterations;
 pub(crate) mod plan;
 pub(crate) mod report;
+pub(crate) mod text;
 pub(crate) mod transcript;
 pub(crate) mod workflows;
