@@ -201,6 +201,46 @@ fn no_path_segment_reaches_outside_the_root() {
 }
 
 #[test]
+fn a_link_or_a_fifo_an_agent_left_in_the_run_store_is_never_followed() {
+    let (flow, served, apply) = applied(&[]);
+    let (task, run) = task_of(&served, &apply, "review");
+    let outside = flow.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("agent-stdout.txt"), "top secret").unwrap();
+    let runs = flow.root().join("t").join(&task).join("runs");
+    std::os::unix::fs::symlink(&outside, runs.join("evil")).unwrap();
+    let a = served.get(&format!("/api/v1/projects/t/tasks/{task}/runs/evil/stdout"));
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(!a.body.contains("top secret"));
+    // A file of a real run linked elsewhere reads as nothing.
+    let stdout = runs.join(&run).join("agent-stdout.txt");
+    std::fs::remove_file(&stdout).unwrap();
+    std::os::unix::fs::symlink(outside.join("agent-stdout.txt"), &stdout).unwrap();
+    let a = served.get(&format!(
+        "/api/v1/projects/t/tasks/{task}/runs/{run}/stdout"
+    ));
+    assert!(!a.body.contains("top secret"), "{}", a.body);
+    // A FIFO would block a reader forever: it is not read.
+    std::fs::remove_file(&stdout).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&stdout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let a = served.get(&format!(
+        "/api/v1/projects/t/tasks/{task}/runs/{run}/stdout"
+    ));
+    assert_eq!(a.body, "");
+    assert_eq!(
+        served.get("/api/v1/health").status,
+        200,
+        "the server still answers"
+    );
+}
+
+#[test]
 fn a_page_on_another_host_or_origin_can_neither_read_nor_act() {
     let (_flow, served, _) = applied(&[]);
     // DNS rebinding: another name that resolves to 127.0.0.1.
@@ -215,6 +255,28 @@ fn a_page_on_another_host_or_origin_can_neither_read_nor_act() {
     );
     assert_eq!(a.status, 403);
     assert!(a.body.contains("evil.example"), "{}", a.body);
+    // A name of this machine on another port (a forwarded port) may read
+    // and act; a page of this machine may act.
+    let a = served.get_with("/api/v1/overview", &[("Host", "localhost:8080")]);
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.header("x-frame-options"),
+        Some("DENY"),
+        "never framed by another site"
+    );
+    assert!(
+        a.header("content-security-policy")
+            .is_some_and(|c| c.contains("frame-ancestors 'none'"))
+    );
+    let a = served.post_with(
+        "/api/v1/projects/t/messages",
+        &json!({"body": "through a forwarded port"}),
+        &[
+            ("Host", "localhost:8080"),
+            ("Origin", "http://localhost:8080"),
+        ],
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
     // Its own page may.
     let own = format!("http://127.0.0.1:{}", served.port());
     let a = served.post_with(
@@ -310,6 +372,23 @@ fn beyond_loopback_a_token_is_required_and_checked() {
             .status,
         200
     );
+    // With a token, a page acts from the address it was opened at, whatever
+    // name that is, and from no other.
+    let post = |host: &str, origin: &str| {
+        served
+            .post_with(
+                "/api/v1/projects/t/messages",
+                &json!({"body": "x"}),
+                &[("Cookie", pair), ("Host", host), ("Origin", origin)],
+            )
+            .status
+    };
+    assert_eq!(
+        post("myhost:14355", "http://myhost:14355"),
+        404,
+        "past the checks: no project t yet"
+    );
+    assert_eq!(post("myhost:14355", "http://evil.example"), 403);
 }
 
 #[test]
@@ -377,7 +456,7 @@ fn a_bus_is_listed_filtered_posted_to_and_streamed_with_resume() {
         (json!({"task_id": task, "body": "  "}), "empty"),
         (
             json!({"task_id": task, "type": "lower", "body": "x"}),
-            "capital",
+            "a person posts one of",
         ),
         (
             json!({"task_id": task, "body": "x", "parent": "MSG-none"}),
@@ -453,6 +532,9 @@ stop = { exit_zero = true, max_iterations = 1 }
         .unwrap();
     let stop = served.post(&format!("/api/v1/projects/t/applies/{id}/stop"), &json!({}));
     assert_eq!(stop.status, 202, "{}", stop.body);
+    // Asked again while it stops: not a second Ctrl-C (which kills at once).
+    let again = served.post(&format!("/api/v1/projects/t/applies/{id}/stop"), &json!({}));
+    assert_eq!(again.status, 202, "{}", again.body);
     let status = apply.wait().unwrap();
     assert_eq!(status.code(), Some(130), "stopped as on Ctrl-C");
     assert!(!alive(agent), "the agent is gone");

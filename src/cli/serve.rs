@@ -25,9 +25,10 @@ pub(super) fn serve(args: &ServeArgs) -> u8 {
     let options = ServeOptions {
         bind: args.bind,
         root: absolute(&crate::store::layout::runs_root(args.root.as_deref(), None)),
-        workflows: args.workflows.clone(),
+        workflows: args.workflows.as_deref().map(absolute),
         read_only: args.read_only,
         token,
+        token_env: args.token_env.clone(),
     };
     let started = match crate::serve::start(options) {
         Ok(s) => s,
@@ -67,6 +68,7 @@ pub(super) fn ui(addr: &str, root: &Path) -> Result<Started, u8> {
         workflows: None,
         read_only: false,
         token: None,
+        token_env: None,
     };
     let started = if addr.is_empty() {
         let default: std::net::SocketAddr = ([127, 0, 0, 1], 14355).into();

@@ -13,7 +13,12 @@ use std::time::Duration;
 use hmac::Mac;
 
 /// How long the end of an apply waits for deliveries still going.
-const DRAIN: Duration = Duration::from_secs(15);
+const DRAIN: Duration = Duration::from_secs(20);
+/// How long one attempt may take: three of them and the waits between fit
+/// in [`DRAIN`], so a failure is still recorded before the apply ends.
+const ATTEMPT: Duration = Duration::from_secs(5);
+/// Deliveries in flight at once.
+const AT_ONCE: usize = 8;
 /// Waits before the second and third attempt.
 const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
@@ -27,6 +32,9 @@ pub(crate) struct Notifier {
     /// Where a delivery that failed for good is recorded.
     bus: PathBuf,
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Deliveries at once: thousands of instances ending together open a
+    /// few connections, not thousands (their agents need the descriptors).
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Notifier {
@@ -34,8 +42,10 @@ impl Notifier {
     /// environment (preflight checked it is set).
     pub(crate) fn new(spec: &crate::compile::NotifySpec, project: &str, bus: PathBuf) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(ATTEMPT)
             .user_agent(concat!("conductor/", env!("CARGO_PKG_VERSION")))
+            // A signed body goes where it was asked to, nowhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Self {
@@ -45,6 +55,7 @@ impl Notifier {
             project: project.to_string(),
             bus,
             pending: Mutex::new(Vec::new()),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
         }
     }
 
@@ -68,7 +79,11 @@ impl Notifier {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let task = handle.spawn(delivery.run());
+        let slots = std::sync::Arc::clone(&self.slots);
+        let task = handle.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            delivery.run().await;
+        });
         if let Ok(mut pending) = self.pending.lock() {
             pending.retain(|t| !t.is_finished());
             pending.push(task);
@@ -106,16 +121,18 @@ fn sign(secret: &str, body: &str) -> Option<String> {
     Some(format!("sha256={hex}"))
 }
 
-/// The URL as it may be shown: no query, no user info (either may hold a
-/// token).
+/// The URL as it may be shown: its scheme, host and port only (a path,
+/// a query or user info may hold a token, as Slack's and Discord's do).
 fn shown(url: &str) -> String {
     match reqwest::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or_default(),
-            u.path()
-        ),
+        Ok(u) => match u.port() {
+            Some(port) => format!(
+                "{}://{}:{port}",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            ),
+            None => format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()),
+        },
         Err(_) => "the webhook".into(),
     }
 }

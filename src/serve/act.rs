@@ -19,6 +19,11 @@ use super::error::ApiError;
 use super::read::{blocking, bus_path, find};
 use super::state::Server;
 
+/// The message types a person may post.
+const POST_TYPES: [&str; 9] = [
+    "USER", "ANSWER", "PROGRESS", "FACT", "DECISION", "QUESTION", "INFO", "WARN", "ERROR",
+];
+
 /// The longest body a person may post.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -44,10 +49,13 @@ pub(super) async fn post(
         .clone()
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| "USER".into());
-    if kind.len() > 32 || !kind.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+    // Conductor's own records (WORKFLOW_START, NODE_*, RUN_*) say what
+    // runs and where: a person posts messages, never those.
+    if !POST_TYPES.contains(&kind.as_str()) {
         return Err(ApiError::BadRequest(format!(
-            "type `{}`: a message type is 1 to 32 capital letters or `_`, such as USER or ANSWER",
-            kind.escape_default()
+            "type `{}`: a person posts one of {}",
+            kind.escape_default(),
+            POST_TYPES.join(", ")
         )));
     }
     if p.body.trim().is_empty() {
@@ -84,7 +92,10 @@ pub(super) async fn post(
             run_id: String::new(),
             parents,
             meta,
-            body: p.body,
+            // A key pasted into a reply is not written (docs/security.md).
+            body: crate::secrets::Redactor::of_this_process()
+                .redact(&p.body)
+                .into_owned(),
         };
         let mut writer =
             crate::bus::BusWriter::open(&path).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -106,14 +117,19 @@ pub(super) async fn stop_apply(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let (dir, apply) = find(&server, &project, &apply_id)?;
-        if apply.stop.is_some() || !crate::store::live::is_running(&dir, &apply_id) {
+        if apply.stop.is_some() {
             return Err(ApiError::Conflict(format!(
                 "apply `{apply_id}` is not running"
             )));
         }
-        let pid = pid_of(&apply)?;
-        // Its lock is held, so the process that recorded the start is the
-        // one running it: a Ctrl-C to it stops the apply gracefully.
+        let pid = pid_of(&dir, &apply_id)?;
+        // A second Ctrl-C kills at once: asked twice, it is sent once.
+        let first = crate::store::live::mark_stopping(&dir, &apply_id)
+            .map_err(|e| ApiError::Internal(format!("cannot record the stop: {e}")))?;
+        if !first {
+            return Ok(());
+        }
+        // A Ctrl-C to it stops the apply gracefully.
         rustix::process::kill_process(pid, rustix::process::Signal::INT).map_err(|e| {
             ApiError::Internal(format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()))
         })
@@ -132,7 +148,7 @@ pub(super) async fn stop_instance(
 ) -> Result<Response, ApiError> {
     blocking(move || {
         let (dir, apply) = find(&server, &project, &apply_id)?;
-        if apply.stop.is_some() || !crate::store::live::is_running(&dir, &apply_id) {
+        if apply.stop.is_some() {
             return Err(ApiError::Conflict(format!("apply `{apply_id}` is not running")));
         }
         if apply.start.meta.get("stop_requests").map(String::as_str) != Some("usr1") {
@@ -149,7 +165,7 @@ pub(super) async fn stop_instance(
         if last.kind != "NODE_START" {
             return Err(ApiError::Conflict(format!("instance `{key}` is not running")));
         }
-        let pid = pid_of(&apply)?;
+        let pid = pid_of(&dir, &apply_id)?;
         crate::store::live::request_stop(&dir, &apply_id, &key)
             .map_err(|e| ApiError::Internal(format!("cannot write the stop request: {e}")))?;
         rustix::process::kill_process(pid, rustix::process::Signal::USR1).map_err(|e| {
@@ -164,16 +180,13 @@ pub(super) async fn stop_instance(
         .into_response())
 }
 
-/// The pid of the conductor running `apply` (its lock is held, checked by
-/// the caller, so it is the process that recorded the start).
-fn pid_of(apply: &crate::view::applies::Apply) -> Result<rustix::process::Pid, ApiError> {
-    apply
-        .start
-        .meta
-        .get("pid")
-        .and_then(|p| p.parse::<i32>().ok())
+/// The pid of the conductor running `apply_id`, from its lock file (held,
+/// so the process is alive; never from a bus record, which anyone may
+/// write).
+fn pid_of(dir: &std::path::Path, apply_id: &str) -> Result<rustix::process::Pid, ApiError> {
+    crate::store::live::running_pid(dir, apply_id)
         .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| ApiError::Internal("its start record has no pid".into()))
+        .ok_or_else(|| ApiError::Conflict(format!("apply `{apply_id}` is not running")))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -188,8 +201,6 @@ pub(super) async fn start(
     State(server): State<Arc<Server>>,
     Json(s): Json<Start>,
 ) -> Result<Response, ApiError> {
-    let root = server.options.root.clone();
-    let file = server.workflow_file(&s.file)?;
     let sets: Vec<String> = s
         .params
         .iter()
@@ -198,7 +209,11 @@ pub(super) async fn start(
             other => format!("{k}={other}"),
         })
         .collect();
-    let (pid, workflow) = blocking(move || launch(&root, &file, &sets, None)).await?;
+    let (pid, workflow) = blocking(move || {
+        let file = server.workflow_file(&s.file)?;
+        launch(&server, &file, &sets, None, None)
+    })
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"pid": pid, "workflow": workflow})),
@@ -210,7 +225,6 @@ pub(super) async fn rerun(
     State(server): State<Arc<Server>>,
     Path((project, apply_id, key)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let root = server.options.root.clone();
     let (pid, workflow) = blocking(move || {
         let (dir, apply) = find(&server, &project, &apply_id)?;
         let file = apply
@@ -242,7 +256,7 @@ pub(super) async fn rerun(
             .get("sets")
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        launch(&root, &file, &sets, Some(&key))
+        launch(&server, &file, &sets, Some(&key), Some(apply.workflow()))
     })
     .await?;
     Ok((
@@ -252,37 +266,45 @@ pub(super) async fn rerun(
         .into_response())
 }
 
-/// Starts `conductor apply FILE` under `root`, after checking that it
-/// plans (a bad param is the form's error, not a failed apply); its pid
-/// and the workflow's name.
+/// Starts `conductor apply FILE` under the server's root, after checking
+/// that it plans (a bad param is the form's error, not a failed apply),
+/// that it is the workflow `expect` names (a re-run), and that no apply of
+/// it runs; its pid and the workflow's name.
 fn launch(
-    root: &FsPath,
+    server: &Server,
     file: &FsPath,
     sets: &[String],
     force: Option<&str>,
+    expect: Option<&str>,
 ) -> Result<(u32, String), ApiError> {
+    let root = server.options.root.as_path();
     let options = crate::load::LoadOptions {
         root: Some(root),
         ..crate::load::LoadOptions::default()
     };
     let load = crate::load::load(file, sets, options);
-    if load
+    let said: Vec<String> = load
         .diagnostics
         .iter()
-        .any(crate::diagnostic::Diagnostic::is_error)
-    {
-        let said: Vec<String> = load
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.message.clone())
-            .collect();
+        .filter(|d| d.is_error())
+        .map(|d| d.message.clone())
+        .collect();
+    let Some(loaded) = load.into_loaded().filter(|_| said.is_empty()) else {
         return Err(ApiError::BadRequest(said.join("; ")));
+    };
+    let workflow = loaded.plan.workflow.clone();
+    if expect.is_some_and(|w| w != workflow) {
+        return Err(ApiError::Conflict(format!(
+            "{} is now workflow `{workflow}`, not the one this apply ran",
+            file.display()
+        )));
     }
-    let workflow = load
-        .into_loaded()
-        .map(|l| l.plan.workflow)
-        .unwrap_or_default();
+    let project_dir = crate::store::layout::ProjectDir::new(root, &loaded.plan.project);
+    if let Some(holder) = crate::store::live::workflow_holder(project_dir.path(), &workflow) {
+        return Err(ApiError::Conflict(format!(
+            "workflow `{workflow}` is being applied ({holder}); start it when that ends"
+        )));
+    }
     let exe = std::env::current_exe().map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("apply").arg(file).arg("--root").arg(root);
@@ -292,6 +314,10 @@ fn launch(
     if let Some(key) = force {
         cmd.arg(format!("--force={key}"));
     }
+    // The server's token is not the agents' to read.
+    if let Some(name) = &server.options.token_env {
+        cmd.env_remove(name);
+    }
     // Its own process group: a Ctrl-C to the server is not one to the
     // applies it started, which run to their end like any other.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -299,13 +325,26 @@ fn launch(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| ApiError::Internal(format!("cannot start conductor apply: {e}")))?;
     let pid = child.id();
+    // An apply that cannot start says so within moments (exit 3: a
+    // missing agent or key): that is the request's answer, not a 202.
+    for _ in 0..10 {
+        if let Ok(Some(status)) = child.try_wait() {
+            if status.success() {
+                return Ok((pid, workflow));
+            }
+            return Err(ApiError::Conflict(format!(
+                "conductor apply {} exited at once with {status}; run it in a terminal to see why",
+                file.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
     // Reaped when it ends, so no zombie is left behind.
     std::thread::spawn(move || {
-        let mut child = child;
         let _ = child.wait();
     });
     Ok((pid, workflow))

@@ -36,7 +36,7 @@ fn check(server: &Server, req: &Request) -> Result<(), ApiError> {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    if server.options.token.is_none() && !server.hosts.iter().any(|h| h == host) {
+    if server.options.token.is_none() && !loopback(host) {
         // Only a name for this machine reaches a loopback server; another
         // name is a page elsewhere that rebound its domain to 127.0.0.1.
         return Err(ApiError::Forbidden(format!(
@@ -71,9 +71,19 @@ fn check(server: &Server, req: &Request) -> Result<(), ApiError> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or_default();
-            let ours = origin
+            let from = origin
                 .strip_prefix("http://")
-                .is_some_and(|o| server.hosts.iter().any(|h| h == o));
+                .or_else(|| origin.strip_prefix("https://"));
+            // With a token, the page must come from the address it was
+            // opened at; a loopback server serves pages of this machine
+            // only (a forwarded port keeps its loopback name).
+            let ours = from.is_some_and(|o| {
+                if server.options.token.is_some() {
+                    o == host
+                } else {
+                    loopback(o)
+                }
+            });
             if !ours {
                 return Err(ApiError::Forbidden(format!(
                     "a request from the page at `{origin}` may not act on this server"
@@ -85,6 +95,39 @@ fn check(server: &Server, req: &Request) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Whether `host` (`name:port`) names this machine: `localhost`,
+/// `127.x.y.z` or `[::1]`, on any port.
+fn loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Headers every answer carries: the page runs only its own script, is
+/// never framed by another site (a click there would act here), and text
+/// is never taken for markup.
+pub(super) async fn headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// `?token=` on the page's address.

@@ -55,10 +55,16 @@ fn last_event_id(headers: &HeaderMap) -> Option<String> {
 }
 
 fn message_event(m: &Message) -> Event {
-    Event::default()
+    let event = Event::default()
         .event("message")
-        .id(m.msg_id.clone())
-        .data(serde_json::to_string(m).unwrap_or_default())
+        .data(serde_json::to_string(m).unwrap_or_default());
+    // An id an event cannot carry (a line break: a hand-written bus) is
+    // left out rather than sent broken.
+    if m.msg_id.contains(['\n', '\r', '\0']) {
+        event
+    } else {
+        event.id(m.msg_id.clone())
+    }
 }
 
 struct BusFollow {

@@ -17,6 +17,9 @@ pub(crate) struct ServeOptions {
     pub read_only: bool,
     /// The token clients must send; required off loopback.
     pub token: Option<String>,
+    /// The variable that held it: the applies the server starts do not
+    /// inherit it.
+    pub token_env: Option<String>,
 }
 
 /// Why a server cannot start.

@@ -188,6 +188,11 @@ pub(super) fn apply_detail(
 fn open_questions(dir: &std::path::Path, instances: &[Instance]) -> Vec<(String, Message)> {
     let project = ProjectDir::at(dir.to_path_buf());
     let mut out = Vec::new();
+    if !instances.iter().any(|r| r.state == "running") {
+        return out;
+    }
+    // Read once for all of them: an apply may run hundreds at a time.
+    let project_bus = crate::bus::read_all(&project.bus()).unwrap_or_default();
     for r in instances
         .iter()
         .filter(|r| r.state == "running" && !r.task_id.is_empty())
@@ -195,10 +200,10 @@ fn open_questions(dir: &std::path::Path, instances: &[Instance]) -> Vec<(String,
         let mut messages =
             crate::bus::read_all(&project.task(&r.task_id).bus()).unwrap_or_default();
         messages.extend(
-            crate::bus::read_all(&project.bus())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|m| m.task_id == r.task_id),
+            project_bus
+                .iter()
+                .filter(|m| m.task_id == r.task_id)
+                .cloned(),
         );
         let answered: HashSet<String> = messages
             .iter()
@@ -315,7 +320,12 @@ pub(super) fn run_dir(
     let dir = server.project_dir(segment(project)?)?;
     let task = TaskDir::at(dir.join(segment(task)?));
     let run = task.run(segment(run)?);
-    if !run.path().is_dir() {
+    // A folder an agent linked elsewhere is not the run store's.
+    let inside = std::fs::canonicalize(run.path())
+        .ok()
+        .zip(std::fs::canonicalize(&server.options.root).ok())
+        .is_some_and(|(r, root)| r.starts_with(root));
+    if !run.path().is_dir() || !inside {
         return Err(ApiError::NotFound("no such run".into()));
     }
     Ok(run)

@@ -61,6 +61,7 @@ fn router(server: Arc<Server>) -> Router {
             Arc::clone(&server),
             guard::guard,
         ))
+        .layer(axum::middleware::from_fn(guard::headers))
         .with_state(server)
 }
 

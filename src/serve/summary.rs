@@ -183,7 +183,7 @@ pub(super) fn attention(
             });
         }
         if let (Some(age), Some(median)) = (started, medians.get(r.node.as_str()))
-            && age > 2 * median
+            && age > median.saturating_mul(2)
         {
             out.push(Attention {
                 instance: r.instance.clone(),

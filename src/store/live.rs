@@ -22,15 +22,30 @@ impl LiveApply {
     pub fn register(project_dir: &Path, apply_id: &str) -> std::io::Result<Self> {
         let dir = project_dir.join(DIR);
         crate::private::create_dir_all(&dir)?;
-        let tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(&dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(&dir)?;
         tmp.as_file().lock()?;
+        // Its pid, for whoever asks this apply to stop: read from the file
+        // whose lock proves the process alive, never from a bus record.
+        std::io::Write::write_all(&mut tmp, std::process::id().to_string().as_bytes())?;
         let path = dir.join(format!("{apply_id}.lock"));
         let file = tmp.persist(&path).map_err(|e| e.error)?;
+        // Requests left from an earlier run of the same apply are void.
+        let _ = std::fs::remove_dir_all(stop_requests(project_dir, apply_id));
+        let _ = std::fs::remove_file(stopping(project_dir, apply_id));
         Ok(Self { file, path })
     }
 
     /// The apply ended: it is no longer listed.
     pub fn finish(self) {
+        if let Some(project_dir) = self.path.parent().and_then(Path::parent) {
+            let apply_id = self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _ = std::fs::remove_dir_all(stop_requests(project_dir, &apply_id));
+            let _ = std::fs::remove_file(stopping(project_dir, &apply_id));
+        }
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
     }
@@ -137,6 +152,38 @@ pub fn is_running(project_dir: &Path, apply_id: &str) -> bool {
 /// Removes a dead apply's lock file.
 pub fn forget(project_dir: &Path, apply_id: &str) {
     let _ = std::fs::remove_file(project_dir.join(DIR).join(format!("{apply_id}.lock")));
+}
+
+/// The pid of the running apply `apply_id`, when it is running (its lock
+/// file is held and names it).
+pub fn running_pid(project_dir: &Path, apply_id: &str) -> Option<i32> {
+    if !is_running(project_dir, apply_id) {
+        return None;
+    }
+    std::fs::read_to_string(project_dir.join(DIR).join(format!("{apply_id}.lock")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn stopping(project_dir: &Path, apply_id: &str) -> PathBuf {
+    project_dir.join(DIR).join(format!("{apply_id}.stopping"))
+}
+
+/// Marks the running apply `apply_id` as asked to stop; whether this was
+/// the first ask (a second Ctrl-C would kill at once, so only the first
+/// is sent).
+pub fn mark_stopping(project_dir: &Path, apply_id: &str) -> std::io::Result<bool> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(stopping(project_dir, apply_id))
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The folder of an apply's requests to stop instances: one file each,

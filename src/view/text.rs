@@ -5,7 +5,7 @@
 /// only; and the offset reached.
 pub(crate) fn span(path: &std::path::Path, offset: u64, max: u64) -> (String, u64) {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(mut f) = open(path) else {
         return (String::new(), offset);
     };
     let mut buf = Vec::new();
@@ -21,4 +21,24 @@ pub(crate) fn span(path: &std::path::Path, offset: u64, max: u64) -> (String, u6
         String::from_utf8_lossy(&buf[..whole]).into_owned(),
         offset + whole as u64,
     )
+}
+
+/// Opens a run-store file for reading only if it is a regular file itself:
+/// not a symbolic link (an agent could point one anywhere) and not a FIFO
+/// (opening or reading one would wait for a writer forever).
+pub(crate) fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
+        .open(path)?;
+    if f.metadata()?.is_file() {
+        Ok(f)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
 }

@@ -24,7 +24,7 @@ pub(crate) fn from_at_most(
     last: bool,
     max: u64,
 ) -> (String, u64) {
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(mut f) = super::text::open(path) else {
         return (String::new(), offset);
     };
     if f.seek(SeekFrom::Start(offset)).is_err() {
