@@ -145,7 +145,13 @@ pub(crate) fn build(apply: &Apply, plan: Option<&Plan>, depth: Depth) -> Report 
     }
     let project = ProjectDir::at(apply.project_dir.clone());
     if depth == Depth::Runs {
-        for row in rows.iter_mut().filter(|r| !r.task_id.is_empty()) {
+        // A done instance's record says what it used; only the others have
+        // a why, an age or an activity to read (an apply of 10,000 done
+        // instances reads no run record).
+        for row in rows
+            .iter_mut()
+            .filter(|r| !r.task_id.is_empty() && r.state != "done")
+        {
             runs_of(&project.task(&row.task_id), row);
         }
     }
