@@ -256,8 +256,22 @@ pub(super) async fn output(
         // unsent, for the state it left (a tool call awaiting its result).
         let offset = match transcript.as_mut() {
             Some(t) if resume > 0 => {
-                let (_, at) = crate::view::transcript::from(&path, 0, t, false);
-                at.min(resume)
+                // Up to the cursor only, a piece at a time.
+                let mut at = 0;
+                while at < resume {
+                    let (_, next) = crate::view::transcript::from_at_most(
+                        &path,
+                        at,
+                        t,
+                        false,
+                        CHUNK.min(resume - at),
+                    );
+                    if next == at {
+                        break;
+                    }
+                    at = next;
+                }
+                at
             }
             _ => resume,
         };

@@ -107,7 +107,11 @@ pub(crate) fn start(options: ServeOptions) -> Result<Started, ServeError> {
         .port();
     let server = Arc::new(Server::new(options, port));
     let url = format!("http://{}/", server.hosts[0]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: a stream's small reads (a `stat`, what was appended)
+    // run on them, so one slow disk read does not hold every other page.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("conductor-serve")
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
