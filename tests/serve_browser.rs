@@ -468,3 +468,50 @@ stop = { exit_zero = true, max_iterations = 1 }
         "hello Ada\n"
     );
 }
+
+#[test]
+#[ignore = "needs chromium and chromedriver; .ci/run runs it"]
+fn a_graph_of_thousands_draws_what_is_in_view_and_finds_the_rest() {
+    let items: Vec<String> = (0..3000).map(|i| format!("\"item{i:04}\"")).collect();
+    let flow = Flow::new(&format!(
+        r#"version = 1
+name = "t"
+[agents.sh]
+kind = "command"
+command = ["true"]
+[nodes.work]
+agent = "sh"
+prompt = "p"
+for_each = [{}]
+stop = {{ exit_zero = true, max_iterations = 1 }}
+"#,
+        items.join(", ")
+    ));
+    let (out, summary) = flow.apply(&["--max-parallel", "64"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = summary["apply_id"].as_str().unwrap();
+    let served = Served::start(&flow.root(), &[], &[]);
+    let b = Browser::start();
+    b.goto(&format!("{}/#/apply/t/{id}", served.base));
+    b.until(
+        "the header counting all 3,000 and the boxes in view drawn",
+        "const c = document.querySelector('#counts'); const n = document.querySelectorAll('#dag [data-instance]').length;
+         return !!c && c.innerText.includes('done 3000/3000') && n > 0 && n < 3000",
+    );
+    // One far from the view is drawn when it is looked for.
+    b.type_into("#dag-find", "item2999");
+    b.until(
+        "the instance found",
+        "const e = document.querySelector('#dag [data-instance=\"work[item2999]\"]'); return !!e && e.classList.contains('found')",
+    );
+    // Scrolling to the end draws what comes into view.
+    b.js("const d = document.querySelector('#dag'); d.scrollTop = d.scrollHeight; window.scrollTo(0, document.body.scrollHeight); return true");
+    b.until(
+        "the last boxes drawn on scrolling",
+        "return !!document.querySelector('#dag [data-instance=\"work[item2990]\"]')",
+    );
+}

@@ -88,7 +88,7 @@ function timeEl(iso) {
 // count of nothing is left out.
 function countsText(c = {}) {
   const parts = [`done ${c.done || 0}/${c.total || 0}`];
-  for (const k of ['running', 'queued', 'waiting', 'failed', 'skipped', 'stale']) {
+  for (const k of ['running', 'queued', 'waiting', 'pending', 'failed', 'skipped', 'stale']) {
     if (c[k]) parts.push(`${k} ${c[k]}`);
   }
   return parts.join(' · ');
@@ -373,6 +373,12 @@ function viewApply(scope, main, { p, a }) {
     markFound(dag, find.value);
   }, 250);
   for (const ev of ['pointerover', 'focusin']) dag.addEventListener(ev, e => lightEdges(dag, e.target));
+  // Boxes scrolled into view are drawn then (a big graph draws those in view).
+  const fill = () => layouts.get(dag)?.fill?.();
+  dag.addEventListener('scroll', fill, { passive: true });
+  addEventListener('scroll', fill, { passive: true });
+  addEventListener('resize', fill, { passive: true });
+  scope.add({ close() { removeEventListener('scroll', fill); removeEventListener('resize', fill); } });
   stream(scope, applyPath(p, a) + '/stream', { apply: render }, applyPath(p, a));
 }
 
@@ -425,6 +431,8 @@ const NODE_W = 230, NODE_H = 50, GAP_X = 56, GAP_Y = 10, PAD = 12;
 // Past this many links, drawing them all is noise and work: only the links of
 // the instance under the pointer or focus are drawn.
 const EDGE_CAP = 15000;
+// Past this many instances the graph draws only the boxes near the view.
+const WINDOW_MIN = 1500;
 
 // A need names an instance key; one naming a run-time fan-out (`x[*]`) or a
 // node stands for all the instances of that node.
@@ -494,15 +502,29 @@ function renderDag(dag, d, p, a) {
   if (total <= EDGE_CAP) L.preds.forEach((ps, i) => ps.forEach(j => all.push(edgePath(L, j, i))));
   const hi = svg('path', { class: 'hi', d: '' });
   lines.append(svg('path', { class: 'base', d: all.join('') }), hi);
-  const frag = document.createDocumentFragment();
-  insts.forEach((x, i) => frag.append(dagNode(x, i, L, p, a)));
-  canvas.append(lines, frag);
+  canvas.append(lines);
+  // A big graph draws the boxes in view (and a margin) and the rest as
+  // they scroll into view: 10,000 boxes at once take the page seconds.
+  const made = new Set();
+  L.keys = insts.map(x => x.instance);
+  L.make = test => {
+    const frag = document.createDocumentFragment();
+    insts.forEach((x, i) => { if (!made.has(i) && test(i)) { made.add(i); frag.append(dagNode(x, i, L, p, a)); } });
+    canvas.append(frag);
+  };
+  L.fill = () => {
+    if (insts.length <= WINDOW_MIN) { L.make(() => true); return; }
+    const r = canvas.getBoundingClientRect(), m = 600;
+    const x0 = -r.left - m, x1 = -r.left + innerWidth + m, y0 = -r.top - m, y1 = -r.top + innerHeight + m;
+    L.make(i => L.x(i) + NODE_W >= x0 && L.x(i) <= x1 && L.y(i) + NODE_H >= y0 && L.y(i) <= y1);
+  };
   dag.replaceChildren(insts.length ? canvas : h('p', { class: 'empty' }, 'No instance recorded yet.'));
   Object.assign($('#dag-note'), { hidden: total <= EDGE_CAP,
     textContent: `${total} links: only those of the instance under the pointer or focus are drawn.` });
   dag.scrollLeft = keepX;
   dag.scrollTop = keepY;
   layouts.set(dag, L);
+  L.fill();
   renderLegend(d.counts);
 }
 
@@ -544,6 +566,9 @@ function renderLegend(c = {}) {
 // Find: mark the matching boxes; Enter jumps to the first.
 function markFound(dag, text) {
   const q = text.trim().toLowerCase();
+  // Matches not drawn yet (far from the view) are drawn to be found.
+  const L = layouts.get(dag);
+  if (q && L?.make) L.make(i => (L.keys[i] || '').toLowerCase().includes(q));
   dag.classList.toggle('finding', !!q);
   for (const n of dag.querySelectorAll('.node')) {
     n.classList.toggle('found', !!q && n.dataset.instance.toLowerCase().includes(q));
