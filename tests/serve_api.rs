@@ -43,28 +43,6 @@ fn applied(extra: &[&str]) -> (Flow, Served, String) {
     (flow, served, apply)
 }
 
-fn task_of(served: &Served, apply: &str, key: &str) -> (String, String) {
-    let d = served
-        .get(&format!(
-            "/api/v1/projects/t/applies/{apply}/instances/{}",
-            enc(key)
-        ))
-        .json();
-    let task = d["instance"]["task_id"].as_str().unwrap().to_string();
-    let run = d["iterations"][0]["run_id"].as_str().unwrap().to_string();
-    (task, run)
-}
-
-/// A URL path segment, escaped.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn an_apply_reads_as_status_shows_it_with_needs_iterations_and_files() {
     let (flow, served, apply) = applied(&[]);
@@ -125,7 +103,7 @@ fn an_apply_reads_as_status_shows_it_with_needs_iterations_and_files() {
     assert_eq!(it["exit_code"], 0);
     assert_eq!(it["stop_reason"], "exit_zero");
 
-    let (task, run) = task_of(&served, &apply, "work[lexer]");
+    let (task, run) = served.run_of("t", &apply, "work[lexer]");
     let base = format!("/api/v1/projects/t/tasks/{task}/runs/{run}");
     let out = served.get(&format!("{base}/stdout"));
     assert_eq!(out.status, 200);
@@ -176,7 +154,7 @@ fn metrics_count_applies_instances_and_iterations() {
 fn no_path_segment_reaches_outside_the_root() {
     let (flow, served, apply) = applied(&[]);
     std::fs::write(flow.path().join("secret.txt"), "top secret").unwrap();
-    let (task, run) = task_of(&served, &apply, "review");
+    let (task, run) = served.run_of("t", &apply, "review");
     for path in [
         "/api/v1/projects/..%2F..%2Fsecret.txt/messages".to_string(),
         "/api/v1/projects/%2E%2E/messages".to_string(),
@@ -203,7 +181,7 @@ fn no_path_segment_reaches_outside_the_root() {
 #[test]
 fn a_link_or_a_fifo_an_agent_left_in_the_run_store_is_never_followed() {
     let (flow, served, apply) = applied(&[]);
-    let (task, run) = task_of(&served, &apply, "review");
+    let (task, run) = served.run_of("t", &apply, "review");
     let outside = flow.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("agent-stdout.txt"), "top secret").unwrap();
@@ -394,7 +372,7 @@ fn beyond_loopback_a_token_is_required_and_checked() {
 #[test]
 fn a_bus_is_listed_filtered_posted_to_and_streamed_with_resume() {
     let (_flow, served, apply) = applied(&[]);
-    let (task, _) = task_of(&served, &apply, "review");
+    let (task, _) = served.run_of("t", &apply, "review");
     let q = served.post(
         "/api/v1/projects/t/messages",
         &json!({"task_id": task, "type": "QUESTION", "body": "which parser?"}),
@@ -604,24 +582,8 @@ stop = { exit_zero = true, max_iterations = 1 }
         o["projects"][0]["applies"][0]["state"] == "done"
     };
     wait_for("the started apply to end", done);
-    let o = served.get("/api/v1/overview").json();
-    let id = o["projects"][0]["applies"][0]["apply_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let d = served
-        .get(&format!("/api/v1/projects/greet/applies/{id}/instances/hi"))
-        .json();
-    let task = d["instance"]["task_id"].as_str().unwrap();
-    let run = d["iterations"][0]["run_id"].as_str().unwrap();
-    assert_eq!(
-        served
-            .get(&format!(
-                "/api/v1/projects/greet/tasks/{task}/runs/{run}/stdout"
-            ))
-            .body,
-        "hello Ada\n"
-    );
+    let id = served.latest_apply();
+    assert_eq!(served.stdout_of("greet", &id, "hi"), "hello Ada\n");
     // Re-run: the same params, forced.
     let a = served.post(
         &format!("/api/v1/projects/greet/applies/{id}/instances/hi/rerun"),
@@ -878,7 +840,7 @@ stop = { exit_zero = true, max_iterations = 1 }
     );
     let served = Served::start(&flow.root(), &[], &[]);
     let apply = summary["apply_id"].as_str().unwrap();
-    let (task, run) = task_of(&served, apply, "n");
+    let (task, run) = served.run_of("t", apply, "n");
     let whole = served.get(&format!(
         "/api/v1/projects/t/tasks/{task}/runs/{run}/stdout"
     ));

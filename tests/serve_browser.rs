@@ -189,14 +189,6 @@ needs = ["work"]
 prompt = "review"
 "#;
 
-fn apply_id(served: &Served) -> String {
-    let o = served.get("/api/v1/overview").json();
-    o["projects"][0]["applies"][0]["apply_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 #[ignore = "needs chromium and chromedriver; .ci/run runs it"]
 fn the_graph_shows_every_instance_and_follows_their_states_live() {
@@ -206,7 +198,7 @@ fn the_graph_shows_every_instance_and_follows_their_states_live() {
         std::fs::read_to_string(flow.path().join("pids")).is_ok_and(|p| p.lines().count() == 2)
     });
     let served = Served::start(&flow.root(), &[], &[]);
-    let id = apply_id(&served);
+    let id = served.latest_apply();
     let b = Browser::start();
     b.goto(&format!("{}/", served.base));
     b.until(
@@ -271,7 +263,7 @@ stop = { done_file = true, max_iterations = 3 }
                 .as_array()
                 .is_some_and(|a| a.len() == 2)
     });
-    let id = apply_id(&served);
+    let id = served.latest_apply();
     let b = Browser::start();
     b.goto(&format!("{}/#/apply/t/{id}/instance/n", served.base));
     b.until(
@@ -322,7 +314,7 @@ stop = { exit_zero = true, max_iterations = 1 }
             })
         })
     });
-    let id = apply_id(&served);
+    let id = served.latest_apply();
     let task = served
         .get(&format!("/api/v1/projects/t/applies/{id}/instances/n"))
         .json()["instance"]["task_id"]
@@ -391,7 +383,7 @@ fn the_stop_button_stops_the_apply_and_leaves_no_process() {
         std::fs::read_to_string(flow.path().join("pids")).is_ok_and(|p| p.lines().count() == 2)
     });
     let served = Served::start(&flow.root(), &[], &[]);
-    let id = apply_id(&served);
+    let id = served.latest_apply();
     let b = Browser::start();
     b.goto(&format!("{}/#/apply/t/{id}", served.base));
     b.until("the workers running", "const e = document.querySelector('#dag [data-instance=\"work[lexer]\"]'); return !!e && e.dataset.state === 'running'");
@@ -453,20 +445,8 @@ stop = { exit_zero = true, max_iterations = 1 }
     wait_for("the apply to end", || {
         served.get("/api/v1/overview").json()["projects"][0]["applies"][0]["state"] == "done"
     });
-    let id = apply_id(&served);
-    let d = served
-        .get(&format!("/api/v1/projects/greet/applies/{id}/instances/hi"))
-        .json();
-    let task = d["instance"]["task_id"].as_str().unwrap();
-    let run = d["iterations"][0]["run_id"].as_str().unwrap();
-    assert_eq!(
-        served
-            .get(&format!(
-                "/api/v1/projects/greet/tasks/{task}/runs/{run}/stdout"
-            ))
-            .body,
-        "hello Ada\n"
-    );
+    let id = served.latest_apply();
+    assert_eq!(served.stdout_of("greet", &id, "hi"), "hello Ada\n");
 }
 
 #[test]

@@ -76,6 +76,44 @@ impl Served {
         Self { child, base, agent }
     }
 
+    /// The newest apply the overview lists (of the first project).
+    pub(crate) fn latest_apply(&self) -> String {
+        self.get("/api/v1/overview").json()["projects"][0]["applies"][0]["apply_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The task and first run of instance `key` of an apply.
+    pub(crate) fn run_of(&self, project: &str, apply: &str, key: &str) -> (String, String) {
+        let key: String = key
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let d = self
+            .get(&format!(
+                "/api/v1/projects/{project}/applies/{apply}/instances/{key}"
+            ))
+            .json();
+        let task = d["instance"]["task_id"].as_str().unwrap().to_string();
+        let run = d["iterations"][0]["run_id"].as_str().unwrap().to_string();
+        (task, run)
+    }
+
+    /// What instance `key`'s first run printed.
+    pub(crate) fn stdout_of(&self, project: &str, apply: &str, key: &str) -> String {
+        let (task, run) = self.run_of(project, apply, key);
+        self.get(&format!(
+            "/api/v1/projects/{project}/tasks/{task}/runs/{run}/stdout"
+        ))
+        .body
+    }
+
     /// The server's port.
     pub(crate) fn port(&self) -> &str {
         self.base.rsplit(':').next().unwrap()

@@ -116,13 +116,7 @@ pub(super) async fn stop_apply(
     Path((project, apply_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let (dir, apply) = find(&server, &project, &apply_id)?;
-        if apply.stop.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "apply `{apply_id}` is not running"
-            )));
-        }
-        let pid = pid_of(&dir, &apply_id)?;
+        let (dir, _, pid) = running(&server, &project, &apply_id)?;
         // A second Ctrl-C kills at once: asked twice, it is sent once.
         let first = crate::store::live::mark_stopping(&dir, &apply_id)
             .map_err(|e| ApiError::Internal(format!("cannot record the stop: {e}")))?;
@@ -147,10 +141,7 @@ pub(super) async fn stop_instance(
     Path((project, apply_id, key)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let (dir, apply) = find(&server, &project, &apply_id)?;
-        if apply.stop.is_some() {
-            return Err(ApiError::Conflict(format!("apply `{apply_id}` is not running")));
-        }
+        let (dir, apply, pid) = running(&server, &project, &apply_id)?;
         if apply.start.meta.get("stop_requests").map(String::as_str) != Some("usr1") {
             return Err(ApiError::Conflict(
                 "this apply's conductor takes no request to stop one instance; stop the whole apply".into(),
@@ -165,7 +156,6 @@ pub(super) async fn stop_instance(
         if last.kind != "NODE_START" {
             return Err(ApiError::Conflict(format!("instance `{key}` is not running")));
         }
-        let pid = pid_of(&dir, &apply_id)?;
         crate::store::live::request_stop(&dir, &apply_id, &key)
             .map_err(|e| ApiError::Internal(format!("cannot write the stop request: {e}")))?;
         rustix::process::kill_process(pid, rustix::process::Signal::USR1).map_err(|e| {
@@ -180,13 +170,27 @@ pub(super) async fn stop_instance(
         .into_response())
 }
 
-/// The pid of the conductor running `apply_id`, from its lock file (held,
-/// so the process is alive; never from a bus record, which anyone may
-/// write).
-fn pid_of(dir: &std::path::Path, apply_id: &str) -> Result<rustix::process::Pid, ApiError> {
-    crate::store::live::running_pid(dir, apply_id)
+/// The running apply `apply_id` of `project`: its folder, its records and
+/// the pid of its conductor, read from its lock file (held, so the process
+/// is alive; never from a bus record, which anyone may write).
+fn running(
+    server: &Server,
+    project: &str,
+    apply_id: &str,
+) -> Result<
+    (
+        std::path::PathBuf,
+        crate::view::applies::Apply,
+        rustix::process::Pid,
+    ),
+    ApiError,
+> {
+    let (dir, apply) = find(server, project, apply_id)?;
+    let pid = crate::store::live::running_pid(&dir, apply_id)
+        .filter(|_| apply.stop.is_none())
         .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| ApiError::Conflict(format!("apply `{apply_id}` is not running")))
+        .ok_or_else(|| ApiError::Conflict(format!("apply `{apply_id}` is not running")))?;
+    Ok((dir, apply, pid))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
