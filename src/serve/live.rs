@@ -16,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream;
 
+use super::documents;
 use super::error::ApiError;
 use super::read::{BusQuery, RunFile, blocking, bus_path, run_dir};
 use super::state::Server;
@@ -126,20 +127,6 @@ struct Snapshot<F> {
     first: bool,
 }
 
-/// Ages and durations move on every poll; a change is anything else.
-fn steady(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(o) => {
-            for k in ["duration_ms", "running_ms", "silent_ms", "age_ms"] {
-                o.remove(k);
-            }
-            o.values_mut().for_each(steady);
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(steady),
-        _ => {}
-    }
-}
-
 fn snapshots<F>(snap: Snapshot<F>) -> impl Stream<Item = Result<Event, Infallible>> + Send
 where
     F: Fn() -> Result<serde_json::Value, ApiError> + Clone + Send + Sync + 'static,
@@ -155,7 +142,7 @@ where
                 continue;
             };
             let data = value.to_string();
-            steady(&mut value);
+            documents::steady(&mut value);
             let key = value.to_string();
             let due = match &s.last {
                 None => true,
@@ -176,36 +163,45 @@ pub(super) async fn apply(
     // Refused at once when there is no such apply.
     let check = (Arc::clone(&server), project.clone(), apply_id.clone());
     blocking(move || super::read::find(&check.0, &check.1, &check.2).map(|_| ())).await?;
-    // An ended apply changes only when its project bus does (a post, a
-    // later record): until then the last document is sent again, not
-    // built again (10,000 instances are a fifth of a second each time).
-    let cache: Arc<std::sync::Mutex<Option<(u64, serde_json::Value)>>> = Arc::default();
-    let make = move || {
-        let bus = server
-            .project_dir(&project)
-            .map(|d| crate::store::layout::ProjectDir::at(d).bus())?;
-        let size = std::fs::metadata(&bus).map_or(0, |m| m.len());
-        if let Ok(c) = cache.lock()
-            && let Some((at, v)) = c.as_ref()
-            && *at == size
-            && v["running"] == false
-        {
-            return Ok(v.clone());
-        }
-        let d = super::read::apply_detail(&server, &project, &apply_id)?;
-        let v = serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Ok(mut c) = cache.lock() {
-            *c = Some((size, v.clone()));
-        }
-        Ok(v)
+    let slot = server.documents.slot(&project, &apply_id);
+    let follow = ApplyFollow {
+        server,
+        slot,
+        project,
+        apply_id,
+        sent: None,
     };
-    Ok(sse(snapshots(Snapshot {
-        make,
-        event: "apply",
-        every: APPLY_POLL,
-        last: None,
-        first: true,
-    })))
+    let s = stream::unfold(follow, |mut f| async move {
+        loop {
+            if f.sent.is_some() {
+                tokio::time::sleep(APPLY_POLL).await;
+            }
+            let Ok((version, data)) =
+                documents::current(&f.server, &f.slot, &f.project, &f.apply_id).await
+            else {
+                continue;
+            };
+            let due = match f.sent {
+                None => true,
+                Some((v, at)) => v != version || at.elapsed() >= REFRESH,
+            };
+            if due {
+                f.sent = Some((version, Instant::now()));
+                return Some((Ok(Event::default().event("apply").data(&*data)), f));
+            }
+        }
+    });
+    Ok(sse(s))
+}
+
+/// A stream on an apply: the shared slot of its document, and the version
+/// it last sent and when.
+struct ApplyFollow {
+    server: Arc<Server>,
+    slot: documents::Slot,
+    project: String,
+    apply_id: String,
+    sent: Option<(u64, Instant)>,
 }
 
 pub(super) async fn overview(State(server): State<Arc<Server>>) -> Events {

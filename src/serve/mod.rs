@@ -7,6 +7,7 @@
 
 mod act;
 mod assets;
+mod documents;
 mod error;
 mod guard;
 mod live;

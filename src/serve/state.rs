@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::documents::Documents;
 use super::error::ApiError;
 use super::options::ServeOptions;
 use crate::bus::Message;
@@ -27,6 +28,8 @@ pub(super) struct Server {
     /// `host:port` the server is reached at, as browsers send it.
     pub hosts: Vec<String>,
     plans: Mutex<HashMap<PlanKey, Planned>>,
+    /// The documents of the applies pages follow.
+    pub documents: Documents,
 }
 
 impl Server {
@@ -42,6 +45,7 @@ impl Server {
             options,
             hosts,
             plans: Mutex::new(HashMap::new()),
+            documents: Documents::default(),
         }
     }
 
