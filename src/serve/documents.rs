@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::ApiError;
-use super::state::Server;
 
 /// A running apply's document is at most this old: its iteration rows,
 /// tokens and ages move without a bus record.
@@ -61,38 +60,36 @@ impl Documents {
 }
 
 /// The current document of the apply in `slot`: the last build when
-/// nothing can have changed since, a new one otherwise. One stream builds
-/// while the others wait for it, then take its result.
-pub(super) async fn current(
-    server: &Arc<Server>,
+/// nothing can have changed since (its project `bus` is as long as then),
+/// a new one from `build` otherwise. One stream builds while the others
+/// wait for it, then take its result.
+pub(super) async fn current<B>(
     slot: &Slot,
-    project: &str,
-    apply: &str,
-) -> Result<(u64, Arc<str>), ApiError> {
+    bus: &std::path::Path,
+    build: B,
+) -> Result<(u64, Arc<str>), ApiError>
+where
+    B: FnOnce() -> Result<serde_json::Value, ApiError> + Send + 'static,
+{
     let mut held = slot.lock().await;
-    let bus = server
-        .project_dir(project)
-        .map(|d| crate::store::layout::ProjectDir::at(d).bus())?;
-    let bus_len = tokio::fs::metadata(&bus).await.map_or(0, |m| m.len());
+    let bus_len = tokio::fs::metadata(bus).await.map_or(0, |m| m.len());
     if let Some(d) = held.as_ref()
         && d.bus_len == bus_len
         && !(d.running && d.built.elapsed() >= RUNNING_REBUILD)
     {
         return Ok((d.version, Arc::clone(&d.data)));
     }
-    let (server, p, a) = (Arc::clone(server), project.to_string(), apply.to_string());
-    let built = super::read::blocking(move || {
-        let d = super::read::apply_detail(&server, &p, &a)?;
-        let mut value = serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (data, running, steady) = tokio::task::spawn_blocking(move || {
+        let mut value = build()?;
         let data = value.to_string();
         let running = value["running"] == true;
         steady(&mut value);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         value.to_string().hash(&mut h);
-        Ok((data, running, h.finish()))
+        Ok::<_, ApiError>((data, running, h.finish()))
     })
-    .await?;
-    let (data, running, steady) = built;
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let version = match held.as_ref() {
         Some(d) if d.steady == steady => d.version,
         Some(d) => d.version + 1,

@@ -176,9 +176,7 @@ pub(super) async fn apply(
             if f.sent.is_some() {
                 tokio::time::sleep(APPLY_POLL).await;
             }
-            let Ok((version, data)) =
-                documents::current(&f.server, &f.slot, &f.project, &f.apply_id).await
-            else {
+            let Ok((version, data)) = f.current().await else {
                 continue;
             };
             let due = match f.sent {
@@ -202,6 +200,25 @@ struct ApplyFollow {
     project: String,
     apply_id: String,
     sent: Option<(u64, Instant)>,
+}
+
+impl ApplyFollow {
+    async fn current(&self) -> Result<(u64, Arc<str>), ApiError> {
+        let bus = self
+            .server
+            .project_dir(&self.project)
+            .map(|d| crate::store::layout::ProjectDir::at(d).bus())?;
+        let (server, p, a) = (
+            Arc::clone(&self.server),
+            self.project.clone(),
+            self.apply_id.clone(),
+        );
+        documents::current(&self.slot, &bus, move || {
+            let d = super::read::apply_detail(&server, &p, &a)?;
+            serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
+    }
 }
 
 pub(super) async fn overview(State(server): State<Arc<Server>>) -> Events {
