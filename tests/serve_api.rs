@@ -300,6 +300,36 @@ fn read_only_refuses_every_action_and_says_so() {
 }
 
 #[test]
+fn a_request_the_framework_refuses_gets_the_error_body_too() {
+    let (_flow, served, _apply) = applied(&[]);
+    let wrong_method = served.get("/api/v1/workflows/start");
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["error"]["code"], "METHOD_NOT_ALLOWED");
+    assert!(
+        wrong_method
+            .headers
+            .iter()
+            .any(|(k, v)| k == "allow" && v.contains("POST")),
+        "{:?}",
+        wrong_method.headers
+    );
+    let not_json = served.post_with("/api/v1/projects/t/messages", &json!("not an object"), &[]);
+    assert_eq!(not_json.status, 422, "{}", not_json.body);
+    let e = not_json.json();
+    assert_eq!(e["error"]["code"], "UNPROCESSABLE_ENTITY");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid type"),
+        "the message says what did not parse: {e}"
+    );
+    let bad_query = served.get("/api/v1/projects/t/messages?limit=many");
+    assert_eq!(bad_query.status, 400, "{}", bad_query.body);
+    assert_eq!(bad_query.json()["error"]["code"], "BAD_REQUEST");
+}
+
+#[test]
 fn beyond_loopback_a_token_is_required_and_checked() {
     let flow = Flow::new(FLOW);
     // Refused without one.

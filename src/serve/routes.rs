@@ -57,6 +57,7 @@ fn router(server: Arc<Server>) -> Router {
                 "no such page or endpoint; the API is under /api/v1 (docs/api.md)".into(),
             )
         })
+        .layer(axum::middleware::from_fn(super::error::envelope))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&server),
             guard::guard,
