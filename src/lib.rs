@@ -24,6 +24,7 @@ pub(crate) mod exit_code;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub(crate) mod incremental;
+pub(crate) mod isolation;
 pub(crate) mod load;
 pub(crate) mod model;
 pub(crate) mod paths;

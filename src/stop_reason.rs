@@ -88,6 +88,12 @@ pub(crate) enum StopReason {
     AgentMissing,
     /// The task folder could not be written.
     StoreError,
+    /// An isolated instance's worktree could not be made ready or its
+    /// iteration committed.
+    WorktreeError,
+    /// An isolated instance's needs' work could not be merged into its
+    /// worktree: their changes conflict.
+    MergeConflict,
     /// A success condition could not be evaluated (an `expr` error, a
     /// `command` that could not start).
     StopError,
@@ -151,6 +157,8 @@ impl StopReason {
             Self::RenderError => "render_error",
             Self::AgentMissing => "agent_missing",
             Self::StoreError => "store_error",
+            Self::WorktreeError => "worktree_error",
+            Self::MergeConflict => "merge_conflict",
             Self::StopError => "stop_error",
             Self::BackendError => "backend_error",
             Self::GateFalse => "gate_false",
@@ -170,7 +178,7 @@ impl StopReason {
     }
 
     /// Every reason with a fixed name, for reading names back.
-    const NAMED: [Self; 34] = [
+    const NAMED: [Self; 36] = [
         Self::All,
         Self::GateTrue,
         Self::Done,
@@ -191,6 +199,8 @@ impl StopReason {
         Self::RenderError,
         Self::AgentMissing,
         Self::StoreError,
+        Self::WorktreeError,
+        Self::MergeConflict,
         Self::StopError,
         Self::BackendError,
         Self::GateFalse,

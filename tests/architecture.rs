@@ -497,6 +497,7 @@ const LAYERS: &[(&str, u8)] = &[
     // What running builds on.
     ("agents", 3),
     ("process", 3),
+    ("isolation", 3),
     ("incremental", 3),
     // Running, and what watches and reports it.
     ("runner", 4),

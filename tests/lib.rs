@@ -30,6 +30,7 @@ mod examples;
 mod fake_agent;
 mod instances;
 mod invalid;
+mod isolation;
 mod load;
 mod model_server;
 mod notify;

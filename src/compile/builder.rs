@@ -543,6 +543,9 @@ fn merge_defaults(own: Option<&Defaults>, parent: &Defaults) -> Defaults {
     Defaults {
         agent: own.agent.clone().or_else(|| parent.agent.clone()),
         workdir: own.workdir.clone().or_else(|| parent.workdir.clone()),
+        isolation: own.isolation.clone().or_else(|| parent.isolation.clone()),
+        base: own.base.clone().or_else(|| parent.base.clone()),
+        network: own.network.clone().or_else(|| parent.network.clone()),
         env,
         inputs: own.inputs.clone().or_else(|| parent.inputs.clone()),
         on_failure: own.on_failure.clone().or_else(|| parent.on_failure.clone()),

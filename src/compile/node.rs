@@ -5,7 +5,9 @@
 use super::builder::Builder;
 use super::program::{Action, DEFAULT_MAX_ITEMS, GroupId, Node, NodeId};
 use crate::diagnostic::{Code, Diagnostic, suggestion_help};
-use crate::model::{self, Agent, Defaults, ForEach, OnFailure, OutputFormat, Prompt, Spanned};
+use crate::model::{
+    self, Agent, Defaults, ForEach, Isolation, OnFailure, OutputFormat, Prompt, Spanned,
+};
 use crate::prompt::is_templated;
 use crate::source::Syntax;
 
@@ -137,6 +139,14 @@ impl Builder {
         for text in &strings {
             self.check_no_secret(scope, text);
         }
+        let isolation = local
+            .isolation
+            .as_ref()
+            .or(defaults.isolation.as_ref())
+            .map_or(Isolation::None, |i| i.value);
+        let base = local.base.clone().or_else(|| defaults.base.clone());
+        let network = local.network.clone().or_else(|| defaults.network.clone());
+        self.check_isolation(&local.id.value, isolation, base.as_ref(), network.as_ref());
         Some(Node {
             action: action?,
             id,
@@ -173,8 +183,62 @@ impl Builder {
                 .as_ref()
                 .or(defaults.max_items.as_ref())
                 .map_or(DEFAULT_MAX_ITEMS, |m| m.value),
+            isolation,
+            base,
+            network: network.is_none_or(|n| n.value),
             groups: up.groups.iter().copied().map(GroupId::new).collect(),
         })
+    }
+
+    /// `base` is for isolated nodes and `network` for sandboxed ones; a
+    /// base is a ref or `working-tree`, never something git reads as an
+    /// option.
+    fn check_isolation(
+        &mut self,
+        node: &str,
+        isolation: Isolation,
+        base: Option<&Spanned<String>>,
+        network: Option<&Spanned<bool>>,
+    ) {
+        if let Some(base) = base {
+            if isolation == Isolation::None {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::ConflictingKeys,
+                        format!("node `{node}` sets `base` but is not isolated"),
+                    )
+                    .label(base.span, "only isolated instances start from a base")
+                    .help("set `isolation = \"worktree\"` (or `\"sandbox\"`) on the node or in `[defaults]`, or remove `base`"),
+                );
+            } else if base.value.is_empty()
+                || base.value.starts_with('-')
+                || base
+                    .value
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{}` is not a git ref", base.value),
+                    )
+                    .label(base.span, "not a ref")
+                    .help("name a branch, tag or commit (`main`, `v1.2`, `HEAD~1`), or `working-tree` for the checkout with its uncommitted changes"),
+                );
+            }
+        }
+        if let Some(network) = network
+            && isolation != Isolation::Sandbox
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::ConflictingKeys,
+                    format!("node `{node}` sets `network` but is not sandboxed"),
+                )
+                .label(network.span, "only a sandbox can take the network away")
+                .help("set `isolation = \"sandbox\"`, or remove `network`"),
+            );
+        }
     }
 
     /// An agent name must be declared, or be a built-in preset. Templated

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::{Agent, ForEach, OnFailure, OutputSpec, Spanned, Stop, UserMap};
+use crate::model::{Agent, ForEach, Isolation, OnFailure, OutputSpec, Spanned, Stop, UserMap};
 use crate::prompt::Library;
 use crate::source::{FileId, Span};
 
@@ -101,6 +101,11 @@ pub struct Node {
     pub output: Option<OutputSpec>,
     pub max_parallel: Option<u32>,
     pub max_items: u32,
+    /// Where its instances run, and from which commit when isolated.
+    pub isolation: Isolation,
+    pub base: Option<Spanned<String>>,
+    /// Whether a sandboxed agent may use the network.
+    pub network: bool,
     /// The sub-workflow nodes this node belongs to, innermost first.
     pub groups: Vec<GroupId>,
 }

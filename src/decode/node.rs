@@ -4,7 +4,9 @@
 use super::read::{Cx, Fields};
 use super::stop::decode_stop;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{Defaults, ForEach, Node, OnFailure, OutputFormat, OutputSpec, Prompt, Spanned};
+use crate::model::{
+    Defaults, ForEach, Isolation, Node, OnFailure, OutputFormat, OutputSpec, Prompt, Spanned,
+};
 use crate::syntax::{Key, Table, Value, ValueKind};
 
 /// Characters a node id may use: `/` joins sub-workflow ids and `[` starts an
@@ -57,6 +59,9 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
         max_items: shared.max_items,
         inputs: shared.inputs,
         workdir: shared.workdir,
+        isolation: shared.isolation,
+        base: shared.base,
+        network: shared.network,
         env: shared.env,
         on_failure: shared.on_failure,
         fallback_agents: shared.fallback_agents,
@@ -122,7 +127,16 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
         );
     }
     if node.gate.is_some() {
-        for name in ["agent", "for_each", "matrix", "stop", "fallback_agents"] {
+        for name in [
+            "agent",
+            "for_each",
+            "matrix",
+            "stop",
+            "fallback_agents",
+            "isolation",
+            "base",
+            "network",
+        ] {
             if let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == name) {
                 cx.diags.push(
                     Diagnostic::error(
@@ -152,6 +166,11 @@ fn read_settings(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Defaults {
     Defaults {
         agent: f.get("agent").and_then(|(k, v)| cx.string(k, v)),
         workdir: f.get("workdir").and_then(|(k, v)| cx.string(k, v)),
+        isolation: f
+            .get("isolation")
+            .and_then(|(k, v)| cx.choice(k, v, &Isolation::ALL)),
+        base: f.get("base").and_then(|(k, v)| cx.string(k, v)),
+        network: f.get("network").and_then(|(k, v)| cx.boolean(k, v)),
         env: f
             .get("env")
             .map(|(k, v)| cx.env_map(k, v))

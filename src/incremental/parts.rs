@@ -41,6 +41,8 @@ pub(crate) struct Subject<'a> {
     /// Its program node.
     pub node: crate::compile::NodeId,
     pub workdir: &'a Path,
+    /// The commit an isolated instance starts from.
+    pub base: Option<&'a str>,
     pub what: What<'a>,
 }
 
@@ -94,6 +96,9 @@ pub(crate) fn of(
         }
         fp.parts
             .insert("definition".into(), short_json(&definition));
+    }
+    if let Some(base) = subject.base {
+        fp.parts.insert("base".into(), base.to_string());
     }
     match &subject.what {
         What::Agent(agent) => agent_parts(&mut fp, subject, agent, stop_reads_params, cx),

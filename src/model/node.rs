@@ -34,6 +34,33 @@ impl OnFailure {
     }
 }
 
+/// Where a node's instances run (docs/isolation.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In the workdir itself, as every instance before (the default).
+    None,
+    /// Each instance in a git worktree of its own, on a branch of its own.
+    Worktree,
+    /// As `worktree`, the agent inside a bubblewrap sandbox.
+    Sandbox,
+}
+
+impl Isolation {
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("none", Self::None),
+        ("worktree", Self::Worktree),
+        ("sandbox", Self::Sandbox),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("none", |(n, _)| n)
+    }
+}
+
 /// The prompt: inline template text, or a template file with variables.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(untagged)]
@@ -134,6 +161,12 @@ pub(crate) struct Node {
     pub inputs: Option<Vec<Spanned<String>>>,
     /// The agent's working directory, relative to this file.
     pub workdir: Option<Spanned<String>>,
+    /// Where each instance runs: `none`, `worktree` (a git worktree and branch of its own) or `sandbox` (that, inside bubblewrap).
+    pub isolation: Option<Spanned<Isolation>>,
+    /// The commit isolated instances start from: `HEAD` (the default), a ref, or `working-tree` (the checkout's uncommitted changes too).
+    pub base: Option<Spanned<String>>,
+    /// Whether a sandboxed agent may use the network (default true).
+    pub network: Option<Spanned<bool>>,
     /// Environment variables for the agent.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,

@@ -62,6 +62,9 @@ pub(crate) struct Param {
 pub(crate) struct Defaults {
     pub agent: Option<Spanned<String>>,
     pub workdir: Option<Spanned<String>>,
+    pub isolation: Option<Spanned<super::Isolation>>,
+    pub base: Option<Spanned<String>>,
+    pub network: Option<Spanned<bool>>,
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,
     pub inputs: Option<Vec<Spanned<String>>>,

@@ -7,10 +7,12 @@ use petgraph::graph::DiGraph;
 
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
-use super::model::{AgentRef, GroupPlan, Instance, InstanceKind, Plan, StopPlan, SuccessCommand};
+use super::model::{
+    AgentRef, GroupPlan, Instance, InstanceKind, IsolationPlan, Plan, StopPlan, SuccessCommand,
+};
 use crate::compile::{Action, Locator, Node, NodeId, Program};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
-use crate::model::{Agent, ForEach, OutputFormat, Spanned};
+use crate::model::{Agent, ForEach, Isolation, OutputFormat, Spanned};
 use crate::paths::{display_rel, normalize, rebase};
 use crate::prompt::{self, Placeholder, is_templated};
 use crate::source::{Sources, Span};
@@ -691,10 +693,35 @@ impl Planner<'_> {
                 .iter()
                 .map(|&g| self.program.group(g).id.clone())
                 .collect(),
+            isolation: self.isolation(node, item, matrix),
             prompt: prompt.filter(|_| self.show_prompts),
             vars,
             reads: reads.unwrap_or_default(),
         }
+    }
+
+    /// An agent instance's isolation, its `base` rendered for it.
+    fn isolation(
+        &mut self,
+        node: &Node,
+        item: Option<&serde_json::Value>,
+        matrix: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<IsolationPlan> {
+        if node.isolation == Isolation::None || !matches!(node.action, Action::Prompt { .. }) {
+            return None;
+        }
+        let base = node.base.as_ref().map_or_else(
+            || "HEAD".to_string(),
+            |b| {
+                self.render(node, &b.value, b.span, item, matrix)
+                    .unwrap_or_else(|| b.value.clone())
+            },
+        );
+        Some(IsolationPlan {
+            mode: node.isolation.as_str(),
+            base,
+            network: (node.isolation == Isolation::Sandbox).then_some(node.network),
+        })
     }
 
     /// A `vars` value with its template strings rendered, in lists and

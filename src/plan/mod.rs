@@ -15,4 +15,6 @@ pub mod text;
 
 pub(crate) use build::instance_of_item;
 pub use build::{PlanOptions, plan};
-pub use model::{AgentRef, Instance, InstanceKind, Plan, StopPlan, SuccessCommand, WorstCase};
+pub use model::{
+    AgentRef, Instance, InstanceKind, IsolationPlan, Plan, StopPlan, SuccessCommand, WorstCase,
+};

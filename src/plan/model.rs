@@ -74,6 +74,9 @@ pub struct Instance {
     pub max_parallel: Option<u32>,
     /// Sub-workflow nodes this instance belongs to, innermost first.
     pub groups: Vec<String>,
+    /// Where it runs when not in its workdir itself (docs/isolation.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationPlan>,
     /// The rendered first-iteration prompt (with `--show-prompts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
@@ -85,6 +88,19 @@ pub struct Instance {
     /// the fingerprint covers them (docs/watch.md).
     #[serde(skip)]
     pub(crate) reads: Arc<crate::prompt::Reads>,
+}
+
+/// An isolated instance's worktree, as planned: the commit is found when
+/// an apply starts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IsolationPlan {
+    /// `worktree` or `sandbox`.
+    pub mode: &'static str,
+    /// `HEAD`, a ref, or `working-tree`.
+    pub base: String,
+    /// Whether a sandboxed agent may use the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<bool>,
 }
 
 /// The most that can run before anything runs.

@@ -86,6 +86,17 @@ pub fn to_text_with(plan: &Plan, states: &std::collections::BTreeMap<String, Str
         if &*inst.workdir != "." {
             let _ = writeln!(out, "     workdir: {}", inst.workdir);
         }
+        if let Some(iso) = &inst.isolation {
+            let network = match iso.network {
+                Some(false) => ", no network",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "     isolation: {} from {}{network}",
+                iso.mode, iso.base
+            );
+        }
         if !inst.needs.is_empty() {
             let _ = writeln!(out, "     needs:  {}", inst.needs.join(", "));
         }

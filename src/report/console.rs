@@ -156,6 +156,32 @@ impl Console {
                 }
             );
         }
+        let isolated: Vec<_> = summary
+            .instances
+            .iter()
+            .filter_map(|i| Some((i, i.worktree.as_ref()?)))
+            .collect();
+        if !isolated.is_empty() {
+            let branch_width = isolated
+                .iter()
+                .map(|(_, w)| w.branch.len())
+                .max()
+                .unwrap_or(6);
+            let _ = writeln!(
+                err,
+                "{:<width$}  {:<branch_width$}  changed",
+                "instance", "branch"
+            );
+            for (i, w) in isolated {
+                let _ = writeln!(
+                    err,
+                    "{:<width$}  {:<branch_width$}  {}",
+                    super::printable(&i.key),
+                    super::printable(&w.branch),
+                    w.stat()
+                );
+            }
+        }
         for s in &summary.success {
             let mark = if s.exit_code == 0 { "passed" } else { "FAILED" };
             let _ = writeln!(
@@ -466,6 +492,17 @@ impl Observer for Console {
             Event::NoLongerTolerated { key } => self.line(&format!(
                 "{key}: its earlier failure is no longer tolerated; the next apply runs it again"
             )),
+            Event::Overlapped { instances, files } => {
+                let names: Vec<&str> = instances.iter().map(|k| &**k).collect();
+                let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+                let more = files.len().saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                self.line(&format!(
+                    "overlap: {} ran side by side and changed the same files: {}{more}; see docs/isolation.md, \"Overlaps\"",
+                    names.join(", "),
+                    shown.join(", ")
+                ));
+            }
             Event::InputsChanged { key, files } => {
                 let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
                 let more = files.len().saturating_sub(shown.len());

@@ -103,6 +103,7 @@ pub(super) fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, JobEr
                 fingerprint: Arc::default(),
                 forced: false,
                 inputs: inst.inputs.clone(),
+                isolation: None,
             })
         })
         .collect::<Result<PerJob<_>, _>>()?;
@@ -194,6 +195,7 @@ fn add_group_checks(
             fingerprint: Arc::default(),
             forced: false,
             inputs: Vec::new(),
+            isolation: None,
         });
     }
     Ok(())

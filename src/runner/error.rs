@@ -67,6 +67,12 @@ pub(crate) enum Problem {
     WebhookSecretUnset {
         var: String,
     },
+    /// An isolated node's repository or base cannot be had.
+    Isolation {
+        node: String,
+        reason: String,
+        help: String,
+    },
     /// A process agent's program is not on PATH.
     ProgramMissing {
         agent: String,
@@ -85,6 +91,7 @@ impl Problem {
                 "export {var} with the key, or name the variable that holds it with `api_key_env`"
             )),
             Self::ProgramMissing { hint, .. } => Some(hint.clone()),
+            Self::Isolation { help, .. } => Some(help.clone()),
             Self::WebhookSecretUnset { var } => Some(format!(
                 "export {var} with the secret the webhook's receiver checks signatures with"
             )),
@@ -105,6 +112,7 @@ impl fmt::Display for Problem {
             Self::WebhookSecretUnset { var } => {
                 write!(f, "[notify]: the webhook secret variable {var} is not set")
             }
+            Self::Isolation { node, reason, .. } => write!(f, "node `{node}`: {reason}"),
             Self::ProgramMissing {
                 agent,
                 node,

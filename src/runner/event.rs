@@ -107,6 +107,12 @@ pub(crate) enum Event {
     /// An instance done in this apply whose `inputs` the apply changed
     /// after it ran (a dependent wrote them): the next apply runs it again.
     InputsChanged { key: Arc<str>, files: Vec<String> },
+    /// Isolated instances that ran side by side changed the same files
+    /// (docs/isolation.md, "Overlaps").
+    Overlapped {
+        instances: Vec<Arc<str>>,
+        files: Vec<String>,
+    },
     /// A failure tolerated by an earlier apply that no gate tolerates now:
     /// it no longer stands, and the next apply runs the instance again.
     NoLongerTolerated { key: Arc<str> },

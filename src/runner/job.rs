@@ -275,6 +275,22 @@ pub(crate) struct Job {
     pub forced: bool,
     /// Its `inputs` globs, rendered (relative to `workdir`).
     pub inputs: Vec<String>,
+    /// Where it runs when isolated: set when the apply starts.
+    pub isolation: Option<Arc<Isolated>>,
+}
+
+/// An isolated job's worktree settings (docs/isolation.md).
+#[derive(Debug)]
+pub(crate) struct Isolated {
+    /// The repository and the commit its worktree starts from.
+    pub base: crate::isolation::Base,
+    /// The workflow's name, which its branch is named from.
+    pub workflow: String,
+    /// Whether its agent runs in a sandbox, and with the network.
+    pub sandbox: bool,
+    pub network: bool,
+    /// Its worktree's top folder, once made ready for its loop.
+    pub worktree: Option<PathBuf>,
 }
 
 /// Every job, each after everything it needs (group jobs are appended

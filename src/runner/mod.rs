@@ -16,6 +16,7 @@ mod dispatcher;
 pub(crate) mod error;
 pub(crate) mod event;
 mod group;
+mod isolated;
 mod iteration;
 mod job;
 pub(crate) mod launcher;

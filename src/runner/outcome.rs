@@ -55,6 +55,9 @@ pub(crate) struct Outcome {
     /// its result (`exit_zero`, `done_file`...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_stop_reason: Option<String>,
+    /// An isolated instance's branch and what it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Box<WorktreeResult>>,
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
     pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
@@ -87,6 +90,7 @@ impl Outcome {
             task_dir: None,
             run_id: None,
             result_stop_reason: None,
+            worktree: None,
             fingerprint: None,
             duration: Duration::ZERO,
         }
@@ -103,7 +107,37 @@ impl Outcome {
             item => item.map(crate::prompt::context),
             cost_usd => self.usage.cost_usd,
             task_dir => self.task_dir.as_ref().map(|d| d.display().to_string()),
+            branch => self.worktree.as_ref().map(|w| w.branch.as_str()),
+            worktree => self.worktree.as_ref().map(|w| w.path.display().to_string()),
+            changed => self.worktree.as_ref().map(|w| w.files.clone()),
         }
+    }
+}
+
+/// An isolated instance's work (docs/isolation.md): its branch, the
+/// commit it started from and the one it ended on, and the files it
+/// changed between them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct WorktreeResult {
+    pub branch: String,
+    pub path: PathBuf,
+    pub base: String,
+    pub head: String,
+    pub files: Vec<String>,
+    pub insertions: u64,
+    pub deletions: u64,
+}
+
+impl WorktreeResult {
+    /// `3 files, +10 -2`.
+    pub(crate) fn stat(&self) -> String {
+        let n = self.files.len();
+        format!(
+            "{n} file{}, +{} -{}",
+            if n == 1 { "" } else { "s" },
+            self.insertions,
+            self.deletions
+        )
     }
 }
 

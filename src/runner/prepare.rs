@@ -89,6 +89,7 @@ impl Preparer {
             })
             .collect();
         self.versions.warm(&probes, asking);
+        let isolation = isolate(&mut jobs, plan, program, self.options.root.as_deref());
         fingerprint(
             &mut jobs,
             plan,
@@ -103,7 +104,7 @@ impl Preparer {
         );
         self.versions.save();
         let (jobs, forced_later) = selected(jobs, program, &self.options)?;
-        preflight(&jobs, &self.agent_path, program)?;
+        preflight(&jobs, &self.agent_path, program, isolation)?;
         Ok(Prepared { jobs, forced_later })
     }
 }
@@ -184,6 +185,7 @@ fn subject<'a>(job: &'a Job, plan: &'a Plan, i: usize) -> Subject<'a> {
         instance: plan.instances.get(i).filter(|inst| inst.key == job.key),
         node: job.node,
         workdir: &job.workdir,
+        base: job.isolation.as_ref().map(|i| i.base.commit.as_str()),
         what,
     }
 }
@@ -231,10 +233,70 @@ pub(crate) fn freshness(
     Ok(out)
 }
 
-/// Every agent program, HTTP agent's API key and workdir exists before
-/// anything starts.
-fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), ApplyError> {
+/// Gives every isolated job its repository and base commit, each found
+/// once; what cannot be had, as problems of the machine.
+fn isolate(
+    jobs: &mut PerJob<Job>,
+    plan: &Plan,
+    program: &Program,
+    runs_root: Option<&Path>,
+) -> Vec<Problem> {
+    let mut bases = crate::isolation::Bases::new(runs_root);
     let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, job) in jobs.iter_mut() {
+        let Some(planned) = plan
+            .instances
+            .get(i.index())
+            .filter(|inst| inst.key == job.key)
+            .and_then(|inst| inst.isolation.as_ref())
+        else {
+            continue;
+        };
+        // A run-time fan-out's workdir may be made from its items: its
+        // repository is the one its workflow file is in.
+        let dir = if crate::prompt::pattern(&job.workdir.to_string_lossy()).is_some() {
+            program.entry_dir()
+        } else if job.workdir.is_dir() {
+            job.workdir.clone()
+        } else {
+            // Said by the workdir check.
+            continue;
+        };
+        match bases.resolve(&dir, &planned.base, &program.name) {
+            Ok(base) => {
+                job.isolation = Some(Arc::new(job::Isolated {
+                    base,
+                    workflow: program.name.clone(),
+                    sandbox: planned.mode == "sandbox",
+                    network: planned.network.unwrap_or(true),
+                    worktree: None,
+                }));
+            }
+            Err(e) => {
+                let node = program.node(job.node).id.clone();
+                if seen.insert((node.clone(), planned.base.clone())) {
+                    problems.push(Problem::Isolation {
+                        node,
+                        reason: e.to_string(),
+                        help: e.help(),
+                    });
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Every agent program, HTTP agent's API key and workdir exists, and every
+/// isolated node has its base, before anything starts.
+fn preflight(
+    jobs: &PerJob<Job>,
+    path: &str,
+    program: &Program,
+    isolation: Vec<Problem>,
+) -> Result<(), ApplyError> {
+    let mut problems = isolation;
     let mut seen = std::collections::HashSet::new();
     for job in jobs.values() {
         let node = &program.node(job.node).id;
@@ -290,6 +352,20 @@ fn preflight(jobs: &PerJob<Job>, path: &str, program: &Program) -> Result<(), Ap
                 });
             }
         }
+    }
+    if let Some(job) = jobs
+        .values()
+        .find(|j| j.isolation.as_ref().is_some_and(|i| i.sandbox))
+        && crate::isolation::sandbox::find(path, &job.workdir).is_none()
+    {
+        problems.push(Problem::Isolation {
+            node: program.node(job.node).id.clone(),
+            reason: format!(
+                "`isolation = \"sandbox\"` needs bubblewrap (`{}`), which is not found on PATH",
+                crate::isolation::sandbox::PROGRAM
+            ),
+            help: crate::isolation::sandbox::INSTALL_HINT.to_string(),
+        });
     }
     if let Some(var) = program.notify.as_ref().and_then(|n| n.secret_env.as_ref())
         && std::env::var(var).map_or(true, |v| v.trim().is_empty())

@@ -110,11 +110,12 @@ impl Session {
     /// What building jobs needs, to do it away from the session (a watch
     /// re-plans on its own thread).
     pub(crate) fn preparer(&self) -> Preparer {
-        Preparer::new(
-            Arc::clone(&self.versions),
-            self.agent_path.clone(),
-            self.options.clone(),
-        )
+        // The runs root as found, which a `working-tree` base leaves out.
+        let options = crate::runner::ApplyOptions {
+            root: Some(self.root.clone()),
+            ..self.options.clone()
+        };
+        Preparer::new(Arc::clone(&self.versions), self.agent_path.clone(), options)
     }
 
     /// The `Shared` of an apply of `program`, with a fresh identity.
@@ -238,7 +239,8 @@ impl Session {
             })
             .run(),
         );
-        let (instances, success, final_shared) = (ended.instances, ended.success, ended.shared);
+        let (instances, success, overlaps, final_shared) =
+            (ended.instances, ended.success, ended.overlaps, ended.shared);
         let mut summary = Summary {
             workflow: final_shared.workflow.clone(),
             apply_id: final_shared.apply_id.clone(),
@@ -251,6 +253,7 @@ impl Session {
             usage: crate::agents::usage::Usage::default(),
             instances,
             success,
+            overlaps,
         };
         summary.settle(self.signal());
         record_stop(&final_shared, &summary);

@@ -40,6 +40,9 @@ pub(crate) struct InstanceSummary {
     /// fatal.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tolerated: bool,
+    /// An isolated instance's branch and what it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Box<super::outcome::WorktreeResult>>,
     /// The answer's head, for the JUnit failure text.
     #[serde(skip)]
     pub output: String,
@@ -68,6 +71,7 @@ impl InstanceSummary {
             task_dir: outcome.task_dir.as_ref().map(|d| d.display().to_string()),
             counts,
             tolerated: false,
+            worktree: outcome.worktree.clone(),
             output: outcome
                 .error
                 .as_deref()
@@ -77,6 +81,14 @@ impl InstanceSummary {
                 .collect(),
         }
     }
+}
+
+/// Isolated instances that changed the same files without seeing each
+/// other's work (docs/isolation.md, "Overlaps").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Overlap {
+    pub instances: Vec<std::sync::Arc<str>>,
+    pub files: Vec<String>,
 }
 
 /// A `[success]` command's result.
@@ -100,6 +112,9 @@ pub(crate) struct Summary {
     pub usage: Usage,
     pub instances: Vec<InstanceSummary>,
     pub success: Vec<SuccessSummary>,
+    /// Isolated instances that changed the same files side by side.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overlaps: Vec<Overlap>,
 }
 
 /// How a whole apply ended.

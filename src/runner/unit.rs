@@ -46,6 +46,9 @@ pub(crate) struct Launch {
     pub group_previous: Value,
     /// It was interrupted in the apply being continued: resume its loop.
     pub resume: bool,
+    /// The branches of its isolated needs' work, in `needs` order, each
+    /// with the instance it is from: merged into its worktree first.
+    pub merge: Vec<(String, String)>,
     /// Fired when a watch's re-plan invalidates it.
     pub cancel: tokio_util::sync::CancellationToken,
     /// Fired when a person stops it.
@@ -118,10 +121,51 @@ pub(super) async fn run(
         }
         _ => {}
     }
+    // An isolated loop runs in its worktree: the job as it runs there.
+    let mut tree = None;
+    let running = match &job.isolation {
+        None => Arc::clone(&job),
+        Some(iso) => {
+            let merge = launch.merge.clone();
+            match super::isolated::open(
+                &shared,
+                &job,
+                iso,
+                launch.resume,
+                merge,
+                &task.bus(),
+                &task_id,
+            )
+            .await
+            {
+                Ok((t, there)) => {
+                    tree = Some(t);
+                    there
+                }
+                Err((reason, why)) => {
+                    iteration::post(
+                        &shared,
+                        &task.bus(),
+                        "ERROR",
+                        &task_id,
+                        "",
+                        vec![("instance", job.key.to_string())],
+                        &why,
+                    );
+                    out.error = Some(why);
+                    out.duration = started.elapsed();
+                    fail(&mut out, reason);
+                    return out;
+                }
+            }
+        }
+    };
     let mut looper = Looper {
         agent_error: None,
+        tree: tree.as_ref(),
+        commit: None,
         shared: &shared,
-        job: &job,
+        job: &running,
         agent: &agent,
         needs: launch.needs,
         group_previous: launch.group_previous,
@@ -133,6 +177,12 @@ pub(super) async fn run(
         events: &events,
     };
     looper.run(&mut out, started).await;
+    if let Some(t) = &tree {
+        match t.result().await {
+            Ok(w) => out.worktree = Some(Box::new(w)),
+            Err(e) => tracing::warn!("cannot read what {} changed: {e}", t.branch()),
+        }
+    }
     if out.status == Status::Failed && out.error.is_none() {
         // A loop that ran out after agent errors fails for their reason.
         out.error = looper.agent_error.take();
@@ -155,6 +205,9 @@ pub(super) async fn run(
 struct Looper<'a> {
     /// What the last iteration's agent error was, in its own words.
     agent_error: Option<String>,
+    /// An isolated loop's worktree, and the last iteration's commit.
+    tree: Option<&'a super::isolated::Tree>,
+    commit: Option<String>,
     shared: &'a Shared,
     job: &'a Arc<Job>,
     agent: &'a AgentJob,
@@ -292,6 +345,21 @@ impl Looper<'_> {
             out.iterations = iteration;
             out.run_id = Some(ran.run_id.clone());
             out.exit_code = Some(ran.exit_code);
+            // The agent's changes are committed before anything judges
+            // them, whatever ended the iteration: nothing is left only in
+            // a worktree.
+            if let Some(tree) = self.tree {
+                match tree.commit(iteration, &ran.run_id).await {
+                    Ok(c) => self.commit = c,
+                    Err(why) => {
+                        let why =
+                            format!("cannot commit the iteration to {}: {why}", tree.branch());
+                        self.record(&ran, iteration, &Verdict::Error(why.clone()));
+                        out.error = Some(why);
+                        return fail(out, StopReason::WorktreeError);
+                    }
+                }
+            }
             programs[agent_index] = Some(ran.program.clone());
             usage.add(ran.usage);
             self.shared.limits.spend(ran.usage.cost_usd);
@@ -582,6 +650,12 @@ impl Looper<'_> {
         }
         if let Some(why) = why {
             meta.push(("why", why));
+        }
+        if let Some(tree) = self.tree {
+            meta.push(("branch", tree.branch().to_string()));
+            if let Some(c) = self.commit.take() {
+                meta.push(("commit", c));
+            }
         }
         if ran.usage != Usage::default() {
             meta.push(("input_tokens", ran.usage.input_tokens.to_string()));

@@ -286,6 +286,42 @@ pub(super) fn instances_of(graph: &JobGraph, fan_outs: &FanOuts, node: NodeId) -
         .collect()
 }
 
+/// The branches of job `i`'s isolated needs that are done, in `needs`
+/// order, each with its instance: the work its worktree starts from
+/// (docs/isolation.md, "Fan-in"). A branch's name follows from its
+/// instance, so one that is up to date is found as one that just ran.
+pub(super) fn needs_branches(
+    graph: &JobGraph,
+    fan_outs: &FanOuts,
+    program: &Program,
+    i: JobId,
+) -> Vec<(String, String)> {
+    let job = &graph.jobs[i];
+    if job.isolation.is_none() {
+        return Vec::new();
+    }
+    let node = program.node(job.node);
+    let mut out = Vec::new();
+    for (_, j) in &node.needs_by_name {
+        let mirrored = Some(*j) == node.fan_out_source
+            && matches!(node.for_each, Some(ForEach::EachOf { .. }));
+        for s in instances_of(graph, fan_outs, *j) {
+            let need = &graph.jobs[s];
+            if mirrored && need.item != job.item {
+                continue;
+            }
+            let done = graph.outcome(s).is_some_and(|o| o.status == Status::Done);
+            if let Some(iso) = need.isolation.as_ref().filter(|_| done) {
+                out.push((
+                    need.key.to_string(),
+                    crate::isolation::names::branch_name(&iso.workflow, &need.key),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `needs` as job `i`'s templates see it.
 pub(super) fn needs_value(
     graph: &JobGraph,

@@ -5,6 +5,7 @@
 mod fan_out;
 mod graph;
 mod groups;
+mod overlap;
 mod records;
 mod replan;
 mod requests;

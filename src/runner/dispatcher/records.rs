@@ -126,6 +126,11 @@ impl Output<'_> {
                 }
                 meta.push(("iterations", outcome.iterations.to_string()));
                 meta.push(("duration_ms", outcome.duration.as_millis().to_string()));
+                if let Some(w) = &outcome.worktree {
+                    meta.push(("branch", w.branch.clone()));
+                    meta.push(("head", w.head.clone()));
+                    meta.push(("changed", w.stat()));
+                }
                 if let Some(c) = outcome.exit_code {
                     meta.push(("exit_code", c.to_string()));
                 }
@@ -178,6 +183,25 @@ impl Output<'_> {
                     meta,
                     format!(
                         "{key}: its earlier failure is no longer tolerated; it runs again next time"
+                    ),
+                )
+            }
+            Event::Overlapped { instances, files } => {
+                let names: Vec<&str> = instances.iter().map(|k| &**k).collect();
+                let meta = vec![
+                    apply,
+                    workflow,
+                    ("overlap_instances", names.join(",")),
+                    ("overlap_files", files.join(",")),
+                ];
+                (
+                    "WARN",
+                    String::new(),
+                    meta,
+                    format!(
+                        "{} ran side by side and changed the same files: {}",
+                        names.join(", "),
+                        files.join(", ")
                     ),
                 )
             }

@@ -66,6 +66,8 @@ pub(crate) struct Ended {
     pub instances: Vec<InstanceSummary>,
     /// The workflow's `[success]` commands, when they ran.
     pub success: Vec<SuccessSummary>,
+    /// Isolated instances that changed the same files side by side.
+    pub overlaps: Vec<crate::runner::summary::Overlap>,
     pub shared: Arc<Shared>,
 }
 
@@ -275,6 +277,13 @@ impl<'a> Dispatcher<'a> {
         for (key, files) in records::inputs_changed(&self.graph, &self.shared.runs_root) {
             self.emit(&Event::InputsChanged { key, files });
         }
+        let overlaps = super::overlap::overlaps(&self.graph);
+        for o in &overlaps {
+            self.emit(&Event::Overlapped {
+                instances: o.instances.clone(),
+                files: o.files.clone(),
+            });
+        }
         let instances = records::summaries(
             &self.graph,
             &self.fan_outs,
@@ -296,6 +305,7 @@ impl<'a> Dispatcher<'a> {
         Ended {
             instances,
             success,
+            overlaps,
             shared: self.shared,
         }
     }
@@ -481,6 +491,12 @@ impl<'a> Dispatcher<'a> {
                             round,
                             group_previous: self.rounds.previous_of(&node.groups),
                             resume: first && job.resumes(&self.prior),
+                            merge: fan_out::needs_branches(
+                                &self.graph,
+                                &self.fan_outs,
+                                &self.shared.program,
+                                i,
+                            ),
                             cancel: cancel.clone(),
                             stopped: stopped.clone(),
                         },

@@ -226,12 +226,21 @@ pub(crate) async fn run(
     let Some((resolved, args, stdio)) = start else {
         return Err(StartError::NoProgram);
     };
+    // A sandboxed agent is started by bubblewrap (docs/isolation.md).
+    let (resolved, launch, launch_args) = match (resolved, sandbox_of(shared, req)) {
+        (Ok(path), Some(Ok((bwrap, sandbox)))) => {
+            let a = sandbox.args(&path, args);
+            (Ok(path), Some(bwrap), a)
+        }
+        (Ok(_), Some(Err(e))) => (Err(e), None, Vec::new()),
+        (r, _) => (r, None, args.to_vec()),
+    };
     let spawned = match resolved {
         Ok(path) => shared
             .supervisor
             .spawn(Spawn {
-                program: &path,
-                args,
+                program: launch.as_deref().unwrap_or(&path),
+                args: &launch_args,
                 cwd: &req.job.workdir,
                 env: &env,
                 stdio,
@@ -353,6 +362,51 @@ fn collect(
         duration,
         info,
         program: ended.program,
+    }
+}
+
+/// bubblewrap and the sandbox of a sandboxed run; `None` for a run on the
+/// host.
+fn sandbox_of<'r>(
+    shared: &Shared,
+    req: &'r Request<'_>,
+) -> Option<Result<(PathBuf, SandboxOf<'r>), StartError>> {
+    let iso = req.job.isolation.as_ref().filter(|i| i.sandbox)?;
+    let worktree = iso.worktree.as_deref()?;
+    Some(
+        crate::isolation::sandbox::find(&shared.agent_path, &req.job.workdir)
+            .map(|bwrap| {
+                (
+                    bwrap,
+                    SandboxOf {
+                        writable: [worktree, req.task.path()],
+                        cwd: &req.job.workdir,
+                        network: iso.network,
+                    },
+                )
+            })
+            .ok_or_else(|| StartError::NotFound {
+                agent: req.agent.name.clone(),
+                program: crate::isolation::sandbox::PROGRAM.to_string(),
+            }),
+    )
+}
+
+/// What a sandboxed run may touch, owned for the length of its start.
+struct SandboxOf<'r> {
+    writable: [&'r Path; 2],
+    cwd: &'r Path,
+    network: bool,
+}
+
+impl SandboxOf<'_> {
+    fn args(&self, program: &Path, args: &[String]) -> Vec<String> {
+        crate::isolation::sandbox::Sandbox {
+            writable: &self.writable,
+            cwd: self.cwd,
+            network: self.network,
+        }
+        .args(program, args)
     }
 }
 

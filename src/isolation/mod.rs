@@ -1,0 +1,16 @@
+//! Keeps parallel agents on one repository apart (docs/isolation.md): the
+//! commit an apply's isolated instances start from ([`base`]), each
+//! instance's git worktree and branch with a commit per iteration
+//! ([`worktree`]) named by [`names`], all through git run the way an unattended program must
+//! ([`git`]), and the bubblewrap sandbox a sandboxed agent runs in
+//! ([`sandbox`]). Nothing here knows of workflows or runs beyond the names it
+//! is given.
+
+pub(crate) mod base;
+pub(crate) mod git;
+pub(crate) mod names;
+pub(crate) mod sandbox;
+pub(crate) mod worktree;
+
+pub(crate) use base::{Base, Bases};
+pub(crate) use worktree::{Place, WorktreeError};

@@ -1,0 +1,258 @@
+//! Owns one isolated instance's git worktree: its branch and folder, named
+//! from the workflow and the instance key; making it ready for a loop
+//! (created from the base, continued on resume, started over from the base
+//! with any earlier work kept on a branch of its own); the commit of each
+//! iteration's changes; and what the instance changed against its base
+//! (docs/isolation.md).
+
+use std::path::{Path, PathBuf};
+
+use super::base::Base;
+use super::git::{Git, GitError};
+use super::names::{KEPT_PREFIX, branch_name, ref_safe};
+
+/// Where conductor keeps its worktrees, inside the repository's git
+/// folder: never in the user's checkout, where they would show as
+/// untracked files and wake file watchers.
+const WORKTREES: &str = "conductor/worktrees";
+
+/// Why an instance's worktree cannot be made ready or committed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorktreeError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("the workdir {} is not inside the repository {}", workdir.display(), repo.display())]
+    Outside { workdir: PathBuf, repo: PathBuf },
+    #[error("cannot create {}: {source}", dir.display())]
+    Create {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("merging the work of {from} (branch {branch}) conflicts in {}", files.join(", "))]
+    Conflict {
+        from: String,
+        branch: String,
+        files: Vec<String>,
+    },
+}
+
+/// One instance's worktree.
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    /// Its branch (`conductor/<workflow>/<instance>`).
+    pub branch: String,
+    /// The worktree's top folder.
+    pub path: PathBuf,
+    /// Where the agent runs: the workdir's place in the worktree.
+    pub workdir: PathBuf,
+    pub base: Base,
+}
+
+/// What making a worktree ready did that a person should know.
+#[derive(Debug, Default)]
+pub(crate) struct Opened {
+    /// Work an interrupted iteration left uncommitted, committed now.
+    pub recovered: Option<String>,
+    /// An earlier run's branch, moved aside rather than reset (its name).
+    pub kept: Option<String>,
+}
+
+/// What an instance's branch changed against its base.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// The branch's commit.
+    pub head: String,
+    /// Each changed file, relative to the repository.
+    pub files: Vec<String>,
+    pub insertions: u64,
+    pub deletions: u64,
+}
+
+impl Place {
+    /// The worktree of instance `key` of `workflow`, whose workdir (in the
+    /// user's checkout) is `workdir`.
+    pub(crate) fn new(
+        base: &Base,
+        workflow: &str,
+        key: &str,
+        workdir: &Path,
+    ) -> Result<Self, WorktreeError> {
+        let rel = workdir
+            .strip_prefix(&base.repo)
+            .map_err(|_| WorktreeError::Outside {
+                workdir: workdir.to_path_buf(),
+                repo: base.repo.clone(),
+            })?;
+        let (wf, k) = (ref_safe(workflow), ref_safe(key));
+        let path = base.common_dir.join(WORKTREES).join(&wf).join(&k);
+        Ok(Self {
+            branch: branch_name(workflow, key),
+            workdir: if rel.as_os_str().is_empty() {
+                path.clone()
+            } else {
+                path.join(rel)
+            },
+            path,
+            base: base.clone(),
+        })
+    }
+
+    fn repo(&self) -> Git {
+        Git::at(&self.base.repo)
+    }
+
+    fn tree(&self) -> Git {
+        Git::at(&self.path)
+    }
+
+    /// Makes the worktree ready for a loop. `resume` continues its branch
+    /// (committing what an interrupted iteration left, as `interrupted`
+    /// says); otherwise the loop starts from the base, an earlier run's
+    /// work kept on a branch of its own unless the base already holds it.
+    pub(crate) fn open(
+        &self,
+        resume: bool,
+        interrupted: &str,
+        merge: &[(String, String)],
+    ) -> Result<Opened, WorktreeError> {
+        let mut opened = Opened::default();
+        let repo = self.repo();
+        let branch_ref = format!("refs/heads/{}", self.branch);
+        let tip = repo
+            .run(&["rev-parse", "--verify", "--quiet", &branch_ref])
+            .ok();
+        let present = self.path.join(".git").exists();
+        if present {
+            // Whatever an earlier loop left uncommitted is its work.
+            opened.recovered = self.commit(interrupted)?;
+        } else {
+            // A folder removed underneath git leaves its record behind.
+            repo.run(&["worktree", "prune"])?;
+            if let Some(parent) = self.path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| WorktreeError::Create {
+                    dir: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let path = self.path.to_string_lossy();
+            match &tip {
+                Some(_) => repo.run(&["worktree", "add", &path, &self.branch])?,
+                None => repo.run(&[
+                    "worktree",
+                    "add",
+                    "-b",
+                    &self.branch,
+                    &path,
+                    &self.base.commit,
+                ])?,
+            };
+        }
+        // A loop killed before its branch was made has nothing to resume.
+        if !resume || tip.is_none() {
+            let tip = self.tree().run(&["rev-parse", "HEAD"])?;
+            if tip != self.base.commit {
+                // Nothing is lost when the base holds the tip, or the
+                // tip is where the last loop started (its needs' work,
+                // which their own branches hold).
+                let started = repo
+                    .run(&["rev-parse", "--verify", "--quiet", &self.start_ref()])
+                    .ok();
+                let held = started.as_deref() == Some(tip.as_str())
+                    || repo.holds(&["merge-base", "--is-ancestor", &tip, &self.base.commit])?;
+                if !held {
+                    let kept = format!(
+                        "{KEPT_PREFIX}/{}/{}",
+                        self.branch.trim_start_matches("conductor/"),
+                        &tip[..tip.len().min(12)]
+                    );
+                    repo.run(&["branch", "--force", &kept, &tip])?;
+                    opened.kept = Some(kept);
+                }
+                self.tree()
+                    .run(&["reset", "--hard", "--quiet", &self.base.commit])?;
+                self.tree().run(&["clean", "-d", "--force", "--quiet"])?;
+            }
+            for (from, branch) in merge {
+                self.merge(from, branch)?;
+            }
+            // What the loop itself changed is counted from here.
+            let start = self.tree().run(&["rev-parse", "HEAD"])?;
+            repo.run(&["update-ref", &self.start_ref(), &start])?;
+        }
+        if !self.workdir.is_dir() {
+            // A workdir with no tracked file is not in the commit.
+            std::fs::create_dir_all(&self.workdir).map_err(|source| WorktreeError::Create {
+                dir: self.workdir.clone(),
+                source,
+            })?;
+        }
+        Ok(opened)
+    }
+
+    /// Where the loop's own work starts: the base with its needs' work
+    /// merged in.
+    fn start_ref(&self) -> String {
+        format!(
+            "refs/conductor/start/{}",
+            self.branch.trim_start_matches("conductor/")
+        )
+    }
+
+    /// Merges `branch` (the work of `from`) into the worktree; a conflict
+    /// is undone and said with its files.
+    fn merge(&self, from: &str, branch: &str) -> Result<(), WorktreeError> {
+        let tree = self.tree();
+        let message = format!("conductor: merge the work of {from} ({branch})");
+        if tree.holds(&["merge", "--no-ff", "--no-edit", "-m", &message, branch])? {
+            return Ok(());
+        }
+        let files = tree.run(&["diff", "--name-only", "--diff-filter=U"])?;
+        let _ = tree.run(&["merge", "--abort"]);
+        Err(WorktreeError::Conflict {
+            from: from.to_string(),
+            branch: branch.to_string(),
+            files: files.lines().map(str::to_string).collect(),
+        })
+    }
+
+    /// Commits everything changed in the worktree (untracked files too,
+    /// ignored ones not) with `message`; the commit, or `None` when
+    /// nothing changed.
+    pub(crate) fn commit(&self, message: &str) -> Result<Option<String>, WorktreeError> {
+        let tree = self.tree();
+        tree.run(&["add", "--all", "--", "."])?;
+        if tree.holds(&["diff", "--cached", "--quiet"])? {
+            return Ok(None);
+        }
+        tree.run(&["commit", "--quiet", "--no-verify", "-m", message])?;
+        Ok(Some(tree.run(&["rev-parse", "HEAD"])?))
+    }
+
+    /// What the loop changed: its branch against where it started (the
+    /// base, with its needs' work merged in).
+    pub(crate) fn changes(&self) -> Result<Changes, WorktreeError> {
+        let tree = self.tree();
+        let head = tree.run(&["rev-parse", "HEAD"])?;
+        let start = self
+            .repo()
+            .run(&["rev-parse", "--verify", "--quiet", &self.start_ref()])
+            .unwrap_or_else(|_| self.base.commit.clone());
+        let numstat = tree.run(&["diff", "--numstat", "--no-renames", "-z", &start, &head])?;
+        let mut changes = Changes {
+            head,
+            ..Changes::default()
+        };
+        for entry in numstat.split('\0').filter(|e| !e.is_empty()) {
+            let mut parts = entry.splitn(3, '\t');
+            let (Some(add), Some(del), Some(file)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            // A binary file counts `-` lines.
+            changes.insertions += add.parse::<u64>().unwrap_or(0);
+            changes.deletions += del.parse::<u64>().unwrap_or(0);
+            changes.files.push(file.to_string());
+        }
+        Ok(changes)
+    }
+}

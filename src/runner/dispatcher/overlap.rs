@@ -1,0 +1,82 @@
+//! Owns noticing when isolated instances that ran side by side changed the
+//! same files (docs/isolation.md, "Overlaps"): two instances overlap on a
+//! file when both changed it against their base and neither needs the
+//! other, so neither saw the other's change. Said once the apply ends, on
+//! the project bus, in the summary and in `--json`, before a merge finds it
+//! out as a conflict.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::graph::JobGraph;
+use crate::runner::job::JobId;
+use crate::runner::summary::Overlap;
+use crate::stop_reason::StopReason;
+
+/// Every overlap among the isolated instances this apply ran, grouped by
+/// the instances involved, in a stable order.
+pub(super) fn overlaps(graph: &JobGraph) -> Vec<Overlap> {
+    let mut by_file: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();
+    for j in graph.jobs.ids() {
+        let Some(w) = graph
+            .outcome(j)
+            .filter(|o| o.stop_reason != StopReason::UpToDate)
+            .and_then(|o| o.worktree.as_ref())
+        else {
+            continue;
+        };
+        for f in &w.files {
+            by_file.entry(f.as_str()).or_default().push(j);
+        }
+    }
+    let mut ancestry = Ancestry::default();
+    let mut grouped: BTreeMap<BTreeSet<Arc<str>>, Vec<String>> = BTreeMap::new();
+    for (file, changed_by) in by_file {
+        let mut side_by_side = BTreeSet::new();
+        for (n, &a) in changed_by.iter().enumerate() {
+            for &b in &changed_by[n + 1..] {
+                if !ancestry.reaches(graph, a, b) && !ancestry.reaches(graph, b, a) {
+                    side_by_side.insert(Arc::clone(&graph.jobs[a].key));
+                    side_by_side.insert(Arc::clone(&graph.jobs[b].key));
+                }
+            }
+        }
+        if side_by_side.len() > 1 {
+            grouped
+                .entry(side_by_side)
+                .or_default()
+                .push(file.to_string());
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(instances, files)| Overlap {
+            instances: instances.into_iter().collect(),
+            files,
+        })
+        .collect()
+}
+
+/// What each job needs, directly or through others, found once per job.
+#[derive(Debug, Default)]
+struct Ancestry(HashMap<JobId, BTreeSet<JobId>>);
+
+impl Ancestry {
+    /// Whether `later` needs `earlier`, directly or not.
+    fn reaches(&mut self, graph: &JobGraph, earlier: JobId, later: JobId) -> bool {
+        self.of(graph, later).contains(&earlier)
+    }
+
+    fn of(&mut self, graph: &JobGraph, j: JobId) -> &BTreeSet<JobId> {
+        self.0.entry(j).or_insert_with(|| {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<JobId> = graph.jobs[j].needs.clone();
+            while let Some(n) = stack.pop() {
+                if seen.insert(n) {
+                    stack.extend(graph.jobs[n].needs.iter().copied());
+                }
+            }
+            seen
+        })
+    }
+}

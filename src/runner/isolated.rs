@@ -1,0 +1,137 @@
+//! Owns an isolated instance's worktree during its loop: made ready before
+//! its first iteration (what that found and did said on its task bus),
+//! each iteration's changes committed to its branch, and what the branch
+//! changed against its base when the loop ends (docs/isolation.md).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::context::Shared;
+use super::iteration;
+use super::job::{Isolated, Job};
+use super::outcome::WorktreeResult;
+use crate::isolation::{Place, WorktreeError};
+use crate::stop_reason::StopReason;
+
+/// An isolated loop's worktree.
+#[derive(Debug)]
+pub(super) struct Tree {
+    place: Arc<Place>,
+    /// `<workflow> <instance>`, for commit messages.
+    label: String,
+}
+
+/// Makes `job`'s worktree ready (`resume` continues its branch); the tree,
+/// and the job as it runs there: its workdir in the worktree. What went
+/// wrong, in words, when it cannot be had.
+pub(super) async fn open(
+    shared: &Shared,
+    job: &Job,
+    iso: &Isolated,
+    resume: bool,
+    merge: Vec<(String, String)>,
+    bus: &Path,
+    task_id: &str,
+) -> Result<(Tree, Arc<Job>), (StopReason, String)> {
+    let place = Place::new(&iso.base, &iso.workflow, &job.key, &job.workdir)
+        .map(Arc::new)
+        .map_err(|e| (StopReason::WorktreeError, e.to_string()))?;
+    let label = format!("{} {}", iso.workflow, job.key);
+    let interrupted = format!("conductor: {label}, work an interrupted iteration left");
+    let opening = Arc::clone(&place);
+    let opened =
+        match tokio::task::spawn_blocking(move || opening.open(resume, &interrupted, &merge)).await
+        {
+            Ok(Ok(o)) => o,
+            Ok(Err(e @ WorktreeError::Conflict { .. })) => {
+                return Err((StopReason::MergeConflict, e.to_string()));
+            }
+            Ok(Err(e)) => return Err((StopReason::WorktreeError, e.to_string())),
+            Err(e) => {
+                return Err((
+                    StopReason::WorktreeError,
+                    format!("the worktree's git work panicked: {e}"),
+                ));
+            }
+        };
+    let short = |c: &str| c[..c.len().min(12)].to_string();
+    let mut meta = vec![
+        ("instance", job.key.to_string()),
+        ("branch", place.branch.clone()),
+        ("worktree", place.path.display().to_string()),
+        ("base", place.base.commit.clone()),
+    ];
+    let mut body = format!(
+        "worktree {} on branch {} from {}",
+        place.path.display(),
+        place.branch,
+        short(&place.base.commit)
+    );
+    if let Some(c) = &opened.recovered {
+        meta.push(("recovered", c.clone()));
+        let _ = write!(
+            body,
+            "\nwork an interrupted iteration left uncommitted is committed as {}",
+            short(c)
+        );
+    }
+    if let Some(kept) = &opened.kept {
+        meta.push(("kept", kept.clone()));
+        let _ = write!(
+            body,
+            "\nan earlier run's work, not in the base, is kept on branch {kept}"
+        );
+    }
+    iteration::post(shared, bus, "INFO", task_id, "", meta, &body);
+    let there = Arc::new(Job {
+        workdir: place.workdir.clone(),
+        isolation: Some(Arc::new(Isolated {
+            base: iso.base.clone(),
+            workflow: iso.workflow.clone(),
+            sandbox: iso.sandbox,
+            network: iso.network,
+            worktree: Some(place.path.clone()),
+        })),
+        ..job.clone()
+    });
+    Ok((Tree { place, label }, there))
+}
+
+impl Tree {
+    /// Commits what iteration `n` (run `run_id`) changed; the commit, or
+    /// `None` when it changed nothing.
+    pub(super) async fn commit(&self, n: u32, run_id: &str) -> Result<Option<String>, String> {
+        let message = format!("conductor: {} iteration {n}\n\nrun: {run_id}", self.label);
+        let place = Arc::clone(&self.place);
+        blocking(move || place.commit(&message)).await
+    }
+
+    pub(super) fn branch(&self) -> &str {
+        &self.place.branch
+    }
+
+    /// The branch and what it changed against the base.
+    pub(super) async fn result(&self) -> Result<WorktreeResult, String> {
+        let place = Arc::clone(&self.place);
+        let changes = blocking(move || place.changes()).await?;
+        Ok(WorktreeResult {
+            branch: self.place.branch.clone(),
+            path: self.place.path.clone(),
+            base: self.place.base.commit.clone(),
+            head: changes.head,
+            files: changes.files,
+            insertions: changes.insertions,
+            deletions: changes.deletions,
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorktreeError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the worktree's git work panicked: {e}")),
+    }
+}
