@@ -491,3 +491,73 @@ stop = {{ exit_zero = true, max_iterations = 1 }}
     assert_eq!(state(&summary, "n").0, "done");
     drop(listener);
 }
+
+/// git makes worktrees in one repository safely only one at a time; this
+/// failed on every run before conductor took a lock for it (a worktree of
+/// 2,000 files takes long enough for eight to collide).
+#[test]
+#[ignore = "slow: eight worktrees of 2,000 files; .ci/run runs it"]
+fn many_instances_make_their_worktrees_at_once_in_one_repository() {
+    let toml = THREE_WRITERS.replace(
+        r#"for_each = ["a", "b", "c"]"#,
+        r#"for_each = ["a", "b", "c", "d", "e", "f", "g", "h"]"#,
+    );
+    let (flow, repo) = flow_in_repo(&toml);
+    // Enough files that making a worktree takes a while.
+    for i in 0..2000 {
+        std::fs::write(repo.join(format!("file-{i}.txt")), format!("{i}\n")).unwrap();
+    }
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "many files"]);
+    let (out, summary) = flow.apply(&["--max-parallel", "8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for item in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        assert_eq!(
+            state(&summary, &format!("worker[{item}]")),
+            ("done".into(), "exit_zero".into(), 1)
+        );
+    }
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 9);
+}
+
+#[test]
+fn the_isolation_example_runs_in_a_repository_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    let example = crate::support::root().join("examples/isolation");
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, repo.join(path.file_name().unwrap())).unwrap();
+    }
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-qm", "the example"]);
+    let out = crate::support::conductor()
+        .current_dir(repo)
+        .args(["apply", "workflow.toml", "--json", "--root"])
+        .arg(dir.path().join("runs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        state(&summary, "review"),
+        ("done".into(), "exit_zero".into(), 1)
+    );
+    let changes = on_branch(repo, "conductor/isolation/review", "CHANGES.md");
+    for topic in ["parser", "lexer", "docs"] {
+        assert!(changes.contains(&format!("- {topic}: noted")), "{changes}");
+    }
+    assert_eq!(
+        summary["overlaps"][0]["files"],
+        serde_json::json!(["CHANGES.md"])
+    );
+}

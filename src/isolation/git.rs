@@ -99,6 +99,12 @@ impl Git {
                 "core.fsmonitor=false",
                 "-c",
                 "advice.detachedHead=false",
+                // A background gc started by one instance's commit would
+                // pack refs under the others' feet.
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "maintenance.auto=false",
             ])
             .args(args)
             .stdin(Stdio::null())

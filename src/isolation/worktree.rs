@@ -115,6 +115,9 @@ impl Place {
         interrupted: &str,
         merge: &[(String, String)],
     ) -> Result<Opened, WorktreeError> {
+        // git does not make worktrees, or prune them, safely side by side:
+        // one instance at a time per repository, across applies too.
+        let _held = self.lock_repository()?;
         let mut opened = Opened::default();
         let repo = self.repo();
         let branch_ref = format!("refs/heads/{}", self.branch);
@@ -187,6 +190,25 @@ impl Place {
             })?;
         }
         Ok(opened)
+    }
+
+    /// The repository's lock for making worktrees ready, held until the
+    /// file it returns is dropped.
+    fn lock_repository(&self) -> Result<std::fs::File, WorktreeError> {
+        let dir = self.base.common_dir.join("conductor");
+        let create = |source| WorktreeError::Create {
+            dir: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(create)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("worktrees.lock"))
+            .map_err(create)?;
+        file.lock().map_err(create)?;
+        Ok(file)
     }
 
     /// Where the loop's own work starts: the base with its needs' work
