@@ -561,3 +561,115 @@ fn the_isolation_example_runs_in_a_repository_of_its_own() {
         serde_json::json!(["CHANGES.md"])
     );
 }
+
+#[test]
+fn gc_removes_what_holds_no_unsaved_work_and_keeps_the_rest_saying_why() {
+    let (flow, repo) =
+        flow_in_repo(&THREE_WRITERS.replace("echo \\\"$ITEM\\\" >> shared.txt; ", ""));
+    let (out, _) = flow.apply(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let worktrees = repo.join(".git/conductor/worktrees/edits");
+    // b has uncommitted work; c's branch is merged into the user's main.
+    std::fs::write(worktrees.join("worker.b/notes.txt"), "not committed").unwrap();
+    git(
+        &repo,
+        &["merge", "-q", "--no-edit", "conductor/edits/worker.c"],
+    );
+    let gc = |args: &[&str]| {
+        let out = crate::support::conductor()
+            .current_dir(&repo)
+            .arg("gc")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = gc(&["--dry-run", "--branches"]);
+    assert!(
+        dry.contains("would remove  .git/conductor/worktrees/edits/worker.c  (branch conductor/edits/worker.c is merged into main)"),
+        "{dry}"
+    );
+    assert!(
+        worktrees.join("worker.c").exists(),
+        "--dry-run removes nothing"
+    );
+    let done = gc(&["--branches"]);
+    assert!(
+        done.contains("kept          .git/conductor/worktrees/edits/worker.a  (branch conductor/edits/worker.a has 1 commit no branch of yours has"),
+        "{done}"
+    );
+    assert!(
+        done.contains(
+            "kept          .git/conductor/worktrees/edits/worker.b  (it has uncommitted changes)"
+        ),
+        "{done}"
+    );
+    assert!(
+        done.contains("removed       conductor/edits/worker.c  (merged into main)"),
+        "{done}"
+    );
+    assert!(!worktrees.join("worker.c").exists());
+    assert!(worktrees.join("worker.a/own-a.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(worktrees.join("worker.b/notes.txt")).unwrap(),
+        "not committed"
+    );
+    let branches = git(&repo, &["branch", "--format=%(refname:short)"]);
+    assert_eq!(
+        branches,
+        "conductor/edits/worker.a\nconductor/edits/worker.b\nmain"
+    );
+}
+
+#[test]
+fn gc_leaves_the_worktree_of_a_running_loop_alone() {
+    let flow = Flow::empty();
+    let running = flow.path().join("running");
+    std::fs::write(
+        flow.path().join("flow.toml"),
+        format!(
+            r#"version = 1
+name = "busy"
+[agents.a]
+kind = "command"
+command = ["sh", "-c", "touch '{}'; exec sleep 30"]
+[nodes.n]
+agent = "a"
+workdir = "repo"
+isolation = "worktree"
+prompt = "x"
+"#,
+            running.display()
+        ),
+    )
+    .unwrap();
+    let repo = flow.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    let mut child = flow.spawn(&[]);
+    wait_for("the agent to run", || running.exists());
+    let out = crate::support::conductor()
+        .current_dir(&repo)
+        .args(["gc", "--branches"])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("kept          .git/conductor/worktrees/busy/n  (in use by a running apply)"),
+        "{stdout}"
+    );
+    assert!(repo.join(".git/conductor/worktrees/busy/n").exists());
+}

@@ -34,6 +34,9 @@ pub enum Command {
     Bus(BusCommand),
     /// Serve the web page and HTTP API over the run store (docs/ui.md, docs/api.md).
     Serve(ServeArgs),
+    /// Remove isolated instances' worktrees that hold no unsaved work; keep
+    /// the others and say why (docs/isolation.md).
+    Gc(GcArgs),
     /// The fake agent the tests run (not for users).
     #[command(name = "__fake-agent", hide = true)]
     FakeAgent(super::fake_agent::FakeAgent),
@@ -327,4 +330,22 @@ pub struct LogsArgs {
     /// Print a CLI agent's event stream as recorded, not as a transcript.
     #[arg(long)]
     pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// A folder in the repository (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove conductor's branches too (conductor/*, conductor-kept/*),
+    /// on the same terms: merged into a branch of yours, or no commit of
+    /// their own.
+    #[arg(long)]
+    pub branches: bool,
+    /// Print each decision as a JSON line.
+    #[arg(long)]
+    pub json: bool,
 }

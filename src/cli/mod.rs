@@ -13,6 +13,7 @@ mod args;
 mod bus_cmd;
 mod check;
 mod fake_agent;
+mod gc;
 mod logs;
 pub(crate) mod render;
 mod run;

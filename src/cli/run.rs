@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser};
 
 use super::args::{Cli, Command};
-use super::{apply, bus_cmd, check, logs, serve, status, watch};
+use super::{apply, bus_cmd, check, gc, logs, serve, status, watch};
 use crate::exit_code;
 
 /// Runs conductor with the process's arguments; returns the exit code.
@@ -35,6 +35,7 @@ pub fn run() -> u8 {
         }
         Command::Bus(cmd) => bus_cmd::run(&cmd),
         Command::Serve(a) => serve::serve(&a),
+        Command::Gc(a) => gc::gc(&a),
         Command::FakeAgent(args) => super::fake_agent::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(

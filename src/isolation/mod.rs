@@ -3,10 +3,12 @@
 //! instance's git worktree and branch with a commit per iteration
 //! ([`worktree`]) named by [`names`], all through git run the way an unattended program must
 //! ([`git`]), and the bubblewrap sandbox a sandboxed agent runs in
-//! ([`sandbox`]). Nothing here knows of workflows or runs beyond the names it
+//! ([`sandbox`]), and `conductor gc`, which removes what holds no
+//! unsaved work and keeps, saying why, all that does ([`gc`]). Nothing here knows of workflows or runs beyond the names it
 //! is given.
 
 pub(crate) mod base;
+pub(crate) mod gc;
 pub(crate) mod git;
 pub(crate) mod names;
 pub(crate) mod sandbox;

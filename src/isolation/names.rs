@@ -3,8 +3,22 @@
 //! made of readable ref components that two instances never share, and the
 //! prefix of the branches that keep earlier work.
 
+/// Every instance's branch is under this.
+pub(crate) const BRANCH_PREFIX: &str = "conductor";
 /// Branches of work that a new start of an instance moved aside.
 pub(crate) const KEPT_PREFIX: &str = "conductor-kept";
+
+/// Where the loop on `branch` started: the base with its needs' work
+/// merged in; what the loop changed is counted from there.
+pub(crate) fn start_ref(branch: &str) -> String {
+    format!(
+        "refs/conductor/start/{}",
+        branch
+            .strip_prefix(BRANCH_PREFIX)
+            .and_then(|b| b.strip_prefix('/'))
+            .unwrap_or(branch)
+    )
+}
 
 /// `text` as one component of a git ref, readable: `worker[a.txt]` is
 /// `worker.a.txt`; a name that had to lose characters gets a hash of
@@ -47,7 +61,7 @@ pub(crate) fn ref_safe(text: &str) -> String {
 
 /// The branch of instance `key` of `workflow`.
 pub(crate) fn branch_name(workflow: &str, key: &str) -> String {
-    format!("conductor/{}/{}", ref_safe(workflow), ref_safe(key))
+    format!("{BRANCH_PREFIX}/{}/{}", ref_safe(workflow), ref_safe(key))
 }
 
 #[cfg(test)]

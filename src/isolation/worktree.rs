@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use super::base::Base;
 use super::git::{Git, GitError};
-use super::names::{KEPT_PREFIX, branch_name, ref_safe};
+use super::names::{BRANCH_PREFIX, KEPT_PREFIX, branch_name, ref_safe, start_ref};
 
 /// Where conductor keeps its worktrees, inside the repository's git
 /// folder: never in the user's checkout, where they would show as
 /// untracked files and wake file watchers.
-const WORKTREES: &str = "conductor/worktrees";
+pub(crate) const WORKTREES: &str = "conductor/worktrees";
 
 /// Why an instance's worktree cannot be made ready or committed.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,11 @@ impl Place {
     ) -> Result<Opened, WorktreeError> {
         // git does not make worktrees, or prune them, safely side by side:
         // one instance at a time per repository, across applies too.
-        let _held = self.lock_repository()?;
+        let _held =
+            lock_repository(&self.base.common_dir).map_err(|source| WorktreeError::Create {
+                dir: self.base.common_dir.join("conductor"),
+                source,
+            })?;
         let mut opened = Opened::default();
         let repo = self.repo();
         let branch_ref = format!("refs/heads/{}", self.branch);
@@ -165,7 +169,9 @@ impl Place {
                 if !held {
                     let kept = format!(
                         "{KEPT_PREFIX}/{}/{}",
-                        self.branch.trim_start_matches("conductor/"),
+                        self.branch
+                            .strip_prefix(BRANCH_PREFIX)
+                            .map_or(self.branch.as_str(), |b| b.trim_start_matches('/')),
                         &tip[..tip.len().min(12)]
                     );
                     repo.run(&["branch", "--force", &kept, &tip])?;
@@ -192,32 +198,8 @@ impl Place {
         Ok(opened)
     }
 
-    /// The repository's lock for making worktrees ready, held until the
-    /// file it returns is dropped.
-    fn lock_repository(&self) -> Result<std::fs::File, WorktreeError> {
-        let dir = self.base.common_dir.join("conductor");
-        let create = |source| WorktreeError::Create {
-            dir: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(create)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("worktrees.lock"))
-            .map_err(create)?;
-        file.lock().map_err(create)?;
-        Ok(file)
-    }
-
-    /// Where the loop's own work starts: the base with its needs' work
-    /// merged in.
     fn start_ref(&self) -> String {
-        format!(
-            "refs/conductor/start/{}",
-            self.branch.trim_start_matches("conductor/")
-        )
+        start_ref(&self.branch)
     }
 
     /// Merges `branch` (the work of `from`) into the worktree; a conflict
@@ -276,5 +258,60 @@ impl Place {
             changes.files.push(file.to_string());
         }
         Ok(changes)
+    }
+}
+
+/// The repository's lock for making worktrees ready and removing them,
+/// held until the file it returns is dropped.
+pub(crate) fn lock_repository(common_dir: &Path) -> std::io::Result<std::fs::File> {
+    let dir = common_dir.join("conductor");
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("worktrees.lock"))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// The file a loop holds locked while it runs in the worktree at `path`.
+fn loop_lock(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Whether a running loop holds the worktree at `path`.
+pub(crate) fn in_use(path: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(loop_lock(path))
+    else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+impl Place {
+    /// Holds the worktree for a loop, until the file it returns is
+    /// dropped: `conductor gc` leaves it alone meanwhile.
+    pub(crate) fn hold(&self) -> Result<std::fs::File, WorktreeError> {
+        let path = loop_lock(&self.path);
+        let create = |source| WorktreeError::Create {
+            dir: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(create)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(create)?;
+        file.lock().map_err(create)?;
+        Ok(file)
     }
 }

@@ -18,6 +18,8 @@ use crate::stop_reason::StopReason;
 #[derive(Debug)]
 pub(super) struct Tree {
     place: Arc<Place>,
+    /// Held while the loop runs, so `conductor gc` leaves the worktree be.
+    _held: std::fs::File,
     /// `<workflow> <instance>`, for commit messages.
     label: String,
 }
@@ -36,6 +38,9 @@ pub(super) async fn open(
 ) -> Result<(Tree, Arc<Job>), (StopReason, String)> {
     let place = Place::new(&iso.base, &iso.workflow, &job.key, &job.workdir)
         .map(Arc::new)
+        .map_err(|e| (StopReason::WorktreeError, e.to_string()))?;
+    let held = place
+        .hold()
         .map_err(|e| (StopReason::WorktreeError, e.to_string()))?;
     let label = format!("{} {}", iso.workflow, job.key);
     let interrupted = format!("conductor: {label}, work an interrupted iteration left");
@@ -95,7 +100,14 @@ pub(super) async fn open(
         })),
         ..job.clone()
     });
-    Ok((Tree { place, label }, there))
+    Ok((
+        Tree {
+            place,
+            _held: held,
+            label,
+        },
+        there,
+    ))
 }
 
 impl Tree {

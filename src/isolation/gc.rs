@@ -1,0 +1,227 @@
+//! Owns `conductor gc`: removing the worktrees (and with `--branches` the
+//! branches) of isolated instances that hold no work of their own or whose
+//! work a branch of the user's already has, and keeping, with the reason
+//! said, every one that is in use by a running apply, has uncommitted
+//! changes, or has commits no branch of the user's holds
+//! (docs/isolation.md, "Cleaning up"). Nothing is removed that git itself
+//! would call unsaved: worktrees are removed without `--force`.
+
+use std::path::{Path, PathBuf};
+
+use super::base::{BaseError, Bases};
+use super::git::{Git, GitError};
+use super::names::{BRANCH_PREFIX, KEPT_PREFIX, start_ref};
+use super::worktree::{WORKTREES, in_use, lock_repository};
+
+/// Why `gc` could not look.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GcError {
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What `gc` does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GcOptions {
+    /// Say what would be removed; remove nothing.
+    pub dry_run: bool,
+    /// Remove the branches (and kept branches) too, on the same terms.
+    pub branches: bool,
+}
+
+/// What became of one worktree or branch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Decision {
+    /// A worktree's folder, or a branch.
+    pub what: String,
+    pub removed: bool,
+    pub why: String,
+}
+
+/// The decisions of `gc` in the repository `dir` is in.
+pub(crate) fn collect(dir: &Path, options: GcOptions) -> Result<Vec<Decision>, GcError> {
+    let base = Bases::default().resolve(dir, "HEAD", "")?;
+    let repo = Git::at(&base.repo);
+    let _held = lock_repository(&base.common_dir).map_err(|source| GcError::Lock {
+        path: base.common_dir.join("conductor"),
+        source,
+    })?;
+    let ours = base.common_dir.join(WORKTREES);
+    let mut out = Vec::new();
+    let mut with_worktree = Vec::new();
+    for (path, branch) in worktrees(&repo)? {
+        if !path.starts_with(&ours) {
+            continue;
+        }
+        let shown = path
+            .strip_prefix(&base.repo)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        with_worktree.extend(branch.clone());
+        let Some(keep) = keep_worktree(&repo, &path, branch.as_deref())? else {
+            let why = why_removable(&repo, branch.as_deref(), &Git::at(&path))?;
+            if !options.dry_run {
+                repo.run(&["worktree", "remove", &path.to_string_lossy()])?;
+                let mut lock = path.as_os_str().to_owned();
+                lock.push(".lock");
+                let _ = std::fs::remove_file(lock);
+            }
+            out.push(Decision {
+                what: shown,
+                removed: true,
+                why,
+            });
+            if options.branches
+                && let Some(b) = &branch
+            {
+                out.push(remove_branch(&repo, b, options)?);
+            }
+            continue;
+        };
+        out.push(Decision {
+            what: shown,
+            removed: false,
+            why: keep,
+        });
+    }
+    if options.branches {
+        let listed = repo.run(&[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            &format!("refs/heads/{BRANCH_PREFIX}/"),
+            &format!("refs/heads/{KEPT_PREFIX}/"),
+        ])?;
+        for b in listed
+            .lines()
+            .filter(|b| !with_worktree.iter().any(|w| w == b))
+        {
+            let tip = repo.run(&["rev-parse", b])?;
+            match unmerged(&repo, b, &tip)? {
+                Some(why) => out.push(Decision {
+                    what: b.to_string(),
+                    removed: false,
+                    why,
+                }),
+                None => out.push(remove_branch(&repo, b, options)?),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every worktree of the repository: its folder and branch.
+fn worktrees(repo: &Git) -> Result<Vec<(PathBuf, Option<String>)>, GitError> {
+    let listed = repo.run(&["worktree", "list", "--porcelain"])?;
+    let mut out = Vec::new();
+    for block in listed.split("\n\n") {
+        let mut path = None;
+        let mut branch = None;
+        for line in block.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(PathBuf::from(p));
+            } else if let Some(b) = line.strip_prefix("branch refs/heads/") {
+                branch = Some(b.to_string());
+            }
+        }
+        if let Some(p) = path {
+            out.push((p, branch));
+        }
+    }
+    Ok(out)
+}
+
+/// Why the worktree at `path` is kept; `None` when it may go.
+fn keep_worktree(
+    repo: &Git,
+    path: &Path,
+    branch: Option<&str>,
+) -> Result<Option<String>, GitError> {
+    if in_use(path) {
+        return Ok(Some("in use by a running apply".into()));
+    }
+    let tree = Git::at(path);
+    if !tree.run(&["status", "--porcelain"])?.is_empty() {
+        return Ok(Some("it has uncommitted changes".into()));
+    }
+    let tip = tree.run(&["rev-parse", "HEAD"])?;
+    match branch {
+        Some(b) => unmerged(repo, b, &tip),
+        None => Ok(Some("its HEAD is on no branch".into())),
+    }
+}
+
+/// Why branch `b` (at `tip`) holds work no other branch has; `None` when
+/// it holds none of its own, or a branch of the user's has it.
+fn unmerged(repo: &Git, b: &str, tip: &str) -> Result<Option<String>, GitError> {
+    if own_work(repo, b, tip)?.is_none() || merged_into(repo, tip)?.is_some() {
+        return Ok(None);
+    }
+    let count = own_work(repo, b, tip)?.unwrap_or(0);
+    Ok(Some(format!(
+        "branch {b} has {count} commit{} no branch of yours has; merge it, or drop it with `git branch -D {b}`",
+        if count == 1 { "" } else { "s" }
+    )))
+}
+
+/// How many commits branch `b` has past where its loop started; `None`
+/// when none.
+fn own_work(repo: &Git, b: &str, tip: &str) -> Result<Option<u64>, GitError> {
+    let Ok(start) = repo.run(&["rev-parse", "--verify", "--quiet", &start_ref(b)]) else {
+        // A kept branch, or one made before start refs: all of it counts.
+        return Ok(Some(1));
+    };
+    if repo.holds(&["merge-base", "--is-ancestor", tip, &start])? {
+        return Ok(None);
+    }
+    let n = repo.run(&["rev-list", "--count", &format!("{start}..{tip}")])?;
+    Ok(Some(n.parse().unwrap_or(1)))
+}
+
+/// A branch of the user's (not conductor's) that holds `tip`.
+fn merged_into(repo: &Git, tip: &str) -> Result<Option<String>, GitError> {
+    let holders = repo.run(&["branch", "--contains", tip, "--format=%(refname:short)"])?;
+    Ok(holders
+        .lines()
+        .find(|b| {
+            !b.starts_with(&format!("{BRANCH_PREFIX}/"))
+                && !b.starts_with(&format!("{KEPT_PREFIX}/"))
+        })
+        .map(str::to_string))
+}
+
+fn why_removable(repo: &Git, branch: Option<&str>, tree: &Git) -> Result<String, GitError> {
+    let tip = tree.run(&["rev-parse", "HEAD"])?;
+    Ok(match (branch, merged_into(repo, &tip)?) {
+        (Some(b), _) if own_work(repo, b, &tip)?.is_none() => {
+            format!("branch {b} has no commit of its own")
+        }
+        (Some(b), Some(into)) => format!("branch {b} is merged into {into}"),
+        (None, Some(into)) => format!("merged into {into}"),
+        (_, None) => "nothing of its own".into(),
+    })
+}
+
+fn remove_branch(repo: &Git, b: &str, options: GcOptions) -> Result<Decision, GitError> {
+    let tip = repo.run(&["rev-parse", b])?;
+    let why = match merged_into(repo, &tip)? {
+        Some(into) => format!("merged into {into}"),
+        None => "no commit of its own".into(),
+    };
+    if !options.dry_run {
+        repo.run(&["branch", "-D", "--quiet", b])?;
+        let _ = repo.run(&["update-ref", "-d", &start_ref(b)]);
+    }
+    Ok(Decision {
+        what: b.to_string(),
+        removed: true,
+        why,
+    })
+}
