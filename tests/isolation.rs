@@ -138,6 +138,18 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
         stderr.contains("conductor/edits/worker.a  2 files, +2 -0"),
         "{stderr}"
     );
+    // `status` reads the same from the run store.
+    let status = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["status", "--workflow", "flow.toml", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("branch conductor/edits/worker.b (2 files, +2 -0)"),
+        "{status}"
+    );
 }
 
 #[test]

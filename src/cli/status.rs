@@ -101,6 +101,12 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
         if let Some(w) = &r.why {
             detail.push(format!("last iteration: {w}"));
         }
+        if let Some(b) = &r.branch {
+            match &r.changed {
+                Some(c) => detail.push(format!("branch {b} ({c})")),
+                None => detail.push(format!("branch {b}")),
+            }
+        }
         if !r.waiting_for.is_empty() {
             detail.push(format!("waiting for {}", r.waiting_for.join(", ")));
         }

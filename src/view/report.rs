@@ -50,6 +50,11 @@ pub(crate) struct Instance {
     /// A running one: its agent's latest tool call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity: Option<String>,
+    /// An isolated one: its branch, and what it changed (docs/isolation.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
     /// The instances it depends on, when the plan is known.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
@@ -83,6 +88,8 @@ impl Instance {
             running_ms: None,
             silent_ms: None,
             activity: None,
+            branch: None,
+            changed: None,
             needs: Vec::new(),
             waiting_for: Vec::new(),
         }
@@ -131,6 +138,8 @@ pub(crate) fn build(apply: &Apply, plan: Option<&Plan>, depth: Depth) -> Report 
             row.state = m.meta.get("status").cloned().unwrap_or_default();
             row.stop_reason = m.meta.get("stop_reason").cloned().unwrap_or_default();
             row.result_stop_reason = m.meta.get("result_stop_reason").cloned();
+            row.branch = m.meta.get("branch").cloned();
+            row.changed = m.meta.get("changed").cloned();
             let number = |k: &str| m.meta.get(k).and_then(|v| v.parse::<u64>().ok());
             row.iterations =
                 number("iterations").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
