@@ -45,3 +45,4 @@ pub(crate) mod syntax;
 pub(crate) mod view;
 pub(crate) mod walk;
 pub(crate) mod watch;
+pub(crate) mod writes;

@@ -484,6 +484,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("bus", 0),
     ("store", 1),
     ("walk", 1),
+    ("writes", 1),
     // The front end: text to plan.
     ("syntax", 2),
     ("model", 2),

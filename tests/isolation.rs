@@ -685,3 +685,118 @@ prompt = "x"
     );
     assert!(repo.join(".git/conductor/worktrees/busy/n").exists());
 }
+
+#[test]
+fn declared_writes_that_meet_run_one_at_a_time_and_a_change_outside_them_is_said() {
+    let flow = Flow::empty();
+    let log = flow.path().join("log");
+    std::fs::write(
+        flow.path().join("flow.toml"),
+        format!(
+            r#"version = 1
+name = "scoped"
+
+[agents.writer]
+kind = "command"
+command = ["sh", "-c", """
+echo "start $CONDUCTOR_INSTANCE" >> '{log}'
+mkdir -p src docs && echo "$CONDUCTOR_INSTANCE" > "$FILE"
+sleep 0.2
+echo "end $CONDUCTOR_INSTANCE" >> '{log}'
+"""]
+
+[defaults]
+agent = "writer"
+workdir = "repo"
+isolation = "worktree"
+stop = {{ exit_zero = true, max_iterations = 1 }}
+
+[nodes.worker]
+for_each = ["a", "b"]
+writes = ["src/**"]
+env = {{ FILE = "src/{{{{ item }}}}.rs" }}
+prompt = "x"
+
+[nodes.docs]
+writes = ["docs/**"]
+env = {{ FILE = "src/stray.rs" }}
+prompt = "x"
+"#,
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let repo = flow.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    // The plan says so before anything runs.
+    let plan = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["validate", "flow.toml"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        said.contains("the instances of `worker` declare writes that may meet (`src/**`): they will run one at a time"),
+        "{said}"
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let workers: Vec<&str> = lines.lines().filter(|l| l.contains("worker")).collect();
+    // Never both workers at once: each ends before the other starts.
+    assert!(
+        workers
+            == [
+                "start worker[a]",
+                "end worker[a]",
+                "start worker[b]",
+                "end worker[b]"
+            ]
+            || workers
+                == [
+                    "start worker[b]",
+                    "end worker[b]",
+                    "start worker[a]",
+                    "end worker[a]"
+                ],
+        "{lines}"
+    );
+    // docs ran beside a worker (its scope meets neither).
+    let first_end = lines.lines().position(|l| l.starts_with("end")).unwrap();
+    assert!(
+        lines.lines().take(first_end).any(|l| l == "start docs"),
+        "{lines}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waits for worker[")
+            && stderr.contains("to end: their declared writes overlap (src/** and src/**)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("docs: changed files outside its declared writes: src/stray.rs"),
+        "{stderr}"
+    );
+    let docs = summary["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == "docs")
+        .unwrap();
+    assert_eq!(
+        docs["worktree"]["outside_writes"],
+        serde_json::json!(["src/stray.rs"])
+    );
+    let warn = flow
+        .project_records()
+        .into_iter()
+        .find(|r| r["type"] == "WARN" && r["meta"]["outside_writes"].is_string())
+        .expect("on the project bus");
+    assert_eq!(warn["meta"]["outside_writes"], "src/stray.rs");
+}

@@ -111,6 +111,10 @@ impl Builder {
         for g in &inputs {
             self.check_glob(g);
         }
+        let writes = local.writes.clone().unwrap_or_default();
+        for g in &writes {
+            self.check_glob(g);
+        }
         if let Some(schema) = local.output.as_ref().and_then(|o| o.schema.as_ref()) {
             self.check_schema_file(scope, schema);
         }
@@ -186,6 +190,7 @@ impl Builder {
             isolation,
             base,
             network: network.is_none_or(|n| n.value),
+            writes,
             groups: up.groups.iter().copied().map(GroupId::new).collect(),
         })
     }

@@ -106,6 +106,8 @@ pub struct Node {
     pub base: Option<Spanned<String>>,
     /// Whether a sandboxed agent may use the network.
     pub network: bool,
+    /// Globs of the files its instances may change, relative to the workdir.
+    pub writes: Vec<Spanned<String>>,
     /// The sub-workflow nodes this node belongs to, innermost first.
     pub groups: Vec<GroupId>,
 }

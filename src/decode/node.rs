@@ -62,6 +62,7 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
         isolation: shared.isolation,
         base: shared.base,
         network: shared.network,
+        writes: f.get("writes").and_then(|(k, v)| cx.string_list(k, v)),
         env: shared.env,
         on_failure: shared.on_failure,
         fallback_agents: shared.fallback_agents,
@@ -136,6 +137,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             "isolation",
             "base",
             "network",
+            "writes",
         ] {
             if let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == name) {
                 cx.diags.push(

@@ -1,11 +1,12 @@
 //! Keeps parallel agents on one repository apart (docs/isolation.md): the
-//! commit an apply's isolated instances start from ([`base`]), each
+//! commit an apply's isolated instances start from ([`base`]); each
 //! instance's git worktree and branch with a commit per iteration
-//! ([`worktree`]) named by [`names`], all through git run the way an unattended program must
-//! ([`git`]), and the bubblewrap sandbox a sandboxed agent runs in
-//! ([`sandbox`]), and `conductor gc`, which removes what holds no
-//! unsaved work and keeps, saying why, all that does ([`gc`]). Nothing here knows of workflows or runs beyond the names it
-//! is given.
+//! ([`worktree`]), named by [`names`]; git run the way an unattended
+//! program must ([`git`]); the bubblewrap sandbox a sandboxed agent runs in
+//! ([`sandbox`]); and `conductor gc`,
+//! which removes what holds no unsaved work and keeps, saying why, all that
+//! does ([`gc`]). Nothing here knows of workflows or runs beyond the names
+//! it is given.
 
 pub(crate) mod base;
 pub(crate) mod gc;

@@ -167,6 +167,8 @@ pub(crate) struct Node {
     pub base: Option<Spanned<String>>,
     /// Whether a sandboxed agent may use the network (default true).
     pub network: Option<Spanned<bool>>,
+    /// Globs of the files its instances may change, relative to the workdir: instances whose globs overlap never run at the same time.
+    pub writes: Option<Vec<Spanned<String>>>,
     /// Environment variables for the agent.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,

@@ -159,6 +159,9 @@ impl<'a> Planner<'a> {
         for &(from, to) in &p.edges {
             graph.add_edge(idx[from], idx[to], ());
         }
+        for d in super::writes::overlaps(program, &p.instances, &graph) {
+            p.push(d);
+        }
         let worst_case = worst_case(program, &p.instances);
         let success = p.success_commands();
         let sub_workflows = program
@@ -692,6 +695,14 @@ impl Planner<'_> {
                 .groups
                 .iter()
                 .map(|&g| self.program.group(g).id.clone())
+                .collect(),
+            writes: node
+                .writes
+                .iter()
+                .map(|g| {
+                    self.render(node, &g.value, g.span, item, matrix)
+                        .unwrap_or_else(|| g.value.clone())
+                })
                 .collect(),
             isolation: self.isolation(node, item, matrix),
             prompt: prompt.filter(|_| self.show_prompts),

@@ -12,6 +12,7 @@ pub mod json;
 mod limits;
 mod model;
 pub mod text;
+mod writes;
 
 pub(crate) use build::instance_of_item;
 pub use build::{PlanOptions, plan};

@@ -74,6 +74,9 @@ pub struct Instance {
     pub max_parallel: Option<u32>,
     /// Sub-workflow nodes this instance belongs to, innermost first.
     pub groups: Vec<String>,
+    /// Globs of the files it may change, relative to its workdir.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<String>,
     /// Where it runs when not in its workdir itself (docs/isolation.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isolation: Option<IsolationPlan>,

@@ -492,6 +492,19 @@ impl Observer for Console {
             Event::NoLongerTolerated { key } => self.line(&format!(
                 "{key}: its earlier failure is no longer tolerated; the next apply runs it again"
             )),
+            Event::OutsideWrites { key, files } => {
+                let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+                let more = files.len().saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                self.line(&format!(
+                    "{key}: changed files outside its declared writes: {}{more}",
+                    shown.join(", ")
+                ));
+            }
+            Event::WaitingForWrites { key, other, globs } => self.line(&format!(
+                "{key}: waits for {other} to end: their declared writes overlap ({} and {})",
+                globs.0, globs.1
+            )),
             Event::Overlapped { instances, files } => {
                 let names: Vec<&str> = instances.iter().map(|k| &**k).collect();
                 let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();

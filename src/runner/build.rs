@@ -104,6 +104,7 @@ pub(super) fn build(program: &Program, plan: &Plan) -> Result<PerJob<Job>, JobEr
                 forced: false,
                 inputs: inst.inputs.clone(),
                 isolation: None,
+                writes: crate::writes::Writes::new(&inst.workdir, &inst.writes).map(Arc::new),
             })
         })
         .collect::<Result<PerJob<_>, _>>()?;
@@ -196,6 +197,7 @@ fn add_group_checks(
             forced: false,
             inputs: Vec::new(),
             isolation: None,
+            writes: None,
         });
     }
     Ok(())
@@ -387,6 +389,7 @@ pub(crate) fn item_job(
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
         inputs: inst.inputs.clone(),
+        writes: crate::writes::Writes::new(&inst.workdir, &inst.writes).map(Arc::new),
         ..base.clone()
     })
 }

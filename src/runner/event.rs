@@ -107,6 +107,16 @@ pub(crate) enum Event {
     /// An instance done in this apply whose `inputs` the apply changed
     /// after it ran (a dependent wrote them): the next apply runs it again.
     InputsChanged { key: Arc<str>, files: Vec<String> },
+    /// A ready instance waits for `other`, running, whose declared writes
+    /// overlap its own (the two globs that meet).
+    WaitingForWrites {
+        key: Arc<str>,
+        other: Arc<str>,
+        globs: (String, String),
+    },
+    /// An isolated instance changed files outside its node's declared
+    /// `writes`.
+    OutsideWrites { key: Arc<str>, files: Vec<String> },
     /// Isolated instances that ran side by side changed the same files
     /// (docs/isolation.md, "Overlaps").
     Overlapped {

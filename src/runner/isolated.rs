@@ -13,6 +13,7 @@ use super::job::{Isolated, Job};
 use super::outcome::WorktreeResult;
 use crate::isolation::{Place, WorktreeError};
 use crate::stop_reason::StopReason;
+use crate::writes::Writes;
 
 /// An isolated loop's worktree.
 #[derive(Debug)]
@@ -123,11 +124,34 @@ impl Tree {
         &self.place.branch
     }
 
-    /// The branch and what it changed against the base.
-    pub(super) async fn result(&self) -> Result<WorktreeResult, String> {
+    /// The branch and what it changed against the base; the changes
+    /// outside `writes`, when the node declares them.
+    pub(super) async fn result(&self, writes: Option<&Writes>) -> Result<WorktreeResult, String> {
         let place = Arc::clone(&self.place);
         let changes = blocking(move || place.changes()).await?;
+        // `writes` are relative to the workdir; changes to the repository.
+        let rel = self
+            .place
+            .workdir
+            .strip_prefix(&self.place.path)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let outside_writes = writes.map_or_else(Vec::new, |w| {
+            changes
+                .files
+                .iter()
+                .filter(|f| {
+                    Path::new(f.as_str())
+                        .strip_prefix(&rel)
+                        .ok()
+                        .and_then(Path::to_str)
+                        .is_none_or(|in_workdir| !w.allows(in_workdir))
+                })
+                .cloned()
+                .collect()
+        });
         Ok(WorktreeResult {
+            outside_writes,
             branch: self.place.branch.clone(),
             path: self.place.path.clone(),
             base: self.place.base.commit.clone(),

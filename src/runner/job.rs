@@ -277,6 +277,8 @@ pub(crate) struct Job {
     pub inputs: Vec<String>,
     /// Where it runs when isolated: set when the apply starts.
     pub isolation: Option<Arc<Isolated>>,
+    /// The files it declares it may change (`writes`).
+    pub writes: Option<Arc<crate::writes::Writes>>,
 }
 
 /// An isolated job's worktree settings (docs/isolation.md).

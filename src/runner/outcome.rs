@@ -126,6 +126,9 @@ pub(crate) struct WorktreeResult {
     pub files: Vec<String>,
     pub insertions: u64,
     pub deletions: u64,
+    /// Changed files outside the node's declared `writes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_writes: Vec<String>,
 }
 
 impl WorktreeResult {

@@ -178,7 +178,7 @@ pub(super) async fn run(
     };
     looper.run(&mut out, started).await;
     if let Some(t) = &tree {
-        match t.result().await {
+        match t.result(job.writes.as_deref()).await {
             Ok(w) => out.worktree = Some(Box::new(w)),
             Err(e) => tracing::warn!("cannot read what {} changed: {e}", t.branch()),
         }

@@ -3,7 +3,7 @@
 //! file when both changed it against their base and neither needs the
 //! other, so neither saw the other's change. Said once the apply ends, on
 //! the project bus, in the summary and in `--json`, before a merge finds it
-//! out as a conflict.
+//! out as a conflict. Likewise a change outside a node's declared `writes`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -53,6 +53,20 @@ pub(super) fn overlaps(graph: &JobGraph) -> Vec<Overlap> {
         .map(|(instances, files)| Overlap {
             instances: instances.into_iter().collect(),
             files,
+        })
+        .collect()
+}
+
+/// Each isolated instance this apply ran that changed files outside its
+/// node's declared `writes`, with those files.
+pub(super) fn outside_writes(graph: &JobGraph) -> Vec<(Arc<str>, Vec<String>)> {
+    graph
+        .jobs
+        .ids()
+        .filter_map(|j| {
+            let w = graph.outcome(j)?.worktree.as_ref()?;
+            (!w.outside_writes.is_empty())
+                .then(|| (Arc::clone(&graph.jobs[j].key), w.outside_writes.clone()))
         })
         .collect()
 }

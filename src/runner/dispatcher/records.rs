@@ -186,6 +186,20 @@ impl Output<'_> {
                     ),
                 )
             }
+            Event::OutsideWrites { key, files } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("outside_writes", files.join(",")));
+                (
+                    "WARN",
+                    String::new(),
+                    meta,
+                    format!(
+                        "{key} changed files outside its declared writes: {}",
+                        files.join(", ")
+                    ),
+                )
+            }
             Event::Overlapped { instances, files } => {
                 let names: Vec<&str> = instances.iter().map(|k| &**k).collect();
                 let meta = vec![

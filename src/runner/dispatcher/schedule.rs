@@ -277,6 +277,9 @@ impl<'a> Dispatcher<'a> {
         for (key, files) in records::inputs_changed(&self.graph, &self.shared.runs_root) {
             self.emit(&Event::InputsChanged { key, files });
         }
+        for (key, files) in super::overlap::outside_writes(&self.graph) {
+            self.emit(&Event::OutsideWrites { key, files });
+        }
         let overlaps = super::overlap::overlaps(&self.graph);
         for o in &overlaps {
             self.emit(&Event::Overlapped {
@@ -314,6 +317,8 @@ impl<'a> Dispatcher<'a> {
     /// run of its key may start now.
     fn unit_ended(&mut self, launched: Launched, mut outcome: Outcome) {
         self.slots.end();
+        let retry = self.slots.stop_writing(&launched.key);
+        self.graph.ready.extend(retry);
         self.drain_events();
         match launched.owner {
             Owner::Invalidated => {
@@ -470,6 +475,22 @@ impl<'a> Dispatcher<'a> {
                         // Released when one of this node's instances ends.
                         self.slots.hold(&node.id, i);
                         continue;
+                    }
+                    if let Some(writes) = &job.writes
+                        && let Some((other, mine, theirs)) = self.slots.writes_overlap(writes)
+                    {
+                        // Tried again when a writer ends.
+                        if self.slots.hold_for_writes(i) {
+                            self.emit(&Event::WaitingForWrites {
+                                key: Arc::clone(&job.key),
+                                other,
+                                globs: (mine, theirs),
+                            });
+                        }
+                        continue;
+                    }
+                    if let Some(writes) = &job.writes {
+                        self.slots.start_writing(&job.key, writes);
                     }
                     self.slots.take(Some(&node.id));
                     self.graph.state[i] = State::Running;
