@@ -167,10 +167,18 @@ fn commit_of(
             repo: repo.to_path_buf(),
         });
     }
+    // A rendered base that git would read as an option names no commit.
+    if spec.starts_with('-') || spec.trim().is_empty() {
+        return Err(BaseError::Unknown {
+            base: spec.to_string(),
+            repo: repo.to_path_buf(),
+        });
+    }
     git.run(&[
         "rev-parse",
         "--verify",
         "--quiet",
+        "--end-of-options",
         &format!("{spec}^{{commit}}"),
     ])
     .map_err(|_| BaseError::Unknown {
