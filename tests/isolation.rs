@@ -150,6 +150,17 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
         status.contains("branch conductor/edits/worker.b (2 files, +2 -0)"),
         "{status}"
     );
+    let logs = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["logs", "worker[c]", "--workflow", "flow.toml", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        logs.contains("worker[c]: branch conductor/edits/worker.c (2 files, +2 -0)"),
+        "{logs}"
+    );
 }
 
 #[test]

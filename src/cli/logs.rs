@@ -92,6 +92,24 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
             },
         });
     };
+    // An isolated instance's work is on its branch (docs/isolation.md).
+    if let Some(m) = apply
+        .records
+        .iter()
+        .rev()
+        .find(|m| m.task_id == task_id && m.meta.contains_key("branch"))
+    {
+        let changed = m
+            .meta
+            .get("changed")
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{instance}: branch {}{changed}",
+            m.meta.get("branch").map_or("", String::as_str)
+        );
+    }
     let task = ProjectDir::at(apply.project_dir.clone()).task(&task_id);
     let file = |run: &RunDir| {
         if args.stderr {
