@@ -659,12 +659,13 @@ function renderRow(st) {
     ['Running for', running && x.running_ms != null ? ticking(x.running_ms, true) : null],
     ['Silent', running && x.silent_ms != null ? ticking(x.silent_ms, true, 'idle ') : null],
     ['Activity', x.activity ? h('span', { class: 'mono' }, x.activity) : null],
+    ['Branch', x.branch ? [h('span', { class: 'mono' }, x.branch), x.changed ? ` (${x.changed})` : ''] : null],
     ['Needs', x.needs?.length ? links(x.needs) : null],
     ['Waiting for', x.waiting_for?.length ? links(x.waiting_for) : null],
     ['Task', x.task_id ? h('a', { href: busHref(p, x.task_id), class: 'mono' }, x.task_id) : null],
   ];
   // Long texts get a line of their own; short facts share lines.
-  const wide = ['Why', 'Activity', 'Needs', 'Waiting for'];
+  const wide = ['Why', 'Activity', 'Branch', 'Needs', 'Waiting for'];
   st.row.replaceChildren(h('dl', { class: 'facts' }, rows.filter(([, v]) => v != null && v !== '')
     .map(([k, v]) => h('div', { class: wide.includes(k) ? 'wide' : null }, h('dt', {}, k), h('dd', {}, v)))));
 }
