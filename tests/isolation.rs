@@ -811,3 +811,50 @@ prompt = "x"
         .expect("on the project bus");
     assert_eq!(warn["meta"]["outside_writes"], "src/stray.rs");
 }
+
+#[test]
+fn an_agent_that_switches_branches_never_has_another_branch_reset() {
+    let toml = r#"version = 1
+name = "switch"
+[agents.a]
+kind = "command"
+command = ["sh", "-c", """
+if git rev-parse --verify -q side >/dev/null; then echo second > second.txt
+else git checkout -q -b side && echo first > first.txt; fi
+"""]
+[nodes.n]
+agent = "a"
+workdir = "repo"
+isolation = "worktree"
+prompt = "x"
+stop = { exit_zero = true, max_iterations = 1 }
+"#;
+    let (flow, repo) = flow_in_repo(toml);
+    let (out, _) = flow.apply(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let side = git(&repo, &["rev-parse", "side"]);
+    let (out, _) = flow.apply(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        git(&repo, &["rev-parse", "side"]),
+        side,
+        "the agent's branch is as it left it"
+    );
+    assert_eq!(on_branch(&repo, "side", "first.txt"), "first");
+    assert_eq!(
+        on_branch(&repo, "conductor/switch/n", "second.txt"),
+        "second"
+    );
+    assert_eq!(
+        git(&repo, &["ls-tree", "--name-only", "conductor/switch/n"]),
+        "second.txt\nshared.txt"
+    );
+}

@@ -132,6 +132,20 @@ impl Place {
         if present {
             // Whatever an earlier loop left uncommitted is its work.
             opened.recovered = self.commit(interrupted)?;
+            // An agent may have switched branches: the loop goes on on its
+            // own, never resetting another.
+            let tree = self.tree();
+            let on = tree
+                .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+                .ok();
+            if on.as_deref() != Some(self.branch.as_str()) {
+                match &tip {
+                    Some(_) => tree.run(&["checkout", "--quiet", &self.branch])?,
+                    None => {
+                        tree.run(&["checkout", "--quiet", "-b", &self.branch, &self.base.commit])?
+                    }
+                };
+            }
         } else {
             // A folder removed underneath git leaves its record behind.
             repo.run(&["worktree", "prune"])?;
