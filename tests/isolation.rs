@@ -109,6 +109,21 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
             serde_json::json!([format!("own-{item}.txt"), "shared.txt"])
         );
     }
+    // Each run's record names its branch and base.
+    let infos: Vec<String> = flow
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("run-info.yaml"))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(infos.len(), 3);
+    assert!(
+        infos
+            .iter()
+            .any(|t| t.contains("branch: conductor/edits/worker.a")
+                && t.contains(&format!("base: {head_before}"))),
+        "{infos:?}"
+    );
     // The user's checkout, index and uncommitted changes are as they were.
     assert_eq!(git(&repo, &["status", "--porcelain"]), status_before);
     assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head_before);

@@ -79,6 +79,12 @@ pub struct RunInfo {
     /// How the run's processes were contained (docs/security.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containment: Option<String>,
+    /// An isolated run's branch and the commit its instance started from
+    /// (docs/isolation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +211,8 @@ mod tests {
             output_tokens: None,
             cost_usd: None,
             containment: None,
+            branch: None,
+            base: None,
         }
     }
 

@@ -163,6 +163,12 @@ pub(crate) async fn run(
             .is_none()
             .then(|| shared.supervisor.containment().map(str::to_string))
             .flatten(),
+        branch: req
+            .job
+            .isolation
+            .as_ref()
+            .map(|i| crate::isolation::names::branch_name(&i.workflow, &req.job.key)),
+        base: req.job.isolation.as_ref().map(|i| i.base.commit.clone()),
     };
     // RUN_START comes first on the task bus: a fast agent may post at once.
     post(
