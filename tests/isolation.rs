@@ -828,15 +828,12 @@ prompt = "x"
 }
 
 #[test]
-fn an_agent_that_switches_branches_never_has_another_branch_reset() {
+fn an_agent_that_switches_branches_has_nothing_committed_there_and_is_told_why() {
     let toml = r#"version = 1
 name = "switch"
 [agents.a]
 kind = "command"
-command = ["sh", "-c", """
-if git rev-parse --verify -q side >/dev/null; then echo second > second.txt
-else git checkout -q -b side && echo first > first.txt; fi
-"""]
+command = ["sh", "-c", "git checkout -q -b side && echo first > first.txt"]
 [nodes.n]
 agent = "a"
 workdir = "repo"
@@ -845,31 +842,34 @@ prompt = "x"
 stop = { exit_zero = true, max_iterations = 1 }
 "#;
     let (flow, repo) = flow_in_repo(toml);
-    let (out, _) = flow.apply(&[]);
+    let first = git(&repo, &["rev-parse", "main"]);
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        state(&summary, "n"),
+        ("failed".into(), "worktree_error".into(), 1)
+    );
+    let error = summary["instances"][0]["error"].as_str().unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        error.contains(
+            "is on branch side, not on its branch conductor/switch/n: nothing was committed"
+        ),
+        "{error}"
     );
-    let side = git(&repo, &["rev-parse", "side"]);
-    let (out, _) = flow.apply(&["--force"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The agent's branch did not move; its change waits in the worktree.
+    assert_eq!(git(&repo, &["rev-parse", "side"]), first);
+    let wt = repo.join(".git/conductor/worktrees/switch/n");
     assert_eq!(
-        git(&repo, &["rev-parse", "side"]),
-        side,
-        "the agent's branch is as it left it"
+        std::fs::read_to_string(wt.join("first.txt")).unwrap(),
+        "first\n"
     );
-    assert_eq!(on_branch(&repo, "side", "first.txt"), "first");
+    // A new run does not reset or commit onto it either.
+    let (out, summary) = flow.apply(&["--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(state(&summary, "n").1, "worktree_error");
+    assert_eq!(git(&repo, &["rev-parse", "side"]), first);
     assert_eq!(
-        on_branch(&repo, "conductor/switch/n", "second.txt"),
-        "second"
-    );
-    assert_eq!(
-        git(&repo, &["ls-tree", "--name-only", "conductor/switch/n"]),
-        "second.txt\nshared.txt"
+        std::fs::read_to_string(wt.join("first.txt")).unwrap(),
+        "first\n"
     );
 }

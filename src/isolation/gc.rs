@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::base::{BaseError, Bases};
 use super::git::{Git, GitError};
 use super::names::{BRANCH_PREFIX, KEPT_PREFIX, start_ref};
-use super::worktree::{WORKTREES, in_use, lock_repository};
+use super::worktree::{WORKTREES, lock_repository, try_hold};
 
 /// Why `gc` could not look.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +66,19 @@ pub(crate) fn collect(dir: &Path, options: GcOptions) -> Result<Vec<Decision>, G
             .display()
             .to_string();
         with_worktree.extend(branch.clone());
+        // Held through the removal: a loop starting meanwhile waits.
+        let Some(_free) = try_hold(&path) else {
+            out.push(Decision {
+                what: shown,
+                removed: false,
+                why: "in use by a running apply".into(),
+            });
+            continue;
+        };
         let Some(keep) = keep_worktree(&repo, &path, branch.as_deref())? else {
             let why = why_removable(&repo, branch.as_deref(), &Git::at(&path))?;
             if !options.dry_run {
                 repo.run(&["worktree", "remove", &path.to_string_lossy()])?;
-                let mut lock = path.as_os_str().to_owned();
-                lock.push(".lock");
-                let _ = std::fs::remove_file(lock);
             }
             out.push(Decision {
                 what: shown,
@@ -80,7 +86,7 @@ pub(crate) fn collect(dir: &Path, options: GcOptions) -> Result<Vec<Decision>, G
                 why,
             });
             if options.branches
-                && let Some(b) = &branch
+                && let Some(b) = branch.as_deref().filter(|b| is_ours(b))
             {
                 out.push(remove_branch(&repo, b, options)?);
             }
@@ -144,16 +150,16 @@ fn keep_worktree(
     path: &Path,
     branch: Option<&str>,
 ) -> Result<Option<String>, GitError> {
-    if in_use(path) {
-        return Ok(Some("in use by a running apply".into()));
-    }
     let tree = Git::at(path);
     if !tree.run(&["status", "--porcelain"])?.is_empty() {
         return Ok(Some("it has uncommitted changes".into()));
     }
     let tip = tree.run(&["rev-parse", "HEAD"])?;
     match branch {
-        Some(b) => unmerged(repo, b, &tip),
+        Some(b) if is_ours(b) => unmerged(repo, b, &tip),
+        Some(b) => Ok(Some(format!(
+            "it is on branch {b}, which is not conductor's"
+        ))),
         None => Ok(Some("its HEAD is on no branch".into())),
     }
 }
@@ -185,16 +191,15 @@ fn own_work(repo: &Git, b: &str, tip: &str) -> Result<Option<u64>, GitError> {
     Ok(Some(n.parse().unwrap_or(1)))
 }
 
+/// Whether `b` is one of conductor's branches, the only ones gc removes.
+fn is_ours(b: &str) -> bool {
+    b.starts_with(&format!("{BRANCH_PREFIX}/")) || b.starts_with(&format!("{KEPT_PREFIX}/"))
+}
+
 /// A branch of the user's (not conductor's) that holds `tip`.
 fn merged_into(repo: &Git, tip: &str) -> Result<Option<String>, GitError> {
     let holders = repo.run(&["branch", "--contains", tip, "--format=%(refname:short)"])?;
-    Ok(holders
-        .lines()
-        .find(|b| {
-            !b.starts_with(&format!("{BRANCH_PREFIX}/"))
-                && !b.starts_with(&format!("{KEPT_PREFIX}/"))
-        })
-        .map(str::to_string))
+    Ok(holders.lines().find(|b| !is_ours(b)).map(str::to_string))
 }
 
 fn why_removable(repo: &Git, branch: Option<&str>, tree: &Git) -> Result<String, GitError> {

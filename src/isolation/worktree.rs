@@ -28,6 +28,14 @@ pub(crate) enum WorktreeError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("the worktree {} is in use by another loop (another apply of this workflow, or `conductor gc`)", path.display())]
+    InUse { path: PathBuf },
+    #[error("the worktree {} is on {on}, not on its branch {branch}: nothing was committed, and its changes are still there; check out {branch} in it (`git -C {} checkout {branch}`), or move it aside", path.display(), path.display())]
+    ForeignHead {
+        path: PathBuf,
+        on: String,
+        branch: String,
+    },
     #[error("merging the work of {from} (branch {branch}) conflicts in {}", files.join(", "))]
     Conflict {
         from: String,
@@ -130,22 +138,9 @@ impl Place {
             .ok();
         let present = self.path.join(".git").exists();
         if present {
-            // Whatever an earlier loop left uncommitted is its work.
+            // Whatever an earlier loop left uncommitted is its work (and
+            // a worktree an agent left on another branch is refused).
             opened.recovered = self.commit(interrupted)?;
-            // An agent may have switched branches: the loop goes on on its
-            // own, never resetting another.
-            let tree = self.tree();
-            let on = tree
-                .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
-                .ok();
-            if on.as_deref() != Some(self.branch.as_str()) {
-                match &tip {
-                    Some(_) => tree.run(&["checkout", "--quiet", &self.branch])?,
-                    None => {
-                        tree.run(&["checkout", "--quiet", "-b", &self.branch, &self.base.commit])?
-                    }
-                };
-            }
         } else {
             // A folder removed underneath git leaves its record behind.
             repo.run(&["worktree", "prune"])?;
@@ -238,6 +233,27 @@ impl Place {
     /// nothing changed.
     pub(crate) fn commit(&self, message: &str) -> Result<Option<String>, WorktreeError> {
         let tree = self.tree();
+        // Only ever onto the instance's own branch: an agent that checked
+        // out another (or detached HEAD) keeps its changes uncommitted
+        // there, and no branch but conductor's moves.
+        let on = tree
+            .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .ok();
+        if on.as_deref() != Some(self.branch.as_str()) {
+            let on = match on {
+                Some(b) => format!("branch {b}"),
+                None => format!(
+                    "a detached HEAD at {}",
+                    tree.run(&["rev-parse", "--short", "HEAD"])
+                        .unwrap_or_default()
+                ),
+            };
+            return Err(WorktreeError::ForeignHead {
+                path: self.path.clone(),
+                on,
+                branch: self.branch.clone(),
+            });
+        }
         tree.run(&["add", "--all", "--", "."])?;
         if tree.holds(&["diff", "--cached", "--quiet"])? {
             return Ok(None);
@@ -296,15 +312,17 @@ fn loop_lock(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether a running loop holds the worktree at `path`.
-pub(crate) fn in_use(path: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new()
+/// The loop lock of the worktree at `path`, held until dropped; `None`
+/// when a running loop holds it.
+pub(crate) fn try_hold(path: &Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
         .write(true)
         .open(loop_lock(path))
-    else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+        .ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 impl Place {
@@ -325,7 +343,10 @@ impl Place {
             .write(true)
             .open(&path)
             .map_err(create)?;
-        file.lock().map_err(create)?;
+        // Never waited for on an async worker: a holder is another loop.
+        file.try_lock().map_err(|_| WorktreeError::InUse {
+            path: self.path.clone(),
+        })?;
         Ok(file)
     }
 }
