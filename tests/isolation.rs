@@ -493,6 +493,7 @@ kind = "command"
 command = ["sh", "-c", """
 echo inside > inside.txt
 if echo escaped > "{outside}/escaped.txt"; then echo WROTE_OUTSIDE; fi
+if echo "gitdir: /elsewhere" > .git; then echo REDIRECTED_GIT; fi
 if bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null; then echo CONNECTED; fi
 echo finished
 """]

@@ -44,12 +44,24 @@ pub(crate) enum GitError {
 #[derive(Debug, Clone)]
 pub(crate) struct Git {
     dir: PathBuf,
+    /// A worktree's own git folder, named rather than read from the
+    /// worktree's `.git` file, which an agent could rewrite.
+    git_dir: Option<PathBuf>,
 }
 
 impl Git {
     pub(crate) fn at(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            git_dir: None,
+        }
+    }
+
+    /// Git in the worktree `dir` whose git folder is `git_dir`.
+    pub(crate) fn worktree(dir: &Path, git_dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            git_dir: Some(git_dir.to_path_buf()),
         }
     }
 
@@ -88,34 +100,39 @@ impl Git {
         env: &[(&str, &Path)],
     ) -> Result<std::process::Output, GitError> {
         let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&self.dir)
-            .args([
-                "-c",
-                "core.hooksPath=/dev/null",
-                "-c",
-                "commit.gpgSign=false",
-                "-c",
-                "core.fsmonitor=false",
-                "-c",
-                "advice.detachedHead=false",
-                // A background gc started by one instance's commit would
-                // pack refs under the others' feet.
-                "-c",
-                "gc.auto=0",
-                "-c",
-                "maintenance.auto=false",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_EDITOR", "true")
-            .env("GIT_PAGER", "cat")
-            .env("GIT_AUTHOR_NAME", IDENTITY)
-            .env("GIT_AUTHOR_EMAIL", EMAIL)
-            .env("GIT_COMMITTER_NAME", IDENTITY)
-            .env("GIT_COMMITTER_EMAIL", EMAIL)
-            .env("LC_ALL", "C");
+        cmd.arg("-C").arg(&self.dir);
+        if let Some(g) = &self.git_dir {
+            cmd.arg("--git-dir")
+                .arg(g)
+                .arg("--work-tree")
+                .arg(&self.dir);
+        }
+        cmd.args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "advice.detachedHead=false",
+            // A background gc started by one instance's commit would
+            // pack refs under the others' feet.
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("GIT_PAGER", "cat")
+        .env("GIT_AUTHOR_NAME", IDENTITY)
+        .env("GIT_AUTHOR_EMAIL", EMAIL)
+        .env("GIT_COMMITTER_NAME", IDENTITY)
+        .env("GIT_COMMITTER_EMAIL", EMAIL)
+        .env("LC_ALL", "C");
         for var in INHERITED {
             cmd.env_remove(var);
         }

@@ -20,9 +20,11 @@ pub(crate) fn start_ref(branch: &str) -> String {
     )
 }
 
-/// `text` as one component of a git ref, readable: `worker[a.txt]` is
-/// `worker.a.txt`; a name that had to lose characters gets a hash of
-/// itself, so two instances never share a branch.
+/// `text` as one component of a git ref, readable: `worker[a]` is
+/// `worker.a`. Only a name of letters, digits, `-` and `_`, with at most
+/// one `[...]` of them, maps back to one text; any other (`worker[a.txt]`,
+/// `outer/inner`, `w[a][b]`) gets a hash of itself too, so two instances
+/// never share a branch.
 pub(crate) fn ref_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut lossy = false;
@@ -52,11 +54,25 @@ pub(crate) fn ref_safe(text: &str) -> String {
         out.push_str("instance");
         lossy = true;
     }
-    if lossy || out != text.replace('[', ".").replace(']', "").replace('/', ".") {
+    if lossy || !plain(text) {
         out.push('-');
         out.push_str(&crate::store::short_hash(text, 3));
     }
     out
+}
+
+/// Whether `text` is `name` or `name[item]`, both of letters, digits, `-`
+/// and `_`: the only shape the readable mapping cannot confuse.
+fn plain(text: &str) -> bool {
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    match text.split_once('[') {
+        None => word(text),
+        Some((name, rest)) => word(name) && rest.strip_suffix(']').is_some_and(word),
+    }
 }
 
 /// The branch of instance `key` of `workflow`.
@@ -71,8 +87,17 @@ mod tests {
     #[test]
     fn instance_keys_make_readable_distinct_branch_names() {
         assert_eq!(ref_safe("worker"), "worker");
-        assert_eq!(ref_safe("worker[a.txt]"), "worker.a.txt");
-        assert_eq!(ref_safe("outer/inner"), "outer.inner");
+        assert_eq!(ref_safe("worker[a]"), "worker.a");
+        let dotted = ref_safe("worker[a.txt]");
+        assert!(dotted.starts_with("worker.a.txt-"), "{dotted}");
+        assert!(ref_safe("outer/inner").starts_with("outer.inner-"));
+        // Keys the readable mapping would merge stay apart.
+        let merged = ["w[a.b]", "w[a/b]", "w[a][b]", "w.a[b]"].map(ref_safe);
+        for (i, a) in merged.iter().enumerate() {
+            for b in &merged[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
         let spaced = ref_safe("review[a b]");
         assert!(spaced.starts_with("review.a-b-"), "{spaced}");
         assert_ne!(ref_safe("review[a b]"), ref_safe("review[a:b]"));

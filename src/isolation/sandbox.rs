@@ -1,10 +1,13 @@
 //! Owns the sandbox an isolated agent may run in (docs/isolation.md,
 //! "Sandboxes"): bubblewrap with the whole host read-only, the instance's
-//! worktree and task folder writable at their own paths, a private `/tmp`,
-//! `/dev` and `/proc` of its own, and with `network = false` a network
-//! namespace of its own, so that not even 127.0.0.1 reaches the host. A
-//! machine without bubblewrap is refused before anything runs: never a
-//! silent run on the host.
+//! worktree and task folder writable at their own paths (the worktree's
+//! `.git` file not: it tells conductor's git where the repository is), a
+//! private `/tmp` and `/run` (the host's daemons' sockets live there),
+//! `/dev` and `/proc` of its own, a session of its own (no typing into the
+//! terminal), no variables pointing at the host's agents, and with
+//! `network = false` a network namespace of its own, so that not even
+//! 127.0.0.1 reaches the host. A machine without bubblewrap is refused
+//! before anything runs: never a silent run on the host.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,8 @@ pub(crate) const INSTALL_HINT: &str = "install bubblewrap (`apt install bubblewr
 pub(crate) struct Sandbox<'a> {
     /// Writable, at their own paths: the worktree and the task folder.
     pub writable: &'a [&'a Path],
+    /// Read-only again inside those: the worktree's `.git` file.
+    pub read_only: &'a [&'a Path],
     /// Where the agent starts.
     pub cwd: &'a Path,
     pub network: bool,
@@ -37,7 +42,21 @@ impl Sandbox<'_> {
             "/proc",
             "--tmpfs",
             "/tmp",
+            "--tmpfs",
+            "/run",
+            // Name resolution on hosts whose resolv.conf points there.
+            "--ro-bind-try",
+            "/run/systemd/resolve",
+            "/run/systemd/resolve",
+            "--new-session",
+            "--unshare-ipc",
             "--die-with-parent",
+            "--unsetenv",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "--unsetenv",
+            "SSH_AUTH_SOCK",
+            "--unsetenv",
+            "DOCKER_HOST",
         ]
         .into_iter()
         .map(str::to_string)
@@ -50,6 +69,10 @@ impl Sandbox<'_> {
         for dir in self.writable {
             let d = dir.display().to_string();
             out.extend(["--bind".to_string(), d.clone(), d]);
+        }
+        for path in self.read_only {
+            let p = path.display().to_string();
+            out.extend(["--ro-bind".to_string(), p.clone(), p]);
         }
         out.extend([
             "--chdir".to_string(),
@@ -75,8 +98,10 @@ mod tests {
     fn the_host_is_read_only_and_what_is_writable_comes_after_the_private_tmp() {
         let wt = Path::new("/tmp/x/wt");
         let task = Path::new("/runs/p/task-1");
+        let dot_git = Path::new("/tmp/x/wt/.git");
         let sb = Sandbox {
             writable: &[wt, task],
+            read_only: &[dot_git],
             cwd: Path::new("/tmp/x/wt/sub"),
             network: false,
         };
@@ -89,6 +114,11 @@ mod tests {
             .find("--bind /tmp/x/wt /tmp/x/wt")
             .expect("the worktree");
         assert!(tmp < bind, "{joined}");
+        let git = joined
+            .find("--ro-bind /tmp/x/wt/.git /tmp/x/wt/.git")
+            .expect("the .git file read-only");
+        assert!(bind < git, "{joined}");
+        assert!(joined.contains("--tmpfs /run") && joined.contains("--new-session"));
         assert!(
             joined.ends_with("--chdir /tmp/x/wt/sub -- /usr/bin/agent -p"),
             "{joined}"

@@ -28,6 +28,8 @@ pub(crate) enum WorktreeError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("the worktree {} is not one the repository knows of: remove the folder, and the next run makes it again", path.display())]
+    NotRegistered { path: PathBuf },
     #[error("the worktree {} is in use by another loop (another apply of this workflow, or `conductor gc`)", path.display())]
     InUse { path: PathBuf },
     #[error("the worktree {} is on {on}, not on its branch {branch}: nothing was committed, and its changes are still there; check out {branch} in it (`git -C {} checkout {branch}`), or move it aside", path.display(), path.display())]
@@ -109,8 +111,34 @@ impl Place {
         Git::at(&self.base.repo)
     }
 
-    fn tree(&self) -> Git {
-        Git::at(&self.path)
+    /// Git in the worktree, through the git folder the repository
+    /// records for it (never the one its `.git` file names).
+    fn tree(&self) -> Result<Git, WorktreeError> {
+        let admin = self
+            .admin_dir()
+            .ok_or_else(|| WorktreeError::NotRegistered {
+                path: self.path.clone(),
+            })?;
+        Ok(Git::worktree(&self.path, &admin))
+    }
+
+    /// The repository's record of this worktree, `.git/worktrees/<id>`,
+    /// found by the path it records.
+    fn admin_dir(&self) -> Option<PathBuf> {
+        // git records the path as it resolved it (links followed).
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let dot_git = self.path.join(".git");
+        let wanted = [dot_git.clone(), real(&dot_git)];
+        std::fs::read_dir(self.base.common_dir.join("worktrees"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|admin| {
+                std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|recorded| {
+                    let recorded = Path::new(recorded.trim());
+                    wanted.iter().any(|w| w == recorded || *w == real(recorded))
+                })
+            })
     }
 
     /// Makes the worktree ready for a loop. `resume` continues its branch
@@ -142,8 +170,14 @@ impl Place {
             // a worktree an agent left on another branch is refused).
             opened.recovered = self.commit(interrupted)?;
         } else {
-            // A folder removed underneath git leaves its record behind.
-            repo.run(&["worktree", "prune"])?;
+            // A folder removed underneath git leaves its record behind:
+            // this worktree's record goes, nobody else's.
+            if let Some(admin) = self.admin_dir() {
+                std::fs::remove_dir_all(&admin).map_err(|source| WorktreeError::Create {
+                    dir: admin.clone(),
+                    source,
+                })?;
+            }
             if let Some(parent) = self.path.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| WorktreeError::Create {
                     dir: parent.to_path_buf(),
@@ -165,7 +199,7 @@ impl Place {
         }
         // A loop killed before its branch was made has nothing to resume.
         if !resume || tip.is_none() {
-            let tip = self.tree().run(&["rev-parse", "HEAD"])?;
+            let tip = self.tree()?.run(&["rev-parse", "HEAD"])?;
             if tip != self.base.commit {
                 // Nothing is lost when the base holds the tip, or the
                 // tip is where the last loop started (its needs' work,
@@ -186,15 +220,15 @@ impl Place {
                     repo.run(&["branch", "--force", &kept, &tip])?;
                     opened.kept = Some(kept);
                 }
-                self.tree()
+                self.tree()?
                     .run(&["reset", "--hard", "--quiet", &self.base.commit])?;
-                self.tree().run(&["clean", "-d", "--force", "--quiet"])?;
+                self.tree()?.run(&["clean", "-d", "--force", "--quiet"])?;
             }
             for (from, branch) in merge {
                 self.merge(from, branch)?;
             }
             // What the loop itself changed is counted from here.
-            let start = self.tree().run(&["rev-parse", "HEAD"])?;
+            let start = self.tree()?.run(&["rev-parse", "HEAD"])?;
             repo.run(&["update-ref", &self.start_ref(), &start])?;
         }
         if !self.workdir.is_dir() {
@@ -214,7 +248,7 @@ impl Place {
     /// Merges `branch` (the work of `from`) into the worktree; a conflict
     /// is undone and said with its files.
     fn merge(&self, from: &str, branch: &str) -> Result<(), WorktreeError> {
-        let tree = self.tree();
+        let tree = self.tree()?;
         let message = format!("conductor: merge the work of {from} ({branch})");
         if tree.holds(&["merge", "--no-ff", "--no-edit", "-m", &message, branch])? {
             return Ok(());
@@ -232,7 +266,7 @@ impl Place {
     /// ignored ones not) with `message`; the commit, or `None` when
     /// nothing changed.
     pub(crate) fn commit(&self, message: &str) -> Result<Option<String>, WorktreeError> {
-        let tree = self.tree();
+        let tree = self.tree()?;
         // Only ever onto the instance's own branch: an agent that checked
         // out another (or detached HEAD) keeps its changes uncommitted
         // there, and no branch but conductor's moves.
@@ -265,7 +299,7 @@ impl Place {
     /// What the loop changed: its branch against where it started (the
     /// base, with its needs' work merged in).
     pub(crate) fn changes(&self) -> Result<Changes, WorktreeError> {
-        let tree = self.tree();
+        let tree = self.tree()?;
         let head = tree.run(&["rev-parse", "HEAD"])?;
         let start = self
             .repo()

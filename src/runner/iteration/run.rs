@@ -386,6 +386,7 @@ fn sandbox_of<'r>(
                     bwrap,
                     SandboxOf {
                         writable: [worktree, req.task.path()],
+                        dot_git: worktree.join(".git"),
                         cwd: &req.job.workdir,
                         network: iso.network,
                     },
@@ -401,6 +402,7 @@ fn sandbox_of<'r>(
 /// What a sandboxed run may touch, owned for the length of its start.
 struct SandboxOf<'r> {
     writable: [&'r Path; 2],
+    dot_git: PathBuf,
     cwd: &'r Path,
     network: bool,
 }
@@ -409,6 +411,7 @@ impl SandboxOf<'_> {
     fn args(&self, program: &Path, args: &[String]) -> Vec<String> {
         crate::isolation::sandbox::Sandbox {
             writable: &self.writable,
+            read_only: &[self.dot_git.as_path()],
             cwd: self.cwd,
             network: self.network,
         }
