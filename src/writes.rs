@@ -35,17 +35,7 @@ impl Writes {
                 b.add(glob);
             }
         }
-        let dir = workdir.trim_start_matches("./").trim_end_matches('/');
-        let scoped = globs
-            .iter()
-            .map(|g| {
-                if dir.is_empty() || dir == "." {
-                    g.clone()
-                } else {
-                    format!("{dir}/{g}")
-                }
-            })
-            .collect();
+        let scoped = globs.iter().map(|g| scoped(workdir, g)).collect();
         Some(Self {
             globs: globs.to_vec(),
             scoped,
@@ -69,6 +59,24 @@ impl Writes {
         }
         None
     }
+}
+
+/// `glob` in `workdir`, relative to the workflow's folder, without `.`
+/// parts; `**` (which meets any scope) when it cannot be placed there, a
+/// `..` or an absolute path in it.
+fn scoped(workdir: &str, glob: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in workdir.split('/').chain(glob.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => return "**".to_string(),
+            p => parts.push(p),
+        }
+    }
+    if glob.starts_with('/') || workdir.starts_with('/') || parts.is_empty() {
+        return "**".to_string();
+    }
+    parts.join("/")
 }
 
 /// Whether globs `a` and `b` may match one path: their literal leading
@@ -105,6 +113,10 @@ mod tests {
         assert_eq!(w.overlap(&other), Some(("src/parser/**", "src/**")));
         let elsewhere = Writes::new("other", &["src/**".into()]).expect("a scope");
         assert_eq!(w.overlap(&elsewhere), None, "another workdir's src/");
+        let dotted = Writes::new("./", &["./src/parser/x.rs".into()]).expect("a scope");
+        assert!(w.overlap(&dotted).is_some(), "`./` is no different path");
+        let up = Writes::new("sub", &["../src/lexer/**".into()]).expect("a scope");
+        assert!(w.overlap(&up).is_some(), "`..` may meet anything");
         assert!(Writes::new(".", &[]).is_none());
     }
 }

@@ -90,8 +90,11 @@ impl Bases {
         let commit = match self.commits.get(&key) {
             Some(c) => c.clone(),
             None => {
-                let leave_out = self
+                let real = self
                     .runs_root
+                    .as_deref()
+                    .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.to_path_buf()));
+                let leave_out = real
                     .as_deref()
                     .and_then(|r| r.strip_prefix(&repo).ok())
                     .filter(|r| !r.as_os_str().is_empty())
@@ -207,7 +210,7 @@ fn snapshot(
     let env = [("GIT_INDEX_FILE", index.as_path())];
     let made = (|| {
         git.run_with(&["read-tree", head], &env)?;
-        let exclude = leave_out.map(|p| format!(":(exclude){}", p.display()));
+        let exclude = leave_out.map(|p| format!(":(exclude,literal){}", p.display()));
         let mut add = vec!["add", "--all", "--", "."];
         add.extend(exclude.as_deref());
         git.run_with(&add, &env)?;

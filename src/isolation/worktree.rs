@@ -38,6 +38,10 @@ pub(crate) enum WorktreeError {
         on: String,
         branch: String,
     },
+    #[error(
+        "the work of {from} is to come from branch {branch}, which is not in this repository (removed, or {from} ran in another one): run {from} again with `--force={from}`"
+    )]
+    NeedBranchMissing { from: String, branch: String },
     #[error("merging the work of {from} (branch {branch}) conflicts in {}", files.join(", "))]
     Conflict {
         from: String,
@@ -87,8 +91,11 @@ impl Place {
         key: &str,
         workdir: &Path,
     ) -> Result<Self, WorktreeError> {
-        let rel = workdir
+        // git gives the repository's path with links resolved.
+        let resolved = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+        let rel = resolved
             .strip_prefix(&base.repo)
+            .or_else(|_| workdir.strip_prefix(&base.repo))
             .map_err(|_| WorktreeError::Outside {
                 workdir: workdir.to_path_buf(),
                 repo: base.repo.clone(),
@@ -249,6 +256,13 @@ impl Place {
     /// is undone and said with its files.
     fn merge(&self, from: &str, branch: &str) -> Result<(), WorktreeError> {
         let tree = self.tree()?;
+        let branch_ref = format!("refs/heads/{branch}");
+        if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
+            return Err(WorktreeError::NeedBranchMissing {
+                from: from.to_string(),
+                branch: branch.to_string(),
+            });
+        }
         let message = format!("conductor: merge the work of {from} ({branch})");
         if tree.holds(&["merge", "--no-ff", "--no-edit", "-m", &message, branch])? {
             return Ok(());

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::fan_out::FanOuts;
 use super::graph::JobGraph;
 use crate::runner::job::JobId;
 use crate::runner::summary::Overlap;
@@ -15,7 +16,7 @@ use crate::stop_reason::StopReason;
 
 /// Every overlap among the isolated instances this apply ran, grouped by
 /// the instances involved, in a stable order.
-pub(super) fn overlaps(graph: &JobGraph) -> Vec<Overlap> {
+pub(super) fn overlaps(graph: &JobGraph, fan_outs: &FanOuts) -> Vec<Overlap> {
     let mut by_file: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();
     for j in graph.jobs.ids() {
         let Some(w) = graph
@@ -35,7 +36,9 @@ pub(super) fn overlaps(graph: &JobGraph) -> Vec<Overlap> {
         let mut side_by_side = BTreeSet::new();
         for (n, &a) in changed_by.iter().enumerate() {
             for &b in &changed_by[n + 1..] {
-                if !ancestry.reaches(graph, a, b) && !ancestry.reaches(graph, b, a) {
+                if !ancestry.reaches(graph, fan_outs, a, b)
+                    && !ancestry.reaches(graph, fan_outs, b, a)
+                {
                     side_by_side.insert(Arc::clone(&graph.jobs[a].key));
                     side_by_side.insert(Arc::clone(&graph.jobs[b].key));
                 }
@@ -77,17 +80,26 @@ struct Ancestry(HashMap<JobId, BTreeSet<JobId>>);
 
 impl Ancestry {
     /// Whether `later` needs `earlier`, directly or not.
-    fn reaches(&mut self, graph: &JobGraph, earlier: JobId, later: JobId) -> bool {
-        self.of(graph, later).contains(&earlier)
+    fn reaches(
+        &mut self,
+        graph: &JobGraph,
+        fan_outs: &FanOuts,
+        earlier: JobId,
+        later: JobId,
+    ) -> bool {
+        self.of(graph, fan_outs, later).contains(&earlier)
     }
 
-    fn of(&mut self, graph: &JobGraph, j: JobId) -> &BTreeSet<JobId> {
+    /// A run-time fan-out's placeholder stands for its expanded instances:
+    /// needing it is needing them.
+    fn of(&mut self, graph: &JobGraph, fan_outs: &FanOuts, j: JobId) -> &BTreeSet<JobId> {
         self.0.entry(j).or_insert_with(|| {
             let mut seen = BTreeSet::new();
             let mut stack: Vec<JobId> = graph.jobs[j].needs.clone();
             while let Some(n) = stack.pop() {
                 if seen.insert(n) {
                     stack.extend(graph.jobs[n].needs.iter().copied());
+                    stack.extend(fan_outs.children_of(n).unwrap_or_default());
                 }
             }
             seen

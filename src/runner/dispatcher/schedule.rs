@@ -280,7 +280,7 @@ impl<'a> Dispatcher<'a> {
         for (key, files) in super::overlap::outside_writes(&self.graph) {
             self.emit(&Event::OutsideWrites { key, files });
         }
-        let overlaps = super::overlap::overlaps(&self.graph);
+        let overlaps = super::overlap::overlaps(&self.graph, &self.fan_outs);
         for o in &overlaps {
             self.emit(&Event::Overlapped {
                 instances: o.instances.clone(),
