@@ -820,12 +820,17 @@ prompt = "x"
         docs["worktree"]["outside_writes"],
         serde_json::json!(["src/stray.rs"])
     );
-    let warn = flow
-        .project_records()
-        .into_iter()
+    let records = flow.project_records();
+    let warn = records
+        .iter()
         .find(|r| r["type"] == "WARN" && r["meta"]["outside_writes"].is_string())
         .expect("on the project bus");
     assert_eq!(warn["meta"]["outside_writes"], "src/stray.rs");
+    let waits = records
+        .iter()
+        .find(|r| r["type"] == "INFO" && r["meta"]["waiting_for"].is_string())
+        .expect("the wait is on the project bus");
+    assert_eq!(waits["meta"]["writes"], "src/**");
 }
 
 #[test]

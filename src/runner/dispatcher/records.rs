@@ -186,6 +186,22 @@ impl Output<'_> {
                     ),
                 )
             }
+            Event::WaitingForWrites { key, other, globs } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("waiting_for", other.to_string()));
+                meta.push(("writes", globs.0.clone()));
+                meta.push(("their_writes", globs.1.clone()));
+                (
+                    "INFO",
+                    String::new(),
+                    meta,
+                    format!(
+                        "{key} waits for {other} to end: their declared writes overlap ({} and {})",
+                        globs.0, globs.1
+                    ),
+                )
+            }
             Event::OutsideWrites { key, files } => {
                 let i = graph.by_key(key);
                 let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
