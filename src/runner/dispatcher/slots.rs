@@ -136,6 +136,7 @@ impl Slots {
         self.running = running;
         self.held.clear();
         self.held_writes.clear();
+        self.told.clear();
         self.per_node.clear();
         for node in slots {
             *self.per_node.entry(node.to_string()).or_default() += 1;
