@@ -41,6 +41,25 @@ fn flow_in_repo(toml: &str) -> (Flow, PathBuf) {
     (flow, repo)
 }
 
+/// `dir/repo`, a git repository whose one commit is empty.
+fn empty_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    repo
+}
+
+/// The `--json` summary's entry for instance `key`.
+fn instance<'s>(summary: &'s serde_json::Value, key: &str) -> &'s serde_json::Value {
+    summary["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == key)
+        .unwrap()
+}
+
 /// The file `path` as committed on `branch`.
 fn on_branch(repo: &Path, branch: &str, path: &str) -> String {
     git(repo, &["show", &format!("{branch}:{path}")])
@@ -96,16 +115,11 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
         assert_eq!(on_branch(&repo, &branch, &format!("own-{item}.txt")), item);
         let log = git(&repo, &["log", "--format=%an %s", "-1", &branch]);
         assert_eq!(log, format!("conductor conductor: edits {key} iteration 1"));
-        let instance = summary["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["key"] == key.as_str())
-            .unwrap();
-        assert_eq!(instance["worktree"]["branch"], branch.as_str());
-        assert_eq!(instance["worktree"]["base"], head_before.as_str());
+        let entry = instance(&summary, &key);
+        assert_eq!(entry["worktree"]["branch"], branch.as_str());
+        assert_eq!(entry["worktree"]["base"], head_before.as_str());
         assert_eq!(
-            instance["worktree"]["files"],
+            entry["worktree"]["files"],
             serde_json::json!([format!("own-{item}.txt"), "shared.txt"])
         );
     }
@@ -300,12 +314,7 @@ fn a_fan_in_node_starts_from_its_needs_work_merged_in() {
         "{log}"
     );
     // What the reviewer itself changed: nothing (the merges are its start).
-    let review = summary["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["key"] == "review")
-        .unwrap();
+    let review = instance(&summary, "review");
     assert_eq!(review["worktree"]["files"], serde_json::json!([]));
     assert!(summary.get("overlaps").is_none(), "{summary}");
 }
@@ -322,12 +331,7 @@ fn a_fan_in_whose_needs_conflict_fails_with_the_files_named_and_nothing_half_mer
         state(&summary, "review"),
         ("failed".into(), "merge_conflict".into(), 0)
     );
-    let review = summary["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["key"] == "review")
-        .unwrap();
+    let review = instance(&summary, "review");
     assert_eq!(
         review["error"],
         "merging the work of worker[b] (branch conductor/fanin/worker.b) conflicts in shared.txt"
@@ -373,10 +377,7 @@ env = {{ GO = "{}", HANGING = "{}" }}
         hanging.display()
     );
     std::fs::write(flow.path().join("flow.toml"), toml).unwrap();
-    let repo = flow.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    let repo = empty_repo(flow.path());
     let mut child = flow.spawn(&[]);
     wait_for("the second iteration", || hanging.exists());
     child.kill().unwrap();
@@ -691,10 +692,7 @@ prompt = "x"
         ),
     )
     .unwrap();
-    let repo = flow.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    let repo = empty_repo(flow.path());
     let mut child = flow.spawn(&[]);
     wait_for("the agent to run", || running.exists());
     let out = crate::support::conductor()
@@ -753,10 +751,7 @@ prompt = "x"
         ),
     )
     .unwrap();
-    let repo = flow.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    empty_repo(flow.path());
     // The plan says so before anything runs.
     let plan = crate::support::conductor()
         .current_dir(flow.path())
@@ -810,12 +805,7 @@ prompt = "x"
         stderr.contains("docs: changed files outside its declared writes: src/stray.rs"),
         "{stderr}"
     );
-    let docs = summary["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["key"] == "docs")
-        .unwrap();
+    let docs = instance(&summary, "docs");
     assert_eq!(
         docs["worktree"]["outside_writes"],
         serde_json::json!(["src/stray.rs"])

@@ -75,28 +75,32 @@ pub(crate) fn collect(dir: &Path, options: GcOptions) -> Result<Vec<Decision>, G
             });
             continue;
         };
-        let Some(keep) = keep_worktree(&repo, &path, branch.as_deref())? else {
-            let why = why_removable(&repo, branch.as_deref(), &Git::at(&path))?;
-            if !options.dry_run {
-                repo.run(&["worktree", "remove", &path.to_string_lossy()])?;
-            }
-            out.push(Decision {
+        match judge_worktree(&repo, &path, branch.as_deref())? {
+            Verdict::Kept(why) => out.push(Decision {
                 what: shown,
-                removed: true,
+                removed: false,
                 why,
-            });
-            if options.branches
-                && let Some(b) = branch.as_deref().filter(|b| is_ours(b))
-            {
-                out.push(remove_branch(&repo, b, options)?);
+            }),
+            Verdict::Removable(reason) => {
+                if !options.dry_run {
+                    repo.run(&["worktree", "remove", &path.to_string_lossy()])?;
+                }
+                let b = branch.as_deref().filter(|b| is_ours(b));
+                out.push(Decision {
+                    what: shown,
+                    removed: true,
+                    why: match b {
+                        Some(b) => format!("branch {b} {}", reason.of_branch()),
+                        None => reason.of_branch(),
+                    },
+                });
+                if options.branches
+                    && let Some(b) = b
+                {
+                    out.push(remove_branch(&repo, b, &reason, options)?);
+                }
             }
-            continue;
-        };
-        out.push(Decision {
-            what: shown,
-            removed: false,
-            why: keep,
-        });
+        }
     }
     if options.branches {
         let listed = repo.run(&[
@@ -110,13 +114,15 @@ pub(crate) fn collect(dir: &Path, options: GcOptions) -> Result<Vec<Decision>, G
             .filter(|b| !with_worktree.iter().any(|w| w == b))
         {
             let tip = repo.run(&["rev-parse", b])?;
-            match unmerged(&repo, b, &tip)? {
-                Some(why) => out.push(Decision {
+            match judge_branch(&repo, b, &tip)? {
+                Verdict::Kept(why) => out.push(Decision {
                     what: b.to_string(),
                     removed: false,
                     why,
                 }),
-                None => out.push(remove_branch(&repo, b, options)?),
+                Verdict::Removable(reason) => {
+                    out.push(remove_branch(&repo, b, &reason, options)?);
+                }
             }
         }
     }
@@ -144,34 +150,52 @@ fn worktrees(repo: &Git) -> Result<Vec<(PathBuf, Option<String>)>, GitError> {
     Ok(out)
 }
 
-/// Why the worktree at `path` is kept; `None` when it may go.
-fn keep_worktree(
-    repo: &Git,
-    path: &Path,
-    branch: Option<&str>,
-) -> Result<Option<String>, GitError> {
-    let tree = Git::at(path);
-    if !tree.run(&["status", "--porcelain"])?.is_empty() {
-        return Ok(Some("it has uncommitted changes".into()));
-    }
-    let tip = tree.run(&["rev-parse", "HEAD"])?;
-    match branch {
-        Some(b) if is_ours(b) => unmerged(repo, b, &tip),
-        Some(b) => Ok(Some(format!(
-            "it is on branch {b}, which is not conductor's"
-        ))),
-        None => Ok(Some("its HEAD is on no branch".into())),
+/// What gc may do with a worktree or branch.
+enum Verdict {
+    Kept(String),
+    Removable(Reason),
+}
+
+/// Why a branch holds no unsaved work.
+enum Reason {
+    NoOwnWork,
+    MergedInto(String),
+}
+
+impl Reason {
+    fn of_branch(&self) -> String {
+        match self {
+            Self::NoOwnWork => "has no commit of its own".into(),
+            Self::MergedInto(into) => format!("is merged into {into}"),
+        }
     }
 }
 
-/// Why branch `b` (at `tip`) holds work no other branch has; `None` when
-/// it holds none of its own, or a branch of the user's has it.
-fn unmerged(repo: &Git, b: &str, tip: &str) -> Result<Option<String>, GitError> {
-    if own_work(repo, b, tip)?.is_none() || merged_into(repo, tip)?.is_some() {
-        return Ok(None);
+/// Whether the worktree at `path` (on `branch`) may go.
+fn judge_worktree(repo: &Git, path: &Path, branch: Option<&str>) -> Result<Verdict, GitError> {
+    let tree = Git::at(path);
+    if !tree.run(&["status", "--porcelain"])?.is_empty() {
+        return Ok(Verdict::Kept("it has uncommitted changes".into()));
     }
-    let count = own_work(repo, b, tip)?.unwrap_or(0);
-    Ok(Some(format!(
+    match branch {
+        Some(b) if is_ours(b) => judge_branch(repo, b, &tree.run(&["rev-parse", "HEAD"])?),
+        Some(b) => Ok(Verdict::Kept(format!(
+            "it is on branch {b}, which is not conductor's"
+        ))),
+        None => Ok(Verdict::Kept("its HEAD is on no branch".into())),
+    }
+}
+
+/// Whether conductor's branch `b` (at `tip`) holds work no branch of the
+/// user's has.
+fn judge_branch(repo: &Git, b: &str, tip: &str) -> Result<Verdict, GitError> {
+    let Some(count) = own_work(repo, b, tip)? else {
+        return Ok(Verdict::Removable(Reason::NoOwnWork));
+    };
+    if let Some(into) = merged_into(repo, tip)? {
+        return Ok(Verdict::Removable(Reason::MergedInto(into)));
+    }
+    Ok(Verdict::Kept(format!(
         "branch {b} has {count} commit{} no branch of yours has; merge it, or drop it with `git branch -D {b}`",
         if count == 1 { "" } else { "s" }
     )))
@@ -202,24 +226,12 @@ fn merged_into(repo: &Git, tip: &str) -> Result<Option<String>, GitError> {
     Ok(holders.lines().find(|b| !is_ours(b)).map(str::to_string))
 }
 
-fn why_removable(repo: &Git, branch: Option<&str>, tree: &Git) -> Result<String, GitError> {
-    let tip = tree.run(&["rev-parse", "HEAD"])?;
-    Ok(match (branch, merged_into(repo, &tip)?) {
-        (Some(b), _) if own_work(repo, b, &tip)?.is_none() => {
-            format!("branch {b} has no commit of its own")
-        }
-        (Some(b), Some(into)) => format!("branch {b} is merged into {into}"),
-        (None, Some(into)) => format!("merged into {into}"),
-        (_, None) => "nothing of its own".into(),
-    })
-}
-
-fn remove_branch(repo: &Git, b: &str, options: GcOptions) -> Result<Decision, GitError> {
-    let tip = repo.run(&["rev-parse", b])?;
-    let why = match merged_into(repo, &tip)? {
-        Some(into) => format!("merged into {into}"),
-        None => "no commit of its own".into(),
-    };
+fn remove_branch(
+    repo: &Git,
+    b: &str,
+    reason: &Reason,
+    options: GcOptions,
+) -> Result<Decision, GitError> {
     if !options.dry_run {
         repo.run(&["branch", "-D", "--quiet", b])?;
         let _ = repo.run(&["update-ref", "-d", &start_ref(b)]);
@@ -227,6 +239,9 @@ fn remove_branch(repo: &Git, b: &str, options: GcOptions) -> Result<Decision, Gi
     Ok(Decision {
         what: b.to_string(),
         removed: true,
-        why,
+        why: match reason {
+            Reason::NoOwnWork => "no commit of its own".into(),
+            Reason::MergedInto(into) => format!("merged into {into}"),
+        },
     })
 }

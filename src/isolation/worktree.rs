@@ -130,22 +130,31 @@ impl Place {
     }
 
     /// The repository's record of this worktree, `.git/worktrees/<id>`,
-    /// found by the path it records.
+    /// found by the path it records. git names it after the worktree's
+    /// folder, so that one is tried first; the others only when git had to
+    /// add a number (two workflows with an instance of one name).
     fn admin_dir(&self) -> Option<PathBuf> {
         // git records the path as it resolved it (links followed).
         let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let dot_git = self.path.join(".git");
         let wanted = [dot_git.clone(), real(&dot_git)];
-        std::fs::read_dir(self.base.common_dir.join("worktrees"))
+        let records_this = |admin: &Path| {
+            std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|recorded| {
+                let recorded = Path::new(recorded.trim());
+                wanted.iter().any(|w| w == recorded || *w == real(recorded))
+            })
+        };
+        let records = self.base.common_dir.join("worktrees");
+        if let Some(named) = self.path.file_name().map(|n| records.join(n))
+            && records_this(&named)
+        {
+            return Some(named);
+        }
+        std::fs::read_dir(&records)
             .ok()?
             .flatten()
             .map(|e| e.path())
-            .find(|admin| {
-                std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|recorded| {
-                    let recorded = Path::new(recorded.trim());
-                    wanted.iter().any(|w| w == recorded || *w == real(recorded))
-                })
-            })
+            .find(|admin| records_this(admin))
     }
 
     /// Makes the worktree ready for a loop. `resume` continues its branch
@@ -344,13 +353,18 @@ impl Place {
 pub(crate) fn lock_repository(common_dir: &Path) -> std::io::Result<std::fs::File> {
     let dir = common_dir.join("conductor");
     std::fs::create_dir_all(&dir)?;
-    let file = std::fs::OpenOptions::new()
+    let file = lock_file(&dir.join("worktrees.lock"))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// A lock file, made when missing, never emptied.
+fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("worktrees.lock"))?;
-    file.lock()?;
-    Ok(file)
+        .open(path)
 }
 
 /// The file a loop holds locked while it runs in the worktree at `path`.
@@ -363,12 +377,7 @@ fn loop_lock(path: &Path) -> PathBuf {
 /// The loop lock of the worktree at `path`, held until dropped; `None`
 /// when a running loop holds it.
 pub(crate) fn try_hold(path: &Path) -> Option<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(loop_lock(path))
-        .ok()?;
+    let file = lock_file(&loop_lock(path)).ok()?;
     file.try_lock().ok()?;
     Some(file)
 }
@@ -385,12 +394,7 @@ impl Place {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(create)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(create)?;
+        let file = lock_file(&path).map_err(create)?;
         // Never waited for on an async worker: a holder is another loop.
         file.try_lock().map_err(|_| WorktreeError::InUse {
             path: self.path.clone(),
