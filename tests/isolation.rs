@@ -93,6 +93,20 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
     git(&repo, &["add", "staged.txt"]);
     let status_before = git(&repo, &["status", "--porcelain"]);
     let head_before = git(&repo, &["rev-parse", "HEAD"]);
+    // A worktree of the user's whose folder is gone (an unmounted disk):
+    // git's record of it is theirs, not conductor's to prune.
+    let theirs = flow.path().join("elsewhere");
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &theirs.to_string_lossy(),
+        ],
+    );
+    std::fs::remove_dir_all(&theirs).unwrap();
     let (out, summary) = flow.apply(&[]);
     assert!(
         out.status.success(),
@@ -137,6 +151,10 @@ fn three_parallel_instances_edit_one_file_each_on_a_branch_of_its_own_and_the_ov
             .any(|t| t.contains("branch: conductor/edits/worker.a")
                 && t.contains(&format!("base: {head_before}"))),
         "{infos:?}"
+    );
+    assert!(
+        git(&repo, &["worktree", "list"]).contains("elsewhere"),
+        "the user's worktree record is kept"
     );
     // The user's checkout, index and uncommitted changes are as they were.
     assert_eq!(git(&repo, &["status", "--porcelain"]), status_before);
@@ -868,4 +886,22 @@ stop = { exit_zero = true, max_iterations = 1 }
         std::fs::read_to_string(wt.join("first.txt")).unwrap(),
         "first\n"
     );
+    // Nor does gc: the branch is the agent's, not conductor's.
+    let gc = || {
+        let out = crate::support::conductor()
+            .current_dir(&repo)
+            .args(["gc", "--branches"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = gc();
+    assert!(said.contains("(it has uncommitted changes)"), "{said}");
+    std::fs::remove_file(wt.join("first.txt")).unwrap();
+    let said = gc();
+    assert!(
+        said.contains("(it is on branch side, which is not conductor's)"),
+        "{said}"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "side"]), first, "never deleted");
 }
