@@ -57,6 +57,8 @@ pub(crate) enum StopReason {
     Done,
     /// A run-time fan-out whose source gave no items.
     NoItems,
+    /// A merge node landed every branch it merges.
+    Merged,
     /// A sub-workflow's `[success]` commands passed.
     SuccessCommands,
     /// Not run: its last completed run has the fingerprint it has now.
@@ -94,6 +96,9 @@ pub(crate) enum StopReason {
     /// An isolated instance's needs' work could not be merged into its
     /// worktree: their changes conflict.
     MergeConflict,
+    /// A merge node left branches unmerged: they conflicted, failed its
+    /// `verify`, or its target could not be moved.
+    Unmerged,
     /// A success condition could not be evaluated (an `expr` error, a
     /// `command` that could not start).
     StopError,
@@ -141,6 +146,7 @@ impl StopReason {
             Self::GateTrue => "gate_true",
             Self::Done => "done",
             Self::NoItems => "no_items",
+            Self::Merged => "merged",
             Self::SuccessCommands => "success_commands",
             Self::UpToDate => "up_to_date",
             Self::NotDone => "not_done",
@@ -159,6 +165,7 @@ impl StopReason {
             Self::StoreError => "store_error",
             Self::WorktreeError => "worktree_error",
             Self::MergeConflict => "merge_conflict",
+            Self::Unmerged => "unmerged",
             Self::StopError => "stop_error",
             Self::BackendError => "backend_error",
             Self::GateFalse => "gate_false",
@@ -178,11 +185,12 @@ impl StopReason {
     }
 
     /// Every reason with a fixed name, for reading names back.
-    const NAMED: [Self; 36] = [
+    const NAMED: [Self; 38] = [
         Self::All,
         Self::GateTrue,
         Self::Done,
         Self::NoItems,
+        Self::Merged,
         Self::SuccessCommands,
         Self::UpToDate,
         Self::NotDone,
@@ -201,6 +209,7 @@ impl StopReason {
         Self::StoreError,
         Self::WorktreeError,
         Self::MergeConflict,
+        Self::Unmerged,
         Self::StopError,
         Self::BackendError,
         Self::GateFalse,

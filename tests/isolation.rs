@@ -12,7 +12,7 @@ use crate::apply_support::{Flow, state, wait_for};
 
 /// `git args` in `dir`, as a user with an identity of their own; its
 /// standard output, trimmed.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -30,7 +30,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A flow whose workdir is `repo/`, a git repository with `shared.txt`
 /// committed; the runs root is beside it, not in it.
-fn flow_in_repo(toml: &str) -> (Flow, PathBuf) {
+pub(crate) fn flow_in_repo(toml: &str) -> (Flow, PathBuf) {
     let flow = Flow::new(toml);
     let repo = flow.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
@@ -61,7 +61,7 @@ fn instance<'s>(summary: &'s serde_json::Value, key: &str) -> &'s serde_json::Va
 }
 
 /// The file `path` as committed on `branch`.
-fn on_branch(repo: &Path, branch: &str, path: &str) -> String {
+pub(crate) fn on_branch(repo: &Path, branch: &str, path: &str) -> String {
     git(repo, &["show", &format!("{branch}:{path}")])
 }
 

@@ -32,6 +32,7 @@ mod instances;
 mod invalid;
 mod isolation;
 mod load;
+mod merge_nodes;
 mod model_server;
 mod notify;
 mod plan;

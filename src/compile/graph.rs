@@ -41,7 +41,17 @@ pub(super) fn dependencies(
                 Some(ForEach::EachOf { each_of }) => Some((each_of, "for_each.each_of")),
                 _ => None,
             };
-            let named = n.needs.iter().map(|s| (s, "needs")).chain(source);
+            let merged = n
+                .merge
+                .iter()
+                .flat_map(|m| &m.from)
+                .map(|s| (s, "merge.from"));
+            let named = n
+                .needs
+                .iter()
+                .map(|s| (s, "needs"))
+                .chain(source)
+                .chain(merged);
             for (name, via) in named {
                 match index.get(name.value.as_str()) {
                     Some(&to) => {
@@ -58,10 +68,10 @@ pub(super) fn dependencies(
                             format!(
                                 "node `{}` {} `{}`, which is not a node of this workflow",
                                 n.id.value,
-                                if via == "needs" {
-                                    "needs"
-                                } else {
-                                    "fans out from"
+                                match via {
+                                    "needs" => "needs",
+                                    "merge.from" => "merges",
+                                    _ => "fans out from",
                                 },
                                 name.value
                             ),

@@ -8,6 +8,7 @@ mod builder;
 mod entry;
 mod graph;
 mod locate;
+mod merge;
 mod node;
 mod params;
 mod program;
@@ -18,7 +19,7 @@ mod templates;
 pub use entry::{Compilation, compile, compile_text};
 pub(crate) use locate::Locator;
 pub use program::{
-    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId, Node,
-    NodeId, NotifySpec, Program, Scope,
+    Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId,
+    MergeSpec, Node, NodeId, NotifySpec, Program, Scope,
 };
 pub(crate) use source_file::params_of;

@@ -38,16 +38,26 @@ impl Builder {
             env.retain(|(pk, _)| pk.value != k.value);
             env.push((k.clone(), v.clone()));
         }
-        let agent = local.agent.clone().or_else(|| defaults.agent.clone());
-        let fallback_agents = local
-            .fallback_agents
-            .clone()
-            .or_else(|| defaults.fallback_agents.clone())
-            .unwrap_or_default();
+        // A merge node's agent is the one that resolves its conflicts.
+        let agent = match &local.merge {
+            Some(m) => m.on_conflict.clone().filter(|a| a.value != "fail"),
+            None => local.agent.clone().or_else(|| defaults.agent.clone()),
+        };
+        let fallback_agents = if local.merge.is_some() {
+            Vec::new()
+        } else {
+            local
+                .fallback_agents
+                .clone()
+                .or_else(|| defaults.fallback_agents.clone())
+                .unwrap_or_default()
+        };
         let names: Vec<String> = needs_by_name.iter().map(|(n, _)| n.clone()).collect();
         let action = if let Some(gate) = &local.gate {
             self.check_gate(scope, gate, &names);
             Some(Action::Gate { expr: gate.clone() })
+        } else if let Some(merge) = &local.merge {
+            self.merge_action(scope, local, merge, &needs_by_name)
         } else {
             let matrix_agent = local.matrix.iter().any(|(axis, _)| axis.value == "agent");
             match &agent {
@@ -143,14 +153,30 @@ impl Builder {
         for text in &strings {
             self.check_no_secret(scope, text);
         }
-        let isolation = local
-            .isolation
-            .as_ref()
-            .or(defaults.isolation.as_ref())
-            .map_or(Isolation::None, |i| i.value);
-        let base = local.base.clone().or_else(|| defaults.base.clone());
+        let (isolation, base) = if local.merge.is_some() {
+            // A merge works in a worktree of its own, from the base its
+            // first node's instances started from.
+            let first = local
+                .merge
+                .iter()
+                .flat_map(|m| &m.from)
+                .find_map(|f| needs_by_name.iter().find(|(n, _)| *n == f.value))
+                .map(|&(_, at)| &self.nodes[at]);
+            (Isolation::Worktree, first.and_then(|n| n.base.clone()))
+        } else {
+            (
+                local
+                    .isolation
+                    .as_ref()
+                    .or(defaults.isolation.as_ref())
+                    .map_or(Isolation::None, |i| i.value),
+                local.base.clone().or_else(|| defaults.base.clone()),
+            )
+        };
         let network = local.network.clone().or_else(|| defaults.network.clone());
-        self.check_isolation(&local.id.value, isolation, base.as_ref(), network.as_ref());
+        if local.merge.is_none() {
+            self.check_isolation(&local.id.value, isolation, base.as_ref(), network.as_ref());
+        }
         Some(Node {
             action: action?,
             id,

@@ -71,6 +71,22 @@ pub enum Action {
     },
     /// Evaluate this expression over `needs`.
     Gate { expr: Spanned<String> },
+    /// Land the branches of isolated nodes' instances on one branch.
+    Merge(std::sync::Arc<MergeSpec>),
+}
+
+/// A merge node's work (docs/isolation.md, "Merge nodes").
+#[derive(Debug, Clone)]
+pub struct MergeSpec {
+    /// The isolated nodes whose instances' branches it merges, in order.
+    pub from: Vec<NodeId>,
+    /// The branch it lands on; its own integration branch when `None`.
+    pub into: Option<String>,
+    /// Commands that must pass in the merged tree after each branch.
+    pub verify: Vec<String>,
+    /// The template its resolving agent (the node's `agent`) is told each
+    /// conflict with; `None`: a conflicting branch is left unmerged.
+    pub resolver: Option<String>,
 }
 
 /// One node of the flattened DAG.

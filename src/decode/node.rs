@@ -5,7 +5,8 @@ use super::read::{Cx, Fields};
 use super::stop::decode_stop;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{
-    Defaults, ForEach, Isolation, Node, OnFailure, OutputFormat, OutputSpec, Prompt, Spanned,
+    Defaults, ForEach, Isolation, Merge, MergeStrategy, Node, OnFailure, OutputFormat, OutputSpec,
+    Prompt, Spanned,
 };
 use crate::syntax::{Key, Table, Value, ValueKind};
 
@@ -48,6 +49,7 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
             .map(|(k, v)| cx.value_map(k, v))
             .unwrap_or_default(),
         gate: f.get("gate").and_then(|(k, v)| cx.string(k, v)),
+        merge: f.get("merge").and_then(|(k, v)| decode_merge(cx, k, v)),
         for_each: f
             .get("for_each")
             .and_then(|(k, v)| decode_for_each(cx, k, v)),
@@ -74,19 +76,21 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
     Some(node)
 }
 
-/// A node is exactly one of: a prompt for an agent, a sub-workflow, a gate.
+/// What a node does: exactly one of these keys.
+const KINDS: [&str; 4] = ["prompt", "workflow", "gate", "merge"];
+
+/// A node is exactly one of: a prompt for an agent, a sub-workflow, a
+/// gate, a merge.
 fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
-    let prompt = table.entries.iter().find(|(k, _)| k.name == "prompt");
-    let workflow = table.entries.iter().find(|(k, _)| k.name == "workflow");
-    let gate = table.entries.iter().find(|(k, _)| k.name == "gate");
-    let present: Vec<&Key> = [prompt, workflow, gate]
-        .into_iter()
-        .flatten()
+    let present: Vec<&Key> = table
+        .entries
+        .iter()
+        .filter(|(k, _)| KINDS.contains(&k.name.as_str()))
         .map(|(k, _)| k)
         .collect();
     let near_miss = table.entries.iter().any(|(k, _)| {
         !crate::schema::keys("Node").contains(&k.name)
-            && crate::diagnostic::did_you_mean(&k.name, ["prompt", "workflow", "gate"]).is_some()
+            && crate::diagnostic::did_you_mean(&k.name, KINDS).is_some()
     });
     if present.is_empty() && near_miss {
         // The misspelt key is reported as unknown, with "did you mean".
@@ -95,7 +99,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             Diagnostic::error(Code::NodeKind, format!("node `{}` has nothing to do", key.name))
                 .label(key.span, "this node")
                 .help(format!(
-                    "give it a `prompt` (run by its agent), a `workflow` (a sub-workflow file) or a `gate` (an expression over `{}`)",
+                    "give it a `prompt` (run by its agent), a `workflow` (a sub-workflow file), a `gate` (an expression over `{}`) or a `merge` (of isolated nodes' branches)",
                     cx.spell("needs")
                 )),
         );
@@ -126,6 +130,35 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             .label(k.span, "no `workflow` in this node")
             .help("pass values to the prompt with `vars` instead"),
         );
+    }
+    if node.merge.is_some() {
+        for name in [
+            "agent",
+            "for_each",
+            "matrix",
+            "fallback_agents",
+            "isolation",
+            "base",
+            "network",
+            "writes",
+            "output",
+            "max_items",
+            "max_parallel",
+        ] {
+            if let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == name) {
+                cx.diags.push(
+                    Diagnostic::error(
+                        Code::ConflictingKeys,
+                        format!("a merge node has no `{}`", k.spelled),
+                    )
+                    .label(k.span, "not used by a merge")
+                    .help(format!(
+                        "a merge runs once, in a worktree of its own, when the nodes it merges are done; name the agent that resolves conflicts with `{}`",
+                        cx.spell("on_conflict")
+                    )),
+                );
+            }
+        }
     }
     if node.gate.is_some() {
         for name in [
@@ -220,6 +253,40 @@ fn decode_prompt(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Prompt> {
             None
         }
     }
+}
+
+fn decode_merge(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<Merge> {
+    let table = cx.table(key, value)?;
+    let mut f = Fields::new(table, "Merge", format!("`{}`", key.spelled));
+    let from = f.get("from").and_then(|(k, v)| cx.string_list(k, v));
+    let merge = Merge {
+        into: f.get("into").and_then(|(k, v)| cx.string(k, v)),
+        strategy: f
+            .get("strategy")
+            .and_then(|(k, v)| cx.choice(k, v, &MergeStrategy::ALL)),
+        verify: f
+            .get("verify")
+            .and_then(|(k, v)| cx.string_list(k, v))
+            .unwrap_or_default(),
+        on_conflict: f.get("on_conflict").and_then(|(k, v)| cx.string(k, v)),
+        from: from.clone().unwrap_or_default(),
+    };
+    f.finish(cx);
+    match (from, table.get("from")) {
+        (_, None) => cx.missing(
+            key.span,
+            "from",
+            &format!("`{}`", key.spelled),
+            "name the isolated nodes whose work it lands, such as `from = [\"worker\"]`",
+        ),
+        (Some(list), Some(written)) if list.is_empty() => cx.invalid(
+            written,
+            "`from` names no node".to_string(),
+            Some("name the isolated nodes whose work it lands".to_string()),
+        ),
+        _ => {}
+    }
+    Some(merge)
 }
 
 fn decode_for_each(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<ForEach> {

@@ -59,6 +59,8 @@ pub(crate) enum What<'a> {
         commands: &'a [String],
         max_iterations: Option<u32>,
     },
+    /// A merge node, and the loop of its resolving agent when it has one.
+    Merge(Option<AgentParts<'a>>),
 }
 
 /// An agent job's (or a run-time fan-out's) loop.
@@ -101,7 +103,10 @@ pub(crate) fn of(
         fp.parts.insert("base".into(), base.to_string());
     }
     match &subject.what {
-        What::Agent(agent) => agent_parts(&mut fp, subject, agent, stop_reads_params, cx),
+        What::Agent(agent) | What::Merge(Some(agent)) => {
+            agent_parts(&mut fp, subject, agent, stop_reads_params, cx);
+        }
+        What::Merge(None) => {}
         What::Gate { expr } => {
             fp.parts.insert("expr".into(), short(expr));
         }

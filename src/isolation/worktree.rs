@@ -114,13 +114,13 @@ impl Place {
         })
     }
 
-    fn repo(&self) -> Git {
+    pub(super) fn repo(&self) -> Git {
         Git::at(&self.base.repo)
     }
 
     /// Git in the worktree, through the git folder the repository
     /// records for it (never the one its `.git` file names).
-    fn tree(&self) -> Result<Git, WorktreeError> {
+    pub(super) fn tree(&self) -> Result<Git, WorktreeError> {
         let admin = self
             .admin_dir()
             .ok_or_else(|| WorktreeError::NotRegistered {

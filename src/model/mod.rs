@@ -10,7 +10,9 @@ mod stop;
 mod workflow;
 
 pub(crate) use agent::{Agent, AgentKind, Price};
-pub(crate) use node::{ForEach, Isolation, Node, OnFailure, OutputFormat, OutputSpec, Prompt};
+pub(crate) use node::{
+    ForEach, Isolation, Merge, MergeStrategy, Node, OnFailure, OutputFormat, OutputSpec, Prompt,
+};
 pub(crate) use spanned::{Duration, DurationError, Spanned, UserMap};
 pub(crate) use stop::Stop;
 pub(crate) use workflow::{

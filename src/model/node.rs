@@ -107,6 +107,35 @@ pub enum ForEach {
     },
 }
 
+/// How a merge node lands its branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MergeStrategy {
+    /// Each branch in turn onto the moving target, `verify` after each.
+    Sequential,
+}
+
+impl MergeStrategy {
+    pub(crate) const ALL: [(&'static str, Self); 1] = [("sequential", Self::Sequential)];
+}
+
+/// A merge node's `merge` table.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Merge {
+    /// The isolated nodes whose instances' branches are merged, in this order.
+    pub from: Vec<Spanned<String>>,
+    /// The branch to land on; a new integration branch `conductor/<workflow>/<node>` when unset.
+    pub into: Option<Spanned<String>>,
+    /// `sequential` (the default, and the only one so far).
+    pub strategy: Option<Spanned<MergeStrategy>>,
+    /// Commands run in the merged tree after each branch; one that fails undoes that branch's merge.
+    #[serde(default)]
+    pub verify: Vec<Spanned<String>>,
+    /// `fail` (the default: a conflicting branch is left unmerged) or an agent that resolves the conflict.
+    pub on_conflict: Option<Spanned<String>>,
+}
+
 /// The format of a node's final answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -148,6 +177,8 @@ pub(crate) struct Node {
     pub with: UserMap<Spanned<serde_json::Value>>,
     /// A minijinja expression over `needs`; the node is done when it is true.
     pub gate: Option<Spanned<String>>,
+    /// Lands the work of isolated nodes on a branch (docs/isolation.md, "Merge nodes").
+    pub merge: Option<Merge>,
     /// Fan-out.
     pub for_each: Option<ForEach>,
     /// Cross the node with these values; `agent` and `model` override the node's.

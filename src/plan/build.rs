@@ -8,7 +8,8 @@ use petgraph::graph::DiGraph;
 use super::expand::{glob_items, instance_key, matrix_combos};
 use super::limits::{group_iterations, stop_plan, worst_case};
 use super::model::{
-    AgentRef, GroupPlan, Instance, InstanceKind, IsolationPlan, Plan, StopPlan, SuccessCommand,
+    AgentRef, GroupPlan, Instance, InstanceKind, IsolationPlan, MergeResolver, Plan, StopPlan,
+    SuccessCommand,
 };
 use crate::compile::{Action, Locator, Node, NodeId, Program};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, suggestion_help};
@@ -579,7 +580,8 @@ impl Planner<'_> {
                 .any(|s| is_templated(&s.value));
         let agent = match &node.action {
             Action::Gate { .. } => None,
-            Action::Prompt { .. } => match &self.shared {
+            Action::Merge(m) if m.resolver.is_none() => None,
+            Action::Prompt { .. } | Action::Merge(_) => match &self.shared {
                 Some((a, p, _)) if shared => Some((Arc::clone(a), *p)),
                 _ => {
                     let (a, p) = self.agent_for(node, item, matrix);
@@ -590,6 +592,21 @@ impl Planner<'_> {
         let kind = match (&node.action, agent) {
             (Action::Gate { expr }, _) => InstanceKind::Gate {
                 expr: expr.value.clone(),
+            },
+            (Action::Merge(m), agent) => InstanceKind::Merge {
+                from: m
+                    .from
+                    .iter()
+                    .map(|&f| self.program.node(f).id.clone())
+                    .collect(),
+                into: m.into.clone(),
+                verify: m.verify.clone(),
+                resolver: agent.map(|(agent, kind_is_process)| MergeResolver {
+                    agent,
+                    stop: Arc::new(stop_plan(&node.stop, kind_is_process, |s| {
+                        self.render_opt(node, s, item, matrix)
+                    })),
+                }),
             },
             (Action::Prompt { .. }, Some((agent, kind_is_process))) => {
                 let stop = match &self.shared {
@@ -669,14 +686,14 @@ impl Planner<'_> {
                 .iter()
                 .map(|(k, v)| (k.clone(), self.render_value(node, v, item, matrix)))
                 .collect(),
-            Action::Gate { .. } => serde_json::Map::new(),
+            Action::Gate { .. } | Action::Merge(_) => serde_json::Map::new(),
         };
         let (prompt, reads) = match &node.action {
             Action::Prompt { template, .. } if !self.child => {
                 let prompt = self.render_prompt(node, template, &vars, item, matrix, runtime);
                 (prompt, self.reads.clone())
             }
-            Action::Prompt { .. } | Action::Gate { .. } => (None, None),
+            Action::Prompt { .. } | Action::Gate { .. } | Action::Merge(_) => (None, None),
         };
         Instance {
             key,
@@ -718,7 +735,7 @@ impl Planner<'_> {
         item: Option<&serde_json::Value>,
         matrix: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Option<IsolationPlan> {
-        if node.isolation == Isolation::None || !matches!(node.action, Action::Prompt { .. }) {
+        if node.isolation == Isolation::None || matches!(node.action, Action::Gate { .. }) {
             return None;
         }
         let base = node.base.as_ref().map_or_else(

@@ -25,6 +25,10 @@ pub fn to_dot(plan: &Plan) -> String {
                 ),
             ),
             InstanceKind::Gate { .. } => ("diamond", inst.key.to_string()),
+            InstanceKind::Merge { from, .. } => (
+                "invhouse",
+                format!("{}\\nmerge {}", inst.key, from.join(", ")),
+            ),
             InstanceKind::FanOut {
                 from, max_items, ..
             } => (

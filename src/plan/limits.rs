@@ -88,7 +88,10 @@ pub(super) fn worst_case(program: &Program, instances: &[Instance]) -> WorstCase
             InstanceKind::FanOut {
                 stop, max_items, ..
             } => (stop, u64::from(*max_items)),
-            InstanceKind::Gate { .. } => continue,
+            InstanceKind::Merge {
+                resolver: Some(r), ..
+            } => (&r.stop, 1),
+            InstanceKind::Gate { .. } | InstanceKind::Merge { .. } => continue,
         };
         let loops: u64 = inst
             .groups

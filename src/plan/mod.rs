@@ -17,5 +17,6 @@ mod writes;
 pub(crate) use build::instance_of_item;
 pub use build::{PlanOptions, plan};
 pub use model::{
-    AgentRef, Instance, InstanceKind, IsolationPlan, Plan, StopPlan, SuccessCommand, WorstCase,
+    AgentRef, Instance, InstanceKind, IsolationPlan, MergeResolver, Plan, StopPlan, SuccessCommand,
+    WorstCase,
 };

@@ -42,6 +42,15 @@ pub enum InstanceKind {
     },
     /// An expression over `needs`.
     Gate { expr: String },
+    /// Lands the branches of isolated nodes' instances on one branch.
+    Merge {
+        from: Vec<String>,
+        /// The target branch; the node's own integration branch when null.
+        into: Option<String>,
+        verify: Vec<String>,
+        /// The agent that resolves conflicts; null: they are left unmerged.
+        resolver: Option<MergeResolver>,
+    },
     /// Instances that appear at run time, from an upstream answer.
     FanOut {
         from: String,
@@ -51,6 +60,13 @@ pub enum InstanceKind {
         agent: Arc<AgentRef>,
         stop: Arc<StopPlan>,
     },
+}
+
+/// A merge node's resolving agent and its loop's stop.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MergeResolver {
+    pub agent: Arc<AgentRef>,
+    pub stop: Arc<StopPlan>,
 }
 
 /// One node instance.

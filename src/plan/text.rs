@@ -53,6 +53,37 @@ pub fn to_text_with(plan: &Plan, states: &std::collections::BTreeMap<String, Str
             InstanceKind::Gate { expr } => {
                 let _ = writeln!(out, "     gate:   {expr}");
             }
+            InstanceKind::Merge {
+                from,
+                into,
+                verify,
+                resolver,
+            } => {
+                let into = into
+                    .clone()
+                    .unwrap_or_else(|| "an integration branch of its own".to_string());
+                let _ = writeln!(
+                    out,
+                    "     merge:  {} into {into}, one at a time",
+                    from.join(", ")
+                );
+                if !verify.is_empty() {
+                    let _ = writeln!(out, "     verify: {}", verify.join("; "));
+                }
+                match resolver {
+                    Some(r) => {
+                        let _ = writeln!(
+                            out,
+                            "     conflicts resolved by: {}",
+                            agent_text(&r.agent.name, r.agent.kind, r.agent.model.as_deref())
+                        );
+                        stop_text(&mut out, &r.stop);
+                    }
+                    None => {
+                        let _ = writeln!(out, "     conflicts: left unmerged");
+                    }
+                }
+            }
             InstanceKind::FanOut {
                 from,
                 path,
@@ -86,7 +117,11 @@ pub fn to_text_with(plan: &Plan, states: &std::collections::BTreeMap<String, Str
         if &*inst.workdir != "." {
             let _ = writeln!(out, "     workdir: {}", inst.workdir);
         }
-        if let Some(iso) = &inst.isolation {
+        if let Some(iso) = inst
+            .isolation
+            .as_ref()
+            .filter(|_| !matches!(inst.kind, InstanceKind::Merge { .. }))
+        {
             let network = match iso.network {
                 Some(false) => ", no network",
                 _ => "",

@@ -492,6 +492,16 @@ impl Observer for Console {
             Event::NoLongerTolerated { key } => self.line(&format!(
                 "{key}: its earlier failure is no longer tolerated; the next apply runs it again"
             )),
+            Event::Landed {
+                key,
+                instance,
+                target,
+                result,
+                ..
+            } => self.line(&match result {
+                Ok(how) => format!("{key}: {instance} {how} into {target}"),
+                Err(why) => format!("{key}: {instance} not merged into {target}: {why}"),
+            }),
             Event::OutsideWrites { key, files } => {
                 let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
                 let more = files.len().saturating_sub(shown.len());

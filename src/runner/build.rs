@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::job::{
-    AgentJob, FanOutJob, Job, JobId, JobKind, JsonSchema, PerJob, SchemaError, StopSpec,
+    AgentJob, FanOutJob, Job, JobId, JobKind, JsonSchema, MergeJob, PerJob, SchemaError, StopSpec,
 };
 use crate::agents::http::SpecError;
 use crate::agents::kind::ArgvError;
@@ -258,6 +258,11 @@ fn kind(
                 source.contains("previous"),
             )
         }
+        Action::Merge(m) => (
+            m.resolver.clone().unwrap_or_default(),
+            serde_json::Value::Null,
+            false,
+        ),
         Action::Gate { .. } => (String::new(), serde_json::Value::Null, false),
     };
     let json = n
@@ -298,6 +303,23 @@ fn kind(
     };
     Ok(match &inst.kind {
         InstanceKind::Gate { expr } => JobKind::Gate(expr.clone()),
+        InstanceKind::Merge {
+            into,
+            verify,
+            resolver,
+            ..
+        } => JobKind::Merge(Arc::new(MergeJob {
+            from: match &n.action {
+                Action::Merge(m) => m.from.clone(),
+                _ => Vec::new(),
+            },
+            into: into.clone(),
+            verify: verify.clone(),
+            resolver: resolver
+                .as_ref()
+                .map(|r| agent_job(vec![&*r.agent], &r.stop))
+                .transpose()?,
+        })),
         InstanceKind::Agent {
             agent,
             fallback_agents,

@@ -114,6 +114,15 @@ pub(crate) enum Event {
         other: Arc<str>,
         globs: (String, String),
     },
+    /// A merge node merged an instance's branch (`Ok`: how) or left it
+    /// unmerged (`Err`: why).
+    Landed {
+        key: Arc<str>,
+        instance: Arc<str>,
+        branch: String,
+        target: String,
+        result: Result<String, String>,
+    },
     /// An isolated instance changed files outside its node's declared
     /// `writes`.
     OutsideWrites { key: Arc<str>, files: Vec<String> },

@@ -240,6 +240,20 @@ pub(crate) enum JobKind {
     },
     /// Placeholder of a run-time fan-out; replaced by agent jobs when its source is done.
     FanOut(Arc<FanOutJob>),
+    /// A merge node: lands its nodes' branches (docs/isolation.md, "Merge nodes").
+    Merge(Arc<MergeJob>),
+}
+
+/// What a merge node lands, where, and who resolves its conflicts.
+#[derive(Debug)]
+pub(crate) struct MergeJob {
+    /// The isolated nodes whose instances' branches it merges, in order.
+    pub from: Vec<NodeId>,
+    /// The target branch; its own integration branch when `None`.
+    pub into: Option<String>,
+    pub verify: Vec<String>,
+    /// The agent loop told each conflict; `None`: conflicts stay unmerged.
+    pub resolver: Option<Arc<AgentJob>>,
 }
 
 /// A run-time fan-out: where its items come from and what each runs.

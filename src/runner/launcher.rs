@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::context::Shared;
 use super::event::Event;
 use super::job::{AgentJob, Job, StopSpec};
+pub(crate) use super::merge::MergeStart;
 use super::outcome::Outcome;
 use super::unit::Launch;
 
@@ -57,6 +58,10 @@ pub(crate) trait Launcher {
 
     /// Starts judging one round of a sub-workflow.
     fn group(&self, check: GroupCheck) -> UnitFuture;
+
+    /// Starts a merge node: git work in the repository, which only this
+    /// machine has.
+    fn merge(&self, start: MergeStart) -> UnitFuture;
 }
 
 /// Runs units as tasks of this process: their agents are its children.
@@ -74,5 +79,9 @@ impl Launcher for Local {
         Box::pin(async move {
             super::group::judge(c.shared, c.commands, &c.workdir, c.stop, c.result, c.round).await
         })
+    }
+
+    fn merge(&self, start: MergeStart) -> UnitFuture {
+        Box::pin(super::merge::run(start))
     }
 }

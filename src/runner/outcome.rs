@@ -58,6 +58,10 @@ pub(crate) struct Outcome {
     /// An isolated instance's branch and what it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worktree: Option<Box<WorktreeResult>>,
+    /// A merge node's report: what it merged and what it left, and why
+    /// (docs/isolation.md, "Merge nodes").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Box<serde_json::Value>>,
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
     pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
@@ -91,6 +95,7 @@ impl Outcome {
             run_id: None,
             result_stop_reason: None,
             worktree: None,
+            merge: None,
             fingerprint: None,
             duration: Duration::ZERO,
         }

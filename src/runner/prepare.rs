@@ -76,6 +76,7 @@ impl Preparer {
                 let agents: &[crate::agents::spec::AgentSpec] = match &job.kind {
                     JobKind::Agent(a) => &a.agents,
                     JobKind::FanOut(f) => &f.agent.agents,
+                    JobKind::Merge(m) => m.resolver.as_ref().map_or(&[], |r| &r.agents),
                     JobKind::Gate(_) | JobKind::Group { .. } => &[],
                 };
                 agents.iter().filter_map(|a| {
@@ -169,6 +170,12 @@ fn subject<'a>(job: &'a Job, plan: &'a Plan, i: usize) -> Subject<'a> {
         JobKind::Agent(a) => agent(a),
         JobKind::FanOut(f) => agent(&f.agent),
         JobKind::Gate(expr) => What::Gate { expr },
+        JobKind::Merge(m) => What::Merge(m.resolver.as_deref().map(|r| AgentParts {
+            agents: &r.agents,
+            vars: &r.vars,
+            json: r.json,
+            schema: None,
+        })),
         JobKind::Group {
             group,
             commands,
@@ -303,6 +310,10 @@ fn preflight(
         let agents = match &job.kind {
             JobKind::Agent(a) => &a.agents,
             JobKind::FanOut(f) => &f.agent.agents,
+            JobKind::Merge(m) => match &m.resolver {
+                Some(r) => &r.agents,
+                None => continue,
+            },
             JobKind::Gate(_) | JobKind::Group { .. } => continue,
         };
         // A run-time fan-out whose workdir is made from its items has none

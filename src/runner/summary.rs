@@ -43,6 +43,9 @@ pub(crate) struct InstanceSummary {
     /// An isolated instance's branch and what it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worktree: Option<Box<super::outcome::WorktreeResult>>,
+    /// A merge node's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Box<serde_json::Value>>,
     /// The answer's head, for the JUnit failure text.
     #[serde(skip)]
     pub output: String,
@@ -72,6 +75,7 @@ impl InstanceSummary {
             counts,
             tolerated: false,
             worktree: outcome.worktree.clone(),
+            merge: outcome.merge.clone(),
             output: outcome
                 .error
                 .as_deref()

@@ -322,6 +322,34 @@ pub(super) fn needs_branches(
     out
 }
 
+/// The instances of a merge's nodes, in order, as they ended, each with
+/// its branch (docs/isolation.md, "Merge nodes").
+pub(super) fn merge_sources(
+    graph: &JobGraph,
+    fan_outs: &FanOuts,
+    merge: &crate::runner::job::MergeJob,
+) -> Vec<crate::runner::merge::Source> {
+    merge
+        .from
+        .iter()
+        .flat_map(|&n| instances_of(graph, fan_outs, n))
+        .filter_map(|s| {
+            let need = &graph.jobs[s];
+            let iso = need.isolation.as_ref()?;
+            let outcome = graph.outcome(s);
+            Some(crate::runner::merge::Source {
+                instance: Arc::clone(&need.key),
+                branch: crate::isolation::names::branch_name(&iso.workflow, &need.key),
+                status: outcome.map_or(Status::Skipped, |o| o.status),
+                stop_reason: outcome
+                    .map(|o| o.stop_reason.to_string())
+                    .unwrap_or_default(),
+                task_dir: outcome.and_then(|o| o.task_dir.clone()),
+            })
+        })
+        .collect()
+}
+
 /// `needs` as job `i`'s templates see it.
 pub(super) fn needs_value(
     graph: &JobGraph,

@@ -202,6 +202,33 @@ impl Output<'_> {
                     ),
                 )
             }
+            Event::Landed {
+                key,
+                instance,
+                branch,
+                target,
+                result,
+            } => {
+                let i = graph.by_key(key);
+                let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);
+                meta.push(("merged_instance", instance.to_string()));
+                meta.push(("branch", branch.clone()));
+                meta.push(("target", target.clone()));
+                match result {
+                    Ok(how) => (
+                        "INFO",
+                        String::new(),
+                        meta,
+                        format!("{key}: {instance} ({branch}) {how} into {target}"),
+                    ),
+                    Err(why) => (
+                        "WARN",
+                        String::new(),
+                        meta,
+                        format!("{key}: {instance} ({branch}) not merged into {target}: {why}"),
+                    ),
+                }
+            }
             Event::OutsideWrites { key, files } => {
                 let i = graph.by_key(key);
                 let mut meta = node_meta(shared, graph, i, vec![apply, workflow]);

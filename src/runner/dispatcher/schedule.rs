@@ -31,7 +31,7 @@ use crate::process::StopLevel;
 use crate::runner::context::Shared;
 use crate::runner::event::{Event, Observer};
 use crate::runner::job::{Job, JobId, JobKind, PerJob};
-use crate::runner::launcher::{GroupCheck, Launcher, UnitStart};
+use crate::runner::launcher::{GroupCheck, Launcher, MergeStart, UnitStart};
 use crate::runner::outcome::{Outcome, Status};
 use crate::runner::success_commands;
 use crate::runner::summary::{InstanceSummary, SuccessSummary};
@@ -403,7 +403,7 @@ impl<'a> Dispatcher<'a> {
             }
             if matches!(
                 self.graph.jobs[i].kind,
-                JobKind::Agent(_) | JobKind::Group { .. }
+                JobKind::Agent(_) | JobKind::Group { .. } | JobKind::Merge(_)
             ) && self.take_over(i)
             {
                 continue;
@@ -462,6 +462,22 @@ impl<'a> Dispatcher<'a> {
                         (CancellationToken::new(), CancellationToken::new()),
                         unit,
                     );
+                }
+                JobKind::Merge(merge) => {
+                    self.slots.take(None);
+                    self.graph.state[i] = State::Running;
+                    let (cancel, stopped) = (CancellationToken::new(), CancellationToken::new());
+                    let start = MergeStart {
+                        shared: Arc::clone(&self.shared),
+                        job: Arc::clone(&self.graph.jobs[i]),
+                        sources: fan_out::merge_sources(&self.graph, &self.fan_outs, &merge),
+                        merge,
+                        events: self.sender.clone(),
+                        cancel: cancel.clone(),
+                        stopped: stopped.clone(),
+                    };
+                    let unit = self.launcher.merge(start);
+                    self.spawn(i, (cancel, stopped), unit);
                 }
                 JobKind::Agent(agent) => {
                     let job = Arc::clone(&self.graph.jobs[i]);

@@ -156,6 +156,10 @@ impl Launcher for Scripted {
     fn group(&self, _: GroupCheck) -> UnitFuture {
         Box::pin(async { Outcome::ended(Status::Done, StopReason::SuccessCommands) })
     }
+
+    fn merge(&self, _: crate::runner::launcher::MergeStart) -> UnitFuture {
+        Box::pin(async { Outcome::ended(Status::Done, StopReason::Merged) })
+    }
 }
 
 /// Every event, in order.

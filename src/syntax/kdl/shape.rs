@@ -23,6 +23,8 @@ pub(super) enum Ctx {
     Prompt,
     Prompts,
     Success,
+    /// A node's `merge`.
+    Merge,
     /// User keys whose values are always lists.
     Matrix,
     /// Schema keys nothing here knows; lowered by what they hold.
@@ -108,8 +110,10 @@ impl Ctx {
             | (Self::Agent, "command" | "args" | "extra_args")
             | (Self::Prompts, "library")
             | (Self::Success, "commands")
+            | (Self::Merge, "from" | "verify")
             | (Self::Matrix, _) => Shape::List,
             (Self::Node, "prompt") => Shape::Table(Self::Prompt),
+            (Self::Node, "merge") => Shape::Table(Self::Merge),
             (Self::Node, "with" | "env") | (Self::Agent, "env") | (Self::Prompt, "vars") => {
                 Shape::Table(Self::User)
             }

@@ -1,0 +1,105 @@
+//! Compiles a merge node's `merge` table (docs/isolation.md, "Merge
+//! nodes"): the nodes it lands are nodes it needs and are isolated, its
+//! target is a branch name git can take, and a resolving agent gets the
+//! built-in prompt it is told each conflict with.
+
+use super::builder::Builder;
+use super::program::{Action, MergeSpec, NodeId};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{self, Isolation, Spanned};
+
+/// What the resolving agent is told, per conflict, as its `item`.
+const RESOLVE_PROMPT: &str = include_str!("resolve_prompt.md");
+
+impl Builder {
+    /// The merge action of `local`; `None` when it cannot be planned.
+    pub(super) fn merge_action(
+        &mut self,
+        scope: usize,
+        local: &model::Node,
+        merge: &model::Merge,
+        needs_by_name: &[(String, usize)],
+    ) -> Option<Action> {
+        let mut from = Vec::new();
+        for f in &merge.from {
+            // An unknown name is reported with the other dependencies.
+            let Some(&(_, at)) = needs_by_name.iter().find(|(n, _)| *n == f.value) else {
+                continue;
+            };
+            if from.contains(&NodeId::new(at)) {
+                continue;
+            }
+            if self.nodes[at].isolation == Isolation::None {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!(
+                            "node `{}` merges `{}`, which is not isolated: its work has no branch to merge",
+                            local.id.value, f.value
+                        ),
+                    )
+                    .label(f.span, "not isolated")
+                    .help(format!(
+                        "set `isolation = \"worktree\"` on node `{}` (or in `[defaults]`), so that each of its instances works on a branch of its own",
+                        f.value
+                    )),
+                );
+            }
+            from.push(NodeId::new(at));
+        }
+        if let Some(into) = &merge.into {
+            check_branch(into, &mut self.diags);
+        }
+        let resolver = match &merge.on_conflict {
+            Some(agent) if agent.value != "fail" => {
+                self.check_agent_name(scope, agent);
+                let name = format!("<{} resolve>", local.id.value);
+                if let Err(e) = self.scopes[scope]
+                    .templates
+                    .add_template_owned(name.clone(), RESOLVE_PROMPT)
+                {
+                    tracing::error!("the built-in resolve prompt does not compile: {e}");
+                    return None;
+                }
+                Some(name)
+            }
+            _ => None,
+        };
+        Some(Action::Merge(std::sync::Arc::new(MergeSpec {
+            from,
+            into: merge.into.as_ref().map(|i| i.value.clone()),
+            verify: merge.verify.iter().map(|v| v.value.clone()).collect(),
+            resolver,
+        })))
+    }
+}
+
+/// `into` must be a branch name, and never one git would read as an option.
+#[expect(
+    clippy::case_sensitive_file_extension_comparisons,
+    reason = "git refuses names ending in exactly `.lock`"
+)]
+fn check_branch(into: &Spanned<String>, diags: &mut crate::diagnostic::Diagnostics) {
+    let name = into.value.as_str();
+    let bad = name.is_empty()
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("@{")
+        || name == "HEAD"
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{name}` is not a branch name"),
+            )
+            .label(into.span, "not a branch name")
+            .help("name a branch such as `main` or `integration/today`: no spaces, `..`, `~^:?*[\\`, and not starting with `-`"),
+        );
+    }
+}

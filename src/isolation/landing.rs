@@ -1,0 +1,248 @@
+//! Owns the git steps of a merge node (docs/isolation.md, "Merge nodes"):
+//! merging one branch into the merge's worktree and undoing it, what each
+//! side of a conflict changed, taking a resolved conflict as a merge
+//! commit, and moving the target branch to the result, never over a
+//! person's uncommitted changes and never when it moved meanwhile.
+
+use std::path::{Path, PathBuf};
+
+use super::git::Git;
+use super::worktree::{Place, WorktreeError};
+
+/// The most of each side's diff a resolving agent is told.
+const SIDE_MAX: usize = 20_000;
+
+/// What merging one branch came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Merged: the merge commit.
+    Merged(String),
+    /// The target already holds the branch.
+    Already,
+    /// The merge stopped on conflicts in these files, left in the worktree
+    /// to be resolved or undone.
+    Conflict(Vec<String>),
+}
+
+/// Why the target branch was not moved to the merged work.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LandError {
+    #[error(transparent)]
+    Worktree(#[from] WorktreeError),
+    #[error("{branch} is checked out in {} with uncommitted changes ({}): nothing there was touched; commit or stash them, then land the merged work with `git -C {} merge --ff-only {from}`", path.display(), files.join(", "), path.display())]
+    Dirty {
+        branch: String,
+        path: PathBuf,
+        files: Vec<String>,
+        from: String,
+    },
+    #[error("{branch} moved while the merge ran (it was {}, it is {}): it was left where it is; the merged work is on {from}", &was[..was.len().min(12)], &now[..now.len().min(12)])]
+    Moved {
+        branch: String,
+        was: String,
+        now: String,
+        from: String,
+    },
+}
+
+impl Place {
+    /// The worktree's commit.
+    pub(crate) fn head(&self) -> Result<String, WorktreeError> {
+        Ok(self.tree()?.run(&["rev-parse", "HEAD"])?)
+    }
+
+    /// Merges `branch` into the worktree with `message`; a conflict is
+    /// left in place.
+    pub(crate) fn merge_branch(&self, branch: &str, message: &str) -> Result<Step, WorktreeError> {
+        let tree = self.tree()?;
+        let branch_ref = format!("refs/heads/{branch}");
+        if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
+            return Err(WorktreeError::NeedBranchMissing {
+                from: branch.to_string(),
+                branch: branch.to_string(),
+            });
+        }
+        if tree.holds(&["merge-base", "--is-ancestor", &branch_ref, "HEAD"])? {
+            return Ok(Step::Already);
+        }
+        match tree.run(&["merge", "--no-ff", "--no-edit", "-m", message, &branch_ref]) {
+            Ok(_) => Ok(Step::Merged(tree.run(&["rev-parse", "HEAD"])?)),
+            Err(e) => {
+                let files = self.unmerged()?;
+                if files.is_empty() {
+                    // Not a conflict: git refused for another reason.
+                    let _ = tree.run(&["merge", "--abort"]);
+                    return Err(e.into());
+                }
+                Ok(Step::Conflict(files))
+            }
+        }
+    }
+
+    /// The files a stopped merge left conflicted.
+    pub(crate) fn unmerged(&self) -> Result<Vec<String>, WorktreeError> {
+        let out = self
+            .tree()?
+            .run(&["diff", "--name-only", "--diff-filter=U"])?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Puts the worktree back at `commit`, a stopped merge and all.
+    pub(crate) fn undo_to(&self, commit: &str) -> Result<(), WorktreeError> {
+        let tree = self.tree()?;
+        let _ = tree.run(&["merge", "--abort"]);
+        tree.run(&["reset", "--hard", "--quiet", commit])?;
+        tree.run(&["clean", "-d", "--force", "--quiet"])?;
+        Ok(())
+    }
+
+    /// What each side of the stopped merge of `branch` changed in `files`
+    /// since they parted: the target's, then the branch's, each cut to a
+    /// size an agent can read.
+    pub(crate) fn sides(
+        &self,
+        branch: &str,
+        files: &[String],
+    ) -> Result<(String, String), WorktreeError> {
+        let tree = self.tree()?;
+        let branch_ref = format!("refs/heads/{branch}");
+        let parted = tree.run(&["merge-base", "HEAD", &branch_ref])?;
+        let side = |to: &str| -> Result<String, WorktreeError> {
+            let mut args = vec!["diff", "--no-color", "--no-ext-diff", &parted, to, "--"];
+            args.extend(files.iter().map(String::as_str));
+            Ok(cut(tree.run(&args)?))
+        };
+        Ok((side("HEAD")?, side(&branch_ref)?))
+    }
+
+    /// Takes the resolution of the stopped merge of `branch` as its merge
+    /// commit: the merge commit, or the files still conflicted (or still
+    /// holding conflict markers). An agent that committed the merge itself
+    /// is taken at its word when the branch is in HEAD.
+    pub(crate) fn conclude(
+        &self,
+        branch: &str,
+        files: &[String],
+        message: &str,
+    ) -> Result<Result<String, Vec<String>>, WorktreeError> {
+        let tree = self.tree()?;
+        let branch_ref = format!("refs/heads/{branch}");
+        let merging = tree.holds(&["rev-parse", "--verify", "--quiet", "MERGE_HEAD"])?;
+        if !merging {
+            return Ok(
+                if tree.holds(&["merge-base", "--is-ancestor", &branch_ref, "HEAD"])? {
+                    Ok(tree.run(&["rev-parse", "HEAD"])?)
+                } else {
+                    Err(files.to_vec())
+                },
+            );
+        }
+        tree.run(&["add", "--all", "--", "."])?;
+        let left = self.unmerged()?;
+        if !left.is_empty() {
+            return Ok(Err(left));
+        }
+        let mut grep = vec![
+            "grep",
+            "--cached",
+            "-l",
+            "-E",
+            "^(<<<<<<<|>>>>>>>)( |$)",
+            "--",
+        ];
+        grep.extend(files.iter().map(String::as_str));
+        // `git grep` exits 1 when nothing matches.
+        let marked = tree.run(&grep).unwrap_or_default();
+        if !marked.trim().is_empty() {
+            return Ok(Err(marked.lines().map(str::to_string).collect()));
+        }
+        tree.run(&["commit", "--quiet", "--no-verify", "-m", message])?;
+        Ok(Ok(tree.run(&["rev-parse", "HEAD"])?))
+    }
+
+    /// Moves branch `into` from `was` (its tip when the merge started;
+    /// `None`: it did not exist) to the worktree's commit. Where `into` is
+    /// checked out, that checkout is fast-forwarded, and only when it is
+    /// clean and still at `was`.
+    pub(crate) fn land(&self, into: &str, was: Option<&str>) -> Result<String, LandError> {
+        let result = self.head()?;
+        let repo = self.repo();
+        let into_ref = format!("refs/heads/{into}");
+        let now = repo
+            .run(&["rev-parse", "--verify", "--quiet", &into_ref])
+            .ok();
+        if now.as_deref() != was {
+            return Err(LandError::Moved {
+                branch: into.to_string(),
+                was: was.unwrap_or("nothing").to_string(),
+                now: now.unwrap_or_else(|| "gone".to_string()),
+                from: self.branch.clone(),
+            });
+        }
+        let Some(was) = was else {
+            repo.run(&["branch", into, &result])
+                .map_err(WorktreeError::from)?;
+            return Ok(result);
+        };
+        match checked_out(&repo, &into_ref)? {
+            None => {
+                repo.run(&["update-ref", &into_ref, &result, was])
+                    .map_err(WorktreeError::from)?;
+            }
+            Some(path) => {
+                let there = Git::at(&path);
+                let dirty = there
+                    .run(&["status", "--porcelain", "--untracked-files=no"])
+                    .map_err(WorktreeError::from)?;
+                if !dirty.trim().is_empty() {
+                    return Err(LandError::Dirty {
+                        branch: into.to_string(),
+                        path,
+                        files: dirty
+                            .lines()
+                            .map(|l| l.get(3..).unwrap_or(l).to_string())
+                            .collect(),
+                        from: self.branch.clone(),
+                    });
+                }
+                there
+                    .run(&["merge", "--ff-only", "--quiet", &result])
+                    .map_err(WorktreeError::from)?;
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// The worktree (the main checkout included) that has `branch_ref`
+/// checked out.
+fn checked_out(repo: &Git, branch_ref: &str) -> Result<Option<PathBuf>, WorktreeError> {
+    let list = repo.run(&["worktree", "list", "--porcelain"])?;
+    let mut path: Option<&str> = None;
+    for line in list.lines() {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            path = Some(p);
+        } else if line.strip_prefix("branch ") == Some(branch_ref) {
+            return Ok(path.map(|p| Path::new(p).to_path_buf()));
+        }
+    }
+    Ok(None)
+}
+
+/// `text`, cut to [`SIDE_MAX`] bytes at a line's end.
+fn cut(text: String) -> String {
+    if text.len() <= SIDE_MAX {
+        return text;
+    }
+    let mut end = SIDE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').unwrap_or(0);
+    format!(
+        "{}\n... (cut at {} of {} bytes: run `git diff` in the worktree for all)",
+        &text[..end],
+        end,
+        text.len()
+    )
+}

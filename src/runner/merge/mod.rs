@@ -1,0 +1,11 @@
+//! Owns a merge node's run (docs/isolation.md, "Merge nodes"): what it is
+//! given ([`start`]), its branches merged one at a time onto the moving
+//! target and verified ([`sequence`]), a conflict handed to the resolving
+//! agent when the node names one ([`resolve`]).
+
+mod resolve;
+mod sequence;
+mod start;
+
+pub(crate) use sequence::run;
+pub(crate) use start::{MergeStart, Source};

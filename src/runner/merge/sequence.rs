@@ -1,0 +1,355 @@
+//! Owns the sequence of a merge node's run: in a worktree of its own, on
+//! its own branch started from the target's tip (or the base), each branch
+//! of the nodes it merges is merged in turn and `verify` run after it; a
+//! branch that conflicts (and that no resolving agent resolves) or fails
+//! `verify` is undone and left unmerged, saying why. At the end the target
+//! branch is moved to the result, and the outcome says what was merged and
+//! what was not.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::start::{MergeStart, Source, git};
+use crate::isolation::landing::Step;
+use crate::isolation::{Base, Place};
+use crate::runner::event::Event;
+use crate::runner::job::{Isolated, Job, MergeJob};
+use crate::runner::outcome::{Outcome, Status, WorktreeResult};
+use crate::runner::success_commands::run_success;
+use crate::stop_reason::StopReason;
+
+/// A branch merged.
+#[derive(Debug, Clone, Serialize)]
+struct Merged {
+    instance: String,
+    branch: String,
+    /// `merged`, `already` (the target held it) or `resolved` (by the
+    /// resolving agent).
+    how: &'static str,
+}
+
+/// A branch left unmerged, and why.
+#[derive(Debug, Clone, Serialize)]
+struct Left {
+    instance: String,
+    branch: String,
+    reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<String>,
+}
+
+/// What the merge made of its sources, as `needs.<merge>.json` reads it.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    /// Where the work was to land.
+    target: String,
+    /// The merge's own branch, which holds what was merged.
+    branch: String,
+    head: String,
+    /// Whether the target now holds the merged work.
+    landed: bool,
+    merged: Vec<Merged>,
+    unmerged: Vec<Left>,
+    /// Instances that did not end done: not merged, and not the merge's failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_done: Vec<Left>,
+}
+
+/// Runs one merge node to its end.
+pub(crate) async fn run(start: MergeStart) -> Outcome {
+    let started = Instant::now();
+    let mut out = Outcome::ended(Status::Failed, StopReason::WorktreeError);
+    let Some(iso) = start.job.isolation.clone() else {
+        out.error = Some("the merge has no repository: its nodes are not isolated".into());
+        return out;
+    };
+    let (place, was, held) = match open(&start.job, &start.merge, &iso).await {
+        Ok(opened) => opened,
+        Err(why) => {
+            out.error = Some(why);
+            out.duration = started.elapsed();
+            return out;
+        }
+    };
+    let mut report = Report {
+        target: start
+            .merge
+            .into
+            .clone()
+            .unwrap_or_else(|| place.branch.clone()),
+        branch: place.branch.clone(),
+        ..Report::default()
+    };
+    let mut merge = Merging {
+        start: &start,
+        place: &place,
+        report: &mut report,
+        usage: crate::agents::usage::Usage::default(),
+    };
+    for source in &start.sources {
+        merge.one(source).await;
+    }
+    let usage = merge.usage;
+    out.usage = usage;
+    let mut landing_error = None;
+    if let Some(into) = &start.merge.into {
+        let into = into.clone();
+        match git(&place, move |p| p.land(&into, was.as_deref())).await {
+            Ok(_) => report.landed = true,
+            Err(why) => landing_error = Some(why),
+        }
+    } else {
+        report.landed = true;
+    }
+    drop(held);
+    match git(&place, Place::changes).await {
+        Ok(c) => {
+            report.head.clone_from(&c.head);
+            out.worktree = Some(Box::new(WorktreeResult {
+                branch: report.target.clone(),
+                path: place.path.clone(),
+                base: place.base.commit.clone(),
+                head: c.head,
+                files: c.files,
+                insertions: c.insertions,
+                deletions: c.deletions,
+                outside_writes: Vec::new(),
+            }));
+        }
+        Err(e) => tracing::warn!("cannot read what the merge {} changed: {e}", start.job.key),
+    }
+    out.output = summary(&report, landing_error.as_deref());
+    out.json = serde_json::to_value(&report).ok();
+    out.merge = out.json.clone().map(Box::new);
+    let stopped = start.stopped.is_cancelled() || start.cancel.is_cancelled();
+    (out.status, out.stop_reason) = if stopped {
+        (Status::Failed, StopReason::Stopped)
+    } else if report.unmerged.is_empty() && landing_error.is_none() {
+        (Status::Done, StopReason::Merged)
+    } else {
+        (Status::Failed, StopReason::Unmerged)
+    };
+    out.error = landing_error.or_else(|| {
+        (!report.unmerged.is_empty()).then(|| {
+            report
+                .unmerged
+                .iter()
+                .map(|l| format!("{} not merged: {}", l.instance, l.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    });
+    out.duration = started.elapsed();
+    out
+}
+
+/// The merge's worktree, made ready on its branch from the target's tip
+/// (the base when the target does not exist yet); the target's tip, and
+/// the worktree's hold.
+async fn open(
+    job: &Job,
+    merge: &MergeJob,
+    iso: &Isolated,
+) -> Result<(Arc<Place>, Option<String>, std::fs::File), String> {
+    let was = merge.into.as_ref().and_then(|into| {
+        crate::isolation::git::Git::at(&iso.base.repo)
+            .run(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{into}"),
+            ])
+            .ok()
+    });
+    let base = Base {
+        commit: was.clone().unwrap_or_else(|| iso.base.commit.clone()),
+        ..iso.base.clone()
+    };
+    let place = Place::new(&base, &iso.workflow, &job.key, &job.workdir)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())?;
+    let held = place.hold().map_err(|e| e.to_string())?;
+    git(&place, |p| p.open(false, "", &[]).map(|_| ())).await?;
+    Ok((place, was, held))
+}
+
+/// The merge under way.
+struct Merging<'a> {
+    start: &'a MergeStart,
+    place: &'a Arc<Place>,
+    report: &'a mut Report,
+    usage: crate::agents::usage::Usage,
+}
+
+impl Merging<'_> {
+    /// Merges one source's branch, verified, or leaves it unmerged.
+    async fn one(&mut self, source: &Source) {
+        let left = |reason: String, files: Vec<String>| Left {
+            instance: source.instance.to_string(),
+            branch: source.branch.clone(),
+            reason,
+            files,
+        };
+        if source.status != Status::Done {
+            let why = format!(
+                "it ended {} ({})",
+                source.status.as_str(),
+                source.stop_reason
+            );
+            self.report.not_done.push(left(why.clone(), Vec::new()));
+            self.tell(source, Err(format!("not merged: {why}")));
+            return;
+        }
+        if self.start.stopped.is_cancelled() || self.start.cancel.is_cancelled() {
+            self.leave(left("the merge was stopped first".into(), Vec::new()));
+            return;
+        }
+        let before = match git(self.place, Place::head).await {
+            Ok(h) => h,
+            Err(why) => return self.leave(left(why, Vec::new())),
+        };
+        let message = format!(
+            "conductor: merge {} ({}) into {}",
+            source.instance, source.branch, self.report.target
+        );
+        let (branch, msg) = (source.branch.clone(), message.clone());
+        let how = match git(self.place, move |p| p.merge_branch(&branch, &msg)).await {
+            Ok(Step::Already) => {
+                self.merged(source, "already");
+                return;
+            }
+            Ok(Step::Merged(_)) => "merged",
+            Ok(Step::Conflict(files)) => {
+                let resolved = match &self.start.merge.resolver {
+                    Some(agent) => {
+                        let (resolved, usage) = super::resolve::resolve(
+                            super::resolve::Conflict {
+                                start: self.start,
+                                place: self.place,
+                                target: &self.report.target,
+                                resolver: &self.resolver_name(),
+                                source,
+                                files: &files,
+                                message: &message,
+                            },
+                            agent,
+                        )
+                        .await;
+                        self.usage.add(usage);
+                        resolved
+                    }
+                    None => Err(format!("it conflicts in {}", files.join(", "))),
+                };
+                if let Err(why) = resolved {
+                    self.undo(&before).await;
+                    return self.leave(left(why, files));
+                }
+                "resolved"
+            }
+            Err(why) => return self.leave(left(why, Vec::new())),
+        };
+        for command in &self.start.merge.verify {
+            let failed = match run_success(command, &self.place.workdir, &self.start.shared).await {
+                Ok(c) if c.code == 0 => None,
+                Ok(c) => Some(format!(
+                    "`{command}` exited {}{}",
+                    c.code,
+                    c.tail
+                        .lines()
+                        .last()
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default()
+                )),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failed {
+                self.undo(&before).await;
+                return self.leave(left(format!("verify failed: {why}"), Vec::new()));
+            }
+        }
+        self.merged(source, how);
+    }
+
+    fn merged(&mut self, source: &Source, how: &'static str) {
+        let words = match how {
+            "already" => "was already merged".to_string(),
+            "resolved" => format!("merged, its conflicts resolved by {}", self.resolver_name()),
+            _ => "merged".to_string(),
+        };
+        self.tell(source, Ok(words));
+        self.report.merged.push(Merged {
+            instance: source.instance.to_string(),
+            branch: source.branch.clone(),
+            how,
+        });
+    }
+
+    fn leave(&mut self, left: Left) {
+        let _ = self.start.events.send(Event::Landed {
+            key: Arc::clone(&self.start.job.key),
+            instance: left.instance.clone().into(),
+            branch: left.branch.clone(),
+            target: self.report.target.clone(),
+            result: Err(left.reason.clone()),
+        });
+        self.report.unmerged.push(left);
+    }
+
+    fn tell(&self, source: &Source, result: Result<String, String>) {
+        let _ = self.start.events.send(Event::Landed {
+            key: Arc::clone(&self.start.job.key),
+            instance: Arc::clone(&source.instance),
+            branch: source.branch.clone(),
+            target: self.report.target.clone(),
+            result,
+        });
+    }
+
+    /// The resolving agent's name.
+    fn resolver_name(&self) -> String {
+        self.start
+            .merge
+            .resolver
+            .as_ref()
+            .and_then(|r| r.agents.first())
+            .map_or_else(|| "the resolving agent".to_string(), |a| a.name.clone())
+    }
+
+    /// Puts the worktree back as it was before the branch was merged.
+    async fn undo(&self, before: &str) {
+        let before = before.to_string();
+        if let Err(e) = git(self.place, move |p| p.undo_to(&before)).await {
+            tracing::warn!("cannot undo a merge in {}: {e}", self.place.path.display());
+        }
+    }
+}
+
+/// What the merge did, a line per branch.
+fn summary(report: &Report, landing: Option<&str>) -> String {
+    let mut lines = Vec::new();
+    for m in &report.merged {
+        let how = match m.how {
+            "already" => "already merged",
+            "resolved" => "merged (conflicts resolved)",
+            _ => "merged",
+        };
+        lines.push(format!("{}: {how} ({})", m.instance, m.branch));
+    }
+    for l in report.unmerged.iter().chain(&report.not_done) {
+        lines.push(format!("{}: not merged: {}", l.instance, l.reason));
+    }
+    match landing {
+        Some(why) => lines.push(format!("{} not moved: {why}", report.target)),
+        None if report.target != report.branch => {
+            lines.push(format!("{} is at {}", report.target, short(&report.head)));
+        }
+        None => lines.push(format!("merged work on {}", report.branch)),
+    }
+    lines.join("\n")
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}

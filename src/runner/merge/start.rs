@@ -1,0 +1,51 @@
+//! Owns what a merge node's run is given (its job, what it merges and the
+//! instances to merge, as they ended) and how it runs git work off the
+//! async workers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::isolation::Place;
+use crate::runner::event::Event;
+use crate::runner::job::{Job, MergeJob};
+use crate::runner::outcome::Status;
+
+/// What running a merge node takes.
+#[derive(Debug)]
+pub(crate) struct MergeStart {
+    pub shared: Arc<crate::runner::context::Shared>,
+    pub job: Arc<Job>,
+    pub merge: Arc<MergeJob>,
+    /// The instances of the nodes it merges, in order, as they ended.
+    pub sources: Vec<Source>,
+    /// Where it reports each branch merged or left (and its resolving
+    /// agent's iterations).
+    pub events: tokio::sync::mpsc::UnboundedSender<Event>,
+    /// Fired when a watch's re-plan invalidates it.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Fired when a person stops it.
+    pub stopped: tokio_util::sync::CancellationToken,
+}
+
+/// One instance of a node a merge lands, as it ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub instance: Arc<str>,
+    pub branch: String,
+    pub status: Status,
+    pub stop_reason: String,
+    /// Its task folder, whose TASK.md a resolving agent is told.
+    pub task_dir: Option<PathBuf>,
+}
+
+/// Runs git work on `place` off the async workers.
+pub(super) async fn git<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    place: &Arc<Place>,
+    work: impl FnOnce(&Place) -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    let place = Arc::clone(place);
+    match tokio::task::spawn_blocking(move || work(&place)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the merge's git work panicked: {e}")),
+    }
+}
