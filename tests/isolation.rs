@@ -618,6 +618,21 @@ fn the_isolation_example_runs_in_a_repository_of_its_own() {
         summary["overlaps"][0]["files"],
         serde_json::json!(["CHANGES.md"])
     );
+    // `land` merged every worker's branch onto its own.
+    assert_eq!(state(&summary, "land"), ("done".into(), "merged".into(), 0));
+    let landed = on_branch(repo, "conductor/isolation/land", "CHANGES.md");
+    for topic in ["parser", "lexer", "docs"] {
+        assert!(landed.contains(&format!("- {topic}: noted")), "{landed}");
+        on_branch(
+            repo,
+            "conductor/isolation/land",
+            &format!("notes/{topic}.md"),
+        );
+    }
+    assert_eq!(
+        git(repo, &["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
 }
 
 #[test]

@@ -111,6 +111,26 @@ fn branches_are_merged_one_at_a_time_and_one_failing_verify_is_left_out_and_said
     assert!(out.status.success(), "{summary}");
     assert_eq!(state(&summary, "land"), ("done".into(), "merged".into(), 0));
     assert_eq!(answer(&summary)["merged"].as_array().unwrap().len(), 3);
+    // `conductor logs` tells what it merged; applied again with nothing
+    // changed, it is up to date.
+    let logs = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["logs", "land", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let told = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        told.contains("worker[b]: merged (conductor/landing/worker.b)")
+            && told.contains("merged work on conductor/landing/land"),
+        "{told}"
+    );
+    let (out, summary) = flow.apply(&[]);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(
+        state(&summary, "land"),
+        ("done".into(), "up_to_date".into(), 0)
+    );
 }
 
 #[test]

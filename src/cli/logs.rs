@@ -129,6 +129,10 @@ fn run(args: &LogsArgs) -> Result<u8, LogsError> {
     let mut out = std::io::stdout().lock();
     if !args.follow {
         let Some(run) = latest_run(&task) else {
+            // A merge node runs no agent of its own: what it merged.
+            if let Some(told) = crate::runner::merge::told(&task) {
+                let _ = writeln!(out, "{told}");
+            }
             return Ok(exit_code::OK);
         };
         if let Some(mut t) = transcript(&run) {

@@ -4,7 +4,7 @@
 //! back a future that ends with the unit's outcome, while the unit reports
 //! what happens on the way as events. [`Local`] runs units as tasks of this
 //! process; an executor that runs them elsewhere (a Slurm job, a Kubernetes
-//! Job) implements the same two calls and turns what its remote unit
+//! Job) implements the same calls and turns what its remote unit
 //! writes into the same events. The in-process tests of the scheduling
 //! rules use a launcher that returns scripted outcomes.
 

@@ -20,7 +20,7 @@ mod isolated;
 mod iteration;
 mod job;
 pub(crate) mod launcher;
-mod merge;
+pub(crate) mod merge;
 mod notify;
 mod options;
 pub(crate) mod outcome;

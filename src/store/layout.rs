@@ -135,6 +135,11 @@ impl TaskDir {
         self.0.join("fingerprint.json")
     }
 
+    /// A merge node's report (docs/isolation.md, "Merge nodes").
+    pub fn merge_report(&self) -> PathBuf {
+        self.0.join("merge.json")
+    }
+
     /// The folder of its runs.
     pub fn runs(&self) -> PathBuf {
         self.0.join("runs")

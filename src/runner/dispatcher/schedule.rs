@@ -466,6 +466,11 @@ impl<'a> Dispatcher<'a> {
                 JobKind::Merge(merge) => {
                     self.slots.take(None);
                     self.graph.state[i] = State::Running;
+                    let job = &self.graph.jobs[i];
+                    self.emit(&Event::InstanceStarted {
+                        key: Arc::clone(&job.key),
+                        task_id: crate::runner::unit::task_id(&self.shared, job, 1),
+                    });
                     let (cancel, stopped) = (CancellationToken::new(), CancellationToken::new());
                     let start = MergeStart {
                         shared: Arc::clone(&self.shared),
@@ -680,6 +685,13 @@ impl<'a> Dispatcher<'a> {
                 out.json = crate::agents::answer::extract_json(&answer);
             }
             out.output = answer;
+        }
+        if read && let JobKind::Merge(_) = &job.kind {
+            let report =
+                crate::store::layout::TaskDir::at(completed.task_dir.clone()).merge_report();
+            out.json = std::fs::read(report)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         }
         out.task_dir = Some(completed.task_dir);
         Some(out)

@@ -7,5 +7,5 @@ mod resolve;
 mod sequence;
 mod start;
 
-pub(crate) use sequence::run;
+pub(crate) use sequence::{run, told};
 pub(crate) use start::{MergeStart, Source};

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::start::{MergeStart, Source, git};
 use crate::isolation::landing::Step;
@@ -19,29 +19,30 @@ use crate::runner::job::{Isolated, Job, MergeJob};
 use crate::runner::outcome::{Outcome, Status, WorktreeResult};
 use crate::runner::success_commands::run_success;
 use crate::stop_reason::StopReason;
+use crate::store::layout::TaskDir;
 
 /// A branch merged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Merged {
     instance: String,
     branch: String,
     /// `merged`, `already` (the target held it) or `resolved` (by the
     /// resolving agent).
-    how: &'static str,
+    how: String,
 }
 
 /// A branch left unmerged, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Left {
     instance: String,
     branch: String,
     reason: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     files: Vec<String>,
 }
 
 /// What the merge made of its sources, as `needs.<merge>.json` reads it.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Report {
     /// Where the work was to land.
     target: String,
@@ -50,10 +51,13 @@ struct Report {
     head: String,
     /// Whether the target now holds the merged work.
     landed: bool,
+    /// Why the target was not moved, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_landed: Option<String>,
     merged: Vec<Merged>,
     unmerged: Vec<Left>,
     /// Instances that did not end done: not merged, and not the merge's failure.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     not_done: Vec<Left>,
 }
 
@@ -61,6 +65,17 @@ struct Report {
 pub(crate) async fn run(start: MergeStart) -> Outcome {
     let started = Instant::now();
     let mut out = Outcome::ended(Status::Failed, StopReason::WorktreeError);
+    // Its task folder holds its fingerprint (so that a merge whose
+    // branches are unchanged is up to date) and its report.
+    let task_id = crate::runner::unit::task_id(&start.shared, &start.job, 1);
+    let task = TaskDir::at(start.shared.project_dir.join(&task_id));
+    out.task_id = Some(task_id);
+    out.task_dir = Some(task.path().to_path_buf());
+    if let Err(e) = crate::private::create_dir_all(task.path()) {
+        out.stop_reason = StopReason::StoreError;
+        out.error = Some(format!("cannot create {}: {e}", task.path().display()));
+        return out;
+    }
     let Some(iso) = start.job.isolation.clone() else {
         out.error = Some("the merge has no repository: its nodes are not isolated".into());
         return out;
@@ -98,7 +113,10 @@ pub(crate) async fn run(start: MergeStart) -> Outcome {
         let into = into.clone();
         match git(&place, move |p| p.land(&into, was.as_deref())).await {
             Ok(_) => report.landed = true,
-            Err(why) => landing_error = Some(why),
+            Err(why) => {
+                report.not_landed = Some(why.clone());
+                landing_error = Some(why);
+            }
         }
     } else {
         report.landed = true;
@@ -120,9 +138,23 @@ pub(crate) async fn run(start: MergeStart) -> Outcome {
         }
         Err(e) => tracing::warn!("cannot read what the merge {} changed: {e}", start.job.key),
     }
-    out.output = summary(&report, landing_error.as_deref());
+    out.output = summary(&report);
     out.json = serde_json::to_value(&report).ok();
     out.merge = out.json.clone().map(Box::new);
+    let saved = serde_json::to_vec_pretty(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crate::store::write_atomic_fast(&task.merge_report(), &bytes))
+        .and_then(|()| start.job.fingerprint.save(&task));
+    if let Err(e) = saved {
+        out.stop_reason = StopReason::StoreError;
+        out.status = Status::Failed;
+        out.error = Some(format!(
+            "cannot write the merge's report in {}: {e}",
+            task.path().display()
+        ));
+        out.duration = started.elapsed();
+        return out;
+    }
     let stopped = start.stopped.is_cancelled() || start.cancel.is_cancelled();
     (out.status, out.stop_reason) = if stopped {
         (Status::Failed, StopReason::Stopped)
@@ -282,7 +314,7 @@ impl Merging<'_> {
         self.report.merged.push(Merged {
             instance: source.instance.to_string(),
             branch: source.branch.clone(),
-            how,
+            how: how.to_string(),
         });
     }
 
@@ -326,11 +358,20 @@ impl Merging<'_> {
     }
 }
 
+/// What the merge in task folder `task` did, a line per branch, when it
+/// is a merge's (`conductor logs`).
+pub(crate) fn told(task: &TaskDir) -> Option<String> {
+    let bytes = std::fs::read(task.merge_report()).ok()?;
+    serde_json::from_slice::<Report>(&bytes)
+        .ok()
+        .map(|r| summary(&r))
+}
+
 /// What the merge did, a line per branch.
-fn summary(report: &Report, landing: Option<&str>) -> String {
+fn summary(report: &Report) -> String {
     let mut lines = Vec::new();
     for m in &report.merged {
-        let how = match m.how {
+        let how = match m.how.as_str() {
             "already" => "already merged",
             "resolved" => "merged (conflicts resolved)",
             _ => "merged",
@@ -340,7 +381,7 @@ fn summary(report: &Report, landing: Option<&str>) -> String {
     for l in report.unmerged.iter().chain(&report.not_done) {
         lines.push(format!("{}: not merged: {}", l.instance, l.reason));
     }
-    match landing {
+    match &report.not_landed {
         Some(why) => lines.push(format!("{} not moved: {why}", report.target)),
         None if report.target != report.branch => {
             lines.push(format!("{} is at {}", report.target, short(&report.head)));
