@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::apply_support::{Flow, alive, one_node, one_node_command, pids, st, state, wait_for};
 use crate::test_builder::Test;
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()

@@ -5,7 +5,9 @@
 //! agent, and the branch a person has checked out moved only when asked
 //! for and never over their uncommitted changes.
 
-use crate::apply_support::{instance, state};
+use std::io::Read;
+
+use crate::apply_support::{instance, state, wait_for};
 use crate::isolation::{flow_in_repo, git, on_branch};
 
 /// Workers on branches of their own, and a merge node landing them.
@@ -247,6 +249,9 @@ fn a_merge_of_a_node_that_is_not_isolated_or_with_agent_keys_is_refused_where_wr
     let toml = landing("true", r#"into = "bad name""#)
         .replace("[nodes.land]", "[nodes.plain]\nisolation = \"none\"\nprompt = \"p\"\n\n[nodes.land]\nagent = \"writer\"")
         .replace(r#"from = ["worker"]"#, r#"from = ["worker", "plain", "nobody"]"#);
+    let toml = format!(
+        "{toml}\n[nodes.again]\nmerge = {{ from = [\"worker\"], into = \"conductor/x\" }}\n"
+    );
     let (flow, _) = flow_in_repo(&toml);
     let out = crate::support::conductor()
         .current_dir(flow.path())
@@ -260,7 +265,133 @@ fn a_merge_of_a_node_that_is_not_isolated_or_with_agent_keys_is_refused_where_wr
         "a merge node has no `agent`",
         "node `land` merges `nobody`, which is not a node of this workflow",
         "`bad name` is not a branch name",
+        "`conductor/x` is one of conductor's own branches",
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
+}
+
+#[test]
+fn a_failed_worker_is_left_out_and_the_others_land() {
+    let toml = landing(
+        r#"test \"$ITEM\" != b && echo \"$ITEM\" > \"own-$ITEM.txt\""#,
+        r#"verify = ["true"]"#,
+    );
+    let (flow, repo) = flow_in_repo(&toml);
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert_eq!(state(&summary, "land"), ("done".into(), "merged".into(), 0));
+    let report = answer(&summary);
+    assert_eq!(report["merged"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["not_done"][0]["instance"], "worker[b]");
+    assert_eq!(
+        report["not_done"][0]["reason"],
+        "it ended failed (max_iterations)"
+    );
+    assert_eq!(on_branch(&repo, "conductor/landing/land", "own-c.txt"), "c");
+}
+
+#[test]
+fn what_a_passing_verify_leaves_is_cleared_and_a_dirty_merge_worktree_does_not_block_the_next_run()
+{
+    // The verify leaves an untracked own-c.txt behind, in the way of
+    // merging worker[c]'s own-c.txt unless it is cleared.
+    let toml = landing(
+        r#"echo \"$ITEM\" > \"own-$ITEM.txt\""#,
+        r#"verify = ["test -e own-c.txt || echo junk > own-c.txt"]"#,
+    );
+    let (flow, repo) = flow_in_repo(&toml);
+    let (out, summary) = flow.apply(&[]);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(answer(&summary)["merged"].as_array().unwrap().len(), 3);
+    assert_eq!(on_branch(&repo, "conductor/landing/land", "own-c.txt"), "c");
+    // A merge cut short leaves its worktree dirty, mid-merge: the next
+    // run starts it clean.
+    let wt = repo.join(".git/conductor/worktrees/landing/land");
+    std::fs::write(wt.join("own-a.txt"), "half a merge\n").unwrap();
+    std::fs::write(wt.join("stray.txt"), "junk\n").unwrap();
+    let (out, summary) = flow.apply(&["--force=land"]);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(state(&summary, "land"), ("done".into(), "merged".into(), 0));
+    assert_eq!(on_branch(&repo, "conductor/landing/land", "own-a.txt"), "a");
+    assert!(!wt.join("stray.txt").exists());
+}
+
+#[test]
+fn a_resolving_agent_that_gives_up_or_fails_leaves_the_branch_unmerged_and_undone() {
+    for (fixer, why) in [
+        (
+            "git merge --abort",
+            "fixer did not finish the merge: the merge was given up",
+        ),
+        (
+            "exit 1",
+            "it conflicts in shared.txt, and fixer did not resolve it (max_iterations",
+        ),
+    ] {
+        let toml = landing(
+            r#"echo \"$ITEM\" >> shared.txt"#,
+            r#"on_conflict = "fixer""#,
+        )
+        .replace(r#"for_each = ["a", "b", "c"]"#, r#"for_each = ["a", "b"]"#)
+        .replace(
+            "printf 'line 0\\na\\nb\\n' > shared.txt && git add shared.txt && echo resolved",
+            fixer,
+        );
+        let (flow, repo) = flow_in_repo(&toml);
+        let (out, summary) = flow.apply(&[]);
+        assert_eq!(out.status.code(), Some(1), "{summary}");
+        let report = answer(&summary);
+        let reason = report["unmerged"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{why:?} in {reason}");
+        let wt = repo.join(".git/conductor/worktrees/landing/land");
+        assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+        assert_eq!(
+            on_branch(&repo, "conductor/landing/land", "shared.txt"),
+            "line 0\na"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_verify_stops_the_merge_and_moves_nothing_of_the_persons() {
+    let mark = tempfile::tempdir().unwrap();
+    let started = mark.path().join("verifying");
+    let toml = landing(
+        r#"echo \"$ITEM\" > \"own-$ITEM.txt\""#,
+        &format!(
+            r#"into = "main", verify = ["touch {} && sleep 30"]"#,
+            started.display()
+        ),
+    );
+    let (flow, repo) = flow_in_repo(&toml);
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let mut child = flow.spawn(&["--json", "--grace", "2s"]);
+    wait_for("the verify to start", || started.exists());
+    crate::apply_process::signal(child.id(), "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        state(&summary, "land"),
+        ("failed".into(), "interrupted".into(), 0)
+    );
+    let report = answer(&summary);
+    assert_eq!(report["landed"], false);
+    assert!(
+        report["unmerged"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the merge was stopped during `touch"),
+        "{report}"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
 }

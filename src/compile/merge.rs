@@ -8,6 +8,11 @@ use super::program::{Action, MergeSpec, NodeId};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{self, Isolation, Spanned};
 
+/// Where conductor's own branches live (docs/isolation.md, "Branches and
+/// worktrees"): a merge never lands on them. The isolation layer names its
+/// branches with these, and a test there holds the two together.
+pub(crate) const OWN_BRANCHES: [&str; 2] = ["conductor/", "conductor-kept/"];
+
 /// What the resolving agent is told, per conflict, as its `item`.
 const RESOLVE_PROMPT: &str = include_str!("resolve_prompt.md");
 
@@ -19,9 +24,27 @@ impl Builder {
         local: &model::Node,
         merge: &model::Merge,
         needs_by_name: &[(String, usize)],
+        siblings: &[model::Node],
     ) -> Option<Action> {
         let mut from = Vec::new();
         for f in &merge.from {
+            if siblings
+                .iter()
+                .any(|n| n.id.value == f.value && n.workflow.is_some())
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!(
+                            "node `{}` merges `{}`, a sub-workflow node: a merge takes the nodes whose instances have branches",
+                            local.id.value, f.value
+                        ),
+                    )
+                    .label(f.span, "a sub-workflow")
+                    .help("merge the sub-workflow's isolated nodes in a merge node of that workflow, or merge its branches with a node of this one that needs it"),
+                );
+                continue;
+            }
             // An unknown name is reported with the other dependencies.
             let Some(&(_, at)) = needs_by_name.iter().find(|(n, _)| *n == f.value) else {
                 continue;
@@ -92,6 +115,18 @@ fn check_branch(into: &Spanned<String>, diags: &mut crate::diagnostic::Diagnosti
         || name
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    let ours = OWN_BRANCHES.iter().any(|p| name.starts_with(p));
+    if ours {
+        diags.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{name}` is one of conductor's own branches"),
+            )
+            .label(into.span, "conductor's branch")
+            .help("land on a branch of yours (`main`, `integration`); without `into` the merge's work stays on its own branch `conductor/<workflow>/<node>`"),
+        );
+        return;
+    }
     if bad {
         diags.push(
             Diagnostic::error(

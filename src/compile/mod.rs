@@ -18,6 +18,8 @@ mod templates;
 
 pub use entry::{Compilation, compile, compile_text};
 pub(crate) use locate::Locator;
+#[cfg(test)]
+pub(crate) use merge::OWN_BRANCHES;
 pub use program::{
     Action, DEFAULT_MAX_ITEMS, DEFAULT_MAX_ITERATIONS, DEFAULT_TIMEOUT_MS, Group, GroupId,
     MergeSpec, Node, NodeId, NotifySpec, Program, Scope,

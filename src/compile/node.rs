@@ -57,7 +57,7 @@ impl Builder {
             self.check_gate(scope, gate, &names);
             Some(Action::Gate { expr: gate.clone() })
         } else if let Some(merge) = &local.merge {
-            self.merge_action(scope, local, merge, &needs_by_name)
+            self.merge_action(scope, local, merge, &needs_by_name, siblings)
         } else {
             let matrix_agent = local.matrix.iter().any(|(axis, _)| axis.value == "agent");
             match &agent {

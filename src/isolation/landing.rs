@@ -24,6 +24,17 @@ pub(crate) enum Step {
     Conflict(Vec<String>),
 }
 
+/// What a resolving agent's work on a stopped merge came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Concluded {
+    /// The merge commit.
+    Committed(String),
+    /// These files are still conflicted, or hold conflict markers.
+    Unresolved(Vec<String>),
+    /// The merge is not there to conclude any more: why.
+    Abandoned(String),
+}
+
 /// Why the target branch was not moved to the merged work.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LandError {
@@ -34,6 +45,19 @@ pub(crate) enum LandError {
         branch: String,
         path: PathBuf,
         files: Vec<String>,
+        from: String,
+    },
+    #[error("could not fast-forward {branch} in {}: {reason}; nothing there was changed, and the merged work is on {from}", path.display())]
+    FastForward {
+        branch: String,
+        path: PathBuf,
+        reason: String,
+        from: String,
+    },
+    #[error("the merged work on {from} does not hold {branch}'s commit {}: {branch} was left where it is", &was[..was.len().min(12)])]
+    NotAhead {
+        branch: String,
+        was: String,
         from: String,
     },
     #[error("{branch} moved while the merge ran (it was {}, it is {}): it was left where it is; the merged work is on {from}", &was[..was.len().min(12)], &now[..now.len().min(12)])]
@@ -51,14 +75,19 @@ impl Place {
         Ok(self.tree()?.run(&["rev-parse", "HEAD"])?)
     }
 
-    /// Merges `branch` into the worktree with `message`; a conflict is
-    /// left in place.
-    pub(crate) fn merge_branch(&self, branch: &str, message: &str) -> Result<Step, WorktreeError> {
+    /// Merges `branch` (the work of `instance`) into the worktree with
+    /// `message`; a conflict is left in place.
+    pub(crate) fn merge_branch(
+        &self,
+        branch: &str,
+        instance: &str,
+        message: &str,
+    ) -> Result<Step, WorktreeError> {
         let tree = self.tree()?;
         let branch_ref = format!("refs/heads/{branch}");
         if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
             return Err(WorktreeError::NeedBranchMissing {
-                from: branch.to_string(),
+                from: instance.to_string(),
                 branch: branch.to_string(),
             });
         }
@@ -87,11 +116,30 @@ impl Place {
         Ok(out.lines().map(str::to_string).collect())
     }
 
-    /// Puts the worktree back at `commit`, a stopped merge and all.
+    /// Puts the worktree back on its branch at `commit`, a stopped merge
+    /// and all (wherever an agent left it: no other branch moves).
     pub(crate) fn undo_to(&self, commit: &str) -> Result<(), WorktreeError> {
         let tree = self.tree()?;
         let _ = tree.run(&["merge", "--abort"]);
-        tree.run(&["reset", "--hard", "--quiet", commit])?;
+        tree.run(&["checkout", "--quiet", "--force", "-B", &self.branch, commit])?;
+        tree.run(&["clean", "-d", "--force", "--quiet"])?;
+        Ok(())
+    }
+
+    /// Drops what the worktree holds uncommitted, and puts it back on its
+    /// branch: for a worktree that holds no one's work but committed
+    /// merges (a merge node's). Nothing when there is no worktree yet.
+    pub(crate) fn discard_uncommitted(&self) -> Result<(), WorktreeError> {
+        if !self.path.join(".git").exists() {
+            return Ok(());
+        }
+        let tree = self.tree()?;
+        let _ = tree.run(&["merge", "--abort"]);
+        let branch_ref = format!("refs/heads/{}", self.branch);
+        if tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
+            tree.run(&["checkout", "--quiet", "--force", &self.branch])?;
+        }
+        tree.run(&["reset", "--hard", "--quiet"])?;
         tree.run(&["clean", "-d", "--force", "--quiet"])?;
         Ok(())
     }
@@ -115,49 +163,70 @@ impl Place {
         Ok((side("HEAD")?, side(&branch_ref)?))
     }
 
-    /// Takes the resolution of the stopped merge of `branch` as its merge
-    /// commit: the merge commit, or the files still conflicted (or still
-    /// holding conflict markers). An agent that committed the merge itself
-    /// is taken at its word when the branch is in HEAD.
+    /// Takes the resolution of the stopped merge of `branch`, begun at
+    /// `before`, as its merge commit. An agent that committed the merge
+    /// itself is taken at its word when its commit holds both sides, is on
+    /// the worktree's branch and holds no conflict marker.
     pub(crate) fn conclude(
         &self,
         branch: &str,
+        before: &str,
         files: &[String],
         message: &str,
-    ) -> Result<Result<String, Vec<String>>, WorktreeError> {
+    ) -> Result<Concluded, WorktreeError> {
         let tree = self.tree()?;
+        let on = tree
+            .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .unwrap_or_else(|_| "a detached HEAD".to_string());
+        if on != self.branch {
+            return Ok(Concluded::Abandoned(format!(
+                "it left the worktree on {on}, not on {}",
+                self.branch
+            )));
+        }
         let branch_ref = format!("refs/heads/{branch}");
         let merging = tree.holds(&["rev-parse", "--verify", "--quiet", "MERGE_HEAD"])?;
+        let marked = |at: Option<&str>| -> Vec<String> {
+            let mut grep = vec!["grep", "-l", "-E", "^(<<<<<<<|>>>>>>>)( |$)"];
+            match at {
+                Some(commit) => grep.push(commit),
+                None => grep.push("--cached"),
+            }
+            grep.push("--");
+            grep.extend(files.iter().map(String::as_str));
+            // `git grep` exits 1 when nothing matches.
+            tree.run(&grep)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split_once(':').map_or(l, |(_, f)| f).to_string())
+                .collect()
+        };
         if !merging {
-            return Ok(
-                if tree.holds(&["merge-base", "--is-ancestor", &branch_ref, "HEAD"])? {
-                    Ok(tree.run(&["rev-parse", "HEAD"])?)
-                } else {
-                    Err(files.to_vec())
-                },
-            );
+            let holds = |commit: &str| tree.holds(&["merge-base", "--is-ancestor", commit, "HEAD"]);
+            if !(holds(&branch_ref)? && holds(before)?) {
+                return Ok(Concluded::Abandoned(
+                    "the merge was given up (no merge is in progress, and the branch is not in the worktree)"
+                        .to_string(),
+                ));
+            }
+            let left = marked(Some("HEAD"));
+            return Ok(if left.is_empty() {
+                Concluded::Committed(tree.run(&["rev-parse", "HEAD"])?)
+            } else {
+                Concluded::Unresolved(left)
+            });
         }
         tree.run(&["add", "--all", "--", "."])?;
         let left = self.unmerged()?;
         if !left.is_empty() {
-            return Ok(Err(left));
+            return Ok(Concluded::Unresolved(left));
         }
-        let mut grep = vec![
-            "grep",
-            "--cached",
-            "-l",
-            "-E",
-            "^(<<<<<<<|>>>>>>>)( |$)",
-            "--",
-        ];
-        grep.extend(files.iter().map(String::as_str));
-        // `git grep` exits 1 when nothing matches.
-        let marked = tree.run(&grep).unwrap_or_default();
-        if !marked.trim().is_empty() {
-            return Ok(Err(marked.lines().map(str::to_string).collect()));
+        let left = marked(None);
+        if !left.is_empty() {
+            return Ok(Concluded::Unresolved(left));
         }
         tree.run(&["commit", "--quiet", "--no-verify", "-m", message])?;
-        Ok(Ok(tree.run(&["rev-parse", "HEAD"])?))
+        Ok(Concluded::Committed(tree.run(&["rev-parse", "HEAD"])?))
     }
 
     /// Moves branch `into` from `was` (its tip when the merge started;
@@ -184,6 +253,16 @@ impl Place {
                 .map_err(WorktreeError::from)?;
             return Ok(result);
         };
+        if !repo
+            .holds(&["merge-base", "--is-ancestor", was, &result])
+            .map_err(WorktreeError::from)?
+        {
+            return Err(LandError::NotAhead {
+                branch: into.to_string(),
+                was: was.to_string(),
+                from: self.branch.clone(),
+            });
+        }
         match checked_out(&repo, &into_ref)? {
             None => {
                 repo.run(&["update-ref", &into_ref, &result, was])
@@ -205,9 +284,18 @@ impl Place {
                         from: self.branch.clone(),
                     });
                 }
-                there
-                    .run(&["merge", "--ff-only", "--quiet", &result])
-                    .map_err(WorktreeError::from)?;
+                if let Err(e) = there.run(&["merge", "--ff-only", "--quiet", &result]) {
+                    let reason = match e {
+                        super::git::GitError::Failed { stderr, .. } => stderr,
+                        other => other.to_string(),
+                    };
+                    return Err(LandError::FastForward {
+                        branch: into.to_string(),
+                        path,
+                        reason,
+                        from: self.branch.clone(),
+                    });
+                }
             }
         }
         Ok(result)
@@ -238,7 +326,7 @@ fn cut(text: String) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let end = text[..end].rfind('\n').unwrap_or(0);
+    let end = text[..end].rfind('\n').unwrap_or(end);
     format!(
         "{}\n... (cut at {} of {} bytes: run `git diff` in the worktree for all)",
         &text[..end],

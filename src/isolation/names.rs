@@ -85,6 +85,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_front_end_knows_conductors_branches_by_these_prefixes() {
+        assert_eq!(
+            crate::compile::OWN_BRANCHES,
+            [format!("{BRANCH_PREFIX}/"), format!("{KEPT_PREFIX}/")]
+        );
+    }
+
+    #[test]
     fn instance_keys_make_readable_distinct_branch_names() {
         assert_eq!(ref_safe("worker"), "worker");
         assert_eq!(ref_safe("worker[a]"), "worker.a");

@@ -95,12 +95,18 @@ impl JobGraph {
 
     /// The need of `d` that keeps it from running: one that was skipped, or
     /// that failed with `on_failure = "fail"`. A gate runs whatever its
-    /// needs did.
+    /// needs did; a merge node, whatever the instances it merges did (it
+    /// merges those that are done).
     pub(super) fn blocked_by(&self, d: JobId) -> Option<Arc<str>> {
-        if matches!(self.jobs[d].kind, JobKind::Gate(_)) {
-            return None;
-        }
+        let merged_from = match &self.jobs[d].kind {
+            JobKind::Gate(_) => return None,
+            JobKind::Merge(m) => m.from.as_slice(),
+            _ => &[],
+        };
         self.jobs[d].needs.iter().find_map(|&n| {
+            if merged_from.contains(&self.jobs[n].node) {
+                return None;
+            }
             let o = self.outcome(n)?;
             let blocks = o.status == Status::Skipped
                 || (o.status == Status::Failed && self.jobs[n].on_failure == OnFailure::Fail);

@@ -692,6 +692,7 @@ impl<'a> Dispatcher<'a> {
             out.json = std::fs::read(report)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            out.merge = out.json.clone().map(Box::new);
         }
         out.task_dir = Some(completed.task_dir);
         Some(out)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::start::{MergeStart, Source, git};
 use crate::agents::usage::Usage;
 use crate::isolation::Place;
+use crate::isolation::landing::Concluded;
 use crate::runner::job::{AgentJob, Job, JobKind};
 use crate::runner::outcome::Status;
 use crate::runner::unit::Launch;
@@ -30,6 +31,8 @@ pub(super) struct Conflict<'a> {
     pub files: &'a [String],
     /// The merge commit's message.
     pub message: &'a str,
+    /// The worktree's commit before the merge began.
+    pub before: &'a str,
 }
 
 /// Resolves the stopped merge of `source`'s branch: the merge commit, or
@@ -46,6 +49,7 @@ pub(super) async fn resolve(
         source,
         files,
         message,
+        before,
     } = c;
     let (resolved, usage) = match run_agent(start, place, target, source, files, agent).await {
         Ok(usage) => (Ok(()), usage),
@@ -60,10 +64,22 @@ pub(super) async fn resolve(
             usage,
         );
     }
-    let (branch, files, message) = (source.branch.clone(), files.to_vec(), message.to_string());
-    let concluded = match git(place, move |p| p.conclude(&branch, &files, &message)).await {
-        Ok(Ok(commit)) => Ok(commit),
-        Ok(Err(left)) => Err(format!("{name} left conflicts in {}", left.join(", "))),
+    let (branch, before, files, message) = (
+        source.branch.clone(),
+        before.to_string(),
+        files.to_vec(),
+        message.to_string(),
+    );
+    let concluded = match git(place, move |p| {
+        p.conclude(&branch, &before, &files, &message)
+    })
+    .await
+    {
+        Ok(Concluded::Committed(commit)) => Ok(commit),
+        Ok(Concluded::Unresolved(left)) => {
+            Err(format!("{name} left conflicts in {}", left.join(", ")))
+        }
+        Ok(Concluded::Abandoned(why)) => Err(format!("{name} did not finish the merge: {why}")),
         Err(e) => Err(e),
     };
     (concluded, usage)

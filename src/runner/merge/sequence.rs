@@ -109,7 +109,11 @@ pub(crate) async fn run(start: MergeStart) -> Outcome {
     let usage = merge.usage;
     out.usage = usage;
     let mut landing_error = None;
-    if let Some(into) = &start.merge.into {
+    let stopped = start.stopping();
+    if let Some(reason) = &stopped {
+        // A stopped merge moves nothing of the person's.
+        report.not_landed = Some(format!("the merge was stopped ({reason})"));
+    } else if let Some(into) = &start.merge.into {
         let into = into.clone();
         match git(&place, move |p| p.land(&into, was.as_deref())).await {
             Ok(_) => report.landed = true,
@@ -155,9 +159,8 @@ pub(crate) async fn run(start: MergeStart) -> Outcome {
         out.duration = started.elapsed();
         return out;
     }
-    let stopped = start.stopped.is_cancelled() || start.cancel.is_cancelled();
-    (out.status, out.stop_reason) = if stopped {
-        (Status::Failed, StopReason::Stopped)
+    (out.status, out.stop_reason) = if let Some(reason) = stopped {
+        (Status::Failed, reason)
     } else if report.unmerged.is_empty() && landing_error.is_none() {
         (Status::Done, StopReason::Merged)
     } else {
@@ -185,16 +188,25 @@ async fn open(
     merge: &MergeJob,
     iso: &Isolated,
 ) -> Result<(Arc<Place>, Option<String>, std::fs::File), String> {
-    let was = merge.into.as_ref().and_then(|into| {
-        crate::isolation::git::Git::at(&iso.base.repo)
-            .run(&[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{into}"),
-            ])
+    let was = match merge.into.clone() {
+        None => None,
+        Some(into) => {
+            let repo = iso.base.repo.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::isolation::git::Git::at(&repo)
+                    .run(&[
+                        "rev-parse",
+                        "--verify",
+                        "--quiet",
+                        &format!("refs/heads/{into}"),
+                    ])
+                    .ok()
+            })
+            .await
             .ok()
-    });
+            .flatten()
+        }
+    };
     let base = Base {
         commit: was.clone().unwrap_or_else(|| iso.base.commit.clone()),
         ..iso.base.clone()
@@ -203,7 +215,14 @@ async fn open(
         .map(Arc::new)
         .map_err(|e| e.to_string())?;
     let held = place.hold().map_err(|e| e.to_string())?;
-    git(&place, |p| p.open(false, "", &[]).map(|_| ())).await?;
+    // What an earlier merge left uncommitted (a merge or a verify cut
+    // short) is not work of anyone's: the merge starts clean.
+    git(&place, |p| {
+        p.discard_uncommitted()?;
+        p.open(false, "conductor: what an interrupted merge left", &[])
+            .map(|_| ())
+    })
+    .await?;
     Ok((place, was, held))
 }
 
@@ -234,8 +253,11 @@ impl Merging<'_> {
             self.tell(source, Err(format!("not merged: {why}")));
             return;
         }
-        if self.start.stopped.is_cancelled() || self.start.cancel.is_cancelled() {
-            self.leave(left("the merge was stopped first".into(), Vec::new()));
+        if let Some(reason) = self.start.stopping() {
+            self.leave(left(
+                format!("the merge was stopped first ({reason})"),
+                Vec::new(),
+            ));
             return;
         }
         let before = match git(self.place, Place::head).await {
@@ -246,8 +268,16 @@ impl Merging<'_> {
             "conductor: merge {} ({}) into {}",
             source.instance, source.branch, self.report.target
         );
-        let (branch, msg) = (source.branch.clone(), message.clone());
-        let how = match git(self.place, move |p| p.merge_branch(&branch, &msg)).await {
+        let (branch, instance, msg) = (
+            source.branch.clone(),
+            source.instance.to_string(),
+            message.clone(),
+        );
+        let how = match git(self.place, move |p| {
+            p.merge_branch(&branch, &instance, &msg)
+        })
+        .await
+        {
             Ok(Step::Already) => {
                 self.merged(source, "already");
                 return;
@@ -265,6 +295,7 @@ impl Merging<'_> {
                                 source,
                                 files: &files,
                                 message: &message,
+                                before: &before,
                             },
                             agent,
                         )
@@ -298,7 +329,20 @@ impl Merging<'_> {
             };
             if let Some(why) = failed {
                 self.undo(&before).await;
-                return self.leave(left(format!("verify failed: {why}"), Vec::new()));
+                // A verify cut short by a stop did not fail.
+                let why = match self.start.stopping() {
+                    Some(reason) => format!("the merge was stopped during `{command}` ({reason})"),
+                    None => format!("verify failed: {why}"),
+                };
+                return self.leave(left(why, Vec::new()));
+            }
+        }
+        if !self.start.merge.verify.is_empty() {
+            // What a passing verify left (build output, a rewritten lock
+            // file) is not merged work, and must not meet the next merge.
+            match git(self.place, Place::head).await {
+                Ok(merged) => self.undo(&merged).await,
+                Err(why) => return self.leave(left(why, Vec::new())),
             }
         }
         self.merged(source, how);
@@ -392,5 +436,5 @@ fn summary(report: &Report) -> String {
 }
 
 fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    commit.get(..12).unwrap_or(commit)
 }

@@ -9,6 +9,7 @@ use crate::isolation::Place;
 use crate::runner::event::Event;
 use crate::runner::job::{Job, MergeJob};
 use crate::runner::outcome::Status;
+use crate::stop_reason::StopReason;
 
 /// What running a merge node takes.
 #[derive(Debug)]
@@ -25,6 +26,22 @@ pub(crate) struct MergeStart {
     pub cancel: tokio_util::sync::CancellationToken,
     /// Fired when a person stops it.
     pub stopped: tokio_util::sync::CancellationToken,
+}
+
+impl MergeStart {
+    /// Why the merge is to stop now, when it is: Ctrl-C (or SIGTERM), a
+    /// watch's re-plan, or a person's stop.
+    pub(super) fn stopping(&self) -> Option<StopReason> {
+        if self.shared.stop_level() > crate::process::StopLevel::Running {
+            Some(StopReason::Interrupted)
+        } else if self.cancel.is_cancelled() {
+            Some(StopReason::Invalidated)
+        } else if self.stopped.is_cancelled() {
+            Some(StopReason::Stopped)
+        } else {
+            None
+        }
+    }
 }
 
 /// One instance of a node a merge lands, as it ended.
