@@ -428,3 +428,67 @@ fn a_misspelt_project_or_task_is_said_not_read_as_empty() {
     );
     assert_eq!(read_json(dir.path(), &["--project", "demo"]).len(), 1);
 }
+
+/// A folder mounted through FUSE at another path, unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    /// `real` mounted at `at` by bindfs, with `flock` passed on to `real`
+    /// (as a shared file system's client passes it to its server).
+    fn bindfs(real: &std::path::Path, at: &std::path::Path) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("bindfs")
+            .args(["--multithreaded", "--enable-lock-forwarding"])
+            .arg(real)
+            .arg(at)
+            .output()
+            .expect("bindfs is installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "bindfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs bindfs and FUSE; .ci/run installs bindfs, checks FUSE, and runs this"]
+fn writers_through_two_mounts_of_one_folder_keep_every_record() {
+    // Two hosts of a cluster see one shared folder through two clients;
+    // here, two FUSE mounts of one folder, each with its own cache of the
+    // file's size. Every record of both writers must be there, in order.
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let mounts = [
+        Mount::bindfs(&real, &dir.path().join("a")),
+        Mount::bindfs(&real, &dir.path().join("b")),
+    ];
+    let children: Vec<_> = mounts
+        .iter()
+        .enumerate()
+        .map(|(w, m)| {
+            Command::new(bin())
+                .args(["bus", "post", "--bus"])
+                .arg(m.0.join("bus.md"))
+                .args(["--project", "shared", "--repeat", "600", "--body"])
+                .arg(format!("w{w}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let bus = real.join("bus.md");
+    let msgs = read_json(dir.path(), &["--bus", bus.to_str().unwrap()]);
+    assert_per_writer_order(&msgs, 2, 600);
+}
