@@ -276,7 +276,7 @@ fn a_working_tree_base_starts_from_the_users_uncommitted_changes_without_touchin
 }
 
 /// Each worker writes a file of its own; the reviewer lists what it sees.
-const FAN_IN: &str = r#"version = 1
+pub(crate) const FAN_IN: &str = r#"version = 1
 name = "fanin"
 
 [agents.writer]

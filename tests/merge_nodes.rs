@@ -269,6 +269,23 @@ fn a_merge_of_a_node_that_is_not_isolated_or_with_agent_keys_is_refused_where_wr
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
+    // A resolving agent for a node that merges no branches.
+    let toml = landing("true", "").replace(
+        "[nodes.land]",
+        "[nodes.loose]\nisolation = \"none\"\non_conflict = \"fixer\"\nprompt = \"p\"\n\n[nodes.land]",
+    );
+    let (flow, _) = flow_in_repo(&toml.replace(", }", " }"));
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["validate", "flow.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("node `loose` sets `on_conflict` but is not isolated"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -394,4 +411,66 @@ fn ctrl_c_during_a_verify_stops_the_merge_and_moves_nothing_of_the_persons() {
     );
     assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_fan_in_node_with_a_resolving_agent_starts_from_its_needs_work_with_the_conflict_resolved() {
+    let toml = crate::isolation::FAN_IN
+        .replace("FILE_{{ item }}.txt", "shared.txt")
+        .replace("LINE_", "from ")
+        .replace(
+            "[nodes.review]\n",
+            "[nodes.review]\non_conflict = \"fixer\"\n",
+        )
+        .replace(
+            "[defaults]",
+            "[agents.fixer]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"printf 'from a\\\\nfrom b\\\\n' > shared.txt && git add shared.txt\"]\n\n[defaults]",
+        );
+    let (flow, repo) = flow_in_repo(&toml);
+    let (out, summary) = flow.apply(&[]);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(
+        state(&summary, "review"),
+        ("done".into(), "exit_zero".into(), 1)
+    );
+    let answer = flow
+        .files()
+        .into_iter()
+        .find(|(p, _)| {
+            p.to_string_lossy().contains("task-")
+                && p.to_string_lossy().contains("-review-")
+                && p.ends_with("output.md")
+        })
+        .map(|(_, t)| t)
+        .unwrap();
+    assert_eq!(answer.trim(), "from a from b");
+    let log = git(&repo, &["log", "--format=%s", "conductor/fanin/review"]);
+    assert!(
+        log.contains("conductor: merge the work of worker[b] (conductor/fanin/worker.b)"),
+        "{log}"
+    );
+    // The resolving agent's loop is a task of its own, told the conflict.
+    let told = flow
+        .prompts()
+        .into_iter()
+        .find(|p| p.contains("conflict"))
+        .unwrap();
+    assert!(told.contains("the work of worker[b]"), "{told}");
+    // Without the agent resolving it, the fan-in fails as before, saying so.
+    let toml = toml.replace(
+        "printf 'from a\\\\nfrom b\\\\n' > shared.txt && git add shared.txt",
+        "true",
+    );
+    let (flow, _) = flow_in_repo(&toml);
+    let (out, summary) = flow.apply(&[]);
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert_eq!(
+        state(&summary, "review"),
+        ("failed".into(), "merge_conflict".into(), 0)
+    );
+    let error = instance(&summary, "review")["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("merging the work of worker[b] (branch conductor/fanin/worker.b): fixer left conflicts in shared.txt"),
+        "{error}"
+    );
 }

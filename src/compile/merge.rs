@@ -97,6 +97,41 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// The agent that resolves conflicts between an isolated node's needs'
+    /// branches, and the template it is told each with; `None` for
+    /// `on_conflict = "fail"` (or none).
+    pub(super) fn fan_in_resolver(
+        &mut self,
+        scope: usize,
+        local: &model::Node,
+        isolation: Isolation,
+    ) -> Option<(Spanned<String>, String)> {
+        let agent = local.on_conflict.as_ref().filter(|a| a.value != "fail")?;
+        if isolation == Isolation::None {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::ConflictingKeys,
+                    format!(
+                        "node `{}` sets `on_conflict` but is not isolated",
+                        local.id.value
+                    ),
+                )
+                .label(agent.span, "only an isolated node merges its needs' branches")
+                .help("set `isolation = \"worktree\"` on the node or in `[defaults]`, or remove `on_conflict`"),
+            );
+            return None;
+        }
+        self.check_agent_name(scope, agent);
+        let name = format!("<{} resolve>", local.id.value);
+        self.scopes[scope]
+            .templates
+            .add_template_owned(name.clone(), RESOLVE_PROMPT)
+            .ok()?;
+        Some((agent.clone(), name))
+    }
+}
+
 /// `into` must be a branch name, and never one git would read as an option.
 #[expect(
     clippy::case_sensitive_file_extension_comparisons,

@@ -177,6 +177,7 @@ impl Builder {
         if local.merge.is_none() {
             self.check_isolation(&local.id.value, isolation, base.as_ref(), network.as_ref());
         }
+        let resolver = self.fan_in_resolver(scope, local, isolation);
         Some(Node {
             action: action?,
             id,
@@ -217,6 +218,7 @@ impl Builder {
             base,
             network: network.is_none_or(|n| n.value),
             writes,
+            resolver,
             groups: up.groups.iter().copied().map(GroupId::new).collect(),
         })
     }

@@ -124,6 +124,9 @@ pub struct Node {
     pub network: bool,
     /// Globs of the files its instances may change, relative to the workdir.
     pub writes: Vec<Spanned<String>>,
+    /// An isolated node's agent that resolves conflicts between its needs'
+    /// branches, and the template it is told each conflict with.
+    pub resolver: Option<(Spanned<String>, String)>,
     /// The sub-workflow nodes this node belongs to, innermost first.
     pub groups: Vec<GroupId>,
 }

@@ -65,6 +65,7 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
         base: shared.base,
         network: shared.network,
         writes: f.get("writes").and_then(|(k, v)| cx.string_list(k, v)),
+        on_conflict: f.get("on_conflict").and_then(|(k, v)| cx.string(k, v)),
         env: shared.env,
         on_failure: shared.on_failure,
         fallback_agents: shared.fallback_agents,
@@ -131,6 +132,18 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             .help("pass values to the prompt with `vars` instead"),
         );
     }
+    if node.workflow.is_some()
+        && let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == "on_conflict")
+    {
+        cx.diags.push(
+            Diagnostic::error(
+                Code::ConflictingKeys,
+                format!("a sub-workflow node has no `{}`", k.spelled),
+            )
+            .label(k.span, "not used by a sub-workflow")
+            .help("set it on the isolated nodes inside the sub-workflow that need conflicting branches"),
+        );
+    }
     if node.merge.is_some() {
         for name in [
             "agent",
@@ -144,6 +157,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             "output",
             "max_items",
             "max_parallel",
+            "on_conflict",
         ] {
             if let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == name) {
                 cx.diags.push(
@@ -153,7 +167,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
                     )
                     .label(k.span, "not used by a merge")
                     .help(format!(
-                        "a merge runs once, in a worktree of its own, when the nodes it merges are done; name the agent that resolves conflicts with `{}`",
+                        "a merge runs once, in a worktree of its own, when the nodes it merges are done; name the agent that resolves conflicts with `{}` in `merge`",
                         cx.spell("on_conflict")
                     )),
                 );
@@ -171,6 +185,7 @@ fn check_kind(cx: &mut Cx<'_>, key: &Key, table: &Table, node: &Node) {
             "base",
             "network",
             "writes",
+            "on_conflict",
         ] {
             if let Some((k, _)) = table.entries.iter().find(|(k, _)| k.name == name) {
                 cx.diags.push(

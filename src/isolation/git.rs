@@ -94,6 +94,21 @@ impl Git {
         Ok(self.output(args, &[])?.status.success())
     }
 
+    /// Runs a search (`git grep`): what it found, or nothing when it
+    /// exits 1 (no match); an error when it fails otherwise.
+    pub(crate) fn search(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.output(args, &[])?;
+        match out.status.code() {
+            Some(0) => Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string()),
+            Some(1) => Ok(String::new()),
+            _ => Err(GitError::Failed {
+                args: args.join(" "),
+                dir: self.dir.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }),
+        }
+    }
+
     fn output(
         &self,
         args: &[&str],

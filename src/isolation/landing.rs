@@ -186,20 +186,26 @@ impl Place {
         }
         let branch_ref = format!("refs/heads/{branch}");
         let merging = tree.holds(&["rev-parse", "--verify", "--quiet", "MERGE_HEAD"])?;
-        let marked = |at: Option<&str>| -> Vec<String> {
-            let mut grep = vec!["grep", "-l", "-E", "^(<<<<<<<|>>>>>>>)( |$)"];
-            match at {
-                Some(commit) => grep.push(commit),
-                None => grep.push("--cached"),
+        // Lines that open or close a conflict, left in `files` as staged
+        // (`at`: `None`) or as committed at `at`.
+        let marked = |at: Option<&str>| -> Result<Vec<String>, WorktreeError> {
+            let mut grep = vec!["grep", "-l"];
+            if at.is_none() {
+                grep.push("--cached");
             }
+            grep.extend(["-E", "^(<<<<<<<|>>>>>>>)( |$)"]);
+            grep.extend(at);
             grep.push("--");
             grep.extend(files.iter().map(String::as_str));
-            // `git grep` exits 1 when nothing matches.
-            tree.run(&grep)
-                .unwrap_or_default()
+            Ok(tree
+                .search(&grep)?
                 .lines()
-                .map(|l| l.split_once(':').map_or(l, |(_, f)| f).to_string())
-                .collect()
+                // Matches at a commit read `<commit>:<file>`.
+                .map(|l| match at {
+                    Some(_) => l.split_once(':').map_or(l, |(_, f)| f).to_string(),
+                    None => l.to_string(),
+                })
+                .collect())
         };
         if !merging {
             let holds = |commit: &str| tree.holds(&["merge-base", "--is-ancestor", commit, "HEAD"]);
@@ -209,7 +215,7 @@ impl Place {
                         .to_string(),
                 ));
             }
-            let left = marked(Some("HEAD"));
+            let left = marked(Some("HEAD"))?;
             return Ok(if left.is_empty() {
                 Concluded::Committed(tree.run(&["rev-parse", "HEAD"])?)
             } else {
@@ -221,7 +227,7 @@ impl Place {
         if !left.is_empty() {
             return Ok(Concluded::Unresolved(left));
         }
-        let left = marked(None);
+        let left = marked(None)?;
         if !left.is_empty() {
             return Ok(Concluded::Unresolved(left));
         }

@@ -69,6 +69,18 @@ pub(crate) struct Opened {
     pub recovered: Option<String>,
     /// An earlier run's branch, moved aside rather than reset (its name).
     pub kept: Option<String>,
+    /// A conflict left for a resolving agent.
+    pub conflict: Option<Pending>,
+}
+
+/// A need's branch whose merge stopped on a conflict, left in the
+/// worktree, and the branches still to merge after it.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub from: String,
+    pub branch: String,
+    pub files: Vec<String>,
+    pub rest: Vec<(String, String)>,
 }
 
 /// What an instance's branch changed against its base.
@@ -160,12 +172,14 @@ impl Place {
     /// Makes the worktree ready for a loop. `resume` continues its branch
     /// (committing what an interrupted iteration left, as `interrupted`
     /// says); otherwise the loop starts from the base, an earlier run's
-    /// work kept on a branch of its own unless the base already holds it.
+    /// work kept on a branch of its own unless the base already holds it,
+    /// with the branches in `merge` merged in (see [`Self::merge_needs`]).
     pub(crate) fn open(
         &self,
         resume: bool,
         interrupted: &str,
         merge: &[(String, String)],
+        keep_conflict: bool,
     ) -> Result<Opened, WorktreeError> {
         // git does not make worktrees, or prune them, safely side by side:
         // one instance at a time per repository, across applies too.
@@ -240,12 +254,7 @@ impl Place {
                     .run(&["reset", "--hard", "--quiet", &self.base.commit])?;
                 self.tree()?.run(&["clean", "-d", "--force", "--quiet"])?;
             }
-            for (from, branch) in merge {
-                self.merge(from, branch)?;
-            }
-            // What the loop itself changed is counted from here.
-            let start = self.tree()?.run(&["rev-parse", "HEAD"])?;
-            repo.run(&["update-ref", &self.start_ref(), &start])?;
+            opened.conflict = self.merge_needs(merge, keep_conflict)?;
         }
         if !self.workdir.is_dir() {
             // A workdir with no tracked file is not in the commit.
@@ -261,9 +270,44 @@ impl Place {
         start_ref(&self.branch)
     }
 
+    /// Merges the needs' branches in `merge` (instance, branch) in turn,
+    /// then marks where the loop's own changes start. A conflict is undone
+    /// and said with its files; with `keep_conflict`, it is left in place
+    /// and returned with the branches still to merge, for a resolving
+    /// agent (and this is called again with those once it is resolved).
+    pub(crate) fn merge_needs(
+        &self,
+        merge: &[(String, String)],
+        keep_conflict: bool,
+    ) -> Result<Option<Pending>, WorktreeError> {
+        for (i, (from, branch)) in merge.iter().enumerate() {
+            match self.merge(from, branch, keep_conflict) {
+                Ok(()) => {}
+                Err(WorktreeError::Conflict {
+                    from,
+                    branch,
+                    files,
+                }) if keep_conflict && !files.is_empty() => {
+                    return Ok(Some(Pending {
+                        from,
+                        branch,
+                        files,
+                        rest: merge.get(i + 1..).unwrap_or_default().to_vec(),
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // What the loop itself changed is counted from here.
+        let start = self.tree()?.run(&["rev-parse", "HEAD"])?;
+        self.repo()
+            .run(&["update-ref", &self.start_ref(), &start])?;
+        Ok(None)
+    }
+
     /// Merges `branch` (the work of `from`) into the worktree; a conflict
-    /// is undone and said with its files.
-    fn merge(&self, from: &str, branch: &str) -> Result<(), WorktreeError> {
+    /// is undone (unless `keep_conflict`) and said with its files.
+    fn merge(&self, from: &str, branch: &str, keep_conflict: bool) -> Result<(), WorktreeError> {
         let tree = self.tree()?;
         let branch_ref = format!("refs/heads/{branch}");
         if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
@@ -277,7 +321,9 @@ impl Place {
             return Ok(());
         }
         let files = tree.run(&["diff", "--name-only", "--diff-filter=U"])?;
-        let _ = tree.run(&["merge", "--abort"]);
+        if !keep_conflict || files.is_empty() {
+            let _ = tree.run(&["merge", "--abort"]);
+        }
         Err(WorktreeError::Conflict {
             from: from.to_string(),
             branch: branch.to_string(),

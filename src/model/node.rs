@@ -200,6 +200,8 @@ pub(crate) struct Node {
     pub network: Option<Spanned<bool>>,
     /// Globs of the files its instances may change, relative to the workdir: instances whose globs overlap never run at the same time.
     pub writes: Option<Vec<Spanned<String>>>,
+    /// An isolated node's needs' branches that conflict: `fail` (the default) or an agent that resolves the conflict.
+    pub on_conflict: Option<Spanned<String>>,
     /// Environment variables for the agent.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,

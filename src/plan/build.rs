@@ -695,6 +695,17 @@ impl Planner<'_> {
             }
             Action::Prompt { .. } | Action::Gate { .. } | Action::Merge(_) => (None, None),
         };
+        let resolver = match (&node.action, &node.resolver) {
+            (Action::Prompt { .. }, Some((agent, _))) => self
+                .resolve_agent(node, &agent.value, agent.span, None, item, matrix)
+                .map(|(agent, kind_is_process)| MergeResolver {
+                    agent: Arc::new(agent),
+                    stop: Arc::new(stop_plan(&node.stop, kind_is_process, |s| {
+                        self.render_opt(node, s, item, matrix)
+                    })),
+                }),
+            _ => None,
+        };
         Instance {
             key,
             node: Arc::clone(&self.node_id),
@@ -722,6 +733,7 @@ impl Planner<'_> {
                 })
                 .collect(),
             isolation: self.isolation(node, item, matrix),
+            resolver,
             prompt: prompt.filter(|_| self.show_prompts),
             vars,
             reads: reads.unwrap_or_default(),

@@ -96,6 +96,9 @@ pub struct Instance {
     /// Where it runs when not in its workdir itself (docs/isolation.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isolation: Option<IsolationPlan>,
+    /// The agent that resolves conflicts between its needs' branches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<MergeResolver>,
     /// The rendered first-iteration prompt (with `--show-prompts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,

@@ -283,6 +283,22 @@ fn kind(
                 })
         })
         .transpose()?;
+    let resolver = match (&inst.resolver, &n.resolver) {
+        (Some(r), Some((_, template))) => Some(Arc::new(AgentJob {
+            agents: vec![agent_spec(program, node, &r.agent)?],
+            stop: stop_spec(&r.stop).map_err(|source| JobError::Stop {
+                node: n.id.clone(),
+                source,
+            })?,
+            template: template.clone(),
+            vars: serde_json::Value::Null,
+            uses_previous: false,
+            json: false,
+            schema: None,
+            resolver: None,
+        })),
+        _ => None,
+    };
     let agent_job = |agents: Vec<&AgentRef>, stop: &StopPlan| -> Result<Arc<AgentJob>, JobError> {
         let (template, vars, uses_previous) = prompt();
         Ok(Arc::new(AgentJob {
@@ -299,6 +315,7 @@ fn kind(
             uses_previous,
             json,
             schema: schema.clone(),
+            resolver: resolver.clone(),
         }))
     };
     Ok(match &inst.kind {
@@ -392,6 +409,7 @@ pub(crate) fn item_job(
         uses_previous: spec.agent.uses_previous,
         json: spec.agent.json,
         schema: spec.agent.schema.clone(),
+        resolver: spec.agent.resolver.clone(),
     };
     let workdir = normalize(&program.entry_dir().join(&*inst.workdir));
     if !workdir.is_dir() {

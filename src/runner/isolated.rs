@@ -8,9 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::context::Shared;
+use super::fan_in::Resolving;
 use super::iteration;
 use super::job::{Isolated, Job};
+use super::merge::Source;
 use super::outcome::WorktreeResult;
+use crate::agents::usage::Usage;
 use crate::isolation::{Place, WorktreeError};
 use crate::stop_reason::StopReason;
 use crate::writes::Writes;
@@ -28,39 +31,56 @@ pub(super) struct Tree {
 /// Makes `job`'s worktree ready (`resume` continues its branch); the tree,
 /// and the job as it runs there: its workdir in the worktree. What went
 /// wrong, in words, when it cannot be had.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, the unit's; a struct would only rename them"
+)]
 pub(super) async fn open(
     shared: &Shared,
     job: &Job,
     iso: &Isolated,
     resume: bool,
-    merge: Vec<(String, String)>,
+    merge: &[Source],
+    resolving: Option<&Resolving<'_>>,
     bus: &Path,
     task_id: &str,
-) -> Result<(Tree, Arc<Job>), (StopReason, String)> {
+) -> Result<(Tree, Arc<Job>, Usage), (StopReason, String, Usage)> {
+    let failed = |reason, why: String| (reason, why, Usage::default());
     let place = Place::new(&iso.base, &iso.workflow, &job.key, &job.workdir)
         .map(Arc::new)
-        .map_err(|e| (StopReason::WorktreeError, e.to_string()))?;
+        .map_err(|e| failed(StopReason::WorktreeError, e.to_string()))?;
     let held = place
         .hold()
-        .map_err(|e| (StopReason::WorktreeError, e.to_string()))?;
+        .map_err(|e| failed(StopReason::WorktreeError, e.to_string()))?;
+    let pairs: Vec<(String, String)> = merge
+        .iter()
+        .map(|s| (s.instance.to_string(), s.branch.clone()))
+        .collect();
+    let keep_conflict = resolving.is_some();
     let label = format!("{} {}", iso.workflow, job.key);
     let interrupted = format!("conductor: {label}, work an interrupted iteration left");
     let opening = Arc::clone(&place);
-    let opened =
-        match tokio::task::spawn_blocking(move || opening.open(resume, &interrupted, &merge)).await
-        {
-            Ok(Ok(o)) => o,
-            Ok(Err(e @ WorktreeError::Conflict { .. })) => {
-                return Err((StopReason::MergeConflict, e.to_string()));
-            }
-            Ok(Err(e)) => return Err((StopReason::WorktreeError, e.to_string())),
-            Err(e) => {
-                return Err((
-                    StopReason::WorktreeError,
-                    format!("the worktree's git work panicked: {e}"),
-                ));
-            }
-        };
+    let mut opened = match tokio::task::spawn_blocking(move || {
+        opening.open(resume, &interrupted, &pairs, keep_conflict)
+    })
+    .await
+    {
+        Ok(Ok(o)) => o,
+        Ok(Err(e @ WorktreeError::Conflict { .. })) => {
+            return Err(failed(StopReason::MergeConflict, e.to_string()));
+        }
+        Ok(Err(e)) => return Err(failed(StopReason::WorktreeError, e.to_string())),
+        Err(e) => {
+            return Err(failed(
+                StopReason::WorktreeError,
+                format!("the worktree's git work panicked: {e}"),
+            ));
+        }
+    };
+    let mut usage = Usage::default();
+    if let (Some(pending), Some(r)) = (opened.conflict.take(), resolving) {
+        usage = super::fan_in::resolve_all(&place, pending, r).await?;
+    }
     let short = |c: &str| c[..c.len().min(12)].to_string();
     let mut meta = vec![
         ("instance", job.key.to_string()),
@@ -108,6 +128,7 @@ pub(super) async fn open(
             label,
         },
         there,
+        usage,
     ))
 }
 

@@ -144,6 +144,9 @@ pub(crate) struct AgentJob {
     pub json: bool,
     /// ..valid against this schema, if one is given.
     pub schema: Option<Arc<JsonSchema>>,
+    /// An isolated instance's agent loop told each conflict between its
+    /// needs' branches; `None`: a conflict fails the instance.
+    pub resolver: Option<Arc<AgentJob>>,
 }
 
 /// An `output` schema, compiled once.

@@ -82,6 +82,7 @@ impl Launcher for Local {
     }
 
     fn merge(&self, start: MergeStart) -> UnitFuture {
-        Box::pin(super::merge::run(start))
+        let run_loop = super::unit::loop_runner(Arc::clone(&start.shared), start.events.clone());
+        Box::pin(super::merge::run(start, run_loop))
     }
 }

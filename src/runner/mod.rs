@@ -15,6 +15,7 @@ mod context;
 mod dispatcher;
 pub(crate) mod error;
 pub(crate) mod event;
+mod fan_in;
 mod group;
 mod isolated;
 mod iteration;

@@ -48,7 +48,7 @@ pub(crate) struct Launch {
     pub resume: bool,
     /// The branches of its isolated needs' work, in `needs` order, each
     /// with the instance it is from: merged into its worktree first.
-    pub merge: Vec<(String, String)>,
+    pub merge: Vec<super::merge::Source>,
     /// Fired when a watch's re-plan invalidates it.
     pub cancel: tokio_util::sync::CancellationToken,
     /// Fired when a person stops it.
@@ -72,6 +72,33 @@ pub(super) fn task_id(shared: &Shared, job: &Job, round: u32) -> String {
         job.key.to_string()
     };
     crate::store::task_id(shared.apply_start, &shared.apply_id, &task_key)
+}
+
+/// Runs a resolving agent's loop (docs/isolation.md, "Merge nodes") as a
+/// unit of its own: a task folder, iterations and limits like any loop,
+/// told its conflict as its `item`.
+pub(super) fn loop_runner(
+    shared: Arc<Shared>,
+    events: UnboundedSender<Event>,
+) -> super::merge::LoopRunner {
+    Arc::new(move |job, agent, (cancel, stopped)| {
+        // Boxed: a loop may resolve its needs' conflicts with another.
+        Box::pin(run(
+            Arc::clone(&shared),
+            job,
+            agent,
+            Launch {
+                needs: context! {},
+                round: 1,
+                group_previous: Value::UNDEFINED,
+                resume: false,
+                merge: Vec::new(),
+                cancel,
+                stopped,
+            },
+            events.clone(),
+        ))
+    })
 }
 
 /// Runs `job`'s loop to its end. The dispatcher has recorded its start.
@@ -126,23 +153,33 @@ pub(super) async fn run(
     let running = match &job.isolation {
         None => Arc::clone(&job),
         Some(iso) => {
-            let merge = launch.merge.clone();
+            let run_loop = loop_runner(Arc::clone(&shared), events.clone());
+            let resolving = agent.resolver.as_ref().map(|r| super::fan_in::Resolving {
+                owner: &job,
+                agent: r,
+                run_loop: &run_loop,
+                stop: (&launch.cancel, &launch.stopped),
+                sources: &launch.merge,
+            });
             match super::isolated::open(
                 &shared,
                 &job,
                 iso,
                 launch.resume,
-                merge,
+                &launch.merge,
+                resolving.as_ref(),
                 &task.bus(),
                 &task_id,
             )
             .await
             {
-                Ok((t, there)) => {
+                Ok((t, there, used)) => {
+                    out.usage.add(used);
                     tree = Some(t);
                     there
                 }
-                Err((reason, why)) => {
+                Err((reason, why, used)) => {
+                    out.usage.add(used);
                     iteration::post(
                         &shared,
                         &task.bus(),

@@ -295,7 +295,7 @@ pub(super) fn needs_branches(
     fan_outs: &FanOuts,
     program: &Program,
     i: JobId,
-) -> Vec<(String, String)> {
+) -> Vec<crate::runner::merge::Source> {
     let job = &graph.jobs[i];
     if job.isolation.is_none() {
         return Vec::new();
@@ -310,12 +310,17 @@ pub(super) fn needs_branches(
             if mirrored && need.item != job.item {
                 continue;
             }
-            let done = graph.outcome(s).is_some_and(|o| o.status == Status::Done);
-            if let Some(iso) = need.isolation.as_ref().filter(|_| done) {
-                out.push((
-                    need.key.to_string(),
-                    crate::isolation::names::branch_name(&iso.workflow, &need.key),
-                ));
+            let Some(o) = graph.outcome(s).filter(|o| o.status == Status::Done) else {
+                continue;
+            };
+            if let Some(iso) = &need.isolation {
+                out.push(crate::runner::merge::Source {
+                    instance: Arc::clone(&need.key),
+                    branch: crate::isolation::names::branch_name(&iso.workflow, &need.key),
+                    status: o.status,
+                    stop_reason: o.stop_reason.to_string(),
+                    task_dir: o.task_dir.clone(),
+                });
             }
         }
     }

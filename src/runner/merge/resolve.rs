@@ -7,20 +7,26 @@
 
 use std::sync::Arc;
 
-use super::start::{MergeStart, Source, git};
+use tokio_util::sync::CancellationToken;
+
+use super::start::{LoopRunner, Source, git};
 use crate::agents::usage::Usage;
 use crate::isolation::Place;
 use crate::isolation::landing::Concluded;
 use crate::runner::job::{AgentJob, Job, JobKind};
 use crate::runner::outcome::Status;
-use crate::runner::unit::Launch;
 
 /// The most of an instance's task a resolving agent is told.
 const TASK_MAX: usize = 8_000;
 
-/// A stopped merge, in the merge's worktree.
-pub(super) struct Conflict<'a> {
-    pub start: &'a MergeStart,
+/// A stopped merge, in a merge node's worktree or a fan-in instance's.
+pub(crate) struct Conflict<'a> {
+    /// The instance whose worktree it is (a merge node's, or a fan-in's).
+    pub owner: &'a Arc<Job>,
+    /// How the resolving agent's loop is run.
+    pub run_loop: &'a LoopRunner,
+    /// Its owner's cancellation (a re-plan) and stop (a person's).
+    pub stop: (&'a CancellationToken, &'a CancellationToken),
     pub place: &'a Arc<Place>,
     /// The branch merged onto.
     pub target: &'a str,
@@ -37,12 +43,14 @@ pub(super) struct Conflict<'a> {
 
 /// Resolves the stopped merge of `source`'s branch: the merge commit, or
 /// why it stays unmerged; and what the resolving agent used.
-pub(super) async fn resolve(
+pub(crate) async fn resolve(
     c: Conflict<'_>,
     agent: &Arc<AgentJob>,
 ) -> (Result<String, String>, Usage) {
     let Conflict {
-        start,
+        owner,
+        run_loop,
+        stop,
         place,
         target,
         resolver: name,
@@ -51,7 +59,13 @@ pub(super) async fn resolve(
         message,
         before,
     } = c;
-    let (resolved, usage) = match run_agent(start, place, target, source, files, agent).await {
+    let owner_side = Owner {
+        job: owner,
+        run_loop,
+        stop,
+    };
+    let (resolved, usage) = match run_agent(&owner_side, place, target, source, files, agent).await
+    {
         Ok(usage) => (Ok(()), usage),
         Err((why, usage)) => (Err(why), usage),
     };
@@ -85,10 +99,17 @@ pub(super) async fn resolve(
     (concluded, usage)
 }
 
+/// Whose worktree the conflict is in, and how its agent loop runs.
+struct Owner<'a> {
+    job: &'a Arc<Job>,
+    run_loop: &'a LoopRunner,
+    stop: (&'a CancellationToken, &'a CancellationToken),
+}
+
 /// Runs the resolving agent's loop on the conflict: what it used, and why
 /// it did not end done when it did not.
 async fn run_agent(
-    start: &MergeStart,
+    start: &Owner<'_>,
     place: &Arc<Place>,
     target: &str,
     source: &Source,
@@ -132,21 +153,10 @@ async fn run_agent(
         isolation: None,
         writes: None,
     });
-    let launch = Launch {
-        needs: minijinja::context! {},
-        round: 1,
-        group_previous: minijinja::Value::UNDEFINED,
-        resume: false,
-        merge: Vec::new(),
-        cancel: start.cancel.clone(),
-        stopped: start.stopped.clone(),
-    };
-    let out = crate::runner::unit::run(
-        Arc::clone(&start.shared),
+    let out = (start.run_loop)(
         job,
         Arc::clone(agent),
-        launch,
-        start.events.clone(),
+        (start.stop.0.clone(), start.stop.1.clone()),
     )
     .await;
     if out.status == Status::Done {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::start::{MergeStart, Source, git};
+use super::start::{LoopRunner, MergeStart, Source, git};
 use crate::isolation::landing::Step;
 use crate::isolation::{Base, Place};
 use crate::runner::event::Event;
@@ -62,12 +62,17 @@ struct Report {
 }
 
 /// Runs one merge node to its end.
-pub(crate) async fn run(start: MergeStart) -> Outcome {
+pub(crate) async fn run(start: MergeStart, run_loop: LoopRunner) -> Outcome {
     let started = Instant::now();
     let mut out = Outcome::ended(Status::Failed, StopReason::WorktreeError);
     // Its task folder holds its fingerprint (so that a merge whose
     // branches are unchanged is up to date) and its report.
-    let task_id = crate::runner::unit::task_id(&start.shared, &start.job, 1);
+    // As a loop's first round names its task (`unit::task_id`).
+    let task_id = crate::store::task_id(
+        start.shared.apply_start,
+        &start.shared.apply_id,
+        &start.job.key,
+    );
     let task = TaskDir::at(start.shared.project_dir.join(&task_id));
     out.task_id = Some(task_id);
     out.task_dir = Some(task.path().to_path_buf());
@@ -98,6 +103,7 @@ pub(crate) async fn run(start: MergeStart) -> Outcome {
         ..Report::default()
     };
     let mut merge = Merging {
+        run_loop: &run_loop,
         start: &start,
         place: &place,
         report: &mut report,
@@ -219,8 +225,13 @@ async fn open(
     // short) is not work of anyone's: the merge starts clean.
     git(&place, |p| {
         p.discard_uncommitted()?;
-        p.open(false, "conductor: what an interrupted merge left", &[])
-            .map(|_| ())
+        p.open(
+            false,
+            "conductor: what an interrupted merge left",
+            &[],
+            false,
+        )
+        .map(|_| ())
     })
     .await?;
     Ok((place, was, held))
@@ -228,6 +239,7 @@ async fn open(
 
 /// The merge under way.
 struct Merging<'a> {
+    run_loop: &'a LoopRunner,
     start: &'a MergeStart,
     place: &'a Arc<Place>,
     report: &'a mut Report,
@@ -288,7 +300,9 @@ impl Merging<'_> {
                     Some(agent) => {
                         let (resolved, usage) = super::resolve::resolve(
                             super::resolve::Conflict {
-                                start: self.start,
+                                owner: &self.start.job,
+                                run_loop: self.run_loop,
+                                stop: (&self.start.cancel, &self.start.stopped),
                                 place: self.place,
                                 target: &self.report.target,
                                 resolver: &self.resolver_name(),

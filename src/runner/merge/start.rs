@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::isolation::Place;
 use crate::runner::event::Event;
-use crate::runner::job::{Job, MergeJob};
-use crate::runner::outcome::Status;
+use crate::runner::job::{AgentJob, Job, MergeJob};
+use crate::runner::outcome::{Outcome, Status};
 use crate::stop_reason::StopReason;
 
 /// What running a merge node takes.
@@ -44,6 +44,23 @@ impl MergeStart {
     }
 }
 
+/// Runs one agent loop (a resolving agent's) to its end, given its job,
+/// its agent and its owner's cancellation and stop tokens: handed in by
+/// whoever runs the merge, so that merging needs no knowledge of how a
+/// loop is run (and a loop that resolves its needs' conflicts can run one).
+pub(crate) type LoopRunner = Arc<
+    dyn Fn(
+            Arc<Job>,
+            Arc<AgentJob>,
+            (
+                tokio_util::sync::CancellationToken,
+                tokio_util::sync::CancellationToken,
+            ),
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// One instance of a node a merge lands, as it ended.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
@@ -56,7 +73,7 @@ pub(crate) struct Source {
 }
 
 /// Runs git work on `place` off the async workers.
-pub(super) async fn git<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+pub(crate) async fn git<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
     place: &Arc<Place>,
     work: impl FnOnce(&Place) -> Result<T, E> + Send + 'static,
 ) -> Result<T, String> {
