@@ -242,6 +242,19 @@ fn a_resolving_agent_resolves_a_conflict_told_both_sides_and_the_task() {
         ),
         "{stderr}"
     );
+    // The web page's instance view says what the merge did, as `logs` does.
+    let served = crate::serve_support::Served::start(&flow.root(), &[], &[]);
+    let apply = served.latest_apply();
+    let detail = served
+        .get(&format!(
+            "/api/v1/projects/landing/applies/{apply}/instances/land"
+        ))
+        .json();
+    assert_eq!(detail["instance"]["stop_reason"], "merged");
+    assert_eq!(
+        detail["merge"],
+        "worker[a]: merged (conductor/landing/worker.a)\nworker[b]: merged (conflicts resolved) (conductor/landing/worker.b)\nmerged work on conductor/landing/land"
+    );
 }
 
 #[test]

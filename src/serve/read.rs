@@ -243,6 +243,10 @@ pub(super) async fn apply_json(
 pub(super) struct InstanceDetail {
     instance: Instance,
     iterations: Vec<crate::view::iterations::Iteration>,
+    /// A merge node's: what it merged and what it left, a line per branch
+    /// (as `conductor logs` prints it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merge: Option<String>,
 }
 
 pub(super) async fn instance_json(
@@ -258,15 +262,20 @@ pub(super) async fn instance_json(
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no instance `{key}` in apply `{apply_id}`"))
             })?;
-        let iterations = if instance.task_id.is_empty() {
-            Vec::new()
+        let (iterations, merge) = if instance.task_id.is_empty() {
+            (Vec::new(), None)
         } else {
             let dir = server.project_dir(&project)?;
-            crate::view::iterations::of(&ProjectDir::at(dir).task(segment(&instance.task_id)?))
+            let task = ProjectDir::at(dir).task(segment(&instance.task_id)?);
+            (
+                crate::view::iterations::of(&task),
+                crate::runner::merge::told(&task),
+            )
         };
         Ok(InstanceDetail {
             instance,
             iterations,
+            merge,
         })
     })
     .await?;

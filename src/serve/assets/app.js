@@ -617,6 +617,7 @@ function viewInstance(scope, main, { p, a, key }) {
       const r = await api('GET', path);
       if (!scope.alive) return;
       st.inst = r.instance;
+      st.merge = r.merge || null;
       st.iters = (r.iterations || []).slice().sort((x, y) => x.iteration - y.iteration);
       renderInstance(scope, st);
     } catch (e) { if (scope.alive) showError(e); } finally {
@@ -660,12 +661,13 @@ function renderRow(st) {
     ['Silent', running && x.silent_ms != null ? ticking(x.silent_ms, true, 'idle ') : null],
     ['Activity', x.activity ? h('span', { class: 'mono' }, x.activity) : null],
     ['Branch', x.branch ? [h('span', { class: 'mono' }, x.branch), x.changed ? ` (${x.changed})` : ''] : null],
+    ['Merged', st.merge ? h('pre', { class: 'merge-report' }, st.merge) : null],
     ['Needs', x.needs?.length ? links(x.needs) : null],
     ['Waiting for', x.waiting_for?.length ? links(x.waiting_for) : null],
     ['Task', x.task_id ? h('a', { href: busHref(p, x.task_id), class: 'mono' }, x.task_id) : null],
   ];
   // Long texts get a line of their own; short facts share lines.
-  const wide = ['Why', 'Activity', 'Branch', 'Needs', 'Waiting for'];
+  const wide = ['Why', 'Activity', 'Branch', 'Merged', 'Needs', 'Waiting for'];
   st.row.replaceChildren(h('dl', { class: 'facts' }, rows.filter(([, v]) => v != null && v !== '')
     .map(([k, v]) => h('div', { class: wide.includes(k) ? 'wide' : null }, h('dt', {}, k), h('dd', {}, v)))));
 }
