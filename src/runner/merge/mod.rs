@@ -1,7 +1,7 @@
 //! Owns a merge node's run (docs/isolation.md, "Merge nodes"): what it is
 //! given ([`start`]), its branches merged one at a time onto the moving
 //! target and verified ([`sequence`]), a conflict handed to the resolving
-//! agent when the node names one ([`resolve`]: a fan-in instance's
+//! agent when the node names one ([`mod@resolve`]: a fan-in instance's
 //! resolving agent is run by it too).
 
 mod resolve;
