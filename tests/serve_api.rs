@@ -485,14 +485,16 @@ fn a_running_agents_output_streams_live_and_stop_ends_the_apply_leaving_nothing(
 name = "t"
 [agents.slow]
 kind = "command"
-command = ["sh", "-c", "echo $$ > agent.pid; echo first line; while [ ! -e go ]; do sleep 0.05; done; echo second line; exec sleep 60"]
+command = ["sh", "-c", "echo $$ > agent.pid; echo first line; while [ ! -e go ]; do sleep 0.05; done; echo second line; trap '' TERM; exec sleep 60"]
 [nodes.n]
 agent = "slow"
 prompt = "p"
 stop = { exit_zero = true, max_iterations = 1 }
 "#,
     );
-    let mut apply = flow.spawn(&["--json", "--grace", "300ms"]);
+    // The agent outlives SIGTERM, so stopping takes the whole grace: a
+    // second stop asked meanwhile finds the apply still stopping.
+    let mut apply = flow.spawn(&["--json", "--grace", "1s"]);
     wait_for("the agent", || flow.path().join("agent.pid").exists());
     let served = Served::start(&flow.root(), &[], &[]);
     let overview = served.get("/api/v1/overview").json();
