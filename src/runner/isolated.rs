@@ -11,7 +11,7 @@ use super::context::Shared;
 use super::fan_in::Resolving;
 use super::iteration;
 use super::job::{Isolated, Job};
-use super::merge::Source;
+use super::merge::{Source, git};
 use super::outcome::WorktreeResult;
 use crate::agents::usage::Usage;
 use crate::isolation::{Place, WorktreeError};
@@ -137,8 +137,7 @@ impl Tree {
     /// `None` when it changed nothing.
     pub(super) async fn commit(&self, n: u32, run_id: &str) -> Result<Option<String>, String> {
         let message = format!("conductor: {} iteration {n}\n\nrun: {run_id}", self.label);
-        let place = Arc::clone(&self.place);
-        blocking(move || place.commit(&message)).await
+        git(&self.place, move |p| p.commit(&message)).await
     }
 
     pub(super) fn branch(&self) -> &str {
@@ -148,8 +147,7 @@ impl Tree {
     /// The branch and what it changed against the base; the changes
     /// outside `writes`, when the node declares them.
     pub(super) async fn result(&self, writes: Option<&Writes>) -> Result<WorktreeResult, String> {
-        let place = Arc::clone(&self.place);
-        let changes = blocking(move || place.changes()).await?;
+        let changes = git(&self.place, Place::changes).await?;
         // `writes` are relative to the workdir; changes to the repository.
         let rel = self
             .place
@@ -181,14 +179,5 @@ impl Tree {
             insertions: changes.insertions,
             deletions: changes.deletions,
         })
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, WorktreeError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("the worktree's git work panicked: {e}")),
     }
 }

@@ -72,7 +72,8 @@ pub(crate) struct Source {
     pub task_dir: Option<PathBuf>,
 }
 
-/// Runs git work on `place` off the async workers.
+/// Runs git work on `place` off the async workers (a merge's, and an
+/// isolated loop's).
 pub(crate) async fn git<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
     place: &Arc<Place>,
     work: impl FnOnce(&Place) -> Result<T, E> + Send + 'static,
@@ -80,6 +81,6 @@ pub(crate) async fn git<T: Send + 'static, E: std::fmt::Display + Send + 'static
     let place = Arc::clone(place);
     match tokio::task::spawn_blocking(move || work(&place)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("the merge's git work panicked: {e}")),
+        Err(e) => Err(format!("the worktree's git work panicked: {e}")),
     }
 }
