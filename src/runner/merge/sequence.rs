@@ -9,8 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
+use super::report::{Left, Merged, Report, summary};
 use super::start::{LoopRunner, MergeStart, Source, git};
 use crate::isolation::landing::Step;
 use crate::isolation::{Base, Place};
@@ -20,46 +19,6 @@ use crate::runner::outcome::{Outcome, Status, WorktreeResult};
 use crate::runner::success_commands::run_success;
 use crate::stop_reason::StopReason;
 use crate::store::layout::TaskDir;
-
-/// A branch merged.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Merged {
-    instance: String,
-    branch: String,
-    /// `merged`, `already` (the target held it) or `resolved` (by the
-    /// resolving agent).
-    how: String,
-}
-
-/// A branch left unmerged, and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Left {
-    instance: String,
-    branch: String,
-    reason: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    files: Vec<String>,
-}
-
-/// What the merge made of its sources, as `needs.<merge>.json` reads it.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Report {
-    /// Where the work was to land.
-    target: String,
-    /// The merge's own branch, which holds what was merged.
-    branch: String,
-    head: String,
-    /// Whether the target now holds the merged work.
-    landed: bool,
-    /// Why the target was not moved, when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    not_landed: Option<String>,
-    merged: Vec<Merged>,
-    unmerged: Vec<Left>,
-    /// Instances that did not end done: not merged, and not the merge's failure.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    not_done: Vec<Left>,
-}
 
 /// Runs one merge node to its end.
 pub(crate) async fn run(start: MergeStart, run_loop: LoopRunner) -> Outcome {
@@ -414,41 +373,4 @@ impl Merging<'_> {
             tracing::warn!("cannot undo a merge in {}: {e}", self.place.path.display());
         }
     }
-}
-
-/// What the merge in task folder `task` did, a line per branch, when it
-/// is a merge's (`conductor logs`).
-pub(crate) fn told(task: &TaskDir) -> Option<String> {
-    let bytes = std::fs::read(task.merge_report()).ok()?;
-    serde_json::from_slice::<Report>(&bytes)
-        .ok()
-        .map(|r| summary(&r))
-}
-
-/// What the merge did, a line per branch.
-fn summary(report: &Report) -> String {
-    let mut lines = Vec::new();
-    for m in &report.merged {
-        let how = match m.how.as_str() {
-            "already" => "already merged",
-            "resolved" => "merged (conflicts resolved)",
-            _ => "merged",
-        };
-        lines.push(format!("{}: {how} ({})", m.instance, m.branch));
-    }
-    for l in report.unmerged.iter().chain(&report.not_done) {
-        lines.push(format!("{}: not merged: {}", l.instance, l.reason));
-    }
-    match &report.not_landed {
-        Some(why) => lines.push(format!("{} not moved: {why}", report.target)),
-        None if report.target != report.branch => {
-            lines.push(format!("{} is at {}", report.target, short(&report.head)));
-        }
-        None => lines.push(format!("merged work on {}", report.branch)),
-    }
-    lines.join("\n")
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
