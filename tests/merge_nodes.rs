@@ -42,6 +42,18 @@ fn landing(work: &str, merge: &str) -> String {
     LANDING.replace("WORK", work).replace("MERGE", merge)
 }
 
+/// What `conductor validate` says of the flow it refuses (exit 2).
+fn refused(flow: &crate::apply_support::Flow) -> String {
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["validate", "flow.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 /// The merge node's `--json` answer.
 fn answer(summary: &serde_json::Value) -> &serde_json::Value {
     &instance(summary, "land")["merge"]
@@ -266,13 +278,7 @@ fn a_merge_of_a_node_that_is_not_isolated_or_with_agent_keys_is_refused_where_wr
         "{toml}\n[nodes.again]\nmerge = {{ from = [\"worker\"], into = \"conductor/x\" }}\n"
     );
     let (flow, _) = flow_in_repo(&toml);
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["validate", "flow.toml"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&flow);
     for needle in [
         "node `land` merges `plain`, which is not isolated",
         "a merge node has no `agent`",
@@ -288,13 +294,7 @@ fn a_merge_of_a_node_that_is_not_isolated_or_with_agent_keys_is_refused_where_wr
         "[nodes.loose]\nisolation = \"none\"\non_conflict = \"fixer\"\nprompt = \"p\"\n\n[nodes.land]",
     );
     let (flow, _) = flow_in_repo(&toml.replace(", }", " }"));
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["validate", "flow.toml"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&flow);
     assert!(
         stderr.contains("node `loose` sets `on_conflict` but is not isolated"),
         "{stderr}"

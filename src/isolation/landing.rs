@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::git::Git;
-use super::worktree::{Place, WorktreeError};
+use super::worktree::{Place, WorktreeError, require_branch};
 
 /// The most of each side's diff a resolving agent is told.
 const SIDE_MAX: usize = 20_000;
@@ -84,13 +84,7 @@ impl Place {
         message: &str,
     ) -> Result<Step, WorktreeError> {
         let tree = self.tree()?;
-        let branch_ref = format!("refs/heads/{branch}");
-        if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
-            return Err(WorktreeError::NeedBranchMissing {
-                from: instance.to_string(),
-                branch: branch.to_string(),
-            });
-        }
+        let branch_ref = require_branch(&tree, instance, branch)?;
         if tree.holds(&["merge-base", "--is-ancestor", &branch_ref, "HEAD"])? {
             return Ok(Step::Already);
         }

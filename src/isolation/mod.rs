@@ -18,4 +18,4 @@ pub(crate) mod sandbox;
 pub(crate) mod worktree;
 
 pub(crate) use base::{Base, Bases};
-pub(crate) use worktree::{Pending, Place, WorktreeError};
+pub(crate) use worktree::{Pending, Place, WorktreeError, need_merge_message};

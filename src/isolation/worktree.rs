@@ -309,14 +309,8 @@ impl Place {
     /// is undone (unless `keep_conflict`) and said with its files.
     fn merge(&self, from: &str, branch: &str, keep_conflict: bool) -> Result<(), WorktreeError> {
         let tree = self.tree()?;
-        let branch_ref = format!("refs/heads/{branch}");
-        if !tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
-            return Err(WorktreeError::NeedBranchMissing {
-                from: from.to_string(),
-                branch: branch.to_string(),
-            });
-        }
-        let message = format!("conductor: merge the work of {from} ({branch})");
+        require_branch(&tree, from, branch)?;
+        let message = need_merge_message(from, branch);
         if tree.holds(&["merge", "--no-ff", "--no-edit", "-m", &message, branch])? {
             return Ok(());
         }
@@ -391,6 +385,30 @@ impl Place {
             changes.files.push(file.to_string());
         }
         Ok(changes)
+    }
+}
+
+/// The message of the commit that merges the work of need `from` (its
+/// branch `branch`) into a worktree.
+pub(crate) fn need_merge_message(from: &str, branch: &str) -> String {
+    format!("conductor: merge the work of {from} ({branch})")
+}
+
+/// `refs/heads/<branch>`, when the repository has it; otherwise the work
+/// of `from` is missing.
+pub(super) fn require_branch(
+    tree: &Git,
+    from: &str,
+    branch: &str,
+) -> Result<String, WorktreeError> {
+    let branch_ref = format!("refs/heads/{branch}");
+    if tree.holds(&["rev-parse", "--verify", "--quiet", &branch_ref])? {
+        Ok(branch_ref)
+    } else {
+        Err(WorktreeError::NeedBranchMissing {
+            from: from.to_string(),
+            branch: branch.to_string(),
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use super::job::{AgentJob, Job};
 use super::merge::{Conflict, LoopRunner, Source, git, resolve};
 use super::outcome::Status;
 use crate::agents::usage::Usage;
-use crate::isolation::{Pending, Place};
+use crate::isolation::{Pending, Place, need_merge_message};
 use crate::stop_reason::StopReason;
 
 /// What resolving an instance's conflicts takes.
@@ -37,11 +37,7 @@ pub(super) async fn resolve_all(
     r: &Resolving<'_>,
 ) -> Result<Usage, (StopReason, String, Usage)> {
     let mut usage = Usage::default();
-    let name = r
-        .agent
-        .agents
-        .first()
-        .map_or_else(|| "the resolving agent".to_string(), |a| a.name.clone());
+    let name = r.agent.name();
     loop {
         let failed = |why: String, usage: Usage| (StopReason::WorktreeError, why, usage);
         let before = match git(place, Place::head).await {
@@ -60,10 +56,7 @@ pub(super) async fn resolve_all(
                 stop_reason: String::new(),
                 task_dir: None,
             });
-        let message = format!(
-            "conductor: merge the work of {} ({})",
-            pending.from, pending.branch
-        );
+        let message = need_merge_message(&pending.from, &pending.branch);
         let (resolved, used) = resolve(
             Conflict {
                 owner: r.owner,

@@ -149,6 +149,15 @@ pub(crate) struct AgentJob {
     pub resolver: Option<Arc<AgentJob>>,
 }
 
+impl AgentJob {
+    /// Its first agent's name, as messages call it.
+    pub(crate) fn name(&self) -> String {
+        self.agents
+            .first()
+            .map_or_else(|| "the agent".to_string(), |a| a.name.clone())
+    }
+}
+
 /// An `output` schema, compiled once.
 pub(crate) struct JsonSchema {
     pub path: PathBuf,

@@ -362,8 +362,7 @@ impl Merging<'_> {
             .merge
             .resolver
             .as_ref()
-            .and_then(|r| r.agents.first())
-            .map_or_else(|| "the resolving agent".to_string(), |a| a.name.clone())
+            .map_or_else(|| "the resolving agent".to_string(), |r| r.name())
     }
 
     /// Puts the worktree back as it was before the branch was merged.
