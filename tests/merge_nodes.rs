@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use crate::apply_support::{instance, state, wait_for};
+use crate::apply_support::{alive, instance, pids, state, wait_for};
 use crate::isolation::{flow_in_repo, git, on_branch};
 
 /// Workers on branches of their own, and a merge node landing them.
@@ -386,21 +386,23 @@ fn a_resolving_agent_that_gives_up_or_fails_leaves_the_branch_unmerged_and_undon
 #[test]
 fn ctrl_c_during_a_verify_stops_the_merge_and_moves_nothing_of_the_persons() {
     let mark = tempfile::tempdir().unwrap();
-    let started = mark.path().join("verifying");
+    let pid_file = mark.path().join("verify.pid");
     let toml = landing(
         r#"echo \"$ITEM\" > \"own-$ITEM.txt\""#,
         &format!(
-            r#"into = "main", verify = ["touch {} && sleep 30"]"#,
-            started.display()
+            r#"into = "main", verify = ["echo $$ > {} && exec sleep 30"]"#,
+            pid_file.display()
         ),
     );
     let (flow, repo) = flow_in_repo(&toml);
     let main_before = git(&repo, &["rev-parse", "main"]);
     let mut child = flow.spawn(&["--json", "--grace", "2s"]);
-    wait_for("the verify to start", || started.exists());
+    wait_for("the verify to start", || pids(&pid_file).len() == 1);
     crate::apply_process::signal(child.id(), "-INT");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+    // The verify command is gone with the apply.
+    assert!(!alive(pids(&pid_file)[0]), "the verify outlived Ctrl-C");
     let mut text = String::new();
     child
         .stdout
@@ -419,7 +421,7 @@ fn ctrl_c_during_a_verify_stops_the_merge_and_moves_nothing_of_the_persons() {
         report["unmerged"][0]["reason"]
             .as_str()
             .unwrap()
-            .starts_with("the merge was stopped during `touch"),
+            .starts_with("the merge was stopped during `echo"),
         "{report}"
     );
     assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
