@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A success condition of a Ralph loop (docs/workflow-format.md, `stop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,6 +126,9 @@ pub(crate) enum StopReason {
     Stopped,
     /// Its conductor died while it ran (found by the next apply).
     ConductorDied,
+    /// The machine its unit ran on was lost (a Slurm job that ended
+    /// without the unit's outcome: docs/distributed.md).
+    WorkerLost,
     /// Not run: `--fail-fast` stopped the apply after a failure.
     FailFast,
     /// Not run: this need of it did not finish.
@@ -179,13 +182,14 @@ impl StopReason {
             Self::Invalidated => "invalidated",
             Self::Stopped => "stopped",
             Self::ConductorDied => "conductor_died",
+            Self::WorkerLost => "worker_lost",
             Self::FailFast => "fail_fast",
             Self::Skipped { .. } => return None,
         })
     }
 
     /// Every reason with a fixed name, for reading names back.
-    const NAMED: [Self; 38] = [
+    const NAMED: [Self; 39] = [
         Self::All,
         Self::GateTrue,
         Self::Done,
@@ -223,6 +227,7 @@ impl StopReason {
         Self::Stopped,
         Self::Invalidated,
         Self::ConductorDied,
+        Self::WorkerLost,
         Self::FailFast,
     ];
 
@@ -246,7 +251,7 @@ impl StopReason {
     pub(crate) fn is_interruption(&self) -> bool {
         matches!(
             self,
-            Self::Interrupted | Self::Invalidated | Self::ConductorDied
+            Self::Interrupted | Self::Invalidated | Self::ConductorDied | Self::WorkerLost
         )
     }
 }
@@ -266,6 +271,14 @@ impl fmt::Display for StopReason {
 impl Serialize for StopReason {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StopReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a stop reason")))
     }
 }
 

@@ -44,6 +44,7 @@ mod secrets;
 mod serve_api;
 mod serve_browser;
 mod serve_support;
+mod slurm;
 mod status_logs;
 mod templated_fields;
 mod test_builder;

@@ -2,10 +2,10 @@
 //! its `price` for the kinds that report tokens but no cost
 //! (docs/agents.md, "Prices").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Tokens and dollars an agent reported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,

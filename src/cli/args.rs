@@ -46,6 +46,12 @@ pub enum Command {
         #[arg(long, value_enum)]
         containment: crate::process::Containment,
     },
+    /// Runs one unit on a worker (`--executor slurm`; not for users).
+    #[command(name = "__unit", hide = true)]
+    Unit {
+        /// The unit's `unit.json`, in its task folder.
+        spec: PathBuf,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -200,6 +206,21 @@ pub struct RunArgs {
     /// else a free port], and print its address.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub ui: Option<String>,
+    /// Where each instance's loop runs: here, or as a Slurm job each
+    /// (docs/distributed.md).
+    #[arg(long, value_enum, default_value = "local", env = "CONDUCTOR_EXECUTOR")]
+    pub executor: ExecutorKind,
+    /// An argument for every `sbatch` (`--executor slurm`), such as
+    /// `--partition=gpu`. Repeatable.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+}
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    Local,
+    Slurm,
 }
 
 impl RunArgs {
@@ -216,6 +237,13 @@ impl RunArgs {
             force: None,
             fresh: self.fresh,
             containment: self.containment,
+            executor: match self.executor {
+                ExecutorKind::Local => crate::runner::Executor::Local,
+                ExecutorKind::Slurm => crate::runner::Executor::Slurm {
+                    sbatch_args: self.sbatch_args.clone(),
+                },
+            },
+            sets: self.sets.clone(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub fn run() -> u8 {
         Command::Status(a) => status::status(&a),
         Command::Logs(a) => logs::logs(&a),
         Command::Keeper { containment } => crate::process::keeper::server::run(containment),
+        Command::Unit { spec } => crate::runner::run_unit(&spec),
         Command::Schema => {
             print!("{}", crate::schema::workflow_schema_text());
             exit_code::OK

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Spanned, UserMap};
 
 /// Which backend runs an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentKind {
     /// Any program: the prompt on stdin, the answer on stdout (or in `output.md`).

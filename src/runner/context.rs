@@ -52,6 +52,83 @@ pub(crate) struct Shared {
     pub notifier: Option<Arc<super::notify::Notifier>>,
 }
 
+/// Who an apply is: its id and start (which name its task folders), and
+/// whether it continues an unfinished one.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub apply_id: String,
+    pub apply_start: Timestamp,
+    pub continued: bool,
+}
+
+/// Where and how an apply runs, besides its program and identity.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    pub project_dir: PathBuf,
+    pub runs_root: PathBuf,
+    pub agent_path: String,
+    pub file: Option<PathBuf>,
+    pub supervisor: Supervisor,
+    pub versions: Arc<crate::agents::version::Versions>,
+    pub stop_requests: bool,
+    pub limits: WorkflowLimits,
+    /// Whether it sends the workflow's `[notify]` webhooks (a remote
+    /// unit leaves them to its dispatcher).
+    pub notify: bool,
+    /// Variables added to conductor's own environment (a remote unit's
+    /// credentials file).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        program: Arc<Program>,
+        success: Arc<Vec<crate::plan::SuccessCommand>>,
+        identity: Identity,
+        setting: Setting,
+    ) -> Self {
+        let mut base_env: Vec<(String, String)> = std::env::vars().collect();
+        for (k, v) in setting.extra_env {
+            base_env.retain(|(name, _)| *name != k);
+            base_env.push((k, v));
+        }
+        let secrets = program.secret_names();
+        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let redactor = crate::secrets::Redactor::new(
+            base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &secret_refs,
+        );
+        let notifier = program.notify.as_ref().filter(|_| setting.notify).map(|n| {
+            Arc::new(super::notify::Notifier::new(
+                n,
+                &program.project,
+                setting.project_dir.join(crate::store::layout::PROJECT_BUS),
+            ))
+        });
+        Self {
+            notifier,
+            stop_requests: setting.stop_requests,
+            workflow: program.name.clone(),
+            project: program.project.clone(),
+            file: setting.file,
+            limits: Arc::new(setting.limits),
+            program,
+            apply_id: identity.apply_id,
+            apply_start: identity.apply_start,
+            continued: identity.continued,
+            project_dir: setting.project_dir,
+            runs_root: setting.runs_root,
+            base_env,
+            secrets,
+            redactor,
+            agent_path: setting.agent_path,
+            supervisor: setting.supervisor,
+            versions: setting.versions,
+            success,
+        }
+    }
+}
+
 /// `[limits] budget_usd` / `--budget-usd` and `max_agents`, shared by every unit.
 #[derive(Debug, Default)]
 pub(crate) struct WorkflowLimits {
@@ -60,6 +137,9 @@ pub(crate) struct WorkflowLimits {
     /// Dollars spent, in millionths.
     spent_micro_usd: AtomicU64,
     agent_runs: AtomicU32,
+    /// A remote unit's view of what every unit of its apply spent, kept
+    /// by its dispatcher (docs/distributed.md, "Budgets").
+    spent_everywhere: Option<PathBuf>,
 }
 
 impl WorkflowLimits {
@@ -71,10 +151,17 @@ impl WorkflowLimits {
         }
     }
 
+    /// A remote unit's limits: what the whole apply spent is read from
+    /// `path` before each run.
+    pub(crate) fn reading_spent(mut self, path: PathBuf) -> Self {
+        self.spent_everywhere = Some(path);
+        self
+    }
+
     /// Claims one agent run, or says which cap forbids it.
     pub(crate) fn claim_run(&self) -> Result<(), StopReason> {
         if let Some(b) = self.budget_usd
-            && self.spent() >= b
+            && self.spent().max(self.spent_everywhere()) >= b
         {
             return Err(StopReason::BudgetUsd);
         }
@@ -101,6 +188,16 @@ impl WorkflowLimits {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spent| {
                 Some(spent.saturating_add(micro))
             });
+    }
+
+    /// What the dispatcher counts as spent by every unit of the apply; 0
+    /// when it has not written it yet.
+    fn spent_everywhere(&self) -> f64 {
+        self.spent_everywhere
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
     }
 
     pub(crate) fn spent(&self) -> f64 {

@@ -48,6 +48,10 @@ pub(crate) enum ApplyError {
     Runtime(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// `--executor slurm` where Slurm cannot be asked, or with what it
+    /// cannot run.
+    #[error("--executor slurm: {0}")]
+    Executor(String),
 }
 
 /// One thing the machine lacks for the workflow to run.
@@ -156,7 +160,8 @@ impl ApplyError {
             | Self::OwnBinary(_)
             | Self::Keeper(_)
             | Self::Runtime(_)
-            | Self::Signals(_) => exit_code::ENVIRONMENT,
+            | Self::Signals(_)
+            | Self::Executor(_) => exit_code::ENVIRONMENT,
         }
     }
 

@@ -26,4 +26,20 @@ pub struct ApplyOptions {
     pub fresh: bool,
     /// `--containment`: how the keeper contains runs.
     pub containment: crate::process::Containment,
+    /// `--executor`: where each instance's loop runs.
+    pub executor: Executor,
+    /// `--set` params, as given: a unit run elsewhere plans the workflow
+    /// again with them.
+    pub sets: Vec<String>,
+}
+
+/// Where each instance's Ralph loop runs (docs/distributed.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Executor {
+    /// As tasks of this process; agents are its children.
+    #[default]
+    Local,
+    /// As Slurm jobs, each running `conductor __unit`; `sbatch_args` are
+    /// given to every `sbatch` (`--sbatch-arg`).
+    Slurm { sbatch_args: Vec<String> },
 }

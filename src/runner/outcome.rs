@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use minijinja::{Value, context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::agents::usage::Usage;
 use crate::stop_reason::StopReason;
 
 /// An instance's final state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Status {
     Done,
@@ -31,7 +31,7 @@ impl Status {
 }
 
 /// A finished instance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Outcome {
     pub status: Status,
     /// The condition that held when done; the limit hit when failed; why when skipped.
@@ -65,8 +65,12 @@ pub(crate) struct Outcome {
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
     pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration: Duration,
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -122,7 +126,7 @@ impl Outcome {
 /// An isolated instance's work (docs/isolation.md): its branch, the
 /// commit it started from and the one it ended on, and the files it
 /// changed between them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct WorktreeResult {
     pub branch: String,
     pub path: PathBuf,
@@ -132,7 +136,7 @@ pub(crate) struct WorktreeResult {
     pub insertions: u64,
     pub deletions: u64,
     /// Changed files outside the node's declared `writes`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outside_writes: Vec<String>,
 }
 

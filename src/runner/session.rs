@@ -40,6 +40,8 @@ pub(crate) struct Session {
     stop_requests: bool,
     /// Applies run so far (the first may continue an unfinished one).
     applies: u32,
+    /// Where units run: here, or as Slurm jobs.
+    slurm: Option<Arc<super::remote::Slurm>>,
 }
 
 impl Session {
@@ -53,6 +55,7 @@ impl Session {
     ) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
+        let slurm = executor(options)?;
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
@@ -104,6 +107,7 @@ impl Session {
             runtime,
             stop_requests,
             applies: 0,
+            slurm,
         })
     }
 
@@ -123,49 +127,30 @@ impl Session {
         &self,
         program: Arc<Program>,
         success: Arc<Vec<crate::plan::SuccessCommand>>,
-        apply_id: String,
-        apply_start: jiff::Timestamp,
-        continued: bool,
+        identity: context::Identity,
     ) -> Shared {
-        let base_env: Vec<(String, String)> = std::env::vars().collect();
-        let secrets = program.secret_names();
-        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let redactor = crate::secrets::Redactor::new(
-            base_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &secret_refs,
-        );
         let budget = match (self.options.budget_usd, program.budget_usd) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let notifier = program.notify.as_ref().map(|n| {
-            Arc::new(super::notify::Notifier::new(
-                n,
-                &program.project,
-                self.project_dir.join(crate::store::layout::PROJECT_BUS),
-            ))
-        });
-        Shared {
-            notifier,
-            stop_requests: self.stop_requests,
-            workflow: program.name.clone(),
-            project: program.project.clone(),
-            file: self.options.file.clone(),
-            limits: Arc::new(context::WorkflowLimits::new(budget, program.max_agents)),
+        let limits = context::WorkflowLimits::new(budget, program.max_agents);
+        Shared::new(
             program,
-            apply_id,
-            apply_start,
-            continued,
-            project_dir: self.project_dir.clone(),
-            runs_root: self.root.clone(),
-            base_env,
-            secrets,
-            redactor,
-            agent_path: self.agent_path.clone(),
-            supervisor: self.supervisor.clone(),
-            versions: Arc::clone(&self.versions),
             success,
-        }
+            identity,
+            context::Setting {
+                project_dir: self.project_dir.clone(),
+                runs_root: self.root.clone(),
+                agent_path: self.agent_path.clone(),
+                file: self.options.file.clone(),
+                supervisor: self.supervisor.clone(),
+                versions: Arc::clone(&self.versions),
+                stop_requests: self.stop_requests,
+                limits,
+                notify: true,
+                extra_env: Vec::new(),
+            },
+        )
     }
 
     /// Runs one apply of `plan` to its end; `control` brings a watch's new
@@ -221,8 +206,15 @@ impl Session {
                 .collect();
             observer.event(&super::event::Event::Triggered { why, will_run });
         }
-        let shared =
-            Arc::new(self.shared(program, success, apply_id, apply_start, continued.is_some()));
+        let shared = Arc::new(self.shared(
+            program,
+            success,
+            context::Identity {
+                apply_id,
+                apply_start,
+                continued: continued.is_some(),
+            },
+        ));
         let limits = dispatcher::Limits {
             max_parallel: self.options.max_parallel.max(1),
             fail_fast: self.options.fail_fast,
@@ -233,7 +225,10 @@ impl Session {
                 jobs: prepared.jobs,
                 limits,
                 observer,
-                launcher: &Local,
+                launcher: match &self.slurm {
+                    Some(slurm) => slurm,
+                    None => &Local,
+                },
                 prior,
                 control,
             })
@@ -309,6 +304,26 @@ impl Session {
             lock.release();
         }
     }
+}
+
+/// The Slurm executor, when the options ask for it and Slurm answers.
+fn executor(options: &ApplyOptions) -> Result<Option<Arc<super::remote::Slurm>>, ApplyError> {
+    let super::Executor::Slurm { sbatch_args } = &options.executor else {
+        return Ok(None);
+    };
+    let Some(file) = options.file.clone() else {
+        return Err(ApplyError::Executor(
+            "a unit run elsewhere plans its workflow file again, and this apply has none".into(),
+        ));
+    };
+    super::remote::Slurm::new(
+        file,
+        options.sets.clone(),
+        sbatch_args.clone(),
+        options.containment,
+    )
+    .map(|s| Some(Arc::new(s)))
+    .map_err(|e| ApplyError::Executor(e.to_string()))
 }
 
 fn not_writable(project_dir: &Path, source: std::io::Error) -> ApplyError {

@@ -10,7 +10,7 @@ use super::why::Why;
 use crate::stop_reason::StopReason;
 
 /// What one iteration came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Verdict {
     /// A success condition held: the instance is done, for this reason
     /// (the condition, or `all`).

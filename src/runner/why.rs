@@ -11,7 +11,7 @@ use std::fmt;
 const QUOTE: usize = 160;
 
 /// A success condition that was not met, and what was seen instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Unmet {
     /// `done_file`: the agent did not create `DONE`.
     NoDoneFile,
@@ -32,7 +32,7 @@ pub(crate) enum Unmet {
 }
 
 /// Why an iteration did not finish its node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Why {
     /// The agent failed: what it said of it (its error, or the last line
     /// of its stderr).

@@ -89,6 +89,12 @@ impl ProjectDir {
     pub fn task(&self, task_id: &str) -> TaskDir {
         TaskDir(self.0.join(task_id))
     }
+
+    /// What an apply whose units run elsewhere has spent, as its
+    /// dispatcher counts it (docs/distributed.md, "Budgets").
+    pub fn spent(&self, apply_id: &str) -> PathBuf {
+        self.0.join(format!("{apply_id}.spent"))
+    }
 }
 
 impl AsRef<Path> for ProjectDir {
@@ -138,6 +144,26 @@ impl TaskDir {
     /// A merge node's report (docs/isolation.md, "Merge nodes").
     pub fn merge_report(&self) -> PathBuf {
         self.0.join("merge.json")
+    }
+
+    /// `unit.json`: what a unit run elsewhere is (docs/distributed.md).
+    pub fn unit_spec(&self) -> PathBuf {
+        self.0.join("unit.json")
+    }
+
+    /// `events.jsonl`: what a unit run elsewhere reports, a line each.
+    pub fn unit_events(&self) -> PathBuf {
+        self.0.join("events.jsonl")
+    }
+
+    /// `outcome.json`: how a unit run elsewhere ended, written last.
+    pub fn unit_outcome(&self) -> PathBuf {
+        self.0.join("outcome.json")
+    }
+
+    /// `job.json`: the executor's job running the unit (its id, its node).
+    pub fn executor_job(&self) -> PathBuf {
+        self.0.join("job.json")
     }
 
     /// The folder of its runs.

@@ -28,7 +28,8 @@ pub(crate) const RUN_TAG: &str = "CONDUCTOR_RUN_TAG";
 const MAX_REQUEST: u32 = 64 << 20;
 
 /// How runs are contained (`--containment`, docs/security.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Containment {
     /// A cgroup per run where one can be made here, else `subreaper`.
     #[default]

@@ -15,7 +15,7 @@ use crate::stop_reason::StopReason;
 
 /// Why a run ended without an answer to judge: an agent stopped before it
 /// exited by itself, or an HTTP call that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Cut {
     Timeout,
     IdleTimeout,

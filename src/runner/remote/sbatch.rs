@@ -1,0 +1,220 @@
+//! Owns talking to Slurm (docs/distributed.md): `sbatch` to submit a unit,
+//! one `squeue` of the user's jobs shared by every unit of an apply (asked
+//! at most once a second, however many units wait), and `scancel` to stop
+//! a job: its `conductor __unit` first, gently, then everything in it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+
+/// Something Slurm said no to, or could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SlurmError {
+    #[error("cannot run `{program}`: {source} (is Slurm installed, and SLURM_CONF set?)")]
+    Spawn {
+        program: &'static str,
+        source: std::io::Error,
+    },
+    #[error("`{program}` failed: {stderr}")]
+    Failed {
+        program: &'static str,
+        stderr: String,
+    },
+}
+
+/// A job as `squeue` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Queued {
+    /// `PENDING`, `RUNNING`, `COMPLETING`...
+    pub state: String,
+    /// The node it runs on; empty while pending.
+    pub node: String,
+}
+
+/// What a submission is.
+#[derive(Debug)]
+pub(crate) struct Submission<'a> {
+    pub name: &'a str,
+    pub exe: &'a Path,
+    pub spec: &'a Path,
+    pub workdir: &'a Path,
+    /// Slurm's own output of the job (what conductor on the worker prints).
+    pub output: PathBuf,
+    /// The user's extra `sbatch` arguments.
+    pub extra: &'a [String],
+    /// The environment the job gets: the submitter's, without its keys.
+    pub env: Vec<(String, String)>,
+}
+
+/// Submits a unit; its job id.
+pub(crate) async fn submit(s: &Submission<'_>) -> Result<String, SlurmError> {
+    let wrap = format!(
+        "exec {} __unit {}",
+        quote(&s.exe.display().to_string()),
+        quote(&s.spec.display().to_string())
+    );
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(format!("--job-name={}", s.name))
+        .arg(format!("--output={}", s.output.display()))
+        .arg(format!("--chdir={}", s.workdir.display()))
+        // A job Slurm started again by itself would run with no dispatcher
+        // following it: the dispatcher resumes a lost unit instead.
+        .arg("--no-requeue")
+        .args(s.extra)
+        .arg(format!("--wrap={wrap}"))
+        .env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| SlurmError::Spawn {
+            program: "sbatch",
+            source,
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // `--parsable` prints `ID` or `ID;CLUSTER`.
+    let id = stdout.trim().split(';').next().unwrap_or_default();
+    if !out.status.success() || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(failed("sbatch", &out));
+    }
+    Ok(id.to_string())
+}
+
+/// Stops job `id`. `gently`: SIGTERM to its `conductor __unit` only, which
+/// stops its agents with the grace period and writes the outcome;
+/// otherwise every process of the job, then SIGKILL after Slurm's
+/// `KillWait`.
+pub(crate) async fn cancel(id: &str, gently: bool) -> Result<(), SlurmError> {
+    let mut cmd = Command::new("scancel");
+    if gently {
+        cmd.args(["--batch", "--signal=TERM"]);
+    }
+    let out = cmd
+        .arg(id)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| SlurmError::Spawn {
+            program: "scancel",
+            source,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed("scancel", &out))
+    }
+}
+
+/// Whether Slurm can be asked at all, for the check before an apply starts.
+pub(crate) fn check() -> Result<(), SlurmError> {
+    let out = std::process::Command::new("squeue")
+        .args(["--me", "--noheader", "--format=%i"])
+        .output()
+        .map_err(|source| SlurmError::Spawn {
+            program: "squeue",
+            source,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SlurmError::Failed {
+            program: "squeue",
+            stderr: last_line(&out.stderr),
+        })
+    }
+}
+
+/// The user's jobs, asked of `squeue` at most once every `every`.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    every: Duration,
+    seen: tokio::sync::Mutex<Option<(Instant, HashMap<String, Queued>)>>,
+}
+
+impl Queue {
+    pub(crate) fn new(every: Duration) -> Self {
+        Self {
+            every,
+            seen: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Job `id` as Slurm showed it at some time after `since` (when it
+    /// was submitted); `None` once it has left the queue (ended). An error
+    /// when `squeue` cannot be asked.
+    pub(crate) async fn job(&self, id: &str, since: Instant) -> Result<Option<Queued>, SlurmError> {
+        let mut seen = self.seen.lock().await;
+        let fresh = seen
+            .as_ref()
+            .is_some_and(|(at, _)| *at > since && at.elapsed() < self.every);
+        if !fresh {
+            *seen = Some((Instant::now(), list().await?));
+        }
+        Ok(seen.as_ref().and_then(|(_, jobs)| jobs.get(id).cloned()))
+    }
+}
+
+async fn list() -> Result<HashMap<String, Queued>, SlurmError> {
+    let out = Command::new("squeue")
+        .args(["--me", "--noheader", "--format=%i|%T|%N"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| SlurmError::Spawn {
+            program: "squeue",
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(failed("squeue", &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.trim().splitn(3, '|');
+            let id = parts.next()?.to_string();
+            let state = parts.next()?.to_string();
+            let node = parts.next().unwrap_or_default().to_string();
+            Some((id, Queued { state, node }))
+        })
+        .collect())
+}
+
+fn failed(program: &'static str, out: &std::process::Output) -> SlurmError {
+    SlurmError::Failed {
+        program,
+        stderr: last_line(&out.stderr),
+    }
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+        .to_string()
+}
+
+/// `text` as one word of `sh`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_with_quotes_and_spaces_stays_one_word() {
+        let q = quote("/a b/it's");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {q}")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/a b/it's");
+    }
+}
