@@ -542,3 +542,34 @@ stop = { exit_zero = true }
         String::from_utf8_lossy(&found.stdout)
     );
 }
+
+#[test]
+fn an_apply_slurm_cannot_run_stops_before_anything_starts_saying_why() {
+    // A SLURM_CONF that names no cluster: nothing starts, exit 3.
+    let flow = Flow::new(SPREAD);
+    std::fs::write(flow.path().join("slurm.conf"), "").unwrap();
+    let out = flow
+        .command(&["--executor", "slurm"])
+        .env("SLURM_CONF", flow.path().join("slurm.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    // (`squeue` fails here, or, where Slurm is not installed, cannot run.)
+    assert!(
+        err.contains("error: --executor slurm: `squeue` failed")
+            || err.contains("error: --executor slurm: cannot run `squeue`"),
+        "{err}"
+    );
+    assert!(flow.files_named("unit.json").is_empty());
+
+    // A limit the workers cannot keep together is refused, not ignored.
+    let flow = Flow::new(&format!("{SPREAD}\n[limits]\nmax_agents = 3\n"));
+    let out = flow.command(&["--executor", "slurm"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`[limits] max_agents = 3` cannot be kept across Slurm jobs yet"),
+        "{}",
+        stderr(&out)
+    );
+}

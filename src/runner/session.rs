@@ -55,7 +55,7 @@ impl Session {
     ) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
-        let slurm = executor(options)?;
+        let slurm = executor(program, options)?;
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
@@ -307,10 +307,20 @@ impl Session {
 }
 
 /// The Slurm executor, when the options ask for it and Slurm answers.
-fn executor(options: &ApplyOptions) -> Result<Option<Arc<super::remote::Slurm>>, ApplyError> {
+fn executor(
+    program: &Program,
+    options: &ApplyOptions,
+) -> Result<Option<Arc<super::remote::Slurm>>, ApplyError> {
     let super::Executor::Slurm { sbatch_args } = &options.executor else {
         return Ok(None);
     };
+    if let Some(max) = program.max_agents {
+        // Agent runs are claimed by each unit on its worker; a count
+        // shared by workers is not built (docs/distributed.md).
+        return Err(ApplyError::Executor(format!(
+            "`[limits] max_agents = {max}` cannot be kept across Slurm jobs yet: take it out, or apply with `--executor local`"
+        )));
+    }
     let Some(file) = options.file.clone() else {
         return Err(ApplyError::Executor(
             "a unit run elsewhere plans its workflow file again, and this apply has none".into(),
