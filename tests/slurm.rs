@@ -573,3 +573,122 @@ fn an_apply_slurm_cannot_run_stops_before_anything_starts_saying_why() {
         stderr(&out)
     );
 }
+
+const DECLARED: &str = r#"version = 1
+name = "declared"
+
+[executor]
+kind = "slurm"
+partition = "conductor"
+time = "2m"
+sbatch_args = ["--comment=workflow"]
+
+[agents.a]
+kind = "command"
+command = ["true"]
+
+[nodes.small]
+agent = "a"
+prompt = "p"
+stop = { exit_zero = true }
+
+[nodes.big]
+agent = "a"
+prompt = "p"
+executor = { mem = "100M", time = "90s", sbatch_args = ["--comment=node"] }
+stop = { exit_zero = true }
+"#;
+
+#[test]
+#[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
+fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_say() {
+    let _turn = CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let flow = Flow::new(DECLARED);
+    // No --executor: the workflow's `[executor]` says where.
+    let out = flow
+        .command(&[])
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let jobs = jobs(&flow);
+    let show = |key: &str| {
+        slurm(&[
+            "scontrol",
+            "show",
+            "job",
+            "--oneliner",
+            jobs[key]["job_id"].as_str().unwrap(),
+        ])
+    };
+    let small = show("small");
+    for want in [
+        "Partition=conductor",
+        "TimeLimit=00:02:00",
+        "Comment=workflow",
+    ] {
+        assert!(small.contains(want), "{want} not in {small}");
+    }
+    let big = show("big");
+    // The node's keys win; its extra argument comes last, so Slurm keeps it.
+    for want in [
+        "Partition=conductor",
+        "TimeLimit=00:02:00",
+        "MinMemoryNode=100M",
+        "Comment=node",
+    ] {
+        assert!(big.contains(want), "{want} not in {big}");
+    }
+
+    // --executor local wins over the file.
+    let flow = Flow::new(DECLARED);
+    let (out, summary) = flow.apply(&["--executor", "local"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(state(&summary, "big"), st("done", "exit_zero", 1));
+    assert!(flow.files_named("job.json").is_empty());
+}
+
+#[test]
+fn an_executor_is_checked_where_it_is_written() {
+    let flow = Flow::new(&DECLARED.replace(
+        r#"executor = { mem = "100M""#,
+        r#"executor = { kind = "local", mem = "4 GB""#,
+    ));
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["validate", "flow.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("a node's `executor` has no `kind`"), "{err}");
+    assert!(err.contains("flow.toml:22:14"), "{err}");
+    assert!(
+        err.contains("set `kind` in the workflow's `[executor]`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`4 GB` is not an amount of memory Slurm reads"),
+        "{err}"
+    );
+
+    // The KDL form reads the same.
+    std::fs::write(
+        flow.path().join("flow.kdl"),
+        r#"version 1
+name "k"
+executor kind="slurm" cpus=2 time="1h" { sbatch-args "--qos=high" "--comment=x"; }
+agent "a" kind="command" { command "true"; }
+node "n" agent="a" prompt="p" { executor mem="4G"; }
+"#,
+    )
+    .unwrap();
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["validate", "flow.kdl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

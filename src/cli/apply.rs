@@ -27,7 +27,7 @@ pub(super) fn apply(args: &ApplyArgs) -> u8 {
     let options = ApplyOptions {
         fail_fast: args.fail_fast,
         force: args.force.clone(),
-        ..args.run.options()
+        ..args.run.options(&program)
     };
     // The page, while the apply runs; it stops with the apply.
     let _ui = match &args.run.ui {

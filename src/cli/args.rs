@@ -207,9 +207,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub ui: Option<String>,
     /// Where each instance's loop runs: here, or as a Slurm job each
-    /// (docs/distributed.md).
-    #[arg(long, value_enum, default_value = "local", env = "CONDUCTOR_EXECUTOR")]
-    pub executor: ExecutorKind,
+    /// (docs/distributed.md) [default: the workflow's `[executor] kind`,
+    /// else local].
+    #[arg(long, value_enum, env = "CONDUCTOR_EXECUTOR")]
+    pub executor: Option<ExecutorKind>,
     /// An argument for every `sbatch` (`--executor slurm`), such as
     /// `--partition=gpu`. Repeatable.
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -224,8 +225,13 @@ pub enum ExecutorKind {
 }
 
 impl RunArgs {
-    /// The options of the applies these arguments ask for.
-    pub fn options(&self) -> crate::runner::ApplyOptions {
+    /// The options of the applies these arguments ask for, of `program`
+    /// (whose `[executor] kind` counts when `--executor` is not given).
+    pub(crate) fn options(&self, program: &crate::compile::Program) -> crate::runner::ApplyOptions {
+        let kind = self.executor.unwrap_or(match program.executor_kind() {
+            crate::model::ExecutorKind::Local => ExecutorKind::Local,
+            crate::model::ExecutorKind::Slurm => ExecutorKind::Slurm,
+        });
         crate::runner::ApplyOptions {
             root: self.root.clone(),
             file: std::path::absolute(&self.file).ok(),
@@ -237,7 +243,7 @@ impl RunArgs {
             force: None,
             fresh: self.fresh,
             containment: self.containment,
-            executor: match self.executor {
+            executor: match kind {
                 ExecutorKind::Local => crate::runner::Executor::Local,
                 ExecutorKind::Slurm => crate::runner::Executor::Slurm {
                     sbatch_args: self.sbatch_args.clone(),

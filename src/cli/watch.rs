@@ -31,7 +31,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
     let Some(first) = load.into_loaded() else {
         return exit_code::INVALID;
     };
-    let options = args.options();
+    let options = args.options(&first.program);
     let mut console = Console::new(std::io::stderr().is_terminal());
     let mut session = match Session::open(&first.program, &options, &mut console) {
         Ok(s) => s,

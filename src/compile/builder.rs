@@ -145,6 +145,7 @@ impl Builder {
             success_workdir: wf.defaults.as_ref().and_then(|d| d.workdir.clone()),
             budget_usd: limits.budget_usd.map(|b| b.value),
             max_agents: limits.max_agents.map(|m| m.value),
+            executor: wf.executor.clone().unwrap_or_default(),
             notify: wf.notify.as_ref().map(|n| super::program::NotifySpec {
                 webhook: n.webhook.value.clone(),
                 secret_env: n.secret_env.as_ref().map(|s| s.value.clone()),

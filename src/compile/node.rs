@@ -218,6 +218,7 @@ impl Builder {
             base,
             network: network.is_none_or(|n| n.value),
             writes,
+            executor: local.executor.clone(),
             resolver,
             groups: up.groups.iter().copied().map(GroupId::new).collect(),
         })

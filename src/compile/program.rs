@@ -124,6 +124,8 @@ pub struct Node {
     pub network: bool,
     /// Globs of the files its instances may change, relative to the workdir.
     pub writes: Vec<Spanned<String>>,
+    /// What its instances' Slurm jobs ask for, over the workflow's.
+    pub executor: Option<crate::model::Executor>,
     /// An isolated node's agent that resolves conflicts between its needs'
     /// branches, and the template it is told each conflict with.
     pub resolver: Option<(Spanned<String>, String)>,
@@ -157,6 +159,8 @@ pub struct Program {
     pub success_workdir: Option<Spanned<String>>,
     pub budget_usd: Option<f64>,
     pub max_agents: Option<u32>,
+    /// The entry file's `[executor]`.
+    pub executor: crate::model::Executor,
     /// The entry file's `[notify]`.
     pub notify: Option<NotifySpec>,
     /// Inline prompt templates: (scope, template name) to the span of their text.
@@ -196,6 +200,20 @@ pub(crate) fn secret_names(scopes: &[Scope]) -> Vec<String> {
 }
 
 impl Program {
+    /// Where its instances run, as its `[executor]` says.
+    pub(crate) fn executor_kind(&self) -> crate::model::ExecutorKind {
+        self.executor
+            .kind
+            .as_ref()
+            .map_or(crate::model::ExecutorKind::Local, |k| k.value)
+    }
+
+    /// The `sbatch` arguments of `node`'s jobs: the workflow's
+    /// `[executor]`, the node's `executor` over it.
+    pub(crate) fn sbatch_args(&self, node: NodeId) -> Vec<String> {
+        self.executor.sbatch_args(self.node(node).executor.as_ref())
+    }
+
     /// The variables that hold secrets: see [`secret_names`].
     pub(crate) fn secret_names(&self) -> Vec<String> {
         secret_names(&self.scopes)

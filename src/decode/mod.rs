@@ -3,6 +3,7 @@
 //! reports every unknown key, wrong type and bad value in a file.
 
 mod agent;
+mod executor;
 mod node;
 mod read;
 mod stop;

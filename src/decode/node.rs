@@ -66,6 +66,9 @@ pub(crate) fn decode_node(cx: &mut Cx<'_>, key: &Key, value: &Value) -> Option<N
         network: shared.network,
         writes: f.get("writes").and_then(|(k, v)| cx.string_list(k, v)),
         on_conflict: f.get("on_conflict").and_then(|(k, v)| cx.string(k, v)),
+        executor: f
+            .get("executor")
+            .and_then(|(k, v)| super::executor::decode_executor(cx, k, v, false)),
         env: shared.env,
         on_failure: shared.on_failure,
         fallback_agents: shared.fallback_agents,

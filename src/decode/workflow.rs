@@ -129,6 +129,9 @@ pub(crate) fn decode_workflow(
     let success = f.get("success").and_then(|(k, v)| decode_success(cx, k, v));
     let limits = f.get("limits").and_then(|(k, v)| decode_limits(cx, k, v));
     let notify = f.get("notify").and_then(|(k, v)| decode_notify(cx, k, v));
+    let executor = f
+        .get("executor")
+        .and_then(|(k, v)| super::executor::decode_executor(cx, k, v, true));
     f.finish(cx);
     Some(Workflow {
         version: version?,
@@ -145,6 +148,7 @@ pub(crate) fn decode_workflow(
         success,
         limits,
         notify,
+        executor,
     })
 }
 

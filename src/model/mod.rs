@@ -4,12 +4,14 @@
 //! types, and the decoder reads exactly the keys the schema declares.
 
 mod agent;
+mod executor;
 mod node;
 mod spanned;
 mod stop;
 mod workflow;
 
 pub(crate) use agent::{Agent, AgentKind, Price};
+pub(crate) use executor::{Executor, ExecutorKind};
 pub(crate) use node::{
     ForEach, Isolation, Merge, MergeStrategy, Node, OnFailure, OutputFormat, OutputSpec, Prompt,
 };

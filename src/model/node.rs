@@ -202,6 +202,8 @@ pub(crate) struct Node {
     pub writes: Option<Vec<Spanned<String>>>,
     /// An isolated node's needs' branches that conflict: `fail` (the default) or an agent that resolves the conflict.
     pub on_conflict: Option<Spanned<String>>,
+    /// What each of its instances' Slurm jobs asks for, over `[executor]` (no `kind`).
+    pub executor: Option<super::Executor>,
     /// Environment variables for the agent.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub env: UserMap<Spanned<String>>,

@@ -148,6 +148,8 @@ pub(crate) struct Workflow {
     pub limits: Option<Limits>,
     /// Webhooks on instance and apply end.
     pub notify: Option<Notify>,
+    /// Where instances run, and what each Slurm job asks for.
+    pub executor: Option<super::Executor>,
 }
 
 impl ParamType {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// `--root`, relative to the current directory.
     pub root: Option<PathBuf>,
     /// The workflow file applied, recorded so that readers of the run
@@ -35,7 +35,7 @@ pub struct ApplyOptions {
 
 /// Where each instance's Ralph loop runs (docs/distributed.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Executor {
+pub(crate) enum Executor {
     /// As tasks of this process; agents are its children.
     #[default]
     Local,

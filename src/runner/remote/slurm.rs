@@ -321,13 +321,17 @@ async fn submit(
         .filter(|(k, _)| !shared.secrets.contains(k))
         .cloned()
         .collect();
+    // The workflow's `[executor]`, the node's over it, then `--sbatch-arg`
+    // (Slurm takes the last of a repeated option).
+    let mut extra = shared.program.sbatch_args(job.node);
+    extra.extend(slurm.sbatch_args.iter().cloned());
     let id = sbatch::submit(&Submission {
         name: &format!("conductor:{}", job.key),
         exe: &slurm.exe,
         spec: &task.unit_spec(),
         workdir: &job.workdir,
         output: task.path().join("slurm-%j.out"),
-        extra: &slurm.sbatch_args,
+        extra: &extra,
         env,
     })
     .await

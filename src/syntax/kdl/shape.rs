@@ -25,6 +25,8 @@ pub(super) enum Ctx {
     Success,
     /// A node's `merge`.
     Merge,
+    /// `executor`, of the workflow or a node.
+    Executor,
     /// User keys whose values are always lists.
     Matrix,
     /// Schema keys nothing here knows; lowered by what they hold.
@@ -111,9 +113,11 @@ impl Ctx {
             | (Self::Prompts, "library")
             | (Self::Success, "commands")
             | (Self::Merge, "from" | "verify")
+            | (Self::Executor, "sbatch_args")
             | (Self::Matrix, _) => Shape::List,
             (Self::Node, "prompt") => Shape::Table(Self::Prompt),
             (Self::Node, "merge") => Shape::Table(Self::Merge),
+            (Self::Root | Self::Node, "executor") => Shape::Table(Self::Executor),
             (Self::Node, "with" | "env") | (Self::Agent, "env") | (Self::Prompt, "vars") => {
                 Shape::Table(Self::User)
             }
