@@ -196,6 +196,29 @@ fn a_fan_out_runs_as_jobs_spread_over_the_nodes_with_the_outcomes_of_a_local_app
         .collect();
     assert_eq!(ids.len(), 7);
 
+    // Where each ran: in --json, on its record, and in `status`.
+    let a = &jobs["work[a]"];
+    let (id, node) = (a["job_id"].as_str().unwrap(), a["node"].as_str().unwrap());
+    assert_eq!(instance(&summary, "work[a]")["job"], *a);
+    let done = flow
+        .project_records()
+        .into_iter()
+        .find(|r| r["type"] == "NODE_DONE" && r["meta"]["instance"] == "work[a]")
+        .unwrap();
+    assert_eq!(done["meta"]["job"], format!("slurm job {id}"));
+    assert_eq!(done["meta"]["worker"], node);
+    let status = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["status", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains(&format!("slurm job {id} on {node}")),
+        "{shown}"
+    );
+
     // `sum` ran after every `work`, and was handed each one's answer.
     let records = flow.project_records();
     let at = |kind: &str, key: &str| {

@@ -107,6 +107,12 @@ pub(super) fn status(args: &StatusArgs) -> u8 {
                 None => detail.push(format!("branch {b}")),
             }
         }
+        if let Some(j) = &r.job {
+            match &r.worker {
+                Some(w) => detail.push(format!("{j} on {w}")),
+                None => detail.push(j.clone()),
+            }
+        }
         if !r.waiting_for.is_empty() {
             detail.push(format!("waiting for {}", r.waiting_for.join(", ")));
         }

@@ -62,6 +62,9 @@ pub(crate) struct Outcome {
     /// (docs/isolation.md, "Merge nodes").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<Box<serde_json::Value>>,
+    /// The job that ran its loop elsewhere (docs/distributed.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<crate::store::ExecutorJob>>,
     /// The fingerprint it completed with, when not the one it started with.
     #[serde(skip)]
     pub fingerprint: Option<std::sync::Arc<crate::incremental::fingerprint::Fingerprint>>,
@@ -100,6 +103,7 @@ impl Outcome {
             result_stop_reason: None,
             worktree: None,
             merge: None,
+            job: None,
             fingerprint: None,
             duration: Duration::ZERO,
         }

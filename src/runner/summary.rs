@@ -46,6 +46,9 @@ pub(crate) struct InstanceSummary {
     /// A merge node's report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<Box<serde_json::Value>>,
+    /// The job that ran it elsewhere (docs/distributed.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<crate::store::ExecutorJob>>,
     /// The answer's head, for the JUnit failure text.
     #[serde(skip)]
     pub output: String,
@@ -76,6 +79,7 @@ impl InstanceSummary {
             tolerated: false,
             worktree: outcome.worktree.clone(),
             merge: outcome.merge.clone(),
+            job: outcome.job.clone(),
             output: outcome
                 .error
                 .as_deref()

@@ -5,6 +5,7 @@
 
 mod atomic;
 mod ids;
+mod job;
 mod run_info;
 
 pub mod index;
@@ -13,4 +14,5 @@ pub mod live;
 pub use atomic::{write_atomic, write_atomic_fast};
 pub(crate) use ids::short_hash;
 pub use ids::{is_project_id, is_task_id, run_id, task_id};
+pub use job::ExecutorJob;
 pub use run_info::{NOT_ENDED, RunInfo, RunInfoError};

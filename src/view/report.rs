@@ -55,6 +55,12 @@ pub(crate) struct Instance {
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<String>,
+    /// One run elsewhere: its executor's job (`slurm job 12`), and the
+    /// node it runs or ran on (docs/distributed.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// The instances it depends on, when the plan is known.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
@@ -89,6 +95,8 @@ impl Instance {
             silent_ms: None,
             activity: None,
             branch: None,
+            job: None,
+            worker: None,
             changed: None,
             needs: Vec::new(),
             waiting_for: Vec::new(),
@@ -140,6 +148,8 @@ pub(crate) fn build(apply: &Apply, plan: Option<&Plan>, depth: Depth) -> Report 
             row.result_stop_reason = m.meta.get("result_stop_reason").cloned();
             row.branch = m.meta.get("branch").cloned();
             row.changed = m.meta.get("changed").cloned();
+            row.job = m.meta.get("job").cloned();
+            row.worker = m.meta.get("worker").cloned();
             let number = |k: &str| m.meta.get(k).and_then(|v| v.parse::<u64>().ok());
             row.iterations =
                 number("iterations").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
@@ -168,6 +178,10 @@ pub(crate) fn build(apply: &Apply, plan: Option<&Plan>, depth: Depth) -> Report 
     for row in rows.iter_mut().filter(|r| r.state == "running") {
         let task = project.task(&row.task_id);
         row.iterations = u32::try_from(task.run_dirs().len()).unwrap_or(u32::MAX);
+        if let Some(job) = crate::store::ExecutorJob::read(&task) {
+            row.job = Some(job.label());
+            row.worker = job.node;
+        }
         if abandoned {
             row.state = "stale".into();
             row.stop_reason = "conductor is no longer running".into();

@@ -134,6 +134,12 @@ impl Output<'_> {
                 if let Some(c) = outcome.exit_code {
                     meta.push(("exit_code", c.to_string()));
                 }
+                if let Some(j) = &outcome.job {
+                    meta.push(("job", j.label()));
+                    if let Some(n) = &j.node {
+                        meta.push(("worker", n.clone()));
+                    }
+                }
                 if outcome.usage.tokens() > 0 || outcome.usage.cost_usd > 0.0 {
                     meta.push(("input_tokens", outcome.usage.input_tokens.to_string()));
                     meta.push(("output_tokens", outcome.usage.output_tokens.to_string()));

@@ -13,8 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::sbatch::{self, Queue, Submission};
 use super::spec::{self, UnitSpec};
 use super::wire::{Line, LineReader, read_outcome};
@@ -24,6 +22,7 @@ use crate::runner::job::Job;
 use crate::runner::launcher::{GroupCheck, Launcher, Local, MergeStart, UnitFuture, UnitStart};
 use crate::runner::outcome::{Outcome, Status};
 use crate::stop_reason::StopReason;
+use crate::store::ExecutorJob;
 use crate::store::layout::{ProjectDir, TaskDir};
 
 /// How often a unit's files are looked at.
@@ -44,31 +43,6 @@ pub(crate) struct Slurm {
     sbatch_args: Vec<String>,
     containment: crate::process::Containment,
     queue: Queue,
-}
-
-/// `job.json` in the task folder: the job running the unit.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct JobRecord {
-    pub executor: String,
-    pub job_id: String,
-    /// The node it runs on, once it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-}
-
-impl JobRecord {
-    pub(crate) fn read(task: &TaskDir) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(task.executor_job()).ok()?).ok()
-    }
-
-    fn write(&self, task: &TaskDir) {
-        let written = serde_json::to_vec(self)
-            .map_err(std::io::Error::other)
-            .and_then(|t| crate::store::write_atomic(&task.executor_job(), &t));
-        if let Err(e) = written {
-            tracing::warn!("cannot write {}: {e}", task.executor_job().display());
-        }
-    }
 }
 
 impl Slurm {
@@ -97,7 +71,17 @@ impl Slurm {
 
 impl Launcher for Arc<Slurm> {
     fn unit(&self, start: UnitStart) -> UnitFuture {
-        Box::pin(follow(Arc::clone(self), start))
+        let slurm = Arc::clone(self);
+        Box::pin(async move {
+            let task = TaskDir::at(start.shared.project_dir.join(crate::runner::unit::task_id(
+                &start.shared,
+                &start.job,
+                start.launch.round,
+            )));
+            let mut out = follow(slurm, start).await;
+            out.job = ExecutorJob::read(&task).map(Box::new);
+            out
+        })
     }
 
     fn group(&self, check: GroupCheck) -> UnitFuture {
@@ -141,7 +125,7 @@ async fn follow(slurm: Arc<Slurm>, start: UnitStart) -> Outcome {
     }
     // A job a dispatcher killed before left running: followed, not
     // submitted again.
-    let running = match JobRecord::read(&task) {
+    let running = match ExecutorJob::read(&task) {
         Some(r) if launch.resume => match slurm.queue.job(&r.job_id, Instant::now()).await {
             Ok(Some(_)) => Some(r.job_id),
             _ => None,
@@ -240,12 +224,14 @@ async fn follow(slurm: Arc<Slurm>, start: UnitStart) -> Outcome {
             Ok(Some(q)) => {
                 if !node_known && !q.node.is_empty() && q.state == "RUNNING" {
                     node_known = true;
-                    JobRecord {
-                        executor: "slurm".into(),
-                        job_id: job_id.clone(),
-                        node: Some(q.node),
-                    }
-                    .write(&task);
+                    record(
+                        &task,
+                        &ExecutorJob {
+                            executor: "slurm".into(),
+                            job_id: job_id.clone(),
+                            node: Some(q.node),
+                        },
+                    );
                 }
             }
             Ok(None) => {
@@ -274,6 +260,12 @@ async fn follow(slurm: Arc<Slurm>, start: UnitStart) -> Outcome {
             }
             Err(e) => tracing::warn!("cannot ask Slurm about job {job_id}: {e}"),
         }
+    }
+}
+
+fn record(task: &TaskDir, job: &ExecutorJob) {
+    if let Err(e) = job.write(task) {
+        tracing::warn!("cannot write {}: {e}", task.executor_job().display());
     }
 }
 
@@ -336,12 +328,14 @@ async fn submit(
     })
     .await
     .map_err(|e| format!("cannot submit `{}` to Slurm: {e}", job.key))?;
-    JobRecord {
-        executor: "slurm".into(),
-        job_id: id.clone(),
-        node: None,
-    }
-    .write(task);
+    record(
+        task,
+        &ExecutorJob {
+            executor: "slurm".into(),
+            job_id: id.clone(),
+            node: None,
+        },
+    );
     Ok(id)
 }
 

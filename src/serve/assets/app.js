@@ -660,6 +660,7 @@ function renderRow(st) {
     ['Running for', running && x.running_ms != null ? ticking(x.running_ms, true) : null],
     ['Silent', running && x.silent_ms != null ? ticking(x.silent_ms, true, 'idle ') : null],
     ['Activity', x.activity ? h('span', { class: 'mono' }, x.activity) : null],
+    ['Job', x.job ? h('span', { class: 'mono' }, x.worker ? `${x.job} on ${x.worker}` : x.job) : null],
     ['Branch', x.branch ? [h('span', { class: 'mono' }, x.branch), x.changed ? ` (${x.changed})` : ''] : null],
     ['Merged', st.merge ? h('pre', { class: 'merge-report' }, st.merge) : null],
     ['Needs', x.needs?.length ? links(x.needs) : null],
