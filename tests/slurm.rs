@@ -715,3 +715,59 @@ node "n" agent="a" prompt="p" { executor mem="4G"; }
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn plan_shows_the_sbatch_command_each_instance_would_be_submitted_with() {
+    let flow = Flow::new(DECLARED);
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["plan", "flow.toml", "--sbatch-arg=--qos=high"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("with --executor slurm, each instance's loop is a Slurm job, submitted as:"),
+        "{text}"
+    );
+    let big = text
+        .lines()
+        .skip_while(|l| l.trim() != "big")
+        .nth(1)
+        .unwrap_or_default();
+    for want in [
+        "sbatch --parsable --job-name=conductor:big",
+        "--no-requeue --partition=conductor --mem=100M --time=2 --comment=workflow --comment=node --qos=high",
+        "__unit '\\''<task>/unit.json'\\''",
+    ] {
+        assert!(big.contains(want), "{want} not in {big}");
+    }
+
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["plan", "flow.toml", "--json"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let small = plan["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["instance"] == "small")
+        .unwrap();
+    assert_eq!(small["sbatch"][0], "sbatch");
+    assert!(
+        small["sbatch"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("--time=2"))
+    );
+
+    // Planned for here: no submissions.
+    let out = crate::support::conductor()
+        .current_dir(flow.path())
+        .args(["plan", "flow.toml", "--executor", "local"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sbatch"));
+}

@@ -156,6 +156,13 @@ pub struct PlanArgs {
     /// Include each instance's rendered first-iteration prompt.
     #[arg(long)]
     pub show_prompts: bool,
+    /// Show how each instance would be submitted to this executor
+    /// [default: the workflow's `[executor] kind`, else local].
+    #[arg(long, value_enum, env = "CONDUCTOR_EXECUTOR")]
+    pub executor: Option<ExecutorKind>,
+    /// An argument for every `sbatch` (`--executor slurm`). Repeatable.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
     #[arg(
         long,
         value_name = "DIR",

@@ -93,8 +93,19 @@ pub(super) fn plan(args: &PlanArgs) -> u8 {
     let Some(plan) = c.plan.as_ref() else {
         return exit_code::INVALID;
     };
+    let slurm = c.program.as_ref().filter(|p| {
+        args.executor.map_or(
+            p.executor_kind() == crate::model::ExecutorKind::Slurm,
+            |k| k == super::args::ExecutorKind::Slurm,
+        )
+    });
+    let submissions = slurm.map(|p| crate::runner::submissions(p, plan, &args.sbatch_args));
     let text = if args.json {
-        plan::json::to_json(plan)
+        let text = plan::json::to_json(plan);
+        match &submissions {
+            Some(subs) => with_submissions(&text, subs),
+            None => text,
+        }
     } else if args.dot {
         plan::dot::to_dot(plan)
     } else {
@@ -122,8 +133,34 @@ pub(super) fn plan(args: &PlanArgs) -> u8 {
             }
         }
     };
+    let mut text = text;
+    if let Some(subs) = submissions.filter(|_| !args.json && !args.dot) {
+        let _ = writeln!(
+            text,
+            "\nwith --executor slurm, each instance's loop is a Slurm job, submitted as:"
+        );
+        for (key, words) in subs {
+            let _ = writeln!(text, "  {key}\n    {}", crate::runner::shell_line(&words));
+        }
+    }
     let _ = std::io::stdout().write_all(text.as_bytes());
     exit_code::OK
+}
+
+/// The JSON plan with `submissions`: each instance's `sbatch` command.
+fn with_submissions(json: &str, subs: &[(String, Vec<String>)]) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_string();
+    };
+    if let Some(o) = value.as_object_mut() {
+        o.insert(
+            "submissions".into(),
+            subs.iter()
+                .map(|(k, line)| serde_json::json!({ "instance": k, "sbatch": line }))
+                .collect(),
+        );
+    }
+    serde_json::to_string_pretty(&value).map_or_else(|_| json.to_string(), |t| t + "\n")
 }
 
 /// "1 node", "3 nodes".

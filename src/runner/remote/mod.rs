@@ -4,11 +4,13 @@
 //! `sbatch`).
 
 mod credentials;
+mod planned;
 mod sbatch;
 mod slurm;
 mod spec;
 mod wire;
 mod worker;
 
+pub(crate) use planned::{shell_line, submissions};
 pub(crate) use slurm::Slurm;
 pub(crate) use worker::run as run_unit;

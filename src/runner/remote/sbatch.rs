@@ -48,23 +48,31 @@ pub(crate) struct Submission<'a> {
     pub env: Vec<(String, String)>,
 }
 
-/// Submits a unit; its job id.
-pub(crate) async fn submit(s: &Submission<'_>) -> Result<String, SlurmError> {
+/// The arguments of `sbatch` that submit a unit.
+pub(crate) fn arguments(s: &Submission<'_>) -> Vec<String> {
     let wrap = format!(
         "exec {} __unit {}",
         quote(&s.exe.display().to_string()),
         quote(&s.spec.display().to_string())
     );
-    let out = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(format!("--job-name={}", s.name))
-        .arg(format!("--output={}", s.output.display()))
-        .arg(format!("--chdir={}", s.workdir.display()))
+    let mut args = vec![
+        "--parsable".to_string(),
+        format!("--job-name={}", s.name),
+        format!("--output={}", s.output.display()),
+        format!("--chdir={}", s.workdir.display()),
         // A job Slurm started again by itself would run with no dispatcher
         // following it: the dispatcher resumes a lost unit instead.
-        .arg("--no-requeue")
-        .args(s.extra)
-        .arg(format!("--wrap={wrap}"))
+        "--no-requeue".to_string(),
+    ];
+    args.extend(s.extra.iter().cloned());
+    args.push(format!("--wrap={wrap}"));
+    args
+}
+
+/// Submits a unit; its job id.
+pub(crate) async fn submit(s: &Submission<'_>) -> Result<String, SlurmError> {
+    let out = Command::new("sbatch")
+        .args(arguments(s))
         .env_clear()
         .envs(s.env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true)
@@ -200,7 +208,7 @@ fn last_line(bytes: &[u8]) -> String {
 }
 
 /// `text` as one word of `sh`.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
