@@ -27,6 +27,7 @@ mod console;
 mod containment;
 mod diagnostics;
 mod examples;
+mod executor_config;
 mod fake_agent;
 mod instances;
 mod invalid;

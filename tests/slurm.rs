@@ -567,68 +567,12 @@ stop = { exit_zero = true }
 }
 
 #[test]
-fn an_apply_slurm_cannot_run_stops_before_anything_starts_saying_why() {
-    // A SLURM_CONF that names no cluster: nothing starts, exit 3.
-    let flow = Flow::new(SPREAD);
-    std::fs::write(flow.path().join("slurm.conf"), "").unwrap();
-    let out = flow
-        .command(&["--executor", "slurm"])
-        .env("SLURM_CONF", flow.path().join("slurm.conf"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let err = stderr(&out);
-    // (`squeue` fails here, or, where Slurm is not installed, cannot run.)
-    assert!(
-        err.contains("error: --executor slurm: `squeue` failed")
-            || err.contains("error: --executor slurm: cannot run `squeue`"),
-        "{err}"
-    );
-    assert!(flow.files_named("unit.json").is_empty());
-
-    // A limit the workers cannot keep together is refused, not ignored.
-    let flow = Flow::new(&format!("{SPREAD}\n[limits]\nmax_agents = 3\n"));
-    let out = flow.command(&["--executor", "slurm"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("`[limits] max_agents = 3` cannot be kept across Slurm jobs yet"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-const DECLARED: &str = r#"version = 1
-name = "declared"
-
-[executor]
-kind = "slurm"
-partition = "conductor"
-time = "2m"
-sbatch_args = ["--comment=workflow"]
-
-[agents.a]
-kind = "command"
-command = ["true"]
-
-[nodes.small]
-agent = "a"
-prompt = "p"
-stop = { exit_zero = true }
-
-[nodes.big]
-agent = "a"
-prompt = "p"
-executor = { mem = "100M", time = "90s", sbatch_args = ["--comment=node"] }
-stop = { exit_zero = true }
-"#;
-
-#[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_say() {
     let _turn = CLUSTER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let flow = Flow::new(DECLARED);
+    let flow = Flow::new(crate::executor_config::DECLARED);
     // No --executor: the workflow's `[executor]` says where.
     let out = flow
         .command(&[])
@@ -666,108 +610,9 @@ fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_sa
     }
 
     // --executor local wins over the file.
-    let flow = Flow::new(DECLARED);
+    let flow = Flow::new(crate::executor_config::DECLARED);
     let (out, summary) = flow.apply(&["--executor", "local"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(state(&summary, "big"), st("done", "exit_zero", 1));
     assert!(flow.files_named("job.json").is_empty());
-}
-
-#[test]
-fn an_executor_is_checked_where_it_is_written() {
-    let flow = Flow::new(&DECLARED.replace(
-        r#"executor = { mem = "100M""#,
-        r#"executor = { kind = "local", mem = "4 GB""#,
-    ));
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["validate", "flow.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(err.contains("a node's `executor` has no `kind`"), "{err}");
-    assert!(err.contains("flow.toml:22:14"), "{err}");
-    assert!(
-        err.contains("set `kind` in the workflow's `[executor]`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("`4 GB` is not an amount of memory Slurm reads"),
-        "{err}"
-    );
-
-    // The KDL form reads the same.
-    std::fs::write(
-        flow.path().join("flow.kdl"),
-        r#"version 1
-name "k"
-executor kind="slurm" cpus=2 time="1h" { sbatch-args "--qos=high" "--comment=x"; }
-agent "a" kind="command" { command "true"; }
-node "n" agent="a" prompt="p" { executor mem="4G"; }
-"#,
-    )
-    .unwrap();
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["validate", "flow.kdl"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
-
-#[test]
-fn plan_shows_the_sbatch_command_each_instance_would_be_submitted_with() {
-    let flow = Flow::new(DECLARED);
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["plan", "flow.toml", "--sbatch-arg=--qos=high"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("with --executor slurm, each instance's loop is a Slurm job, submitted as:"),
-        "{text}"
-    );
-    let big = text
-        .lines()
-        .skip_while(|l| l.trim() != "big")
-        .nth(1)
-        .unwrap_or_default();
-    for want in [
-        "sbatch --parsable --job-name=conductor:big",
-        "--no-requeue --partition=conductor --mem=100M --time=2 --comment=workflow --comment=node --qos=high",
-        "__unit '\\''<task>/unit.json'\\''",
-    ] {
-        assert!(big.contains(want), "{want} not in {big}");
-    }
-
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["plan", "flow.toml", "--json"])
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let small = plan["submissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["instance"] == "small")
-        .unwrap();
-    assert_eq!(small["sbatch"][0], "sbatch");
-    assert!(
-        small["sbatch"]
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!("--time=2"))
-    );
-
-    // Planned for here: no submissions.
-    let out = crate::support::conductor()
-        .current_dir(flow.path())
-        .args(["plan", "flow.toml", "--executor", "local"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("sbatch"));
 }

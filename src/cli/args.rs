@@ -159,10 +159,30 @@ pub struct PlanArgs {
     /// Show how each instance would be submitted to this executor
     /// [default: the workflow's `[executor] kind`, else local].
     #[arg(long, value_enum, env = "CONDUCTOR_EXECUTOR")]
-    pub executor: Option<ExecutorKind>,
+    pub executor: Option<PlanExecutor>,
     /// An argument for every `sbatch` (`--executor slurm`). Repeatable.
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_args: Vec<String>,
+    /// Write a Kubernetes Job manifest per instance to DIR (`--executor
+    /// kubernetes`; docs/distributed.md).
+    #[arg(long, value_name = "DIR", requires = "image")]
+    pub manifests: Option<PathBuf>,
+    /// The image the Jobs run: `conductor` and the agents' CLIs on its PATH.
+    #[arg(long, value_name = "IMAGE", requires = "manifests")]
+    pub image: Option<String>,
+    /// The Jobs' namespace [default: the one they are applied in].
+    #[arg(long, value_name = "NAME", requires = "manifests")]
+    pub namespace: Option<String>,
+    /// The claim of the volume holding the runs root (`runs/`) and the
+    /// workflow's folder (`workspace/`).
+    #[arg(long, value_name = "NAME", default_value = "conductor-shared")]
+    pub volume_claim: String,
+    /// The Secret whose `keys.env` holds the agents' API keys.
+    #[arg(long, value_name = "NAME", default_value = "conductor-keys")]
+    pub keys_secret: String,
+    /// How long agents get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_grace, env = "CONDUCTOR_GRACE")]
+    pub grace: std::time::Duration,
     #[arg(
         long,
         value_name = "DIR",
@@ -229,6 +249,15 @@ pub struct RunArgs {
 pub enum ExecutorKind {
     Local,
     Slurm,
+}
+
+/// `plan --executor`: the executors, and Kubernetes, whose Jobs `plan`
+/// can write but no apply submits yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanExecutor {
+    Local,
+    Slurm,
+    Kubernetes,
 }
 
 impl RunArgs {

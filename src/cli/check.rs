@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::args::{PlanArgs, ValidateArgs};
+use super::args::{PlanArgs, PlanExecutor, ValidateArgs};
 use super::render::{self, JsonDiagnostic};
 use crate::exit_code;
 use crate::load::{LoadOptions, load};
@@ -96,9 +96,24 @@ pub(super) fn plan(args: &PlanArgs) -> u8 {
     let slurm = c.program.as_ref().filter(|p| {
         args.executor.map_or(
             p.executor_kind() == crate::model::ExecutorKind::Slurm,
-            |k| k == super::args::ExecutorKind::Slurm,
+            |k| k == PlanExecutor::Slurm,
         )
     });
+    match (&args.manifests, args.executor) {
+        (Some(dir), Some(PlanExecutor::Kubernetes)) => {
+            let Some(program) = c.program.as_ref() else {
+                return exit_code::INVALID;
+            };
+            return manifests(program, plan, args, dir);
+        }
+        (Some(_), _) | (None, Some(PlanExecutor::Kubernetes)) => {
+            eprintln!(
+                "error: Kubernetes Jobs are written as manifests: `--executor kubernetes --manifests DIR --image IMAGE`"
+            );
+            return exit_code::INVALID;
+        }
+        _ => {}
+    }
     let submissions = slurm.map(|p| crate::runner::submissions(p, plan, &args.sbatch_args));
     let text = if args.json {
         let text = plan::json::to_json(plan);
@@ -144,6 +159,45 @@ pub(super) fn plan(args: &PlanArgs) -> u8 {
         }
     }
     let _ = std::io::stdout().write_all(text.as_bytes());
+    exit_code::OK
+}
+
+/// Writes a Job manifest per agent instance to `dir`.
+fn manifests(
+    program: &crate::compile::Program,
+    plan: &plan::Plan,
+    args: &PlanArgs,
+    dir: &std::path::Path,
+) -> u8 {
+    let root = crate::store::layout::runs_root(args.root.as_deref(), program.declared_root());
+    let cluster = crate::runner::Cluster {
+        image: args.image.clone().unwrap_or_default(),
+        namespace: args.namespace.clone(),
+        claim: args.volume_claim.clone(),
+        secret: args.keys_secret.clone(),
+        root: std::path::absolute(&root).unwrap_or(root),
+        grace: args.grace,
+    };
+    let jobs = crate::runner::kubernetes_jobs(program, plan, &cluster);
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return exit_code::ENVIRONMENT;
+    }
+    for (name, job) in &jobs {
+        let path = dir.join(name);
+        let written = serde_saphyr::to_string(job)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(&path, text));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return exit_code::ENVIRONMENT;
+        }
+    }
+    println!(
+        "wrote {} to {} (not yet run against a cluster: docs/distributed.md)",
+        count(jobs.len(), "Job manifest"),
+        dir.display()
+    );
     exit_code::OK
 }
 

@@ -42,4 +42,4 @@ pub(crate) use dispatcher::Control;
 pub(crate) use error::ApplyError;
 pub(crate) use event::Observer;
 pub(crate) use options::{ApplyOptions, Executor};
-pub(crate) use remote::{run_unit, shell_line, submissions};
+pub(crate) use remote::{Cluster, kubernetes_jobs, run_unit, shell_line, submissions};

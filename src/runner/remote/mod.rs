@@ -4,6 +4,7 @@
 //! `sbatch`).
 
 mod credentials;
+mod kubernetes;
 mod planned;
 mod sbatch;
 mod slurm;
@@ -11,6 +12,7 @@ mod spec;
 mod wire;
 mod worker;
 
+pub(crate) use kubernetes::{Cluster, jobs as kubernetes_jobs};
 pub(crate) use planned::{shell_line, submissions};
 pub(crate) use slurm::Slurm;
 pub(crate) use worker::run as run_unit;
