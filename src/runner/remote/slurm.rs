@@ -154,25 +154,44 @@ async fn follow(slurm: Arc<Slurm>, start: UnitStart) -> Outcome {
     };
     tracing::debug!("{} runs as Slurm job {job_id}", job.key);
     let mut stop = shared.supervisor.subscribe();
+    // Until the session's stop signal is gone (then nothing more stops).
+    let mut watching = true;
     let mut cancelled: Option<Cancelled> = None;
     let mut node_known = false;
     let mut asked = Instant::now();
     loop {
         let wanted = tokio::select! {
             () = tokio::time::sleep(POLL) => None,
-            _ = stop.changed() => match *stop.borrow() {
-                StopLevel::Running => None,
-                StopLevel::Graceful => Some((StopReason::Interrupted, false)),
-                StopLevel::Now => Some((StopReason::Interrupted, true)),
+            changed = stop.changed(), if watching => match changed.map(|()| *stop.borrow()) {
+                Err(_) => {
+                    watching = false;
+                    None
+                }
+                Ok(StopLevel::Running) => None,
+                Ok(StopLevel::Graceful) => Some((StopReason::Interrupted, false)),
+                Ok(StopLevel::Now) => Some((StopReason::Interrupted, true)),
             },
             () = launch.cancel.cancelled(), if cancelled.is_none() => Some((StopReason::Invalidated, false)),
             () = launch.stopped.cancelled(), if cancelled.is_none() => Some((StopReason::Stopped, false)),
         };
-        if let Some((reason, hard)) = wanted
-            && cancelled.as_ref().is_none_or(|c| hard && !c.hard)
+        if let Some((reason, asked_hard)) = wanted
+            && cancelled.as_ref().is_none_or(|c| asked_hard && !c.hard)
         {
+            // A job still waiting for a node has no unit to stop gently:
+            // it is taken out of the queue at once.
+            let pending = matches!(
+                slurm.queue.job(&job_id, submitted).await,
+                Ok(Some(q)) if q.state == "PENDING"
+            );
+            let mut hard = asked_hard || pending;
             if let Err(e) = sbatch::cancel(&job_id, !hard).await {
-                tracing::warn!("cannot cancel Slurm job {job_id}: {e}");
+                tracing::warn!("cannot stop Slurm job {job_id} gently: {e}");
+                if !hard {
+                    hard = true;
+                    if let Err(e) = sbatch::cancel(&job_id, false).await {
+                        tracing::warn!("cannot cancel Slurm job {job_id}: {e}");
+                    }
+                }
             }
             cancelled = Some(Cancelled {
                 reason,
