@@ -616,3 +616,41 @@ fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_sa
     assert_eq!(state(&summary, "big"), st("done", "exit_zero", 1));
     assert!(flow.files_named("job.json").is_empty());
 }
+
+#[test]
+#[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
+fn isolated_instances_run_as_jobs_on_branches_of_their_own_and_a_fan_in_merges_them() {
+    let _turn = CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let toml = crate::isolation::FAN_IN
+        .replace("FILE_", "own-")
+        .replace("LINE_", "from ");
+    let (flow, repo) = crate::isolation::flow_in_repo(&toml);
+    let (out, summary) = apply_slurm(&flow, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(jobs(&flow).len(), 3, "every instance a job");
+    // Each worker's work committed on its branch, on the worker.
+    for item in ["a", "b"] {
+        let branch = format!("conductor/fanin/worker.{item}");
+        assert_eq!(
+            crate::isolation::on_branch(&repo, &branch, &format!("own-{item}.txt")),
+            format!("from {item}")
+        );
+        assert_eq!(
+            instance(&summary, &format!("worker[{item}]"))["worktree"]["branch"],
+            branch
+        );
+    }
+    // The reviewer started from both merged in.
+    assert_eq!(state(&summary, "review"), st("done", "exit_zero", 1));
+    let answer = flow
+        .files()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("review") && p.ends_with("output.md"))
+        .unwrap()
+        .1;
+    assert_eq!(answer.trim(), "from a from b line 0");
+    // The checkout is untouched.
+    assert_eq!(crate::isolation::git(&repo, &["status", "--porcelain"]), "");
+}

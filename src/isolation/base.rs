@@ -50,7 +50,7 @@ impl BaseError {
 }
 
 /// A repository and the commit instances start from in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Base {
     /// The repository's top folder (the user's checkout).
     pub repo: PathBuf,

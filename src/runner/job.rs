@@ -308,7 +308,7 @@ pub(crate) struct Job {
 }
 
 /// An isolated job's worktree settings (docs/isolation.md).
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Isolated {
     /// The repository and the commit its worktree starts from.
     pub base: crate::isolation::Base,

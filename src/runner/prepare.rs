@@ -90,11 +90,7 @@ impl Preparer {
             })
             .collect();
         self.versions.warm(&probes, asking);
-        let isolation = if self.options.executor == super::Executor::Local {
-            isolate(&mut jobs, plan, program, self.options.root.as_deref())
-        } else {
-            not_isolated_elsewhere(plan)
-        };
+        let isolation = isolate(&mut jobs, plan, program, self.options.root.as_deref());
         fingerprint(
             &mut jobs,
             plan,
@@ -242,27 +238,6 @@ pub(crate) fn freshness(
         out.insert(job.key.to_string(), state);
     }
     Ok(out)
-}
-
-/// Isolated nodes, which units run elsewhere cannot have yet
-/// (docs/distributed.md, "What is not built").
-fn not_isolated_elsewhere(plan: &Plan) -> Vec<Problem> {
-    let mut nodes: Vec<&str> = plan
-        .instances
-        .iter()
-        .filter(|inst| inst.isolation.is_some())
-        .map(|inst| &*inst.node)
-        .collect();
-    nodes.dedup();
-    nodes
-        .into_iter()
-        .map(|node| Problem::Isolation {
-            node: node.to_string(),
-            reason: "`isolation` is not supported with `--executor slurm` yet".into(),
-            help: "run this workflow with `--executor local`, or take `isolation` off the node"
-                .into(),
-        })
-        .collect()
 }
 
 /// Gives every isolated job its repository and base commit, each found

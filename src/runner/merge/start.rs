@@ -62,7 +62,7 @@ pub(crate) type LoopRunner = Arc<
 >;
 
 /// One instance of a node a merge lands, as it ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Source {
     pub instance: Arc<str>,
     pub branch: String,

@@ -320,6 +320,8 @@ async fn submit(
         grace: shared.supervisor.grace(),
         containment: slurm.containment,
         budget_usd: shared.limits.budget_usd,
+        isolation: job.isolation.as_deref().cloned(),
+        merge: launch.merge.clone(),
     };
     unit.write(&task.unit_spec())
         .map_err(|e| format!("cannot write {}: {e}", task.unit_spec().display()))?;

@@ -49,6 +49,13 @@ pub(crate) struct UnitSpec {
     /// The apply's budget in US dollars; what was spent is read from the
     /// file the dispatcher keeps (`ProjectDir::spent`).
     pub budget_usd: Option<f64>,
+    /// An isolated instance's repository and base commit, as the
+    /// dispatcher resolved them (docs/isolation.md).
+    #[serde(default)]
+    pub isolation: Option<crate::runner::job::Isolated>,
+    /// Its isolated needs' branches, merged into its worktree first.
+    #[serde(default)]
+    pub merge: Vec<crate::runner::merge::Source>,
 }
 
 /// A spec that cannot be read.

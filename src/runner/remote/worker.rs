@@ -106,7 +106,7 @@ async fn run_unit(spec: &UnitSpec, task: &TaskDir) -> Outcome {
             .as_ref()
             .map_or(Value::UNDEFINED, crate::prompt::context),
         resume: spec.resume,
-        merge: Vec::new(),
+        merge: spec.merge.clone(),
         cancel: CancellationToken::new(),
         stopped: CancellationToken::new(),
     };
@@ -212,6 +212,7 @@ fn instance(
     };
     job.key = spec.key.as_str().into();
     job.fingerprint = Arc::new(spec.fingerprint.clone());
+    job.isolation = spec.isolation.clone().map(Arc::new);
     Ok(job)
 }
 
