@@ -59,16 +59,6 @@ fn an_apply_slurm_cannot_run_stops_before_anything_starts_saying_why() {
         "{err}"
     );
     assert!(flow.files_named("unit.json").is_empty());
-
-    // A limit the workers cannot keep together is refused, not ignored.
-    let flow = Flow::new(&format!("{DECLARED}\n[limits]\nmax_agents = 3\n"));
-    let out = flow.command(&["--executor", "slurm"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("`[limits] max_agents = 3` cannot be kept across Slurm jobs yet"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]

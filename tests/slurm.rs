@@ -508,6 +508,42 @@ stop = { promise = "NEVER", max_iterations = 30 }
 
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
+fn max_agents_counts_the_agent_runs_of_every_worker() {
+    let _turn = CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Three instances done on their second call each: six runs wanted,
+    // three allowed in the whole apply (each worker alone would allow 3).
+    let flow = Flow::new(
+        r#"version = 1
+name = "capped"
+
+[limits]
+max_agents = 3
+
+[agents.fake]
+kind = "command"
+command = ["conductor", "__fake-agent", "--done-after", "2", "--sleep", "100ms"]
+
+[nodes.n]
+agent = "fake"
+prompt = "p"
+for_each = ["a", "b", "c"]
+"#,
+    );
+    let (out, summary) = apply_slurm(&flow, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let runs = flow.files_named("run-info.yaml").len();
+    assert_eq!(runs, 3, "agent runs in all: {summary:#}");
+    let capped = ["n[a]", "n[b]", "n[c]"]
+        .iter()
+        .filter(|k| state(&summary, k).1 == "max_agents")
+        .count();
+    assert!(capped >= 2, "{summary:#}");
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn keys_reach_the_agent_from_the_credentials_file_and_never_reach_slurm() {
     let _turn = CLUSTER
         .lock()

@@ -140,6 +140,9 @@ pub(crate) struct WorkflowLimits {
     /// A remote unit's view of what every unit of its apply spent, kept
     /// by its dispatcher (docs/distributed.md, "Budgets").
     spent_everywhere: Option<PathBuf>,
+    /// Where every unit of an apply run elsewhere takes its agent runs
+    /// from, for `max_agents`.
+    runs_everywhere: Option<PathBuf>,
 }
 
 impl WorkflowLimits {
@@ -158,6 +161,13 @@ impl WorkflowLimits {
         self
     }
 
+    /// Limits whose agent runs are counted in `path`, shared by every
+    /// unit of an apply run elsewhere.
+    pub(crate) fn counting_runs_in(mut self, path: PathBuf) -> Self {
+        self.runs_everywhere = Some(path);
+        self
+    }
+
     /// Claims one agent run, or says which cap forbids it.
     pub(crate) fn claim_run(&self) -> Result<(), StopReason> {
         if let Some(b) = self.budget_usd
@@ -165,9 +175,18 @@ impl WorkflowLimits {
         {
             return Err(StopReason::BudgetUsd);
         }
-        if let Some(max) = self.max_agents
-            && self.agent_runs.fetch_add(1, Ordering::SeqCst) >= max
-        {
+        let Some(max) = self.max_agents else {
+            return Ok(());
+        };
+        if let Some(path) = &self.runs_everywhere {
+            match crate::store::counter::take(path, max) {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(StopReason::MaxAgents),
+                // Counted here alone, rather than not at all.
+                Err(e) => tracing::warn!("cannot count agent runs in {}: {e}", path.display()),
+            }
+        }
+        if self.agent_runs.fetch_add(1, Ordering::SeqCst) >= max {
             return Err(StopReason::MaxAgents);
         }
         Ok(())

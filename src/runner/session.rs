@@ -55,7 +55,7 @@ impl Session {
     ) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
-        let slurm = executor(program, options)?;
+        let slurm = executor(options)?;
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
@@ -133,7 +133,18 @@ impl Session {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let limits = context::WorkflowLimits::new(budget, program.max_agents);
+        let mut limits = context::WorkflowLimits::new(budget, program.max_agents);
+        if self.slurm.is_some() {
+            // Counted afresh by each apply, as locally.
+            let project = crate::store::layout::ProjectDir::at(self.project_dir.clone());
+            for counted in [
+                project.spent(&identity.apply_id),
+                project.agent_runs(&identity.apply_id),
+            ] {
+                let _ = std::fs::remove_file(counted);
+            }
+            limits = limits.counting_runs_in(project.agent_runs(&identity.apply_id));
+        }
         Shared::new(
             program,
             success,
@@ -307,20 +318,10 @@ impl Session {
 }
 
 /// The Slurm executor, when the options ask for it and Slurm answers.
-fn executor(
-    program: &Program,
-    options: &ApplyOptions,
-) -> Result<Option<Arc<super::remote::Slurm>>, ApplyError> {
+fn executor(options: &ApplyOptions) -> Result<Option<Arc<super::remote::Slurm>>, ApplyError> {
     let super::Executor::Slurm { sbatch_args } = &options.executor else {
         return Ok(None);
     };
-    if let Some(max) = program.max_agents {
-        // Agent runs are claimed by each unit on its worker; a count
-        // shared by workers is not built (docs/distributed.md).
-        return Err(ApplyError::Executor(format!(
-            "`[limits] max_agents = {max}` cannot be kept across Slurm jobs yet: take it out, or apply with `--executor local`"
-        )));
-    }
     let Some(file) = options.file.clone() else {
         return Err(ApplyError::Executor(
             "a unit run elsewhere plans its workflow file again, and this apply has none".into(),

@@ -95,6 +95,12 @@ impl ProjectDir {
     pub fn spent(&self, apply_id: &str) -> PathBuf {
         self.0.join(format!("{apply_id}.spent"))
     }
+
+    /// How many agent runs an apply whose units run elsewhere has started,
+    /// for `[limits] max_agents` (`store::counter`).
+    pub fn agent_runs(&self, apply_id: &str) -> PathBuf {
+        self.0.join(format!("{apply_id}.agents"))
+    }
 }
 
 impl AsRef<Path> for ProjectDir {

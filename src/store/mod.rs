@@ -4,6 +4,7 @@
 //! (docs/run-store.md).
 
 mod atomic;
+pub(crate) mod counter;
 mod ids;
 mod job;
 mod run_info;

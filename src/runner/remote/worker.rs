@@ -153,7 +153,10 @@ async fn setup(spec: &UnitSpec) -> Result<(Arc<Shared>, Job), String> {
     crate::process::signals::listen(&supervisor)
         .map_err(|e| format!("cannot listen for signals: {e}"))?;
     let project_dir = spec.root.join(&program.project);
-    let spent = ProjectDir::at(project_dir.clone()).spent(&spec.apply_id);
+    let counts = ProjectDir::at(project_dir.clone());
+    let limits = WorkflowLimits::new(spec.budget_usd, program.max_agents)
+        .reading_spent(counts.spent(&spec.apply_id))
+        .counting_runs_in(counts.agent_runs(&spec.apply_id));
     let extra_env = credentials::read_named()?;
     let shared = Shared::new(
         Arc::clone(&program),
@@ -173,7 +176,7 @@ async fn setup(spec: &UnitSpec) -> Result<(Arc<Shared>, Job), String> {
                 crate::store::layout::versions_cache(&spec.root),
             )),
             stop_requests: false,
-            limits: WorkflowLimits::new(spec.budget_usd, None).reading_spent(spent),
+            limits,
             notify: false,
             extra_env,
         },
