@@ -36,7 +36,7 @@ stop = { exit_zero = true }
 [nodes.big]
 agent = "a"
 prompt = "p"
-executor = { mem = "100M", time = "90s", sbatch_args = ["--comment=node"] }
+executor = { mem = "100M", time = "5m", sbatch_args = ["--comment=node"] }
 stop = { exit_zero = true }
 "#;
 
@@ -59,6 +59,27 @@ fn an_apply_slurm_cannot_run_stops_before_anything_starts_saying_why() {
         "{err}"
     );
     assert!(flow.files_named("unit.json").is_empty());
+
+    // A keys file others can read is refused before Slurm is asked.
+    std::fs::write(flow.path().join("keys.env"), "ANTHROPIC_API_KEY=sk-x\n").unwrap();
+    std::fs::set_permissions(
+        flow.path().join("keys.env"),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+    )
+    .unwrap();
+    let out = flow
+        .command(&["--executor", "slurm"])
+        .env("SLURM_CONF", flow.path().join("slurm.conf"))
+        .env("CONDUCTOR_CREDENTIALS", "keys.env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("keys.env can be read by others (mode 644)"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-x"), "{err}");
 }
 
 #[test]
@@ -125,7 +146,7 @@ fn plan_shows_the_sbatch_command_each_instance_would_be_submitted_with() {
         .unwrap_or_default();
     for want in [
         "sbatch --parsable --job-name=conductor:big",
-        "--no-requeue --partition=conductor --mem=100M --time=2 --comment=workflow --comment=node --qos=high",
+        "--no-requeue --partition=conductor --mem=100M --time=5 --comment=workflow --comment=node --qos=high",
         "__unit '\\''<task>/unit.json'\\''",
     ] {
         assert!(big.contains(want), "{want} not in {big}");
@@ -218,7 +239,7 @@ fn plan_writes_a_kubernetes_job_per_instance_that_reads_back_as_a_typed_job() {
         Some(0),
         "conductor resumes, not Kubernetes"
     );
-    assert_eq!(spec.active_deadline_seconds, Some(90), "the node's time");
+    assert_eq!(spec.active_deadline_seconds, Some(300), "the node's time");
     assert_eq!(
         spec.pod_failure_policy.as_ref().unwrap().rules[0]
             .on_pod_conditions

@@ -447,6 +447,8 @@ fn a_dispatcher_killed_and_run_again_follows_its_running_job_instead_of_submitti
             .count()
             == 2
     });
+    // Followed, not cancelled or submitted again.
+    assert_eq!(still_queued(&flow), vec![job_id.clone()]);
     std::fs::write(flow.path().join("release"), "").unwrap();
     let out = again.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -638,7 +640,7 @@ fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_sa
     // The node's keys win; its extra argument comes last, so Slurm keeps it.
     for want in [
         "Partition=conductor",
-        "TimeLimit=00:02:00",
+        "TimeLimit=00:05:00",
         "MinMemoryNode=100M",
         "Comment=node",
     ] {

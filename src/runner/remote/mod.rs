@@ -4,6 +4,7 @@
 //! `sbatch`).
 
 mod credentials;
+mod follow;
 mod kubernetes;
 mod planned;
 mod sbatch;

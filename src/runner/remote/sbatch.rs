@@ -22,6 +22,9 @@ pub(crate) enum SlurmError {
         program: &'static str,
         stderr: String,
     },
+    /// The keys file for the workers cannot be used.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// A job as `squeue` shows it.
@@ -83,8 +86,18 @@ pub(crate) async fn submit(s: &Submission<'_>) -> Result<String, SlurmError> {
             source,
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // `--parsable` prints `ID` or `ID;CLUSTER`.
-    let id = stdout.trim().split(';').next().unwrap_or_default();
+    // `--parsable` prints `ID`, or `ID;CLUSTER` for a job sent to another
+    // cluster, which `squeue` and `scancel` here would not see.
+    let id = stdout.trim();
+    if out.status.success() && id.contains(';') {
+        let _ = cancel_on(id).await;
+        return Err(SlurmError::Failed {
+            program: "sbatch",
+            stderr: format!(
+                "job {id} went to another cluster (`--clusters`), which this executor does not follow: take the option out"
+            ),
+        });
+    }
     if !out.status.success() || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(failed("sbatch", &out));
     }
@@ -114,6 +127,37 @@ pub(crate) async fn cancel(id: &str, gently: bool) -> Result<(), SlurmError> {
     } else {
         Err(failed("scancel", &out))
     }
+}
+
+/// Cancels `ID;CLUSTER`, a job submitted to another cluster.
+async fn cancel_on(id: &str) -> Result<(), SlurmError> {
+    let (job, cluster) = id.split_once(';').unwrap_or((id, ""));
+    Command::new("scancel")
+        .args(["--clusters", cluster, job])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map(|_| ())
+        .map_err(|source| SlurmError::Spawn {
+            program: "scancel",
+            source,
+        })
+}
+
+/// How job `id` ended, as `scontrol` still tells it (Slurm forgets a job
+/// `MinJobAge` after it ends): `COMPLETED`, `FAILED`, `NODE_FAIL`,
+/// `CANCELLED`, `TIMEOUT`...; `None` when it cannot say.
+pub(crate) async fn final_state(id: &str) -> Option<String> {
+    let out = Command::new("scontrol")
+        .args(["show", "job", "--oneliner", id])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("JobState="))
+        .map(str::to_string)
 }
 
 /// Whether Slurm can be asked at all, for the check before an apply starts.
@@ -155,11 +199,14 @@ impl Queue {
     /// when `squeue` cannot be asked.
     pub(crate) async fn job(&self, id: &str, since: Instant) -> Result<Option<Queued>, SlurmError> {
         let mut seen = self.seen.lock().await;
+        // Stamped when the listing came back: every unit that waited for
+        // it while it was asked for takes it, however slow `squeue` is.
         let fresh = seen
             .as_ref()
             .is_some_and(|(at, _)| *at > since && at.elapsed() < self.every);
         if !fresh {
-            *seen = Some((Instant::now(), list().await?));
+            let jobs = list().await?;
+            *seen = Some((Instant::now(), jobs));
         }
         Ok(seen.as_ref().and_then(|(_, jobs)| jobs.get(id).cloned()))
     }
@@ -167,7 +214,8 @@ impl Queue {
 
 async fn list() -> Result<HashMap<String, Queued>, SlurmError> {
     let out = Command::new("squeue")
-        .args(["--me", "--noheader", "--format=%i|%T|%N"])
+        // `--all`: jobs in partitions hidden from the user are listed too.
+        .args(["--me", "--all", "--noheader", "--format=%i|%T|%N"])
         .kill_on_drop(true)
         .output()
         .await

@@ -7,7 +7,6 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +22,8 @@ use crate::model::AgentKind;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub(crate) enum Line {
     IterationStarted {
+        /// The loop's key: the instance's, or a resolving agent's task.
+        key: String,
         iteration: u32,
         max_iterations: u32,
         run_id: String,
@@ -30,6 +31,7 @@ pub(crate) enum Line {
         kind: AgentKind,
     },
     IterationFinished {
+        key: String,
         iteration: u32,
         exit_code: i32,
         verdict: Verdict,
@@ -43,13 +45,14 @@ impl Line {
     pub(crate) fn of(event: &Event) -> Option<Self> {
         match event {
             Event::IterationStarted {
+                key,
                 iteration,
                 max_iterations,
                 run_id,
                 agent,
                 kind,
-                ..
             } => Some(Self::IterationStarted {
+                key: key.to_string(),
                 iteration: *iteration,
                 max_iterations: *max_iterations,
                 run_id: run_id.clone(),
@@ -57,13 +60,14 @@ impl Line {
                 kind: *kind,
             }),
             Event::IterationFinished {
+                key,
                 iteration,
                 exit_code,
                 verdict,
                 duration,
                 usage,
-                ..
             } => Some(Self::IterationFinished {
+                key: key.to_string(),
                 iteration: *iteration,
                 exit_code: *exit_code,
                 verdict: verdict.clone(),
@@ -74,17 +78,18 @@ impl Line {
         }
     }
 
-    /// The event of instance `key` this line stands for.
-    pub(crate) fn into_event(self, key: &Arc<str>) -> Event {
+    /// The event this line stands for.
+    pub(crate) fn into_event(self) -> Event {
         match self {
             Self::IterationStarted {
+                key,
                 iteration,
                 max_iterations,
                 run_id,
                 agent,
                 kind,
             } => Event::IterationStarted {
-                key: Arc::clone(key),
+                key: key.into(),
                 iteration,
                 max_iterations,
                 run_id,
@@ -92,13 +97,14 @@ impl Line {
                 kind,
             },
             Self::IterationFinished {
+                key,
                 iteration,
                 exit_code,
                 verdict,
                 duration_ms,
                 usage,
             } => Event::IterationFinished {
-                key: Arc::clone(key),
+                key: key.into(),
                 iteration,
                 exit_code,
                 verdict,
@@ -143,13 +149,6 @@ impl LineReader {
     /// From the start of the file.
     pub(crate) fn new(path: PathBuf) -> Self {
         Self { path, offset: 0 }
-    }
-
-    /// From its end as it is now: what a dispatcher that re-attaches to a
-    /// running unit was told before it died is not told again.
-    pub(crate) fn at_end(path: PathBuf) -> Self {
-        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-        Self { path, offset }
     }
 
     /// The complete lines appended since the last call. The file is opened
@@ -198,6 +197,8 @@ pub(crate) fn read_outcome(path: &Path) -> Option<Result<Outcome, serde_json::Er
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::runner::why::Why;
     use crate::stop_reason::StopReason;
@@ -233,7 +234,7 @@ mod tests {
         let got: Vec<Event> = reader
             .read_new()
             .into_iter()
-            .map(|l| l.into_event(&key))
+            .map(Line::into_event)
             .collect();
         assert_eq!(got.len(), 1);
         let Event::IterationFinished {

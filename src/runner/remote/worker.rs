@@ -25,23 +25,21 @@ use crate::store::layout::{ProjectDir, TaskDir};
 /// Runs the unit `spec_path` describes; the process's exit code: 0 once
 /// its outcome is written, whatever it is.
 pub(crate) fn run(spec_path: &Path) -> u8 {
-    let spec = match UnitSpec::read(spec_path) {
-        Ok(s) => s,
-        Err(e) => {
-            say(&e.to_string());
-            return crate::exit_code::INVALID;
-        }
-    };
     let Some(task) = spec_path.parent().map(|p| TaskDir::at(p.to_path_buf())) else {
         say(&format!("{} is not in a task folder", spec_path.display()));
         return crate::exit_code::INVALID;
     };
-    let outcome = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(run_unit(&spec, &task)),
-        Err(e) => failed(&task, &format!("cannot start the async runtime: {e}")),
+    let outcome = match UnitSpec::read(spec_path) {
+        // Said in the outcome, which the dispatcher reports: a spec of
+        // another version is the user's to fix, not a lost worker.
+        Err(e) => failed(&task, &e.to_string()),
+        Ok(spec) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run_unit(&spec, &task)),
+            Err(e) => failed(&task, &format!("cannot start the async runtime: {e}")),
+        },
     };
     match write_outcome(&task.unit_outcome(), &outcome) {
         Ok(()) => crate::exit_code::OK,
