@@ -15,6 +15,13 @@ use crate::apply_support::{Flow, alive, instance, pids, st, state, wait_for};
 
 static CLUSTER: Mutex<()> = Mutex::new(());
 
+/// The cluster, for one test at a time (one marks a node down).
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The cluster's configuration; the test fails, saying how to start one,
 /// when no cluster answers.
 fn slurm_conf() -> String {
@@ -174,9 +181,7 @@ stop = { exit_zero = true }
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_fan_out_runs_as_jobs_spread_over_the_nodes_with_the_outcomes_of_a_local_apply() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let flow = Flow::new(SPREAD);
     let (out, summary) = apply_slurm(&flow, &["--max-parallel", "6"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -297,9 +302,7 @@ fn wait_for_pids(dir: &Path, n: usize) -> Vec<i32> {
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_timeout_and_ctrl_c_reach_the_agent_and_its_setsid_grandchild_on_the_worker() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let flow = Flow::empty();
     std::fs::write(
         flow.path().join("flow.toml"),
@@ -342,9 +345,7 @@ fn a_timeout_and_ctrl_c_reach_the_agent_and_its_setsid_grandchild_on_the_worker(
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_node_going_down_loses_its_worker_and_the_next_apply_resumes_the_instance() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let flow = Flow::empty();
     std::fs::write(
         flow.path().join("flow.toml"),
@@ -409,9 +410,7 @@ fn a_node_going_down_loses_its_worker_and_the_next_apply_resumes_the_instance() 
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_dispatcher_killed_and_run_again_follows_its_running_job_instead_of_submitting_it_again() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let flow = Flow::empty();
     let hold = holding(flow.path(), "{ exit_zero = true }", r#""a""#);
     std::fs::write(
@@ -477,9 +476,7 @@ fn a_dispatcher_killed_and_run_again_follows_its_running_job_instead_of_submitti
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_budget_is_shared_by_the_workers() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     // Never done; each call costs $0.0016. Alone, each of the three workers
     // would spend the whole $0.01 (7 calls each, $0.0336 in all).
     let flow = Flow::new(
@@ -511,9 +508,7 @@ stop = { promise = "NEVER", max_iterations = 30 }
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn max_agents_counts_the_agent_runs_of_every_worker() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     // Three instances done on their second call each: six runs wanted,
     // three allowed in the whole apply (each worker alone would allow 3).
     let flow = Flow::new(
@@ -547,9 +542,7 @@ for_each = ["a", "b", "c"]
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn keys_reach_the_agent_from_the_credentials_file_and_never_reach_slurm() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let secret = "sk-ant-conductor-slurm-test-4f9d2c";
     let flow = Flow::new(
         r#"version = 1
@@ -607,9 +600,7 @@ stop = { exit_zero = true }
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_say() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let flow = Flow::new(crate::executor_config::DECLARED);
     // No --executor: the workflow's `[executor]` says where.
     let out = flow
@@ -658,9 +649,7 @@ fn a_workflow_that_declares_slurm_runs_there_asking_for_what_it_and_its_nodes_sa
 #[test]
 #[ignore = "needs a Slurm cluster: .ci/run starts one (.ci/slurm-cluster) and runs this"]
 fn isolated_instances_run_as_jobs_on_branches_of_their_own_and_a_fan_in_merges_them() {
-    let _turn = CLUSTER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = turn();
     let toml = crate::isolation::FAN_IN
         .replace("FILE_", "own-")
         .replace("LINE_", "from ");

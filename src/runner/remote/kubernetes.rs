@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::compile::Program;
-use crate::plan::{InstanceKind, Plan};
+use crate::plan::Plan;
 
 /// Where the keys file is mounted in the pod.
 const KEYS_DIR: &str = "/var/run/conductor/keys";
@@ -51,18 +51,8 @@ pub(crate) struct Cluster {
 /// named when an apply starts: `unit.json`'s path has `TASK` for it.
 pub(crate) fn jobs(program: &Program, plan: &Plan, cluster: &Cluster) -> Vec<(String, Job)> {
     let workspace = program.entry_dir();
-    plan.instances
-        .iter()
-        .filter(|i| {
-            matches!(
-                i.kind,
-                InstanceKind::Agent { .. } | InstanceKind::FanOut { .. }
-            )
-        })
-        .filter_map(|inst| {
-            let node = program
-                .node_ids()
-                .find(|n| *program.node(*n).id == *inst.node)?;
+    super::planned::units(program, plan)
+        .map(|(inst, node)| {
             let executor = program.node(node).executor.as_ref();
             let pick = |f: fn(&crate::model::Executor) -> Option<String>| {
                 executor.and_then(f).or_else(|| f(&program.executor))
@@ -120,7 +110,7 @@ pub(crate) fn jobs(program: &Program, plan: &Plan, cluster: &Cluster) -> Vec<(St
                 }),
                 ..Job::default()
             };
-            Some((format!("{name}.yaml"), job))
+            (format!("{name}.yaml"), job)
         })
         .collect()
 }

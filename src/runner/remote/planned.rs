@@ -5,8 +5,30 @@
 use std::path::{Path, PathBuf};
 
 use super::sbatch::{self, Submission};
-use crate::compile::Program;
+use crate::compile::{NodeId, Program};
 use crate::plan::{InstanceKind, Plan};
+
+/// The plan's instances that run as units (agent instances, and a
+/// run-time fan-out's standing for its items), with their program nodes.
+pub(super) fn units<'p>(
+    program: &'p Program,
+    plan: &'p Plan,
+) -> impl Iterator<Item = (&'p crate::plan::Instance, NodeId)> + 'p {
+    plan.instances
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.kind,
+                InstanceKind::Agent { .. } | InstanceKind::FanOut { .. }
+            )
+        })
+        .filter_map(|inst| {
+            let node = program
+                .node_ids()
+                .find(|n| *program.node(*n).id == *inst.node)?;
+            Some((inst, node))
+        })
+}
 
 /// `words` as a shell reads them: quoted where they must be.
 pub(crate) fn shell_line(words: &[String]) -> String {
@@ -32,18 +54,8 @@ pub(crate) fn submissions(
 ) -> Vec<(String, Vec<String>)> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("conductor"));
     let task = Path::new("<task>");
-    plan.instances
-        .iter()
-        .filter(|i| {
-            matches!(
-                i.kind,
-                InstanceKind::Agent { .. } | InstanceKind::FanOut { .. }
-            )
-        })
-        .filter_map(|inst| {
-            let node = program
-                .node_ids()
-                .find(|n| *program.node(*n).id == *inst.node)?;
+    units(program, plan)
+        .map(|(inst, node)| {
             let mut asked = program.sbatch_args(node);
             asked.extend(extra.iter().cloned());
             let workdir = crate::paths::normalize(&program.entry_dir().join(&*inst.workdir));
@@ -57,7 +69,7 @@ pub(crate) fn submissions(
                 env: Vec::new(),
             });
             let words = std::iter::once("sbatch".to_string()).chain(argv).collect();
-            Some((inst.key.to_string(), words))
+            (inst.key.to_string(), words)
         })
         .collect()
 }

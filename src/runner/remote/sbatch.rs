@@ -74,17 +74,11 @@ pub(crate) fn arguments(s: &Submission<'_>) -> Vec<String> {
 
 /// Submits a unit; its job id.
 pub(crate) async fn submit(s: &Submission<'_>) -> Result<String, SlurmError> {
-    let out = Command::new("sbatch")
-        .args(arguments(s))
+    let mut out = Command::new("sbatch");
+    out.args(arguments(s))
         .env_clear()
-        .envs(s.env.iter().map(|(k, v)| (k, v)))
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| SlurmError::Spawn {
-            program: "sbatch",
-            source,
-        })?;
+        .envs(s.env.iter().map(|(k, v)| (k, v)));
+    let out = run("sbatch", &mut out).await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     // `--parsable` prints `ID`, or `ID;CLUSTER` for a job sent to another
     // cluster, which `squeue` and `scancel` here would not see.
@@ -113,15 +107,7 @@ pub(crate) async fn cancel(id: &str, gently: bool) -> Result<(), SlurmError> {
     if gently {
         cmd.args(["--batch", "--signal=TERM"]);
     }
-    let out = cmd
-        .arg(id)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| SlurmError::Spawn {
-            program: "scancel",
-            source,
-        })?;
+    let out = run("scancel", cmd.arg(id)).await?;
     if out.status.success() {
         Ok(())
     } else {
@@ -132,28 +118,24 @@ pub(crate) async fn cancel(id: &str, gently: bool) -> Result<(), SlurmError> {
 /// Cancels `ID;CLUSTER`, a job submitted to another cluster.
 async fn cancel_on(id: &str) -> Result<(), SlurmError> {
     let (job, cluster) = id.split_once(';').unwrap_or((id, ""));
-    Command::new("scancel")
-        .args(["--clusters", cluster, job])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map(|_| ())
-        .map_err(|source| SlurmError::Spawn {
-            program: "scancel",
-            source,
-        })
+    run(
+        "scancel",
+        Command::new("scancel").args(["--clusters", cluster, job]),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// How job `id` ended, as `scontrol` still tells it (Slurm forgets a job
 /// `MinJobAge` after it ends): `COMPLETED`, `FAILED`, `NODE_FAIL`,
 /// `CANCELLED`, `TIMEOUT`...; `None` when it cannot say.
 pub(crate) async fn final_state(id: &str) -> Option<String> {
-    let out = Command::new("scontrol")
-        .args(["show", "job", "--oneliner", id])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .ok()?;
+    let out = run(
+        "scontrol",
+        Command::new("scontrol").args(["show", "job", "--oneliner", id]),
+    )
+    .await
+    .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("JobState="))
@@ -213,16 +195,12 @@ impl Queue {
 }
 
 async fn list() -> Result<HashMap<String, Queued>, SlurmError> {
-    let out = Command::new("squeue")
-        // `--all`: jobs in partitions hidden from the user are listed too.
-        .args(["--me", "--all", "--noheader", "--format=%i|%T|%N"])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| SlurmError::Spawn {
-            program: "squeue",
-            source,
-        })?;
+    // `--all`: jobs in partitions hidden from the user are listed too.
+    let out = run(
+        "squeue",
+        Command::new("squeue").args(["--me", "--all", "--noheader", "--format=%i|%T|%N"]),
+    )
+    .await?;
     if !out.status.success() {
         return Err(failed("squeue", &out));
     }
@@ -236,6 +214,19 @@ async fn list() -> Result<HashMap<String, Queued>, SlurmError> {
             Some((id, Queued { state, node }))
         })
         .collect())
+}
+
+/// Runs one of Slurm's commands to its end (killed if the apply is
+/// dropped first); what it printed.
+async fn run(
+    program: &'static str,
+    command: &mut Command,
+) -> Result<std::process::Output, SlurmError> {
+    command
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| SlurmError::Spawn { program, source })
 }
 
 fn failed(program: &'static str, out: &std::process::Output) -> SlurmError {
