@@ -42,31 +42,49 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// These settings (the workflow's) with `over` (a node's) winning key
+    /// by key; the extra arguments of both, the workflow's first.
+    pub(crate) fn with(&self, over: Option<&Self>) -> Self {
+        let Some(o) = over else {
+            return self.clone();
+        };
+        Self {
+            kind: self.kind.clone(),
+            partition: o.partition.clone().or_else(|| self.partition.clone()),
+            account: o.account.clone().or_else(|| self.account.clone()),
+            cpus: o.cpus.clone().or_else(|| self.cpus.clone()),
+            mem: o.mem.clone().or_else(|| self.mem.clone()),
+            time: o.time.clone().or_else(|| self.time.clone()),
+            sbatch_args: self
+                .sbatch_args
+                .iter()
+                .chain(&o.sbatch_args)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// `sbatch` arguments for these settings, `over` (a node's) winning
-    /// over `self` (the workflow's) key by key; extra arguments of both,
-    /// the workflow's first.
+    /// over `self` (the workflow's), as [`Self::with`] says.
     pub(crate) fn sbatch_args(&self, over: Option<&Self>) -> Vec<String> {
-        let pick = |f: fn(&Self) -> Option<String>| over.and_then(f).or_else(|| f(self));
+        let e = self.with(over);
         let mut args = Vec::new();
-        if let Some(p) = pick(|e| e.partition.as_ref().map(|p| p.value.clone())) {
-            args.push(format!("--partition={p}"));
+        if let Some(p) = &e.partition {
+            args.push(format!("--partition={}", p.value));
         }
-        if let Some(a) = pick(|e| e.account.as_ref().map(|a| a.value.clone())) {
-            args.push(format!("--account={a}"));
+        if let Some(a) = &e.account {
+            args.push(format!("--account={}", a.value));
         }
-        if let Some(c) = pick(|e| e.cpus.as_ref().map(|c| c.value.to_string())) {
-            args.push(format!("--cpus-per-task={c}"));
+        if let Some(c) = &e.cpus {
+            args.push(format!("--cpus-per-task={}", c.value));
         }
-        if let Some(m) = pick(|e| e.mem.as_ref().map(|m| m.value.clone())) {
-            args.push(format!("--mem={m}"));
+        if let Some(m) = &e.mem {
+            args.push(format!("--mem={}", m.value));
         }
-        if let Some(t) = pick(|e| e.time.as_ref().map(|t| minutes(t.value))) {
-            args.push(format!("--time={t}"));
+        if let Some(t) = &e.time {
+            args.push(format!("--time={}", minutes(t.value)));
         }
-        args.extend(self.sbatch_args.iter().map(|a| a.value.clone()));
-        if let Some(o) = over {
-            args.extend(o.sbatch_args.iter().map(|a| a.value.clone()));
-        }
+        args.extend(e.sbatch_args.into_iter().map(|a| a.value));
         args
     }
 }

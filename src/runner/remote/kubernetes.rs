@@ -54,15 +54,10 @@ pub(crate) fn jobs(program: &Program, plan: &Plan, cluster: &Cluster) -> Vec<(St
     super::planned::units(program, plan)
         .map(|(inst, node)| {
             let executor = program.node(node).executor.as_ref();
-            let pick = |f: fn(&crate::model::Executor) -> Option<String>| {
-                executor.and_then(f).or_else(|| f(&program.executor))
-            };
-            let cpus = pick(|e| e.cpus.as_ref().map(|c| c.value.to_string()));
-            let mem = pick(|e| e.mem.as_ref().map(|m| memory(&m.value)));
-            let time = executor
-                .and_then(|e| e.time.as_ref())
-                .or(program.executor.time.as_ref())
-                .map(|t| t.value.millis.div_ceil(1000));
+            let asked = program.executor.with(executor);
+            let cpus = asked.cpus.map(|c| c.value.to_string());
+            let mem = asked.mem.map(|m| memory(&m.value));
+            let time = asked.time.map(|t| t.value.millis.div_ceil(1000));
             let name = job_name(&plan.workflow, &inst.key);
             let spec = cluster
                 .root
