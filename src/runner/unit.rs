@@ -212,8 +212,10 @@ pub(super) async fn run(
         task_id: &task_id,
         task: &task,
         events: &events,
+        records: iteration::GroupCommit::new(),
     };
     looper.run(&mut out, started).await;
+    looper.records.finish();
     if let Some(t) = &tree {
         match t.result(job.writes.as_deref()).await {
             Ok(w) => out.worktree = Some(Box::new(w)),
@@ -256,6 +258,8 @@ struct Looper<'a> {
     task_id: &'a str,
     task: &'a TaskDir,
     events: &'a UnboundedSender<Event>,
+    /// When the loop's run records reach the disk.
+    records: iteration::GroupCommit,
 }
 
 impl Looper<'_> {
@@ -654,7 +658,9 @@ impl Looper<'_> {
         let why = verdict
             .why()
             .map(|w| self.shared.redactor.redact(&w).into_owned());
-        iteration::finish_record(ran, &reason, error.clone(), why.clone());
+        let durable = self.records.due();
+        iteration::finish_record(ran, &reason, error.clone(), why.clone(), durable);
+        self.records.written(ran.run.info(), durable);
         let node = &self.shared.program.node(self.job.node).id;
         let kind = if ran.exit_code == 0 {
             "RUN_STOP"

@@ -1,10 +1,10 @@
 //! `run-info.yaml`: one run's record. Every field the Go seed writes, in its
 //! order, then conductor's own as flat scalars (the seed's reader ignores
-//! keys it does not know). Written atomically; updated under a lock file
-//! that is never deleted (deleting it, as the seed does, lets two updaters
-//! hold "the" lock at once).
+//! keys it does not know). Written atomically; updated under a lock on the
+//! run's folder, which is never deleted while the record exists (the seed
+//! deletes its lock files, which lets two updaters hold "the" lock at once),
+//! and which costs no file of its own per run (docs/performance.md).
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -132,21 +132,38 @@ impl RunInfo {
         })
     }
 
-    /// Writes `current` after `change`, durably, under the record's lock:
-    /// for the writer that owns the record and so need not read it back.
+    /// Writes `current` after `change`, atomically, under the record's
+    /// lock: for the writer that owns the record and so need not read it
+    /// back. Durable only when `durable` says so: a loop makes its records
+    /// durable in groups (docs/performance.md, "Durability").
     pub fn replace(
         path: &Path,
         mut current: Self,
+        durable: bool,
         change: impl FnOnce(&mut Self),
     ) -> Result<Self, RunInfoError> {
         locked(path, || {
             change(&mut current);
-            current.write(path).map(|()| current)
+            let text = current.text(path)?;
+            let written = if durable {
+                write_atomic(path, text.as_bytes())
+            } else {
+                super::atomic::write_atomic_fast(path, text.as_bytes())
+            };
+            written.map(|()| current).map_err(io_err(path))
         })
     }
 
-    /// Read, change and write back under `<path>.lock`, so that concurrent
-    /// updaters (the engine, a resumed apply) do not lose each other's changes.
+    /// Makes a record written without waiting for the disk durable.
+    pub fn sync(path: &Path) -> Result<(), RunInfoError> {
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(path))
+    }
+
+    /// Read, change and write back under the record's lock, so that
+    /// concurrent updaters (the engine, a resumed apply) do not lose each
+    /// other's changes.
     pub fn update(path: &Path, change: impl FnOnce(&mut Self)) -> Result<Self, RunInfoError> {
         locked(path, || {
             let mut info = Self::read(path)?;
@@ -156,17 +173,17 @@ impl RunInfo {
     }
 }
 
-/// Runs `f` holding `<path>.lock`, a lock file that is never deleted (the
-/// seed deletes its lock files, which breaks mutual exclusion).
+/// Runs `f` holding a lock on the record's folder: a run's folder outlives
+/// its record, so the lock is never on something deleted (the seed deletes
+/// its lock files, which breaks mutual exclusion), and it needs no lock file
+/// made for each run.
 fn locked<T>(path: &Path, f: impl FnOnce() -> Result<T, RunInfoError>) -> Result<T, RunInfoError> {
-    let lock_path = path.with_extension("yaml.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err(&lock_path))?;
-    lock.lock().map_err(io_err(&lock_path))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let lock = std::fs::File::open(dir).map_err(io_err(dir))?;
+    lock.lock().map_err(io_err(dir))?;
     let result = f();
     let _ = lock.unlock();
     result
@@ -235,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn updates_keep_the_lock_file() {
+    fn updates_leave_no_file_beside_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run-info.yaml");
         sample().write(&path).unwrap();
@@ -247,6 +264,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(RunInfo::read(&path).unwrap(), done);
-        assert!(dir.path().join("run-info.yaml.lock").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["run-info.yaml"]);
+    }
+
+    #[test]
+    fn an_update_waits_for_whoever_holds_the_folder_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run-info.yaml");
+        sample().write(&path).unwrap();
+        let owner = std::fs::File::open(dir.path()).unwrap();
+        owner.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let updater = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                RunInfo::update(&path, |i| i.status = "failed".into()).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        // The updater cannot read, change and write while the lock is held.
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err()
+        );
+        let mut completed = sample();
+        completed.status = "completed".into();
+        completed.exit_code = 0;
+        completed.write(&path).unwrap();
+        owner.unlock().unwrap();
+        updater.join().unwrap();
+        // It read the owner's record, not the one before it.
+        let info = RunInfo::read(&path).unwrap();
+        assert_eq!((info.status.as_str(), info.exit_code), ("failed", 0));
     }
 }

@@ -40,6 +40,11 @@ const SWEEP_POLL: Timespec = Timespec {
     tv_nsec: 10_000_000,
 };
 
+/// How many emptied run cgroups the keeper keeps for the next runs: making
+/// and removing one costs more than the rest of a start's work in the keeper
+/// (docs/performance.md).
+const SPARE_CGROUPS: usize = 64;
+
 /// One run, from its start until nothing of it is left.
 #[derive(Debug)]
 struct Run {
@@ -58,6 +63,8 @@ struct Run {
 struct Keeper {
     me: i32,
     base: Option<Base>,
+    /// Run cgroups emptied by runs that ended, for the next runs.
+    spare: Vec<RunCgroup>,
     runs: HashMap<u64, Run>,
     /// Run ids by their first process, until it is reaped.
     leaders: HashMap<i32, u64>,
@@ -137,6 +144,7 @@ pub(crate) fn run(containment: Containment) -> u8 {
     let mut keeper = Keeper {
         me: me.as_raw_nonzero().get(),
         base,
+        spare: Vec::new(),
         runs: HashMap::new(),
         leaders: HashMap::new(),
         relays: HashMap::new(),
@@ -243,7 +251,7 @@ impl Keeper {
             }
         };
         let cgroup = match &self.base {
-            Some(base) => match base.run(id) {
+            Some(base) => match self.spare.pop().map_or_else(|| base.run(id), Ok) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     return failed(
@@ -410,14 +418,21 @@ impl Keeper {
                 }
                 continue;
             }
+            // Nothing is left in it: it serves the next run, or is removed.
             if let Some(c) = &run.cgroup
+                && self.spare.len() >= SPARE_CGROUPS
                 && c.remove().is_err()
             {
                 // Processes still leaving it: looked at again soon.
                 continue;
             }
             let code = run.code.unwrap_or(-1);
-            if let Some(run) = self.runs.remove(&id) {
+            if let Some(mut run) = self.runs.remove(&id) {
+                if let Some(c) = run.cgroup.take()
+                    && self.spare.len() < SPARE_CGROUPS
+                {
+                    self.spare.push(c);
+                }
                 // Its writers are gone: what is left in the pipes is the end.
                 for (token, relay) in run.relays {
                     let _ = epoll::delete(&self.epoll, relay.pipe());

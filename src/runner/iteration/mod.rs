@@ -10,6 +10,6 @@ mod run;
 
 pub(super) use limits::Cut;
 pub(super) use ran::Ran;
-pub(super) use record::{error_summary, finish_record, post, tail_lines};
+pub(super) use record::{GroupCommit, error_summary, finish_record, post, tail_lines};
 pub(super) use request::Request;
 pub(super) use run::run;

@@ -1,10 +1,12 @@
 //! Owns the records one run leaves besides its files: its task-bus posts
 //! (`RUN_START`, `RUN_STOP`, `RUN_CRASH`, `ERROR`), its terminal run-info.yaml, and
-//! the Go seed's error summary, with the stderr tail that explains a crash.
+//! the Go seed's error summary, with the stderr tail that explains a crash;
+//! and when a loop's records are made durable.
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::limits::Cut;
 use super::ran::Ran;
@@ -44,17 +46,69 @@ pub(crate) fn post(
     }
 }
 
-/// The run's terminal record in run-info.yaml.
+/// How long a loop's terminal records may wait for the disk.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// When one loop's terminal run records reach the disk (docs/performance.md,
+/// "Durability"). Every record is written atomically (a reader sees the old
+/// record or the new one); it is also fsynced once a second has passed since
+/// the loop last made one durable, and the loop's last record always is,
+/// when the loop ends, before its instance is reported. A fast loop so pays
+/// one fsync a second instead of one an iteration, which on a real disk
+/// cost more than the rest of the iteration's bookkeeping; a loop of real
+/// agents, whose iterations take longer than that, still fsyncs every one.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    last: Instant,
+    pending: Option<PathBuf>,
+}
+
+impl GroupCommit {
+    pub(crate) fn new() -> Self {
+        Self {
+            last: Instant::now(),
+            pending: None,
+        }
+    }
+
+    /// Whether the next record is to be written durably.
+    pub(crate) fn due(&self) -> bool {
+        self.last.elapsed() >= COMMIT_EVERY
+    }
+
+    /// Notes a record written, durably or not.
+    pub(crate) fn written(&mut self, path: PathBuf, durable: bool) {
+        if durable {
+            self.last = Instant::now();
+            self.pending = None;
+        } else {
+            self.pending = Some(path);
+        }
+    }
+
+    /// Makes the last record durable if it is not yet: the loop has ended.
+    pub(crate) fn finish(&mut self) {
+        if let Some(path) = self.pending.take()
+            && let Err(e) = RunInfo::sync(&path)
+        {
+            tracing::warn!("{e}");
+        }
+        self.last = Instant::now();
+    }
+}
+
+/// The run's terminal record in run-info.yaml, fsynced when `durable`.
 pub(crate) fn finish_record(
     run: &Ran,
     reason: &StopReason,
     error: Option<String>,
     why: Option<String>,
+    durable: bool,
 ) {
     let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
-    let result = RunInfo::replace(&path, run.info.clone(), |i| {
+    let result = RunInfo::replace(&path, run.info.clone(), durable, |i| {
         i.end_time = crate::bus::format_ts(crate::clock::now());
         i.exit_code = i64::from(run.exit_code);
         i.status = if run.exit_code == 0 && !run.reported_failure {
