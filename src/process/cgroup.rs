@@ -1,10 +1,11 @@
 //! Owns cgroup v2 containment (docs/security.md, "Containment"): where the
 //! unified hierarchy is and which cgroup conductor runs in; the keeper's own
 //! cgroup below that one, made and probed once per keeper (a process must
-//! be able to move in and out of it, and `cgroup.kill` must exist: Linux
-//! 5.14); one cgroup per run, which every process the run starts is born
-//! into and cannot leave without privileges; killing a run's cgroup at once;
-//! and removing what keepers that died left behind.
+//! be able to move into it, and `cgroup.kill` must exist: Linux 5.14); one
+//! cgroup per run, which the keeper waits in before the run starts so that
+//! every process the run starts is born into it and cannot leave it without
+//! privileges; killing a run's cgroup at once; and removing what keepers
+//! that died left behind.
 //!
 //! No controller is enabled: conductor limits nothing, it only contains, so
 //! the cgroups it makes are allowed next to processes in the one it is in.
@@ -30,7 +31,7 @@ pub(crate) enum CgroupError {
 /// The keeper's cgroup: `<conductor's cgroup>/conductor-<pid>-<start>`.
 #[derive(Debug)]
 pub(crate) struct Base {
-    /// The cgroup conductor (and the keeper, between spawns) is in.
+    /// The cgroup conductor is in, where the keeper goes back when it ends.
     home: PathBuf,
     dir: PathBuf,
 }
@@ -43,8 +44,12 @@ pub(crate) struct RunCgroup {
 
 impl Base {
     /// Makes the keeper's cgroup and checks that it can contain, after
-    /// clearing what dead keepers left in conductor's cgroup.
-    pub(crate) fn create() -> Result<Self, CgroupError> {
+    /// clearing what dead keepers left in conductor's cgroup. The check
+    /// leaves this process in the first run's cgroup, where the next run
+    /// will be born: moving a process costs a grace period of the kernel
+    /// when none was moved lately (docs/performance.md), so the keeper moves
+    /// once per start, after it, instead of in and out before it.
+    pub(crate) fn create() -> Result<(Self, RunCgroup), CgroupError> {
         let mount = mount_point().ok_or(CgroupError::NoHierarchy)?;
         let own = own_cgroup().ok_or(CgroupError::NoOwnCgroup)?;
         let home = mount.join(own.trim_start_matches('/'));
@@ -57,34 +62,28 @@ impl Base {
             source,
         })?;
         let base = Self { home, dir };
-        if let Err(e) = base.probe() {
-            let _ = std::fs::remove_dir(base.dir.join("probe"));
-            let _ = std::fs::remove_dir(&base.dir);
-            return Err(e);
+        match base.probe() {
+            Ok(first) => Ok((base, first)),
+            Err(e) => {
+                base.close(None);
+                Err(e)
+            }
         }
-        Ok(base)
     }
 
-    fn probe(&self) -> Result<(), CgroupError> {
-        let probe = self
-            .run_named("probe")
-            .map_err(|source| CgroupError::Create {
-                dir: self.dir.clone(),
-                source,
-            })?;
-        if !probe.dir.join("cgroup.kill").exists() {
-            return Err(CgroupError::NoKill { dir: probe.dir });
+    fn probe(&self) -> Result<RunCgroup, CgroupError> {
+        let first = self.run(0).map_err(|source| CgroupError::Create {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        if !first.dir.join("cgroup.kill").exists() {
+            return Err(CgroupError::NoKill { dir: first.dir });
         }
-        probe.enter().map_err(|source| CgroupError::Move {
-            dir: probe.dir.clone(),
+        first.enter().map_err(|source| CgroupError::Move {
+            dir: first.dir.clone(),
             source,
         })?;
-        self.leave().map_err(|source| CgroupError::Move {
-            dir: self.home.clone(),
-            source,
-        })?;
-        let _ = probe.remove();
-        Ok(())
+        Ok(first)
     }
 
     /// Where runs' cgroups are made.
@@ -92,13 +91,9 @@ impl Base {
         &self.dir
     }
 
-    /// A new cgroup for run `id`.
-    pub(crate) fn run(&self, id: u64) -> io::Result<RunCgroup> {
-        self.run_named(&format!("run-{id}"))
-    }
-
-    fn run_named(&self, name: &str) -> io::Result<RunCgroup> {
-        let dir = self.dir.join(name);
+    /// A new cgroup for a run, the `n`th made.
+    pub(crate) fn run(&self, n: u64) -> io::Result<RunCgroup> {
+        let dir = self.dir.join(format!("run-{n}"));
         std::fs::create_dir(&dir)?;
         Ok(RunCgroup { dir })
     }
@@ -108,11 +103,15 @@ impl Base {
         std::fs::write(self.home.join("cgroup.procs"), b"0")
     }
 
-    /// Removes the keeper's cgroup (its runs' are removed first).
-    pub(crate) fn remove(&self) {
+    /// Removes the keeper's cgroup (its runs' are killed and removed first),
+    /// after moving this process home from `parked`, the run's cgroup it
+    /// waits in. Should that move fail, `parked` is left alone: killing it
+    /// would kill this process.
+    pub(crate) fn close(&self, parked: Option<RunCgroup>) {
+        let stay = parked.filter(|_| self.leave().is_err()).map(|p| p.dir);
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
-                if e.path().is_dir() {
+                if e.path().is_dir() && Some(e.path()) != stay {
                     let run = RunCgroup { dir: e.path() };
                     let _ = run.kill();
                     let _ = run.remove();
@@ -196,6 +195,6 @@ fn clear_dead(home: &Path) {
             home: home.to_path_buf(),
             dir: e.path(),
         }
-        .remove();
+        .close(None);
     }
 }

@@ -63,6 +63,10 @@ struct Run {
 struct Keeper {
     me: i32,
     base: Option<Base>,
+    /// The run cgroup the keeper is in, where the next run will be born.
+    parked: Option<RunCgroup>,
+    /// How many run cgroups were made, which names the next one.
+    made: u64,
     /// Run cgroups emptied by runs that ended, for the next runs.
     spare: Vec<RunCgroup>,
     runs: HashMap<u64, Run>,
@@ -102,14 +106,14 @@ pub(crate) fn run(containment: Containment) -> u8 {
     let me = rustix::process::getpid();
     let subreaper = rustix::process::set_child_subreaper(Some(me));
     let (base, containment) = match (containment, Base::create()) {
-        (Containment::Subreaper, Ok(base)) => {
-            base.remove();
+        (Containment::Subreaper, Ok((base, parked))) => {
+            base.close(Some(parked));
             (None, "subreaper (as asked)".to_string())
         }
         (Containment::Subreaper, Err(_)) => (None, "subreaper (as asked)".to_string()),
-        (_, Ok(base)) => {
+        (_, Ok((base, parked))) => {
             let what = format!("cgroup ({})", base.path().display());
-            (Some(base), what)
+            (Some((base, parked)), what)
         }
         (Containment::Cgroup, Err(e)) => {
             reply(&Reply::Unavailable {
@@ -141,9 +145,12 @@ pub(crate) fn run(containment: Containment) -> u8 {
         }
     }
     reply(&Reply::Ready { containment });
+    let (base, parked) = base.unzip();
     let mut keeper = Keeper {
         me: me.as_raw_nonzero().get(),
         base,
+        parked,
+        made: 0,
         spare: Vec::new(),
         runs: HashMap::new(),
         leaders: HashMap::new(),
@@ -217,6 +224,9 @@ impl Keeper {
             Request::Spawn(spawn) => {
                 let answer = self.spawn(&spawn, fds);
                 reply(&answer);
+                if let Reply::Started { id, .. } = answer {
+                    self.step_out(id);
+                }
             }
             Request::Term { id } => self.signal_run(id, Signal::TERM),
             Request::Kill { id } => self.signal_run(id, Signal::KILL),
@@ -250,28 +260,17 @@ impl Keeper {
                 );
             }
         };
-        let cgroup = match &self.base {
-            Some(base) => match self.spare.pop().map_or_else(|| base.run(id), Ok) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    return failed(
-                        format!("cannot make the run's cgroup: {e}"),
-                        e.raw_os_error(),
-                    );
-                }
-            },
-            None => None,
-        };
-        // Born into its cgroup: the keeper steps in, starts it, steps out.
-        if let Some(c) = &cgroup
-            && let Err(e) = c.enter()
+        // Born into its cgroup: the keeper waits in it (see `step_out`).
+        if self.base.is_some()
+            && self.parked.is_none()
+            && let Err(e) = self.park()
         {
-            let _ = c.remove();
             return failed(
                 format!("cannot enter the run's cgroup: {e}"),
                 e.raw_os_error(),
             );
         }
+        let cgroup = self.parked.take();
         let tag = format!("{}-{id}", self.me);
         let started = std::process::Command::new(program)
             .args(args)
@@ -284,14 +283,6 @@ impl Keeper {
             .stderr(Stdio::from(stderr))
             .process_group(0)
             .spawn();
-        let mut cgroup = cgroup;
-        if let (Some(base), Some(_)) = (&self.base, &cgroup)
-            && base.leave().is_err()
-        {
-            // Still in the run's cgroup: killing it would kill the keeper,
-            // so this run is swept like one without a cgroup.
-            cgroup = None;
-        }
         match started {
             Ok(child) => {
                 let pid = i32::try_from(child.id()).unwrap_or(0);
@@ -328,11 +319,47 @@ impl Keeper {
                 Reply::Started { id, pid }
             }
             Err(e) => {
-                if let Some(c) = cgroup {
-                    let _ = c.remove();
-                }
+                // Nothing was born in it: the keeper waits there still.
+                self.parked = cgroup;
                 failed(e.to_string(), e.raw_os_error())
             }
+        }
+    }
+
+    /// Moves the keeper into a run cgroup for the next run: a spare one, or
+    /// a new one.
+    fn park(&mut self) -> std::io::Result<()> {
+        let Some(base) = &self.base else {
+            return Ok(());
+        };
+        let next = match self.spare.pop() {
+            Some(c) => c,
+            None => {
+                self.made += 1;
+                base.run(self.made)?
+            }
+        };
+        if let Err(e) = next.enter() {
+            let _ = next.remove();
+            return Err(e);
+        }
+        self.parked = Some(next);
+        Ok(())
+    }
+
+    /// After run `id` started in the cgroup the keeper waited in, and after
+    /// conductor was told: the keeper moves on to the next run's cgroup, or
+    /// home. Where it can do neither it is still in the run's cgroup, which
+    /// it must then never kill: that run is swept like one without a cgroup.
+    fn step_out(&mut self, id: u64) {
+        if self.base.is_none()
+            || self.park().is_ok()
+            || self.base.as_ref().is_some_and(|b| b.leave().is_ok())
+        {
+            return;
+        }
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.cgroup = None;
         }
     }
 
@@ -475,7 +502,7 @@ impl Keeper {
             drain(woken);
         }
         if let Some(base) = &self.base {
-            base.remove();
+            base.close(self.parked.take());
         }
     }
 }
