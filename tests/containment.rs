@@ -288,3 +288,30 @@ fn a_burst_of_starts_stays_within_a_small_descriptor_limit() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counts"]["done"], 2000);
 }
+
+#[test]
+fn a_workflow_that_does_not_compile_leaves_no_process_behind() {
+    // The keeper starts before the workflow is compiled (it gets ready
+    // meanwhile); an apply that stops at exit 2 must not leave it running.
+    let mark = format!("CONDUCTOR_TEST_MARK=no-compile-{}", hold());
+    let flow =
+        Flow::new("version = 1\nname = \"t\"\n[nodes.n]\nagent = \"missing\"\nprompt = \"work\"\n");
+    let (key, value) = mark.split_once('=').unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("conductor"))
+        .current_dir(flow.path())
+        .env(key, value)
+        .args(["apply", "flow.toml", "--root"])
+        .arg(flow.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    wait_for("no process of the apply left", || {
+        processes_with_env(&mark).is_empty()
+    });
+}

@@ -12,6 +12,7 @@ use crate::report::{Console, write_junit};
 use crate::runner::{self, ApplyOptions};
 
 pub(super) fn apply(args: &ApplyArgs) -> u8 {
+    let launch = runner::session::launch_keeper(args.run.containment);
     let load = load(
         &args.run.file,
         &args.run.sets,
@@ -42,7 +43,7 @@ pub(super) fn apply(args: &ApplyArgs) -> u8 {
         None => None,
     };
     let mut console = Console::new(std::io::stderr().is_terminal());
-    let summary = match runner::apply(program, &plan, &options, &mut console) {
+    let summary = match runner::apply(program, &plan, &options, &mut console, launch) {
         Ok(s) => s,
         Err(e) => return render::apply_error(&e),
     };

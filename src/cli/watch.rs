@@ -19,6 +19,7 @@ use crate::watch::{Notice, Replanner, watch_set};
 
 pub(super) fn watch(args: &WatchArgs) -> u8 {
     let args = &args.run;
+    let launch = crate::runner::session::launch_keeper(args.containment);
     let load = load(
         &args.file,
         &args.sets,
@@ -33,7 +34,7 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
     };
     let options = args.options(&first.program);
     let mut console = Console::new(std::io::stderr().is_terminal());
-    let mut session = match Session::open(&first.program, &options, &mut console) {
+    let mut session = match Session::open(&first.program, &options, &mut console, launch) {
         Ok(s) => s,
         Err(e) => return render::apply_error(&e),
     };

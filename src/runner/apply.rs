@@ -13,14 +13,16 @@ use super::{prepare, session};
 use crate::compile::Program;
 use crate::plan::Plan;
 
-/// Runs `plan`; `observer` sees every event as it happens.
+/// Runs `plan`, with the keeper `launch` started if given; `observer` sees
+/// every event as it happens.
 pub(crate) fn apply(
     program: Program,
     plan: &Plan,
     options: &ApplyOptions,
     observer: &mut dyn Observer,
+    launch: Option<crate::process::keeper::Launch>,
 ) -> Result<Summary, ApplyError> {
-    let mut session = match session::Session::open(&program, options, observer) {
+    let mut session = match session::Session::open(&program, options, observer, launch) {
         Ok(s) => s,
         Err(e) => {
             // A bad invocation is reported as such even when the

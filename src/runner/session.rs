@@ -22,7 +22,7 @@ use super::summary::Summary;
 use crate::agents::version::Versions;
 use crate::compile::Program;
 use crate::incremental::{prior, stale};
-use crate::process::keeper::Keeper;
+use crate::process::keeper::Launch;
 use crate::process::{StopLevel, Supervisor, signals};
 
 /// One apply, or one watch.
@@ -44,14 +44,24 @@ pub(crate) struct Session {
     slurm: Option<Arc<super::remote::Slurm>>,
 }
 
+/// Starts the keeper of an apply or watch about to be compiled, so that it
+/// gets ready meanwhile: its start-up and first cgroup move cost more than
+/// compiling a small workflow (docs/performance.md, issue 18). `None` when it
+/// cannot be started; [`Session::open`] then tries again and says why.
+pub(crate) fn launch_keeper(containment: crate::process::Containment) -> Option<Launch> {
+    let exe = std::env::current_exe().ok()?;
+    Launch::new(&exe, containment).ok()
+}
+
 impl Session {
     /// Prepares the runs root, finalises dead applies (telling `observer`),
-    /// takes the workflow's lock, starts the keeper and listens for stop
-    /// signals.
+    /// takes the workflow's lock, starts the keeper (or takes the one
+    /// `launch` started) and listens for stop signals.
     pub(crate) fn open(
         program: &Program,
         options: &ApplyOptions,
         observer: &mut dyn Observer,
+        launch: Option<Launch>,
     ) -> Result<Self, ApplyError> {
         let root =
             crate::store::layout::runs_root(options.root.as_deref(), program.declared_root());
@@ -59,6 +69,10 @@ impl Session {
         let project_dir = root.join(&program.project);
         let exe = std::env::current_exe().map_err(ApplyError::OwnBinary)?;
         let agent_path = super::context::agent_path(&exe);
+        let launch = match launch {
+            Some(l) => l,
+            None => Launch::new(&exe, options.containment).map_err(ApplyError::Keeper)?,
+        };
         prepare_root(&root, &project_dir)?;
         let finalised = stale::finalise(
             &crate::store::layout::ProjectDir::at(project_dir.clone()),
@@ -84,7 +98,7 @@ impl Session {
             .build()
             .map_err(ApplyError::Runtime)?;
         let keeper = runtime
-            .block_on(Keeper::start(&exe, options.containment))
+            .block_on(launch.ready())
             .map_err(ApplyError::Keeper)?;
         let supervisor = Supervisor::new(Some(keeper), options.grace);
         runtime

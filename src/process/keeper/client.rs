@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -79,13 +80,28 @@ impl Keeper {
     /// Starts `exe __keeper`, and waits for it to say how it contains runs.
     /// Must be called inside the runtime that will read its replies.
     pub(crate) async fn start(exe: &Path, containment: Containment) -> Result<Self, KeeperError> {
+        Launch::new(exe, containment)?.ready().await
+    }
+}
+
+/// A keeper started but not yet waited for: it gets ready while conductor
+/// compiles and plans (docs/performance.md, issue 18).
+#[derive(Debug)]
+pub(crate) struct Launch {
+    child: std::process::Child,
+    ours: UnixStream,
+}
+
+impl Launch {
+    /// Starts `exe __keeper`; needs no runtime.
+    pub(crate) fn new(exe: &Path, containment: Containment) -> Result<Self, KeeperError> {
         let (ours, theirs) = UnixStream::pair().map_err(KeeperError::Start)?;
         let mode = match containment {
             Containment::Auto => "auto",
             Containment::Cgroup => "cgroup",
             Containment::Subreaper => "subreaper",
         };
-        let mut child = tokio::process::Command::new(exe)
+        let child = std::process::Command::new(exe)
             .args(["__keeper", "--containment", mode])
             .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
             .stdout(std::process::Stdio::piped())
@@ -93,10 +109,18 @@ impl Keeper {
             .process_group(0)
             .spawn()
             .map_err(KeeperError::Start)?;
+        Ok(Self { child, ours })
+    }
+
+    /// Waits for the keeper to say how it contains runs. Must be called
+    /// inside the runtime that will read its replies.
+    pub(crate) async fn ready(self) -> Result<Keeper, KeeperError> {
+        let Self { mut child, ours } = self;
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| KeeperError::Start(io::Error::other("the keeper has no stdout")))?;
+            .ok_or_else(|| KeeperError::Start(io::Error::other("the keeper has no stdout")))
+            .and_then(|o| tokio::process::ChildStdout::from_std(o).map_err(KeeperError::Start))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let containment = match lines
             .next_line()
@@ -122,7 +146,7 @@ impl Keeper {
                 // `ours` closes here: the keeper ends everything left and exits.
             })
             .map_err(KeeperError::Start)?;
-        let keeper = Self {
+        let keeper = Keeper {
             inner: Arc::new(Inner {
                 outbox: Mutex::new(Some(outbox)),
                 waiting: Mutex::new(HashMap::new()),
@@ -138,12 +162,15 @@ impl Keeper {
                 }
             }
             routed.lost();
-            // Reaped here, so that a keeper that ended is no zombie.
-            let _ = child.wait().await;
+            // Its stdout ended with it: reaped here, so that a keeper that
+            // ended is no zombie.
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         });
         Ok(keeper)
     }
+}
 
+impl Keeper {
     /// How the keeper contains runs, as it said (docs/security.md).
     pub(crate) fn containment(&self) -> &str {
         &self.inner.containment

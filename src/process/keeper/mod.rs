@@ -9,5 +9,5 @@ pub(crate) mod protocol;
 mod relay;
 pub(crate) mod server;
 
-pub(crate) use client::{Contained, Keeper, KeeperError, Spawn};
+pub(crate) use client::{Contained, Keeper, KeeperError, Launch, Spawn};
 pub(crate) use protocol::Containment;
