@@ -70,7 +70,10 @@ pub(crate) fn cap(mut text: String) -> String {
 /// output.md written by the agent wins; else the stream's answer; else stdout.
 /// output.md is made to exist either way, as the Go seed guarantees, and
 /// holds no secret: one the agent wrote is redacted in place (stdout already
-/// was, on its way).
+/// was, on its way). Stdout becomes output.md as a second name of the same
+/// file where the file system allows: the run is over and nothing writes
+/// either again, and a copy would cost every iteration a new file and its
+/// bytes (docs/performance.md, issue 18).
 pub(crate) fn final_answer(
     report: &StreamReport,
     output: &Path,
@@ -85,7 +88,8 @@ pub(crate) fn final_answer(
         let answer = report.answer.as_deref().map(|a| redactor.redact(a));
         let written = match &answer {
             Some(a) => std::fs::write(output, a.as_bytes()),
-            None => std::fs::copy(stdout, output).map(|_| ()),
+            None => std::fs::hard_link(stdout, output)
+                .or_else(|_| std::fs::copy(stdout, output).map(|_| ())),
         };
         if let Err(e) = written {
             tracing::warn!("cannot write {}: {e}", output.display());
