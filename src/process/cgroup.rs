@@ -151,6 +151,15 @@ impl RunCgroup {
     }
 }
 
+/// Kills and removes what dead keepers left in conductor's cgroup, for a
+/// keeper that contains without cgroups: it makes none, and so never pays
+/// for moving itself into one (docs/performance.md, issue 18).
+pub(crate) fn clear_dead_keepers() {
+    if let (Some(mount), Some(own)) = (mount_point(), own_cgroup()) {
+        clear_dead(&mount.join(own.trim_start_matches('/')));
+    }
+}
+
 /// Where the unified (v2) hierarchy is mounted, from /proc/self/mountinfo.
 fn mount_point() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -105,23 +105,26 @@ pub(crate) fn run(containment: Containment) -> u8 {
     }
     let me = rustix::process::getpid();
     let subreaper = rustix::process::set_child_subreaper(Some(me));
-    let (base, containment) = match (containment, Base::create()) {
-        (Containment::Subreaper, Ok((base, parked))) => {
-            base.close(Some(parked));
-            (None, "subreaper (as asked)".to_string())
+    let created = match containment {
+        Containment::Subreaper => {
+            crate::process::cgroup::clear_dead_keepers();
+            None
         }
-        (Containment::Subreaper, Err(_)) => (None, "subreaper (as asked)".to_string()),
-        (_, Ok((base, parked))) => {
+        Containment::Auto | Containment::Cgroup => Some(Base::create()),
+    };
+    let (base, containment) = match (containment, created) {
+        (Containment::Subreaper, _) | (_, None) => (None, "subreaper (as asked)".to_string()),
+        (_, Some(Ok((base, parked)))) => {
             let what = format!("cgroup ({})", base.path().display());
             (Some((base, parked)), what)
         }
-        (Containment::Cgroup, Err(e)) => {
+        (Containment::Cgroup, Some(Err(e))) => {
             reply(&Reply::Unavailable {
                 why: format!("cgroup containment is not available: {e}"),
             });
             return 1;
         }
-        (Containment::Auto, Err(e)) => (None, format!("subreaper (no cgroup: {e})")),
+        (Containment::Auto, Some(Err(e))) => (None, format!("subreaper (no cgroup: {e})")),
     };
     if let Err(e) = subreaper {
         reply(&Reply::Unavailable {
