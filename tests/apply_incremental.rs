@@ -208,6 +208,53 @@ fn after_sigkill_apply_continues_the_same_apply_and_resumes_the_interrupted_loop
     assert_eq!(starts[1]["meta"]["apply_id"], first_id.as_str());
 }
 
+/// Every run-info.yaml under `dir` whose path names node b's task.
+fn b_records(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            found.extend(b_records(&path));
+        } else if path.ends_with("run-info.yaml") && path.to_string_lossy().contains("-b-") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_run_a_power_loss_left_running_is_finalised_by_the_next_apply() {
+    // A loop's records are made durable once a second (docs/performance.md,
+    // "Durability"): a power loss can take back the terminal record of an
+    // earlier run than the last, which then reads `running` again.
+    let test = flow(RESUMABLE);
+    kill_in_b(&test);
+    let records = b_records(test.path());
+    assert_eq!(records.len(), 2, "{records:?}");
+    let written = std::fs::read_to_string(&records[0]).unwrap();
+    let lost = written
+        .lines()
+        .map(|l| {
+            if l.starts_with("status:") {
+                "status: running"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&records[0], lost).unwrap();
+    let f = test.file("go", "").apply().run();
+    for record in b_records(f.path()) {
+        let info = crate::apply_support::run_info(record.parent().unwrap());
+        assert_ne!(info["status"], "running", "{}", record.display());
+    }
+    let first = crate::apply_support::run_info(records[0].parent().unwrap());
+    assert_eq!(first["status"], "failed");
+    assert_eq!(f.state("b").0, "done");
+}
+
 #[test]
 fn a_done_left_by_an_interrupted_iteration_is_cleared_on_resume_not_credited() {
     // b's first call writes DONE and hangs until conductor is killed; the

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::bus::{BusWriter, Message, NewMessage, read_all};
 use crate::stop_reason::StopReason;
 use crate::store::RunInfo;
-use crate::store::layout::{ProjectDir, TaskDir};
+use crate::store::layout::{ProjectDir, RunDir, TaskDir};
 
 /// What was finalised.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -65,9 +65,7 @@ pub(crate) fn finalise(project_dir: &ProjectDir, project: &str) -> Finalised {
             }
         }
         for m in open.values() {
-            if close_last_run(&project_dir.task(&m.task_id), project) {
-                done.runs += 1;
-            }
+            done.runs += close_running_runs(&project_dir.task(&m.task_id), project);
             let mut meta: BTreeMap<String, String> = m.meta.clone();
             meta.insert("status".into(), "failed".into());
             meta.insert("stop_reason".into(), StopReason::ConductorDied.to_string());
@@ -115,12 +113,23 @@ fn append(bus: &mut BusWriter, msg: &NewMessage) {
     }
 }
 
-/// Marks the newest run of a task failed if it is still `running`.
-fn close_last_run(task: &TaskDir, project: &str) -> bool {
-    let Some(run) = task.run_dirs().pop() else {
-        return false;
-    };
+/// Marks every run of a task still `running` failed: the newest, and any
+/// earlier one whose terminal record a power loss took back (a loop makes
+/// its records durable once a second, docs/performance.md, "Durability").
+fn close_running_runs(task: &TaskDir, project: &str) -> usize {
+    task.run_dirs()
+        .iter()
+        .filter(|run| close_run(task, run, project))
+        .count()
+}
+
+/// Marks a run failed if it is still `running`.
+fn close_run(task: &TaskDir, run: &RunDir, project: &str) -> bool {
     let path = run.info();
+    // Read first: a record that is not `running` is not rewritten.
+    if !RunInfo::read(&path).is_ok_and(|i| i.status == "running") {
+        return false;
+    }
     let mut closed = None;
     let _ = RunInfo::update(&path, |info| {
         if info.status == "running" {

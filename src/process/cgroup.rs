@@ -105,8 +105,8 @@ impl Base {
 
     /// Removes the keeper's cgroup (its runs' are killed and removed first),
     /// after moving this process home from `parked`, the run's cgroup it
-    /// waits in. Should that move fail, `parked` is left alone: killing it
-    /// would kill this process.
+    /// waits in (or could not leave). Should that move fail, `parked` is left
+    /// alone: killing it would kill this process.
     pub(crate) fn close(&self, parked: Option<RunCgroup>) {
         let stay = parked.filter(|_| self.leave().is_err()).map(|p| p.dir);
         if let Ok(entries) = std::fs::read_dir(&self.dir) {

@@ -49,6 +49,9 @@ pub(crate) struct Session {
 /// compiling a small workflow (docs/performance.md, issue 18). `None` when it
 /// cannot be started; [`Session::open`] then tries again and says why.
 pub(crate) fn launch_keeper(containment: crate::process::Containment) -> Option<Launch> {
+    // Before the keeper starts: it and every agent it starts inherit the
+    // limit, and a run holds descriptors in the keeper while it lives.
+    raise_fd_limit();
     let exe = std::env::current_exe().ok()?;
     Launch::new(&exe, containment).ok()
 }

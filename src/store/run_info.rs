@@ -1,11 +1,12 @@
 //! `run-info.yaml`: one run's record. Every field the Go seed writes, in its
 //! order, then conductor's own as flat scalars (the seed's reader ignores
-//! keys it does not know). Written atomically; updated under a lock on the
-//! run's folder, which is never deleted while the record exists (the seed
-//! deletes its lock files, which lets two updaters hold "the" lock at once),
-//! and which costs no file of its own per run (docs/performance.md).
+//! keys it does not know). Written atomically; updated under a lock on its
+//! task's `.run-info.lock`, a regular file (a lock on a folder holds on one
+//! host only over NFS) that is never deleted (the seed deletes its lock
+//! files, which lets two updaters hold "the" lock at once), and made once
+//! per task, not per run (docs/performance.md).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -173,17 +174,34 @@ impl RunInfo {
     }
 }
 
-/// Runs `f` holding a lock on the record's folder: a run's folder outlives
-/// its record, so the lock is never on something deleted (the seed deletes
-/// its lock files, which breaks mutual exclusion), and it needs no lock file
-/// made for each run.
-fn locked<T>(path: &Path, f: impl FnOnce() -> Result<T, RunInfoError>) -> Result<T, RunInfoError> {
-    let dir = path
+/// The file a record is locked through: `<task>/.run-info.lock` for a
+/// record in a task's `runs/` folder, else `.run-info.lock` beside it.
+fn lock_file(path: &Path) -> PathBuf {
+    let run = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let lock = std::fs::File::open(dir).map_err(io_err(dir))?;
-    lock.lock().map_err(io_err(dir))?;
+    match run.parent() {
+        Some(runs) if runs.file_name().is_some_and(|n| n == "runs") => {
+            runs.parent().unwrap_or(runs).join(".run-info.lock")
+        }
+        _ => run.join(".run-info.lock"),
+    }
+}
+
+/// Runs `f` holding the lock on the record's lock file, open for writing
+/// (NFS grants an exclusive lock only on such a file).
+fn locked<T>(path: &Path, f: impl FnOnce() -> Result<T, RunInfoError>) -> Result<T, RunInfoError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let at = lock_file(path);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&at)
+        .map_err(io_err(&at))?;
+    lock.lock().map_err(io_err(&at))?;
     let result = f();
     let _ = lock.unlock();
     result
@@ -254,7 +272,9 @@ mod tests {
     #[test]
     fn updates_leave_no_file_beside_the_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run-info.yaml");
+        let run = dir.path().join("task/runs/000001-20260301-101502");
+        std::fs::create_dir_all(&run).unwrap();
+        let path = run.join("run-info.yaml");
         sample().write(&path).unwrap();
         let done = RunInfo::update(&path, |i| {
             i.exit_code = 0;
@@ -264,19 +284,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(RunInfo::read(&path).unwrap(), done);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        let names: Vec<_> = std::fs::read_dir(&run)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["run-info.yaml"]);
+        // One lock file for the task, whatever its number of runs.
+        assert!(dir.path().join("task/.run-info.lock").is_file());
     }
 
     #[test]
-    fn an_update_waits_for_whoever_holds_the_folder_lock() {
+    fn an_update_waits_for_whoever_holds_the_task_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run-info.yaml");
+        let run = dir.path().join("task/runs/000001-20260301-101502");
+        std::fs::create_dir_all(&run).unwrap();
+        let path = run.join("run-info.yaml");
         sample().write(&path).unwrap();
-        let owner = std::fs::File::open(dir.path()).unwrap();
+        let owner = std::fs::File::create(dir.path().join("task/.run-info.lock")).unwrap();
         owner.lock().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let updater = {

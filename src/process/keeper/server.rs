@@ -65,6 +65,9 @@ struct Keeper {
     base: Option<Base>,
     /// The run cgroup the keeper is in, where the next run will be born.
     parked: Option<RunCgroup>,
+    /// The cgroup of a started run that the keeper could not move out of
+    /// (the run was then given none): never to be killed while it is in it.
+    stranded: Option<RunCgroup>,
     /// How many run cgroups were made, which names the next one.
     made: u64,
     /// Run cgroups emptied by runs that ended, for the next runs.
@@ -153,6 +156,7 @@ pub(crate) fn run(containment: Containment) -> u8 {
         me: me.as_raw_nonzero().get(),
         base,
         parked,
+        stranded: None,
         made: 0,
         spare: Vec::new(),
         runs: HashMap::new(),
@@ -347,6 +351,7 @@ impl Keeper {
             return Err(e);
         }
         self.parked = Some(next);
+        self.stranded = None;
         Ok(())
     }
 
@@ -355,14 +360,15 @@ impl Keeper {
     /// home. Where it can do neither it is still in the run's cgroup, which
     /// it must then never kill: that run is swept like one without a cgroup.
     fn step_out(&mut self, id: u64) {
-        if self.base.is_none()
-            || self.park().is_ok()
-            || self.base.as_ref().is_some_and(|b| b.leave().is_ok())
-        {
+        if self.base.is_none() || self.park().is_ok() {
+            return;
+        }
+        if self.base.as_ref().is_some_and(|b| b.leave().is_ok()) {
+            self.stranded = None;
             return;
         }
         if let Some(run) = self.runs.get_mut(&id) {
-            run.cgroup = None;
+            self.stranded = run.cgroup.take();
         }
     }
 
@@ -505,7 +511,7 @@ impl Keeper {
             drain(woken);
         }
         if let Some(base) = &self.base {
-            base.close(self.parked.take());
+            base.close(self.parked.take().or_else(|| self.stranded.take()));
         }
     }
 }
