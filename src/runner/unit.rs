@@ -659,8 +659,8 @@ impl Looper<'_> {
             .why()
             .map(|w| self.shared.redactor.redact(&w).into_owned());
         let durable = self.records.due();
-        iteration::finish_record(ran, &reason, error.clone(), why.clone(), durable);
-        self.records.written(ran.run.info(), durable);
+        let wrote = iteration::finish_record(ran, &reason, error.clone(), why.clone(), durable);
+        self.records.written(ran.run.info(), durable && wrote);
         let node = &self.shared.program.node(self.job.node).id;
         let kind = if ran.exit_code == 0 {
             "RUN_STOP"

@@ -76,7 +76,8 @@ impl GroupCommit {
         self.last.elapsed() >= COMMIT_EVERY
     }
 
-    /// Notes a record written, durably or not.
+    /// Notes a record written, durably or not; one whose durable write
+    /// failed is still to be made durable.
     pub(crate) fn written(&mut self, path: PathBuf, durable: bool) {
         if durable {
             self.last = Instant::now();
@@ -97,14 +98,15 @@ impl GroupCommit {
     }
 }
 
-/// The run's terminal record in run-info.yaml, fsynced when `durable`.
+/// The run's terminal record in run-info.yaml, fsynced when `durable`;
+/// whether it was written.
 pub(crate) fn finish_record(
     run: &Ran,
     reason: &StopReason,
     error: Option<String>,
     why: Option<String>,
     durable: bool,
-) {
+) -> bool {
     let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
@@ -125,8 +127,12 @@ pub(crate) fn finish_record(
             i.cost_usd = Some(run.usage.cost_usd);
         }
     });
-    if let Err(e) = result {
-        tracing::warn!("{e}");
+    match result {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("{e}");
+            false
+        }
     }
 }
 
