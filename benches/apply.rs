@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+#[path = "support/gnu_time.rs"]
+mod gnu_time;
+
 const CONDUCTOR: &str = env!("CARGO_BIN_EXE_conductor");
 
 /// The folder every workflow and runs root of this bench lives in, deleted
@@ -289,34 +292,12 @@ fn watch(mut cmd: Command, every: Duration) -> Watched {
     w
 }
 
-/// Peak RSS as `/usr/bin/time -f %M` reports it: the maximum over conductor
-/// and every child it waited for (the watchdog, the agents), not their sum.
+/// Peak RSS of one apply of `flow` (see `support/gnu_time.rs`).
 fn time_max_rss_kib(flow: &Flow, extra: &[&str]) -> Option<u64> {
-    let gnu_time = Path::new("/usr/bin/time");
-    if !gnu_time.exists() {
-        return None;
-    }
-    let report = flow.dir.join("time-report");
-    let root = flow.fresh_root();
-    let report_arg = report.to_string_lossy().into_owned();
-    let status = flow
-        .command(
-            "/usr/bin/time",
-            &["-f", "%M", "-o", &report_arg, CONDUCTOR],
-            &root,
-            extra,
-        )
-        .status()
-        .expect("/usr/bin/time runs");
+    let cmd = flow.command(CONDUCTOR, &[], &flow.fresh_root(), extra);
+    let (status, kib) = gnu_time::peak_rss_kib(&cmd, &flow.dir.join("time-report"))?;
     assert!(status.code().is_some());
-    // A failed command adds a "Command exited with non-zero status" line first.
-    std::fs::read_to_string(&report)
-        .ok()?
-        .lines()
-        .last()?
-        .trim()
-        .parse()
-        .ok()
+    kib
 }
 
 fn median_u64(mut v: Vec<u64>) -> u64 {

@@ -35,6 +35,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/gnu_time.rs"]
+mod gnu_time;
+
 const CONDUCTOR: &str = env!("CARGO_BIN_EXE_conductor");
 const PROMPT: &str = "Reply done and create the DONE file. Print LOOP_COMPLETE when finished.";
 const POSTS: u32 = 50;
@@ -265,37 +268,13 @@ fn timed_loop(place: &mut Place, tool: &Tool, attempts: u32) -> Duration {
     wall
 }
 
-/// Peak RSS as GNU time reports it: the maximum over the tool and every
-/// child it waited for (the agents), not their sum.
+/// Peak RSS of one loop (see `support/gnu_time.rs`); the run must succeed.
 fn peak_rss_kib(place: &mut Place, tool: &Tool, attempts: u32) -> Option<u64> {
-    let gnu_time = Path::new("/usr/bin/time");
-    if !gnu_time.exists() {
-        return None;
-    }
     let report = place.fresh("runs").with_extension("time");
     let (cmd, _) = place.one_loop(tool, attempts);
-    let mut timed = Command::new(gnu_time);
-    timed
-        .args(["-f", "%M", "-o"])
-        .arg(&report)
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(dir) = cmd.get_current_dir() {
-        timed.current_dir(dir);
-    }
-    let status = timed.status().expect("GNU time runs");
+    let (status, kib) = gnu_time::peak_rss_kib(&cmd, &report)?;
     assert!(status.success(), "{}: {status}", tool.name);
-    std::fs::read_to_string(&report)
-        .ok()?
-        .lines()
-        .last()?
-        .trim()
-        .parse()
-        .ok()
+    kib
 }
 
 /// Median (min-max) of a series, in the unit `unit` names.
