@@ -79,6 +79,19 @@ fn a_second_apply_runs_no_agent_and_says_everything_is_up_to_date() {
 }
 
 #[test]
+fn an_instance_whose_task_folder_was_deleted_runs_again() {
+    let f = four().apply().run();
+    let run = f.runs("b").pop().expect("b ran");
+    let task = run.ancestors().nth(2).expect("the task folder");
+    assert!(task.join("TASK.md").is_file(), "{}", task.display());
+    std::fs::remove_dir_all(task).unwrap();
+    let second = again(&f, &[]);
+    assert_eq!(second.state("b").1, "exit_zero");
+    assert_eq!(second.state("a").1, "up_to_date");
+    assert_eq!(&calls(&f)[4..], ["b 1"]);
+}
+
+#[test]
 fn an_edited_input_reruns_exactly_what_depends_on_it() {
     let f = four().apply().run();
     let second = f.then().file("src/deep/lib.rs", "fn y() {}").apply().run();

@@ -34,7 +34,9 @@ impl Watch {
     fn start(nodes: &str, files: &[(&str, &str)]) -> Self {
         let flow = Flow::new(&format!("{AGENTS}\n{nodes}"));
         for (name, text) in files {
-            std::fs::write(flow.path().join(name), text).unwrap();
+            let path = flow.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
         let stderr = std::fs::File::create(flow.path().join("watch.log")).unwrap();
         let child = Command::new(assert_cmd::cargo::cargo_bin("conductor"))
@@ -124,6 +126,51 @@ inputs = ["b.txt"]
     w.wait_log("a.txt changed: everything is up to date", 1);
     w.wait_log(IDLE, 3);
     assert_eq!(w.calls().len(), 3);
+    assert_eq!(w.interrupt(), Some(130));
+}
+
+/// The calls made after the first `n`, sorted.
+fn calls_after(w: &Watch, n: usize) -> Vec<String> {
+    let mut calls = w.calls().split_off(n);
+    calls.sort();
+    calls
+}
+
+#[test]
+fn an_edited_new_or_deleted_input_reruns_its_node_and_what_needs_it() {
+    let w = Watch::start(
+        r#"
+[nodes.a]
+prompt = "a"
+inputs = ["src/*.txt"]
+[nodes.c]
+prompt = "c"
+needs = ["a"]
+[nodes.b]
+prompt = "b"
+inputs = ["b.txt"]
+"#,
+        &[("src/x.txt", "1"), ("b.txt", "1")],
+    );
+    w.wait_log(IDLE, 1);
+    assert_eq!(w.calls().len(), 3);
+    // An edit: a, and c after it.
+    w.write("src/x.txt", "2");
+    w.wait_log("src/x.txt changed: running a, c", 1);
+    w.wait_log(IDLE, 2);
+    assert_eq!(calls_after(&w, 3), ["a 1", "c 1"], "{}", w.log());
+    // A new file its glob matches.
+    w.write("src/y.txt", "1");
+    w.wait_log(IDLE, 3);
+    assert_eq!(calls_after(&w, 5), ["a 1", "c 1"], "{}", w.log());
+    // A deleted one.
+    std::fs::remove_file(w.path().join("src/x.txt")).unwrap();
+    w.wait_log(IDLE, 4);
+    assert_eq!(calls_after(&w, 7), ["a 1", "c 1"], "{}", w.log());
+    // The other node's input: b alone.
+    w.write("b.txt", "2");
+    w.wait_log(IDLE, 5);
+    assert_eq!(calls_after(&w, 9), ["b 1"], "{}", w.log());
     assert_eq!(w.interrupt(), Some(130));
 }
 

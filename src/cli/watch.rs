@@ -14,6 +14,7 @@ use crate::exit_code;
 use crate::incremental::inputs::InputHasher;
 use crate::load::{LoadOptions, Loaded, load};
 use crate::report::Console;
+use crate::runner::edits::LastPlan;
 use crate::runner::{Control, session::Session};
 use crate::watch::{Notice, Replanner, watch_set};
 
@@ -69,6 +70,9 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         }
     };
     let set = watch_set(&first, &prepared, &session.root);
+    let Loaded { program, plan, .. } = first;
+    let (program, success) = (Arc::new(program), Arc::new(plan.success));
+    let last = LastPlan::new(Arc::clone(&program), Arc::clone(&success), &prepared.jobs);
     let (control_tx, mut control_rx) = tokio::sync::mpsc::unbounded_channel();
     let active = Arc::new(AtomicBool::new(true));
     let applies = Arc::new(AtomicU64::new(0));
@@ -83,11 +87,11 @@ pub(super) fn watch(args: &WatchArgs) -> u8 {
         applies: Arc::clone(&applies),
         stop: Arc::clone(&stop),
         inputs,
+        last: Some(last),
     };
     std::thread::spawn(move || replanner.run(set, &control_tx, &mut show));
 
-    let Loaded { program, plan, .. } = first;
-    let mut next = Some((Arc::new(program), Arc::new(plan.success), prepared, None));
+    let mut next = Some((program, success, prepared, None));
     let mut code = exit_code::OK;
     while let Some((program, success, prepared, why)) = next.take() {
         active.store(true, Ordering::SeqCst);

@@ -94,12 +94,17 @@ impl Fingerprint {
             return self.clone();
         }
         let mut hasher = InputHasher::new(runs_root.to_path_buf());
-        let now = hasher.hash(workdir, patterns);
+        self.with_inputs(&hasher.hash(workdir, patterns))
+    }
+
+    /// The same, with these hashes of its inputs.
+    #[must_use]
+    pub(crate) fn with_inputs(&self, now: &super::inputs::InputHashes) -> Self {
         if *now == self.inputs {
             return self.clone();
         }
         let mut fp = self.clone();
-        fp.inputs.clone_from(&now);
+        fp.inputs.clone_from(now);
         fp.seal()
     }
 

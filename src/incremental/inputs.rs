@@ -6,7 +6,7 @@
 //! per instance.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -25,6 +25,8 @@ pub(crate) struct InputHasher {
     files: HashMap<PathBuf, Option<String>>,
     /// Results by (workdir, patterns): fan-outs often share their globs.
     sets: HashMap<(PathBuf, Vec<String>), Arc<InputHashes>>,
+    /// Each glob compiled once (`None`: not a valid glob).
+    matchers: HashMap<String, Option<globset::GlobMatcher>>,
 }
 
 impl InputHasher {
@@ -35,14 +37,79 @@ impl InputHasher {
         }
     }
 
-    /// Forgets what is known about `paths` (files the watcher saw change).
-    pub(crate) fn forget(&mut self, paths: &[PathBuf]) {
+    /// Forgets what is known about `paths`, the files a watch saw change.
+    /// Whether every one was an edit: a file read before that is a file
+    /// still. Then what was walked still holds and only the results built
+    /// on those files' folders are dropped; a new or deleted file changes
+    /// the walks, and everything walked is forgotten.
+    pub(crate) fn forget_edits(&mut self, paths: &[PathBuf]) -> bool {
+        let edits = paths
+            .iter()
+            .all(|p| matches!(self.files.get(p), Some(Some(_))) && p.is_file());
         for p in paths {
             self.files.remove(p);
         }
-        // A new or deleted file changes the walks and every set built on them.
-        self.trees.clear();
-        self.sets.clear();
+        if edits {
+            self.sets
+                .retain(|(workdir, _), _| !paths.iter().any(|p| p.starts_with(workdir)));
+        } else {
+            self.trees.clear();
+            self.sets.clear();
+        }
+        edits
+    }
+
+    /// Whether `patterns` under `workdir` match `path`, a file that was
+    /// matched or not before and still exists (a change of its content can
+    /// only change the hashes of the patterns that match it). `None` when
+    /// that cannot be told without walking: a pattern that leaves its
+    /// workdir, or a path that is not UTF-8.
+    pub(crate) fn touches(
+        &mut self,
+        workdir: &Path,
+        patterns: &[String],
+        path: &Path,
+    ) -> Option<bool> {
+        let Ok(rel) = path.strip_prefix(workdir) else {
+            return Some(false);
+        };
+        if self.excluded(path) {
+            return Some(false);
+        }
+        let rel_text = rel.to_str()?;
+        for pattern in patterns {
+            let pattern = pattern.trim_start_matches("./");
+            if Path::new(pattern)
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
+                return None;
+            }
+            let hit = if is_glob(pattern) {
+                self.matcher(pattern).is_some_and(|m| m.is_match(rel_text))
+            } else {
+                // A literal file, or a folder and everything under it.
+                rel.starts_with(pattern)
+            };
+            if hit {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    fn matcher(&mut self, pattern: &str) -> Option<&globset::GlobMatcher> {
+        self.matchers
+            .entry(pattern.to_string())
+            .or_insert_with(|| {
+                globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| tracing::warn!("input glob `{pattern}`: {e}"))
+                    .ok()
+                    .map(|g| g.compile_matcher())
+            })
+            .as_ref()
     }
 
     /// The hashes of every file `patterns` match under `workdir`.
@@ -76,15 +143,8 @@ impl InputHasher {
     }
 
     fn add_glob(&mut self, workdir: &Path, pattern: &str, out: &mut InputHashes) {
-        let matcher = match globset::GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-        {
-            Ok(g) => g.compile_matcher(),
-            Err(e) => {
-                tracing::warn!("input glob `{pattern}`: {e}");
-                return;
-            }
+        let Some(matcher) = self.matcher(pattern).cloned() else {
+            return;
         };
         let tree = self.tree(workdir);
         // Only the files under the glob's literal leading folders can match.
@@ -204,10 +264,59 @@ mod tests {
         let before = h.hash(dir.path(), &["docs".into()]);
         assert_eq!(before.len(), 2);
         std::fs::write(dir.path().join("docs/x.md"), "changed").unwrap();
-        h.forget(&[dir.path().join("docs/x.md")]);
+        assert!(h.forget_edits(&[dir.path().join("docs/x.md")]));
         let after = h.hash(dir.path(), &["docs".into()]);
         assert_ne!(before["docs/x.md"], after["docs/x.md"]);
         assert_eq!(before["docs/y/z.md"], after["docs/y/z.md"]);
+    }
+
+    #[test]
+    fn an_edit_keeps_the_walks_and_a_new_or_deleted_file_does_not() {
+        let dir = tree(&[("src/a.rs", "a"), ("src/b.rs", "b")]);
+        let a = dir.path().join("src/a.rs");
+        let mut h = InputHasher::default();
+        let before = h.hash(dir.path(), &["src/*.rs".into()]);
+        std::fs::write(&a, "edited").unwrap();
+        assert!(h.forget_edits(std::slice::from_ref(&a)), "an edit");
+        let after = h.hash(dir.path(), &["src/*.rs".into()]);
+        assert_ne!(before["src/a.rs"], after["src/a.rs"]);
+        assert_eq!(before["src/b.rs"], after["src/b.rs"]);
+        // A file no hash was taken of is new to the hasher.
+        let c = dir.path().join("src/c.rs");
+        std::fs::write(&c, "c").unwrap();
+        assert!(!h.forget_edits(std::slice::from_ref(&c)), "a new file");
+        assert_eq!(h.hash(dir.path(), &["src/*.rs".into()]).len(), 3);
+        std::fs::remove_file(&a).unwrap();
+        assert!(!h.forget_edits(&[a]), "a deleted file");
+        assert_eq!(h.hash(dir.path(), &["src/*.rs".into()]).len(), 2);
+    }
+
+    #[test]
+    fn what_an_edited_file_touches_is_told_by_the_patterns_alone() {
+        let dir = tree(&[("src/deep/a.rs", "a"), ("docs/x.md", "x"), ("b.txt", "b")]);
+        let base = dir.path();
+        let mut h = InputHasher::new(base.join("runs"));
+        let mut touches = |patterns: &[&str], path: &str| {
+            let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_string()).collect();
+            h.touches(base, &patterns, &base.join(path))
+        };
+        assert_eq!(touches(&["src/**/*.rs"], "src/deep/a.rs"), Some(true));
+        assert_eq!(touches(&["src/*.rs"], "src/deep/a.rs"), Some(false));
+        assert_eq!(touches(&["./b.txt"], "b.txt"), Some(true));
+        assert_eq!(touches(&["docs"], "docs/x.md"), Some(true), "a folder");
+        assert_eq!(touches(&["b.txt"], "docs/x.md"), Some(false));
+        assert_eq!(
+            touches(&["**"], "runs/p/t.txt"),
+            Some(false),
+            "the runs root"
+        );
+        assert_eq!(touches(&["../b.txt"], "b.txt"), None, "leaves its workdir");
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(
+            h.touches(base, &["**".into()], &other.path().join("b.txt")),
+            Some(false),
+            "outside the workdir"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! interrupted resume their loop where it stopped.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::agents::answer::read_capped;
 use crate::stop_reason::StopReason;
@@ -16,7 +18,11 @@ use crate::store::index::InstanceRecord;
 #[derive(Debug, Default)]
 pub(crate) struct Prior {
     project_dir: PathBuf,
-    done: BTreeMap<String, InstanceRecord>,
+    /// The workflow's index, shared with the session that keeps it.
+    index: Arc<crate::store::index::Index>,
+    /// The task folders in the project folder, listed once when first
+    /// asked: one read of the folder instead of a lookup per instance.
+    tasks: OnceLock<Option<HashSet<OsString>>>,
     /// Instance keys interrupted in the apply being continued, with their record.
     interrupted: BTreeMap<String, InstanceRecord>,
     /// Run-time instances `--force` names.
@@ -27,7 +33,7 @@ impl Prior {
     /// From the workflow's index; `continued` is the apply being continued, if any.
     pub(crate) fn new(
         project_dir: PathBuf,
-        index: &crate::store::index::Index,
+        index: Arc<crate::store::index::Index>,
         continued: Option<&str>,
     ) -> Self {
         let interrupted = continued
@@ -47,7 +53,8 @@ impl Prior {
             .unwrap_or_default();
         Self {
             project_dir,
-            done: index.done.clone(),
+            index,
+            tasks: OnceLock::new(),
             interrupted,
             forced_later: HashSet::new(),
         }
@@ -65,16 +72,40 @@ impl Prior {
     /// `key`'s latest completed run, when it had fingerprint `hash` and
     /// its task folder is still there: the instance is up to date.
     pub(crate) fn completed(&self, key: &str, hash: &str) -> Option<Completed> {
-        let record = self.done.get(key)?;
+        let record = self.index.done.get(key)?;
+        if record.fingerprint != hash {
+            return None;
+        }
         let task_dir = self.project_dir.join(&record.task_id);
-        (record.fingerprint == hash && task_dir.is_dir()).then(|| Completed {
-            task_id: record.task_id.clone(),
-            run_id: Some(record.run_id.clone()).filter(|r| !r.is_empty()),
-            iterations: record.iterations,
-            stop_reason: record.stop_reason.clone(),
-            failed: record.status == "failed",
-            task_dir,
-        })
+        self.task_exists(&record.task_id, &task_dir)
+            .then(|| Completed {
+                task_id: record.task_id.clone(),
+                run_id: Some(record.run_id.clone()).filter(|r| !r.is_empty()),
+                iterations: record.iterations,
+                stop_reason: record.stop_reason.clone(),
+                failed: record.status == "failed",
+                task_dir,
+            })
+    }
+
+    /// Whether the task folder `task_id`, `dir`, is there.
+    fn task_exists(&self, task_id: &str, dir: &Path) -> bool {
+        let mut parts = Path::new(task_id).components();
+        let (Some(Component::Normal(name)), None) = (parts.next(), parts.next()) else {
+            return dir.is_dir();
+        };
+        let listed = self.tasks.get_or_init(|| {
+            let entries = std::fs::read_dir(&self.project_dir).ok()?;
+            Some(
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name())
+                    .collect(),
+            )
+        });
+        // Anything else (a link to a folder) is looked up.
+        listed.as_ref().is_some_and(|names| names.contains(name)) || dir.is_dir()
     }
 
     /// Whether `key` was interrupted in the apply being continued, with the

@@ -13,6 +13,7 @@ mod apply;
 mod build;
 mod context;
 mod dispatcher;
+pub(crate) mod edits;
 pub(crate) mod error;
 pub(crate) mod event;
 mod fan_in;

@@ -42,6 +42,10 @@ pub(crate) struct Session {
     applies: u32,
     /// Where units run: here, or as Slurm jobs.
     slurm: Option<Arc<super::remote::Slurm>>,
+    /// The apply index as the last apply left it, by workflow name: a
+    /// watch's next apply folds in only what was appended since instead
+    /// of reading the whole index again (docs/performance.md, issue 18).
+    index: Option<(String, Arc<crate::store::index::Index>)>,
 }
 
 /// Starts the keeper of an apply or watch about to be compiled, so that it
@@ -125,6 +129,7 @@ impl Session {
             stop_requests,
             applies: 0,
             slurm,
+            index: None,
         })
     }
 
@@ -193,7 +198,12 @@ impl Session {
         why: Option<String>,
     ) -> Result<Summary, ApplyError> {
         let started = Instant::now();
-        let mut index = crate::store::index::Index::load(&self.project_dir, &program.name);
+        let mut index = Arc::new(match self.index.take() {
+            Some((workflow, kept)) if workflow == program.name => {
+                Arc::unwrap_or_clone(kept).refreshed(&self.project_dir, &program.name)
+            }
+            _ => crate::store::index::Index::load(&self.project_dir, &program.name),
+        });
         let continued = if self.options.fresh && self.applies == 0 {
             None
         } else {
@@ -214,7 +224,7 @@ impl Session {
         });
         let mut prior = prior::Prior::new(
             self.project_dir.clone(),
-            &index,
+            Arc::clone(&index),
             continued.as_ref().map(|(id, _)| id.as_str()),
         );
         prior.force_later(prepared.forced_later);
@@ -289,10 +299,15 @@ impl Session {
         // What this apply recorded, folded in once for the next one (a
         // watch's edit may have renamed the workflow: then read it afresh).
         if final_shared.workflow != shared.workflow {
-            index = crate::store::index::Index::load(&self.project_dir, &final_shared.workflow);
+            index = Arc::new(crate::store::index::Index::load(
+                &self.project_dir,
+                &final_shared.workflow,
+            ));
         }
-        index.catch_up(&self.project_dir, &final_shared.workflow);
+        // The prior went with the dispatcher: the index is this one's alone.
+        Arc::make_mut(&mut index).catch_up(&self.project_dir, &final_shared.workflow);
         index.save(&self.project_dir, &final_shared.workflow);
+        self.index = Some((final_shared.workflow.clone(), index));
         live.finish();
         Ok(summary)
     }

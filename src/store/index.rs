@@ -85,6 +85,21 @@ impl Index {
         index
     }
 
+    /// This index (kept in memory by a watch between its applies) brought
+    /// up to date with the project bus as [`Self::load`] would: the records
+    /// appended since are folded in, and a bus that shrank under it (made
+    /// anew) means reading it afresh.
+    #[must_use]
+    pub fn refreshed(mut self, project_dir: &Path, workflow: &str) -> Self {
+        let bus = project_dir.join(super::layout::PROJECT_BUS);
+        let bus_len = std::fs::metadata(&bus).map_or(0, |m| m.len());
+        if self.bus_offset > bus_len {
+            return Self::load(project_dir, workflow);
+        }
+        self.catch_up(project_dir, workflow);
+        self
+    }
+
     /// Folds in what was appended to the project bus since.
     pub fn catch_up(&mut self, project_dir: &Path, workflow: &str) {
         let bus = project_dir.join(super::layout::PROJECT_BUS);

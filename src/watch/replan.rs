@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::files::{WatchSet, Watcher};
 use crate::incremental::inputs::InputHasher;
 use crate::load::{LoadOptions, Loaded, load};
+use crate::runner::edits::LastPlan;
 use crate::runner::prepare::{Prepared, Preparer};
 use crate::runner::{ApplyError, Control};
 use crate::source::Sources;
@@ -78,6 +79,9 @@ pub(crate) struct Replanner {
     /// The file hashes the first plan took, so that a re-plan reads only
     /// what changed.
     pub inputs: InputHasher,
+    /// The last plan handed on, re-fingerprinted when only input files
+    /// are edited.
+    pub last: Option<LastPlan>,
 }
 
 impl Replanner {
@@ -98,6 +102,11 @@ impl Replanner {
         };
         watcher.follow(&set);
         let mut inputs = self.inputs;
+        let mut last = self.last;
+        // What was written since the last plan was handed on, and whether
+        // all of it was edits of files read before (`InputHasher::forget_edits`).
+        let mut edited: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        let mut edits_only = true;
         let cwd = std::env::current_dir().unwrap_or_default();
         let base =
             crate::paths::normalize(&cwd.join(self.file.parent().unwrap_or_else(|| Path::new(""))));
@@ -105,7 +114,8 @@ impl Replanner {
         let stop = Arc::clone(&self.stop);
         while let Some(burst) = watcher.next_burst(&set, &|| stop.load(Ordering::SeqCst)) {
             let paths: Vec<PathBuf> = burst.files.iter().map(|(p, _)| p.clone()).collect();
-            inputs.forget(&paths);
+            edits_only &= inputs.forget_edits(&paths);
+            edited.extend(paths);
             let why = burst.describe(&base);
             if !burst.has_definition() && self.active.load(Ordering::SeqCst) {
                 let apply = self.applies.load(Ordering::SeqCst);
@@ -114,6 +124,19 @@ impl Replanner {
                     notice(Notice::AgentsEdits { why });
                 }
                 continue;
+            }
+            if edits_only && !burst.has_definition() {
+                let files: Vec<PathBuf> = edited.iter().cloned().collect();
+                if let Some(replan) = last
+                    .as_mut()
+                    .and_then(|l| l.after_edits(&files, &mut inputs, why.clone()))
+                {
+                    edited.clear();
+                    if control.send(replan).is_err() {
+                        return;
+                    }
+                    continue;
+                }
             }
             let load = load(
                 &self.file,
@@ -143,10 +166,19 @@ impl Replanner {
                 Ok(prepared) => {
                     set = watch_set(&loaded, &prepared, &self.runs_root);
                     watcher.follow(&set);
+                    let program = Arc::new(loaded.program);
+                    let success = Arc::new(loaded.plan.success);
+                    last = Some(LastPlan::new(
+                        Arc::clone(&program),
+                        Arc::clone(&success),
+                        &prepared.jobs,
+                    ));
+                    edited.clear();
+                    edits_only = true;
                     let handed = control.send(Control::Replan {
                         jobs: prepared.jobs,
-                        program: Arc::new(loaded.program),
-                        success: Arc::new(loaded.plan.success),
+                        program,
+                        success,
                         why,
                     });
                     if handed.is_err() {
