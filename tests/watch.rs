@@ -175,6 +175,32 @@ inputs = ["b.txt"]
 }
 
 #[test]
+fn a_new_file_a_for_each_glob_finds_is_planned_and_run() {
+    let w = Watch::start(
+        r#"
+[nodes.n]
+prompt = "n"
+for_each = { glob = "items/*.txt" }
+inputs = ["{{ item }}"]
+"#,
+        &[("items/a.txt", "1")],
+    );
+    w.wait_log(IDLE, 1);
+    w.write("items/b.txt", "1");
+    w.wait_log("items/b.txt changed: running n[items/b.txt]", 1);
+    w.wait_log(IDLE, 2);
+    // An edit of the first: that instance alone.
+    w.write("items/a.txt", "2");
+    w.wait_log("items/a.txt changed: running n[items/a.txt]", 1);
+    w.wait_log(IDLE, 3);
+    assert_eq!(
+        w.calls(),
+        ["n[items/a.txt] 1", "n[items/b.txt] 1", "n[items/a.txt] 1"]
+    );
+    assert_eq!(w.interrupt(), Some(130));
+}
+
+#[test]
 fn a_workflow_edit_restarts_the_running_instance_it_changes_and_no_other() {
     let w = Watch::start(
         r#"

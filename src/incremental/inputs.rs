@@ -43,15 +43,21 @@ impl InputHasher {
     /// on those files' folders are dropped; a new or deleted file changes
     /// the walks, and everything walked is forgotten.
     pub(crate) fn forget_edits(&mut self, paths: &[PathBuf]) -> bool {
+        // An ignore file changes what every walk finds.
+        let ignores = |p: &PathBuf| {
+            p.file_name()
+                .is_some_and(|n| n == ".gitignore" || n == ".ignore")
+        };
         let edits = paths
             .iter()
-            .all(|p| matches!(self.files.get(p), Some(Some(_))) && p.is_file());
+            .all(|p| matches!(self.files.get(p), Some(Some(_))) && p.is_file() && !ignores(p));
         for p in paths {
             self.files.remove(p);
         }
         if edits {
-            self.sets
-                .retain(|(workdir, _), _| !paths.iter().any(|p| p.starts_with(workdir)));
+            self.sets.retain(|(workdir, patterns), _| {
+                !paths.iter().any(|p| p.starts_with(workdir)) && !patterns.iter().any(|p| leaves(p))
+            });
         } else {
             self.trees.clear();
             self.sets.clear();
@@ -70,6 +76,9 @@ impl InputHasher {
         patterns: &[String],
         path: &Path,
     ) -> Option<bool> {
+        if patterns.iter().any(|p| leaves(p)) {
+            return None;
+        }
         let Ok(rel) = path.strip_prefix(workdir) else {
             return Some(false);
         };
@@ -79,12 +88,6 @@ impl InputHasher {
         let rel_text = rel.to_str()?;
         for pattern in patterns {
             let pattern = pattern.trim_start_matches("./");
-            if Path::new(pattern)
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-            {
-                return None;
-            }
             let hit = if is_glob(pattern) {
                 self.matcher(pattern).is_some_and(|m| m.is_match(rel_text))
             } else {
@@ -204,6 +207,13 @@ fn content_hash(path: &Path) -> Option<String> {
     Some(super::digest::hex(&hasher.finalize()[..8]))
 }
 
+/// Whether a pattern names files outside its workdir (`..`, an absolute path).
+fn leaves(pattern: &str) -> bool {
+    Path::new(pattern.trim_start_matches("./"))
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
 fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '[', '{'])
 }
@@ -289,6 +299,18 @@ mod tests {
         std::fs::remove_file(&a).unwrap();
         assert!(!h.forget_edits(&[a]), "a deleted file");
         assert_eq!(h.hash(dir.path(), &["src/*.rs".into()]).len(), 2);
+        // An ignore file changes the walks, even when it is an input.
+        let ignore = dir.path().join(".gitignore");
+        std::fs::write(&ignore, "").unwrap();
+        assert!(!h.forget_edits(std::slice::from_ref(&ignore)), "a new file");
+        assert_eq!(h.hash(dir.path(), &["**".into()]).len(), 3);
+        std::fs::write(&ignore, "src/c.rs\n").unwrap();
+        assert!(!h.forget_edits(std::slice::from_ref(&ignore)));
+        let walked = h.hash(dir.path(), &["**".into()]);
+        assert_eq!(
+            walked.keys().collect::<Vec<_>>(),
+            [".gitignore", "src/b.rs"]
+        );
     }
 
     #[test]
@@ -311,6 +333,7 @@ mod tests {
             "the runs root"
         );
         assert_eq!(touches(&["../b.txt"], "b.txt"), None, "leaves its workdir");
+        assert_eq!(touches(&["/etc/x"], "b.txt"), None, "an absolute path");
         let other = tempfile::tempdir().unwrap();
         assert_eq!(
             h.touches(base, &["**".into()], &other.path().join("b.txt")),

@@ -89,8 +89,10 @@ pub(crate) fn of(
         let mut definition = serde_json::to_value(inst).unwrap_or_default();
         if let Some(obj) = definition.as_object_mut() {
             if let Some(stop) = obj.remove("stop") {
-                fp.parts.insert("stop".into(), short_json(&stop));
-                stop_reads_params = stop.to_string().contains("params");
+                // Its JSON, written once for both.
+                let text = stop.to_string();
+                fp.parts.insert("stop".into(), short(&text));
+                stop_reads_params = text.contains("params");
             }
             for k in ["prompt", "description", "needs", "agent", "fallback_agents"] {
                 obj.remove(k);

@@ -88,6 +88,12 @@ impl Prior {
             })
     }
 
+    /// Lists the task folders again when next asked (a watch's re-plan:
+    /// one may have been deleted since).
+    pub(crate) fn look_again(&mut self) {
+        self.tasks = OnceLock::new();
+    }
+
     /// Whether the task folder `task_id`, `dir`, is there.
     fn task_exists(&self, task_id: &str, dir: &Path) -> bool {
         let mut parts = Path::new(task_id).components();

@@ -59,7 +59,8 @@ impl LastPlan {
 
 /// `jobs` with the fingerprints `edited` changes, or `None` when that
 /// cannot be told without planning again: an isolated job (its base may
-/// be a snapshot of the very files edited), a pattern that cannot be
+/// be a snapshot of the very files edited), an edited output schema, a
+/// pattern that cannot be
 /// matched without a walk, or an edited file no job's `inputs` match
 /// (the watch classified it by another rule).
 fn after_edits(
@@ -68,6 +69,18 @@ fn after_edits(
     inputs: &mut InputHasher,
 ) -> Option<PerJob<Job>> {
     if jobs.values().any(|j| j.isolation.is_some()) {
+        return None;
+    }
+    // An output schema is part of the definition it checks.
+    let schema_edited = jobs.values().any(|j| {
+        let schema = match &j.kind {
+            JobKind::Agent(a) => a.schema.as_ref(),
+            JobKind::FanOut(f) => f.agent.schema.as_ref(),
+            _ => None,
+        };
+        schema.is_some_and(|s| edited.contains(&s.path))
+    });
+    if schema_edited {
         return None;
     }
     let mut out = jobs.clone();

@@ -93,7 +93,8 @@ impl Index {
     pub fn refreshed(mut self, project_dir: &Path, workflow: &str) -> Self {
         let bus = project_dir.join(super::layout::PROJECT_BUS);
         let bus_len = std::fs::metadata(&bus).map_or(0, |m| m.len());
-        if self.bus_offset > bus_len {
+        // A runs root made anew has neither.
+        if self.bus_offset > bus_len || !path(project_dir, workflow).is_file() {
             return Self::load(project_dir, workflow);
         }
         self.catch_up(project_dir, workflow);

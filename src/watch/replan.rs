@@ -20,6 +20,10 @@ use crate::runner::prepare::{Prepared, Preparer};
 use crate::runner::{ApplyError, Control};
 use crate::source::Sources;
 
+/// Past this many files edited since the last plan, planning afresh
+/// costs less than matching each against every job's `inputs`.
+const MOST_EDITS: usize = 256;
+
 /// What the re-planning thread has to say; the command line shows it.
 #[derive(Debug)]
 pub(crate) enum Notice<'a> {
@@ -53,12 +57,21 @@ pub(crate) fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) 
     for scope in &loaded.program.scopes {
         definition.extend(scope.library.loaded().into_iter().map(|t| t.path));
     }
-    let inputs: Vec<(PathBuf, Vec<String>)> = prepared
+    let mut inputs: Vec<(PathBuf, Vec<String>)> = prepared
         .jobs
         .values()
         .filter(|j| !j.inputs.is_empty())
         .map(|j| (j.workdir.clone(), j.inputs.clone()))
         .collect();
+    // A file a `for_each` glob finds, new or deleted, changes the plan.
+    inputs.extend(prepared.jobs.values().filter_map(
+        |j| match &loaded.program.node(j.node).for_each {
+            Some(crate::model::ForEach::Glob { glob }) => {
+                Some((j.workdir.clone(), vec![glob.value.clone()]))
+            }
+            _ => None,
+        },
+    ));
     WatchSet::new(definition, &inputs, runs_root)
 }
 
@@ -125,7 +138,7 @@ impl Replanner {
                 }
                 continue;
             }
-            if edits_only && !burst.has_definition() {
+            if edits_only && !burst.has_definition() && edited.len() <= MOST_EDITS {
                 let files: Vec<PathBuf> = edited.iter().cloned().collect();
                 if let Some(replan) = last
                     .as_mut()
@@ -154,6 +167,8 @@ impl Replanner {
             }
             if load.has_errors() {
                 notice(Notice::DoesNotLoad { why });
+                // Until a plan is handed on, the last one is not re-used.
+                edits_only = false;
                 continue;
             }
             let Some(loaded) = load.into_loaded() else {
@@ -185,7 +200,10 @@ impl Replanner {
                         return;
                     }
                 }
-                Err(error) => notice(Notice::Refused { why, error }),
+                Err(error) => {
+                    edits_only = false;
+                    notice(Notice::Refused { why, error });
+                }
             }
         }
     }

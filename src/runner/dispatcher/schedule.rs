@@ -865,6 +865,7 @@ impl<'a> Dispatcher<'a> {
         }
         // Found up to date in the old plan: the new one decides again.
         self.up_to_date.clear();
+        self.prior.look_again();
         let restarted = replan::replan(
             &mut self.replans,
             &mut self.units,
