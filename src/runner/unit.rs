@@ -215,7 +215,7 @@ pub(super) async fn run(
         records: iteration::GroupCommit::new(),
     };
     looper.run(&mut out, started).await;
-    looper.records.finish();
+    looper.records.finish().await;
     if let Some(t) = &tree {
         match t.result(job.writes.as_deref()).await {
             Ok(w) => out.worktree = Some(Box::new(w)),
@@ -395,7 +395,8 @@ impl Looper<'_> {
                     Err(why) => {
                         let why =
                             format!("cannot commit the iteration to {}: {why}", tree.branch());
-                        self.record(&ran, iteration, &Verdict::Error(why.clone()));
+                        self.record(&ran, iteration, &Verdict::Error(why.clone()))
+                            .await;
                         out.error = Some(why);
                         return fail(out, StopReason::WorktreeError);
                     }
@@ -420,7 +421,7 @@ impl Looper<'_> {
                 Ok(w) => w,
                 Err(too_large) => {
                     let verdict = Verdict::Error(too_large.to_string());
-                    self.record(&ran, iteration, &verdict);
+                    self.record(&ran, iteration, &verdict).await;
                     out.error = Some(too_large.to_string());
                     return fail(out, StopReason::StopError);
                 }
@@ -456,7 +457,7 @@ impl Looper<'_> {
             {
                 verdict = Verdict::InvalidJson(e.clone());
             }
-            self.record(&ran, iteration, &verdict);
+            self.record(&ran, iteration, &verdict).await;
             out.output.clone_from(&ran.answer);
             out.json = json;
             match verdict {
@@ -643,7 +644,7 @@ impl Looper<'_> {
     }
 
     /// The run's terminal record, on disk and on the task bus.
-    fn record(&mut self, ran: &Ran, iteration: u32, verdict: &Verdict) {
+    async fn record(&mut self, ran: &Ran, iteration: u32, verdict: &Verdict) {
         // A check that could not be evaluated says why where the run does,
         // first: it is what failed the node.
         let run_error = iteration::error_summary(ran);
@@ -659,7 +660,8 @@ impl Looper<'_> {
             .why()
             .map(|w| self.shared.redactor.redact(&w).into_owned());
         let durable = self.records.due();
-        let wrote = iteration::finish_record(ran, &reason, error.clone(), why.clone(), durable);
+        let wrote =
+            iteration::finish_record(ran, &reason, error.clone(), why.clone(), durable).await;
         self.records.written(ran.run.info(), durable && wrote);
         let node = &self.shared.program.node(self.job.node).id;
         let kind = if ran.exit_code == 0 {

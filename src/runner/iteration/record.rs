@@ -88,9 +88,9 @@ impl GroupCommit {
     }
 
     /// Makes the last record durable if it is not yet: the loop has ended.
-    pub(crate) fn finish(&mut self) {
+    pub(crate) async fn finish(&mut self) {
         if let Some(path) = self.pending.take()
-            && let Err(e) = RunInfo::sync(&path)
+            && let Some(Err(e)) = off_the_loop(move || RunInfo::sync(&path)).await
         {
             tracing::warn!("{e}");
         }
@@ -98,9 +98,24 @@ impl GroupCommit {
     }
 }
 
+/// Runs `write`, which waits for the disk, on a blocking thread: an fsync
+/// on the runtime's one thread held up every other loop and the dispatcher
+/// for it, 10,000 of them one after another when 10,000 loops ended at once
+/// (docs/performance.md, issue 18), where fsyncs made side by side share
+/// the file system's journal commits. `None` when the thread was lost.
+async fn off_the_loop<T: Send + 'static>(write: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(write).await {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::warn!("a durable write was lost: {e}");
+            None
+        }
+    }
+}
+
 /// The run's terminal record in run-info.yaml, fsynced when `durable`;
 /// whether it was written.
-pub(crate) fn finish_record(
+pub(crate) async fn finish_record(
     run: &Ran,
     reason: &StopReason,
     error: Option<String>,
@@ -110,29 +125,35 @@ pub(crate) fn finish_record(
     let path = run.run.info();
     // The run owns its record while it runs, so the copy in memory is the
     // record: no need to read and parse it back.
-    let result = RunInfo::replace(&path, run.info.clone(), durable, |i| {
-        i.end_time = crate::bus::format_ts(crate::clock::now());
-        i.exit_code = i64::from(run.exit_code);
-        i.status = if run.exit_code == 0 && !run.reported_failure {
-            "completed".into()
-        } else {
-            "failed".into()
-        };
-        i.error_summary = error;
-        i.stop_reason = Some(reason.to_string());
-        i.why = why;
-        if run.usage != Usage::default() {
-            i.input_tokens = Some(run.usage.input_tokens);
-            i.output_tokens = Some(run.usage.output_tokens);
-            i.cost_usd = Some(run.usage.cost_usd);
-        }
-    });
+    let mut info = run.info.clone();
+    info.end_time = crate::bus::format_ts(crate::clock::now());
+    info.exit_code = i64::from(run.exit_code);
+    info.status = if run.exit_code == 0 && !run.reported_failure {
+        "completed".into()
+    } else {
+        "failed".into()
+    };
+    info.error_summary = error;
+    info.stop_reason = Some(reason.to_string());
+    info.why = why;
+    if run.usage != Usage::default() {
+        info.input_tokens = Some(run.usage.input_tokens);
+        info.output_tokens = Some(run.usage.output_tokens);
+        info.cost_usd = Some(run.usage.cost_usd);
+    }
+    let write = move || RunInfo::replace(&path, info, durable, |_| {});
+    let result = if durable {
+        off_the_loop(write).await
+    } else {
+        Some(write())
+    };
     match result {
-        Ok(_) => true,
-        Err(e) => {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => {
             tracing::warn!("{e}");
             false
         }
+        None => false,
     }
 }
 
