@@ -183,16 +183,20 @@ prompt = "n"
 for_each = { glob = "items/*.txt" }
 inputs = ["{{ item }}"]
 "#,
-        &[("items/a.txt", "1")],
+        &[("items/notes.md", "not an item")],
     );
+    // Nothing to run yet: the glob finds nothing, and is watched all the same.
     w.wait_log(IDLE, 1);
+    w.write("items/a.txt", "1");
+    w.wait_log("items/a.txt changed: running n[items/a.txt]", 1);
+    w.wait_log(IDLE, 2);
     w.write("items/b.txt", "1");
     w.wait_log("items/b.txt changed: running n[items/b.txt]", 1);
-    w.wait_log(IDLE, 2);
+    w.wait_log(IDLE, 3);
     // An edit of the first: that instance alone.
     w.write("items/a.txt", "2");
-    w.wait_log("items/a.txt changed: running n[items/a.txt]", 1);
-    w.wait_log(IDLE, 3);
+    w.wait_log("items/a.txt changed: running n[items/a.txt]", 2);
+    w.wait_log(IDLE, 4);
     assert_eq!(
         w.calls(),
         ["n[items/a.txt] 1", "n[items/b.txt] 1", "n[items/a.txt] 1"]

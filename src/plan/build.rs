@@ -86,6 +86,8 @@ struct Planner<'a> {
     /// What the last prompt rendered read, shared by the instances whose
     /// renders read the same.
     reads: Option<Arc<prompt::Reads>>,
+    /// Each `for_each` glob expanded: its folder and rendered pattern.
+    globs: Vec<(std::path::PathBuf, String)>,
 }
 
 /// Expands `program`; diagnostics are the problems only visible per instance
@@ -149,6 +151,7 @@ impl<'a> Planner<'a> {
             item_label: None,
             reads: None,
             child: false,
+            globs: Vec::new(),
         }
     }
 
@@ -194,6 +197,7 @@ impl<'a> Planner<'a> {
             success,
             worst_case,
             graph,
+            globs: std::mem::take(&mut p.globs),
         };
         (plan, std::mem::take(&mut p.diags))
     }
@@ -271,6 +275,7 @@ impl Planner<'_> {
                     .render(node, &glob.value, glob.span, None, None)
                     .unwrap_or_else(|| glob.value.clone());
                 let base = normalize(&scope.dir.join(&workdir_local));
+                self.globs.push((base.clone(), pattern.clone()));
                 match glob_items(&base, &pattern, self.runs_root.as_deref()) {
                     Ok(found) if !found.is_empty() => found
                         .into_iter()

@@ -169,4 +169,8 @@ pub struct Plan {
     /// Edges from each instance to the ones that need it (indices into `instances`).
     #[serde(skip)]
     pub graph: DiGraph<usize, ()>,
+    /// Each `for_each` glob as expanded, matches or not: its folder and
+    /// its rendered pattern (a watch re-plans when what it finds changes).
+    #[serde(skip)]
+    pub globs: Vec<(std::path::PathBuf, String)>,
 }

@@ -63,15 +63,15 @@ pub(crate) fn watch_set(loaded: &Loaded, prepared: &Prepared, runs_root: &Path) 
         .filter(|j| !j.inputs.is_empty())
         .map(|j| (j.workdir.clone(), j.inputs.clone()))
         .collect();
-    // A file a `for_each` glob finds, new or deleted, changes the plan.
-    inputs.extend(prepared.jobs.values().filter_map(
-        |j| match &loaded.program.node(j.node).for_each {
-            Some(crate::model::ForEach::Glob { glob }) => {
-                Some((j.workdir.clone(), vec![glob.value.clone()]))
-            }
-            _ => None,
-        },
-    ));
+    // A file a `for_each` glob finds, new or deleted, changes the plan
+    // (a glob that finds nothing yet too).
+    inputs.extend(
+        loaded
+            .plan
+            .globs
+            .iter()
+            .map(|(base, pattern)| (base.clone(), vec![pattern.clone()])),
+    );
     WatchSet::new(definition, &inputs, runs_root)
 }
 
