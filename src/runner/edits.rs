@@ -60,9 +60,8 @@ impl LastPlan {
 /// `jobs` with the fingerprints `edited` changes, or `None` when that
 /// cannot be told without planning again: an isolated job (its base may
 /// be a snapshot of the very files edited), an edited output schema, a
-/// pattern that cannot be
-/// matched without a walk, or an edited file no job's `inputs` match
-/// (the watch classified it by another rule).
+/// pattern that cannot be matched without a walk, or an edited file no
+/// job's `inputs` match (the watch classified it by another rule).
 fn after_edits(
     jobs: &PerJob<Job>,
     edited: &[PathBuf],
@@ -103,14 +102,8 @@ fn after_edits(
             }
         }
         if job.needs.iter().any(|&n| changed[n]) {
-            // As `prepare::fingerprint` names them.
-            let upstream = job
-                .needs
-                .iter()
-                .map(|&n| (out[n].key.to_string(), out[n].fingerprint.hash.clone()))
-                .collect();
             let own = fp.as_ref().unwrap_or(&*job.fingerprint);
-            fp = Some(own.with_upstream(upstream));
+            fp = Some(own.with_upstream(job::upstream(&out, job)));
         }
         if let Some(fp) = fp
             && fp.hash != out[i].fingerprint.hash

@@ -346,6 +346,18 @@ pub(super) fn topological<J: std::borrow::Borrow<Job>>(jobs: &PerJob<J>) -> Vec<
     order
 }
 
+/// The planned fingerprints of what `job` needs, by instance key: the
+/// `upstream` part of its own.
+pub(super) fn upstream(
+    jobs: &PerJob<Job>,
+    job: &Job,
+) -> std::collections::BTreeMap<String, String> {
+    job.needs
+        .iter()
+        .map(|&n| (jobs[n].key.to_string(), jobs[n].fingerprint.hash.clone()))
+        .collect()
+}
+
 impl Job {
     /// Its latest completed run, when that is up to date (never when
     /// `--force` names it).

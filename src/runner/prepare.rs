@@ -146,12 +146,7 @@ fn selected(
 fn fingerprint(jobs: &mut PerJob<Job>, plan: &Plan, cx: &mut parts::Context<'_>) {
     for i in job::topological(jobs) {
         let job = &jobs[i];
-        let upstream = job
-            .needs
-            .iter()
-            .map(|&n| (jobs[n].key.to_string(), jobs[n].fingerprint.hash.clone()))
-            .collect();
-        let fp = parts::of(&subject(job, plan, i.index()), upstream, cx);
+        let fp = parts::of(&subject(job, plan, i.index()), job::upstream(jobs, job), cx);
         jobs[i].fingerprint = Arc::new(fp);
     }
 }
